@@ -1,0 +1,24 @@
+//! `lineinfile` module (being written).
+use crate::{Host, Module, ModuleError, Outcome, Plan};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineInFileParams {}
+
+pub struct LineInFile;
+impl Module for LineInFile {
+    const NAME: &'static str = "lineinfile";
+    type Params = LineInFileParams;
+    fn plan(&self, _p: &Self::Params, _h: &mut dyn Host) -> Result<Plan, ModuleError> {
+        Err(ModuleError::failed("not yet implemented"))
+    }
+    fn apply(
+        &self,
+        _p: &Self::Params,
+        _plan: Plan,
+        _h: &mut dyn Host,
+    ) -> Result<Outcome, ModuleError> {
+        Err(ModuleError::failed("not yet implemented"))
+    }
+}

@@ -1,0 +1,21 @@
+//! herdsman-modules: the `Host` and `Module` traits and every built-in module.
+//!
+//! Modules see only [`Host`]: no SSH, no templates. The engine renders every
+//! parameter before a module sees it, so `Params` are plain, typed values.
+//! A module first *plans* (looks at the host, says what would change, never
+//! mutates) and then, outside check mode and only when the plan is not empty,
+//! *applies*. That split gives check mode and diff mode for free and is what
+//! the "apply, then plan is empty" idempotency tests exercise.
+
+pub mod host;
+pub mod local;
+pub mod module;
+pub mod registry;
+pub mod shell_quote;
+
+pub mod builtin;
+
+pub use host::{ExecOutput, FileAttrs, Host, HostError};
+pub use module::{DynModule, FileDiff, Module, ModuleError, Outcome, ParamError, Plan};
+pub use registry::{find, registry};
+pub use shell_quote::quote;

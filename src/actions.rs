@@ -1,0 +1,239 @@
+//! Every action a task can name: the modules of `herdsman-modules`, plus the
+//! engine's own actions that need templates, variables or control flow
+//! (`debug`, `set_fact`, `assert`, `fail`, `meta`, `template`, includes).
+//! Long Ansible names (`ansible.builtin.copy`) map to the short ones here.
+
+use herdsman_modules::module::parse_params;
+use herdsman_modules::{DynModule, ParamError};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy)]
+pub enum Action {
+    Module(&'static dyn DynModule),
+    Engine(EngineAction),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineAction {
+    Debug,
+    SetFact,
+    Assert,
+    Fail,
+    Meta,
+    Template,
+    IncludeTasks,
+    ImportTasks,
+}
+
+impl EngineAction {
+    pub const ALL: &'static [(&'static str, EngineAction)] = &[
+        ("debug", EngineAction::Debug),
+        ("set_fact", EngineAction::SetFact),
+        ("assert", EngineAction::Assert),
+        ("fail", EngineAction::Fail),
+        ("meta", EngineAction::Meta),
+        ("template", EngineAction::Template),
+        ("include_tasks", EngineAction::IncludeTasks),
+        ("import_tasks", EngineAction::ImportTasks),
+    ];
+
+    pub fn name(self) -> &'static str {
+        EngineAction::ALL
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+}
+
+/// Collections whose modules we implement under their short names.
+const COLLECTION_PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy.", "ansible.posix."];
+
+/// The short name for `name` (`ansible.builtin.copy` -> `copy`).
+pub fn short_name(name: &str) -> &str {
+    COLLECTION_PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
+}
+
+/// Find an action by short or long name.
+pub fn lookup(name: &str) -> Option<Action> {
+    let short = short_name(name);
+    if let Some((_, a)) = EngineAction::ALL.iter().find(|(n, _)| *n == short) {
+        return Some(Action::Engine(*a));
+    }
+    herdsman_modules::find(short).map(Action::Module)
+}
+
+/// Every known short name (for "did you mean").
+pub fn all_names() -> Vec<&'static str> {
+    EngineAction::ALL
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(herdsman_modules::registry().iter().map(|m| m.name()))
+        .collect()
+}
+
+/// Modules whose free-form argument (`command: ls -l`) is the command itself.
+pub fn takes_free_form(short: &str) -> bool {
+    matches!(
+        short,
+        "command" | "shell" | "raw" | "meta" | "include_tasks" | "import_tasks"
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugParams {
+    pub msg: Option<Value>,
+    pub var: Option<String>,
+    #[serde(default)]
+    pub verbosity: u8,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertParams {
+    pub that: OneOrMany,
+    #[serde(alias = "msg")]
+    pub fail_msg: Option<Value>,
+    pub success_msg: Option<Value>,
+    #[serde(default)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailParams {
+    pub msg: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateParams {
+    pub src: String,
+    #[serde(alias = "path", alias = "name")]
+    pub dest: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<Value>,
+    #[serde(default)]
+    pub backup: bool,
+    #[serde(default = "default_true")]
+    pub force: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncludeParams {
+    #[serde(alias = "_raw_params")]
+    pub file: String,
+}
+
+/// `that:` and similar take one expression or a list.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaAction {
+    FlushHandlers,
+    Noop,
+    EndPlay,
+    EndHost,
+    ClearHostErrors,
+}
+
+impl MetaAction {
+    pub const ALL: &'static [(&'static str, MetaAction)] = &[
+        ("flush_handlers", MetaAction::FlushHandlers),
+        ("noop", MetaAction::Noop),
+        ("end_play", MetaAction::EndPlay),
+        ("end_host", MetaAction::EndHost),
+        ("clear_host_errors", MetaAction::ClearHostErrors),
+    ];
+    pub fn parse(s: &str) -> Option<MetaAction> {
+        MetaAction::ALL
+            .iter()
+            .find(|(n, _)| *n == s.trim())
+            .map(|(_, a)| *a)
+    }
+}
+
+/// `meta`'s argument: its free form, or `_raw_params` after normalisation.
+pub fn meta_argument(args: &Value) -> Option<&str> {
+    match args {
+        Value::String(s) => Some(s),
+        Value::Object(m) => m.get("_raw_params").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// Check an action's (unrendered) parameters.
+pub fn check_params(action: Action, args: &Value) -> Result<(), ParamError> {
+    match action {
+        Action::Module(m) => m.check_params(args),
+        Action::Engine(e) => match e {
+            EngineAction::Debug => parse_params::<DebugParams>("debug", args).map(|_| ()),
+            EngineAction::Assert => parse_params::<AssertParams>("assert", args).map(|_| ()),
+            EngineAction::Fail => parse_params::<FailParams>("fail", args).map(|_| ()),
+            EngineAction::Template => parse_params::<TemplateParams>("template", args).map(|_| ()),
+            EngineAction::IncludeTasks | EngineAction::ImportTasks => {
+                parse_params::<IncludeParams>(e.name(), args).map(|_| ())
+            }
+            EngineAction::SetFact => match args {
+                Value::Object(m) if !m.is_empty() => Ok(()),
+                _ => Err(ParamError::Invalid {
+                    module: "set_fact",
+                    path: "?".into(),
+                    reason: "set_fact needs at least one name: value".into(),
+                }),
+            },
+            EngineAction::Meta => match meta_argument(args).and_then(MetaAction::parse) {
+                Some(_) => Ok(()),
+                None => Err(ParamError::Invalid {
+                    module: "meta",
+                    path: "?".into(),
+                    reason: format!(
+                        "expected one of: {}",
+                        MetaAction::ALL
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+            },
+        },
+    }
+}
+
+/// `set_fact`'s facts, without its own `cacheable` option.
+pub fn set_fact_values(args: &Value) -> Map<String, Value> {
+    match args {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| k.as_str() != "cacheable")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        _ => Map::new(),
+    }
+}

@@ -1,0 +1,127 @@
+//! Command-line interface: clap definitions with the ansible-playbook flags
+//! people already type. Raw arguments become a validated [`RunConfig`] early.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herd",
+    version,
+    about = "Run Ansible-style playbooks over SSH, fast"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run playbooks against an inventory.
+    Run(RunArgs),
+    /// Load playbooks, check every module's parameters and every template's
+    /// syntax; connects to nothing.
+    Validate(ValidateArgs),
+    /// Show an inventory, like ansible-inventory.
+    Inventory(InventoryArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Lines for people; live progress on a terminal.
+    #[default]
+    Human,
+    /// One JSON event per line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Playbook files, run in order.
+    #[arg(required = true)]
+    pub playbooks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub inventory: InventoryOpts,
+    /// Further limit the selected hosts to a pattern.
+    #[arg(short = 'l', long = "limit")]
+    pub limit: Option<String>,
+    /// Extra variables: `k=v k2=v2`, YAML/JSON, or `@file` (repeatable).
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// Hosts worked on at once.
+    #[arg(short = 'f', long = "forks", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
+    /// Report what would change; change nothing.
+    #[arg(short = 'C', long = "check")]
+    pub check: bool,
+    /// Show file differences.
+    #[arg(short = 'D', long = "diff")]
+    pub diff: bool,
+    /// Run only tasks with these tags (comma-separated, repeatable).
+    #[arg(short = 't', long = "tags", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Skip tasks with these tags.
+    #[arg(long = "skip-tags", value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+    /// Run tasks with become (sudo).
+    #[arg(short = 'b', long = "become")]
+    pub become_: bool,
+    /// User to become.
+    #[arg(long = "become-user")]
+    pub become_user: Option<String>,
+    /// Ask for the become (sudo) password.
+    #[arg(short = 'K', long = "ask-become-pass")]
+    pub ask_become_pass: bool,
+    /// Connect as this user.
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// SSH private key file.
+    #[arg(long = "private-key", alias = "key-file")]
+    pub private_key: Option<PathBuf>,
+    /// Run handlers of hosts that failed later on.
+    #[arg(long = "force-handlers")]
+    pub force_handlers: bool,
+    /// Output format.
+    #[arg(long = "output", value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// More detail (repeatable).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryOpts {
+    /// Inventory file or directory (repeatable).
+    #[arg(short = 'i', long = "inventory")]
+    pub inventory: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[arg(required = true)]
+    pub playbooks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub inventory: InventoryOpts,
+    /// Extra variables, as for `run`.
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub inventory: InventoryOpts,
+    /// Print all hosts and groups as JSON.
+    #[arg(long, conflicts_with = "graph", required_unless_present_any = ["graph", "host"])]
+    pub list: bool,
+    /// Print the group tree.
+    #[arg(long)]
+    pub graph: bool,
+    /// Print one host's variables as JSON.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only hosts matching this pattern.
+    #[arg(short = 'l', long = "limit")]
+    pub limit: Option<String>,
+}

@@ -1,0 +1,16 @@
+//! herdsman: runs Ansible-style playbooks over SSH (and locally) from one
+//! binary. Files are loaded and validated before any connection opens; the
+//! executor runs tasks on a pool of `--forks` workers and reports through
+//! `Event`s to one printer.
+
+pub mod actions;
+pub mod app;
+pub mod cli;
+pub mod connection;
+pub mod diagnostic;
+pub mod executor;
+pub mod inventory;
+pub mod output;
+pub mod playbook;
+pub mod template;
+pub mod yaml;

@@ -1,0 +1,3 @@
+//! The one integration-test binary: CLI tests through the built `herd`.
+
+mod support;
