@@ -107,9 +107,12 @@ pub fn contains_template(v: &Value) -> bool {
     }
 }
 
+/// Finds one host's variables (inventory and facts) by inventory name.
+pub type HostVarsLookup = Arc<dyn Fn(&str) -> Option<Map<String, Value>> + Send + Sync>;
+
 /// `hostvars`: every host's variables, looked up when a template asks.
 pub struct HostVars {
-    pub hosts: Arc<dyn Fn(&str) -> Option<Map<String, Value>> + Send + Sync>,
+    pub hosts: HostVarsLookup,
     pub names: Vec<String>,
     pub templar: Templar,
 }
