@@ -6,7 +6,10 @@ pub mod load;
 pub mod model;
 pub mod validate;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use crate::yaml::Span;
 
 pub use load::{load_playbook, load_task_file};
 pub use model::*;
@@ -37,4 +40,69 @@ pub fn find_in(paths: &[PathBuf], name: &str) -> Option<PathBuf> {
         return p.exists().then(|| p.to_path_buf());
     }
     paths.iter().map(|d| d.join(name)).find(|c| c.exists())
+}
+
+/// Source lines of the files the loader and validator point into, read once.
+/// Spans locate a scalar; to point at a word *inside* a scalar (one `k=v`
+/// option, the bad token of a template) we look at the line itself, because
+/// quoting and block scalars shift the text against the node's column.
+#[derive(Default)]
+pub(crate) struct SourceLines {
+    files: HashMap<PathBuf, Vec<String>>,
+}
+
+impl SourceLines {
+    /// Remember a file's text (the loader has it already).
+    pub fn insert(&mut self, path: &Path, text: &str) {
+        self.files.insert(
+            path.to_path_buf(),
+            text.lines().map(str::to_string).collect(),
+        );
+    }
+
+    fn line(&mut self, path: &Path, line: usize) -> Option<&str> {
+        if !self.files.contains_key(path) {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            self.insert(path, &text);
+        }
+        let lines = self.files.get(path)?;
+        lines.get(line.checked_sub(1)?).map(String::as_str)
+    }
+
+    /// The span of `len` characters starting `offset` characters into
+    /// `text`, the value of the scalar at `span`. Found when the text up to
+    /// there is written verbatim in the file (plain, simply quoted, or a
+    /// literal block); otherwise the whole scalar's span.
+    pub fn sub_span(&mut self, span: &Span, text: &str, offset: usize, len: usize) -> Span {
+        let before: String = text.chars().take(offset).collect();
+        let line_index = before.matches('\n').count();
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let col_in_line = before[line_start..].chars().count();
+        let text_line: String = text
+            .split('\n')
+            .nth(line_index)
+            .unwrap_or("")
+            .chars()
+            .take(col_in_line + len)
+            .collect();
+        let Some(source) = self.line(&span.path, span.line + line_index) else {
+            return span.clone();
+        };
+        let source: Vec<char> = source.chars().collect();
+        let want: Vec<char> = text_line.chars().collect();
+        // The first line may start after an opening quote.
+        let skips: &[usize] = if line_index == 0 { &[0, 1] } else { &[0] };
+        for &skip in skips {
+            let start = span.col.saturating_sub(1) + skip;
+            if source.len() >= start + want.len() && source[start..start + want.len()] == want[..] {
+                return Span {
+                    path: span.path.clone(),
+                    line: span.line + line_index,
+                    col: start + 1 + col_in_line,
+                    len: len.max(1),
+                };
+            }
+        }
+        span.clone()
+    }
 }
