@@ -1941,6 +1941,27 @@ fn tidy_yaml_error(mut d: Diagnostic, text: &str) -> Diagnostic {
         d.message = format!("invalid YAML: duplicate key `{key}`");
         d = d.with_help("each key may appear once in a mapping");
     }
+    if d.message.contains("mapping values are not allowed") {
+        d = d.with_help("check this line's indentation against the lines above, or quote a value that contains `: `");
+    }
+    if !d.message.contains("unclosed") {
+        if let Some((line, col, open)) = unclosed_flow(text, d.line) {
+            let stopped = format!(
+                "the parser stopped at line {}, column {}: {}",
+                d.line,
+                d.col,
+                d.message.trim_start_matches("invalid YAML: ")
+            );
+            return Diagnostic::new(
+                &d.path,
+                line,
+                col,
+                format!("invalid YAML: `{open}` is never closed"),
+            )
+            .with_label("opened here")
+            .with_help(stopped);
+        }
+    }
     if d.message.contains("found a tab")
         || d.message.contains("tab") && d.message.contains("indent")
     {
@@ -1958,6 +1979,37 @@ fn tidy_yaml_error(mut d: Diagnostic, text: &str) -> Diagnostic {
         d = d.with_help("indent with spaces; YAML does not allow tabs for indentation");
     }
     d
+}
+
+/// A flow collection (`[` or `{`) opened before `error_line` and still open
+/// there: the usual cause of a confusing YAML error a few lines further
+/// down. Quoted text and comments are skipped.
+fn unclosed_flow(text: &str, error_line: usize) -> Option<(usize, usize, char)> {
+    let mut stack: Vec<(usize, usize, char)> = Vec::new();
+    for (i, line) in text.lines().enumerate().take(error_line.saturating_sub(1)) {
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (col, c) in line.chars().enumerate() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    // A quote opens a quoted scalar only where a scalar starts.
+                    '\'' | '"' if matches!(prev, ' ' | ':' | '-' | '[' | '{' | ',') => {
+                        quote = Some(c)
+                    }
+                    '#' if prev == ' ' => break,
+                    '[' | '{' => stack.push((i + 1, col + 1, c)),
+                    ']' | '}' => {
+                        stack.pop();
+                    }
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+    }
+    stack.first().copied()
 }
 
 /// One `k=v` option of free-form arguments.
