@@ -22,6 +22,7 @@ use crate::playbook::{
     file_search_paths, find_in, load_task_file, template_search_paths, SourceLines,
 };
 use crate::template::{is_template, single_expression, Templar, TemplateError};
+use crate::yaml::Span;
 
 /// Every problem found: module parameters, notify without a handler,
 /// template syntax (inline and files). Empty when the playbook is valid.
@@ -35,6 +36,7 @@ pub fn validate(playbook: &Playbook, templar: &Templar) -> Vec<Diagnostic> {
     };
     for play in &playbook.plays {
         v.checks(&play.checks);
+        v.vars_files(&play.vars_files);
         let mut handlers = Handlers::default();
         handlers.collect(&play.handlers);
         for task in play
@@ -116,6 +118,23 @@ impl Validator<'_> {
                 }
             }
             TaskKind::IncludeTasks { file } => self.include(task, file, handlers),
+        }
+    }
+
+    /// `vars_files` are read when the play starts; a missing static one
+    /// would stop the run there, so say it now.
+    fn vars_files(&mut self, files: &[(String, Span)]) {
+        for (name, span) in files {
+            if is_template(name) {
+                continue;
+            }
+            let path = self.playbook_dir.join(name);
+            if !path.is_file() {
+                self.errors.push(
+                    span.diagnostic(format!("vars file `{name}` not found"))
+                        .with_label(format!("looked in {}", shown_dir(self.playbook_dir))),
+                );
+            }
         }
     }
 
@@ -465,4 +484,13 @@ fn without_values(reason: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A directory as shown in messages (`.` for the current one).
+fn shown_dir(dir: &Path) -> String {
+    if dir.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        dir.display().to_string()
+    }
 }
