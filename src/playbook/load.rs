@@ -738,7 +738,10 @@ impl Loader {
                     name = self.text(v, "name");
                     collect_checks(v, "name", &mut checks);
                 }
-                "hosts" => hosts = self.hosts(v),
+                "hosts" => {
+                    hosts = self.hosts(v);
+                    collect_checks(v, "hosts", &mut checks);
+                }
                 "vars" => play.vars = self.vars(v, "vars", &mut checks),
                 "vars_files" => play.vars_files = self.vars_files(v, &mut checks),
                 "become" => play.become_ = self.boolean(v, "become"),
