@@ -1437,7 +1437,12 @@ impl Loader {
             NodeValue::Map(entries) => {
                 for (k, v) in entries {
                     let key = k.key_text().unwrap_or_default();
-                    collect_checks(v, &key, &mut spans.checks);
+                    if short == "assert" && key == "that" {
+                        // `that:` holds bare expressions, like `when:`.
+                        collect_conditions(v, "that", &mut spans.checks);
+                    } else {
+                        collect_checks(v, &key, &mut spans.checks);
+                    }
                     spans.arg_keys.insert(key.clone(), k.span.clone());
                     spans.arg_values.insert(key.clone(), v.span.clone());
                     args.insert(key, v.to_json());
@@ -1892,6 +1897,20 @@ fn collect_checks(node: &Node, what: &str, out: &mut Vec<TemplateCheck>) {
         NodeValue::Map(entries) => entries
             .iter()
             .for_each(|(_, v)| collect_checks(v, what, out)),
+        _ => {}
+    }
+}
+
+/// Every string under `node` as a condition (a bare expression) to check.
+fn collect_conditions(node: &Node, what: &str, out: &mut Vec<TemplateCheck>) {
+    match &node.value {
+        NodeValue::Str(s) => out.push(TemplateCheck {
+            what: what.to_string(),
+            text: s.clone(),
+            span: node.span.clone(),
+            kind: CheckKind::Condition,
+        }),
+        NodeValue::Seq(items) => items.iter().for_each(|i| collect_conditions(i, what, out)),
         _ => {}
     }
 }

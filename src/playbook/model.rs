@@ -152,6 +152,10 @@ pub struct TaskSpans {
 pub enum TaskKind {
     /// A module or engine action, by its short name (`copy`, `debug`, ...).
     Action { action: String, args: Value },
+    /// `block`/`rescue`/`always`, and `import_tasks` (as a block of the
+    /// imported tasks). The children already carry the block's keywords
+    /// (pushed down by the loader); the block's own `Task` keeps the same
+    /// effective values for display and for judging the block as a whole.
     Block {
         block: Vec<Task>,
         rescue: Vec<Task>,
