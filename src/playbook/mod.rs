@@ -173,7 +173,7 @@ mod tests {
             .map(|d| (d.location(), d.message.clone()))
             .collect();
         let file = "tests/fixtures/playbooks/elasticsearch-no-handler/playbook.yml";
-        let msg = "notify names no handler: `restart elasticsearch`".to_string();
+        let msg = "the requested handler `restart elasticsearch` was not found".to_string();
         assert_eq!(
             found,
             vec![

@@ -145,7 +145,7 @@ impl Validator<'_> {
             }
             let span = task.spans.notify.get(i).unwrap_or(&task.span);
             let mut d = span
-                .diagnostic(format!("notify names no handler: `{name}`"))
+                .diagnostic(format!("the requested handler `{name}` was not found"))
                 .with_label("no handler has this name or listens to it");
             if let Some(s) = did_you_mean(name, handlers.names.iter().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{s}`?"));
