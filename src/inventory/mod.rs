@@ -2,25 +2,51 @@
 //! `group_vars/` and `host_vars/` beside them, resolved into hosts, groups and
 //! each host's variables; plus host patterns (`--limit`, play `hosts:`).
 //!
+//! The model is Ansible's: every group is below `all`; `ungrouped` holds the
+//! hosts that are in no other group; a host belongs to the groups it is listed
+//! in and to all their ancestors. Files are parsed into this model first
+//! (`ini`, `yaml`), then `reconcile` applies those rules once, after every
+//! source is read, exactly when Ansible does.
+//!
 //! Variable precedence, lowest first (Ansible's order for these sources):
 //! 1. inventory file group vars (`[g:vars]`, YAML `vars:`), parents before children, `all` first
 //! 2. inventory `group_vars/all`, then playbook `group_vars/all`
 //! 3. inventory `group_vars/<group>`, then playbook `group_vars/<group>` (parents before children)
 //! 4. inventory file host vars (inline `k=v`, YAML host entries)
 //! 5. inventory `host_vars/<host>`, then playbook `host_vars/<host>`
-//! Groups at the same depth merge in name order, as Ansible does.
+//!
+//! Groups are ordered by depth (longest path from `all`), then
+//! `ansible_group_priority`, then name, as Ansible does. Within step 3 each
+//! directory is applied whole before the next, also as Ansible does. Merging
+//! is shallow: a later value replaces an earlier one (`hash_behaviour=replace`).
 
 pub mod ini;
 pub mod pattern;
 pub mod vars;
 pub mod yaml;
 
+mod hostname;
+mod literal;
+
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::diagnostic::Diagnostic;
+
+/// Names that mean this machine. A pattern naming one of them matches an
+/// implicit local host when the inventory does not define it (Ansible's
+/// `C.LOCALHOST`).
+pub const LOCALHOST: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
+
+/// Inventory entries never tried as inventory files inside a directory
+/// source (Ansible's `INVENTORY_IGNORE_EXTS` defaults).
+const IGNORED_SUFFIXES: &[&str] = &[
+    ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry",
+];
+const IGNORED_NAMES: &[&str] = &["group_vars", "host_vars", "vars_plugins"];
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Host {
@@ -29,7 +55,7 @@ pub struct Host {
     pub vars: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Group {
     pub name: String,
     /// Hosts listed directly in this group, in file order.
@@ -38,61 +64,671 @@ pub struct Group {
     pub children: Vec<String>,
     /// Vars from the inventory file (`[g:vars]` or YAML `vars:`).
     pub vars: Map<String, Value>,
+    /// Groups this one is a child of, in the order the links were made.
+    pub parents: Vec<String>,
+    /// `ansible_group_priority`: orders groups of equal depth when merging
+    /// vars (higher wins). Like Ansible, it is taken from inventory files only
+    /// and is not itself a variable.
+    pub priority: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            name: String::new(),
+            hosts: Vec::new(),
+            children: Vec::new(),
+            vars: Map::new(),
+            parents: Vec::new(),
+            priority: 1,
+        }
+    }
+}
+
+/// A parent/child link that Ansible refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("group `{0}` cannot be a child of itself")]
+    SelfChild(String),
+    #[error("`all` cannot be a child group: every group is already below it")]
+    AllIsRoot,
+    #[error("making `{child}` a child of `{parent}` creates a loop: `{child}` is already an ancestor of `{parent}`")]
+    Loop { parent: String, child: String },
+}
+
+#[derive(Debug, Clone)]
 pub struct Inventory {
     /// Every host, in first-seen order.
     pub hosts: IndexMap<String, Host>,
     /// Every group, `all` and `ungrouped` included.
     pub groups: IndexMap<String, Group>,
-    /// group/host name -> vars from `group_vars/` / `host_vars/` dirs, in load order.
+    /// group/host name -> vars from `group_vars/` / `host_vars/` dirs, in load
+    /// order (one merged map per directory that has vars for the name).
     pub group_vars_files: IndexMap<String, Vec<Map<String, Value>>>,
     pub host_vars_files: IndexMap<String, Vec<Map<String, Value>>>,
     /// Where the inventory came from (for `group_vars` lookup and messages).
     pub sources: Vec<PathBuf>,
+    /// Every `group_vars/`/`host_vars/` directory read, in order; precedence
+    /// is computed from these (inventory ones before playbook ones).
+    pub vars_dirs: Vec<vars::VarsDir>,
+    /// Problems that do not stop loading, where Ansible warns too (unknown
+    /// keys in a YAML group, skipped files, a name used for a host and a group).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Default for Inventory {
+    /// An empty inventory still has `all` with its child `ungrouped`.
+    fn default() -> Self {
+        let mut inv = Inventory {
+            hosts: IndexMap::new(),
+            groups: IndexMap::new(),
+            group_vars_files: IndexMap::new(),
+            host_vars_files: IndexMap::new(),
+            sources: Vec::new(),
+            vars_dirs: Vec::new(),
+            warnings: Vec::new(),
+        };
+        inv.ensure_group("all");
+        inv.ensure_group("ungrouped");
+        // Cannot fail: both exist and are unrelated.
+        let _ = inv.add_child("all", "ungrouped");
+        inv
+    }
 }
 
 impl Inventory {
     /// Load inventory sources (files or directories), in order.
-    pub fn load(_sources: &[PathBuf]) -> Result<Inventory, Vec<Diagnostic>> {
-        Ok(Inventory::default())
+    ///
+    /// A source that does not exist but contains a comma is a host list
+    /// (`-i web1,web2:2222,`), as in Ansible. Every error found is returned,
+    /// each with `path:line:col`; a broken file stops at its first error.
+    pub fn load(sources: &[PathBuf]) -> Result<Inventory, Vec<Diagnostic>> {
+        let mut inv = Inventory::default();
+        let mut errors = Vec::new();
+        let mut vars_bases = Vec::new();
+        for source in sources {
+            if source.is_dir() {
+                inv.load_dir(source, &mut errors);
+                vars_bases.push(source.clone());
+            } else if source.exists() {
+                inv.load_file(source, true, &mut errors);
+                let parent = source.parent().unwrap_or(Path::new(""));
+                vars_bases.push(parent.to_path_buf());
+            } else if source.to_string_lossy().contains(',') {
+                inv.load_host_list(&source.to_string_lossy());
+                continue;
+            } else {
+                errors.push(
+                    Diagnostic::new(source, 0, 0, "inventory source not found")
+                        .with_help("pass an inventory file or directory with -i"),
+                );
+                continue;
+            }
+            inv.sources.push(source.clone());
+        }
+        inv.reconcile();
+        if errors.is_empty() {
+            for base in vars_bases {
+                if let Err(mut e) = inv.read_vars_dir(&base, false) {
+                    errors.append(&mut e);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(inv)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Also read `group_vars/` and `host_vars/` in `dir` (the playbook's directory).
-    pub fn add_vars_dir(&mut self, _dir: &Path) -> Result<(), Vec<Diagnostic>> {
-        Ok(())
+    pub fn add_vars_dir(&mut self, dir: &Path) -> Result<(), Vec<Diagnostic>> {
+        self.read_vars_dir(dir, true)
     }
 
     /// Hosts matching a pattern (`all`, `web:db`, `web:&prod`, `web:!web01`,
-    /// `web*`, `~regex`), in inventory order. `localhost` matches an implicit
-    /// local host when the inventory has none.
-    pub fn select(&self, _pattern: &str) -> Result<Vec<String>, pattern::PatternError> {
-        Ok(Vec::new())
+    /// `web*`, `~regex`, `web[0:2]`), in Ansible's "inventory" order: the
+    /// hosts of each union term in turn, first occurrence kept. `localhost`
+    /// matches an implicit local host when the inventory has none.
+    pub fn select(&self, pattern: &str) -> Result<Vec<String>, pattern::PatternError> {
+        pattern::select(self, pattern)
     }
 
-    /// A host's variables, merged in the precedence order above.
-    pub fn host_vars(&self, _host: &str) -> Map<String, Value> {
-        Map::new()
+    /// Whether `name` is the implicit local host: named like `localhost` and
+    /// not defined in the inventory. It is in no group, not even `all`.
+    pub fn is_implicit_localhost(&self, name: &str) -> bool {
+        !self.hosts.contains_key(name) && LOCALHOST.contains(&name)
+    }
+
+    /// A host's variables, merged in the precedence order above. Magic
+    /// variables (`inventory_hostname`, `groups`, ...) are not included.
+    pub fn host_vars(&self, host: &str) -> Map<String, Value> {
+        let implicit = self.is_implicit_localhost(host);
+        let mut out = Map::new();
+        if !implicit && !self.hosts.contains_key(host) {
+            return out;
+        }
+        let groups = if implicit {
+            Vec::new()
+        } else {
+            self.sorted_groups_of(host)
+        };
+        let inventory_dirs = self.vars_dirs.iter().filter(|d| !d.from_playbook);
+        let playbook_dirs = self.vars_dirs.iter().filter(|d| d.from_playbook);
+        let dirs: Vec<&vars::VarsDir> = inventory_dirs.chain(playbook_dirs).collect();
+
+        if let Some(all) = self.groups.get("all") {
+            merge(&mut out, &all.vars);
+        }
+        for g in &groups {
+            merge(&mut out, &self.groups[g.as_str()].vars);
+        }
+        for d in &dirs {
+            if let Some(v) = d.groups.get("all") {
+                merge(&mut out, v);
+            }
+        }
+        for d in &dirs {
+            for g in &groups {
+                if let Some(v) = d.groups.get(g.as_str()) {
+                    merge(&mut out, v);
+                }
+            }
+        }
+        if implicit {
+            out.insert("ansible_connection".into(), Value::from("local"));
+        } else {
+            merge(&mut out, &self.hosts[host].vars);
+        }
+        for d in &dirs {
+            if let Some(v) = d.hosts.get(host) {
+                merge(&mut out, v);
+            }
+        }
+        out
     }
 
     /// The groups a host belongs to (directly or through children), sorted, without `all`.
-    pub fn group_names(&self, _host: &str) -> Vec<String> {
-        Vec::new()
+    /// `ungrouped` is included for hosts in no other group, as in Ansible.
+    pub fn group_names(&self, host: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .groups_of(host)
+            .into_iter()
+            .filter(|g| g != "all")
+            .collect();
+        names.sort();
+        names
     }
 
     /// `groups` magic variable: every group with all its hosts (children included).
     pub fn groups_map(&self) -> IndexMap<String, Vec<String>> {
-        IndexMap::new()
+        self.groups
+            .keys()
+            .map(|g| (g.clone(), self.group_hosts(g)))
+            .collect()
+    }
+
+    /// Every host of a group and its descendants, in Ansible's order: the
+    /// group's own hosts, then its children's, then grandchildren's (breadth
+    /// first), each host once.
+    pub fn group_hosts(&self, group: &str) -> Vec<String> {
+        let Some(start) = self.groups.get(group) else {
+            return Vec::new();
+        };
+        let mut ordered: Vec<&str> = vec![group];
+        ordered.extend(start.children.iter().map(String::as_str));
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut level: Vec<&str> = ordered.clone();
+        while !level.is_empty() {
+            seen.extend(level.iter().copied());
+            let mut next: Vec<&str> = Vec::new();
+            for g in &level {
+                for c in &self.groups[*g].children {
+                    if !seen.contains(c.as_str()) && !next.contains(&c.as_str()) {
+                        next.push(c);
+                        ordered.push(c);
+                    }
+                }
+            }
+            level = next;
+        }
+        let mut hosts = Vec::new();
+        let mut have: HashSet<&str> = HashSet::new();
+        for g in ordered {
+            for h in &self.groups[g].hosts {
+                if have.insert(h) {
+                    hosts.push(h.clone());
+                }
+            }
+        }
+        hosts
     }
 
     /// The JSON `ansible-inventory --list` prints.
+    ///
+    /// Same shape and choices as ansible-core 2.15+: `all` lists only its
+    /// children (always starting with `ungrouped`); other groups have `hosts`
+    /// (direct members) and `children` keys only when non-empty and are left
+    /// out when both are empty; `_meta.hostvars` has every host's merged vars,
+    /// leaving out hosts that have none. Keys are sorted at every level, as
+    /// `json.dumps(sort_keys=True)` does; lists keep inventory order.
     pub fn to_list_json(&self) -> Value {
-        Value::Null
+        let mut out = Map::new();
+        let mut seen = HashSet::new();
+        self.list_group("all", &mut out, &mut seen);
+        let mut hostvars = Map::new();
+        for host in self.group_hosts("all") {
+            let vars = self.host_vars(&host);
+            if !vars.is_empty() {
+                hostvars.insert(host, Value::Object(vars));
+            }
+        }
+        let mut meta = Map::new();
+        meta.insert("hostvars".into(), Value::Object(hostvars));
+        out.insert("_meta".into(), Value::Object(meta));
+        sort_keys(Value::Object(out))
     }
 
-    /// The text `ansible-inventory --graph` prints.
+    fn list_group(&self, name: &str, out: &mut Map<String, Value>, seen: &mut HashSet<String>) {
+        let group = &self.groups[name];
+        let mut entry = Map::new();
+        if name != "all" && !group.hosts.is_empty() {
+            entry.insert("hosts".into(), Value::from(group.hosts.clone()));
+        }
+        if !group.children.is_empty() {
+            entry.insert("children".into(), Value::from(group.children.clone()));
+        }
+        if !entry.is_empty() {
+            out.insert(name.to_string(), Value::Object(entry));
+        }
+        for child in &group.children {
+            if seen.insert(child.clone()) {
+                self.list_group(child, out, seen);
+            }
+        }
+    }
+
+    /// The text `ansible-inventory --graph` prints (with a final newline):
+    /// child groups first, then the group's own hosts, in inventory order.
     pub fn graph(&self) -> String {
-        String::new()
+        let mut out = String::new();
+        self.graph_group("all", 0, &mut out);
+        out
+    }
+
+    fn graph_group(&self, name: &str, depth: usize, out: &mut String) {
+        let line = |out: &mut String, text: &str, depth: usize| {
+            if depth > 0 {
+                out.push_str(&"  |".repeat(depth));
+                out.push_str("--");
+            }
+            out.push_str(text);
+            out.push('\n');
+        };
+        line(out, &format!("@{name}:"), depth);
+        let group = &self.groups[name];
+        for child in &group.children {
+            self.graph_group(child, depth + 1, out);
+        }
+        if name != "all" {
+            for host in &group.hosts {
+                line(out, host, depth + 1);
+            }
+        }
+    }
+
+    // ---- building (used by the ini and yaml parsers) ----
+
+    pub(crate) fn ensure_group(&mut self, name: &str) {
+        if !self.groups.contains_key(name) {
+            self.groups.insert(
+                name.to_string(),
+                Group {
+                    name: name.to_string(),
+                    ..Group::default()
+                },
+            );
+        }
+    }
+
+    /// Add a host (if new) as a member of `group`, which must exist. A port
+    /// from `host:port` becomes the host var `ansible_port`.
+    pub(crate) fn add_host(&mut self, name: &str, group: &str, port: Option<i64>) {
+        let host = self.hosts.entry(name.to_string()).or_insert_with(|| Host {
+            name: name.to_string(),
+            vars: Map::new(),
+        });
+        if let Some(port) = port {
+            host.vars.insert("ansible_port".into(), Value::from(port));
+        }
+        if let Some(g) = self.groups.get_mut(group) {
+            if !g.hosts.iter().any(|h| h == name) {
+                g.hosts.push(name.to_string());
+            }
+        }
+    }
+
+    /// Link `child` below `parent` (both must exist), refusing loops.
+    pub(crate) fn add_child(&mut self, parent: &str, child: &str) -> Result<(), LinkError> {
+        if parent == child {
+            return Err(LinkError::SelfChild(child.to_string()));
+        }
+        if child == "all" {
+            return Err(LinkError::AllIsRoot);
+        }
+        if self.groups[parent].children.iter().any(|c| c == child) {
+            return Ok(());
+        }
+        if self.ancestors(parent).iter().any(|a| a == child) {
+            return Err(LinkError::Loop {
+                parent: parent.to_string(),
+                child: child.to_string(),
+            });
+        }
+        if let Some(p) = self.groups.get_mut(parent) {
+            p.children.push(child.to_string());
+        }
+        if let Some(c) = self.groups.get_mut(child) {
+            if !c.parents.iter().any(|p| p == parent) {
+                c.parents.push(parent.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_group_var(&mut self, group: &str, key: String, value: Value) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if key == "ansible_group_priority" {
+            let priority = match &value {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            if let Some(p) = priority {
+                g.priority = p;
+                return;
+            }
+        }
+        g.vars.insert(key, value);
+    }
+
+    pub(crate) fn set_host_var(&mut self, host: &str, key: String, value: Value) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.vars.insert(key, value);
+        }
+    }
+
+    /// Ansible's rules applied once every source is read: groups without a
+    /// parent go below `all`; hosts listed in a real group leave `ungrouped`,
+    /// hosts in none join it.
+    fn reconcile(&mut self) {
+        let roots: Vec<String> = self
+            .groups
+            .values()
+            .filter(|g| g.name != "all" && g.parents.is_empty())
+            .map(|g| g.name.clone())
+            .collect();
+        for g in roots {
+            // A group without parents cannot be an ancestor of `all`.
+            let _ = self.add_child("all", &g);
+        }
+        let mut direct: HashMap<&str, Vec<&str>> = HashMap::new();
+        for g in self.groups.values() {
+            for h in &g.hosts {
+                direct.entry(h).or_default().push(&g.name);
+            }
+        }
+        let mut leave = Vec::new();
+        let mut join = Vec::new();
+        for h in self.hosts.keys() {
+            let groups = direct.get(h.as_str()).cloned().unwrap_or_default();
+            let real = groups.iter().any(|g| *g != "all" && *g != "ungrouped");
+            if groups.contains(&"ungrouped") {
+                if real {
+                    leave.push(h.clone());
+                }
+            } else if !real {
+                join.push(h.clone());
+            }
+        }
+        if let Some(u) = self.groups.get_mut("ungrouped") {
+            u.hosts.retain(|h| !leave.contains(h));
+            u.hosts.extend(join);
+        }
+        for name in self.hosts.keys() {
+            if self.groups.contains_key(name) {
+                let source = self.sources.first().cloned().unwrap_or_default();
+                self.warnings.push(Diagnostic::new(
+                    source,
+                    0,
+                    0,
+                    format!("found both a group and a host named `{name}`"),
+                ));
+            }
+        }
+    }
+
+    fn load_dir(&mut self, dir: &Path, errors: &mut Vec<Diagnostic>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                errors.push(Diagnostic::new(
+                    dir,
+                    0,
+                    0,
+                    format!("cannot read inventory directory: {e}"),
+                ));
+                return;
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let ignored = name.starts_with('.')
+                || IGNORED_NAMES.contains(&name.as_str())
+                || IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s));
+            if ignored {
+                continue;
+            }
+            let path = dir.join(&name);
+            if path.is_dir() {
+                self.load_dir(&path, errors);
+            } else {
+                self.load_file(&path, false, errors);
+            }
+        }
+    }
+
+    /// One inventory file. `.yml`/`.yaml`/`.json` are YAML; `.ini` and files
+    /// without an extension are YAML when they parse as a YAML mapping and INI
+    /// otherwise (Ansible tries its yaml plugin before its ini plugin). Other
+    /// extensions are read the same way when named on the command line and
+    /// skipped with a warning inside a directory.
+    fn load_file(&mut self, path: &Path, explicit: bool, errors: &mut Vec<Diagnostic>) {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let yaml_ext = matches!(ext, "yml" | "yaml" | "json");
+        if !explicit && !yaml_ext && !ext.is_empty() && ext != "ini" {
+            self.warnings.push(Diagnostic::new(
+                path,
+                0,
+                0,
+                format!("skipped: `.{ext}` files are not inventory files"),
+            ));
+            return;
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(Diagnostic::new(
+                    path,
+                    0,
+                    0,
+                    format!("cannot read inventory file: {e}"),
+                ));
+                return;
+            }
+        };
+        if text.starts_with("#!") {
+            let d = Diagnostic::new(path, 1, 1, "inventory scripts are not supported")
+                .with_len(2)
+                .with_help("run the script and save its output, or write a YAML inventory");
+            if explicit {
+                errors.push(d);
+            } else {
+                self.warnings.push(d);
+            }
+            return;
+        }
+        let parsed = crate::yaml::parse(path, &text);
+        let result = match parsed {
+            Ok(node) if yaml_ext || node.as_map().is_some() => yaml::load(self, &node),
+            Err(d) if yaml_ext => Err(d),
+            _ => ini::parse(self, path, &text),
+        };
+        if let Err(d) = result {
+            errors.push(d);
+        }
+    }
+
+    /// `-i web1,web2:2222,`: hosts in `ungrouped`, without range expansion.
+    fn load_host_list(&mut self, list: &str) {
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, port) = match hostname::parse_address(item) {
+                Some((name, port)) if !name.contains('[') => (name, port),
+                _ => (item.to_string(), None),
+            };
+            self.add_host(&name, "ungrouped", port);
+        }
+    }
+
+    fn read_vars_dir(&mut self, base: &Path, from_playbook: bool) -> Result<(), Vec<Diagnostic>> {
+        let groups: Vec<String> = self.groups.keys().cloned().collect();
+        let mut hosts: Vec<String> = self.hosts.keys().cloned().collect();
+        for name in LOCALHOST {
+            if !self.hosts.contains_key(name) {
+                hosts.push(name.to_string());
+            }
+        }
+        let dir = vars::read(base, &groups, &hosts, from_playbook)?;
+        for (name, v) in &dir.groups {
+            self.group_vars_files
+                .entry(name.clone())
+                .or_default()
+                .push(v.clone());
+        }
+        for (name, v) in &dir.hosts {
+            self.host_vars_files
+                .entry(name.clone())
+                .or_default()
+                .push(v.clone());
+        }
+        self.vars_dirs.push(dir);
+        Ok(())
+    }
+
+    // ---- queries on the group graph ----
+
+    /// Every ancestor of a group, nearest first.
+    fn ancestors(&self, group: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut queue: Vec<&str> = vec![group];
+        while let Some(g) = queue.pop() {
+            if let Some(g) = self.groups.get(g) {
+                for p in &g.parents {
+                    if !out.contains(p) {
+                        out.push(p.clone());
+                        queue.push(p);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The groups a host is in, directly or through ancestors, `all` included.
+    fn groups_of(&self, host: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for g in self.groups.values() {
+            if g.hosts.iter().any(|h| h == host) {
+                for a in self.ancestors(&g.name).into_iter().rev() {
+                    if !out.contains(&a) {
+                        out.push(a);
+                    }
+                }
+                if !out.contains(&g.name) {
+                    out.push(g.name.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// A host's groups without `all`, in merge order: by depth, then
+    /// priority, then name (Ansible's `sort_groups`).
+    fn sorted_groups_of(&self, host: &str) -> Vec<String> {
+        let mut depth_cache = HashMap::new();
+        let mut groups: Vec<(usize, i64, String)> = self
+            .groups_of(host)
+            .into_iter()
+            .filter(|g| g != "all")
+            .map(|g| {
+                (
+                    self.depth(&g, &mut depth_cache),
+                    self.groups[&g].priority,
+                    g,
+                )
+            })
+            .collect();
+        groups.sort();
+        groups.into_iter().map(|(_, _, g)| g).collect()
+    }
+
+    /// Length of the longest path from `all` down to the group.
+    fn depth(&self, group: &str, cache: &mut HashMap<String, usize>) -> usize {
+        if let Some(d) = cache.get(group) {
+            return *d;
+        }
+        let parents = self
+            .groups
+            .get(group)
+            .map(|g| g.parents.clone())
+            .unwrap_or_default();
+        let d = parents
+            .iter()
+            .map(|p| self.depth(p, cache) + 1)
+            .max()
+            .unwrap_or(0);
+        cache.insert(group.to_string(), d);
+        d
+    }
+}
+
+/// Shallow merge: later values replace earlier ones.
+fn merge(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (k, v) in from {
+        into.insert(k.clone(), v.clone());
+    }
+}
+
+/// Objects with keys in sorted order, recursively.
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
     }
 }
