@@ -270,8 +270,12 @@ impl Inventory {
 
     /// Every host of a group and its descendants, in Ansible's order: the
     /// group's own hosts, then its children's, then grandchildren's (breadth
-    /// first), each host once.
+    /// first), each host once. For `all` that is simply every host in the
+    /// order first seen: Ansible makes every host a direct member of `all`.
     pub fn group_hosts(&self, group: &str) -> Vec<String> {
+        if group == "all" {
+            return self.hosts.keys().cloned().collect();
+        }
         let Some(start) = self.groups.get(group) else {
             return Vec::new();
         };
@@ -730,5 +734,205 @@ fn sort_keys(v: Value) -> Value {
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Patterns evaluated against every fixture.
+    const PATTERNS: &[&str] = &[
+        "all",
+        "*",
+        "ungrouped",
+        "web",
+        "prod",
+        "web:db",
+        "db,web",
+        "prod:&db",
+        "prod:!web",
+        "!db",
+        "web*",
+        "*.example.com",
+        "~db-[ab]",
+        "web[0:1]",
+        "web[-1]",
+        "es_*",
+        "es_masters:es_data",
+        "elasticsearch:&es_data:!es-data-05",
+        "localhost",
+        "nothing",
+    ];
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventory")
+    }
+
+    /// Everything the rest of the program asks of an inventory, as JSON.
+    fn model(inv: &Inventory) -> Value {
+        let mut hostvars = Map::new();
+        let mut group_names = Map::new();
+        for host in inv.hosts.keys() {
+            hostvars.insert(host.clone(), Value::Object(inv.host_vars(host)));
+            group_names.insert(host.clone(), json!(inv.group_names(host)));
+        }
+        let mut groups = Map::new();
+        for g in inv.groups.values() {
+            groups.insert(
+                g.name.clone(),
+                json!({"hosts": g.hosts, "children": g.children, "parents": g.parents, "vars": g.vars}),
+            );
+        }
+        let mut patterns = Map::new();
+        for p in PATTERNS {
+            let result = match inv.select(p) {
+                Ok(hosts) => json!(hosts),
+                Err(e) => json!({ "error": e.to_string() }),
+            };
+            patterns.insert(p.to_string(), result);
+        }
+        let base = fixtures();
+        let warnings: Vec<String> = inv
+            .warnings
+            .iter()
+            .map(|w| w.clone().relative_to(&base).to_string())
+            .collect();
+        json!({
+            "hosts": inv.hosts.keys().collect::<Vec<_>>(),
+            "groups": groups,
+            "host_vars": hostvars,
+            "group_names": group_names,
+            "groups_map": inv.groups_map(),
+            "patterns": patterns,
+            "warnings": warnings,
+        })
+    }
+
+    #[test]
+    fn fixtures_resolve() {
+        insta::glob!("../../tests/fixtures/inventory", "ok/*", |path| {
+            let inv = Inventory::load(&[path.to_path_buf()]).unwrap_or_else(|e| {
+                panic!("{}: {:?}", path.display(), e);
+            });
+            insta::assert_json_snapshot!("model", model(&inv));
+            insta::assert_json_snapshot!("list", inv.to_list_json());
+            insta::assert_snapshot!("graph", inv.graph());
+        });
+    }
+
+    #[test]
+    fn broken_inventories_point_at_the_problem() {
+        insta::glob!("../../tests/fixtures/inventory", "bad/*", |path| {
+            let errors = match Inventory::load(&[path.to_path_buf()]) {
+                Ok(_) => panic!("{} loaded without error", path.display()),
+                Err(e) => e,
+            };
+            let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let rendered: String = errors
+                .into_iter()
+                .map(|d| {
+                    let source = std::fs::read_to_string(&d.path).ok();
+                    d.relative_to(base).render_with_source(source.as_deref())
+                })
+                .collect();
+            insta::assert_snapshot!(rendered);
+        });
+    }
+
+    #[test]
+    fn missing_source_is_an_error() {
+        let e = Inventory::load(&[PathBuf::from("no/such/inventory")]).unwrap_err();
+        assert_eq!(e[0].message, "inventory source not found");
+        assert_eq!(e[0].line, 0);
+    }
+
+    #[test]
+    fn no_sources_is_an_empty_inventory_with_localhost() {
+        let inv = Inventory::load(&[]).unwrap();
+        assert!(inv.hosts.is_empty());
+        assert_eq!(inv.select("localhost").unwrap(), ["localhost"]);
+        assert!(inv.select("all").unwrap().is_empty());
+        assert_eq!(
+            inv.to_list_json(),
+            json!({"_meta": {"hostvars": {}}, "all": {"children": ["ungrouped"]}})
+        );
+        assert_eq!(inv.graph(), "@all:\n  |--@ungrouped:\n");
+    }
+
+    #[test]
+    fn host_list_source() {
+        let inv = Inventory::load(&[PathBuf::from("web1,web2:2222,")]).unwrap();
+        assert_eq!(inv.groups["ungrouped"].hosts, ["web1", "web2"]);
+        assert_eq!(inv.host_vars("web2")["ansible_port"], json!(2222));
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn precedence_follows_ansible() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(
+            root,
+            "inv/hosts",
+            "[parent:children]\nchild\n[child]\nh1 from_host=inline\n[zeta]\nh1\n\
+             [all:vars]\na=all\nb=all\nc=all\nd=all\ne=all\nf=all\n\
+             [parent:vars]\na=parent\nb=parent\n[child:vars]\na=child\n[zeta:vars]\nb=zeta\n",
+        );
+        write(
+            root,
+            "inv/group_vars/all.yml",
+            "c: gv_all\nd: gv_all\ne: gv_all\n",
+        );
+        write(
+            root,
+            "inv/group_vars/parent.yml",
+            "d: gv_parent\na: gv_parent\n",
+        );
+        write(
+            root,
+            "inv/host_vars/h1.yml",
+            "e: hv_inventory\nfrom_host: hv_inventory\n",
+        );
+        write(root, "play/group_vars/all.yml", "c: play_all\n");
+        write(root, "play/host_vars/h1.yml", "from_host: hv_playbook\n");
+        let mut inv = Inventory::load(&[root.join("inv/hosts")]).unwrap();
+        inv.add_vars_dir(&root.join("play")).unwrap();
+        assert_eq!(
+            Value::Object(inv.host_vars("h1")),
+            json!({
+                // group_vars/parent beats every inventory-file group var.
+                "a": "gv_parent",
+                // zeta (depth 1, name after "parent") beats parent; child is depth 2 but has no `b`.
+                "b": "zeta",
+                // playbook group_vars/all beats inventory group_vars/all.
+                "c": "play_all",
+                "d": "gv_parent",
+                "e": "hv_inventory",
+                "f": "all",
+                "from_host": "hv_playbook",
+            })
+        );
+        assert_eq!(inv.group_names("h1"), ["child", "parent", "zeta"]);
+    }
+
+    #[test]
+    fn group_priority_orders_groups_of_equal_depth() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("hosts");
+        std::fs::write(
+            &path,
+            "[a]\nh\n[b]\nh\n[a:vars]\nx=a\nansible_group_priority=10\n[b:vars]\nx=b\n",
+        )
+        .unwrap();
+        let inv = Inventory::load(&[path]).unwrap();
+        assert_eq!(inv.host_vars("h")["x"], json!("a"));
+        assert!(!inv.host_vars("h").contains_key("ansible_group_priority"));
     }
 }
