@@ -287,6 +287,23 @@ fn host_line(
         .with_len(len)
         .with_help("name YAML inventories with a .yml or .yaml extension"));
     }
+    if first.text.contains('=') {
+        // Ansible accepts this as a host name; it is almost always a
+        // variable written in the wrong section.
+        inv.warnings.push(
+            Diagnostic {
+                message: format!(
+                    "host name `{}` contains `=`",
+                    first.text.split('=').next().unwrap_or_default()
+                ),
+                ..at(first.col)
+            }
+            .with_len(len)
+            .with_help(format!(
+                "to set a variable for the group, put it in a [{group}:vars] section"
+            )),
+        );
+    }
     let mut vars = Vec::new();
     for word in &words[1..] {
         let Some((k, v)) = word.text.split_once('=') else {

@@ -30,6 +30,7 @@ mod literal;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -53,6 +54,10 @@ pub struct Host {
     pub name: String,
     /// Vars from the inventory file itself (inline or YAML host entry).
     pub vars: Map<String, Value>,
+    /// The inventory file the host was first found in, for the
+    /// `inventory_file`/`inventory_dir` magic variables (none for `-i a,b`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -114,6 +119,21 @@ pub struct Inventory {
     /// Problems that do not stop loading, where Ansible warns too (unknown
     /// keys in a YAML group, skipped files, a name used for a host and a group).
     pub warnings: Vec<Diagnostic>,
+    /// The file being parsed, recorded as new hosts' `source`.
+    current_source: Option<PathBuf>,
+    /// Group memberships and depths, computed on first use; every change
+    /// to the group graph resets it.
+    graph_cache: OnceLock<GraphCache>,
+}
+
+/// What the variable and pattern queries need from the group graph, computed
+/// once instead of per host.
+#[derive(Debug, Clone, Default)]
+struct GraphCache {
+    /// Host -> every group it is in, directly or through ancestors (`all` included).
+    groups_of: HashMap<String, Vec<String>>,
+    /// Group -> length of the longest path from `all`.
+    depth: HashMap<String, usize>,
 }
 
 impl Default for Inventory {
@@ -127,6 +147,8 @@ impl Default for Inventory {
             sources: Vec::new(),
             vars_dirs: Vec::new(),
             warnings: Vec::new(),
+            current_source: None,
+            graph_cache: OnceLock::new(),
         };
         inv.ensure_group("all");
         inv.ensure_group("ungrouped");
@@ -398,9 +420,12 @@ impl Inventory {
     /// Add a host (if new) as a member of `group`, which must exist. A port
     /// from `host:port` becomes the host var `ansible_port`.
     pub(crate) fn add_host(&mut self, name: &str, group: &str, port: Option<i64>) {
+        self.graph_cache = OnceLock::new();
+        let source = self.current_source.clone();
         let host = self.hosts.entry(name.to_string()).or_insert_with(|| Host {
             name: name.to_string(),
             vars: Map::new(),
+            source,
         });
         if let Some(port) = port {
             host.vars.insert("ansible_port".into(), Value::from(port));
@@ -429,6 +454,7 @@ impl Inventory {
                 child: child.to_string(),
             });
         }
+        self.graph_cache = OnceLock::new();
         if let Some(p) = self.groups.get_mut(parent) {
             p.children.push(child.to_string());
         }
@@ -501,6 +527,7 @@ impl Inventory {
             u.hosts.retain(|h| !leave.contains(h));
             u.hosts.extend(join);
         }
+        self.graph_cache = OnceLock::new();
         for name in self.hosts.keys() {
             if self.groups.contains_key(name) {
                 let source = self.sources.first().cloned().unwrap_or_default();
@@ -588,12 +615,23 @@ impl Inventory {
             }
             return;
         }
+        self.current_source = Some(path.to_path_buf());
         let parsed = crate::yaml::parse(path, &text);
         let result = match parsed {
             Ok(node) if yaml_ext || node.as_map().is_some() => yaml::load(self, &node),
             Err(d) if yaml_ext => Err(d),
-            _ => ini::parse(self, path, &text),
+            // A broken YAML inventory without an extension: the YAML error
+            // says more than the INI parser's complaint about `all:`.
+            Err(yaml_error) => ini::parse(self, path, &text).map_err(|ini_error| {
+                if looks_like_yaml(&text) {
+                    yaml_error
+                } else {
+                    ini_error
+                }
+            }),
+            Ok(_) => ini::parse(self, path, &text),
         };
+        self.current_source = None;
         if let Err(d) = result {
             errors.push(d);
         }
@@ -654,38 +692,49 @@ impl Inventory {
         out
     }
 
-    /// The groups a host is in, directly or through ancestors, `all` included.
-    fn groups_of(&self, host: &str) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for g in self.groups.values() {
-            if g.hosts.iter().any(|h| h == host) {
-                for a in self.ancestors(&g.name).into_iter().rev() {
-                    if !out.contains(&a) {
-                        out.push(a);
+    fn cache(&self) -> &GraphCache {
+        self.graph_cache.get_or_init(|| {
+            let mut cache = GraphCache::default();
+            for g in self.groups.keys() {
+                self.depth(g, &mut cache.depth);
+            }
+            for g in self.groups.values() {
+                let mut lineage = self.ancestors(&g.name);
+                lineage.reverse();
+                lineage.push(g.name.clone());
+                for h in &g.hosts {
+                    let groups = cache.groups_of.entry(h.clone()).or_default();
+                    for name in &lineage {
+                        if !groups.contains(name) {
+                            groups.push(name.clone());
+                        }
                     }
                 }
-                if !out.contains(&g.name) {
-                    out.push(g.name.clone());
-                }
             }
-        }
-        out
+            cache
+        })
+    }
+
+    /// The groups a host is in, directly or through ancestors, `all` included.
+    fn groups_of(&self, host: &str) -> Vec<String> {
+        self.cache()
+            .groups_of
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// A host's groups without `all`, in merge order: by depth, then
     /// priority, then name (Ansible's `sort_groups`).
     fn sorted_groups_of(&self, host: &str) -> Vec<String> {
-        let mut depth_cache = HashMap::new();
+        let cache = self.cache();
         let mut groups: Vec<(usize, i64, String)> = self
             .groups_of(host)
             .into_iter()
             .filter(|g| g != "all")
             .map(|g| {
-                (
-                    self.depth(&g, &mut depth_cache),
-                    self.groups[&g].priority,
-                    g,
-                )
+                let depth = cache.depth.get(&g).copied().unwrap_or(0);
+                (depth, self.groups[&g].priority, g)
             })
             .collect();
         groups.sort();
@@ -709,6 +758,29 @@ impl Inventory {
             .unwrap_or(0);
         cache.insert(group.to_string(), d);
         d
+    }
+}
+
+/// Whether the first meaningful line is a YAML document start or a
+/// `key:` / `key: value` line, which no INI inventory line can be.
+fn looks_like_yaml(text: &str) -> bool {
+    let Some(line) = text
+        .lines()
+        .map(str::trim_end)
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with(['#', ';']))
+    else {
+        return false;
+    };
+    if line.starts_with("---") {
+        return true;
+    }
+    match line.split_once(':') {
+        Some((key, rest)) => {
+            !key.is_empty()
+                && !key.contains(['[', '=', ' ', '\t'])
+                && (rest.is_empty() || rest.starts_with([' ', '\t']))
+        }
+        None => false,
     }
 }
 
@@ -859,6 +931,29 @@ mod tests {
             json!({"_meta": {"hostvars": {}}, "all": {"children": ["ungrouped"]}})
         );
         assert_eq!(inv.graph(), "@all:\n  |--@ungrouped:\n");
+    }
+
+    #[test]
+    fn hosts_remember_their_file_and_odd_lines_warn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("hosts");
+        std::fs::write(&path, "[web]\nweb1\nhttp_port=80\n").unwrap();
+        let inv = Inventory::load(std::slice::from_ref(&path)).unwrap();
+        assert_eq!(inv.hosts["web1"].source.as_deref(), Some(path.as_path()));
+        assert_eq!(inv.warnings.len(), 1);
+        let w = &inv.warnings[0];
+        assert_eq!((w.line, w.col), (3, 1));
+        assert_eq!(w.message, "host name `http_port` contains `=`");
+    }
+
+    #[test]
+    fn yaml_sniffing() {
+        assert!(looks_like_yaml("# c\nall:\n  hosts:\n"));
+        assert!(looks_like_yaml("---\n"));
+        assert!(looks_like_yaml("web: {hosts: x}\n"));
+        assert!(!looks_like_yaml("; c\n[web]\nweb1\n"));
+        assert!(!looks_like_yaml("web1:2222\n"));
+        assert!(!looks_like_yaml("web1 ansible_host=a:b\n"));
     }
 
     #[test]
