@@ -12,6 +12,10 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+/// A bound on what one inventory line may expand to, so a typo like
+/// `web[1:99999999999]` is an error instead of exhausting memory.
+pub const MAX_HOSTS: usize = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RangeError {
     #[error("a host range must be `[begin:end]` or `[begin:end:step]`")]
@@ -28,6 +32,8 @@ pub enum RangeError {
     BadStep,
     #[error("a host range `[` has no closing `]`")]
     Unclosed,
+    #[error("a host range may expand to at most {MAX_HOSTS} hosts")]
+    TooLarge,
 }
 
 /// Split `host:port` / `[host]:port`. `None` when the text is not a host
@@ -111,6 +117,9 @@ fn expand_ranges(line: &str) -> Result<Vec<String>, RangeError> {
         if b > e {
             return Err(RangeError::Backwards);
         }
+        if (i128::from(e) - i128::from(b)) / step as i128 >= MAX_HOSTS as i128 {
+            return Err(RangeError::TooLarge);
+        }
         (b..=e)
             .step_by(step)
             .map(|n| format!("{n:0width$}"))
@@ -123,6 +132,9 @@ fn expand_ranges(line: &str) -> Result<Vec<String>, RangeError> {
             hosts.extend(expand_ranges(&name)?);
         } else {
             hosts.push(name);
+        }
+        if hosts.len() > MAX_HOSTS {
+            return Err(RangeError::TooLarge);
         }
     }
     Ok(hosts)
@@ -219,5 +231,7 @@ mod tests {
         assert_eq!(expand("w[1:x]"), Err(RangeError::NotANumber));
         assert_eq!(expand("w[1]"), Err(RangeError::Shape));
         assert_eq!(expand("w[1:2"), Err(RangeError::Unclosed));
+        assert_eq!(expand("w[1:99999999999]"), Err(RangeError::TooLarge));
+        assert_eq!(expand("w[0:999]-[0:9999]"), Err(RangeError::TooLarge));
     }
 }

@@ -124,6 +124,7 @@ pub fn python_literal(text: &str) -> Option<Value> {
     let mut p = Parser {
         s: text.chars().collect(),
         i: 0,
+        depth: 0,
     };
     // literal_eval strips leading spaces and tabs; a top-level newline would end the expression.
     p.skip_space(false);
@@ -151,7 +152,12 @@ pub fn python_literal(text: &str) -> Option<Value> {
 struct Parser {
     s: Vec<char>,
     i: usize,
+    /// Bracket nesting; Python's parser gives up at 200 levels, and so do we
+    /// rather than overflow the stack on hostile input.
+    depth: usize,
 }
+
+const MAX_NESTING: usize = 200;
 
 impl Parser {
     fn peek(&self) -> Option<char> {
@@ -189,6 +195,16 @@ impl Parser {
     }
 
     fn expr(&mut self, nl: bool) -> Option<Value> {
+        if self.depth >= MAX_NESTING {
+            return None;
+        }
+        self.depth += 1;
+        let value = self.expr_inner(nl);
+        self.depth -= 1;
+        value
+    }
+
+    fn expr_inner(&mut self, nl: bool) -> Option<Value> {
         self.skip_space(nl);
         match self.peek()? {
             '+' | '-' => {
@@ -614,6 +630,7 @@ mod tests {
             ("a,b", None),
             ("10.0.0.1", None),
             ("99999999999999999999999", None),
+            (&"[".repeat(100_000), None),
         ];
         for (text, want) in cases {
             assert_eq!(&python_literal(text), want, "literal_eval({text:?})");
