@@ -19,6 +19,10 @@
 //! `ansible_group_priority`, then name, as Ansible does. Within step 3 each
 //! directory is applied whole before the next, also as Ansible does. Merging
 //! is shallow: a later value replaces an earlier one (`hash_behaviour=replace`).
+//!
+//! Not supported, each reported rather than ignored: inventory scripts and
+//! inventory plugin configurations (`plugin: aws_ec2`), and vault-encrypted
+//! vars files.
 
 pub mod ini;
 pub mod pattern;
@@ -294,6 +298,8 @@ impl Inventory {
     /// group's own hosts, then its children's, then grandchildren's (breadth
     /// first), each host once. For `all` that is simply every host in the
     /// order first seen: Ansible makes every host a direct member of `all`.
+    /// (Below the children Ansible visits each level in hash-set order; here
+    /// it is file order, so results are deterministic.)
     pub fn group_hosts(&self, group: &str) -> Vec<String> {
         if group == "all" {
             return self.hosts.keys().cloned().collect();
@@ -944,6 +950,56 @@ mod tests {
         let w = &inv.warnings[0];
         assert_eq!((w.line, w.col), (3, 1));
         assert_eq!(w.message, "host name `http_port` contains `=`");
+    }
+
+    #[test]
+    fn directory_sources_skip_what_ansible_skips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, "inv/10-hosts", "[web]\nweb1\n");
+        write(root, "inv/20-more.yaml", "db:\n  hosts: {db1: }\n");
+        write(root, "inv/sub/30-nested.ini", "[cache]\nredis1\n");
+        write(root, "inv/aws_ec2.yml", "plugin: amazon.aws.aws_ec2\n");
+        write(root, "inv/inventory.toml", "[web.hosts]\n");
+        write(root, "inv/script", "#!/bin/sh\necho '{}'\n");
+        write(root, "inv/notes.txt", "not parsed\n");
+        write(root, "inv/old.retry", "not parsed\n");
+        write(root, "inv/.hidden", "[broken\n");
+        write(root, "inv/host_vars/web1.yml", "x: 1\n");
+        let inv = Inventory::load(&[root.join("inv")]).unwrap();
+        assert_eq!(
+            inv.hosts.keys().collect::<Vec<_>>(),
+            ["web1", "db1", "redis1"]
+        );
+        assert_eq!(inv.host_vars("web1")["x"], json!(1));
+        let warned: Vec<String> = inv
+            .warnings
+            .iter()
+            .map(|w| w.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(warned, ["aws_ec2.yml", "inventory.toml", "script"]);
+
+        // Named on the command line, any extension is read; a script is an error.
+        write(root, "hosts.cfg", "[web]\nweb9\n");
+        let inv = Inventory::load(&[root.join("hosts.cfg")]).unwrap();
+        assert!(inv.hosts.contains_key("web9"));
+        let e = Inventory::load(&[root.join("inv/script")]).unwrap_err();
+        assert_eq!(e[0].message, "inventory scripts are not supported");
+    }
+
+    #[test]
+    fn vault_files_are_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, "hosts", "web1\n");
+        write(
+            root,
+            "group_vars/all.yml",
+            "$ANSIBLE_VAULT;1.1;AES256\n6162636465\n",
+        );
+        let e = Inventory::load(&[root.join("hosts")]).unwrap_err();
+        assert_eq!((e[0].line, e[0].col), (1, 1));
+        assert!(e[0].message.contains("vault"), "{}", e[0].message);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! matched or it is a glob/regex, hosts by name. Results keep the order of
 //! the terms and of each group, each host once. A term that matches nothing
 //! is not an error; the caller decides whether to warn.
+//!
+//! One difference: `~` expressions use Rust's `regex` syntax, which has no
+//! look-around or back-references; such a pattern is a `BadRegex` error.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;

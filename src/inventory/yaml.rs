@@ -13,6 +13,10 @@
 //! `:port`. A section given as a single string (`hosts: web1`) means a
 //! one-entry mapping, as Ansible allows. Wrong shapes are errors at the
 //! node; unknown keys in a group are skipped with a warning, as in Ansible.
+//! (Ansible only warns about a group whose value is a list or a string and
+//! drops it; here that is an error, since dropping hosts silently is worse.)
+//! A file with a top-level `plugin:` key configures an Ansible inventory
+//! plugin; those are not supported and the file is skipped with a warning.
 
 use serde_json::Value;
 
