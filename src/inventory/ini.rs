@@ -102,7 +102,7 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
                         Pending {
                             state,
                             line: lineno,
-                            col: indent + 1,
+                            col: indent + 2,
                             len: name.chars().count(),
                             parents: Vec::new(),
                         },
@@ -189,28 +189,26 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
     }
 
     if let Some((name, p)) = pending.first() {
-        let d = Diagnostic::new(path, p.line, p.col, "").with_len(p.len);
-        return Err(match p.state {
-            State::Vars => Diagnostic {
-                message: format!("section [{name}:vars] is for a group that is never declared"),
-                ..d
-            }
-            .with_help(format!(
-                "declare it with a [{name}] section, even an empty one"
-            )),
+        // Groups declared for real, to suggest the one probably meant.
+        let declared = inv
+            .groups
+            .keys()
+            .filter(|g| !pending.contains_key(*g))
+            .map(String::as_str);
+        let help = match did_you_mean(name, declared) {
+            Some(g) => format!("did you mean `{g}`? Otherwise declare [{name}], even empty"),
+            None => format!("declare it with a [{name}] section, even an empty one"),
+        };
+        let message = match p.state {
+            State::Vars => format!("section [{name}:vars] is for a group that is never declared"),
             _ => {
                 let parent = p.parents.last().cloned().unwrap_or_default();
-                Diagnostic {
-                    message: format!(
-                        "[{parent}:children] lists group `{name}`, which is never declared"
-                    ),
-                    ..d
-                }
-                .with_help(format!(
-                    "declare it with a [{name}] section, even an empty one"
-                ))
+                format!("[{parent}:children] lists group `{name}`, which is never declared")
             }
-        });
+        };
+        return Err(Diagnostic::new(path, p.line, p.col, message)
+            .with_len(p.len)
+            .with_help(help));
     }
     Ok(())
 }
@@ -433,7 +431,7 @@ mod tests {
         assert!(d.message.contains("`b`"), "{}", d.message);
 
         let d = error("[x:vars]\na=1\n");
-        assert_eq!((d.line, d.col), (1, 1));
+        assert_eq!((d.line, d.col, d.len), (1, 2, 1));
 
         let d = error("[bad group]\n");
         assert_eq!((d.line, d.col), (1, 1));
