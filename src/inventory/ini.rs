@@ -135,6 +135,16 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
                     "a section is `[group]`, `[group:vars]` or `[group:children]`, without spaces",
                 ));
         }
+        // `[web] ; note` is not a section (only `#` comments may follow one),
+        // and as a host line it would fail as an odd range; say what it is.
+        // `[::1]:22` and `[web]:22` are hosts: a `:port` follows the bracket.
+        if let Some(close) = line.strip_prefix('[').and_then(|l| l.find(']')) {
+            if line[close + 2..].starts_with(char::is_whitespace) {
+                return Err(err(lineno, indent, "invalid section header".to_string())
+                    .with_len(line[..close + 2].chars().count())
+                    .with_help("only a `#` comment may follow a section header on its line"));
+            }
+        }
 
         match state {
             State::Hosts => host_line(inv, path, lineno, raw, &group)?,
@@ -435,6 +445,9 @@ mod tests {
 
         let d = error("[bad group]\n");
         assert_eq!((d.line, d.col), (1, 1));
+
+        let d = error("[web] ; web servers\nw1\n");
+        assert_eq!((d.line, d.col, d.len), (1, 1, 5));
 
         let d = error("[a]\n[b]\n[a:children]\nb\n[b:children]\na\n");
         assert_eq!((d.line, d.col), (6, 1));
