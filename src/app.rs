@@ -151,6 +151,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
             let _extra = parse_extra_vars(&args.extra_vars)?;
             let project =
                 load_project(&args.playbooks, &args.inventory.inventory).map_err(AppError::Load)?;
+            print_warnings(&project);
             let plays: usize = project.playbooks.iter().map(|p| p.plays.len()).sum();
             println!(
                 "ok: {} playbook(s), {} play(s), {} host(s) in the inventory",
@@ -161,6 +162,13 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
             Ok(exit::OK)
         }
         Command::Inventory(args) => cmd_inventory(args),
+    }
+}
+
+/// Non-fatal load problems, on stderr so stdout stays clean for tools.
+fn print_warnings(project: &Project) {
+    for w in &project.inventory.warnings {
+        eprintln!("warning: {w}");
     }
 }
 
@@ -184,6 +192,11 @@ fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
         private_key: args.private_key,
     };
     let (sink, printer) = crate::output::start_printer(args.output, args.verbose);
+    for w in &project.inventory.warnings {
+        sink.send(crate::output::Event::Warning {
+            message: w.to_string(),
+        });
+    }
     let result = crate::executor::run(&project, &opts, &sink);
     drop(sink);
     let _ = printer.join();
@@ -192,6 +205,9 @@ fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
 
 fn cmd_inventory(args: InventoryArgs) -> Result<u8, AppError> {
     let mut inventory = Inventory::load(&args.inventory.inventory).map_err(AppError::Load)?;
+    for w in &inventory.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(limit) = &args.limit {
         let keep: indexmap::IndexSet<String> = inventory.select(limit)?.into_iter().collect();
         inventory.hosts.retain(|h, _| keep.contains(h));
