@@ -144,6 +144,22 @@ impl Mode {
     }
 }
 
+/// A symbolic mode for chmod with an explicit `who` in every clause: chmod
+/// masks a who-less `+w` with the umask, which [`apply_symbolic`] (and
+/// Ansible) do not, and plan and apply must agree.
+pub fn symbolic_for_chmod(spec: &str) -> String {
+    spec.split(',')
+        .map(|c| {
+            if c.starts_with(['u', 'g', 'o', 'a']) {
+                c.to_string()
+            } else {
+                format!("a{c}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub fn de_opt_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
@@ -290,6 +306,7 @@ mod tests {
         assert_eq!(apply_symbolic("a=rX", 0o600, false), Ok(0o444));
         assert_eq!(apply_symbolic("u+s,+t", 0o755, false), Ok(0o5755));
         assert_eq!(apply_symbolic("u+r-w", 0o200, false), Ok(0o400));
+        assert_eq!(symbolic_for_chmod("+w,go-x"), "a+w,go-x");
         assert_eq!(
             Mode::Symbolic("g+w".into()).resolve(None, false),
             Some(0o664)

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::params::{mode_str, same_principal, Mode};
 use crate::shell_quote::quote;
+use crate::ModuleError;
 
 /// The kind of a filesystem object, from the `S_IFMT` bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +199,41 @@ impl WantedAttrs {
         }
         s
     }
+}
+
+/// Print `NOUSER`/`NOGROUP` when the wanted owner or group does not exist,
+/// so a plan fails as Ansible does ("failed to look up user") before any
+/// change is made. Numeric ids are always accepted, as chown accepts them.
+pub fn principals_snippet(want: &WantedAttrs) -> String {
+    let mut s = String::new();
+    if let Some(o) = want.owner.as_deref().filter(|o| o.parse::<u32>().is_err()) {
+        s.push_str(&format!(
+            "id -u -- {} >/dev/null 2>&1 || echo NOUSER -\n",
+            quote(o)
+        ));
+    }
+    if let Some(g) = want.group.as_deref().filter(|g| g.parse::<u32>().is_err()) {
+        s.push_str(&format!(
+            "getent group -- {} >/dev/null 2>&1 || echo NOGROUP -\n",
+            quote(g)
+        ));
+    }
+    s
+}
+
+/// The error for a [`principals_snippet`]'s output, if any.
+pub fn check_principals(out: &str, want: &WantedAttrs) -> Result<(), ModuleError> {
+    if let (Some(o), Some(_)) = (&want.owner, tagged(out, "NOUSER")) {
+        return Err(ModuleError::failed(format!(
+            "chown failed: failed to look up user {o}"
+        )));
+    }
+    if let (Some(g), Some(_)) = (&want.group, tagged(out, "NOGROUP")) {
+        return Err(ModuleError::failed(format!(
+            "chgrp failed: failed to look up group {g}"
+        )));
+    }
+    Ok(())
 }
 
 /// Ansible's common file result keys (`mode`, `owner`, `uid`, ...).
