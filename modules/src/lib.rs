@@ -17,6 +17,7 @@ pub mod registry;
 pub mod shell_quote;
 #[cfg(test)]
 mod testing;
+pub mod textfile;
 
 pub mod builtin;
 

@@ -201,24 +201,37 @@ impl WantedAttrs {
     }
 }
 
-/// Print `NOUSER`/`NOGROUP` when the wanted owner or group does not exist,
-/// so a plan fails as Ansible does ("failed to look up user") before any
-/// change is made. Numeric ids are always accepted, as chown accepts them.
+/// Print `UID n`/`GID n` for the wanted owner and group, or `NOUSER`/
+/// `NOGROUP` when they do not exist, so a plan fails as Ansible does
+/// ("failed to look up user") before any change is made, and a result can
+/// report the ids. Numeric ids are taken as they are, as chown takes them.
 pub fn principals_snippet(want: &WantedAttrs) -> String {
     let mut s = String::new();
     if let Some(o) = want.owner.as_deref().filter(|o| o.parse::<u32>().is_err()) {
         s.push_str(&format!(
-            "id -u -- {} >/dev/null 2>&1 || echo NOUSER -\n",
+            "if u=$(id -u -- {} 2>/dev/null); then echo UID \"$u\"; else echo NOUSER -; fi\n",
             quote(o)
         ));
     }
     if let Some(g) = want.group.as_deref().filter(|g| g.parse::<u32>().is_err()) {
         s.push_str(&format!(
-            "getent group -- {} >/dev/null 2>&1 || echo NOGROUP -\n",
+            "if g=$(getent group -- {} 2>/dev/null); then g=${{g#*:*:}}; echo GID \"${{g%%:*}}\"; else echo NOGROUP -; fi\n",
             quote(g)
         ));
     }
     s
+}
+
+/// The wanted owner's and group's numeric ids, from a [`principals_snippet`].
+pub fn principal_ids(out: &str, want: &WantedAttrs) -> (Option<u32>, Option<u32>) {
+    let id = |v: &Option<String>, tag: &str| {
+        v.as_deref().and_then(|x| {
+            x.parse::<u32>()
+                .ok()
+                .or_else(|| tagged(out, tag).and_then(|n| n.trim().parse().ok()))
+        })
+    };
+    (id(&want.owner, "UID"), id(&want.group, "GID"))
 }
 
 /// The error for a [`principals_snippet`]'s output, if any.
