@@ -309,6 +309,146 @@ pub fn written_result(
     m
 }
 
+/// A planned edit of a text file (lineinfile, blockinfile), kept in
+/// `Plan.state` so apply needs no second probe.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Edit {
+    pub path: String,
+    pub write_path: String,
+    /// The new content (base64), or `None` when only attributes change.
+    pub content_b64: Option<String>,
+    pub exists: bool,
+    /// The parent directory is missing and must be created (`create`).
+    pub mkdir: bool,
+    pub mode: Option<u32>,
+}
+
+impl Edit {
+    pub fn new(dest: &Dest, content: Option<&[u8]>, mode: Option<u32>) -> Edit {
+        use base64::Engine as _;
+        Edit {
+            path: dest.path.clone(),
+            write_path: dest.write_path.clone(),
+            content_b64: content.map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
+            exists: dest.exists(),
+            mkdir: !dest.parent_exists,
+            mode,
+        }
+    }
+
+    pub fn to_state(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    pub fn from_state(module: &'static str, v: &Value) -> Result<Edit, ModuleError> {
+        serde_json::from_value(v.clone())
+            .map_err(|_| ModuleError::failed(format!("{module}: apply called without a plan")))
+    }
+
+    /// Make the edit: create the parent, back up, validate, then write
+    /// atomically (or only set attributes). Returns the backup's name.
+    pub fn apply(
+        &self,
+        host: &mut dyn Host,
+        module: &'static str,
+        want: &WantedAttrs,
+        backup_wanted: bool,
+        validate_cmd: Option<&str>,
+    ) -> Result<Option<String>, ModuleError> {
+        use base64::Engine as _;
+        let want = WantedAttrs {
+            mode: self.mode.map(Mode::Octal),
+            ..want.clone()
+        };
+        let Some(b64) = &self.content_b64 else {
+            let script = want.apply_script(&quote(&self.write_path), self.mode, false);
+            run_checked(host, "set attributes", &script)?;
+            return Ok(None);
+        };
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| ModuleError::failed(format!("{module}: corrupt plan state")))?;
+        if self.mkdir {
+            let dir = match self.write_path.rfind('/') {
+                Some(0) => "/".to_string(),
+                Some(i) => self.write_path[..i].to_string(),
+                None => ".".to_string(),
+            };
+            run_checked(
+                host,
+                "create directory",
+                &format!("mkdir -p -- {}", quote(&dir)),
+            )?;
+        }
+        let backup_file = if backup_wanted && self.exists {
+            Some(backup(host, &self.write_path)?)
+        } else {
+            None
+        };
+        if let Some(v) = validate_cmd {
+            validate(host, module, v, &self.write_path, &content)?;
+        }
+        host.write_file(&self.write_path, &content, &file_attrs(&want, self.mode))?;
+        Ok(backup_file)
+    }
+}
+
+/// Run a script under `set -e`; a failure is a host command error.
+pub fn run_checked(
+    host: &mut dyn Host,
+    action: &'static str,
+    script: &str,
+) -> Result<(), ModuleError> {
+    if script.trim().is_empty() {
+        return Ok(());
+    }
+    let out = host.run(&format!("set -e\n{script}"), None)?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(ModuleError::Host(crate::HostError::Command {
+            action,
+            rc: out.rc,
+            stderr: out.stderr_str(),
+        }))
+    }
+}
+
+/// Split like Python's `readlines`: every line keeps its `\n`.
+pub fn lines_of(content: &[u8]) -> Vec<Vec<u8>> {
+    content
+        .split_inclusive(|b| *b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// A line without its trailing `\r`/`\n`s (Python's `rstrip(b'\r\n')`).
+pub fn rstrip_eol(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\r' | b'\n') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// Common plan checks of the line-editing modules: the path is not a
+/// directory, and exists unless `create`.
+pub fn check_editable(dest: &Dest, create: bool) -> Result<(), ModuleError> {
+    if dest.is_dir() {
+        return Err(ModuleError::failed(format!(
+            "Path {} is a directory !",
+            dest.path
+        )));
+    }
+    if !dest.exists() && !create {
+        return Err(ModuleError::failed(format!(
+            "Destination {} does not exist !",
+            dest.path
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
