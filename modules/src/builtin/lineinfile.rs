@@ -98,7 +98,7 @@ pub fn compile(module: &'static str, field: &str, re: &str) -> Result<Regex, Mod
 
 /// Python's `re.search` on a line read with `readlines`: there `$` also
 /// matches just before the final newline, so search the line without it.
-fn search<'a>(re: &Regex, line: &'a [u8]) -> Option<Captures<'a>> {
+pub(crate) fn search<'a>(re: &Regex, line: &'a [u8]) -> Option<Captures<'a>> {
     re.captures(line.strip_suffix(b"\n").unwrap_or(line))
 }
 
