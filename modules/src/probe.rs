@@ -151,11 +151,9 @@ impl WantedAttrs {
     pub fn diff(&self, path: &str, st: &FileStat) -> (Vec<String>, Option<u32>) {
         let mut changes = Vec::new();
         let mut mode = None;
-        if let Some(m) = self
-            .mode
-            .as_ref()
-            .and_then(|m| m.resolve(Some(st.mode), st.kind == Kind::Dir))
-        {
+        // Linux cannot chmod a symlink itself (its mode is always 0777).
+        let mode_wanted = self.mode.as_ref().filter(|_| st.kind != Kind::Link);
+        if let Some(m) = mode_wanted.and_then(|m| m.resolve(Some(st.mode), st.kind == Kind::Dir)) {
             if m != st.mode {
                 changes.push(format!(
                     "mode {} -> {} on {path}",

@@ -15,6 +15,19 @@ pub fn quote(word: &str) -> String {
     }
 }
 
+/// Quote a path for `/bin/sh`, expanding a leading `~` to the remote
+/// user's `$HOME` as Ansible does for path parameters (`~user` forms are
+/// left alone).
+pub fn quote_path(path: &str) -> String {
+    if path == "~" {
+        "\"$HOME\"".to_string()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        format!("\"$HOME\"/{}", quote(rest))
+    } else {
+        quote(path)
+    }
+}
+
 /// Quote every word of an argv and join them with spaces.
 pub fn join<S: AsRef<str>>(argv: &[S]) -> String {
     argv.iter()
@@ -102,6 +115,9 @@ mod tests {
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote("$(rm -rf /)"), "'$(rm -rf /)'");
         assert_eq!(join(&["echo", "a b"]), "echo 'a b'");
+        assert_eq!(quote_path("~/a b"), "\"$HOME\"/'a b'");
+        assert_eq!(quote_path("~"), "\"$HOME\"");
+        assert_eq!(quote_path("~bob/x"), "'~bob/x'");
     }
 
     #[test]

@@ -204,24 +204,7 @@ pub fn validate(
     path: &str,
     content: &[u8],
 ) -> Result<(), ModuleError> {
-    if !validate.contains("%s") {
-        return Err(ModuleError::Params(crate::ParamError::Invalid {
-            module,
-            path: "validate".into(),
-            reason: "validate must contain %s: the path of the file to check".into(),
-        }));
-    }
-    let words = split(validate).map_err(|e| {
-        ModuleError::Params(crate::ParamError::Invalid {
-            module,
-            path: "validate".into(),
-            reason: e.to_string(),
-        })
-    })?;
-    let cmd: Vec<String> = words
-        .iter()
-        .map(|w| w.split("%s").map(quote).collect::<Vec<_>>().join("\"$t\""))
-        .collect();
+    let cmd = validate_command(module, validate)?;
     let dir = match path.rfind('/') {
         Some(0) => "/".to_string(),
         Some(i) => path[..i].to_string(),
@@ -230,7 +213,7 @@ pub fn validate(
     let script = format!(
         "t=$(mktemp {}/.herd.validate.XXXXXX) || exit 1; trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; {}",
         quote(&dir),
-        cmd.join(" ")
+        cmd
     );
     let out = host.run(&script, Some(content))?;
     if out.success() {
@@ -248,6 +231,30 @@ pub fn validate(
         ),
         result,
     })
+}
+
+/// A `validate` command as a shell command line: split like `command`'s
+/// free form, every word quoted, and `%s` replaced by `"$t"` (the shell
+/// variable holding the file to check).
+pub fn validate_command(module: &'static str, validate: &str) -> Result<String, ModuleError> {
+    let invalid = |reason: String| {
+        ModuleError::Params(crate::ParamError::Invalid {
+            module,
+            path: "validate".into(),
+            reason,
+        })
+    };
+    if !validate.contains("%s") {
+        return Err(invalid(
+            "validate must contain %s: the path of the file to check".into(),
+        ));
+    }
+    let words = split(validate).map_err(|e| invalid(e.to_string()))?;
+    Ok(words
+        .iter()
+        .map(|w| w.split("%s").map(quote).collect::<Vec<_>>().join("\"$t\""))
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// The numeric mode to write: the wanted one resolved against the current

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::builtin::lineinfile::{compile, search};
 use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_string, Mode};
 use crate::probe::WantedAttrs;
-use crate::shell_quote::quote;
+use crate::shell_quote::quote_path;
 use crate::textfile::{self, lines_of, Edit, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
@@ -171,7 +171,7 @@ impl Module for BlockInFile {
             }));
         }
         let want = Self::want(p);
-        let setup = format!("p={}", quote(&p.path));
+        let setup = format!("p={}", quote_path(&p.path));
         let dest = textfile::probe(host, &setup, true, &want, Read::All, "")?;
         if dest.is_dir() {
             return Err(ModuleError::failed(format!(

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 
 use crate::clock;
 use crate::params::{de_bool, yes};
-use crate::shell_quote::{join, quote, split};
+use crate::shell_quote::{join, quote, quote_path, split};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 /// Printed (with exit 97) when `chdir` cannot be entered, so apply can tell
@@ -140,7 +140,7 @@ fn guarded_plan(
     }
     let mut script = String::new();
     if let Some(d) = chdir {
-        script.push_str(&format!("cd -- {} 2>/dev/null\n", quote(d)));
+        script.push_str(&format!("cd -- {} 2>/dev/null\n", quote_path(d)));
     }
     // An unquoted expansion with an empty IFS globs but never splits, runs
     // nothing and leaves a pattern that matches nothing as it is.
@@ -149,7 +149,7 @@ fn guarded_plan(
         if let Some(p) = pat {
             script.push_str(&format!(
                 "p={}; set -- $p; if [ -e \"$1\" ] || [ -L \"$1\" ]; then echo {tag} yes; else echo {tag} no; fi\n",
-                quote(p)
+                quote_path(p)
             ));
         }
     }
@@ -185,7 +185,7 @@ fn execute(run: Run<'_>, host: &mut dyn Host) -> Result<Outcome, ModuleError> {
     if let Some(d) = run.chdir {
         script.push_str(&format!(
             "cd -- {} 2>/dev/null || {{ echo {} >&2; exit 97; }}\n",
-            quote(d),
+            quote_path(d),
             quote(CHDIR_FAILED)
         ));
     }

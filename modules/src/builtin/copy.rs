@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_string, mode_str, yes, Mode};
 use crate::probe::{parse_stat, sha1_snippet, stat_snippet, tagged, WantedAttrs};
-use crate::shell_quote::quote;
+use crate::shell_quote::{quote, quote_path};
 use crate::textfile::{self, Read, DIFF_LIMIT};
 use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
 
@@ -157,7 +157,7 @@ impl Module for Copy {
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let src = source(p)?;
         let base = basename(p);
-        let mut setup = format!("p={}", quote(&p.dest));
+        let mut setup = format!("p={}", quote_path(&p.dest));
         if let Some(b) = &base {
             setup.push_str(&format!(
                 "; if [ -d \"$p\" ]; then p=\"${{p%/}}\"/{}; fi",
@@ -270,6 +270,7 @@ impl Module for Copy {
             "write_path": dest.write_path,
             "content_changed": content_changed,
             "exists": dest.exists(),
+            "is_link": dest.stat.as_ref().is_some_and(|s| s.kind == crate::probe::Kind::Link),
             "mkdir": mkdir,
             "mode": mode,
             "result": result,
@@ -314,7 +315,11 @@ impl Module for Copy {
             run_ok(host, "create directory", &script)?;
         }
         if !flag("content_changed") {
-            let script = want.apply_script(&quote(write_path), mode, false);
+            // An unfollowed symlink dest gets its own owner changed, never
+            // its target's (that is what plan compared).
+            let is_link = flag("is_link");
+            let mode = mode.filter(|_| !is_link);
+            let script = want.apply_script(&quote(write_path), mode, is_link);
             run_ok(host, "set attributes", &script)?;
         } else {
             if p.backup && flag("exists") {
@@ -377,25 +382,20 @@ fn copy_on_host(
 ) -> Result<(), ModuleError> {
     let dw = quote(dest);
     let mut script = format!(
-        "t=$(mktemp \"$(dirname -- {dw})/.herd.XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\ncp -- {} \"$t\"\n",
+        "t=$(mktemp \"$(dirname -- {dw})/.herd.XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\ncp -- {} \"$t\"\n\
+         if [ -e {dw} ]; then chown --reference={dw} \"$t\" 2>/dev/null || true; fi\n",
         quote(src)
     );
+    script.push_str(&want.apply_script("\"$t\"", mode, false));
+    // After chown, which clears setuid/setgid bits.
     if mode.is_none() {
         script.push_str(&format!(
             "if [ -e {dw} ]; then chmod --reference={dw} \"$t\"; else chmod 0644 \"$t\"; fi\n"
         ));
     }
-    script.push_str(&want.apply_script("\"$t\"", mode, false));
     if let Some(v) = &p.validate {
-        let words = crate::shell_quote::split(v).map_err(|e| invalid("validate", e.to_string()))?;
-        if !v.contains("%s") {
-            return Err(invalid("validate", "validate must contain %s"));
-        }
-        let cmd: Vec<String> = words
-            .iter()
-            .map(|w| w.split("%s").map(quote).collect::<Vec<_>>().join("\"$t\""))
-            .collect();
-        script.push_str(&format!("{}\n", cmd.join(" ")));
+        let cmd = textfile::validate_command(Copy::NAME, v)?;
+        script.push_str(&format!("{cmd}\n"));
     }
     script.push_str(&format!("mv -f -- \"$t\" {dw}\ntrap - EXIT\n"));
     run_ok(host, "copy on the host", &script)
@@ -538,6 +538,34 @@ mod tests {
         let pl = plan(&Copy, &good);
         apply(&Copy, &good, pl);
         assert_eq!(read(&f), "remote 2\n");
+    }
+
+    #[test]
+    fn symlink_dest_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = path_in(&dir, "target");
+        std::fs::write(&t, "same").expect("write");
+        let l = path_in(&dir, "link");
+        std::os::unix::fs::symlink(&t, &l).expect("symlink");
+        // Same content: only the link's own owner may change; mode cannot.
+        let p = json!({"dest": l, "content": "same", "mode": "0600", "owner": "nobody"});
+        converge(&Copy, &p);
+        assert_eq!(mode_of(&t), 0o644);
+        let uid = |p: &str| std::fs::symlink_metadata(p).map(|m| m.uid()).unwrap_or(0);
+        assert_eq!((uid(&l), uid(&t)), (65534, 0));
+        // New content replaces the link with a file (follow defaults to no).
+        converge(&Copy, &json!({"dest": l, "content": "new"}));
+        assert!(std::fs::symlink_metadata(&l).is_ok_and(|m| m.file_type().is_file()));
+        assert_eq!(read(&t), "same");
+        // With follow, the target is written and the link stays.
+        std::fs::remove_file(&l).expect("rm");
+        std::os::unix::fs::symlink(&t, &l).expect("symlink");
+        converge(
+            &Copy,
+            &json!({"dest": l, "content": "via link", "follow": true}),
+        );
+        assert_eq!(read(&t), "via link");
+        assert!(std::fs::symlink_metadata(&l).is_ok_and(|m| m.file_type().is_symlink()));
     }
 
     #[test]

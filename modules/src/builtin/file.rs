@@ -21,7 +21,7 @@ use crate::probe::{
     check_principals, file_result, parse_stat, principals_snippet, stat_snippet, tagged, FileStat,
     Kind, WantedAttrs,
 };
-use crate::shell_quote::quote;
+use crate::shell_quote::{quote, quote_path};
 use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -191,7 +191,7 @@ impl File {
         times: bool,
         host: &mut dyn Host,
     ) -> Result<Found, ModuleError> {
-        let pw = quote(&p.path);
+        let pw = quote_path(&p.path);
         let mut s = stat_snippet("P", &pw, false);
         s.push_str(&stat_snippet("T", &pw, true));
         s.push_str(&format!(
@@ -201,7 +201,7 @@ impl File {
             // A symlink's relative src is relative to the link's directory.
             s.push_str(&format!(
                 "(if cd -- {} 2>/dev/null; then {}else echo S -; fi)\n",
-                quote(&parent_dir(&p.path)),
+                quote_path(&parent_dir(&p.path)),
                 stat_snippet("S", &quote(src), false).trim_end().to_string() + "; "
             ));
         }
@@ -324,7 +324,7 @@ impl Module for File {
         };
 
         let path = p.path.as_str();
-        let pw = quote(path);
+        let pw = quote_path(path);
         let mut plan = Plan::default();
         let mut script = String::from("set -e\n");
         // The path as apply will see it: followed through a symlink when asked.
@@ -361,7 +361,7 @@ impl Module for File {
                         plan.changes.push(format!("create directory {path}"));
                         let mode = want.mode.as_ref().and_then(|m| m.resolve(None, true));
                         let words: Vec<String> =
-                            components(path).iter().map(|c| quote(c)).collect();
+                            components(path).iter().map(|c| quote_path(c)).collect();
                         script.push_str(&format!(
                             "for d in {}; do if [ ! -e \"$d\" ]; then mkdir -- \"$d\"\n{}fi; done\n",
                             words.join(" "),
@@ -518,14 +518,14 @@ impl Module for File {
                     // ln resolves a relative src from the current directory;
                     // Ansible's is relative to the link's directory, so run
                     // ln there, naming a relative link from where we were.
-                    let link = if path.starts_with('/') {
+                    let link = if path.starts_with('/') || path.starts_with('~') {
                         pw.clone()
                     } else {
                         format!("\"$OLDPWD\"/{pw}")
                     };
                     script.push_str(&format!(
                         "(cd -- {} && ln -f -- {} {link})\n",
-                        quote(&parent_dir(path)),
+                        quote_path(&parent_dir(path)),
                         quote(src),
                     ));
                 }
@@ -570,7 +570,7 @@ impl Module for File {
             .get("follow")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        let pw = quote(&p.path);
+        let pw = quote_path(&p.path);
         let full = format!("{script}{}", stat_snippet("R", &pw, follow));
         let out = host.run(&full, None)?;
         if !out.success() {
@@ -624,7 +624,7 @@ fn recurse_plan(
     found: &Found,
     path: &str,
 ) {
-    let pw = quote(path);
+    let pw = quote_path(path);
     let symbolic = match &want.mode {
         Some(Mode::Symbolic(s)) => Some(s.as_str()),
         _ => None,

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_string, Mode};
 use crate::probe::WantedAttrs;
-use crate::shell_quote::quote;
+use crate::shell_quote::quote_path;
 use crate::textfile::{self, lines_of, rstrip_eol, Edit, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
@@ -343,7 +343,7 @@ impl Module for LineInFile {
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let re = Self::check(p)?;
         let want = Self::want(p);
-        let setup = format!("p={}", quote(&p.path));
+        let setup = format!("p={}", quote_path(&p.path));
         let dest = textfile::probe(host, &setup, true, &want, Read::All, "")?;
         let mut plan = Plan::default();
         plan.result.insert("backup".into(), json!(""));
@@ -588,6 +588,30 @@ mod tests {
         assert_eq!(read(&b), "x=1\n");
         assert_eq!(read(&f), "x=1\ny=2\n");
         assert!(out.msg.unwrap_or_default().contains("ownership, perms"));
+    }
+
+    #[test]
+    fn rewrite_keeps_owner_group_and_mode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = file_with(&dir, "a\n");
+        std::os::unix::fs::chown(&f, Some(65534), Some(1)).expect("chown");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o2640)).expect("chmod");
+        converge(&LineInFile, &json!({"path": f, "line": "b"}));
+        let m = std::fs::metadata(&f).expect("stat");
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (65534, 1, 0o2640));
+        assert_eq!(read(&f), "a\nb\n");
+    }
+
+    #[test]
+    fn follows_a_symlinked_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = file_with(&dir, "a\n");
+        let l = path_in(&dir, "link");
+        std::os::unix::fs::symlink(&f, &l).expect("symlink");
+        converge(&LineInFile, &json!({"path": l, "line": "b"}));
+        assert_eq!(read(&f), "a\nb\n");
+        assert!(std::fs::symlink_metadata(&l).is_ok_and(|m| m.file_type().is_symlink()));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::params::{de_bool, de_opt_bool, mode_str, yes};
 use crate::probe::{checksum_snippet, parse_stat, stat_snippet, tagged, Kind};
-use crate::shell_quote::quote;
+use crate::shell_quote::quote_path;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Deserialize)]
@@ -77,7 +77,7 @@ pub fn stat_path(
     follow: bool,
     checksum_tool: Option<&str>,
 ) -> Result<Map<String, Value>, ModuleError> {
-    let w = quote(path);
+    let w = quote_path(path);
     let mut script = stat_snippet("S", &w, follow);
     script.push_str(&format!(
         "a=; [ -r {w} ] && a=${{a}}r; [ -w {w} ] && a=${{a}}w; [ -x {w} ] && a=${{a}}x; echo A \"$a.\"\n\
@@ -273,6 +273,13 @@ mod tests {
         let s = stat_of(json!({"path": link, "follow": "yes"}));
         assert_eq!(get(&s, "islnk"), false);
         assert_eq!(get(&s, "isreg"), true);
+    }
+
+    #[test]
+    fn tilde_is_the_home_directory() {
+        let s = stat_of(json!({"path": "~"}));
+        assert_eq!(get(&s, "exists"), true);
+        assert_eq!(get(&s, "isdir"), true);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Map};
 
 use crate::params::{de_opt_f64, de_opt_u64};
-use crate::shell_quote::quote;
+use crate::shell_quote::{quote, quote_path};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -118,7 +118,7 @@ impl WaitFor {
             if p.port.is_some() {
                 return Err(invalid("port", "give either `port` or `path`, not both"));
             }
-            let pw = quote(path);
+            let pw = quote_path(path);
             return Ok(match (p.state, &p.search_regex) {
                 (WaitState::Drained, _) => {
                     return Err(invalid("state", "drained applies to a port, not a path"))
