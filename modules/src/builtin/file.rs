@@ -198,11 +198,14 @@ impl File {
             "if [ -L {pw} ]; then printf 'L %s\\n' \"$(readlink -- {pw})\"; fi\n"
         ));
         if let Some(src) = &p.src {
-            // A symlink's relative src is relative to the link's directory.
+            // A relative src is relative to the link's directory. A symlink's
+            // src must exist through links (os.path.exists), a hard link's
+            // is the path itself.
+            let follow = state != Some(FileState::Hard);
             s.push_str(&format!(
-                "(if cd -- {} 2>/dev/null; then {}else echo S -; fi)\n",
+                "(if cd -- {} 2>/dev/null; then {}; else echo S -; fi)\n",
                 quote_path(&parent_dir(&p.path)),
-                stat_snippet("S", &quote(src), false).trim_end().to_string() + "; "
+                stat_snippet("S", &quote_path(src), follow).trim_end()
             ));
         }
         s.push_str(&principals_snippet(want));
@@ -310,7 +313,12 @@ impl Module for File {
                 Some(_) if p.recurse => FileState::Directory,
                 Some(st) => match st.kind {
                     Kind::Dir => FileState::Directory,
-                    Kind::Link => FileState::Link,
+                    // An existing link without `state`: its target's
+                    // attributes when following, else the link as it is.
+                    Kind::Link if !p.follow => FileState::Link,
+                    Kind::Link if found.target.as_ref().is_some_and(|t| t.kind == Kind::Dir) => {
+                        FileState::Directory
+                    }
                     _ => FileState::File,
                 },
             },
@@ -427,7 +435,12 @@ impl Module for File {
                 }
             }
             FileState::Link => {
-                let src = p.src.as_deref().unwrap_or_default();
+                // Without `src` (no `state` given) the link keeps its target.
+                let src = p
+                    .src
+                    .as_deref()
+                    .or(found.link_text.as_deref())
+                    .unwrap_or_default();
                 result_follow = false;
                 let mut relink = true;
                 match &found.prev {
@@ -793,6 +806,27 @@ mod tests {
         let p = json!({"src": t, "path": plain, "state": "link", "force": "yes"});
         converge(&File, &p);
         assert_eq!(std::fs::read_link(&plain).ok(), Some(t.clone().into()));
+    }
+
+    #[test]
+    fn existing_link_without_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = path_in(&dir, "target");
+        std::fs::write(&t, "x").expect("write");
+        let l = path_in(&dir, "link");
+        std::os::unix::fs::symlink("target", &l).expect("symlink");
+        // Following (the default): the target gets the mode.
+        converge(&File, &json!({"path": l, "mode": "0600"}));
+        assert_eq!(mode_of(&t), 0o600);
+        // Not following: the link itself gets the owner, and keeps its target.
+        let (_, out) = converge(
+            &File,
+            &json!({"path": l, "owner": "nobody", "follow": false}),
+        );
+        assert_eq!(get(&out.result, "state"), "link");
+        assert_eq!(std::fs::read_link(&l).ok(), Some("target".into()));
+        let uid = |p: &str| std::fs::symlink_metadata(p).map(|m| m.uid()).unwrap_or(0);
+        assert_eq!((uid(&l), uid(&t)), (65534, 0));
     }
 
     #[test]
