@@ -4,13 +4,14 @@
 //! `unknowable` (check mode cannot tell what it would do), unless `creates`
 //! or `removes` says it is already done; that check is the plan's one probe.
 //! `command` splits its free form like Python's `shlex` and quotes every word
-//! again, so no shell feature (pipes, `$VAR`, globs) ever applies; `shell`
-//! hands its string to `/bin/sh -c` (or `executable`). A non-zero exit is an
-//! `Outcome` with `failed` set, not an error, so `failed_when` can judge it.
+//! again, so no shell feature (pipes, globs, `;`) ever applies; like Ansible
+//! it still expands `$VAR`, `${VAR}` and a leading `~` in each word (unless
+//! `expand_argument_vars: false`), leaving undefined variables as written.
+//! `shell` hands its string to `/bin/sh -c` (or `executable`). A non-zero
+//! exit is an `Outcome` with `failed` set, not an error, so `failed_when`
+//! can judge it.
 //!
-//! Differences from Ansible: `command` does not expand `$VAR`/`~` in its
-//! arguments (`expand_argument_vars` is accepted and ignored), and
-//! `start`/`end` are controller times in UTC.
+//! Differences from Ansible: `start`/`end` are controller times in UTC.
 
 use std::time::{Instant, SystemTime};
 
@@ -231,6 +232,63 @@ fn execute(run: Run<'_>, host: &mut dyn Host) -> Result<Outcome, ModuleError> {
     })
 }
 
+/// One argv word as a shell word that expands `$NAME`, `${NAME}` and a
+/// leading `~` the way Python's `expandvars`/`expanduser` do (an undefined
+/// variable stays as written) and nothing else: the literal parts are quoted.
+/// The text an undefined variable leaves is put in a helper variable by a
+/// line appended to `prelude`, as `${NAME-...}`'s default word cannot hold
+/// an arbitrary literal portably.
+fn expand_word(word: &str, prelude: &mut String) -> String {
+    let mut out = String::new();
+    let mut lit = String::new();
+    let mut rest = word;
+    if rest == "~" || rest.starts_with("~/") {
+        out.push_str("\"$HOME\"");
+        rest = &rest[1..];
+    }
+    let flush = |out: &mut String, lit: &mut String| {
+        if !lit.is_empty() {
+            out.push_str(&quote(lit));
+            lit.clear();
+        }
+    };
+    while let Some(i) = rest.find('$') {
+        lit.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, skip) = match after.strip_prefix('{') {
+            Some(b) => match b.find('}') {
+                Some(end) => (&b[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if valid {
+            flush(&mut out, &mut lit);
+            let written = &rest[i..i + 1 + skip];
+            let n = prelude.lines().count();
+            prelude.push_str(&format!("herd_lit{n}={}\n", quote(written)));
+            out.push_str(&format!("\"${{{name}-$herd_lit{n}}}\""));
+            rest = &after[skip..];
+        } else {
+            lit.push('$');
+            rest = after;
+        }
+    }
+    lit.push_str(rest);
+    flush(&mut out, &mut lit);
+    if out.is_empty() {
+        out.push_str("''");
+    }
+    out
+}
+
 pub struct Command;
 
 impl Command {
@@ -293,7 +351,14 @@ impl Module for Command {
     ) -> Result<Outcome, ModuleError> {
         let argv = Self::argv(p)?;
         let run = Run {
-            script: format!("exec {}", join(&argv)),
+            script: if p.expand_argument_vars {
+                let mut prelude = String::new();
+                let words: Vec<String> =
+                    argv.iter().map(|w| expand_word(w, &mut prelude)).collect();
+                format!("{prelude}exec {}", words.join(" "))
+            } else {
+                format!("exec {}", join(&argv))
+            },
             cmd: json!(argv),
             chdir: p.chdir.as_deref(),
             stdin: stdin_bytes(&p.stdin, p.stdin_add_newline),
@@ -421,17 +486,44 @@ mod tests {
 
     #[test]
     fn command_runs_without_a_shell() {
-        let (plan, out) = run(&Command, json!({"_raw_params": "echo 'a  b' $HOME | wc"}));
+        let (plan, out) = run(
+            &Command,
+            json!({"_raw_params": "echo 'a  b' * | wc ; `id`"}),
+        );
         assert!(plan.unknowable);
         let out = out.expect("ran");
         assert!(out.changed && !out.failed);
-        assert_eq!(s(&out, "stdout"), "a  b $HOME | wc");
-        assert_eq!(s(&out, "cmd"), &json!(["echo", "a  b", "$HOME", "|", "wc"]));
+        assert_eq!(s(&out, "stdout"), "a  b * | wc ; `id`");
+        assert_eq!(
+            s(&out, "cmd"),
+            &json!(["echo", "a  b", "*", "|", "wc", ";", "`id`"])
+        );
         assert_eq!(s(&out, "rc"), 0);
-        assert_eq!(s(&out, "stdout_lines"), &json!(["a  b $HOME | wc"]));
+        assert_eq!(s(&out, "stdout_lines"), &json!(["a  b * | wc ; `id`"]));
         for k in ["start", "end", "delta"] {
             assert!(s(&out, k).is_string(), "{k}");
         }
+    }
+
+    #[test]
+    fn command_expands_variables_like_ansible() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let (_, out) = run(
+            &Command,
+            json!({"argv": ["echo", "$HOME/x", "${HOME}", "~/y", "$NO_SUCH_VAR_X", "$(id)", "a$", "${x"]}),
+        );
+        assert_eq!(
+            s(&out.expect("ran"), "stdout"),
+            &json!(format!(
+                "{home}/x {home} {home}/y $NO_SUCH_VAR_X $(id) a$ ${{x"
+            ))
+        );
+        let (_, out) = run(
+            &Command,
+            json!({"_raw_params": "echo $HOME ~", "expand_argument_vars": false}),
+        );
+        assert_eq!(s(&out.expect("ran"), "stdout"), "$HOME ~");
+        assert_eq!(expand_word("", &mut String::new()), "''");
     }
 
     #[test]
