@@ -5,9 +5,11 @@
 //! result as `{"stat": {...}}` in `Plan.result`, which the engine registers
 //! for an empty plan; `apply` returns the same if it is ever called.
 //!
-//! Differences from Ansible: `get_mime` and `get_attributes` are accepted and
-//! ignored (no `mimetype`, `charset` or `attributes` keys); times are whole
-//! seconds.
+//! `mimetype` and `charset` come from `file(1)` when the host has it (else
+//! they are absent, as when Ansible cannot tell).
+//!
+//! Differences from Ansible: `get_attributes` is accepted and ignored (no
+//! `attributes` key); times are whole seconds.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -76,6 +78,7 @@ pub fn stat_path(
     path: &str,
     follow: bool,
     checksum_tool: Option<&str>,
+    mime: bool,
 ) -> Result<Map<String, Value>, ModuleError> {
     let w = quote_path(path);
     let mut script = stat_snippet("S", &w, follow);
@@ -85,6 +88,14 @@ pub fn stat_path(
     ));
     if let Some(tool) = checksum_tool {
         script.push_str(&checksum_snippet("C", &w, tool));
+    }
+    if mime {
+        script.push_str(&format!(
+            "if [ -e {w} ] && command -v file >/dev/null 2>&1; then \
+             printf 'MT %s\\n' \"$(file -b{l} --mime-type -- {w})\"; \
+             printf 'CS %s\\n' \"$(file -b{l} --mime-encoding -- {w})\"; fi\n",
+            l = if follow { "L" } else { "" }
+        ));
     }
     let out = host.run(&script, None)?;
     let text = out.stdout_str();
@@ -151,6 +162,12 @@ pub fn stat_path(
     if let Some(c) = tagged(&text, "C") {
         s.insert("checksum".into(), json!(c));
     }
+    if let Some(m) = tagged(&text, "MT") {
+        s.insert("mimetype".into(), json!(m));
+    }
+    if let Some(c) = tagged(&text, "CS") {
+        s.insert("charset".into(), json!(c));
+    }
     Ok(s)
 }
 
@@ -165,7 +182,7 @@ impl Stat {
         } else {
             None
         };
-        let stat = stat_path(host, &p.path, p.follow, tool)?;
+        let stat = stat_path(host, &p.path, p.follow, tool, p.get_mime.unwrap_or(true))?;
         let mut r = Map::new();
         r.insert("stat".into(), Value::Object(stat));
         Ok(r)
@@ -244,6 +261,10 @@ mod tests {
         );
         let s = stat_of(json!({"path": f, "get_checksum": false}));
         assert!(s.get("checksum").is_none());
+        assert_eq!(get(&s, "mimetype"), "text/plain");
+        assert_eq!(get(&s, "charset"), "us-ascii");
+        let s = stat_of(json!({"path": f, "get_mime": false}));
+        assert!(s.get("mimetype").is_none());
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! `/proc/net/tcp*`; `drained` reads `/proc/net/tcp*` for connections to the
 //! local port. `search_regex` uses `grep -P` when grep has it, else `grep -E`,
 //! and is matched line by line. Differences from Ansible: `exclude_hosts` is
-//! accepted and ignored; `match_groups` is always empty.
+//! accepted and ignored; `match_groups` and `match_groupdict` are filled
+//! from the first matching line of a file (Rust regex syntax), and are empty
+//! for a port.
 
 use serde::Deserialize;
 use serde_json::{json, Map};
@@ -106,6 +108,32 @@ fn proc_tcp(hex: &str, states: &[&str]) -> String {
         "awk {} /proc/net/tcp /proc/net/tcp6 2>/dev/null",
         quote(&prog)
     )
+}
+
+/// Python's `match.groups()` and `match.groupdict()` for `line`; empty when
+/// the pattern is not valid Rust regex syntax or does not match.
+fn match_groups(re: &str, line: &str) -> (serde_json::Value, serde_json::Value) {
+    let Some(caps) = regex::Regex::new(re).ok().and_then(|r| {
+        let caps = r.captures(line)?;
+        let names: Vec<Option<String>> = r.capture_names().map(|n| n.map(str::to_string)).collect();
+        Some((
+            caps.iter()
+                .skip(1)
+                .map(|m| m.map(|m| m.as_str().to_string()))
+                .collect::<Vec<_>>(),
+            names,
+        ))
+    }) else {
+        return (json!([]), json!({}));
+    };
+    let (groups, names) = caps;
+    let mut dict = Map::new();
+    for (i, name) in names.iter().enumerate().skip(1) {
+        if let Some(n) = name {
+            dict.insert(n.clone(), json!(groups.get(i - 1).cloned().flatten()));
+        }
+    }
+    (json!(groups), serde_json::Value::Object(dict))
 }
 
 impl WaitFor {
@@ -225,6 +253,19 @@ impl Module for WaitFor {
         if delay > 0.0 {
             script.push_str(&format!("sleep {}\n", secs(delay)));
         }
+        // The matching line, for match_groups.
+        let on_ok = match (&p.path, &p.search_regex) {
+            (Some(path), Some(re))
+                if p.state != WaitState::Absent && p.state != WaitState::Stopped =>
+            {
+                format!(
+                    "printf 'M %s\\n' \"$($G -m1 -- {} {} 2>/dev/null)\"; ",
+                    quote(re),
+                    quote_path(path)
+                )
+            }
+            _ => String::new(),
+        };
         if check.is_empty() {
             // Neither port nor path: Ansible just sleeps for `timeout`.
             script.push_str(&format!(
@@ -234,13 +275,14 @@ impl Module for WaitFor {
         } else {
             script.push_str(&format!(
                 "while :; do\n\
-                 if {check}; then echo OK $(( $(ms) - start )); exit 0; fi\n\
+                 if {check}; then {on_ok}echo OK $(( $(ms) - start )); exit 0; fi\n\
                  now=$(ms); if [ \"$now\" -ge \"$deadline\" ]; then echo TIMEOUT $(( now - start )); exit 0; fi\n\
                  left=$(( deadline - now )); s={}; [ \"$left\" -lt {} ] && s=$(( left / 1000 )).$(( left % 1000 / 100 ))$(( left % 100 / 10 ))$(( left % 10 ))\n\
                  sleep \"$s\"\n\
                  done\n",
                 secs(sleep),
-                (sleep * 1000.0).round() as u64
+                (sleep * 1000.0).round() as u64,
+                on_ok = on_ok,
             ));
         }
         let out = host.run(&script, None)?;
@@ -273,6 +315,11 @@ impl Module for WaitFor {
                     p.port.unwrap_or(0),
                     if p.search_regex.is_some() { " (search_regex needs bash)" } else { "" }
                 )));
+            }
+            if let (Some(m), Some(re)) = (line.strip_prefix("M "), &p.search_regex) {
+                let (groups, dict) = match_groups(re, m);
+                result.insert("match_groups".into(), groups);
+                result.insert("match_groupdict".into(), dict);
             }
             if let Some(ms) = line.strip_prefix("OK ") {
                 result.insert("elapsed".into(), json!(elapsed(ms)));
@@ -337,9 +384,16 @@ mod tests {
         assert_eq!(get(&pl.result, "path"), &json!(f));
         let pl = plan(
             &WaitFor,
-            &json!({"path": f, "search_regex": "started$", "timeout": 1}),
+            &json!({"path": f, "search_regex": "(?P<what>\\w+) (started)$", "timeout": 1}),
         );
-        assert_eq!(get(&pl.result, "search_regex"), "started$");
+        assert_eq!(
+            get(&pl.result, "match_groups"),
+            &json!(["service", "started"])
+        );
+        assert_eq!(
+            get(&pl.result, "match_groupdict"),
+            &json!({"what": "service"})
+        );
     }
 
     #[test]
