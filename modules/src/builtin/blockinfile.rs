@@ -277,6 +277,9 @@ mod tests {
         let f = path_in(&dir, "f");
         std::fs::write(&f, text).expect("write");
         params["path"] = json!(f);
+        // Planning alone leaves the file as it was.
+        assert!(!plan(&BlockInFile, &params).is_empty());
+        assert_eq!(read(&f), text);
         let (first, _) = converge(&BlockInFile, &params);
         (first, read(&f))
     }

@@ -461,6 +461,9 @@ mod tests {
         let f = file_with(&dir, text);
         let mut params = params;
         params["path"] = json!(f);
+        // Planning alone leaves the file as it was.
+        assert!(!plan(&LineInFile, &params).is_empty());
+        assert_eq!(read(&f), text);
         let (first, _) = converge(&LineInFile, &params);
         (first, read(&f))
     }
