@@ -562,6 +562,12 @@ impl Module for File {
             }
             plan.result.insert("changed".into(), json!(false));
         } else {
+            let before = if result_follow {
+                eff.as_ref()
+            } else {
+                found.prev.as_ref()
+            };
+            plan.diffs.push(state_diff(path, before, state, &want));
             plan.state = plan_state(script, state, result_follow);
         }
         Ok(plan)
@@ -617,6 +623,56 @@ impl Module for File {
             msg: None,
             failed: false,
         })
+    }
+}
+
+/// Ansible's `file` diff: the path's state and the attributes that change,
+/// before and after, as pretty JSON.
+fn state_diff(
+    path: &str,
+    st: Option<&FileStat>,
+    state: FileState,
+    want: &WantedAttrs,
+) -> crate::FileDiff {
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    before.insert("path".into(), json!(path));
+    after.insert("path".into(), json!(path));
+    before.insert(
+        "state".into(),
+        json!(st.map_or("absent", |s| s.kind.state_word())),
+    );
+    after.insert("state".into(), json!(state.word()));
+    if state != FileState::Absent {
+        let is_dir = state == FileState::Directory;
+        if let Some(m) = want
+            .mode
+            .as_ref()
+            .and_then(|m| m.resolve(st.map(|s| s.mode), is_dir))
+            .filter(|m| st.map(|s| s.mode) != Some(*m))
+        {
+            before.insert("mode".into(), json!(st.map(|s| mode_str(s.mode))));
+            after.insert("mode".into(), json!(mode_str(m)));
+        }
+        for (key, wanted, cur) in [
+            ("owner", &want.owner, st.map(|s| (s.owner.as_str(), s.uid))),
+            ("group", &want.group, st.map(|s| (s.group.as_str(), s.gid))),
+        ] {
+            if let Some(w) = wanted {
+                if !cur.is_some_and(|(name, id)| crate::params::same_principal(w, name, id)) {
+                    before.insert(key.into(), json!(cur.map(|(name, _)| name)));
+                    after.insert(key.into(), json!(w));
+                }
+            }
+        }
+    }
+    let text = |m: serde_json::Map<String, Value>| {
+        serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default() + "\n"
+    };
+    crate::FileDiff {
+        path: path.to_string(),
+        before: text(before),
+        after: text(after),
     }
 }
 
@@ -709,6 +765,14 @@ mod tests {
         .is_empty());
         let (first, _) = converge(&File, &json!({"path": d, "mode": "o+rx"}));
         assert_eq!(first.changes, [format!("mode 0750 -> 0755 on {d}")]);
+        let diff = &first.diffs[0];
+        assert!(
+            diff.before.contains("\"mode\": \"0750\""),
+            "{}",
+            diff.before
+        );
+        assert!(diff.after.contains("\"mode\": \"0755\""), "{}", diff.after);
+        assert!(diff.after.contains("\"state\": \"directory\""));
     }
 
     #[test]
