@@ -309,8 +309,10 @@ impl Module for File {
         let state = match p.state {
             Some(s) => s,
             None => match &found.prev {
+                // As Ansible: an existing path keeps its kind; a missing one
+                // is a directory only when recursing.
+                None if p.recurse => FileState::Directory,
                 None => FileState::File,
-                Some(_) if p.recurse => FileState::Directory,
                 Some(st) => match st.kind {
                     Kind::Dir => FileState::Directory,
                     // An existing link without `state`: its target's
@@ -325,7 +327,11 @@ impl Module for File {
         };
         // A recursing directory the caller did not name explicitly needs the
         // recursion facts too: probe again (rare: `recurse` without `state`).
-        let found = if p.state.is_none() && state == FileState::Directory && p.recurse {
+        let found = if p.state.is_none()
+            && state == FileState::Directory
+            && p.recurse
+            && found.prev.is_some()
+        {
             self.probe(p, Some(state), &want, explicit_times, host)?
         } else {
             found
