@@ -525,6 +525,34 @@ mod tests {
     }
 
     #[test]
+    fn ansible_doc_examples() {
+        // "Ensure the default Apache port is 8080": no Listen line yet, so it
+        // goes after the commented one; then the regexp owns it.
+        let conf = "#Listen 12.34.56.78:80\n#Listen 80\nServerRoot /etc\n";
+        let params =
+            json!({"regexp": "^Listen ", "insertafter": "^#Listen ", "line": "Listen 8080"});
+        let (_, text) = edit(conf, params.clone());
+        assert_eq!(
+            text,
+            "#Listen 12.34.56.78:80\n#Listen 80\nListen 8080\nServerRoot /etc\n"
+        );
+        let (_, text) = edit("Listen 80\n", params);
+        assert_eq!(text, "Listen 8080\n");
+        // "Add a line to a file if it does not exist, without passing regexp".
+        let (_, text) = edit(
+            "127.0.0.1 localhost\n",
+            json!({"line": "192.168.1.99 foo.lab.net foo"}),
+        );
+        assert_eq!(text, "127.0.0.1 localhost\n192.168.1.99 foo.lab.net foo\n");
+        // insertbefore the first match with firstmatch.
+        let (_, text) = edit(
+            "www 80/tcp\nwww 8080/tcp\n",
+            json!({"insertbefore": "^www.*/tcp", "line": "# http", "firstmatch": true}),
+        );
+        assert_eq!(text, "# http\nwww 80/tcp\nwww 8080/tcp\n");
+    }
+
+    #[test]
     fn backrefs() {
         let (_, text) = edit(
             "  Listen 80 # web\n",
