@@ -337,7 +337,7 @@ fn set_fact_is_visible_through_hostvars_and_environment_reaches_commands() {
     let run = run_in(dir.path(), TWO_HOSTS, playbook, &[]).expect_code(0);
     assert_eq!(
         run.results("read the other host")[0]["output"]["msg"],
-        "t-b a,b true"
+        "t-b a,b True"
     );
 }
 

@@ -672,11 +672,16 @@ impl PlayRunner<'_> {
         }
         let bytes =
             std::fs::read(&path).map_err(|e| format!("cannot read copy source `{src}`: {e}"))?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            format!("copy source `{src}` is binary; binary files are not supported yet")
-        })?;
         map.remove("src");
-        map.insert("content".into(), Value::from(text));
+        match String::from_utf8(bytes) {
+            Ok(text) => map.insert("content".into(), Value::from(text)),
+            Err(e) => {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(e.into_bytes());
+                map.insert("_content_b64".into(), Value::from(b64))
+            }
+        };
+        map.insert("_src_path".into(), Value::from(path.display().to_string()));
         Ok(())
     }
 
