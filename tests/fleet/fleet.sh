@@ -320,7 +320,9 @@ cmd_repo() {
 # router solicitations or other multicast chatter.
 ensure_bridge() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    ip link add "$BRIDGE" type bridge
+    # No multicast snooping: the bridge would join 224.0.0.106 and announce
+    # it with IGMP; nothing here needs multicast.
+    ip link add "$BRIDGE" type bridge mcast_snooping 0
   fi
   sysctl -qw "net.ipv6.conf.$BRIDGE.disable_ipv6=1"
   if ! ip -4 addr show dev "$BRIDGE" | grep -q "inet $BRIDGE_ADDR/24"; then
@@ -573,35 +575,50 @@ write_hosts_json() {
   } >"$STATE_DIR/hosts.json"
 }
 
-# Wait until every host's sshd accepts our key, all hosts polled together,
-# bounded by BOOT_TIMEOUT seconds overall.
-wait_for_hosts() {
-  local count=$1 deadline i name pending=() still
-  deadline=$(( $(date +%s) + BOOT_TIMEOUT ))
-  for ((i = 1; i <= count; i++)); do pending+=("$i"); done
-  while ((${#pending[@]} > 0)); do
-    still=()
-    for i in "${pending[@]}"; do
-      name=$(host_name "$i")
-      if ! pid_alive "$(cat "$(host_dir "$name")/pid" 2>/dev/null)"; then
-        tail -n 20 "$(host_dir "$name")/console.log" >&2 || true
-        die "$name exited during boot; console log: $(host_dir "$name")/console.log"
-      fi
-      # Probe sshd's port first (cheap), then a real login.
-      if timeout 1 bash -c ">/dev/tcp/$(host_addr "$i")/22" 2>/dev/null && host_answers_ssh "$(host_addr "$i")"; then
-        continue
-      fi
-      still+=("$i")
-    done
-    pending=("${still[@]+"${still[@]}"}")
-    ((${#pending[@]} == 0)) && return 0
-    if (($(date +%s) >= deadline)); then
-      local names=()
-      for i in "${pending[@]}"; do names+=("$(host_name "$i")"); done
-      die "hosts not answering ssh after ${BOOT_TIMEOUT}s: ${names[*]} (console logs under $STATE_DIR/hosts/)"
+# Poll one host until its sshd accepts our key or the deadline passes;
+# touches READY_FILE on success. A cheap port probe comes first so a host
+# still booting costs no ssh process.
+await_host_ssh() {
+  local name=$1 addr=$2 ready_file=$3 deadline=$4 pid
+  pid=$(cat "$(host_dir "$name")/pid" 2>/dev/null || true)
+  while (($(date +%s) < deadline)); do
+    pid_alive "$pid" || return 0
+    if timeout 1 bash -c ">/dev/tcp/$addr/22" 2>/dev/null && host_answers_ssh "$addr"; then
+      : >"$ready_file"
+      return 0
     fi
-    sleep 0.5
+    sleep 0.3
   done
+}
+
+# Wait until every host's sshd accepts our key: all hosts are polled at
+# once, the whole wait is bounded by BOOT_TIMEOUT seconds.
+wait_for_hosts() {
+  local count=$1 deadline i name ready_dir failed=()
+  deadline=$(( $(date +%s) + BOOT_TIMEOUT ))
+  ready_dir="$STATE_DIR/ready"
+  rm -rf "$ready_dir"; mkdir -p "$ready_dir"
+  local -a waiters=()
+  for ((i = 1; i <= count; i++)); do
+    name=$(host_name "$i")
+    await_host_ssh "$name" "$(host_addr "$i")" "$ready_dir/$name" "$deadline" &
+    waiters+=("$!")
+  done
+  wait "${waiters[@]}" || true
+  for ((i = 1; i <= count; i++)); do
+    name=$(host_name "$i")
+    [[ -e $ready_dir/$name ]] || failed+=("$name")
+  done
+  rm -rf "$ready_dir"
+  if ((${#failed[@]} > 0)); then
+    for name in "${failed[@]}"; do
+      if ! pid_alive "$(cat "$(host_dir "$name")/pid" 2>/dev/null)"; then
+        log "$name exited during boot; last console lines:"
+        tail -n 10 "$(host_dir "$name")/console.log" >&2 || true
+      fi
+    done
+    die "hosts not answering ssh within ${BOOT_TIMEOUT}s: ${failed[*]} (console logs: $STATE_DIR/hosts/NAME/console.log; run 'fleet.sh down' to clean up)"
+  fi
 }
 
 # Many systemd instances need more inotify instances than the default 128.
