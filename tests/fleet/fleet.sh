@@ -287,7 +287,7 @@ serve_repo() {
   require_tools python3
   mkdir -p "$STATE_DIR"
   setsid python3 -m http.server --bind "$BRIDGE_ADDR" --directory "$REPO_DIR" "$REPO_PORT" \
-    >"$STATE_DIR/repo-http.log" 2>&1 </dev/null &
+    >"$STATE_DIR/repo-http.log" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$pidfile"
   for ((i = 0; i < 50; i++)); do
@@ -433,6 +433,7 @@ start_host() {
   # launcher makes its own view of /sys read-only (this mount only; the
   # cgroup mounts below it stay writable), which tells nspawn there is no udev.
   # --console=read-only: boot messages go to console.log, nothing reads stdin.
+  # shellcheck disable=SC2016 # the script is for the inner bash
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_NSPAWN_TMPFS_TMP=0 \
   setsid bash -c '
     pidfile=$1 name=$2 dir=$3; shift 3
@@ -443,7 +444,7 @@ start_host() {
       --machine="$name" --hostname="$name" --directory="$dir/root" \
       --network-interface="vc-$name" \
       --console=read-only --link-journal=no --resolv-conf=off --timezone=off
-  ' herd-launch "$dir/pid" "$name" "$dir" "${groups[@]}" >"$dir/console.log" 2>&1 </dev/null &
+  ' herd-launch "$dir/pid" "$name" "$dir" "${groups[@]}" >"$dir/console.log" 2>&1 </dev/null 9>&- &
 }
 
 # Stop hosts together: SIGTERM asks each nspawn to power its container off
@@ -617,7 +618,7 @@ wait_for_hosts() {
         tail -n 10 "$(host_dir "$name")/console.log" >&2 || true
       fi
     done
-    die "hosts not answering ssh within ${BOOT_TIMEOUT}s: ${failed[*]} (console logs: $STATE_DIR/hosts/NAME/console.log; run 'fleet.sh down' to clean up)"
+    die "hosts not answering ssh within ${BOOT_TIMEOUT}s: ${failed[*]} (console logs: $STATE_DIR/hosts/NAME/console.log)"
   fi
 }
 
@@ -634,7 +635,9 @@ raise_inotify_limit() {
 cmd_up() {
   require_root
   local count=${1:-}
-  [[ $count =~ ^[0-9]+$ ]] && ((count >= 1 && count <= MAX_HOSTS)) || die "usage: fleet.sh up N (1..$MAX_HOSTS)"
+  if ! [[ $count =~ ^[0-9]+$ ]] || ((count < 1 || count > MAX_HOSTS)); then
+    die "usage: fleet.sh up N (1..$MAX_HOSTS)"
+  fi
   require_tools systemd-nspawn ip ssh ssh-keygen mount setsid timeout
   local start t i name
   start=$(now_ms)
@@ -649,6 +652,7 @@ cmd_up() {
   ensure_bridge
   serve_repo
   raise_inotify_limit "$count"
+  trap 'on_up_failure' EXIT
 
   t=$(now_ms)
   for ((i = 1; i <= count; i++)); do
@@ -677,9 +681,30 @@ cmd_up() {
     [[ -s $(host_dir "$(host_name "$i")")/pid ]] || die "$(host_name "$i") did not start"
   done
   wait_for_hosts "$count"
+  trap - EXIT
   write_hosts_json "$count"
   log "$count hosts answer ssh $(elapsed "$t") after start ($(elapsed "$start") total)"
   echo "$STATE_DIR/inventory.ini"
+}
+
+# A half-up fleet is no use to a test run: keep the console logs for
+# diagnosis, then take everything down (HERD_FLEET_KEEP_FAILED=1 keeps it).
+on_up_failure() {
+  local rc=$?
+  trap - EXIT
+  ((rc != 0)) || return 0
+  if [[ ${HERD_FLEET_KEEP_FAILED:-0} == 1 ]]; then
+    log "leaving the failed fleet up (HERD_FLEET_KEEP_FAILED=1); 'fleet.sh down' cleans up"
+    exit "$rc"
+  fi
+  rm -rf "$CACHE_DIR/failed-up"; mkdir -p "$CACHE_DIR/failed-up"
+  local f
+  for f in "$STATE_DIR"/hosts/*/console.log; do
+    [[ -f $f ]] && cp "$f" "$CACHE_DIR/failed-up/$(basename "$(dirname "$f")").log"
+  done
+  log "console logs kept in $CACHE_DIR/failed-up/; taking the fleet down"
+  cmd_down || true
+  exit "$rc"
 }
 
 cmd_down() {
@@ -750,9 +775,21 @@ cmd_kill() {
   log "killed $name"
 }
 
+# One fleet command at a time on this machine: they share the bridge, the
+# state dir and the cache. Children started in the background close fd 9 so
+# they do not keep holding the lock.
+take_lock() {
+  mkdir -p "$CACHE_DIR"
+  exec 9>"$CACHE_DIR/.lock"
+  flock -w 300 9 || die "another fleet.sh is still running after 300s ($CACHE_DIR/.lock)"
+}
+
 main() {
   local cmd=${1:-}
   shift || true
+  case $cmd in
+    base | repo | up | down | kill) require_root; take_lock ;;
+  esac
   case $cmd in
     base) cmd_base ;;
     repo) cmd_repo ;;
