@@ -17,7 +17,7 @@
 set -euo pipefail
 
 # Bump when the base rootfs recipe changes: it is part of the base stamp.
-readonly SCRIPT_VERSION=4
+readonly SCRIPT_VERSION=5
 
 readonly CACHE_DIR="${HERD_FLEET_CACHE:-/var/cache/herd-fleet}"
 readonly STATE_DIR="${HERD_FLEET_STATE:-/run/herd-fleet}"
@@ -70,7 +70,7 @@ host_dir() { printf '%s/hosts/%s' "$STATE_DIR" "$1"; }
 host_veth() { printf 'vh-%s' "$1"; }
 guest_veth() { printf 'vc-%s' "$1"; }
 
-# Every host index recorded in the state dir, in order.
+# Every host name recorded in the state dir, in order.
 recorded_hosts() {
   [[ -d $STATE_DIR/hosts ]] || return 0
   find "$STATE_DIR/hosts" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort
@@ -107,8 +107,8 @@ configure_base() {
   local root=$1
 
   # Users: deploy sudoes without a password, deploy_pw must type its own.
-  chroot "$root" useradd --create-home --shell /bin/bash deploy
-  chroot "$root" useradd --create-home --shell /bin/bash deploy_pw
+  chroot "$root" useradd --uid 1000 --create-home --shell /bin/bash deploy
+  chroot "$root" useradd --uid 1001 --create-home --shell /bin/bash deploy_pw
   printf '%s\n' deploy:deploy deploy_pw:deploy_pw | chroot "$root" chpasswd
   cat >"$root/etc/sudoers.d/herd" <<'EOF'
 deploy ALL=(ALL:ALL) NOPASSWD: ALL
@@ -647,12 +647,13 @@ cmd_up() {
   fi
   cmd_base
   repo_is_current || build_repo
+  # From here on a failure leaves things running: on_up_failure cleans up.
+  trap 'on_up_failure' EXIT
   mkdir -p "$STATE_DIR/hosts"
   ensure_client_key
   ensure_bridge
   serve_repo
   raise_inotify_limit "$count"
-  trap 'on_up_failure' EXIT
 
   t=$(now_ms)
   for ((i = 1; i <= count; i++)); do
@@ -664,7 +665,7 @@ cmd_up() {
   done
   write_known_hosts "$count"
   write_inventory "$count"
-  log "prepared $count overlays and netns in $(elapsed "$t")"
+  log "prepared $count overlays and links in $(elapsed "$t")"
 
   t=$(now_ms)
   for ((i = 1; i <= count; i++)); do
