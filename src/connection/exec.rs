@@ -149,6 +149,8 @@ pub fn abandon(session: &Session, sock: RawFd, channel: &mut Channel, within: Du
 }
 
 /// Send our close and wait for the server's, bounded by `deadline`.
+/// libssh2's close returns only once the server's close has arrived, and
+/// the exit status travels before it.
 fn wait_closed(
     session: &Session,
     sock: RawFd,
@@ -156,22 +158,12 @@ fn wait_closed(
     deadline: Instant,
 ) -> Result<bool, DrainError> {
     let mut buf = [0u8; 16 * 1024];
-    let mut sent_close = false;
     // Bounded by the deadline; each turn either makes progress or polls.
     loop {
-        if !sent_close {
-            match channel.close() {
-                Ok(()) => sent_close = true,
-                Err(e) if is_would_block(&e) => {}
-                Err(_) => return Ok(false),
-            }
-        }
-        if sent_close {
-            match channel.wait_close() {
-                Ok(()) => return Ok(true),
-                Err(e) if is_would_block(&e) => {}
-                Err(_) => return Ok(false),
-            }
+        match channel.close() {
+            Ok(()) => return Ok(true),
+            Err(e) if is_would_block(&e) => {}
+            Err(_) => return Ok(false),
         }
         // Unread output of an abandoned command would hold the close up
         // behind a full window; throw it away.
@@ -185,6 +177,19 @@ fn wait_closed(
         if sink.is_empty() {
             wait_socket(session, sock, (deadline - now).min(MAX_POLL))?;
         }
+    }
+}
+
+/// One non-blocking look at an abandoned channel: `true` once the server
+/// has closed it too, so freeing it will not block.
+pub fn try_reap(channel: &mut Channel) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    let mut sink = Vec::new();
+    let _ = read_some(channel.stream(0), &mut buf, &mut sink);
+    let _ = read_some(channel.stderr(), &mut buf, &mut sink);
+    match channel.close() {
+        Ok(()) => true,
+        Err(e) => !is_would_block(&e),
     }
 }
 

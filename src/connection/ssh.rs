@@ -199,14 +199,38 @@ struct Conn {
     session: Session,
     sock: TcpStream,
     sftp: Option<Sftp>,
+    /// Channels of timed-out commands. sshd closes a session channel only
+    /// when its command exits, and libssh2 blocks freeing a channel until
+    /// then; so they wait here and are freed once the server has closed them.
+    abandoned: Vec<ssh2::Channel>,
 }
 
 impl Conn {
-    /// Drop a session that may be broken without blocking on it: libssh2
-    /// would otherwise try to close channels over a dead socket.
+    /// Drop a session that may be broken. With the socket shut down,
+    /// libssh2 frees its channels at once instead of waiting on a dead peer.
     fn discard(self) {
-        self.session.set_blocking(false);
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Free the abandoned channels the server has closed meanwhile.
+    fn reap(&mut self) {
+        if self.abandoned.is_empty() {
+            return;
+        }
+        self.session.set_blocking(false);
+        self.abandoned.retain_mut(|ch| !exec::try_reap(ch));
+        self.session.set_blocking(true);
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Teardown is bounded: a short timeout for the goodbyes, and no
+        // waiting at all on channels whose commands still run.
+        self.session.set_timeout(1000);
+        if !self.abandoned.is_empty() {
+            let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
@@ -396,31 +420,25 @@ impl SshHost {
             return Ok(SftpWrite::Done);
         }
         let tmp_str = tmp.to_string_lossy().into_owned();
-        let mut script = String::from("set -e; ");
+        let t = quote(&tmp_str);
+        // Chained with && rather than `set -e`, which the shell ignores in
+        // the left-hand side of `||`.
+        let mut steps = Vec::new();
         if numeric_mode.is_none() {
             if let Some(mode) = &attrs.mode {
-                script.push_str(&format!("chmod {} {}; ", quote(mode), quote(&tmp_str)));
+                steps.push(format!("chmod {} {t}", quote(mode)));
             }
         }
         match (&attrs.owner, &attrs.group) {
-            (Some(o), Some(g)) => script.push_str(&format!(
-                "chown {}:{} {}; ",
-                quote(o),
-                quote(g),
-                quote(&tmp_str)
-            )),
-            (Some(o), None) => {
-                script.push_str(&format!("chown {} {}; ", quote(o), quote(&tmp_str)))
-            }
-            (None, Some(g)) => {
-                script.push_str(&format!("chgrp {} {}; ", quote(g), quote(&tmp_str)))
-            }
+            (Some(o), Some(g)) => steps.push(format!("chown {}:{} {t}", quote(o), quote(g))),
+            (Some(o), None) => steps.push(format!("chown {} {t}", quote(o))),
+            (None, Some(g)) => steps.push(format!("chgrp {} {t}", quote(g))),
             (None, None) => {}
         }
-        script.push_str(&format!("mv -f {} {}", quote(&tmp_str), quote(path)));
+        steps.push(format!("mv -f {t} {}", quote(path)));
         let wrapped = format!(
-            "( {script} ) || {{ rc=$?; rm -f {}; exit $rc; }}",
-            quote(&tmp_str)
+            "{} || {{ rc=$?; rm -f {t}; exit $rc; }}",
+            steps.join(" && ")
         );
         let out = self.run(&wrapped, None)?;
         if out.success() {
@@ -464,7 +482,8 @@ impl SshHost {
     /// Nothing of the command has been sent when this fails, so a retry
     /// cannot run it twice.
     fn open_channel(&mut self) -> Result<ssh2::Channel, HostError> {
-        if let Some(conn) = &self.conn {
+        if let Some(conn) = &mut self.conn {
+            conn.reap();
             match conn.session.channel_session() {
                 Ok(ch) => return Ok(ch),
                 Err(first) => {
@@ -539,12 +558,13 @@ impl Host for SshHost {
                 Ok(done.output)
             }
             Err(DrainError::Timeout) => {
-                let closed = exec::abandon(&conn.session, fd, &mut channel, Duration::from_secs(2));
-                drop(channel);
-                if !closed {
-                    // The next command gets a fresh session rather than
-                    // one stuck behind this channel.
-                    self.drop_conn();
+                // A command that dies when its channel closes is gone at
+                // once; one that does not keeps running on the host, and its
+                // channel waits to be freed while the session carries on.
+                let closed =
+                    exec::abandon(&conn.session, fd, &mut channel, Duration::from_millis(300));
+                if let (false, Some(conn)) = (closed, self.conn.as_mut()) {
+                    conn.abandoned.push(channel);
                 }
                 self.stats.exec_time += started.elapsed();
                 let seconds = self.options.command_timeout.map_or(0, |t| t.as_secs());
@@ -676,6 +696,7 @@ fn open(
             session,
             sock: poll_sock,
             sftp: None,
+            abandoned: Vec::new(),
         },
         verdict,
     ))
@@ -935,5 +956,679 @@ pub fn libssh2_version_string() -> String {
             return String::new();
         }
         std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_sshd {
+    //! A throwaway `sshd` on 127.0.0.1 for the transport's tests: its own
+    //! host key, an authorized client key, and a config in a temp dir.
+
+    use std::net::{TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    const SSHD: &str = "/usr/sbin/sshd";
+
+    pub struct Sshd {
+        child: Option<Child>,
+        pub dir: tempfile::TempDir,
+        pub port: u16,
+        pub client_key: PathBuf,
+        pub host_key: PathBuf,
+        generation: u32,
+    }
+
+    /// `true` when sshd is not installed and the developer asked to skip
+    /// (`HERD_SKIP_SSHD_TESTS=1`); otherwise a missing sshd fails loudly so a
+    /// CI without openssh-server cannot pass by testing nothing.
+    pub fn skip() -> bool {
+        if Path::new(SSHD).exists() {
+            return false;
+        }
+        if std::env::var_os("HERD_SKIP_SSHD_TESTS").is_some() {
+            eprintln!("skipped: {SSHD} is not installed");
+            return true;
+        }
+        panic!("{SSHD} is not installed (apt-get install openssh-server), or set HERD_SKIP_SSHD_TESTS=1");
+    }
+
+    fn keygen(path: &Path, kind: &str) {
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-C", "herd-test", "-f"])
+            .arg(path)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run ssh-keygen");
+        assert!(status.success(), "ssh-keygen failed");
+    }
+
+    /// `SHA256:...` of a public key file, as ssh-keygen computes it.
+    pub fn keygen_fingerprint(pubkey: &Path) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(pubkey)
+            .output()
+            .expect("run ssh-keygen -l");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn free_port() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    }
+
+    impl Sshd {
+        pub fn start() -> Sshd {
+            Self::start_with(&[])
+        }
+
+        /// `extra_host_keys`: more host key types for the server to hold.
+        pub fn start_with(extra_host_keys: &[&str]) -> Sshd {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let client_key = dir.path().join("client");
+            keygen(&client_key, "ed25519");
+            std::fs::copy(
+                dir.path().join("client.pub"),
+                dir.path().join("authorized_keys"),
+            )
+            .expect("authorized_keys");
+            let host_key = dir.path().join("host0");
+            keygen(&host_key, "ed25519");
+            for kind in extra_host_keys {
+                keygen(&dir.path().join(format!("host_{kind}")), kind);
+            }
+            // sshd insists on its privilege separation directory.
+            let _ = std::fs::create_dir_all("/run/sshd");
+            let mut sshd = Sshd {
+                child: None,
+                dir,
+                port: 0,
+                client_key,
+                host_key,
+                generation: 0,
+            };
+            // A port picked free can be taken before sshd binds it: retry.
+            for _ in 0..5 {
+                sshd.port = free_port();
+                if sshd.spawn(extra_host_keys) {
+                    return sshd;
+                }
+            }
+            panic!("sshd did not start: {}", sshd.log());
+        }
+
+        fn log(&self) -> String {
+            std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+        }
+
+        fn spawn(&mut self, extra_host_keys: &[&str]) -> bool {
+            let d = self.dir.path();
+            let mut config = format!(
+                "HostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin yes\n\
+                 StrictModes no\nUsePAM no\nPasswordAuthentication yes\n\
+                 KbdInteractiveAuthentication no\nSubsystem sftp internal-sftp\n\
+                 MaxSessions 50\nMaxStartups 100:30:200\nLogLevel ERROR\n",
+                self.host_key.display(),
+                d.join("sshd.pid").display(),
+                d.join("authorized_keys").display(),
+            );
+            for kind in extra_host_keys {
+                config.push_str(&format!(
+                    "HostKey {}\n",
+                    d.join(format!("host_{kind}")).display()
+                ));
+            }
+            std::fs::write(d.join("sshd_config"), config).expect("write sshd_config");
+            let log = std::fs::File::create(d.join("sshd.log")).expect("log");
+            let mut child = Command::new(SSHD)
+                .args(["-D", "-e", "-f"])
+                .arg(d.join("sshd_config"))
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-o",
+                    "ListenAddress=127.0.0.1",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn sshd");
+            let started = Instant::now();
+            // Bounded: 100 tries, 5 s.
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    self.child = Some(child);
+                    return true;
+                }
+                if started.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            false
+        }
+
+        fn stop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
+        /// Same port, a new host key: what a reinstalled (or spoofed) host
+        /// looks like.
+        pub fn restart_with_new_host_key(&mut self) {
+            self.stop();
+            self.generation += 1;
+            self.host_key = self.dir.path().join(format!("host{}", self.generation));
+            keygen(&self.host_key, "ed25519");
+            // The old listener's port can take a moment to free up.
+            for _ in 0..20 {
+                if self.spawn(&[]) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("sshd did not restart: {}", self.log());
+        }
+
+        pub fn target(&self) -> super::SshTarget {
+            super::SshTarget {
+                name: "test-host".to_string(),
+                address: "127.0.0.1".to_string(),
+                port: self.port,
+                user: super::current_user(),
+                private_key: Some(self.client_key.clone()),
+                password: None,
+            }
+        }
+
+        /// Options that touch nothing outside the temp dir.
+        pub fn options(&self) -> super::SshOptions {
+            super::SshOptions {
+                connect_timeout: Duration::from_secs(5),
+                command_timeout: Some(Duration::from_secs(60)),
+                keepalive_interval: Duration::from_secs(15),
+                host_key_checking: super::HostKeyChecking::AcceptNew,
+                known_hosts_files: vec![self.dir.path().join("dot-ssh/known_hosts")],
+                key_passphrase: None,
+                use_agent: false,
+                default_key_files: Vec::new(),
+            }
+        }
+    }
+
+    impl Drop for Sshd {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_sshd::{keygen_fingerprint, skip, Sshd};
+    use super::*;
+
+    fn connect(sshd: &Sshd) -> SshHost {
+        match SshHost::connect(&sshd.target(), &sshd.options()) {
+            Ok(h) => h,
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+
+    #[test]
+    fn links_the_bundled_libssh2() {
+        let v = libssh2_version_string();
+        assert!(v.starts_with("1.11"), "libssh2 {v}");
+    }
+
+    #[test]
+    fn connects_and_runs_a_command() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        let out = host.run("echo hello; echo oops >&2", None).expect("run");
+        assert_eq!(out.stdout, b"hello\n");
+        assert_eq!(out.stderr, b"oops\n");
+        assert_eq!(out.rc, 0);
+        assert_eq!(host.name(), "test-host");
+        let quoted = host
+            .run("printf '%s' \"it's $((1+1))\"", None)
+            .expect("run");
+        assert_eq!(quoted.stdout_str(), "it's 2");
+        let stats = host.stats();
+        assert_eq!((stats.connects, stats.execs), (1, 2));
+        assert!(stats.bytes_received >= 11);
+    }
+
+    #[test]
+    fn large_interleaved_stdout_and_stderr_do_not_deadlock() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut opts = sshd.options();
+        opts.command_timeout = Some(Duration::from_secs(60));
+        let mut host = SshHost::connect(&sshd.target(), &opts).expect("connect");
+        // 1 MiB on each stream, alternating in 1 KiB pieces.
+        let script = "i=0; while [ $i -lt 1024 ]; do printf '%1024s' o; printf '%1024s' e >&2; \
+                      i=$((i+1)); done";
+        let out = host.run(script, None).expect("run");
+        assert_eq!(out.rc, 0);
+        assert_eq!(out.stdout.len(), 1 << 20);
+        assert_eq!(out.stderr.len(), 1 << 20);
+        assert!(out.stdout.ends_with(b"o") && out.stderr.ends_with(b"e"));
+        // Both at once from two processes, stderr first to fill its window.
+        let out = host
+            .run(
+                "head -c 1048576 /dev/zero >&2 & head -c 1048576 /dev/zero; wait",
+                None,
+            )
+            .expect("run");
+        assert_eq!((out.stdout.len(), out.stderr.len()), (1 << 20, 1 << 20));
+    }
+
+    #[test]
+    fn feeds_stdin_and_reports_exit_codes() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        let out = host.run("cat; exit 3", Some(b"data in")).expect("run");
+        assert_eq!((out.rc, out.stdout.as_slice()), (3, &b"data in"[..]));
+        let big = vec![b'x'; 3 << 20];
+        let out = host.run("wc -c", Some(&big)).expect("run");
+        assert_eq!(out.stdout_str().trim(), (3 << 20).to_string());
+        // A command that never reads its stdin must not hang the writer.
+        let out = host.run("exit 0", Some(&big)).expect("run");
+        assert_eq!(out.rc, 0);
+        let out = host.run("false", None).expect("run");
+        assert_eq!(out.rc, 1);
+        let out = host.run("kill -TERM $$", None).expect("run");
+        assert_eq!(out.rc, 128 + 15);
+        // No stdin at all: cat sees EOF at once.
+        let out = host.run("cat", None).expect("run");
+        assert_eq!((out.rc, out.stdout.len()), (0, 0));
+    }
+
+    #[test]
+    fn command_timeout_then_session_still_works() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut opts = sshd.options();
+        opts.command_timeout = Some(Duration::from_secs(1));
+        let mut host = SshHost::connect(&sshd.target(), &opts).expect("connect");
+        let started = Instant::now();
+        let err = host.run("sleep 5", None).expect_err("times out");
+        assert!(matches!(err, HostError::Timeout { seconds: 1 }), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        let out = host
+            .run("echo still here", None)
+            .expect("run after timeout");
+        assert_eq!(out.stdout, b"still here\n");
+    }
+
+    #[test]
+    fn reconnects_once_when_the_session_dropped() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        // The shell's parent is this session's sshd process: killing it drops
+        // the connection under us.
+        let _ = host.run("kill -9 $PPID", None);
+        std::thread::sleep(Duration::from_millis(100));
+        let out = host.run("echo back", None).expect("run after drop");
+        assert_eq!(out.stdout, b"back\n");
+        let stats = host.stats();
+        assert_eq!((stats.connects, stats.reconnects), (2, 1));
+    }
+
+    #[test]
+    fn writes_files_atomically_with_mode_and_reads_them() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        assert!(host.supports_sftp());
+        let dir = sshd.dir.path().join("files");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let path = dir.join("conf").to_string_lossy().into_owned();
+        let attrs = FileAttrs {
+            mode: Some("0640".into()),
+            ..FileAttrs::default()
+        };
+        host.write_file(&path, b"one\n", &attrs).expect("write");
+        let mode = |host: &mut SshHost| {
+            host.run(&format!("stat -c %a {}", quote(&path)), None)
+                .expect("stat")
+                .stdout_str()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(mode(&mut host), "640");
+        assert_eq!(
+            host.read_file(&path).expect("read"),
+            Some(b"one\n".to_vec())
+        );
+        // Replacing keeps the mode when none is given.
+        host.write_file(&path, b"two\n", &FileAttrs::default())
+            .expect("rewrite");
+        assert_eq!(mode(&mut host), "640");
+        assert_eq!(std::fs::read(&path).expect("local read"), b"two\n");
+        // Symbolic modes and ownership go through chmod/chown.
+        let attrs = FileAttrs {
+            owner: Some(current_user()),
+            group: None,
+            mode: Some("u=rw,g=,o=".into()),
+        };
+        host.write_file(&path, b"three\n", &attrs)
+            .expect("write symbolic");
+        assert_eq!(mode(&mut host), "600");
+        // A new file without a mode gets 0644.
+        let fresh = dir.join("fresh").to_string_lossy().into_owned();
+        host.write_file(&fresh, b"", &FileAttrs::default())
+            .expect("write fresh");
+        assert_eq!(
+            host.run(&format!("stat -c %a {}", quote(&fresh)), None)
+                .expect("stat")
+                .stdout_str()
+                .trim(),
+            "644"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .expect("readdir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".herd."))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // A bad owner fails the write and leaves the old file alone.
+        let attrs = FileAttrs {
+            owner: Some("no-such-user-herd".into()),
+            ..FileAttrs::default()
+        };
+        let err = host
+            .write_file(&path, b"four\n", &attrs)
+            .expect_err("bad owner");
+        assert!(matches!(err, HostError::Command { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).expect("local read"), b"three\n");
+        let stats = host.stats();
+        assert!(stats.transfers >= 5 && stats.bytes_sent >= 12, "{stats:?}");
+    }
+
+    #[test]
+    fn reading_a_missing_file_is_none() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        let missing = sshd.dir.path().join("nope").to_string_lossy().into_owned();
+        assert_eq!(host.read_file(&missing).expect("read"), None);
+        let in_missing_dir = sshd.dir.path().join("no/such/file");
+        assert_eq!(
+            host.read_file(&in_missing_dir.to_string_lossy())
+                .expect("read"),
+            None
+        );
+    }
+
+    #[test]
+    fn accept_new_records_the_key_then_knows_it() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let opts = sshd.options();
+        let file = opts.known_hosts_files[0].clone();
+        let host = connect(&sshd);
+        assert_eq!(
+            host.host_key_verdict(),
+            &HostKeyVerdict::Recorded(file.clone())
+        );
+        let text = std::fs::read_to_string(&file).expect("known_hosts written");
+        let host_pub = std::fs::read_to_string(sshd.host_key.with_extension("pub")).expect("pub");
+        let key_b64 = host_pub.split_whitespace().nth(1).expect("key field");
+        assert_eq!(
+            text,
+            format!("[127.0.0.1]:{} ssh-ed25519 {key_b64}\n", sshd.port)
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(host);
+        let again = connect(&sshd);
+        assert_eq!(again.host_key_verdict(), &HostKeyVerdict::Known);
+        // Strict accepts it now too.
+        let mut strict = sshd.options();
+        strict.host_key_checking = HostKeyChecking::Strict;
+        let host = SshHost::connect(&sshd.target(), &strict).expect("strict, known");
+        assert_eq!(host.host_key_verdict(), &HostKeyVerdict::Known);
+    }
+
+    #[test]
+    fn parallel_first_connects_record_the_key_once() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let (target, opts) = (sshd.target(), sshd.options());
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (t, o) = (target.clone(), opts.clone());
+                std::thread::spawn(move || SshHost::connect(&t, &o).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread").expect("connect");
+        }
+        let text = std::fs::read_to_string(&opts.known_hosts_files[0]).expect("read");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+
+    #[test]
+    fn changed_host_key_is_refused_with_both_fingerprints_and_the_line() {
+        if skip() {
+            return;
+        }
+        let mut sshd = Sshd::start();
+        let opts = sshd.options();
+        let file = opts.known_hosts_files[0].clone();
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(
+            &file,
+            "# managed by hand\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB\n",
+        )
+        .expect("seed");
+        drop(connect(&sshd));
+        let old_fp = keygen_fingerprint(&sshd.host_key.with_extension("pub"));
+        sshd.restart_with_new_host_key();
+        let new_fp = keygen_fingerprint(&sshd.host_key.with_extension("pub"));
+        assert_ne!(old_fp, new_fp);
+
+        let check = |expect_line: usize| {
+            let err = SshHost::connect(&sshd.target(), &opts).expect_err("must refuse");
+            match &err {
+                SshError::HostKeyChanged {
+                    host,
+                    file: f,
+                    line,
+                    expected_fingerprint,
+                    actual_fingerprint,
+                } => {
+                    assert_eq!(host, "test-host");
+                    assert_eq!(f, &file);
+                    assert_eq!(*line, expect_line);
+                    assert_eq!(expected_fingerprint, &old_fp);
+                    assert_eq!(actual_fingerprint, &new_fp);
+                }
+                other => panic!("expected HostKeyChanged, got {other}"),
+            }
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("{}:{expect_line}", file.display())),
+                "{msg}"
+            );
+            assert!(msg.contains(&old_fp) && msg.contains(&new_fp), "{msg}");
+            assert!(matches!(HostError::from(err), HostError::Unreachable(_)));
+        };
+        check(3);
+        // Hashed entries (ssh-keygen -H) are found too.
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-H", "-f"])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("ssh-keygen -H");
+        assert!(status.success());
+        assert!(std::fs::read_to_string(&file)
+            .expect("read")
+            .contains("|1|"));
+        check(3);
+        // The file was not touched by the refused connects.
+        let text = std::fs::read_to_string(&file).expect("read");
+        assert_eq!(text.lines().count(), 3, "{text}");
+    }
+
+    #[test]
+    fn strict_refuses_an_unknown_host() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut opts = sshd.options();
+        opts.host_key_checking = HostKeyChecking::Strict;
+        let err = SshHost::connect(&sshd.target(), &opts).expect_err("unknown host");
+        let fp = keygen_fingerprint(&sshd.host_key.with_extension("pub"));
+        match &err {
+            SshError::HostKeyUnknown { fingerprint, .. } => assert_eq!(fingerprint, &fp),
+            other => panic!("expected HostKeyUnknown, got {other}"),
+        }
+        assert!(!opts.known_hosts_files[0].exists());
+    }
+
+    #[test]
+    fn prefers_the_recorded_key_type() {
+        if skip() {
+            return;
+        }
+        // The server holds ECDSA and Ed25519 keys; only ECDSA is recorded.
+        let sshd = Sshd::start_with(&["ecdsa"]);
+        let opts = sshd.options();
+        let file = &opts.known_hosts_files[0];
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        let ecdsa_pub =
+            std::fs::read_to_string(sshd.dir.path().join("host_ecdsa.pub")).expect("pub");
+        let mut fields = ecdsa_pub.split_whitespace();
+        let (kt, key) = (fields.next().expect("type"), fields.next().expect("key"));
+        std::fs::write(file, format!("[127.0.0.1]:{} {kt} {key}\n", sshd.port)).expect("seed");
+        let host = connect(&sshd);
+        assert_eq!(host.host_key_verdict(), &HostKeyVerdict::Known);
+    }
+
+    #[test]
+    fn closed_port_is_quickly_unreachable() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let target = SshTarget {
+            name: "gone".into(),
+            address: "127.0.0.1".into(),
+            port,
+            user: "nobody".into(),
+            private_key: None,
+            password: None,
+        };
+        let opts = SshOptions {
+            known_hosts_files: Vec::new(),
+            use_agent: false,
+            default_key_files: Vec::new(),
+            ..SshOptions::default()
+        };
+        let started = Instant::now();
+        let err = SshHost::connect(&target, &opts).expect_err("closed port");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(matches!(err, SshError::Connect { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{err}"
+        );
+        assert!(matches!(HostError::from(err), HostError::Unreachable(_)));
+    }
+
+    #[test]
+    fn auth_failure_lists_what_was_tried_but_no_password() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let stranger = sshd.dir.path().join("stranger");
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&stranger)
+            .status()
+            .expect("ssh-keygen");
+        assert!(status.success());
+        let mut target = sshd.target();
+        target.private_key = Some(stranger.clone());
+        target.password = Some("hunter2-not-it".into());
+        let mut opts = sshd.options();
+        opts.default_key_files = vec![sshd.dir.path().join("absent_id_rsa")];
+        let err = SshHost::connect(&target, &opts).expect_err("auth fails");
+        let msg = err.to_string();
+        assert!(matches!(err, SshError::Auth { .. }), "{msg}");
+        assert!(msg.contains(&stranger.display().to_string()), "{msg}");
+        assert!(msg.contains("password (rejected)"), "{msg}");
+        assert!(msg.contains("publickey"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(!format!("{err:?}").contains("hunter2"));
+    }
+
+    #[test]
+    #[ignore = "benchmark: prints the mean time of a command on one session"]
+    fn bench_exec_true() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        host.run("true", None).expect("warm up");
+        let n = 200;
+        let started = Instant::now();
+        for _ in 0..n {
+            let out = host.run("true", None).expect("run");
+            assert_eq!(out.rc, 0);
+        }
+        let mean = started.elapsed() / n;
+        println!(
+            "ssh exec: {n} x `true` on one session, mean {:.2} ms",
+            mean.as_secs_f64() * 1e3
+        );
     }
 }
