@@ -180,6 +180,43 @@ fn wait_closed(
     }
 }
 
+/// Run one libssh2 call to completion in non-blocking mode, waiting on the
+/// socket between tries, until `deadline`. Used for channel open and exec so
+/// every wait is ours: see [`quickack`] for why that matters.
+pub fn complete<T>(
+    session: &Session,
+    sock: RawFd,
+    deadline: Instant,
+    mut call: impl FnMut() -> Result<T, ssh2::Error>,
+) -> Result<T, ssh2::Error> {
+    session.set_blocking(false);
+    let result = loop {
+        match call() {
+            Err(e) if is_would_block(&e) => {}
+            done => break done,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break Err(ssh2::Error::new(
+                ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_TIMEOUT),
+                "timed out waiting for the server",
+            ));
+        }
+        if let Err(DrainError::Io(e)) = wait_socket(session, sock, (deadline - now).min(MAX_POLL)) {
+            break Err(ssh2::Error::new(
+                ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_SOCKET_RECV),
+                if e.kind() == ErrorKind::TimedOut {
+                    "socket timed out"
+                } else {
+                    "socket error"
+                },
+            ));
+        }
+    };
+    session.set_blocking(true);
+    result
+}
+
 /// One non-blocking look at an abandoned channel: `true` once the server
 /// has closed it too, so freeing it will not block.
 pub fn try_reap(channel: &mut Channel) -> bool {
@@ -267,6 +304,7 @@ fn wait_socket(session: &Session, sock: RawFd, wait: Duration) -> Result<bool, D
         BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
         BlockDirections::Inbound | BlockDirections::None => libc::POLLIN,
     };
+    quickack(sock);
     let mut fds = [libc::pollfd {
         fd: sock,
         events,
@@ -333,4 +371,29 @@ impl<'a> Keepalive<'a> {
         self.next = Some(now + self.interval);
         Ok(())
     }
+}
+
+/// Ask the kernel to acknowledge the next segments at once. sshd does not set
+/// TCP_NODELAY on non-interactive sessions, so each of its small replies
+/// (exec reply, output, EOF, exit status, close) waits under Nagle for our
+/// ACK, which Linux delays by 40 ms. Quick-ack mode does not stick, so this is
+/// set again before every wait.
+pub fn quickack(sock: RawFd) {
+    #[cfg(target_os = "linux")]
+    {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads `one` for the given length; a failure
+        // only costs latency.
+        unsafe {
+            libc::setsockopt(
+                sock,
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = sock;
 }

@@ -212,6 +212,13 @@ impl Conn {
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
 
+    fn channel_session(&self, timeout: Duration) -> Result<ssh2::Channel, ssh2::Error> {
+        let deadline = Instant::now() + timeout;
+        exec::complete(&self.session, self.sock.as_raw_fd(), deadline, || {
+            self.session.channel_session()
+        })
+    }
+
     /// Free the abandoned channels the server has closed meanwhile.
     fn reap(&mut self) {
         if self.abandoned.is_empty() {
@@ -484,7 +491,7 @@ impl SshHost {
     fn open_channel(&mut self) -> Result<ssh2::Channel, HostError> {
         if let Some(conn) = &mut self.conn {
             conn.reap();
-            match conn.session.channel_session() {
+            match conn.channel_session(self.options.connect_timeout) {
                 Ok(ch) => return Ok(ch),
                 Err(first) => {
                     let first = first.to_string();
@@ -499,7 +506,7 @@ impl SshHost {
         let Some(conn) = &self.conn else {
             return Err(self.unreachable("session lost", "not connected"));
         };
-        let opened = conn.session.channel_session();
+        let opened = conn.channel_session(self.options.connect_timeout);
         opened.map_err(|e| {
             self.drop_conn();
             self.unreachable("cannot open a channel", e)
@@ -530,7 +537,9 @@ impl Host for SshHost {
         let Some(conn) = &self.conn else {
             return Err(self.unreachable("session lost", "not connected"));
         };
-        if let Err(e) = channel.exec(&command) {
+        let fd = conn.sock.as_raw_fd();
+        let deadline = Instant::now() + self.options.connect_timeout;
+        if let Err(e) = exec::complete(&conn.session, fd, deadline, || channel.exec(&command)) {
             // The request may have reached the host: do not run it again.
             drop(channel);
             self.drop_conn();
@@ -541,7 +550,6 @@ impl Host for SshHost {
             keepalive: self.options.keepalive_interval,
             close_wait: self.options.connect_timeout,
         };
-        let fd = conn.sock.as_raw_fd();
         let result = exec::drain(
             &conn.session,
             fd,
@@ -1073,10 +1081,15 @@ pub(crate) mod test_sshd {
                 "HostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin yes\n\
                  StrictModes no\nUsePAM no\nPasswordAuthentication yes\n\
                  KbdInteractiveAuthentication no\nSubsystem sftp internal-sftp\n\
-                 MaxSessions 50\nMaxStartups 100:30:200\nLogLevel ERROR\n",
+                 MaxSessions 50\nMaxStartups 100:30:200\nLogLevel ERROR\n\
+                 SetEnv HOME={}\n",
                 self.host_key.display(),
                 d.join("sshd.pid").display(),
                 d.join("authorized_keys").display(),
+                // The login shell must not read the developer's ~/.bashrc
+                // (bash does under sshd): it is not ours, and it can cost
+                // more than the command (pyenv init: ~120 ms).
+                d.display(),
             );
             for kind in extra_host_keys {
                 config.push_str(&format!(
@@ -1629,6 +1642,37 @@ mod tests {
         println!(
             "ssh exec: {n} x `true` on one session, mean {:.2} ms",
             mean.as_secs_f64() * 1e3
+        );
+        // Output on both streams: more small packets from sshd per command.
+        let started = Instant::now();
+        for _ in 0..n {
+            let out = host.run("echo out; echo err >&2", None).expect("run");
+            assert_eq!(out.rc, 0);
+        }
+        let mean = started.elapsed() / n;
+        println!(
+            "ssh exec: {n} x `echo out; echo err >&2` on one session, mean {:.2} ms",
+            mean.as_secs_f64() * 1e3
+        );
+        let started = Instant::now();
+        let connects = 10;
+        for _ in 0..connects {
+            drop(connect(&sshd));
+        }
+        println!(
+            "ssh connect: mean {:.1} ms over {connects}",
+            (started.elapsed() / connects).as_secs_f64() * 1e3
+        );
+        let mut first = std::time::Duration::ZERO;
+        for _ in 0..connects {
+            let mut h = connect(&sshd);
+            let started = Instant::now();
+            h.run("true", None).expect("run");
+            first += started.elapsed();
+        }
+        println!(
+            "ssh first exec on a new session: mean {:.1} ms over {connects}",
+            (first / connects).as_secs_f64() * 1e3
         );
     }
 }
