@@ -144,7 +144,18 @@ fn parse_line(text: &str, line: usize) -> Option<Entry> {
     })
 }
 
+/// An `@revoked` line: its host patterns and key. Revocation lists usually
+/// name `*`; exact names and `*` are honoured, other wildcards are not.
+fn parse_revoked(text: &str) -> Option<(Vec<String>, String)> {
+    let mut fields = text.trim().strip_prefix("@revoked")?.split_whitespace();
+    let hosts = fields.next()?.split(',').map(str::to_string).collect();
+    let _key_type = fields.next()?;
+    Some((hosts, fields.next()?.to_string()))
+}
+
 struct KnownHostsFile {
+    /// `@revoked` lines: (line, host patterns, key base64).
+    revoked: Vec<(usize, Vec<String>, String)>,
     /// Each parsed entry with the raw line it came from.
     entries: Vec<(Entry, String)>,
 }
@@ -157,7 +168,12 @@ fn load(path: &Path) -> Option<KnownHostsFile> {
         .enumerate()
         .filter_map(|(i, l)| parse_line(l, i + 1).map(|e| (e, l.to_string())))
         .collect();
-    Some(KnownHostsFile { entries })
+    let revoked = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| parse_revoked(l).map(|(h, k)| (i + 1, h, k)))
+        .collect();
+    Some(KnownHostsFile { revoked, entries })
 }
 
 /// The key types recorded for any of `hosts` on `port`, in file order.
@@ -236,8 +252,26 @@ pub fn verify(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
 
     let mut changed: Option<SshError> = None;
+    let mut loaded = Vec::new();
     for path in files {
         let Some(file) = load(path) else { continue };
+        // A revoked key is refused whatever else the files say.
+        for (line, patterns, key) in &file.revoked {
+            let names_it = patterns
+                .iter()
+                .any(|p| p == "*" || lookups.contains(p) || hosts.contains(&p.as_str()));
+            if names_it && *key == actual_b64 {
+                return Err(SshError::HostKeyRevoked {
+                    host: display_host.to_string(),
+                    fingerprint: actual_fp,
+                    file: path.clone(),
+                    line: *line,
+                });
+            }
+        }
+        loaded.push((path, file));
+    }
+    for (path, file) in loaded {
         let known = session.known_hosts().map_err(|source| SshError::Session {
             host: display_host.to_string(),
             context: "reading known_hosts",

@@ -27,7 +27,7 @@ pub use super::known_hosts::HostKeyChecking;
 use super::known_hosts::{self, HostKeyVerdict};
 
 /// Where to connect and as whom.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SshTarget {
     /// Inventory name, used in messages and as a second known_hosts name.
     pub name: String,
@@ -40,6 +40,20 @@ pub struct SshTarget {
     /// Tried last, and only if the server offers password or
     /// keyboard-interactive authentication. Never printed.
     pub password: Option<String>,
+}
+
+/// Written by hand so a password never reaches a log through `{:?}`.
+impl std::fmt::Debug for SshTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshTarget")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("private_key", &self.private_key)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl SshTarget {
@@ -57,7 +71,7 @@ impl SshTarget {
 }
 
 /// How to connect; the same for every host of a run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SshOptions {
     /// Bounds the TCP connect per address and every blocking libssh2 call
     /// (handshake, auth, channel open, each SFTP request).
@@ -75,6 +89,25 @@ pub struct SshOptions {
     pub use_agent: bool,
     /// Keys tried after the agent's, when they exist.
     pub default_key_files: Vec<PathBuf>,
+}
+
+/// Written by hand so the key passphrase never reaches a log.
+impl std::fmt::Debug for SshOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("host_key_checking", &self.host_key_checking)
+            .field("known_hosts_files", &self.known_hosts_files)
+            .field(
+                "key_passphrase",
+                &self.key_passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("use_agent", &self.use_agent)
+            .field("default_key_files", &self.default_key_files)
+            .finish()
+    }
 }
 
 impl Default for SshOptions {
@@ -142,6 +175,16 @@ pub enum SshError {
         line: usize,
         expected_fingerprint: String,
         actual_fingerprint: String,
+    },
+    #[error(
+        "{host}: host key {fingerprint} is marked @revoked in {}:{line}",
+        file.display()
+    )]
+    HostKeyRevoked {
+        host: String,
+        fingerprint: String,
+        file: PathBuf,
+        line: usize,
     },
     #[error("{host}: cannot record the host key in {}: {source}", file.display())]
     KnownHostsWrite {
@@ -1526,6 +1569,70 @@ mod tests {
         // The file was not touched by the refused connects.
         let text = std::fs::read_to_string(&file).expect("read");
         assert_eq!(text.lines().count(), 3, "{text}");
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let opts = sshd.options();
+        let file = &opts.known_hosts_files[0];
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        let host_pub = std::fs::read_to_string(sshd.host_key.with_extension("pub")).expect("pub");
+        std::fs::write(file, format!("# revoked\n@revoked * {host_pub}")).expect("seed");
+        let err = SshHost::connect(&sshd.target(), &opts).expect_err("revoked");
+        match &err {
+            SshError::HostKeyRevoked { line, .. } => assert_eq!(*line, 2),
+            other => panic!("expected HostKeyRevoked, got {other}"),
+        }
+    }
+
+    #[test]
+    fn keepalives_keep_quiet_commands_alive_and_notice_a_dead_peer() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut opts = sshd.options();
+        opts.keepalive_interval = Duration::from_secs(1);
+        opts.command_timeout = Some(Duration::from_secs(30));
+        let mut host = SshHost::connect(&sshd.target(), &opts).expect("connect");
+        let out = host.run("sleep 5; echo done", None).expect("quiet command");
+        assert_eq!(out.stdout, b"done\n");
+        // Freeze this session's sshd process: the socket stays open but
+        // nothing answers, as with a host that vanished from the network.
+        let pid_file = sshd.dir.path().join("frozen.pid");
+        let script = format!(
+            "echo $PPID > {}; kill -STOP $PPID; sleep 30",
+            pid_file.display()
+        );
+        let started = Instant::now();
+        let err = host.run(&script, None).expect_err("dead peer");
+        let waited = started.elapsed();
+        // Ours to clean up: the stopped sshd process, by its pid.
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", pid.trim()])
+                .status();
+        }
+        assert!(matches!(err, HostError::Unreachable(_)), "{err}");
+        assert!(err.to_string().contains("keepalive"), "{err}");
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut target = SshTarget::new("web1");
+        target.password = Some("s3cret-pw".into());
+        let opts = SshOptions {
+            key_passphrase: Some("s3cret-pp".into()),
+            ..SshOptions::default()
+        };
+        let text = format!("{target:?} {opts:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
     }
 
     #[test]
