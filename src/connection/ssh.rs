@@ -584,8 +584,10 @@ impl Host for SshHost {
         let deadline = Instant::now() + self.options.connect_timeout;
         if let Err(e) = exec::complete(&conn.session, fd, deadline, || channel.exec(&command)) {
             // The request may have reached the host: do not run it again.
-            drop(channel);
+            // Socket first: freeing an unclosed channel on a live socket
+            // would wait for the server's close.
             self.drop_conn();
+            drop(channel);
             return Err(self.unreachable("exec failed", e));
         }
         let limits = Limits {
@@ -622,8 +624,8 @@ impl Host for SshHost {
                 Err(HostError::Timeout { seconds })
             }
             Err(DrainError::Io(e)) => {
-                drop(channel);
                 self.drop_conn();
+                drop(channel);
                 self.stats.exec_time += started.elapsed();
                 Err(self.unreachable("connection lost during a command", e))
             }
