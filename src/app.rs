@@ -9,6 +9,7 @@ use clap::Parser;
 use serde_json::{Map, Value};
 
 use crate::cli::{Cli, Command, InventoryArgs, RunArgs};
+use crate::connection::open::ConnectSettings;
 use crate::executor::RunOptions;
 
 use crate::diagnostic::Diagnostic;
@@ -87,6 +88,8 @@ pub enum AppError {
     ExtraVarsFile { path: PathBuf, reason: String },
     #[error(transparent)]
     Run(#[from] crate::executor::RunError),
+    #[error("cannot ask for the {prompt} ({reason}); without a terminal, set it in the inventory (ansible_password, ansible_become_password)")]
+    Prompt { prompt: String, reason: String },
     #[error("host `{0}` is not in the inventory")]
     UnknownHost(String),
     #[error(transparent)]
@@ -176,6 +179,7 @@ fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
     let extra_vars = parse_extra_vars(&args.extra_vars)?;
     let project =
         load_project(&args.playbooks, &args.inventory.inventory).map_err(AppError::Load)?;
+    let connect = connect_settings(&args)?;
     let opts = RunOptions {
         forks: usize::from(args.forks),
         check: args.check,
@@ -188,8 +192,12 @@ fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
         extra_vars,
         force_handlers: args.force_handlers,
         verbosity: args.verbose,
-        remote_user: args.user,
-        private_key: args.private_key,
+        connect,
+        become_password: if args.ask_become_pass {
+            Some(ask("BECOME password: ")?)
+        } else {
+            None
+        },
     };
     let (sink, printer) = crate::output::start_printer(args.output, args.verbose);
     for w in &project.inventory.warnings {
@@ -233,6 +241,46 @@ fn cmd_inventory(args: InventoryArgs) -> Result<u8, AppError> {
         );
     }
     Ok(exit::OK)
+}
+
+fn connect_settings(args: &RunArgs) -> Result<ConnectSettings, AppError> {
+    use crate::cli::HostKeyCheckingArg;
+    use crate::connection::ssh::HostKeyChecking;
+    let ssh_config = crate::connection::ssh_config::default_path()
+        .filter(|p| p.exists())
+        .and_then(|p| crate::connection::ssh_config::SshConfig::load(&p).ok());
+    Ok(ConnectSettings {
+        remote_user: args.user.clone(),
+        private_key: args.private_key.clone(),
+        host_key_checking: args.host_key_checking.map(|h| match h {
+            HostKeyCheckingArg::Strict => HostKeyChecking::Strict,
+            HostKeyCheckingArg::AcceptNew => HostKeyChecking::AcceptNew,
+            HostKeyCheckingArg::Off => HostKeyChecking::Off,
+        }),
+        known_hosts: args.known_hosts.clone(),
+        password: if args.ask_pass {
+            Some(ask("SSH password: ")?)
+        } else {
+            None
+        },
+        key_passphrase: if args.ask_key_pass {
+            Some(ask("Private key passphrase: ")?)
+        } else {
+            None
+        },
+        connect_timeout: args.timeout.map(std::time::Duration::from_secs),
+        command_timeout: args.command_timeout.map(std::time::Duration::from_secs),
+        ssh_config,
+    })
+}
+
+/// Ask on the terminal, without echo. Without a terminal (cron, CI) this
+/// fails at once instead of hanging.
+fn ask(prompt: &str) -> Result<String, AppError> {
+    rpassword::prompt_password(prompt).map_err(|e| AppError::Prompt {
+        prompt: prompt.trim_end_matches([':', ' ']).to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// `-e` values, later ones overriding earlier ones: `@file` (YAML/JSON),

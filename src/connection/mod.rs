@@ -7,6 +7,7 @@
 pub mod exec;
 pub mod known_hosts;
 pub mod local;
+pub mod open;
 pub mod ssh;
 pub mod ssh_config;
 pub mod task_host;

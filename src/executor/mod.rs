@@ -20,7 +20,6 @@ pub mod task;
 pub mod vars;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use herdsman_modules::{Host, HostError};
@@ -28,7 +27,7 @@ use indexmap::{IndexMap, IndexSet};
 use serde_json::{Map, Value};
 
 use crate::app::Project;
-use crate::connection::local::LocalHost;
+use crate::connection::open::{self, ConnectSettings, PlayConnection};
 use crate::inventory::pattern::PatternError;
 use crate::output::{Event, EventSink, HostStats, Recap};
 use crate::playbook::{Play, Playbook, Serial};
@@ -48,8 +47,10 @@ pub struct RunOptions {
     pub extra_vars: Map<String, Value>,
     pub force_handlers: bool,
     pub verbosity: u8,
-    pub remote_user: Option<String>,
-    pub private_key: Option<PathBuf>,
+    /// How to reach hosts (users, keys, host-key policy, timeouts).
+    pub connect: ConnectSettings,
+    /// `-K`: the become password for every host without `ansible_become_password`.
+    pub become_password: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +66,19 @@ pub const OMIT: &str = "__omit_place_holder__";
 
 type SharedHost = Arc<Mutex<Box<dyn Host>>>;
 
+/// One host's connection: opened by the first task that needs it, while
+/// other hosts open theirs in parallel (the table lock is held only to find
+/// the slot). A failed open is remembered so the host is not retried.
+type ConnectionSlot = Arc<Mutex<Option<Result<SharedHost, String>>>>;
+
 /// State that lives for the whole run, across plays.
 pub struct RunState {
     /// Gathered facts, `set_fact` and registered results, per host.
     pub facts: Arc<RwLock<IndexMap<String, Map<String, Value>>>>,
     /// One connection per host for the whole run.
-    connections: Mutex<HashMap<String, SharedHost>>,
+    connections: Mutex<HashMap<String, ConnectionSlot>>,
+    /// ssh options already warned about, so each is said once per run.
+    warned_options: Mutex<IndexSet<String>>,
     /// Hosts that failed or were unreachable: not run in later plays.
     pub dead: Mutex<IndexSet<String>>,
     pub stats: Mutex<IndexMap<String, HostStats>>,
@@ -81,6 +89,7 @@ impl RunState {
         RunState {
             facts: Arc::new(RwLock::new(IndexMap::new())),
             connections: Mutex::new(HashMap::new()),
+            warned_options: Mutex::new(IndexSet::new()),
             dead: Mutex::new(IndexSet::new()),
             stats: Mutex::new(IndexMap::new()),
         }
@@ -456,37 +465,52 @@ impl<'a> PlayRunner<'a> {
         host: &str,
         vars: &Map<String, Value>,
     ) -> Result<SharedHost, HostError> {
-        let mut conns = self
-            .run
-            .connections
-            .lock()
-            .map_err(|_| HostError::Unreachable("connection table poisoned".into()))?;
-        if let Some(c) = conns.get(host) {
-            return Ok(c.clone());
-        }
-        let kind = vars
-            .get("ansible_connection")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| self.play.connection.clone())
-            .unwrap_or_else(|| {
-                if host == "localhost" || host == "127.0.0.1" {
-                    "local".into()
-                } else {
-                    "ssh".into()
-                }
-            });
-        let conn: Box<dyn Host> = match kind.as_str() {
-            "local" => Box::new(LocalHost::new(host)),
-            other => {
-                return Err(HostError::Unreachable(format!(
-                    "connection `{other}` is not available in this build; use `connection: local`"
-                )))
-            }
+        let slot = {
+            let mut table = self
+                .run
+                .connections
+                .lock()
+                .map_err(|_| HostError::Unreachable("connection table poisoned".into()))?;
+            table.entry(host.to_string()).or_default().clone()
         };
-        let shared = Arc::new(Mutex::new(conn));
-        conns.insert(host.to_string(), shared.clone());
-        Ok(shared)
+        let mut slot = slot
+            .lock()
+            .map_err(|_| HostError::Unreachable("connection slot poisoned".into()))?;
+        if let Some(existing) = slot.as_ref() {
+            return existing.clone().map_err(HostError::Unreachable);
+        }
+        let play = PlayConnection {
+            connection: self.play.connection.as_deref(),
+            remote_user: self.play.remote_user.as_deref(),
+        };
+        let opened = open::open(host, vars, play, &self.opts.connect);
+        let result = match opened {
+            Ok(o) => {
+                self.warn_ignored_options(&o.ignored_options);
+                Ok(Arc::new(Mutex::new(o.host)))
+            }
+            Err(e) => Err(match e {
+                HostError::Unreachable(m) => m,
+                other => other.to_string(),
+            }),
+        };
+        *slot = Some(result.clone());
+        result.map_err(HostError::Unreachable)
+    }
+
+    fn warn_ignored_options(&self, options: &[String]) {
+        let Ok(mut warned) = self.run.warned_options.lock() else {
+            return;
+        };
+        for o in options {
+            if warned.insert(o.to_lowercase()) {
+                self.sink.send(Event::Warning {
+                    message: format!(
+                        "ssh option `{o}` from ansible_ssh_*_args is not supported and was ignored"
+                    ),
+                });
+            }
+        }
     }
 
     /// Count a task result for host `i` in the run's recap.

@@ -705,7 +705,13 @@ impl PlayRunner<'_> {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "root".into());
-        Some(Become { user })
+        let password = vars
+            .get("ansible_become_password")
+            .or_else(|| vars.get("ansible_become_pass"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| self.opts.become_password.clone());
+        Some(Become { user, password })
     }
 
     fn environment_for(
