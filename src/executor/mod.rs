@@ -204,6 +204,13 @@ impl<'a> PlayRunner<'a> {
             &serde_json::to_value(project.inventory.groups_map()).unwrap_or(Value::Null),
         );
         let hostvars = hostvars_object(project, run);
+        // The recap lists hosts in inventory order, not in the order their
+        // first results happened to arrive.
+        if let Ok(mut stats) = run.stats.lock() {
+            for h in &hosts {
+                stats.entry(h.clone()).or_default();
+            }
+        }
         PlayRunner {
             project,
             playbook,
