@@ -6,4 +6,5 @@ mod support;
 
 mod cli;
 mod engine;
+mod fleet_ssh;
 mod local_example;

@@ -370,7 +370,7 @@ impl Validator<'_> {
 
     fn check(&mut self, c: &TemplateCheck) {
         let as_template = c.kind == CheckKind::Template
-            || (is_template(&c.text) && single_expression(&c.text).is_none());
+            || (is_template(&c.text) && single_expression(c.text.trim()).is_none());
         if as_template {
             if let Err(err) = self.templar.check_syntax(&c.what, &c.text) {
                 let offset = self.template_error_offset(&c.text, false);
@@ -380,7 +380,7 @@ impl Validator<'_> {
         }
         if let Err(err) = self.templar.check_expression(&c.what, &c.text) {
             // A condition written as "{{ x }}" is checked without the braces.
-            let inner = single_expression(&c.text).unwrap_or(&c.text);
+            let inner = single_expression(c.text.trim()).unwrap_or(&c.text);
             let base = c.text.find(inner).unwrap_or(0);
             let offset = self
                 .template_error_offset(inner, true)

@@ -170,7 +170,7 @@ impl Templar {
         expr: &str,
         ctx: &Context,
     ) -> Result<bool, TemplateError> {
-        let expr = single_expression(expr).unwrap_or(expr);
+        let expr = single_expression(expr.trim()).unwrap_or(expr);
         let v = self.eval(name, expr, ctx)?;
         Ok(filters::truthy(&v))
     }
@@ -188,7 +188,7 @@ impl Templar {
 
     /// Check that a bare expression parses.
     pub fn check_expression(&self, name: &str, expr: &str) -> Result<(), TemplateError> {
-        let expr = single_expression(expr).unwrap_or(expr);
+        let expr = single_expression(expr.trim()).unwrap_or(expr);
         self.env
             .compile_expression(expr)
             .map(|_| ())
@@ -211,10 +211,11 @@ impl Templar {
     }
 }
 
-/// `"{{ expr }}"` (and nothing else) gives `Some("expr")`.
+/// `"{{ expr }}"` (and nothing else) gives `Some("expr")`. Text around
+/// the braces, even a trailing newline, makes it a text template:
+/// `"{{ name }}\n"` must render to the name and a newline.
 pub fn single_expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     // "{{ a }} and {{ b }}" is not a single expression.
     if inner.contains("{{") || inner.contains("}}") {
         return None;
@@ -230,4 +231,26 @@ pub fn to_json(v: &minijinja::Value) -> Value {
 /// A JSON value as a template value.
 pub fn from_json(v: &Value) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(v))
+}
+
+#[cfg(test)]
+mod core_tests {
+    use super::*;
+
+    #[test]
+    fn text_around_an_expression_is_kept() {
+        let t = Templar::new(Vec::new());
+        let ctx = from_json(&serde_json::json!({"name": "web1", "ports": [80, 443]}));
+        let v = t
+            .render_value("t", &serde_json::json!("{{ name }}\n"), &ctx)
+            .expect("render");
+        assert_eq!(v, serde_json::json!("web1\n"));
+        let v = t
+            .render_value("t", &serde_json::json!("{{ ports }}"), &ctx)
+            .expect("render");
+        assert_eq!(v, serde_json::json!([80, 443]));
+        assert!(t
+            .eval_condition("c", " {{ ports | length == 2 }} ", &ctx)
+            .expect("cond"));
+    }
 }
