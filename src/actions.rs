@@ -24,6 +24,8 @@ pub enum EngineAction {
     Template,
     IncludeTasks,
     ImportTasks,
+    /// `setup` / `gather_facts`: gather facts as a task.
+    Setup,
 }
 
 impl EngineAction {
@@ -36,6 +38,8 @@ impl EngineAction {
         ("template", EngineAction::Template),
         ("include_tasks", EngineAction::IncludeTasks),
         ("import_tasks", EngineAction::ImportTasks),
+        ("setup", EngineAction::Setup),
+        ("gather_facts", EngineAction::Setup),
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +106,21 @@ pub struct AssertParams {
     pub success_msg: Option<Value>,
     #[serde(default)]
     pub quiet: bool,
+}
+
+/// `setup`: `gather_subset` is accepted (every subset is one round trip
+/// here, so all facts are gathered), `filter` narrows what is set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupParams {
+    #[serde(default)]
+    pub filter: Option<OneOrMany>,
+    #[serde(default)]
+    pub gather_subset: Option<OneOrMany>,
+    #[serde(default)]
+    pub gather_timeout: Option<u64>,
+    #[serde(default)]
+    pub fact_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +214,7 @@ pub fn check_params(action: Action, args: &Value) -> Result<(), ParamError> {
             EngineAction::Debug => parse_params::<DebugParams>("debug", args).map(|_| ()),
             EngineAction::Assert => parse_params::<AssertParams>("assert", args).map(|_| ()),
             EngineAction::Fail => parse_params::<FailParams>("fail", args).map(|_| ()),
+            EngineAction::Setup => parse_params::<SetupParams>("setup", args).map(|_| ()),
             EngineAction::Template => parse_params::<TemplateParams>("template", args).map(|_| ()),
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 parse_params::<IncludeParams>(e.name(), args).map(|_| ())

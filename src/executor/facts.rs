@@ -42,6 +42,8 @@ if command -v ip >/dev/null 2>&1; then
   fi
   echo "all_ipv4_addresses=$(ip -4 -o addr show scope global 2>/dev/null | awk '{split($4,a,"/"); printf "%s,", a[1]}')"
 fi
+awk '$1 ~ /^\// || $2 == "/" {print "mount=" $1 " " $2 " " $3 " " $4}' /proc/mounts 2>/dev/null
+env | awk '/^[A-Za-z_][A-Za-z0-9_]*=/ {print "env." $0}'
 "#;
 
 impl PlayRunner<'_> {
@@ -93,7 +95,7 @@ impl PlayRunner<'_> {
         });
     }
 
-    fn gather_one(&self, i: usize) -> Result<Map<String, Value>, (Status, String)> {
+    pub fn gather_one(&self, i: usize) -> Result<Map<String, Value>, (Status, String)> {
         let conn = self
             .connection(&self.names[i], &self.inventory_vars[i])
             .map_err(|e| (Status::Unreachable, e.to_string()))?;
@@ -113,10 +115,33 @@ impl PlayRunner<'_> {
 /// `key=value` lines into facts; `a.b=v` nests; `all_*` lists split on commas.
 pub fn parse_facts(text: &str) -> Map<String, Value> {
     let mut facts = Map::new();
+    let mut mounts = Vec::new();
     for line in text.lines() {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
+        if key == "mount" {
+            let parts: Vec<&str> = value.splitn(4, ' ').collect();
+            if let [device, mount, fstype, options] = parts[..] {
+                let mut m = Map::new();
+                m.insert("device".into(), Value::from(device));
+                m.insert("mount".into(), Value::from(mount));
+                m.insert("fstype".into(), Value::from(fstype));
+                m.insert("options".into(), Value::from(options));
+                mounts.push(Value::Object(m));
+            }
+            continue;
+        }
+        if let Some(name) = key.strip_prefix("env.") {
+            // Environment values stay text, whatever they look like.
+            if let Value::Object(env) = facts
+                .entry("env".to_string())
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                env.insert(name.to_string(), Value::from(value));
+            }
+            continue;
+        }
         let value = value.trim();
         let json = if key.starts_with("all_") {
             Value::Array(
@@ -151,6 +176,17 @@ pub fn parse_facts(text: &str) -> Map<String, Value> {
             }
         }
     }
+    facts.insert("mounts".into(), Value::Array(mounts));
+    if let Some(Value::Object(ipv4)) = facts.get_mut("default_ipv4") {
+        let prefix = ipv4.get("prefix").and_then(Value::as_u64);
+        if let Some(p) = prefix.filter(|p| *p <= 32) {
+            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            ipv4.insert(
+                "netmask".into(),
+                Value::from(std::net::Ipv4Addr::from(mask).to_string()),
+            );
+        }
+    }
     if let Some(Value::String(id_like)) = facts.get("os_id_like").cloned() {
         let family =
             if id_like.contains("debian") || facts.get("os_id") == Some(&Value::from("debian")) {
@@ -170,4 +206,63 @@ pub fn parse_facts(text: &str) -> Map<String, Value> {
     }
     out.insert("ansible_facts".into(), Value::Object(facts));
     out
+}
+
+/// `setup`'s `filter`: shell-style globs (`ansible_distribution*`) over the
+/// fact names; an empty filter keeps everything.
+pub fn filter_facts(facts: Map<String, Value>, patterns: &[String]) -> Map<String, Value> {
+    if patterns.is_empty() {
+        return facts;
+    }
+    let matchers: Vec<globset::GlobMatcher> = patterns
+        .iter()
+        .filter_map(|p| globset::Glob::new(p).ok().map(|g| g.compile_matcher()))
+        .collect();
+    let keep = |k: &str| matchers.iter().any(|m| m.is_match(k));
+    let mut out: Map<String, Value> = facts
+        .iter()
+        .filter(|(k, _)| k.as_str() != "ansible_facts" && keep(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let inner: Map<String, Value> = out
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("ansible_")
+                .map(|s| (s.to_string(), v.clone()))
+        })
+        .collect();
+    out.insert("ansible_facts".into(), Value::Object(inner));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_facts_with_nesting_lists_mounts_and_netmask() {
+        let text = "hostname=web1\nprocessor_vcpus=2\ndistribution_version=12\ndefault_ipv4.address=10.77.0.11\ndefault_ipv4.prefix=24\nall_ipv4_addresses=10.77.0.11,\nmount=/dev/vda1 / ext4 rw,relatime\nenv.HOME=/root\nos_id=debian\n";
+        let f = parse_facts(text);
+        assert_eq!(f["ansible_hostname"], "web1");
+        assert_eq!(f["ansible_processor_vcpus"], 2);
+        assert_eq!(f["ansible_distribution_version"], "12");
+        assert_eq!(f["ansible_default_ipv4"]["netmask"], "255.255.255.0");
+        assert_eq!(
+            f["ansible_all_ipv4_addresses"],
+            serde_json::json!(["10.77.0.11"])
+        );
+        assert_eq!(f["ansible_mounts"][0]["mount"], "/");
+        assert_eq!(f["ansible_env"]["HOME"], "/root");
+        assert_eq!(f["ansible_os_family"], "Debian");
+        assert_eq!(f["ansible_facts"]["hostname"], "web1");
+    }
+
+    #[test]
+    fn filter_keeps_matching_facts() {
+        let f = parse_facts("hostname=a\ndistribution=Debian\ndistribution_version=12\n");
+        let kept = filter_facts(f, &["ansible_distribution*".to_string()]);
+        assert!(kept.contains_key("ansible_distribution_version"));
+        assert!(!kept.contains_key("ansible_hostname"));
+        assert_eq!(kept["ansible_facts"]["distribution"], "Debian");
+    }
 }

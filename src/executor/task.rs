@@ -545,6 +545,29 @@ impl PlayRunner<'_> {
                 )
             }
             EngineAction::Template => self.run_template(args, task, i, ctx),
+            EngineAction::Setup => {
+                let p = match parse_params::<actions::SetupParams>("setup", &args) {
+                    Ok(p) => p,
+                    Err(e) => return ItemOutcome::failed(e.to_string()),
+                };
+                match self.gather_one(i) {
+                    Ok(facts) => {
+                        let filter = p.filter.map(|f| f.into_vec()).unwrap_or_default();
+                        let facts = crate::executor::facts::filter_facts(facts, &filter);
+                        self.run.set_facts(&self.names[i], facts.clone());
+                        let mut o = ItemOutcome::new(Status::Ok);
+                        if let Some(inner) = facts.get("ansible_facts") {
+                            o.result.insert("ansible_facts".into(), inner.clone());
+                        }
+                        o
+                    }
+                    Err((status, msg)) => {
+                        let mut o = ItemOutcome::new(status);
+                        o.msg = Some(msg);
+                        o
+                    }
+                }
+            }
             EngineAction::Meta => ItemOutcome::new(Status::Ok),
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 ItemOutcome::failed("include_tasks cannot be used inside a loop here")
