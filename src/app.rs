@@ -149,7 +149,7 @@ fn init_tracing(cli: &Cli) {
 
 pub fn run_command(command: Command) -> Result<u8, AppError> {
     match command {
-        Command::Run(args) => cmd_run(args),
+        Command::Run(args) => cmd_run(*args),
         Command::Validate(args) => {
             let _extra = parse_extra_vars(&args.extra_vars)?;
             let project =

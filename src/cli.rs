@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run playbooks against an inventory.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load playbooks, check every module's parameters and every template's
     /// syntax; connects to nothing.
     Validate(ValidateArgs),

@@ -8,12 +8,11 @@ use std::path::Path;
 use crate::support::fleet::{fleet, Fleet};
 use crate::support::{repo, write_files, Herd, Run};
 
-/// An inventory over fleet hosts: `(inventory name, fleet host, extra vars)`.
-fn inventory(
-    f: &Fleet,
-    dir: &Path,
-    groups: &[(&str, &[(&str, &str, &str)])],
-) -> std::path::PathBuf {
+/// One inventory host over a fleet host: `(inventory name, fleet host, extra vars)`.
+type HostSpec<'a> = (&'a str, &'a str, &'a str);
+
+/// An inventory of groups of fleet hosts.
+fn inventory(f: &Fleet, dir: &Path, groups: &[(&str, &[HostSpec])]) -> std::path::PathBuf {
     let mut text = String::new();
     for (group, hosts) in groups {
         text.push_str(&format!("[{group}]\n"));
@@ -49,12 +48,12 @@ fn run(dir: &Path, playbook: &str, inventory: &Path, known_hosts: &Path, extra: 
 fn elasticsearch_example_renders_each_hosts_role_from_gathered_facts() {
     let f = fleet();
     let dir = tempfile::tempdir().expect("tempdir");
-    let masters: &[(&str, &str, &str)] = &[
+    let masters: &[HostSpec] = &[
         ("es-master-1", "herd-01", ""),
         ("es-master-2", "herd-02", ""),
         ("es-master-3", "herd-03", ""),
     ];
-    let data: &[(&str, &str, &str)] = &[
+    let data: &[HostSpec] = &[
         ("es-data-1", "herd-04", ""),
         ("es-data-2", "herd-05", ""),
         ("es-data-3", "herd-06", ""),
@@ -69,7 +68,7 @@ fn elasticsearch_example_renders_each_hosts_role_from_gathered_facts() {
     ] {
         f.ssh_ok(
             host,
-            "printf '[Service]\\nExecStart=/bin/sleep infinity\\n' > /etc/systemd/system/elasticsearch.service && systemctl daemon-reload",
+            "rm -rf /etc/elasticsearch && printf '[Service]\\nExecStart=/bin/sleep infinity\\n' > /etc/systemd/system/elasticsearch.service && systemctl daemon-reload",
         );
     }
     let playbook = repo().join("playbooks/deploy-elasticsearch.yml");
@@ -301,4 +300,57 @@ fn a_host_that_dies_mid_run_is_unreachable_and_the_others_finish() {
     assert_eq!(run.stat("victim", "unreachable"), 1, "{}", run.stdout());
     assert_eq!(run.stat("survivor", "changed"), 3, "{}", run.stdout());
     assert_eq!(run.results("after").len(), 1);
+}
+
+#[test]
+fn password_first_contact_and_sftp_writes_keep_the_owner() {
+    let f = fleet();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A host the controller has no key for: the deploy user's password.
+    let text = format!(
+        "[newnode]\nfresh ansible_host={} ansible_user=deploy ansible_password=deploy\n[rootnode]\nr ansible_host={} ansible_user=root ansible_ssh_private_key_file={}\n",
+        f.address("herd-04"),
+        f.address("herd-04"),
+        f.key.display()
+    );
+    write_files(
+        dir.path(),
+        &[
+            ("inventory.ini", &text),
+            (
+                "first.yml",
+                "- hosts: newnode\n  gather_facts: no\n  tasks:\n    - name: who\n      command: id -un\n      register: who\n    - assert:\n        that: who.stdout == 'deploy'\n",
+            ),
+            (
+                "owner.yml",
+                "- hosts: rootnode\n  gather_facts: no\n  tasks:\n    - name: replace\n      copy:\n        content: \"new\\n\"\n        dest: /tmp/herd-owner-test\n",
+            ),
+        ],
+    );
+    let inv = dir.path().join("inventory.ini");
+    // No agent and no default keys may stand in for the password.
+    let run1 = Herd::new([
+        "run",
+        "first.yml",
+        "-i",
+        &inv.display().to_string(),
+        "--known-hosts",
+        &f.known_hosts.display().to_string(),
+        "--output",
+        "jsonl",
+    ])
+    .current_dir(dir.path())
+    .env_remove("SSH_AUTH_SOCK")
+    .run()
+    .expect_code(0);
+    assert_eq!(run1.results("who").len(), 1);
+
+    f.ssh_ok("herd-04", "echo old > /tmp/herd-owner-test && chown deploy:deploy /tmp/herd-owner-test && chmod 0640 /tmp/herd-owner-test");
+    run(dir.path(), "owner.yml", &inv, &f.known_hosts, &[]).expect_code(0);
+    assert_eq!(f.ssh_ok("herd-04", "cat /tmp/herd-owner-test"), "new\n");
+    assert_eq!(
+        f.ssh_ok("herd-04", "stat -c '%U:%G %a' /tmp/herd-owner-test")
+            .trim(),
+        "deploy:deploy 640"
+    );
 }

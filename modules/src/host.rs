@@ -64,20 +64,7 @@ pub trait Host: Send {
 
     /// Read a whole file. `Ok(None)` when it does not exist.
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
-        let p = quote(path);
-        let out = self.run(
-            &format!("if [ -e {p} ]; then cat -- {p}; else exit 66; fi"),
-            None,
-        )?;
-        match out.rc {
-            0 => Ok(Some(out.stdout)),
-            66 => Ok(None),
-            rc => Err(HostError::Command {
-                action: "read file",
-                rc,
-                stderr: out.stderr_str(),
-            }),
-        }
+        default_read_file(self, path)
     }
 
     /// Write a file atomically: a temp file in the same directory gets the
@@ -89,42 +76,74 @@ pub trait Host: Send {
         content: &[u8],
         attrs: &FileAttrs,
     ) -> Result<(), HostError> {
-        let p = quote(path);
-        let mut script = format!(
-            "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.herd.XXXXXX\"); \
-             trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
-        );
-        // A replaced file keeps its owner and group unless others are given,
-        // as an in-place edit would (failing quietly when not root).
-        script.push_str(&format!(
-            "if [ -e {p} ]; then chown --reference={p} \"$t\" 2>/dev/null || true; fi; "
-        ));
-        match (&attrs.owner, &attrs.group) {
-            (Some(o), Some(g)) => {
-                script.push_str(&format!("chown {}:{} \"$t\"; ", quote(o), quote(g)))
-            }
-            (Some(o), None) => script.push_str(&format!("chown {} \"$t\"; ", quote(o))),
-            (None, Some(g)) => script.push_str(&format!("chgrp {} \"$t\"; ", quote(g))),
-            (None, None) => {}
-        }
-        // Mode last: chown clears setuid/setgid bits. Keep the mode of a file
-        // being replaced unless a mode is given, as cp does.
-        match &attrs.mode {
-            Some(mode) => script.push_str(&format!("chmod {} \"$t\"; ", quote(mode))),
-            None => script.push_str(&format!(
-                "if [ -e {p} ]; then chmod --reference={p} \"$t\"; else chmod 0644 \"$t\"; fi; "
-            )),
-        }
-        script.push_str(&format!("mv -f \"$t\" {p}; trap - EXIT"));
-        let out = self.run(&script, Some(content))?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(HostError::Command {
-                action: "write file",
-                rc: out.rc,
-                stderr: out.stderr_str(),
-            })
-        }
+        default_write_file(self, path, content, attrs)
+    }
+}
+
+/// [`Host::read_file`] through `run`, for transports without a faster way
+/// and for wrappers that must go through `run` (become).
+pub fn default_read_file<H: Host + ?Sized>(
+    host: &mut H,
+    path: &str,
+) -> Result<Option<Vec<u8>>, HostError> {
+    let p = quote(path);
+    let out = host.run(
+        &format!("if [ -e {p} ]; then cat -- {p}; else exit 66; fi"),
+        None,
+    )?;
+    match out.rc {
+        0 => Ok(Some(out.stdout)),
+        66 => Ok(None),
+        rc => Err(HostError::Command {
+            action: "read file",
+            rc,
+            stderr: out.stderr_str(),
+        }),
+    }
+}
+
+/// Write a file atomically: a temp file in the same directory gets the
+/// content, owner, group and mode, then is renamed over `path`. A reader
+/// never sees a half-written file, and a failed write leaves the old one.
+pub fn default_write_file<H: Host + ?Sized>(
+    host: &mut H,
+    path: &str,
+    content: &[u8],
+    attrs: &FileAttrs,
+) -> Result<(), HostError> {
+    let p = quote(path);
+    let mut script = format!(
+        "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.herd.XXXXXX\"); \
+         trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
+    );
+    // A replaced file keeps its owner and group unless others are given,
+    // as an in-place edit would (failing quietly when not root).
+    script.push_str(&format!(
+        "if [ -e {p} ]; then chown --reference={p} \"$t\" 2>/dev/null || true; fi; "
+    ));
+    match (&attrs.owner, &attrs.group) {
+        (Some(o), Some(g)) => script.push_str(&format!("chown {}:{} \"$t\"; ", quote(o), quote(g))),
+        (Some(o), None) => script.push_str(&format!("chown {} \"$t\"; ", quote(o))),
+        (None, Some(g)) => script.push_str(&format!("chgrp {} \"$t\"; ", quote(g))),
+        (None, None) => {}
+    }
+    // Mode last: chown clears setuid/setgid bits. Keep the mode of a file
+    // being replaced unless a mode is given, as cp does.
+    match &attrs.mode {
+        Some(mode) => script.push_str(&format!("chmod {} \"$t\"; ", quote(mode))),
+        None => script.push_str(&format!(
+            "if [ -e {p} ]; then chmod --reference={p} \"$t\"; else chmod 0644 \"$t\"; fi; "
+        )),
+    }
+    script.push_str(&format!("mv -f \"$t\" {p}; trap - EXIT"));
+    let out = host.run(&script, Some(content))?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(HostError::Command {
+            action: "write file",
+            rc: out.rc,
+            stderr: out.stderr_str(),
+        })
     }
 }

@@ -205,12 +205,14 @@ pub fn ssh_settings(
     )
     .or_else(|| settings.password.clone());
 
-    let mut options = SshOptions::default();
-    options.host_key_checking = settings
-        .host_key_checking
-        .or(from_args.strict_host_key_checking)
-        .or(from_file.strict_host_key_checking)
-        .unwrap_or_default();
+    let mut options = SshOptions {
+        host_key_checking: settings
+            .host_key_checking
+            .or(from_args.strict_host_key_checking)
+            .or(from_file.strict_host_key_checking)
+            .unwrap_or_default(),
+        ..SshOptions::default()
+    };
     let mut known = settings.known_hosts.clone();
     known.extend(from_args.user_known_hosts_files.iter().cloned());
     known.extend(from_file.user_known_hosts_files.iter().cloned());

@@ -474,16 +474,27 @@ impl SshHost {
         // Chained with && rather than `set -e`, which the shell ignores in
         // the left-hand side of `||`.
         let mut steps = Vec::new();
-        if numeric_mode.is_none() {
-            if let Some(mode) = &attrs.mode {
-                steps.push(format!("chmod {} {t}", quote(mode)));
-            }
+        // A replaced file keeps its owner and group unless others are
+        // given, as the exec-based write does (quietly, when not root).
+        if existing.is_some() {
+            steps.push(format!(
+                "{{ chown --reference={} {t} 2>/dev/null || true; }}",
+                quote(path)
+            ));
         }
+        let chowns = attrs.owner.is_some() || attrs.group.is_some();
         match (&attrs.owner, &attrs.group) {
             (Some(o), Some(g)) => steps.push(format!("chown {}:{} {t}", quote(o), quote(g))),
             (Some(o), None) => steps.push(format!("chown {} {t}", quote(o))),
             (None, Some(g)) => steps.push(format!("chgrp {} {t}", quote(g))),
             (None, None) => {}
+        }
+        // Mode last: chown clears setuid/setgid bits, so a numeric mode set
+        // at upload time is set again after it.
+        if let Some(mode) = &attrs.mode {
+            if numeric_mode.is_none() || chowns || existing.is_some() {
+                steps.push(format!("chmod {} {t}", quote(mode)));
+            }
         }
         steps.push(format!("mv -f {t} {}", quote(path)));
         let wrapped = format!(

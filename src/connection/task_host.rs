@@ -1,6 +1,7 @@
 //! `TaskHost`: a transport seen through one task's `become` and `environment`.
 
-use herdsman_modules::{quote, ExecOutput, Host, HostError};
+use herdsman_modules::host::{default_read_file, default_write_file};
+use herdsman_modules::{quote, ExecOutput, FileAttrs, Host, HostError};
 
 pub struct Become {
     pub user: String,
@@ -84,6 +85,30 @@ impl Host for TaskHost<'_> {
                 }
                 Ok(out)
             }
+        }
+    }
+
+    /// Without become the transport's own file path is used (SFTP over SSH:
+    /// no shell, no stdin copy); with become, writes must run as the become
+    /// user, so they go through `run` like any other command.
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
+        if self.become_.is_none() {
+            self.inner.read_file(path)
+        } else {
+            default_read_file(self, path)
+        }
+    }
+
+    fn write_file(
+        &mut self,
+        path: &str,
+        content: &[u8],
+        attrs: &FileAttrs,
+    ) -> Result<(), HostError> {
+        if self.become_.is_none() {
+            self.inner.write_file(path, content, attrs)
+        } else {
+            default_write_file(self, path, content, attrs)
         }
     }
 }
