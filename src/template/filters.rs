@@ -1,10 +1,1001 @@
-//! Ansible's filters on top of minijinja's builtins (being written).
+//! Ansible's filters on top of minijinja's builtins: the ones playbooks use
+//! daily (`bool`, `mandatory`, `ternary`, `combine`, `to_json`/`to_yaml`,
+//! the `regex_*` family, `ipaddr`, set operations, hashing, ...), written to
+//! give what Ansible gives for the same input.
+//!
+//! Every Ansible-defined filter is also registered under its FQCN
+//! (`ansible.builtin.combine`, `ansible.utils.ipaddr`), since playbooks
+//! written for ansible-lint spell them that way. Error messages name the
+//! filter and the problem, never the value being filtered.
 
-use minijinja::Environment;
+use std::collections::BTreeSet;
 
-pub fn register(_env: &mut Environment<'static>) {}
+use base64::Engine as _;
+use md5::Md5;
+use minijinja::value::{Kwargs, Rest, StringInput, Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State};
+use regex::{Regex, RegexBuilder};
+use serde_json::Value as J;
+use sha1::Sha1;
+use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 
-/// Python truthiness, as Ansible's conditionals use it.
+use super::pyfmt::{json_dumps, py_str, JsonStyle};
+use super::pyyaml::{self, Flow};
+
+/// The value `omit` stands for. Task parameters equal to it are dropped by
+/// the engine, as in Ansible (whose placeholder is `__omit_place_holder__`
+/// followed by a hash).
+pub const OMIT: &str = "__omit_place_holder__herd";
+
+pub fn register(env: &mut Environment<'static>) {
+    env.add_global("omit", OMIT);
+
+    // Overrides of minijinja builtins whose behaviour differs from Ansible.
+    add(env, "bool", to_bool);
+    env.add_filter("string", |v: &Value| py_str(v));
+
+    add(env, "mandatory", mandatory);
+    add(env, "ternary", ternary);
+    add(env, "to_json", to_json);
+    add(env, "to_nice_json", to_nice_json);
+    add(env, "from_json", from_json);
+    add(env, "to_yaml", to_yaml);
+    add(env, "to_nice_yaml", to_nice_yaml);
+    add(env, "from_yaml", from_yaml);
+    add(env, "from_yaml_all", from_yaml_all);
+    add(env, "combine", combine);
+    add(env, "dict2items", dict2items);
+    add(env, "items2dict", items2dict);
+    add(env, "regex_replace", regex_replace);
+    add(env, "regex_search", regex_search);
+    add(env, "regex_findall", regex_findall);
+    add(env, "regex_escape", regex_escape);
+    add(env, "b64encode", b64encode);
+    add(env, "b64decode", b64decode);
+    add(env, "quote", quote);
+    add(env, "basename", basename);
+    add(env, "dirname", dirname);
+    add(env, "splitext", splitext);
+    add(env, "extract", extract);
+    add(env, "flatten", flatten);
+    add(env, "union", union);
+    add(env, "difference", difference);
+    add(env, "intersect", intersect);
+    add(env, "symmetric_difference", symmetric_difference);
+    add(env, "hash", hash);
+    add(env, "checksum", checksum);
+    add(env, "human_to_bytes", human_to_bytes);
+    add(env, "type_debug", type_debug);
+    add(env, "product", product);
+    add(env, "subelements", subelements);
+    for name in ["ipaddr", "ipv4", "ipv6", "ipwrap"] {
+        let f = match name {
+            "ipaddr" => super::ipaddr::ipaddr,
+            "ipv4" => super::ipaddr::ipv4,
+            "ipv6" => super::ipaddr::ipv6,
+            _ => super::ipaddr::ipwrap,
+        };
+        env.add_filter(name, f);
+        env.add_filter(format!("ansible.utils.{name}"), f);
+        env.add_filter(format!("ansible.netcommon.{name}"), f);
+    }
+}
+
+/// Register `name` and `ansible.builtin.name`.
+fn add<F, Rv, Args>(env: &mut Environment<'static>, name: &'static str, f: F)
+where
+    F: minijinja::functions::Function<Rv, Args> + Clone,
+    Rv: minijinja::value::FunctionResult,
+    Args: for<'a> minijinja::value::FunctionArgs<'a>,
+{
+    env.add_filter(name, f.clone());
+    env.add_filter(format!("ansible.builtin.{name}"), f);
+}
+
+/// Python truthiness, as Ansible's conditionals use it: empty strings,
+/// lists and dicts, `0` and `None` are false; any other string (including
+/// `"false"`) is true. Use the `bool` filter for Ansible's word rules.
 pub fn truthy(v: &minijinja::Value) -> bool {
     v.is_true()
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+/// Fails with minijinja's own "`x` is undefined" error for undefined input.
+fn require_defined(state: &State, v: &Value) -> Result<(), Error> {
+    if v.is_undefined() {
+        StringInput::new(state, v)?;
+    }
+    Ok(())
+}
+
+fn json(v: &Value) -> J {
+    super::to_json(v)
+}
+
+fn from_j(j: &J) -> Value {
+    super::from_json(j)
+}
+
+/// A keyword argument read with Python truthiness (`ignorecase=yes` works).
+fn kw_flag(kwargs: &Kwargs, name: &str, default: bool) -> Result<bool, Error> {
+    Ok(kwargs
+        .get::<Option<Value>>(name)?
+        .map(|v| v.is_true())
+        .unwrap_or(default))
+}
+
+fn items(state: &State, v: &Value, filter: &str) -> Result<Vec<Value>, Error> {
+    require_defined(state, v)?;
+    match v.kind() {
+        ValueKind::Seq | ValueKind::Iterable => Ok(v.try_iter()?.collect()),
+        ValueKind::Map => Ok(v.try_iter()?.collect()),
+        _ => Err(err(format!("{filter}: expected a list, got {}", v.kind()))),
+    }
+}
+
+/// Ansible's `bool`: `yes`, `on`, `1`, `true` (any case) and `1` are true;
+/// everything else is false; `None` stays `None`.
+pub fn to_bool(state: &State, v: &Value) -> Result<Value, Error> {
+    require_defined(state, v)?;
+    Ok(match v.kind() {
+        ValueKind::None => Value::from(()),
+        ValueKind::Bool => v.clone(),
+        ValueKind::String => {
+            let s = v.as_str().unwrap_or_default().to_lowercase();
+            Value::from(matches!(s.as_str(), "yes" | "on" | "1" | "true"))
+        }
+        ValueKind::Number => Value::from(f64::try_from(v.clone()).is_ok_and(|f| f == 1.0)),
+        _ => Value::from(false),
+    })
+}
+
+fn mandatory(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let msg: Option<String> = kwargs.get("msg")?;
+    kwargs.assert_all_used()?;
+    if v.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            msg.unwrap_or_else(|| "mandatory variable is undefined".into()),
+        ));
+    }
+    Ok(v.clone())
+}
+
+fn ternary(
+    state: &State,
+    v: &Value,
+    true_val: Value,
+    false_val: Value,
+    none_val: Option<Value>,
+) -> Result<Value, Error> {
+    require_defined(state, v)?;
+    if let (true, Some(n)) = (v.is_none(), none_val) {
+        return Ok(n);
+    }
+    Ok(if v.is_true() { true_val } else { false_val })
+}
+
+fn json_style(kwargs: &Kwargs, indent: Option<usize>, sort_keys: bool) -> Result<JsonStyle, Error> {
+    let indent = match kwargs.get::<Option<Value>>("indent")? {
+        Some(v) if v.is_none() => None,
+        Some(v) => Some(
+            usize::try_from(v)
+                .map_err(|_| err("to_json: indent must be a non-negative integer"))?,
+        ),
+        None => indent,
+    };
+    let sort_keys = kw_flag(kwargs, "sort_keys", sort_keys)?;
+    let ensure_ascii = kw_flag(kwargs, "ensure_ascii", true)?;
+    // Python's json uses "," before a newline and ", " on one line.
+    let item_sep = if indent.is_some() { "," } else { ", " };
+    // Ansible callers pass these through to json.dumps; they change nothing here.
+    for ignored in ["vault_to_text", "preprocess_unsafe"] {
+        kwargs.get::<Option<Value>>(ignored)?;
+    }
+    kwargs.assert_all_used()?;
+    Ok(JsonStyle {
+        indent,
+        sort_keys,
+        ensure_ascii,
+        item_sep,
+        key_sep: ": ",
+    })
+}
+
+fn to_json(state: &State, v: &Value, kwargs: Kwargs) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let style = json_style(&kwargs, None, false)?;
+    Ok(json_dumps(&json(v), &style))
+}
+
+fn to_nice_json(state: &State, v: &Value, kwargs: Kwargs) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let style = json_style(&kwargs, Some(4), true)?;
+    Ok(json_dumps(&json(v), &style))
+}
+
+fn from_json(text: String) -> Result<Value, Error> {
+    let j: J = serde_json::from_str(&text).map_err(|e| {
+        // serde_json's message names the position, not the content.
+        err(format!("from_json: invalid JSON: {e}"))
+    })?;
+    Ok(from_j(&j))
+}
+
+fn yaml_style(
+    kwargs: &Kwargs,
+    indent: usize,
+    flow: Flow,
+    filter: &str,
+) -> Result<pyyaml::Style, Error> {
+    let indent = kwargs.get::<Option<usize>>("indent")?.unwrap_or(indent);
+    let flow = match kwargs.get::<Option<Value>>("default_flow_style")? {
+        None => flow,
+        Some(v) if v.is_none() => Flow::Auto,
+        Some(v) if v.is_true() => Flow::Always,
+        Some(_) => Flow::Block,
+    };
+    let sort_keys = kw_flag(kwargs, "sort_keys", true)?;
+    // `width` and `allow_unicode` tune PyYAML's folding and escaping; this
+    // writer never folds and always writes Unicode, so they are accepted.
+    kwargs.get::<Option<Value>>("width")?;
+    kwargs.get::<Option<Value>>("allow_unicode")?;
+    kwargs.get::<Option<Value>>("explicit_start")?;
+    kwargs.assert_all_used().map_err(|e| {
+        err(format!(
+            "{filter}: {}",
+            e.detail().unwrap_or("bad argument")
+        ))
+    })?;
+    Ok(pyyaml::Style {
+        indent,
+        flow,
+        sort_keys,
+    })
+}
+
+fn to_yaml(state: &State, v: &Value, kwargs: Kwargs) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let explicit_start = kw_flag(&kwargs, "explicit_start", false)?;
+    let style = yaml_style(&kwargs, 2, Flow::Auto, "to_yaml")?;
+    let body = pyyaml::dump(&json(v), style);
+    Ok(if explicit_start {
+        format!("---\n{body}")
+    } else {
+        body
+    })
+}
+
+fn to_nice_yaml(state: &State, v: &Value, kwargs: Kwargs) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let explicit_start = kw_flag(&kwargs, "explicit_start", false)?;
+    let style = yaml_style(&kwargs, 4, Flow::Block, "to_nice_yaml")?;
+    let body = pyyaml::dump(&json(v), style);
+    Ok(if explicit_start {
+        format!("---\n{body}")
+    } else {
+        body
+    })
+}
+
+fn parse_yaml(text: &str, filter: &str) -> Result<J, Error> {
+    let path = std::path::Path::new(filter);
+    crate::yaml::parse(path, text)
+        .map(|node| node.to_json())
+        .map_err(|d| err(format!("{filter}: {} (line {})", d.message, d.line)))
+}
+
+fn from_yaml(text: String) -> Result<Value, Error> {
+    Ok(from_j(&parse_yaml(&text, "from_yaml")?))
+}
+
+fn from_yaml_all(text: String) -> Result<Value, Error> {
+    // Split on document markers at the start of a line; each piece is one
+    // document, as PyYAML's load_all yields them.
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            if !current.trim().is_empty() {
+                docs.push(from_j(&parse_yaml(&current, "from_yaml_all")?));
+            }
+            current = line.strip_prefix("---").unwrap_or_default().to_string();
+        } else {
+            current.push_str(line);
+        }
+    }
+    if !current.trim().is_empty() {
+        docs.push(from_j(&parse_yaml(&current, "from_yaml_all")?));
+    }
+    Ok(Value::from(docs))
+}
+
+/// Ansible's `merge_hash`: `y` wins over `x`.
+fn merge_hash(
+    x: &serde_json::Map<String, J>,
+    y: &serde_json::Map<String, J>,
+    recursive: bool,
+    list_merge: &str,
+) -> serde_json::Map<String, J> {
+    let mut out = x.clone();
+    for (key, yv) in y {
+        let merged = match (out.get(key), yv) {
+            (Some(J::Object(xm)), J::Object(ym)) if recursive => {
+                J::Object(merge_hash(xm, ym, recursive, list_merge))
+            }
+            (Some(J::Array(xa)), J::Array(ya)) => match list_merge {
+                "append" => J::Array(xa.iter().chain(ya).cloned().collect()),
+                "prepend" => J::Array(ya.iter().chain(xa).cloned().collect()),
+                "append_rp" => J::Array(
+                    xa.iter()
+                        .filter(|z| !ya.contains(z))
+                        .chain(ya)
+                        .cloned()
+                        .collect(),
+                ),
+                "prepend_rp" => J::Array(
+                    ya.iter()
+                        .chain(xa.iter().filter(|z| !ya.contains(z)))
+                        .cloned()
+                        .collect(),
+                ),
+                "keep" => J::Array(xa.clone()),
+                _ => yv.clone(),
+            },
+            _ => yv.clone(),
+        };
+        out.insert(key.clone(), merged);
+    }
+    out
+}
+
+fn combine(state: &State, v: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let recursive = kw_flag(&kwargs, "recursive", false)?;
+    let list_merge: String = kwargs
+        .get::<Option<String>>("list_merge")?
+        .unwrap_or_else(|| "replace".into());
+    kwargs.assert_all_used().map_err(|_| {
+        err("combine: 'recursive' and 'list_merge' are the only valid keyword arguments")
+    })?;
+    if !matches!(
+        list_merge.as_str(),
+        "replace" | "keep" | "append" | "prepend" | "append_rp" | "prepend_rp"
+    ) {
+        return Err(err(
+            "combine: list_merge must be one of replace, keep, append, prepend, append_rp, prepend_rp",
+        ));
+    }
+    // `[d1, d2] | combine` and `d1 | combine(d2, [d3, d4])` both work: lists
+    // are flattened one level, as in Ansible.
+    let mut dicts = Vec::new();
+    for term in std::iter::once(v).chain(args.iter()) {
+        require_defined(state, term)?;
+        match json(term) {
+            J::Array(items) => dicts.extend(items),
+            other => dicts.push(other),
+        }
+    }
+    let mut result = serde_json::Map::new();
+    for (i, d) in dicts.iter().enumerate() {
+        match d {
+            J::Object(m) => result = merge_hash(&result, m, recursive, &list_merge),
+            _ => {
+                return Err(err(format!(
+                    "combine: expected dictionaries, argument {} is not one",
+                    i + 1
+                )))
+            }
+        }
+    }
+    Ok(from_j(&J::Object(result)))
+}
+
+fn dict2items(state: &State, v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    require_defined(state, v)?;
+    let key_name = kwargs
+        .get::<Option<String>>("key_name")?
+        .unwrap_or_else(|| "key".into());
+    let value_name = kwargs
+        .get::<Option<String>>("value_name")?
+        .unwrap_or_else(|| "value".into());
+    kwargs.assert_all_used()?;
+    if v.kind() != ValueKind::Map {
+        return Err(err(format!(
+            "dict2items requires a dictionary, got {}",
+            v.kind()
+        )));
+    }
+    let mut out = Vec::new();
+    for key in v.try_iter()? {
+        let item = v.get_item(&key)?;
+        out.push(Value::from_pairs([
+            (key_name.clone(), key),
+            (value_name.clone(), item),
+        ]));
+    }
+    Ok(Value::from(out))
+}
+
+fn items2dict(state: &State, v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let key_name = kwargs
+        .get::<Option<String>>("key_name")?
+        .unwrap_or_else(|| "key".into());
+    let value_name = kwargs
+        .get::<Option<String>>("value_name")?
+        .unwrap_or_else(|| "value".into());
+    kwargs.assert_all_used()?;
+    let mut out = indexmap::IndexMap::new();
+    for item in items(state, v, "items2dict")? {
+        let key = item.get_attr(&key_name)?;
+        let value = item.get_attr(&value_name)?;
+        if key.is_undefined() || value.is_undefined() {
+            return Err(err(format!(
+                "items2dict: each item needs the keys '{key_name}' and '{value_name}'"
+            )));
+        }
+        out.insert(key, value);
+    }
+    Ok(Value::from_pairs(out))
+}
+
+/// Compile a Python `re` pattern. Rust's regex lacks look-around and
+/// backreferences; such patterns fail with a message naming the problem.
+fn compile_regex(
+    filter: &str,
+    pattern: &str,
+    ignorecase: bool,
+    multiline: bool,
+) -> Result<Regex, Error> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(ignorecase)
+        .multi_line(multiline)
+        .build()
+        .map_err(|e| err(format!("{filter}: invalid regular expression: {e}")))
+}
+
+/// Python's `re.sub` replacement template (`\1`, `\g<1>`, `\g<name>`,
+/// `\n`) in Rust's `${1}` syntax; a literal `$` is escaped.
+pub fn python_replacement(repl: &str) -> Result<String, Error> {
+    let mut out = String::with_capacity(repl.len());
+    let mut chars = repl.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' => out.push_str("$$"),
+            '\\' => match chars.next() {
+                Some(d) if d.is_ascii_digit() => {
+                    let mut n = d.to_string();
+                    if let Some(&d2) = chars.peek() {
+                        if d2.is_ascii_digit() {
+                            n.push(d2);
+                            chars.next();
+                        }
+                    }
+                    out.push_str(&format!("${{{n}}}"));
+                }
+                Some('g') => {
+                    if chars.next() != Some('<') {
+                        return Err(err(
+                            "regex_replace: bad group reference, expected \\g<name>",
+                        ));
+                    }
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('>') => break,
+                            Some(ch) => name.push(ch),
+                            None => {
+                                return Err(err("regex_replace: unterminated group name in \\g<"))
+                            }
+                        }
+                    }
+                    out.push_str(&format!("${{{name}}}"));
+                }
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some('f') => out.push('\x0c'),
+                Some('v') => out.push('\x0b'),
+                Some('a') => out.push('\x07'),
+                Some('b') => out.push('\x08'),
+                Some('\\') => out.push('\\'),
+                Some(other) if other.is_ascii_alphabetic() => {
+                    return Err(err(format!("regex_replace: bad escape \\{other}")))
+                }
+                Some(other) => {
+                    out.push('\\');
+                    if other == '$' {
+                        out.push_str("$$");
+                    } else {
+                        out.push(other);
+                    }
+                }
+                None => out.push('\\'),
+            },
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn regex_replace(
+    value: String,
+    pattern: Option<String>,
+    replacement: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let ignorecase = kw_flag(&kwargs, "ignorecase", false)?;
+    let multiline = kw_flag(&kwargs, "multiline", false)?;
+    let count = kwargs.get::<Option<usize>>("count")?.unwrap_or(0);
+    let mandatory_count = kwargs.get::<Option<usize>>("mandatory_count")?.unwrap_or(0);
+    kwargs.assert_all_used()?;
+    let re = compile_regex(
+        "regex_replace",
+        pattern.as_deref().unwrap_or_default(),
+        ignorecase,
+        multiline,
+    )?;
+    let repl = python_replacement(replacement.as_deref().unwrap_or_default())?;
+    if mandatory_count > 0 {
+        let found = re.find_iter(&value).count();
+        if found != mandatory_count {
+            return Err(err(format!(
+                "regex_replace: {found} matches, expected {mandatory_count}"
+            )));
+        }
+    }
+    Ok(re.replacen(&value, count, repl.as_str()).into_owned())
+}
+
+/// Ansible's `regex_search`: the match, or a list of the groups named by
+/// `'\\1'`/`'\\g<name>'` arguments; `None` when nothing matches.
+fn regex_search(
+    value: String,
+    pattern: String,
+    groups: Rest<String>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    let ignorecase = kw_flag(&kwargs, "ignorecase", false)?;
+    let multiline = kw_flag(&kwargs, "multiline", false)?;
+    kwargs.assert_all_used()?;
+    let re = compile_regex("regex_search", &pattern, ignorecase, multiline)?;
+    enum Group {
+        Index(usize),
+        Name(String),
+    }
+    let mut wanted = Vec::new();
+    for g in groups.iter() {
+        if let Some(name) = g.strip_prefix("\\g<").and_then(|r| r.strip_suffix('>')) {
+            wanted.push(match name.parse::<usize>() {
+                Ok(i) => Group::Index(i),
+                Err(_) => Group::Name(name.to_string()),
+            });
+        } else if let Some(n) = g.strip_prefix('\\').and_then(|r| r.parse::<usize>().ok()) {
+            wanted.push(Group::Index(n));
+        } else {
+            return Err(err(
+                "regex_search: unknown argument, expected group references like '\\1' or '\\g<name>'",
+            ));
+        }
+    }
+    let Some(caps) = re.captures(&value) else {
+        return Ok(Value::from(()));
+    };
+    if wanted.is_empty() {
+        return Ok(Value::from(caps.get(0).map(|m| m.as_str()).unwrap_or("")));
+    }
+    let mut out = Vec::new();
+    for g in wanted {
+        let m = match &g {
+            Group::Index(i) => {
+                if *i >= caps.len() {
+                    return Err(err(format!("regex_search: no such group {i}")));
+                }
+                caps.get(*i)
+            }
+            Group::Name(n) => caps.name(n),
+        };
+        out.push(
+            m.map(|m| Value::from(m.as_str()))
+                .unwrap_or(Value::from(())),
+        );
+    }
+    Ok(Value::from(out))
+}
+
+/// Python's `re.findall`: whole matches without groups, the group with one,
+/// lists of groups with several.
+fn regex_findall(value: String, pattern: String, kwargs: Kwargs) -> Result<Value, Error> {
+    let ignorecase = kw_flag(&kwargs, "ignorecase", false)?;
+    let multiline = kw_flag(&kwargs, "multiline", false)?;
+    kwargs.assert_all_used()?;
+    let re = compile_regex("regex_findall", &pattern, ignorecase, multiline)?;
+    let groups = re.captures_len() - 1;
+    let mut out = Vec::new();
+    for caps in re.captures_iter(&value) {
+        let text = |i: usize| Value::from(caps.get(i).map(|m| m.as_str()).unwrap_or(""));
+        out.push(match groups {
+            0 => text(0),
+            1 => text(1),
+            n => Value::from((1..=n).map(text).collect::<Vec<_>>()),
+        });
+    }
+    Ok(Value::from(out))
+}
+
+/// Python's `re.escape`.
+fn regex_escape(value: String, re_type: Option<String>) -> Result<String, Error> {
+    match re_type.as_deref().unwrap_or("python") {
+        "python" => {
+            let mut out = String::with_capacity(value.len());
+            for c in value.chars() {
+                if "()[]{}?*+-|^$\\.&~# \t\n\r\x0b\x0c".contains(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            Ok(out)
+        }
+        "posix_basic" => {
+            let mut out = String::with_capacity(value.len());
+            for c in value.chars() {
+                if "$.*[\\]^".contains(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            Ok(out)
+        }
+        _ => Err(err(
+            "regex_escape: re_type must be 'python' or 'posix_basic'",
+        )),
+    }
+}
+
+fn b64encode(value: String) -> String {
+    base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+}
+
+fn b64decode(value: String) -> Result<String, Error> {
+    // Python's b64decode ignores stray newlines; so does this.
+    let cleaned: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .map_err(|e| err(format!("b64decode: invalid base64: {e}")))?;
+    // Ansible decodes as UTF-8 with replacement of invalid bytes.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Python's `shlex.quote`.
+pub fn shell_quote(s: &str) -> String {
+    if s.is_empty() {
+        return "''".into();
+    }
+    let safe = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
+}
+
+fn quote(state: &State, v: &Value) -> Result<String, Error> {
+    require_defined(state, v)?;
+    Ok(shell_quote(&py_str(v)))
+}
+
+/// Python's `os.path.basename`.
+fn basename(path: String) -> String {
+    match path.rfind('/') {
+        Some(i) => path[i + 1..].to_string(),
+        None => path,
+    }
+}
+
+/// Python's `os.path.dirname`.
+fn dirname(path: String) -> String {
+    let head = match path.rfind('/') {
+        Some(i) => &path[..=i],
+        None => "",
+    };
+    if !head.is_empty() && head.chars().any(|c| c != '/') {
+        head.trim_end_matches('/').to_string()
+    } else {
+        head.to_string()
+    }
+}
+
+/// Python's `os.path.splitext`: `[root, ext]`.
+fn splitext(path: String) -> Value {
+    let name_start = path.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let name = &path[name_start..];
+    let lead = name.len() - name.trim_start_matches('.').len();
+    match name[lead..].rfind('.') {
+        Some(i) => {
+            let at = name_start + lead + i;
+            Value::from(vec![Value::from(&path[..at]), Value::from(&path[at..])])
+        }
+        None => Value::from(vec![Value::from(path.as_str()), Value::from("")]),
+    }
+}
+
+/// `key | extract(container, morekeys)`: `container[key][morekeys...]`.
+fn extract(
+    state: &State,
+    key: &Value,
+    container: &Value,
+    morekeys: Option<Value>,
+) -> Result<Value, Error> {
+    require_defined(state, key)?;
+    require_defined(state, container)?;
+    let mut v = container.get_item(key)?;
+    let more: Vec<Value> = match morekeys {
+        None => Vec::new(),
+        Some(m) if m.kind() == ValueKind::Seq => m.try_iter()?.collect(),
+        Some(m) => vec![m],
+    };
+    for k in more {
+        v = v.get_item(&k)?;
+    }
+    Ok(v)
+}
+
+fn flatten_into(out: &mut Vec<Value>, list: &Value, levels: Option<i64>, skip_nulls: bool) {
+    let Ok(iter) = list.try_iter() else { return };
+    for el in iter {
+        if skip_nulls && (el.is_none() || matches!(el.as_str(), Some("None" | "null"))) {
+            continue;
+        }
+        if el.kind() == ValueKind::Seq {
+            match levels {
+                None => flatten_into(out, &el, None, skip_nulls),
+                Some(l) if l >= 1 => flatten_into(out, &el, Some(l - 1), skip_nulls),
+                Some(_) => out.push(el),
+            }
+        } else {
+            out.push(el);
+        }
+    }
+}
+
+fn flatten(
+    state: &State,
+    v: &Value,
+    levels: Option<Value>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    require_defined(state, v)?;
+    let levels = match levels.or(kwargs.get::<Option<Value>>("levels")?) {
+        Some(l) if l.is_none() => None,
+        Some(l) => Some(i64::try_from(l).map_err(|_| err("flatten: levels must be an integer"))?),
+        None => None,
+    };
+    let skip_nulls = kw_flag(&kwargs, "skip_nulls", true)?;
+    kwargs.assert_all_used()?;
+    if v.kind() != ValueKind::Seq && v.kind() != ValueKind::Iterable {
+        return Err(err(format!("flatten: expected a list, got {}", v.kind())));
+    }
+    let mut out = Vec::new();
+    flatten_into(&mut out, v, levels, skip_nulls);
+    Ok(Value::from(out))
+}
+
+/// Jinja2's `unique` as Ansible calls it: case-insensitive for strings,
+/// first occurrence kept.
+fn unique_list(items: Vec<Value>) -> Vec<Value> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for item in items {
+        let key = match item.as_str() {
+            Some(s) => Value::from(s.to_lowercase()),
+            None => item.clone(),
+        };
+        if seen.insert(key) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+fn union(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
+    let mut all = items(state, a, "union")?;
+    all.extend(items(state, b, "union")?);
+    Ok(Value::from(unique_list(all)))
+}
+
+fn intersect(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
+    let b = items(state, b, "intersect")?;
+    let kept = items(state, a, "intersect")?
+        .into_iter()
+        .filter(|x| b.contains(x))
+        .collect();
+    Ok(Value::from(unique_list(kept)))
+}
+
+fn difference(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
+    let b = items(state, b, "difference")?;
+    let kept = items(state, a, "difference")?
+        .into_iter()
+        .filter(|x| !b.contains(x))
+        .collect();
+    Ok(Value::from(unique_list(kept)))
+}
+
+fn symmetric_difference(state: &State, a: &Value, b: &Value) -> Result<Value, Error> {
+    let av = items(state, a, "symmetric_difference")?;
+    let bv = items(state, b, "symmetric_difference")?;
+    let both: Vec<Value> = av.iter().filter(|x| bv.contains(x)).cloned().collect();
+    let all = unique_list(av.into_iter().chain(bv).collect());
+    Ok(Value::from(unique_list(
+        all.into_iter().filter(|x| !both.contains(x)).collect(),
+    )))
+}
+
+fn digest_hex(algo: &str, data: &[u8]) -> Option<String> {
+    Some(match algo {
+        "sha1" => hex::encode(Sha1::digest(data)),
+        "md5" => hex::encode(Md5::digest(data)),
+        "sha224" => hex::encode(Sha224::digest(data)),
+        "sha256" => hex::encode(Sha256::digest(data)),
+        "sha384" => hex::encode(Sha384::digest(data)),
+        "sha512" => hex::encode(Sha512::digest(data)),
+        _ => return None,
+    })
+}
+
+fn hash(state: &State, v: &Value, algo: Option<String>) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let algo = algo.unwrap_or_else(|| "sha1".into());
+    digest_hex(&algo, py_str(v).as_bytes()).ok_or_else(|| {
+        err(format!(
+            "hash: unsupported algorithm '{algo}' (use md5, sha1, sha224, sha256, sha384 or sha512)"
+        ))
+    })
+}
+
+fn checksum(state: &State, v: &Value) -> Result<String, Error> {
+    hash(state, v, Some("sha1".into()))
+}
+
+/// Ansible's `human_to_bytes`: `'10M'` is 10485760, `'1.5K'` is 1536;
+/// with `isbits=True` the unit must be in bits (`Mb`).
+fn human_to_bytes(
+    state: &State,
+    v: &Value,
+    default_unit: Option<String>,
+    kwargs: Kwargs,
+) -> Result<i64, Error> {
+    require_defined(state, v)?;
+    let isbits = kw_flag(&kwargs, "isbits", false)?;
+    let default_unit = default_unit.or(kwargs.get::<Option<String>>("default_unit")?);
+    kwargs.assert_all_used()?;
+    let text = py_str(v);
+    let s = text.trim();
+    let num_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, rest) = s.split_at(num_end);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| err("human_to_bytes: cannot read a number at the start of the value"))?;
+    let unit_text = rest.trim_start();
+    let unit_end = unit_text
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(unit_text.len());
+    let unit = match &unit_text[..unit_end] {
+        "" => default_unit,
+        u => Some(u.to_string()),
+    };
+    let Some(unit) = unit else {
+        return Ok(num.round() as i64);
+    };
+    let range_key = unit.chars().next().unwrap_or('B').to_ascii_uppercase();
+    let power = match "BKMGTPEZY".find(range_key) {
+        Some(p) => p as i32,
+        None => {
+            return Err(err(format!(
+                "human_to_bytes: unknown unit '{unit}', the suffix must be one of B, K, M, G, T, P, E, Z, Y"
+            )))
+        }
+    };
+    let (unit_class, unit_name) = if isbits { ('b', "bit") } else { ('B', "byte") };
+    if unit.len() > 1 && !unit.to_lowercase().contains(unit_name) {
+        let second = unit.chars().nth(1);
+        if second != Some(unit_class) {
+            let expect = if range_key == 'B' {
+                format!("{unit_class} or {unit_name}")
+            } else {
+                format!("{range_key}{unit_class} or {range_key}")
+            };
+            return Err(err(format!(
+                "human_to_bytes: unit '{unit}' is not valid (expect {expect})"
+            )));
+        }
+    }
+    Ok((num * 1024f64.powi(power)).round() as i64)
+}
+
+/// Python's type name of a value.
+fn type_debug(v: &Value) -> &'static str {
+    match v.kind() {
+        ValueKind::Undefined => "AnsibleUndefined",
+        ValueKind::None => "NoneType",
+        ValueKind::Bool => "bool",
+        ValueKind::Number if v.is_integer() => "int",
+        ValueKind::Number => "float",
+        ValueKind::String => "str",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq | ValueKind::Iterable => "list",
+        ValueKind::Map => "dict",
+        _ => "object",
+    }
+}
+
+/// `itertools.product`: every combination of one item from each list.
+fn product(state: &State, v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let repeat = kwargs.get::<Option<usize>>("repeat")?.unwrap_or(1);
+    kwargs.assert_all_used()?;
+    let mut pools = vec![items(state, v, "product")?];
+    for o in others.iter() {
+        pools.push(items(state, o, "product")?);
+    }
+    let pools: Vec<Vec<Value>> = (0..repeat).flat_map(|_| pools.clone()).collect();
+    let mut result: Vec<Vec<Value>> = vec![Vec::new()];
+    for pool in &pools {
+        let mut next = Vec::with_capacity(result.len() * pool.len());
+        for prefix in &result {
+            for item in pool {
+                let mut p = prefix.clone();
+                p.push(item.clone());
+                next.push(p);
+            }
+        }
+        result = next;
+    }
+    Ok(Value::from(
+        result.into_iter().map(Value::from).collect::<Vec<_>>(),
+    ))
+}
+
+/// `users | subelements('groups')`: `[user, group]` pairs, as `with_subelements`.
+fn subelements(
+    state: &State,
+    v: &Value,
+    key: String,
+    skip_missing: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    let skip_missing = match skip_missing {
+        Some(b) => b,
+        None => kw_flag(&kwargs, "skip_missing", false)?,
+    };
+    kwargs.assert_all_used()?;
+    let mut out = Vec::new();
+    for item in items(state, v, "subelements")? {
+        let mut sub = item.clone();
+        for part in key.split('.') {
+            sub = sub.get_attr(part).unwrap_or(Value::UNDEFINED);
+        }
+        if sub.is_undefined() {
+            if skip_missing {
+                continue;
+            }
+            return Err(err(format!(
+                "subelements: an item has no key '{key}' (use skip_missing=True to skip it)"
+            )));
+        }
+        if sub.kind() != ValueKind::Seq {
+            return Err(err(format!(
+                "subelements: '{key}' is not a list in an item"
+            )));
+        }
+        for s in sub.try_iter()? {
+            out.push(Value::from(vec![item.clone(), s]));
+        }
+    }
+    Ok(Value::from(out))
 }

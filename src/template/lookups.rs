@@ -1,7 +1,326 @@
-//! `lookup('env'|'file'|'template', ...)` (being written).
+//! `lookup(kind, *terms, **kwargs)` and `query`/`q`, with the lookup
+//! plugins playbooks reach for on the controller: `env`, `file`,
+//! `template`, `vars`, `first_found`, `list`/`items` and `dict` (also under
+//! their `ansible.builtin.` names).
+//!
+//! As in Ansible, `lookup` joins several string results with `,` and
+//! `query` always gives a list; `wantlist=True` and `errors='ignore'|'warn'`
+//! work. Errors name the lookup and the file, never a variable's value.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use minijinja::Environment;
+use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State};
 
-pub fn register(_env: &mut Environment<'static>, _search_paths: Vec<PathBuf>) {}
+pub fn register(env: &mut Environment<'static>, search_paths: Vec<PathBuf>) {
+    let paths = Arc::new(search_paths);
+    let p = paths.clone();
+    env.add_function(
+        "lookup",
+        move |state: &State, kind: String, terms: Rest<Value>, kwargs: Kwargs| {
+            let wantlist = kwargs
+                .get::<Option<Value>>("wantlist")?
+                .is_some_and(|v| v.is_true());
+            let results = run_guarded(state, &p, &kind, &terms, &kwargs)?;
+            Ok::<_, Error>(match results {
+                None => Value::from(()),
+                Some(r) if wantlist => Value::from(r),
+                Some(r) => join_results(r),
+            })
+        },
+    );
+    for name in ["query", "q"] {
+        let p = paths.clone();
+        env.add_function(
+            name,
+            move |state: &State, kind: String, terms: Rest<Value>, kwargs: Kwargs| {
+                let results = run_guarded(state, &p, &kind, &terms, &kwargs)?;
+                Ok::<_, Error>(Value::from(results.unwrap_or_default()))
+            },
+        );
+    }
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+/// `lookup()`'s single value: strings joined with `,`, else the one item,
+/// else the list.
+fn join_results(r: Vec<Value>) -> Value {
+    if r.iter().all(|v| v.kind() == ValueKind::String) {
+        let parts: Vec<&str> = r.iter().filter_map(|v| v.as_str()).collect();
+        return Value::from(parts.join(","));
+    }
+    if r.len() == 1 {
+        return r.into_iter().next().unwrap_or_default();
+    }
+    Value::from(r)
+}
+
+/// Runs a lookup honouring `errors=`: `strict` (default) fails, `ignore`
+/// and `warn` give `None` (the warning is the engine's to print).
+fn run_guarded(
+    state: &State,
+    search_paths: &[PathBuf],
+    kind: &str,
+    terms: &[Value],
+    kwargs: &Kwargs,
+) -> Result<Option<Vec<Value>>, Error> {
+    let errors = kwargs
+        .get::<Option<String>>("errors")?
+        .unwrap_or_else(|| "strict".into());
+    if !matches!(errors.as_str(), "strict" | "warn" | "ignore") {
+        return Err(err("lookup: errors must be one of strict, warn or ignore"));
+    }
+    match run(state, search_paths, kind, terms, kwargs) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if errors != "strict" && e.kind() != ErrorKind::UnknownFunction => {
+            tracing::warn!(
+                "lookup('{kind}') failed and errors='{errors}': {}",
+                e.kind()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn run(
+    state: &State,
+    search_paths: &[PathBuf],
+    kind: &str,
+    terms: &[Value],
+    kwargs: &Kwargs,
+) -> Result<Vec<Value>, Error> {
+    let kind = kind.strip_prefix("ansible.builtin.").unwrap_or(kind);
+    // Terms given as one list (`lookup('file', files)`) count as many terms.
+    let mut flat = Vec::new();
+    for t in terms {
+        if t.is_undefined() {
+            // Reuse minijinja's message, which names the undefined variable.
+            minijinja::value::StringInput::new(state, t)?;
+        }
+        if t.kind() == ValueKind::Seq && kind != "list" && kind != "items" {
+            flat.extend(t.try_iter()?);
+        } else {
+            flat.push(t.clone());
+        }
+    }
+    let text_terms = || -> Vec<String> { flat.iter().map(super::pyfmt::py_str).collect() };
+    match kind {
+        "env" => {
+            let default = kwargs.get::<Option<Value>>("default")?;
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            Ok(text_terms()
+                .iter()
+                .map(|name| match std::env::var(name) {
+                    Ok(v) => Value::from(v),
+                    Err(_) => default.clone().unwrap_or_else(|| Value::from("")),
+                })
+                .collect())
+        }
+        "file" => {
+            let rstrip = flag(kwargs, "rstrip", true)?;
+            let lstrip = flag(kwargs, "lstrip", false)?;
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for name in text_terms() {
+                let path = find(&file_dirs(search_paths), &name)
+                    .ok_or_else(|| err(format!("lookup('file'): could not find file '{name}'")))?;
+                let mut text = read(&path, "file")?;
+                if rstrip {
+                    text = text.trim_end().to_string();
+                }
+                if lstrip {
+                    text = text.trim_start().to_string();
+                }
+                out.push(Value::from(text));
+            }
+            Ok(out)
+        }
+        "template" => {
+            let extra = kwargs.get::<Option<Value>>("template_vars")?;
+            // Options of Ansible's template lookup that change nothing here.
+            for ignored in ["convert_data", "jinja2_native"] {
+                kwargs.get::<Option<Value>>(ignored)?;
+            }
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut dirs: Vec<PathBuf> = search_paths.to_vec();
+            dirs.push(PathBuf::from("."));
+            let mut out = Vec::new();
+            for name in text_terms() {
+                let path = find(&dirs, &name).ok_or_else(|| {
+                    err(format!(
+                        "lookup('template'): could not find template '{name}'"
+                    ))
+                })?;
+                out.push(Value::from(render_template(state, &path, extra.as_ref())?));
+            }
+            Ok(out)
+        }
+        "vars" => {
+            let default = kwargs.get::<Option<Value>>("default")?;
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for name in text_terms() {
+                match state.lookup(&name).filter(|v| !v.is_undefined()) {
+                    Some(v) => out.push(v),
+                    None => match &default {
+                        Some(d) => out.push(d.clone()),
+                        None => {
+                            return Err(Error::new(
+                                ErrorKind::UndefinedError,
+                                format!("lookup('vars'): no variable named '{name}'"),
+                            ))
+                        }
+                    },
+                }
+            }
+            Ok(out)
+        }
+        "first_found" => {
+            let skip = flag(kwargs, "skip", false)?;
+            let mut dirs = kwargs
+                .get::<Option<Vec<String>>>("paths")?
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect::<Vec<_>>();
+            let mut files = kwargs
+                .get::<Option<Vec<String>>>("files")?
+                .unwrap_or_default();
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            for t in &flat {
+                // A term may be a dict with `files` and `paths`.
+                if t.kind() == ValueKind::Map {
+                    for f in t.get_attr("files")?.try_iter().into_iter().flatten() {
+                        files.push(super::pyfmt::py_str(&f));
+                    }
+                    for p in t.get_attr("paths")?.try_iter().into_iter().flatten() {
+                        dirs.push(PathBuf::from(super::pyfmt::py_str(&p)));
+                    }
+                } else {
+                    files.push(super::pyfmt::py_str(t));
+                }
+            }
+            dirs.extend(file_dirs(search_paths));
+            dirs.extend(search_paths.iter().cloned());
+            for f in &files {
+                if let Some(p) = find(&dirs, f) {
+                    return Ok(vec![Value::from(p.display().to_string())]);
+                }
+            }
+            if skip {
+                Ok(Vec::new())
+            } else {
+                Err(err(
+                    "lookup('first_found'): none of the files was found (use skip=True to allow that)",
+                ))
+            }
+        }
+        "list" | "items" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for t in flat {
+                if t.kind() == ValueKind::Seq && kind == "items" {
+                    out.extend(t.try_iter()?);
+                } else {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        }
+        "dict" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for t in &flat {
+                if t.kind() != ValueKind::Map {
+                    return Err(err("lookup('dict'): expects a dictionary"));
+                }
+                for k in t.try_iter()? {
+                    let v = t.get_item(&k)?;
+                    out.push(Value::from_pairs([("key", k), ("value", v)]));
+                }
+            }
+            Ok(out)
+        }
+        other => Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!("lookup plugin '{other}' is not supported"),
+        )),
+    }
+}
+
+fn lookup_arg_err(kind: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| {
+        err(format!(
+            "lookup('{kind}'): {}",
+            e.detail().unwrap_or("bad keyword argument")
+        ))
+    }
+}
+
+fn flag(kwargs: &Kwargs, name: &str, default: bool) -> Result<bool, Error> {
+    Ok(kwargs
+        .get::<Option<Value>>(name)?
+        .map(|v| v.is_true())
+        .unwrap_or(default))
+}
+
+/// Where `lookup('file')` looks: `files/` next to each `templates/` search
+/// path, the search paths themselves, then the working directory.
+fn file_dirs(search_paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for sp in search_paths {
+        if sp.file_name().is_some_and(|n| n == "templates") {
+            if let Some(parent) = sp.parent() {
+                dirs.push(parent.join("files"));
+            }
+        }
+    }
+    dirs.extend(search_paths.iter().cloned());
+    dirs.push(PathBuf::from("."));
+    dirs
+}
+
+fn find(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    dirs.iter().map(|d| d.join(p)).find(|c| c.is_file())
+}
+
+fn read(path: &Path, kind: &str) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| {
+        err(format!(
+            "lookup('{kind}'): cannot read {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Renders a template file with the variables the calling template sees
+/// (plus `template_vars`), in the same environment.
+fn render_template(state: &State, path: &Path, extra: Option<&Value>) -> Result<String, Error> {
+    let source = read(path, "template")?;
+    let mut vars = indexmap::IndexMap::new();
+    for name in state.known_variables() {
+        if let Some(v) = state.lookup(&name) {
+            vars.insert(name.into_owned(), v);
+        }
+    }
+    if let Some(extra) = extra {
+        if extra.kind() == ValueKind::Map {
+            for k in extra.try_iter()? {
+                let v = extra.get_item(&k)?;
+                vars.insert(super::pyfmt::py_str(&k), v);
+            }
+        }
+    }
+    let name = path.display().to_string();
+    let tmpl = state.env().template_from_named_str(&name, &source)?;
+    tmpl.render(Value::from_pairs(vars))
+}

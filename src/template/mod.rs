@@ -10,8 +10,13 @@
 //! [`Templar::eval_condition`]. Errors never carry variable values.
 
 pub mod filters;
+mod ipaddr;
 pub mod lookups;
+pub mod pyfmt;
+mod pyyaml;
 pub mod tests;
+
+pub use filters::OMIT;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,6 +74,16 @@ impl Templar {
     pub fn new(search_paths: Vec<PathBuf>) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Debug mode makes minijinja remember where an undefined value came
+        // from, so errors say "`x` is undefined". Only the kind and detail of
+        // an error are ever shown, never the debug dump (it holds values).
+        env.set_debug(true);
+        // Print values as Python does (`True`, `['a', 1]`); `None` prints as
+        // nothing, like Ansible's finalize hook.
+        env.set_formatter(|out, _state, value| {
+            out.write_str(&pyfmt::py_str(value))
+                .map_err(minijinja::Error::from)
+        });
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         let syntax = minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
@@ -230,4 +245,135 @@ pub fn to_json(v: &minijinja::Value) -> Value {
 /// A JSON value as a template value.
 pub fn from_json(v: &Value) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(v))
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    /// Renders `source` with `vars` (JSON) through a fresh engine.
+    pub fn render(source: &str, vars: serde_json::Value) -> Result<String, TemplateError> {
+        Templar::new(Vec::new()).render_str("test", source, &from_json(&vars))
+    }
+
+    /// Renders `source` with no variables, panicking with the error.
+    pub fn r(source: &str) -> String {
+        match render(source, serde_json::json!({})) {
+            Ok(s) => s,
+            Err(e) => panic!("{source}: {e}"),
+        }
+    }
+
+    /// Evaluates an expression to JSON.
+    pub fn eval(expr: &str, vars: serde_json::Value) -> Result<serde_json::Value, TemplateError> {
+        Templar::new(Vec::new())
+            .eval("test", expr, &from_json(&vars))
+            .map(|v| to_json(&v))
+    }
+
+    pub fn e(expr: &str) -> serde_json::Value {
+        match eval(expr, serde_json::json!({})) {
+            Ok(v) => v,
+            Err(err) => panic!("{expr}: {err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::testutil::{eval, r, render};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prints_like_python() {
+        assert_eq!(r("{{ true }} {{ false }}"), "True False");
+        assert_eq!(r("[{{ none }}]"), "[]");
+        assert_eq!(r("{{ [1, 'a', true, none] }}"), "[1, 'a', True, None]");
+        assert_eq!(r("{{ {'a': 1} }}"), "{'a': 1}");
+        assert_eq!(r("{{ 1.0 }} {{ 3 }}"), "1.0 3");
+        assert_eq!(r("{{ true | string }}"), "True");
+    }
+
+    #[test]
+    fn render_value_keeps_native_types() {
+        let t = Templar::new(Vec::new());
+        let ctx = from_json(&json!({"n": 3}));
+        let v = t
+            .render_value("t", &json!({"a": "{{ [1,2] }}", "b": "{{ {'a': 1} }}", "c": "n={{ n }}", "d": "{{ n }}"}), &ctx)
+            .unwrap();
+        assert_eq!(v, json!({"a": [1, 2], "b": {"a": 1}, "c": "n=3", "d": 3}));
+    }
+
+    #[test]
+    fn undefined_variable_is_named() {
+        let e = render("line1\n{{ x }}", json!({})).unwrap_err();
+        let TemplateError::Render { name, line, reason } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(name, "test");
+        assert_eq!(*line, 2);
+        assert!(reason.contains("`x`"), "{reason}");
+        let e = eval("y.z + 1", json!({})).unwrap_err().to_string();
+        assert!(e.contains("`y`"), "{e}");
+        let e = eval("h.missing | upper", json!({"h": {"a": "secret"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("h.missing"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn conditions_use_python_truthiness() {
+        let t = Templar::new(Vec::new());
+        let ctx = from_json(&json!({"s": "false", "e": "", "l": [], "x": "no"}));
+        assert!(t.eval_condition("t", "s", &ctx).unwrap());
+        assert!(!t.eval_condition("t", "e", &ctx).unwrap());
+        assert!(!t.eval_condition("t", "l", &ctx).unwrap());
+        assert!(!t.eval_condition("t", "x | bool", &ctx).unwrap());
+        assert!(t.eval_condition("t", "{{ x == 'no' }}", &ctx).unwrap());
+        assert!(t
+            .eval_condition("t", "undefined_thing is not defined", &ctx)
+            .unwrap());
+    }
+
+    #[test]
+    fn template_file_trims_blocks_and_keeps_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf.j2");
+        std::fs::write(
+            &path,
+            "{% for h in hosts %}\nserver {{ h }}\n{% endfor %}\nport={{ port }}\n",
+        )
+        .unwrap();
+        let t = Templar::new(vec![dir.path().to_path_buf()]);
+        let out = t
+            .render_file(
+                &path,
+                &from_json(&json!({"hosts": ["a", "b"], "port": 9200})),
+            )
+            .unwrap();
+        assert_eq!(out, "server a\nserver b\nport=9200\n");
+        let e = t.render_file(&path, &from_json(&json!({}))).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&path.display().to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_template() {
+        let t = Templar::new(Vec::new());
+        let e = t.check_syntax("play.yml", "a\n{{ x | }}").unwrap_err();
+        assert!(e.to_string().starts_with("play.yml:2:"), "{e}");
+        assert!(t.check_expression("play.yml", "x is defined and").is_err());
+        assert!(t
+            .check_expression("play.yml", "{{ x | default(1) }}")
+            .is_ok());
+    }
+
+    #[test]
+    fn omit_is_a_placeholder() {
+        assert_eq!(eval("x | default(omit)", json!({})).unwrap(), json!(OMIT));
+    }
 }
