@@ -999,3 +999,388 @@ fn subelements(
     }
     Ok(Value::from(out))
 }
+
+#[cfg(test)]
+mod unit {
+    use crate::template::testutil::{e, eval, r, render};
+    use serde_json::json;
+
+    #[test]
+    fn bool_follows_ansible_words() {
+        for t in [
+            "'yes'", "'on'", "'1'", "'true'", "'True'", "'YES'", "1", "true",
+        ] {
+            assert_eq!(e(&format!("{t} | bool")), json!(true), "{t}");
+        }
+        for f in [
+            "'no'",
+            "'off'",
+            "'0'",
+            "'false'",
+            "'anything'",
+            "0",
+            "2",
+            "false",
+            "''",
+        ] {
+            assert_eq!(e(&format!("{f} | bool")), json!(false), "{f}");
+        }
+        assert_eq!(r("{{ 'no' | bool }}"), "False");
+        assert_eq!(e("'yes' | ansible.builtin.bool"), json!(true));
+    }
+
+    #[test]
+    fn default_and_mandatory() {
+        assert_eq!(e("x | default('d')"), json!("d"));
+        assert_eq!(e("x | d('d')"), json!("d"));
+        assert_eq!(e("'' | default('d')"), json!(""));
+        assert_eq!(e("'' | default('d', true)"), json!("d"));
+        assert_eq!(e("{'a': 1}.b | default(2)"), json!(2));
+        assert_eq!(e("1 | mandatory"), json!(1));
+        let err = eval("x | mandatory", json!({})).unwrap_err().to_string();
+        assert!(err.contains("mandatory variable is undefined"), "{err}");
+        let err = eval("x | mandatory(msg='set x')", json!({}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("set x"), "{err}");
+    }
+
+    #[test]
+    fn ternary() {
+        assert_eq!(e("true | ternary('a', 'b')"), json!("a"));
+        assert_eq!(e("0 | ternary('a', 'b')"), json!("b"));
+        assert_eq!(e("none | ternary('a', 'b', 'n')"), json!("n"));
+        assert_eq!(e("none | ternary('a', 'b')"), json!("b"));
+    }
+
+    #[test]
+    fn json_filters() {
+        let vars = json!({"d": {"b": [1, 2], "a": "x"}});
+        assert_eq!(
+            render("{{ d | to_json }}", vars.clone()).unwrap(),
+            r#"{"b": [1, 2], "a": "x"}"#
+        );
+        assert_eq!(
+            render("{{ d | to_nice_json }}", vars.clone()).unwrap(),
+            "{\n    \"a\": \"x\",\n    \"b\": [\n        1,\n        2\n    ]\n}"
+        );
+        assert_eq!(
+            render("{{ d | to_nice_json(indent=2) }}", vars).unwrap(),
+            "{\n  \"a\": \"x\",\n  \"b\": [\n    1,\n    2\n  ]\n}"
+        );
+        assert_eq!(
+            e(r#"'{"a": [1, true]}' | from_json"#),
+            json!({"a": [1, true]})
+        );
+        let err = eval("'{' | from_json", json!({})).unwrap_err().to_string();
+        assert!(err.contains("from_json"), "{err}");
+    }
+
+    #[test]
+    fn yaml_filters() {
+        let vars = json!({"d": {"b": [1, 2], "a": {"c": "yes"}}});
+        assert_eq!(
+            render("{{ d | to_yaml }}", vars.clone()).unwrap(),
+            "a: {c: 'yes'}\nb: [1, 2]\n"
+        );
+        assert_eq!(
+            render("{{ d | to_nice_yaml }}", vars.clone()).unwrap(),
+            "a:\n    c: 'yes'\nb:\n- 1\n- 2\n"
+        );
+        assert_eq!(
+            render("{{ d | to_nice_yaml(indent=2, sort_keys=false) }}", vars).unwrap(),
+            "b:\n- 1\n- 2\na:\n  c: 'yes'\n"
+        );
+        assert_eq!(
+            e("'a: 1\\nb: [x, yes]\\nc: no\\n' | from_yaml"),
+            json!({"a": 1, "b": ["x", true], "c": false})
+        );
+        assert_eq!(
+            e("'a: 1\\n---\\nb: 2\\n' | from_yaml_all"),
+            json!([{"a": 1}, {"b": 2}])
+        );
+    }
+
+    #[test]
+    fn combine() {
+        let vars = json!({
+            "a": {"x": 1, "n": {"p": 1, "l": [1]}},
+            "b": {"y": 2, "n": {"q": 2, "l": [2]}}
+        });
+        assert_eq!(
+            eval("a | combine(b)", vars.clone()).unwrap(),
+            json!({"x": 1, "n": {"q": 2, "l": [2]}, "y": 2})
+        );
+        assert_eq!(
+            eval("a | combine(b, recursive=true)", vars.clone()).unwrap(),
+            json!({"x": 1, "n": {"p": 1, "l": [2], "q": 2}, "y": 2})
+        );
+        assert_eq!(
+            eval(
+                "a | combine(b, recursive=true, list_merge='append')",
+                vars.clone()
+            )
+            .unwrap(),
+            json!({"x": 1, "n": {"p": 1, "l": [1, 2], "q": 2}, "y": 2})
+        );
+        assert_eq!(
+            eval(
+                "a | combine(b, recursive=true, list_merge='prepend')",
+                vars.clone()
+            )
+            .unwrap()["n"]["l"],
+            json!([2, 1])
+        );
+        assert_eq!(
+            eval(
+                "a | combine(b, recursive=true, list_merge='keep')",
+                vars.clone()
+            )
+            .unwrap()["n"]["l"],
+            json!([1])
+        );
+        assert_eq!(
+            eval("[a, b, {'x': 9}] | combine", vars.clone()).unwrap()["x"],
+            json!(9)
+        );
+        assert!(eval("a | combine(b, bogus=1)", vars).is_err());
+    }
+
+    #[test]
+    fn dict_items_round_trip() {
+        assert_eq!(
+            e("{'a': 1, 'b': 2} | dict2items"),
+            json!([{"key": "a", "value": 1}, {"key": "b", "value": 2}])
+        );
+        assert_eq!(
+            e("{'a': 1} | dict2items(key_name='k', value_name='v')"),
+            json!([{"k": "a", "v": 1}])
+        );
+        assert_eq!(
+            e("[{'key': 'a', 'value': 1}] | items2dict"),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            e("[{'n': 'a', 'v': 1}] | items2dict(key_name='n', value_name='v')"),
+            json!({"a": 1})
+        );
+    }
+
+    #[test]
+    fn regex_filters() {
+        assert_eq!(
+            e(r"'ansible' | regex_replace('^a.*i(.*)$', 'a\\1')"),
+            json!("able")
+        );
+        assert_eq!(
+            e(r"'foobar' | regex_replace('^f.*o(.*)$', '\\1')"),
+            json!("bar")
+        );
+        assert_eq!(
+            e(
+                r"'localhost:80' | regex_replace('^(?P<host>.+):(?P<port>\\d+)$', '\\g<host>, \\g<port>')"
+            ),
+            json!("localhost, 80")
+        );
+        assert_eq!(
+            e("'Foo' | regex_replace('foo', 'x', ignorecase=true)"),
+            json!("x")
+        );
+        assert_eq!(e("'a$b' | regex_replace('b', '$1')"), json!("a$$1"));
+        assert_eq!(e("'aaa' | regex_replace('a', 'b', count=2)"), json!("bba"));
+        assert_eq!(
+            e("'server1/database42' | regex_search('database[0-9]+')"),
+            json!("database42")
+        );
+        assert_eq!(e("'foo' | regex_search('bar')"), json!(null));
+        assert_eq!(
+            e(
+                r"'server1/database42' | regex_search('server([0-9]+)/database([0-9]+)', '\\1', '\\2')"
+            ),
+            json!(["1", "42"])
+        );
+        assert_eq!(
+            e(r"'ab' | regex_search('(?P<x>a)(?P<y>b)', '\\g<y>')"),
+            json!(["b"])
+        );
+        assert_eq!(
+            e(r"'Device: /dev/sda1 /dev/sdb2' | regex_findall('/dev/sd[a-z][0-9]')"),
+            json!(["/dev/sda1", "/dev/sdb2"])
+        );
+        assert_eq!(
+            e(r"'a=1 b=2' | regex_findall('(\\w)=(\\d)')"),
+            json!([["a", "1"], ["b", "2"]])
+        );
+        assert_eq!(
+            e("'^f.*o(.*)$' | regex_escape"),
+            json!(r"\^f\.\*o\(\.\*\)\$")
+        );
+        let err = eval("'x' | regex_replace('(?<=a)b', '')", json!({}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("regex_replace: invalid regular expression"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_filters() {
+        assert_eq!(e("'hello' | b64encode"), json!("aGVsbG8="));
+        assert_eq!(e("'aGVsbG8=' | b64decode"), json!("hello"));
+        assert_eq!(e("'abc' | quote"), json!("abc"));
+        assert_eq!(e("'' | quote"), json!("''"));
+        assert_eq!(e("\"it's a\" | quote"), json!("'it'\"'\"'s a'"));
+        assert_eq!(e("'/etc/asdf/foo.txt' | basename"), json!("foo.txt"));
+        assert_eq!(e("'/etc/asdf/foo.txt' | dirname"), json!("/etc/asdf"));
+        assert_eq!(e("'/etc/' | dirname"), json!("/etc"));
+        assert_eq!(e("'/' | dirname"), json!("/"));
+        assert_eq!(e("'foo' | dirname"), json!(""));
+        assert_eq!(e("'/a/b.tar.gz' | splitext"), json!(["/a/b.tar", ".gz"]));
+        assert_eq!(e("'/a/.bashrc' | splitext"), json!(["/a/.bashrc", ""]));
+        assert_eq!(e("'x' | type_debug"), json!("str"));
+        assert_eq!(e("{} | type_debug"), json!("dict"));
+        assert_eq!(e("1.5 | type_debug"), json!("float"));
+    }
+
+    #[test]
+    fn list_filters() {
+        assert_eq!(e("[1, [2, [3, [4]]]] | flatten"), json!([1, 2, 3, 4]));
+        assert_eq!(
+            e("[1, [2, [3, [4]]]] | flatten(levels=1)"),
+            json!([1, 2, [3, [4]]])
+        );
+        assert_eq!(e("[1, [2, [3]]] | flatten(1)"), json!([1, 2, [3]]));
+        assert_eq!(e("[1, none, [2]] | flatten"), json!([1, 2]));
+        assert_eq!(
+            e("[1, 2, 5, 1, 3, 4, 10] | union([1, 2, 3, 4, 5, 11, 99])"),
+            json!([1, 2, 5, 3, 4, 10, 11, 99])
+        );
+        assert_eq!(
+            e("[1, 2, 5, 1, 3, 4, 10] | intersect([1, 2, 3, 4, 5, 11, 99])"),
+            json!([1, 2, 5, 3, 4])
+        );
+        assert_eq!(
+            e("[1, 2, 5, 1, 3, 4, 10] | difference([1, 2, 3, 4, 5, 11, 99])"),
+            json!([10])
+        );
+        assert_eq!(
+            e("[1, 2, 5, 1, 3, 4, 10] | symmetric_difference([1, 2, 3, 4, 5, 11, 99])"),
+            json!([10, 11, 99])
+        );
+        assert_eq!(e("[1, 2, 2, 'a', 'A'] | unique"), json!([1, 2, "a"]));
+        assert_eq!(
+            e("[0, 2] | map('extract', ['x', 'y', 'z']) | list"),
+            json!(["x", "z"])
+        );
+        assert_eq!(e("'a' | extract({'a': {'b': 1}}, 'b')"), json!(1));
+        assert_eq!(
+            e("[1, 2] | product(['a', 'b']) | list"),
+            json!([[1, "a"], [1, "b"], [2, "a"], [2, "b"]])
+        );
+        assert_eq!(
+            e("[1, 2] | zip(['a', 'b']) | list"),
+            json!([[1, "a"], [2, "b"]])
+        );
+        assert_eq!(
+            e("[{'n': 'u1', 'g': ['a', 'b']}, {'n': 'u2'}] | subelements('g', skip_missing=true)"),
+            json!([[{"n": "u1", "g": ["a", "b"]}, "a"], [{"n": "u1", "g": ["a", "b"]}, "b"]])
+        );
+    }
+
+    #[test]
+    fn hashes() {
+        assert_eq!(
+            e("'test1' | hash('sha1')"),
+            json!("b444ac06613fc8d63795be9ad0beaf55011936ac")
+        );
+        assert_eq!(
+            e("'test1' | hash('md5')"),
+            json!("5a105e8b9d40e1329780d62ea2265d8a")
+        );
+        assert_eq!(
+            e("'test1' | checksum"),
+            json!("b444ac06613fc8d63795be9ad0beaf55011936ac")
+        );
+        assert_eq!(
+            e("'test1' | hash('sha256')"),
+            json!("1b4f0e9851971998e732078544c96b36c3d01cedf7caa332359d6f1d83567014")
+        );
+        assert_eq!(e("'x' | hash('sha512') | length"), json!(128));
+        assert!(eval("'x' | hash('blake')", json!({})).is_err());
+    }
+
+    #[test]
+    fn human_to_bytes() {
+        assert_eq!(e("'10M' | human_to_bytes"), json!(10485760));
+        assert_eq!(e("'1.5K' | human_to_bytes"), json!(1536));
+        assert_eq!(e("'2 GB' | human_to_bytes"), json!(2147483648u64));
+        assert_eq!(e("'100' | human_to_bytes"), json!(100));
+        assert_eq!(e("'10' | human_to_bytes(default_unit='K')"), json!(10240));
+        assert_eq!(e("'1Mb' | human_to_bytes(isbits=true)"), json!(1048576));
+        assert!(eval("'1Mb' | human_to_bytes", json!({})).is_err());
+        assert!(eval("'10X' | human_to_bytes", json!({})).is_err());
+    }
+
+    #[test]
+    fn ipaddr() {
+        assert_eq!(
+            e("'192.168.1.10/24' | ipaddr('address')"),
+            json!("192.168.1.10")
+        );
+        assert_eq!(
+            e("'192.168.1.10/24' | ipaddr('network')"),
+            json!("192.168.1.0")
+        );
+        assert_eq!(e("'192.168.1.10/24' | ipaddr('prefix')"), json!(24));
+        assert_eq!(
+            e("'192.168.1.10/24' | ipaddr('netmask')"),
+            json!("255.255.255.0")
+        );
+        assert_eq!(
+            e("'192.168.1.10/24' | ipaddr('broadcast')"),
+            json!("192.168.1.255")
+        );
+        assert_eq!(
+            e("'192.168.1.10/24' | ipaddr('subnet')"),
+            json!("192.168.1.0/24")
+        );
+        assert_eq!(
+            e("'192.168.1.10/24' | ipaddr('host')"),
+            json!("192.168.1.10/24")
+        );
+        assert_eq!(e("'192.168.1.0/24' | ipaddr('address')"), json!(null));
+        assert_eq!(
+            e("'192.168.1.0/24' | ipaddr('net')"),
+            json!("192.168.1.0/24")
+        );
+        assert_eq!(e("'192.168.1.0/24' | ipaddr(5)"), json!("192.168.1.5/24"));
+        assert_eq!(e("'192.168.1.0/24' | ipaddr('size')"), json!(256));
+        assert_eq!(e("'10.0.0.1' | ipaddr"), json!("10.0.0.1"));
+        assert_eq!(e("'10.0.0.1/255.255.0.0' | ipaddr('prefix')"), json!(16));
+        assert_eq!(e("'not an ip' | ipaddr"), json!(false));
+        assert_eq!(e("'fe80::1/64' | ipaddr('network')"), json!("fe80::"));
+        assert_eq!(e("'::1' | ipv4"), json!(false));
+        assert_eq!(
+            e("['10.0.0.1', 'x', '::1'] | ipaddr"),
+            json!(["10.0.0.1", "::1"])
+        );
+        assert_eq!(e("['10.0.0.1', '::1'] | ipv6"), json!(["::1"]));
+        assert_eq!(e("'::1' | ipwrap"), json!("[::1]"));
+        assert_eq!(
+            e("'192.168.1.10/24' | ansible.utils.ipaddr('address')"),
+            json!("192.168.1.10")
+        );
+        assert_eq!(e("'8.8.8.8' | ipaddr('public')"), json!("8.8.8.8"));
+        assert_eq!(e("'10.1.1.1' | ipaddr('private')"), json!("10.1.1.1"));
+    }
+
+    #[test]
+    fn fqcn_names() {
+        assert_eq!(
+            e("{'a': 1} | ansible.builtin.combine({'b': 2})"),
+            json!({"a": 1, "b": 2})
+        );
+        assert_eq!(r("{{ [1] | ansible.builtin.to_json }}"), "[1]");
+    }
+}

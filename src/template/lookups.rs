@@ -324,3 +324,138 @@ fn render_template(state: &State, path: &Path, extra: Option<&Value>) -> Result<
     let tmpl = state.env().template_from_named_str(&name, &source)?;
     tmpl.render(Value::from_pairs(vars))
 }
+
+#[cfg(test)]
+mod unit {
+    use crate::template::{from_json, Templar};
+    use serde_json::json;
+
+    fn setup() -> (tempfile::TempDir, Templar) {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = dir.path().join("templates");
+        let files = dir.path().join("files");
+        std::fs::create_dir_all(&templates).unwrap();
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("motd"), "Welcome\n\n").unwrap();
+        std::fs::write(
+            templates.join("part.j2"),
+            "{% for x in items %}\n- {{ x }} on {{ host }}\n{% endfor %}\n",
+        )
+        .unwrap();
+        std::fs::write(templates.join("broken.j2"), "line\n{{ nope }}\n").unwrap();
+        let t = Templar::new(vec![templates]);
+        (dir, t)
+    }
+
+    fn render(t: &Templar, s: &str) -> Result<String, String> {
+        t.render_str(
+            "play.yml",
+            s,
+            &from_json(&json!({"host": "h1", "items": [1, 2]})),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn env_lookup() {
+        let (_d, t) = setup();
+        std::env::set_var("HERD_LOOKUP_TEST", "v1");
+        assert_eq!(
+            render(&t, "{{ lookup('env', 'HERD_LOOKUP_TEST') }}").unwrap(),
+            "v1"
+        );
+        assert_eq!(
+            render(&t, "[{{ lookup('env', 'HERD_SURELY_UNSET_VAR') }}]").unwrap(),
+            "[]"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('ansible.builtin.env', 'HERD_SURELY_UNSET_VAR', default='d') }}"
+            )
+            .unwrap(),
+            "d"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ query('env', 'HERD_LOOKUP_TEST', 'HERD_LOOKUP_TEST') }}"
+            )
+            .unwrap(),
+            "['v1', 'v1']"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('env', 'HERD_LOOKUP_TEST', 'HERD_LOOKUP_TEST') }}"
+            )
+            .unwrap(),
+            "v1,v1"
+        );
+    }
+
+    #[test]
+    fn file_lookup_strips_trailing_whitespace() {
+        let (_d, t) = setup();
+        assert_eq!(
+            render(&t, "[{{ lookup('file', 'motd') }}]").unwrap(),
+            "[Welcome]"
+        );
+        assert_eq!(
+            render(&t, "[{{ lookup('file', 'motd', rstrip=false) }}]").unwrap(),
+            "[Welcome\n\n]"
+        );
+        let e = render(&t, "{{ lookup('file', 'nothere.txt') }}").unwrap_err();
+        assert!(e.contains("nothere.txt"), "{e}");
+        assert_eq!(
+            render(&t, "[{{ lookup('file', 'nothere.txt', errors='ignore') }}]").unwrap(),
+            "[]"
+        );
+    }
+
+    #[test]
+    fn template_lookup_sees_the_context() {
+        let (_d, t) = setup();
+        assert_eq!(
+            render(&t, "{{ lookup('template', 'part.j2') }}").unwrap(),
+            "- 1 on h1\n- 2 on h1\n"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('template', 'part.j2', template_vars={'host': 'h9'}) }}"
+            )
+            .unwrap(),
+            "- 1 on h9\n- 2 on h9\n"
+        );
+        let e = render(&t, "{{ lookup('template', 'broken.j2') }}").unwrap_err();
+        assert!(e.contains("broken.j2"), "{e}");
+        assert!(e.contains("`nope`"), "{e}");
+    }
+
+    #[test]
+    fn other_lookups() {
+        let (_d, t) = setup();
+        assert_eq!(render(&t, "{{ lookup('vars', 'host') }}").unwrap(), "h1");
+        assert_eq!(
+            render(&t, "{{ query('dict', {'a': 1}) }}").unwrap(),
+            "[{'key': 'a', 'value': 1}]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('list', [1, 2]) }}").unwrap(),
+            "[[1, 2]]"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('first_found', ['nope', 'motd']) | basename }}"
+            )
+            .unwrap(),
+            "motd"
+        );
+        let e = render(&t, "{{ lookup('nosuch', 'x') }}").unwrap_err();
+        assert!(e.contains("nosuch"), "{e}");
+        let e = render(&t, "{{ lookup('file', undefined_name) }}").unwrap_err();
+        assert!(e.contains("undefined_name"), "{e}");
+    }
+}

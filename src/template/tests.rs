@@ -448,3 +448,135 @@ fn truthy(state: &State, v: &Value, kwargs: Kwargs) -> Result<bool, Error> {
     }
     Ok(v.is_true())
 }
+
+#[cfg(test)]
+mod unit {
+    use crate::template::testutil::{e, eval};
+    use serde_json::json;
+
+    fn t(expr: &str) -> bool {
+        match e(expr) {
+            serde_json::Value::Bool(b) => b,
+            other => panic!("{expr}: not a bool: {other}"),
+        }
+    }
+
+    #[test]
+    fn version_compares_loosely() {
+        assert!(t("'7.17.9' is version('7.10', '>=')"));
+        assert!(t("'7.17.9' is version('7.10', 'ge')"));
+        assert!(t("'7.9' is version('7.10', '<')"));
+        assert!(t("'1.0' is version('1.0.0', 'lt')"));
+        assert!(t("'2.0' is version('2.0', '==')"));
+        assert!(t("'2.0' is version('2.0')"));
+        assert!(t("'2.0' is version('2.1', '!=')"));
+        assert!(t("'2.0' is version('2.1', '<>')"));
+        assert!(t("'1.2.3' is version('1.2.3', operator='le')"));
+        assert!(t("'12.04' is version_compare('12.4', '=')"));
+        assert!(t(
+            "'1.0.0-rc.1' is version('1.0.0', 'lt', version_type='semver')"
+        ));
+        assert!(t("'7.17.9' is ansible.builtin.version('7.10', 'gt')"));
+        assert!(t("3 is version(2, '>')"));
+        let err = eval("'1.0' is version('1.0', 'bogus')", json!({}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid operator"), "{err}");
+        assert!(eval("'' is version('1.0')", json!({})).is_err());
+    }
+
+    #[test]
+    fn regex_tests() {
+        assert!(!t(
+            "'http://example.com/users/1' is match('http://example.com/users/.*/resources')"
+        ));
+        assert!(t(
+            "'http://example.com/users' is match('http://example.com/users')"
+        ));
+        assert!(!t("'xhttp' is match('http')"));
+        assert!(t("'xhttp' is search('http')"));
+        assert!(!t("'users/1/resources' is search('/users/.*/resources')"));
+        assert!(t("'/users/1/resources' is search('/users/.*/resources')"));
+        assert!(t("'ABC' is search('abc', ignorecase=true)"));
+        assert!(t("'abc' is regex('b')"));
+        assert!(!t("'abc' is regex('b', match_type='match')"));
+        assert!(t("'abc' is regex('abc', match_type='fullmatch')"));
+        assert!(!t("'a\\nb' is match('^b', multiline=true)"));
+        assert!(t("'a\\nb' is search('^b', multiline=true)"));
+    }
+
+    #[test]
+    fn task_result_tests() {
+        let vars = json!({
+            "ok": {"changed": false, "failed": false, "rc": 0},
+            "bad": {"failed": true, "rc": 2},
+            "rc_only": {"rc": 1},
+            "chg": {"changed": true},
+            "skip": {"skipped": true, "changed": false},
+            "loop": {"results": [{"changed": false}, {"changed": true}]}
+        });
+        let check = |expr: &str| eval(expr, vars.clone()).unwrap() == json!(true);
+        assert!(check("ok is succeeded"));
+        assert!(check("ok is success"));
+        assert!(check("ok is not failed"));
+        assert!(check("bad is failed"));
+        assert!(check("bad is failure"));
+        assert!(check("rc_only is failed"));
+        assert!(check("chg is changed"));
+        assert!(check("chg is change"));
+        assert!(check("ok is not changed"));
+        assert!(check("loop is changed"));
+        assert!(check("skip is skipped"));
+        assert!(check("skip is skip"));
+        assert!(check("ok is not skipped"));
+        assert!(check("ok is ansible.builtin.succeeded"));
+        assert!(eval("'x' is failed", json!({})).is_err());
+    }
+
+    #[test]
+    fn truthiness_and_sets() {
+        assert!(t("'false' is truthy"));
+        assert!(t("'false' is falsy(convert_bool=true)"));
+        assert!(t("'' is falsy"));
+        assert!(t("[1, 2] is subset([1, 2, 3])"));
+        assert!(!t("[1, 4] is subset([1, 2, 3])"));
+        assert!(t("[1, 2, 3] is superset([2])"));
+        assert!(t("[1, 2, 3] is contains(2)"));
+        assert!(t("[0, 1] is any"));
+        assert!(!t("[0, 1] is all"));
+        assert!(t("x is not defined"));
+        assert!(t("none is none"));
+    }
+
+    #[test]
+    fn path_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, "x").unwrap();
+        let vars = json!({"d": dir.path(), "f": file, "m": dir.path().join("missing")});
+        let check = |expr: &str| eval(expr, vars.clone()).unwrap() == json!(true);
+        assert!(check("f is file"));
+        assert!(check("d is directory"));
+        assert!(check("d is not file"));
+        assert!(check("f is exists"));
+        assert!(check("m is not exists"));
+        assert!(check("f is abs"));
+        assert!(check("'rel/path' is not abs"));
+        assert!(check("f is same_file(f)"));
+    }
+
+    #[test]
+    fn loose_version_parts() {
+        use super::{loose_parts, Part};
+        assert_eq!(
+            loose_parts("1.2-rc1"),
+            vec![
+                Part::Num(1),
+                Part::Num(2),
+                Part::Text("-".into()),
+                Part::Text("rc".into()),
+                Part::Num(1)
+            ]
+        );
+    }
+}
