@@ -321,6 +321,7 @@ fn render_template(state: &State, path: &Path, extra: Option<&Value>) -> Result<
         }
     }
     let name = path.display().to_string();
+    let source = super::chain::rewrite_template(&source);
     let tmpl = state.env().template_from_named_str(&name, &source)?;
     tmpl.render(Value::from_pairs(vars))
 }

@@ -9,6 +9,7 @@
 //! `failed_when`, ...) are bare expressions, evaluated with
 //! [`Templar::eval_condition`]. Errors never carry variable values.
 
+mod chain;
 pub mod filters;
 mod ipaddr;
 pub mod lookups;
@@ -49,8 +50,11 @@ impl TemplateError {
         if let Some(detail) = e.detail() {
             reason = format!("{reason}: {detail}");
         }
+        // Expressions are compiled under minijinja's own placeholder name;
+        // the caller's name (file or task field) is the useful one.
+        let own_name = e.name().filter(|n| *n != "<expression>");
         TemplateError::Render {
-            name: e.name().unwrap_or(name).to_string(),
+            name: own_name.unwrap_or(name).to_string(),
             line: e.line().unwrap_or(0),
             reason,
         }
@@ -93,6 +97,7 @@ impl Templar {
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         minijinja_contrib::add_to_environment(&mut env);
+        env.add_function(chain::CHAIN_FN, chain::chain);
         filters::register(&mut env);
         tests::register(&mut env);
         lookups::register(&mut env, search_paths);
@@ -113,9 +118,10 @@ impl Templar {
         if !is_template(source) {
             return Ok(source.to_string());
         }
+        let source = chain::rewrite_template(source);
         let tmpl = self
             .env
-            .template_from_named_str(name, source)
+            .template_from_named_str(name, &source)
             .map_err(|e| TemplateError::from_minijinja(name, &e))?;
         tmpl.render(ctx)
             .map_err(|e| TemplateError::from_minijinja(name, &e))
@@ -168,9 +174,10 @@ impl Templar {
         expr: &str,
         ctx: &Context,
     ) -> Result<minijinja::Value, TemplateError> {
+        let expr = chain::rewrite_expression(expr);
         let compiled = self
             .env
-            .compile_expression(expr)
+            .compile_expression(&expr)
             .map_err(|e| TemplateError::from_minijinja(name, &e))?;
         compiled
             .eval(ctx)
@@ -217,6 +224,7 @@ impl Templar {
             reason: e.to_string(),
         })?;
         let name = path.display().to_string();
+        let source = chain::rewrite_template(&source);
         let tmpl = self
             .env
             .template_from_named_str(&name, &source)
@@ -375,5 +383,35 @@ mod unit {
     #[test]
     fn omit_is_a_placeholder() {
         assert_eq!(eval("x | default(omit)", json!({})).unwrap(), json!(OMIT));
+    }
+}
+
+#[cfg(test)]
+mod chained_undefined {
+    use super::testutil::{eval, render};
+    use serde_json::json;
+
+    #[test]
+    fn missing_steps_chain_like_ansible() {
+        let v = json!({"a": {"x": 1}, "l": [{"k": 1}]});
+        let ev = |e: &str| eval(e, v.clone()).unwrap();
+        assert_eq!(ev("a.b.c is defined"), json!(false));
+        assert_eq!(ev("a.b.c is not defined"), json!(true));
+        assert_eq!(ev("a.b.c is undefined"), json!(true));
+        assert_eq!(ev("a.b.c | default(3)"), json!(3));
+        assert_eq!(ev("a['b']['c'] | d(4)"), json!(4));
+        assert_eq!(ev("zz.b is defined"), json!(false));
+        assert_eq!(ev("a.x is defined"), json!(true));
+        assert_eq!(ev("a.x | default(2)"), json!(1));
+        assert_eq!(ev("l[0].k | default(2)"), json!(1));
+        assert_eq!(ev("l[5].k | default(2)"), json!(2));
+        assert_eq!(ev("a.b.c is none"), json!(false));
+        // Anything else on an undefined value still fails, naming it.
+        let e = eval("a.b.c", v.clone()).unwrap_err().to_string();
+        assert!(e.contains("`a.b`"), "{e}");
+        let e = render("{% if a.b.c %}x{% endif %}", v)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`a.b`"), "{e}");
     }
 }

@@ -1,0 +1,380 @@
+//! Ansible's undefined values chain: `a.b.c | default(1)` and
+//! `a.b.c is defined` work when `a.b` is missing, because looking up an
+//! attribute of an undefined value gives another undefined value. Under
+//! minijinja's strict mode that lookup is an error, while everything else
+//! strict mode does (printing, iterating or testing the truth of an
+//! undefined value fails) is exactly what Ansible does.
+//!
+//! So before compiling, the operand of `default`/`d` and of `is <test>` is
+//! rewritten when it is a plain lookup chain: `a.b['c'][i]` becomes
+//! `__herd_chain(a, 'b', 'c', i)`, a function that walks the chain and stops
+//! at the first undefined step. Nothing else in the source changes, and no
+//! line breaks are added, so error line numbers still match the file.
+
+use std::borrow::Cow;
+
+use minijinja::value::{Rest, Value};
+
+/// The function the rewritten chains call.
+pub const CHAIN_FN: &str = "__herd_chain";
+
+/// Walks `base[key1][key2]...`, giving undefined as soon as a step is missing.
+pub fn chain(base: &Value, keys: Rest<Value>) -> Value {
+    let mut cur = base.clone();
+    for key in keys.iter() {
+        if cur.is_undefined() || cur.is_none() {
+            return Value::UNDEFINED;
+        }
+        let mut next = cur.get_item(key).unwrap_or(Value::UNDEFINED);
+        if next.is_undefined() {
+            if let Some(name) = key.as_str() {
+                next = cur.get_attr(name).unwrap_or(Value::UNDEFINED);
+            }
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// Rewrites chains inside the `{{ }}` and `{% %}` blocks of a template.
+pub fn rewrite_template(src: &str) -> Cow<'_, str> {
+    if !might_need_rewrite(src) {
+        return Cow::Borrowed(src);
+    }
+    let bytes = src.as_bytes();
+    let mut out = String::with_capacity(src.len() + 32);
+    let mut i = 0;
+    let mut text_start = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] != b'{' {
+            i += 1;
+            continue;
+        }
+        let close = match bytes[i + 1] {
+            b'{' => "}}",
+            b'%' => "%}",
+            b'#' => {
+                // Comments are copied as they are.
+                i = src[i..]
+                    .find("#}")
+                    .map(|p| i + p + 2)
+                    .unwrap_or(bytes.len());
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let code_start = i + 2;
+        let Some(code_len) = find_close(&src[code_start..], close) else {
+            break;
+        };
+        let code_end = code_start + code_len;
+        let code = &src[code_start..code_end];
+        out.push_str(&src[text_start..code_start]);
+        if close == "%}" && is_raw_start(code) {
+            // `{% raw %}` ... `{% endraw %}` is text, whatever it contains.
+            let after = code_end + 2;
+            let end = find_endraw(src, after).unwrap_or(bytes.len());
+            out.push_str(&src[code_start..end]);
+            i = end;
+            text_start = end;
+            continue;
+        }
+        out.push_str(&rewrite_expression(code));
+        i = code_end;
+        text_start = code_end;
+    }
+    out.push_str(&src[text_start..]);
+    Cow::Owned(out)
+}
+
+fn might_need_rewrite(src: &str) -> bool {
+    src.contains("default") || src.contains(" is ") || src.contains("d(") || src.contains("|d")
+}
+
+fn is_raw_start(code: &str) -> bool {
+    code.trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '+') == "raw"
+}
+
+fn find_endraw(src: &str, from: usize) -> Option<usize> {
+    let mut pos = from;
+    while let Some(p) = src[pos..].find("{%") {
+        let start = pos + p;
+        let close = src[start + 2..].find("%}")? + start + 2;
+        if src[start + 2..close].trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '+')
+            == "endraw"
+        {
+            return Some(start);
+        }
+        pos = close + 2;
+    }
+    None
+}
+
+/// Length of the code before `close`, skipping string literals.
+fn find_close(code: &str, close: &str) -> Option<usize> {
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => i = skip_string(bytes, i, q),
+            _ if code[i..].starts_with(close) => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Index just past the string literal starting at `i`.
+fn skip_string(bytes: &[u8], i: usize, quote: u8) -> usize {
+    let mut j = i + 1;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'\\' => j += 2,
+            c if c == quote => return j + 1,
+            _ => j += 1,
+        }
+    }
+    bytes.len()
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The word starting at `i`, if it is a whole identifier.
+fn word_at(bytes: &[u8], i: usize) -> &[u8] {
+    if i > 0 && is_ident(bytes[i - 1]) {
+        return &[];
+    }
+    let mut j = i;
+    while j < bytes.len() && is_ident(bytes[j]) {
+        j += 1;
+    }
+    &bytes[i..j]
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// Rewrites chains in one expression (the inside of a block, or a bare
+/// `when:` condition).
+pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
+    if !might_need_rewrite(code) && !code.contains("|d") {
+        return Cow::Borrowed(code);
+    }
+    let bytes = code.as_bytes();
+    // (start, end, replacement) of each chain, in source order.
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\'' || b == b'"' {
+            i = skip_string(bytes, i, b);
+            continue;
+        }
+        let trigger = if b == b'|' {
+            let j = skip_ws(bytes, i + 1);
+            let w = word_at(bytes, j);
+            w == b"default" || w == b"d"
+        } else if b == b'i' && word_at(bytes, i) == b"is" {
+            // `x is defined`, `x is not none`, ...: tests see undefined
+            // values without failing, as in Ansible.
+            i + 2 < bytes.len() && bytes[i + 2].is_ascii_whitespace()
+        } else {
+            false
+        };
+        if trigger {
+            if let Some((start, replacement)) = chain_before(code, i) {
+                let end = trim_end_ws(bytes, i);
+                // A chain that contains earlier edits (inside its brackets)
+                // was rewritten as a whole, inner parts included.
+                edits.retain(|(s, _, _)| *s < start);
+                edits.push((start, end, replacement));
+            }
+        }
+        i += 1;
+    }
+    if edits.is_empty() {
+        return Cow::Borrowed(code);
+    }
+    let mut out = String::with_capacity(code.len() + edits.len() * 24);
+    let mut last = 0;
+    for (start, end, replacement) in edits {
+        out.push_str(&code[last..start]);
+        out.push_str(&replacement);
+        last = end;
+    }
+    out.push_str(&code[last..]);
+    Cow::Owned(out)
+}
+
+fn trim_end_ws(bytes: &[u8], mut end: usize) -> usize {
+    while end > 0 && bytes[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    end
+}
+
+/// The lookup chain that ends right before `pos` (ignoring spaces), as
+/// `(start, replacement)`; `None` when it is not a plain chain with at
+/// least one step.
+fn chain_before(code: &str, pos: usize) -> Option<(usize, String)> {
+    let bytes = code.as_bytes();
+    let mut end = trim_end_ws(bytes, pos);
+    let mut keys: Vec<String> = Vec::new();
+    loop {
+        if end == 0 {
+            return None;
+        }
+        match bytes[end - 1] {
+            b']' => {
+                let open = matching_open(bytes, end - 1)?;
+                let inner = code[open + 1..end - 1].trim();
+                if inner.is_empty() || inner.contains(':') && !is_string_literal(inner) {
+                    // Slices are not lookups.
+                    return None;
+                }
+                keys.push(rewrite_expression(inner).into_owned());
+                end = open;
+            }
+            c if is_ident(c) => {
+                let mut start = end;
+                while start > 0 && is_ident(bytes[start - 1]) {
+                    start -= 1;
+                }
+                let name = &code[start..end];
+                if start > 0 && bytes[start - 1] == b'.' {
+                    keys.push(if name.bytes().all(|b| b.is_ascii_digit()) {
+                        name.to_string()
+                    } else {
+                        format!("'{name}'")
+                    });
+                    end = start - 1;
+                    continue;
+                }
+                let first = name.as_bytes()[0];
+                let keyword = matches!(
+                    name,
+                    "true"
+                        | "false"
+                        | "none"
+                        | "True"
+                        | "False"
+                        | "None"
+                        | "not"
+                        | "and"
+                        | "or"
+                        | "in"
+                        | "is"
+                        | "if"
+                        | "else"
+                );
+                if keys.is_empty() || first.is_ascii_digit() || keyword {
+                    return None;
+                }
+                // `x.y` right after a quote or a closing bracket is a method
+                // or literal chain we do not touch.
+                if start > 0 && matches!(bytes[start - 1], b'\'' | b'"' | b')' | b'}') {
+                    return None;
+                }
+                keys.reverse();
+                return Some((start, format!("{CHAIN_FN}({name}, {})", keys.join(", "))));
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn is_string_literal(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && skip_string(b, 0, b[0]) == b.len()
+}
+
+/// The `[` matching the `]` at `close`, skipping string literals.
+fn matching_open(bytes: &[u8], close: usize) -> Option<usize> {
+    // Scan forward from the start of the code, tracking strings, to find
+    // bracket pairs; backward scanning cannot tell quotes apart.
+    let mut stack = Vec::new();
+    let mut i = 0;
+    while i <= close {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => {
+                i = skip_string(bytes, i, q);
+                continue;
+            }
+            b'[' => stack.push(i),
+            b']' => {
+                let open = stack.pop()?;
+                if i == close {
+                    return Some(open);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_chains_before_default_and_tests() {
+        assert_eq!(
+            rewrite_expression("a.b.c | default(1)"),
+            "__herd_chain(a, 'b', 'c') | default(1)"
+        );
+        assert_eq!(
+            rewrite_expression("a['b'][x].c is defined"),
+            "__herd_chain(a, 'b', x, 'c') is defined"
+        );
+        assert_eq!(
+            rewrite_expression("a.b is not defined and c|d(2)"),
+            "__herd_chain(a, 'b') is not defined and c|d(2)"
+        );
+        assert_eq!(
+            rewrite_expression("x.0|default"),
+            "__herd_chain(x, 0)|default"
+        );
+        assert_eq!(rewrite_expression("a | default(1)"), "a | default(1)");
+        assert_eq!(
+            rewrite_expression("f(x).b | default(1)"),
+            "f(x).b | default(1)"
+        );
+        assert_eq!(
+            rewrite_expression("'a.b | default' ~ x"),
+            "'a.b | default' ~ x"
+        );
+        assert_eq!(rewrite_expression("a.b | upper"), "a.b | upper");
+        assert_eq!(rewrite_expression("l[1:] | default"), "l[1:] | default");
+        assert_eq!(
+            rewrite_expression("a[b.c | default('k')].d | default(0)"),
+            "__herd_chain(a, __herd_chain(b, 'c') | default('k'), 'd') | default(0)"
+        );
+    }
+
+    #[test]
+    fn rewrites_inside_blocks_only() {
+        assert_eq!(
+            rewrite_template("a.b | default {{ a.b | default(1) }}\n{% if x.y is defined %}{% endif %}"),
+            "a.b | default {{ __herd_chain(a, 'b') | default(1) }}\n{% if __herd_chain(x, 'y') is defined %}{% endif %}"
+        );
+        assert_eq!(
+            rewrite_template("{% raw %}{{ a.b | default(1) }}{% endraw %}"),
+            "{% raw %}{{ a.b | default(1) }}{% endraw %}"
+        );
+        assert_eq!(
+            rewrite_template("{# a.b | default #}{{ '}}' ~ a.b|d }}"),
+            "{# a.b | default #}{{ '}}' ~ __herd_chain(a, 'b')|d }}"
+        );
+    }
+}
