@@ -91,7 +91,11 @@ pub fn rewrite_template(src: &str) -> Cow<'_, str> {
 }
 
 fn might_need_rewrite(src: &str) -> bool {
-    src.contains("default") || src.contains(" is ") || src.contains("d(") || src.contains("|d")
+    src.contains("default")
+        || src.contains(" is ")
+        || src.contains("d(")
+        || src.contains("|d")
+        || src.contains("mandatory")
 }
 
 fn is_raw_start(code: &str) -> bool {
@@ -172,6 +176,7 @@ pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
     let bytes = code.as_bytes();
     // (start, end, replacement) of each chain, in source order.
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut mandatory_edits: Vec<(usize, usize, String)> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -182,7 +187,12 @@ pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
         let trigger = if b == b'|' {
             let j = skip_ws(bytes, i + 1);
             let w = word_at(bytes, j);
-            w == b"default" || w == b"d"
+            if w == b"mandatory" {
+                if let Some(edit) = name_mandatory(code, i, j) {
+                    mandatory_edits.push(edit);
+                }
+            }
+            w == b"default" || w == b"d" || w == b"mandatory"
         } else if b == b'i' && word_at(bytes, i) == b"is" {
             // `x is defined`, `x is not none`, ...: tests see undefined
             // values without failing, as in Ansible.
@@ -201,6 +211,10 @@ pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
         }
         i += 1;
     }
+    // A `mandatory` inside a rewritten chain's brackets was handled there.
+    mandatory_edits.retain(|(s, _, _)| !edits.iter().any(|(a, b, _)| a <= s && s < b));
+    edits.extend(mandatory_edits);
+    edits.sort_by_key(|e| e.0);
     if edits.is_empty() {
         return Cow::Borrowed(code);
     }
@@ -213,6 +227,57 @@ pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
     }
     out.push_str(&code[last..]);
     Cow::Owned(out)
+}
+
+/// `x.y | mandatory` becomes `x.y | mandatory(name='x.y')` so the error
+/// can say which variable is missing; `pipe` is the `|`, `word` the filter.
+fn name_mandatory(code: &str, pipe: usize, word: usize) -> Option<(usize, usize, String)> {
+    let bytes = code.as_bytes();
+    let end = trim_end_ws(bytes, pipe);
+    let start = operand_start(code, end)?;
+    let name = code[start..end].replace('\\', "\\\\").replace('\'', "\\'");
+    let after = word + "mandatory".len();
+    let p = skip_ws(bytes, after);
+    if bytes.get(p) == Some(&b'(') {
+        let q = skip_ws(bytes, p + 1);
+        let sep = if bytes.get(q) == Some(&b')') {
+            ""
+        } else {
+            ", "
+        };
+        Some((p, p + 1, format!("(name='{name}'{sep}")))
+    } else {
+        Some((word, after, format!("mandatory(name='{name}')")))
+    }
+}
+
+/// Start of a plain name or lookup chain ending at `end`.
+fn operand_start(code: &str, end: usize) -> Option<usize> {
+    let bytes = code.as_bytes();
+    let mut end = end;
+    loop {
+        if end == 0 {
+            return None;
+        }
+        match bytes[end - 1] {
+            b']' => end = matching_open(bytes, end - 1)?,
+            c if is_ident(c) => {
+                let mut start = end;
+                while start > 0 && is_ident(bytes[start - 1]) {
+                    start -= 1;
+                }
+                if start > 0 && bytes[start - 1] == b'.' {
+                    end = start - 1;
+                    continue;
+                }
+                if bytes[start].is_ascii_digit() {
+                    return None;
+                }
+                return Some(start);
+            }
+            _ => return None,
+        }
+    }
 }
 
 fn trim_end_ws(bytes: &[u8], mut end: usize) -> usize {
@@ -346,6 +411,18 @@ mod unit {
             "__herd_chain(x, 0)|default"
         );
         assert_eq!(rewrite_expression("a | default(1)"), "a | default(1)");
+        assert_eq!(
+            rewrite_expression("a | mandatory"),
+            "a | mandatory(name='a')"
+        );
+        assert_eq!(
+            rewrite_expression("a.b | mandatory(msg='m')"),
+            "__herd_chain(a, 'b') | mandatory(name='a.b', msg='m')"
+        );
+        assert_eq!(
+            rewrite_expression("a['k'] | mandatory()"),
+            "__herd_chain(a, 'k') | mandatory(name='a[\\'k\\']')"
+        );
         assert_eq!(
             rewrite_expression("f(x).b | default(1)"),
             "f(x).b | default(1)"

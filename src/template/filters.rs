@@ -32,7 +32,11 @@ pub fn register(env: &mut Environment<'static>) {
 
     // Overrides of minijinja builtins whose behaviour differs from Ansible.
     add(env, "bool", to_bool);
-    env.add_filter("string", |v: &Value| py_str(v));
+    env.add_filter("string", |state: &State, v: &Value| {
+        require_defined(state, v)?;
+        Ok::<_, Error>(py_text(v))
+    });
+    env.add_filter("join", join);
 
     add(env, "mandatory", mandatory);
     add(env, "ternary", ternary);
@@ -111,6 +115,65 @@ fn require_defined(state: &State, v: &Value) -> Result<(), Error> {
     Ok(())
 }
 
+/// Python's `str(v)` (unlike template output, `None` is `"None"`).
+fn py_text(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::String => v.as_str().unwrap_or_default().to_string(),
+        _ => super::pyfmt::py_repr(v),
+    }
+}
+
+/// Jinja2's `join`, with items converted the way Python's `str` does
+/// (`True`, `None`), not minijinja's (`true`, `none`).
+fn join(
+    state: &State,
+    v: &Value,
+    sep: Option<String>,
+    attribute: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let sep = sep.or(kwargs.get("d")?);
+    let attribute = attribute.or(kwargs.get("attribute")?);
+    kwargs.assert_all_used()?;
+    if v.kind() == ValueKind::String {
+        // Joining a string joins its characters.
+        let chars: Vec<String> = v
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .map(String::from)
+            .collect();
+        return Ok(chars.join(sep.as_deref().unwrap_or("")));
+    }
+    let mut parts = Vec::new();
+    for item in items(state, v, "join")? {
+        let item = match &attribute {
+            Some(path) => path_get(&item, path),
+            None => item,
+        };
+        require_defined(state, &item)?;
+        parts.push(py_text(&item));
+    }
+    Ok(parts.join(sep.as_deref().unwrap_or("")))
+}
+
+/// `attribute='a.0.b'` as Jinja2 reads it: dotted keys, numbers index lists.
+fn path_get(v: &Value, path: &str) -> Value {
+    let mut cur = v.clone();
+    for part in path.split('.') {
+        let next = match part.parse::<i64>() {
+            Ok(i) => cur.get_item(&Value::from(i)),
+            Err(_) => cur.get_attr(part),
+        };
+        cur = next.unwrap_or(Value::UNDEFINED);
+        if cur.is_undefined() {
+            break;
+        }
+    }
+    cur
+}
+
 fn json(v: &Value) -> J {
     super::to_json(v)
 }
@@ -152,14 +215,19 @@ pub fn to_bool(state: &State, v: &Value) -> Result<Value, Error> {
     })
 }
 
+/// `name` is filled in by the template preprocessor (see `chain.rs`) with
+/// the expression's text, so the error can name the missing variable.
 fn mandatory(v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     let msg: Option<String> = kwargs.get("msg")?;
+    let name: Option<String> = kwargs.get("name")?;
     kwargs.assert_all_used()?;
     if v.is_undefined() {
-        return Err(Error::new(
-            ErrorKind::UndefinedError,
-            msg.unwrap_or_else(|| "mandatory variable is undefined".into()),
-        ));
+        let msg = match (msg, name) {
+            (Some(m), _) => m,
+            (None, Some(n)) => format!("mandatory variable '{n}' is undefined"),
+            (None, None) => "mandatory variable is undefined".into(),
+        };
+        return Err(Error::new(ErrorKind::UndefinedError, msg));
     }
     Ok(v.clone())
 }
@@ -449,11 +517,33 @@ fn compile_regex(
     ignorecase: bool,
     multiline: bool,
 ) -> Result<Regex, Error> {
-    RegexBuilder::new(pattern)
+    RegexBuilder::new(&python_pattern(pattern))
         .case_insensitive(ignorecase)
         .multi_line(multiline)
         .build()
         .map_err(|e| err(format!("{filter}: invalid regular expression: {e}")))
+}
+
+/// The few spellings where Python's `re` syntax differs from Rust's regex
+/// and the meaning is the same: `\Z` (end of text) is `\z` in Rust.
+pub fn python_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('Z') => out.push_str("\\z"),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Python's `re.sub` replacement template (`\1`, `\g<1>`, `\g<name>`,
@@ -1038,7 +1128,14 @@ mod unit {
         assert_eq!(e("{'a': 1}.b | default(2)"), json!(2));
         assert_eq!(e("1 | mandatory"), json!(1));
         let err = eval("x | mandatory", json!({})).unwrap_err().to_string();
-        assert!(err.contains("mandatory variable is undefined"), "{err}");
+        assert!(err.contains("mandatory variable 'x' is undefined"), "{err}");
+        let err = eval("a.b.c | mandatory", json!({"a": {}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mandatory variable 'a.b.c' is undefined"),
+            "{err}"
+        );
         let err = eval("x | mandatory(msg='set x')", json!({}))
             .unwrap_err()
             .to_string();

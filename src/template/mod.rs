@@ -48,6 +48,13 @@ impl TemplateError {
         // it never includes the values of variables.
         let mut reason = e.kind().to_string();
         if let Some(detail) = e.detail() {
+            // The one minijinja message that quotes operands ("unable to
+            // calculate 1 / 0"); the operands may be secrets.
+            let detail = if detail.starts_with("unable to calculate") {
+                "unable to calculate (overflow or division by zero)"
+            } else {
+                detail
+            };
             reason = format!("{reason}: {detail}");
         }
         // Expressions are compiled under minijinja's own placeholder name;
@@ -301,6 +308,12 @@ mod unit {
         assert_eq!(r("{{ {'a': 1} }}"), "{'a': 1}");
         assert_eq!(r("{{ 1.0 }} {{ 3 }}"), "1.0 3");
         assert_eq!(r("{{ true | string }}"), "True");
+        assert_eq!(r("{{ none | string }}"), "None");
+        assert_eq!(r("{{ [1, true, none, 'a'] | join(',') }}"), "1,True,None,a");
+        assert_eq!(
+            r("{{ [{'n': 'a'}, {'n': 'b'}] | join(' ', attribute='n') }}"),
+            "a b"
+        );
     }
 
     #[test]
@@ -329,6 +342,9 @@ mod unit {
             .to_string();
         assert!(e.contains("h.missing"), "{e}");
         assert!(!e.contains("secret"), "{e}");
+        let e = eval("n / 0", json!({"n": 4242})).unwrap_err().to_string();
+        assert!(!e.contains("4242"), "{e}");
+        assert!(e.starts_with("test:1:"), "{e}");
     }
 
     #[test]

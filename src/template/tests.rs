@@ -376,7 +376,7 @@ fn regex_test(
             )))
         }
     };
-    let re = RegexBuilder::new(&anchored)
+    let re = RegexBuilder::new(&super::filters::python_pattern(&anchored))
         .case_insensitive(ignorecase)
         .multi_line(multiline)
         .build()
