@@ -321,9 +321,24 @@ fn render_template(state: &State, path: &Path, extra: Option<&Value>) -> Result<
         }
     }
     let name = path.display().to_string();
-    let source = super::chain::rewrite_template(&source);
-    let tmpl = state.env().template_from_named_str(&name, &source)?;
-    tmpl.render(Value::from_pairs(vars))
+    let ctx = Value::from_pairs(vars);
+    match super::header::split(&source).map_err(err)? {
+        None => {
+            let source = super::chain::rewrite_template(&source);
+            let tmpl = state.env().template_from_named_str(&name, &source)?;
+            tmpl.render(ctx)
+        }
+        Some(header) => {
+            let env = header.environment(state.env()).map_err(err)?;
+            let body = if header.changes_delimiters() {
+                std::borrow::Cow::Borrowed(header.body)
+            } else {
+                super::chain::rewrite_template(header.body)
+            };
+            let tmpl = env.template_from_named_str(&name, &body)?;
+            tmpl.render(ctx)
+        }
+    }
 }
 
 #[cfg(test)]

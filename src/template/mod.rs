@@ -11,6 +11,7 @@
 
 mod chain;
 pub mod filters;
+mod header;
 mod ipaddr;
 pub mod lookups;
 pub mod pyfmt;
@@ -231,13 +232,45 @@ impl Templar {
             reason: e.to_string(),
         })?;
         let name = path.display().to_string();
-        let source = chain::rewrite_template(&source);
-        let tmpl = self
-            .env
-            .template_from_named_str(&name, &source)
-            .map_err(|e| TemplateError::from_minijinja(&name, &e))?;
-        tmpl.render(ctx)
-            .map_err(|e| TemplateError::from_minijinja(&name, &e))
+        let header = header::split(&source).map_err(|reason| TemplateError::Render {
+            name: name.clone(),
+            line: 1,
+            reason,
+        })?;
+        let Some(header) = header else {
+            let source = chain::rewrite_template(&source);
+            let tmpl = self
+                .env
+                .template_from_named_str(&name, &source)
+                .map_err(|e| TemplateError::from_minijinja(&name, &e))?;
+            return tmpl
+                .render(ctx)
+                .map_err(|e| TemplateError::from_minijinja(&name, &e));
+        };
+        // A `#jinja2:` first line: render the rest with its settings, and
+        // count lines from the file's first line in errors.
+        let env = header
+            .environment(&self.env)
+            .map_err(|reason| TemplateError::Render {
+                name: name.clone(),
+                line: 1,
+                reason,
+            })?;
+        let body = if header.changes_delimiters() {
+            std::borrow::Cow::Borrowed(header.body)
+        } else {
+            chain::rewrite_template(header.body)
+        };
+        let shift = |e: minijinja::Error| match TemplateError::from_minijinja(&name, &e) {
+            TemplateError::Render { name, line, reason } if line > 0 => TemplateError::Render {
+                name,
+                line: line + 1,
+                reason,
+            },
+            other => other,
+        };
+        let tmpl = env.template_from_named_str(&name, &body).map_err(shift)?;
+        tmpl.render(ctx).map_err(shift)
     }
 }
 
@@ -383,6 +416,36 @@ mod unit {
             e.to_string().starts_with(&path.display().to_string()),
             "{e}"
         );
+    }
+
+    #[test]
+    fn jinja2_header_overrides_whitespace_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.j2");
+        std::fs::write(
+            &path,
+            "#jinja2: lstrip_blocks: True, trim_blocks: False\n  {% if true %}\nx\n  {% endif %}\n{{ nope }}\n",
+        )
+        .unwrap();
+        let t = Templar::new(Vec::new());
+        let e = t.render_file(&path, &from_json(&json!({}))).unwrap_err();
+        // Line 5 of the file (the header counts).
+        assert!(e.to_string().contains(":5: "), "{e}");
+        std::fs::write(
+            &path,
+            "#jinja2: variable_start_string: '[[', variable_end_string: ']]'\n[[ x ]] {{ x }}\n",
+        )
+        .unwrap();
+        let out = t.render_file(&path, &from_json(&json!({"x": 1}))).unwrap();
+        assert_eq!(out, "1 {{ x }}\n");
+        std::fs::write(
+            &path,
+            "#jinja2: lstrip_blocks: True\n  {% if true %}\nx\n  {% endif %}\n",
+        )
+        .unwrap();
+        assert_eq!(t.render_file(&path, &from_json(&json!({}))).unwrap(), "x\n");
+        std::fs::write(&path, "#jinja2: bogus: True\n").unwrap();
+        assert!(t.render_file(&path, &from_json(&json!({}))).is_err());
     }
 
     #[test]
