@@ -1,15 +1,22 @@
+//! Source preprocessing that makes Ansible idioms work on minijinja.
+//!
 //! Ansible's undefined values chain: `a.b.c | default(1)` and
 //! `a.b.c is defined` work when `a.b` is missing, because looking up an
 //! attribute of an undefined value gives another undefined value. Under
 //! minijinja's strict mode that lookup is an error, while everything else
 //! strict mode does (printing, iterating or testing the truth of an
-//! undefined value fails) is exactly what Ansible does.
+//! undefined value fails) is exactly what Ansible does. So the operand of
+//! `default`/`d`/`mandatory` and of `is <test>` is rewritten when it is a
+//! plain lookup chain: `a.b['c'][i]` becomes `__herd_chain(a, 'b', 'c', i)`,
+//! a function that walks the chain and stops at the first undefined step.
 //!
-//! So before compiling, the operand of `default`/`d` and of `is <test>` is
-//! rewritten when it is a plain lookup chain: `a.b['c'][i]` becomes
-//! `__herd_chain(a, 'b', 'c', i)`, a function that walks the chain and stops
-//! at the first undefined step. Nothing else in the source changes, and no
-//! line breaks are added, so error line numbers still match the file.
+//! Two more rewrites: `x | mandatory` gets `name='x'` so its error can say
+//! which variable is missing, and Python's `'%s:%d' % (h, p)` becomes
+//! `('%s:%d' | format(h, p))` (minijinja has no `%` on strings).
+//!
+//! Only code inside `{{ }}`/`{% %}` is touched (not text, comments or
+//! `{% raw %}`), and no line breaks are added, so error line numbers still
+//! match the file.
 
 use std::borrow::Cow;
 
@@ -96,6 +103,9 @@ fn might_need_rewrite(src: &str) -> bool {
         || src.contains("d(")
         || src.contains("|d")
         || src.contains("mandatory")
+        || src.contains(" % ")
+        || src.contains("'%")
+        || src.contains("\"%")
 }
 
 fn is_raw_start(code: &str) -> bool {
@@ -170,7 +180,7 @@ fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
 /// Rewrites chains in one expression (the inside of a block, or a bare
 /// `when:` condition).
 pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
-    if !might_need_rewrite(code) && !code.contains("|d") {
+    if !might_need_rewrite(code) {
         return Cow::Borrowed(code);
     }
     let bytes = code.as_bytes();
@@ -181,7 +191,13 @@ pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'\'' || b == b'"' {
-            i = skip_string(bytes, i, b);
+            let end = skip_string(bytes, i, b);
+            if let Some(edit) = percent_format(code, i, end) {
+                i = edit.1;
+                mandatory_edits.push(edit);
+                continue;
+            }
+            i = end;
             continue;
         }
         let trigger = if b == b'|' {
@@ -227,6 +243,79 @@ pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
     }
     out.push_str(&code[last..]);
     Cow::Owned(out)
+}
+
+/// Python's `'%s:%d' % (host, port)` (and `'%s' % name`) becomes
+/// `('%s:%d' | format(host, port))`; minijinja has no `%` on strings.
+/// `lit` is the string literal's range.
+fn percent_format(code: &str, lit: usize, lit_end: usize) -> Option<(usize, usize, String)> {
+    let bytes = code.as_bytes();
+    let pct = skip_ws(bytes, lit_end);
+    if bytes.get(pct) != Some(&b'%') {
+        return None;
+    }
+    let rhs = skip_ws(bytes, pct + 1);
+    let (args, end) = match *bytes.get(rhs)? {
+        b'(' => {
+            let close = matching_close(bytes, rhs)?;
+            (code[rhs + 1..close].trim(), close + 1)
+        }
+        c if is_ident(c) => {
+            let end = chain_end(bytes, rhs)?;
+            (code[rhs..end].trim(), end)
+        }
+        _ => return None,
+    };
+    // `'%s' % x | upper` applies the filter to `x` first; leave such
+    // expressions alone rather than guess.
+    let next = skip_ws(bytes, end);
+    if matches!(bytes.get(next), Some(b'|' | b'.' | b'[' | b'(')) || args.is_empty() {
+        return None;
+    }
+    let args = rewrite_expression(args);
+    Some((
+        lit,
+        end,
+        format!("({} | format({args}))", &code[lit..lit_end]),
+    ))
+}
+
+/// End of the name or lookup chain (`a.b[0]`) or number starting at `i`.
+fn chain_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        while i < bytes.len() && (is_ident(bytes[i]) || bytes[i] == b'.') {
+            i += 1;
+        }
+        if bytes.get(i) == Some(&b'[') {
+            i = matching_close(bytes, i)? + 1;
+        } else {
+            return Some(i);
+        }
+    }
+}
+
+/// The `)` or `]` closing the bracket at `open`, skipping string literals.
+fn matching_close(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => {
+                i = skip_string(bytes, i, q);
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// `x.y | mandatory` becomes `x.y | mandatory(name='x.y')` so the error
@@ -411,6 +500,20 @@ mod unit {
             "__herd_chain(x, 0)|default"
         );
         assert_eq!(rewrite_expression("a | default(1)"), "a | default(1)");
+        assert_eq!(
+            rewrite_expression("'%s:%d' % (h, p) ~ x"),
+            "('%s:%d' | format(h, p)) ~ x"
+        );
+        assert_eq!(
+            rewrite_expression("'%s' % a.b[0]"),
+            "('%s' | format(a.b[0]))"
+        );
+        assert_eq!(
+            rewrite_expression("'%s' % (a.b | default('x'))"),
+            "('%s' | format(__herd_chain(a, 'b') | default('x')))"
+        );
+        assert_eq!(rewrite_expression("'%s' % x | upper"), "'%s' % x | upper");
+        assert_eq!(rewrite_expression("n % 2"), "n % 2");
         assert_eq!(
             rewrite_expression("a | mandatory"),
             "a | mandatory(name='a')"

@@ -341,6 +341,7 @@ mod unit {
         assert_eq!(r("{{ {'a': 1} }}"), "{'a': 1}");
         assert_eq!(r("{{ 1.0 }} {{ 3 }}"), "1.0 3");
         assert_eq!(r("{{ true | string }}"), "True");
+        assert_eq!(r("{{ '%s:%04d' % ('h', 80) }}"), "h:0080");
         assert_eq!(r("{{ none | string }}"), "None");
         assert_eq!(r("{{ [1, true, none, 'a'] | join(',') }}"), "1,True,None,a");
         assert_eq!(
