@@ -20,6 +20,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 
 use super::pyfmt::{json_dumps, py_str, JsonStyle};
+use super::pyrandom::{PyRandom, Seed};
 use super::pyyaml::{self, Flow};
 
 /// The value `omit` stands for. Task parameters equal to it are dropped by
@@ -72,6 +73,8 @@ pub fn register(env: &mut Environment<'static>) {
     add(env, "type_debug", type_debug);
     add(env, "product", product);
     add(env, "subelements", subelements);
+    add(env, "random", random);
+    add(env, "shuffle", shuffle);
     for name in ["ipaddr", "ipv4", "ipv6", "ipwrap"] {
         let f = match name {
             "ipaddr" => super::ipaddr::ipaddr,
@@ -1051,6 +1054,78 @@ fn product(state: &State, v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Res
     ))
 }
 
+fn py_random(seed: Option<Value>) -> PyRandom {
+    match seed {
+        Some(s) if !s.is_none() => match s.as_i64() {
+            Some(n) => PyRandom::new(Seed::Int(n as i128)),
+            None => PyRandom::new(Seed::Str(&py_str(&s))),
+        },
+        _ => {
+            // Unseeded: any entropy will do (Ansible uses SystemRandom).
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default(),
+            );
+            PyRandom::new(Seed::Int(h.finish() as i128))
+        }
+    }
+}
+
+/// Ansible's `random`: `60 | random` is in `0..60`, `list | random` picks
+/// an item; with `seed=` the result is the one Python's `Random(seed)`
+/// gives, so it matches what Ansible chose on earlier runs.
+fn random(
+    state: &State,
+    end: &Value,
+    start: Option<i64>,
+    step: Option<i64>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    require_defined(state, end)?;
+    let start = start.or(kwargs.get("start")?);
+    let step = step.or(kwargs.get("step")?);
+    let seed: Option<Value> = kwargs.get("seed")?;
+    kwargs.assert_all_used()?;
+    let mut rng = py_random(seed);
+    if let Some(n) = end.as_i64().filter(|_| end.is_integer()) {
+        let start = start.filter(|s| *s != 0).unwrap_or(0) as i128;
+        let step = step.filter(|s| *s != 0).unwrap_or(1) as i128;
+        return rng
+            .randrange(start, n as i128, step)
+            .map(|v| Value::from(v as i64))
+            .ok_or_else(|| err("random: empty range"));
+    }
+    if start.is_some() || step.is_some() {
+        return Err(err(
+            "random: start and step can only be used with integer values",
+        ));
+    }
+    let items = items(state, end, "random")?;
+    if items.is_empty() {
+        return Err(err("random: cannot choose from an empty sequence"));
+    }
+    let i = rng.below(items.len() as u128) as usize;
+    Ok(items[i].clone())
+}
+
+/// Ansible's `shuffle`, Python's `Random(seed).shuffle` order when seeded.
+fn shuffle(state: &State, v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let seed: Option<Value> = kwargs.get("seed")?;
+    kwargs.assert_all_used()?;
+    let mut items = items(state, v, "shuffle")?;
+    let mut rng = py_random(seed);
+    // Python's Fisher-Yates: for i in reversed(range(1, n)): j = randbelow(i + 1).
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i as u128 + 1) as usize;
+        items.swap(i, j);
+    }
+    Ok(Value::from(items))
+}
+
 /// `users | subelements('groups')`: `[user, group]` pairs, as `with_subelements`.
 fn subelements(
     state: &State,
@@ -1470,6 +1545,21 @@ mod unit {
         );
         assert_eq!(e("'8.8.8.8' | ipaddr('public')"), json!("8.8.8.8"));
         assert_eq!(e("'10.1.1.1' | ipaddr('private')"), json!("10.1.1.1"));
+    }
+
+    #[test]
+    fn random_matches_python_when_seeded() {
+        // CPython: Random('host1').randrange(0, 60) == 31
+        assert_eq!(e("60 | random(seed='host1')"), json!(31));
+        assert_eq!(e("['a', 'b', 'c', 'd'] | random(seed='host1')"), json!("d"));
+        assert_eq!(e("100 | random(10, 7, seed='host1')"), json!(59));
+        let n = e("10 | random").as_i64().unwrap();
+        assert!((0..10).contains(&n));
+        // CPython: l = [1, 2, 3, 4, 5]; Random('x').shuffle(l) -> [5, 2, 1, 4, 3]
+        assert_eq!(
+            e("[1, 2, 3, 4, 5] | shuffle(seed='x')"),
+            json!([5, 2, 1, 4, 3])
+        );
     }
 
     #[test]

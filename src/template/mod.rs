@@ -15,6 +15,7 @@ mod header;
 mod ipaddr;
 pub mod lookups;
 pub mod pyfmt;
+mod pyrandom;
 mod pyyaml;
 pub mod tests;
 
