@@ -193,16 +193,41 @@ impl Templar {
             .map_err(|e| TemplateError::from_minijinja(name, &e))
     }
 
-    /// Evaluate a condition. A condition written as `"{{ x }}"` works too,
-    /// as in Ansible (with a warning there).
+    /// Evaluate a condition with Python truthiness: empty strings, lists
+    /// and dicts, `0` and `None` are false, and so is nothing else, so a
+    /// variable holding the string `"false"` is true (use `x | bool`).
+    ///
+    /// A condition containing `{{ }}` is handled as Ansible does: it is
+    /// rendered to text first and that text is evaluated, so `"{{ flag }}"`
+    /// with `flag: "false"` is false and `x == "{{ y }}"` compares with
+    /// `y`'s text.
     pub fn eval_condition(
         &self,
         name: &str,
         expr: &str,
         ctx: &Context,
     ) -> Result<bool, TemplateError> {
-        let expr = single_expression(expr).unwrap_or(expr);
-        let v = self.eval(name, expr, ctx)?;
+        if !is_template(expr) {
+            let v = self.eval(name, expr, ctx)?;
+            return Ok(filters::truthy(&v));
+        }
+        let text = self.render_str(name, expr, ctx)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(false);
+        }
+        // The text came from variables: report the failure without it.
+        let v = self.eval(name, text, ctx).map_err(|e| {
+            let line = match &e {
+                TemplateError::Render { line, .. } => *line,
+                TemplateError::File { .. } => 0,
+            };
+            TemplateError::Render {
+                name: name.to_string(),
+                line,
+                reason: "the condition's templated text is not a valid expression".into(),
+            }
+        })?;
         Ok(filters::truthy(&v))
     }
 
@@ -217,9 +242,12 @@ impl Templar {
             .map_err(|e| TemplateError::from_minijinja(name, &e))
     }
 
-    /// Check that a bare expression parses.
+    /// Check that a bare expression parses (a condition with `{{ }}` in it
+    /// is checked as a template, since it is rendered before evaluation).
     pub fn check_expression(&self, name: &str, expr: &str) -> Result<(), TemplateError> {
-        let expr = single_expression(expr).unwrap_or(expr);
+        if is_template(expr) {
+            return self.check_syntax(name, expr);
+        }
         self.env
             .compile_expression(expr)
             .map(|_| ())
@@ -279,6 +307,9 @@ impl Templar {
 pub fn single_expression(s: &str) -> Option<&str> {
     let t = s.trim();
     let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    // Whitespace control (`{{- x -}}`) changes nothing around one expression.
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
     // "{{ a }} and {{ b }}" is not a single expression.
     if inner.contains("{{") || inner.contains("}}") {
         return None;
@@ -359,6 +390,8 @@ mod unit {
             .render_value("t", &json!({"a": "{{ [1,2] }}", "b": "{{ {'a': 1} }}", "c": "n={{ n }}", "d": "{{ n }}"}), &ctx)
             .unwrap();
         assert_eq!(v, json!({"a": [1, 2], "b": {"a": 1}, "c": "n=3", "d": 3}));
+        assert_eq!(single_expression("{{- n -}}"), Some("n"));
+        assert_eq!(single_expression("{{ n - 1 }}"), Some("n - 1"));
     }
 
     #[test]
@@ -391,6 +424,13 @@ mod unit {
         assert!(!t.eval_condition("t", "l", &ctx).unwrap());
         assert!(!t.eval_condition("t", "x | bool", &ctx).unwrap());
         assert!(t.eval_condition("t", "{{ x == 'no' }}", &ctx).unwrap());
+        // Ansible renders `{{ }}` conditions, then evaluates the text.
+        assert!(!t.eval_condition("t", "{{ s }}", &ctx).unwrap());
+        assert!(!t.eval_condition("t", "{{ e }}", &ctx).unwrap());
+        assert!(t.eval_condition("t", "x == '{{ x }}'", &ctx).unwrap());
+        let err = t.eval_condition("t", "{{ x }} and", &ctx).unwrap_err();
+        assert!(!err.to_string().contains("no and"), "{err}");
+        assert!(t.check_expression("t", "x == '{{ x }}'").is_ok());
         assert!(t
             .eval_condition("t", "undefined_thing is not defined", &ctx)
             .unwrap());
