@@ -109,6 +109,30 @@ impl Templar {
         env.add_function(chain::CHAIN_FN, chain::chain);
         filters::register(&mut env);
         tests::register(&mut env);
+        // `{% include %}`, `{% import %}` and `{% extends %}` find files
+        // the way `template:` does: in the search paths, then from the
+        // working directory.
+        let include_paths = search_paths.clone();
+        env.set_loader(move |name| {
+            let p = Path::new(name);
+            let mut candidates: Vec<PathBuf> = Vec::new();
+            if p.is_absolute() {
+                candidates.push(p.to_path_buf());
+            } else {
+                candidates.extend(include_paths.iter().map(|d| d.join(p)));
+                candidates.push(p.to_path_buf());
+            }
+            for c in candidates.iter().filter(|c| c.is_file()) {
+                let source = std::fs::read_to_string(c).map_err(|e| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::TemplateNotFound,
+                        format!("cannot read {}: {e}", c.display()),
+                    )
+                })?;
+                return Ok(Some(chain::rewrite_template(&source).into_owned()));
+            }
+            Ok(None)
+        });
         lookups::register(&mut env, search_paths);
         Templar { env: Arc::new(env) }
     }
@@ -488,6 +512,29 @@ mod unit {
         assert_eq!(t.render_file(&path, &from_json(&json!({}))).unwrap(), "x\n");
         std::fs::write(&path, "#jinja2: bogus: True\n").unwrap();
         assert!(t.render_file(&path, &from_json(&json!({}))).is_err());
+    }
+
+    #[test]
+    fn includes_and_imports_use_the_search_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("part.j2"), "part {{ x }}\n").unwrap();
+        std::fs::write(
+            dir.path().join("macros.j2"),
+            "{% macro kv(k, v) %}{{ k }}={{ v }}{% endmacro %}",
+        )
+        .unwrap();
+        let main = dir.path().join("main.j2");
+        std::fs::write(
+            &main,
+            "{% import 'macros.j2' as m %}\n{% include 'part.j2' %}\n{{ m.kv('a', x) }}\n",
+        )
+        .unwrap();
+        let t = Templar::new(vec![dir.path().to_path_buf()]);
+        let out = t.render_file(&main, &from_json(&json!({"x": 1}))).unwrap();
+        assert_eq!(out, "part 1\na=1\n");
+        std::fs::write(&main, "{% include 'missing.j2' %}").unwrap();
+        let e = t.render_file(&main, &from_json(&json!({}))).unwrap_err();
+        assert!(e.to_string().contains("missing.j2"), "{e}");
     }
 
     #[test]
