@@ -122,16 +122,16 @@ impl Templar {
                 candidates.extend(include_paths.iter().map(|d| d.join(p)));
                 candidates.push(p.to_path_buf());
             }
-            for c in candidates.iter().filter(|c| c.is_file()) {
-                let source = std::fs::read_to_string(c).map_err(|e| {
-                    minijinja::Error::new(
-                        minijinja::ErrorKind::TemplateNotFound,
-                        format!("cannot read {}: {e}", c.display()),
-                    )
-                })?;
-                return Ok(Some(chain::rewrite_template(&source).into_owned()));
-            }
-            Ok(None)
+            let Some(c) = candidates.iter().find(|c| c.is_file()) else {
+                return Ok(None);
+            };
+            let source = std::fs::read_to_string(c).map_err(|e| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::TemplateNotFound,
+                    format!("cannot read {}: {e}", c.display()),
+                )
+            })?;
+            Ok(Some(chain::rewrite_template(&source).into_owned()))
         });
         lookups::register(&mut env, search_paths);
         Templar { env: Arc::new(env) }
