@@ -38,6 +38,7 @@ pub fn register(env: &mut Environment<'static>) {
         Ok::<_, Error>(py_text(v))
     });
     env.add_filter("join", join);
+    env.add_filter("indent", indent);
 
     add(env, "mandatory", mandatory);
     add(env, "ternary", ternary);
@@ -177,6 +178,92 @@ fn path_get(v: &Value, path: &str) -> Value {
     cur
 }
 
+/// Python's `str.splitlines()`.
+fn py_splitlines(s: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let is_break = matches!(
+            c,
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
+        );
+        if is_break {
+            lines.push(&s[start..i]);
+            let mut next = i + c.len_utf8();
+            if c == '\r' {
+                if let Some(&(j, '\n')) = chars.peek() {
+                    chars.next();
+                    next = j + 1;
+                }
+            }
+            start = next;
+        }
+    }
+    if start < s.len() {
+        lines.push(&s[start..]);
+    }
+    lines
+}
+
+/// Jinja2's `indent` exactly: minijinja's drops the text's trailing
+/// newline, which shifts the lines after `{{ x | to_nice_yaml | indent(2) }}`.
+fn indent(
+    s: String,
+    width: Option<Value>,
+    first: Option<bool>,
+    blank: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let width = width.or(kwargs.get("width")?);
+    let first = first.or(kwargs.get("first")?).unwrap_or(false);
+    let blank = blank.or(kwargs.get("blank")?).unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let indention = match &width {
+        None => "    ".to_string(),
+        Some(w) if w.kind() == ValueKind::String => w.as_str().unwrap_or_default().to_string(),
+        Some(w) => " ".repeat(
+            usize::try_from(w.clone())
+                .map_err(|_| err("indent: width must be a number or a string"))?,
+        ),
+    };
+    // Jinja2 appends a newline so that splitlines keeps a trailing one.
+    let text = format!("{s}\n");
+    let lines = py_splitlines(&text);
+    let mut rv = if blank {
+        lines.join(&format!("\n{indention}"))
+    } else {
+        let mut it = lines.into_iter();
+        let mut rv = it.next().unwrap_or_default().to_string();
+        let rest: Vec<String> = it
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("{indention}{l}")
+                }
+            })
+            .collect();
+        if !rest.is_empty() {
+            rv.push('\n');
+            rv.push_str(&rest.join("\n"));
+        }
+        rv
+    };
+    if first {
+        rv = format!("{indention}{rv}");
+    }
+    Ok(rv)
+}
+
 fn json(v: &Value) -> J {
     super::to_json(v)
 }
@@ -310,9 +397,15 @@ fn yaml_style(
         Some(_) => Flow::Block,
     };
     let sort_keys = kw_flag(kwargs, "sort_keys", true)?;
-    // `width` and `allow_unicode` tune PyYAML's folding and escaping; this
-    // writer never folds and always writes Unicode, so they are accepted.
-    kwargs.get::<Option<Value>>("width")?;
+    // Ansible users pass a large `width` to stop PyYAML folding long lines.
+    let width = match kwargs.get::<Option<Value>>("width")? {
+        None => 80,
+        Some(w) => match f64::try_from(w) {
+            Ok(f) if f >= 1.0 => f.min(usize::MAX as f64) as usize,
+            _ => return Err(err(format!("{filter}: width must be a positive number"))),
+        },
+    };
+    // Ansible always writes Unicode; the option is accepted for that.
     kwargs.get::<Option<Value>>("allow_unicode")?;
     kwargs.get::<Option<Value>>("explicit_start")?;
     kwargs.assert_all_used().map_err(|e| {
@@ -325,6 +418,7 @@ fn yaml_style(
         indent,
         flow,
         sort_keys,
+        width,
     })
 }
 
