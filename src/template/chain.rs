@@ -260,6 +260,10 @@ fn percent_format(code: &str, lit: usize, lit_end: usize) -> Option<(usize, usiz
             let close = matching_close(bytes, rhs)?;
             (code[rhs + 1..close].trim(), close + 1)
         }
+        q @ (b'\'' | b'"') => {
+            let end = skip_string(bytes, rhs, q);
+            (code[rhs..end].trim(), end)
+        }
         c if is_ident(c) => {
             let end = chain_end(bytes, rhs)?;
             (code[rhs..end].trim(), end)
@@ -514,6 +518,7 @@ mod unit {
         );
         assert_eq!(rewrite_expression("'%s' % x | upper"), "'%s' % x | upper");
         assert_eq!(rewrite_expression("n % 2"), "n % 2");
+        assert_eq!(rewrite_expression("'%s' % 'x'"), "('%s' | format('x'))");
         assert_eq!(
             rewrite_expression("a | mandatory"),
             "a | mandatory(name='a')"

@@ -39,6 +39,17 @@ pub fn register(env: &mut Environment<'static>) {
     });
     env.add_filter("join", join);
     env.add_filter("indent", indent);
+    env.add_filter("tojson", tojson);
+    env.add_filter("int", to_int);
+    env.add_filter("float", to_float);
+    env.add_filter("replace", replace);
+    env.add_filter("truncate", truncate);
+    env.add_filter("center", center);
+    env.add_filter("wordcount", |s: String| {
+        s.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .count()
+    });
 
     add(env, "mandatory", mandatory);
     add(env, "ternary", ternary);
@@ -176,6 +187,160 @@ fn path_get(v: &Value, path: &str) -> Value {
         }
     }
     cur
+}
+
+/// Python's `int(text, base)`: surrounding whitespace, a sign, `_`
+/// between digits and (for base 0 or a matching base) a `0x`/`0o`/`0b`
+/// prefix are accepted.
+fn py_int(text: &str, base: u32) -> Option<i64> {
+    let t = text.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let lower = t.to_ascii_lowercase();
+    let prefixed = |p: &str, b: u32| lower.strip_prefix(p).map(|r| (r.to_string(), b));
+    let (digits, base) = match base {
+        0 => prefixed("0x", 16)
+            .or_else(|| prefixed("0o", 8))
+            .or_else(|| prefixed("0b", 2))
+            .unwrap_or((lower.clone(), 10)),
+        16 => prefixed("0x", 16).unwrap_or((lower.clone(), 16)),
+        8 => prefixed("0o", 8).unwrap_or((lower.clone(), 8)),
+        2 => prefixed("0b", 2).unwrap_or((lower.clone(), 2)),
+        b => (lower.clone(), b),
+    };
+    let digits = digits.strip_prefix('_').unwrap_or(&digits);
+    if digits.is_empty() || digits.ends_with('_') || digits.contains("__") {
+        return None;
+    }
+    let n = i64::from_str_radix(&digits.replace('_', ""), base).ok()?;
+    Some(if neg { -n } else { n })
+}
+
+/// Jinja2's `int`: strings in `base`, then as a float (`'42.5'` is 42),
+/// else `default` (0).
+fn to_int(
+    state: &State,
+    v: &Value,
+    default: Option<Value>,
+    base: Option<u32>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    require_defined(state, v)?;
+    let default = default.or(kwargs.get("default")?);
+    let base = base.or(kwargs.get("base")?).unwrap_or(10);
+    kwargs.assert_all_used()?;
+    let fallback = || default.clone().unwrap_or(Value::from(0));
+    Ok(match v.kind() {
+        ValueKind::Bool => Value::from(v.is_true() as i64),
+        ValueKind::Number if v.is_integer() => v.clone(),
+        ValueKind::Number => match f64::try_from(v.clone()) {
+            Ok(f) if f.is_finite() => Value::from(f.trunc() as i64),
+            _ => fallback(),
+        },
+        ValueKind::String => {
+            let s = v.as_str().unwrap_or_default();
+            match py_int(s, base) {
+                Some(n) => Value::from(n),
+                None => match s.trim().parse::<f64>() {
+                    Ok(f) if f.is_finite() => Value::from(f.trunc() as i64),
+                    _ => fallback(),
+                },
+            }
+        }
+        _ => fallback(),
+    })
+}
+
+/// Jinja2's `float`: `default` (0.0) when the value is not a number.
+fn to_float(
+    state: &State,
+    v: &Value,
+    default: Option<Value>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    require_defined(state, v)?;
+    let default = default.or(kwargs.get("default")?);
+    kwargs.assert_all_used()?;
+    let parsed = match v.kind() {
+        ValueKind::Bool => Some(v.is_true() as i64 as f64),
+        ValueKind::Number => f64::try_from(v.clone()).ok(),
+        ValueKind::String => {
+            let s = v.as_str().unwrap_or_default().trim().to_ascii_lowercase();
+            match s.as_str() {
+                "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+                "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+                "nan" | "+nan" | "-nan" => Some(f64::NAN),
+                _ => s.replace('_', "").parse::<f64>().ok(),
+            }
+        }
+        _ => None,
+    };
+    Ok(match parsed {
+        Some(f) => Value::from(f),
+        None => default.unwrap_or(Value::from(0.0)),
+    })
+}
+
+/// Jinja2's `replace`, with its `count` argument.
+fn replace(s: String, old: String, new: String, count: Option<usize>) -> String {
+    match count {
+        Some(n) => s.replacen(&old, &new, n),
+        None => s.replace(&old, &new),
+    }
+}
+
+/// Jinja2's `truncate(length=255, killwords=False, end='...', leeway=5)`.
+fn truncate(
+    s: String,
+    length: Option<usize>,
+    killwords: Option<bool>,
+    rest: Rest<Value>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    let length = length.or(kwargs.get("length")?).unwrap_or(255);
+    let killwords = killwords.or(kwargs.get("killwords")?).unwrap_or(false);
+    // `end` and `leeway` may come third and fourth, positionally.
+    let positional_end = rest.first().and_then(|v| v.as_str().map(str::to_string));
+    let positional_leeway = rest.get(1).and_then(|v| v.as_usize());
+    if rest.len() > 2 {
+        return Err(err("truncate: too many arguments"));
+    }
+    let end = positional_end
+        .or(kwargs.get("end")?)
+        .unwrap_or_else(|| "...".into());
+    let leeway = positional_leeway.or(kwargs.get("leeway")?).unwrap_or(5);
+    kwargs.assert_all_used()?;
+    let chars: Vec<char> = s.chars().collect();
+    let end_len = end.chars().count();
+    if length < end_len {
+        return Err(err("truncate: expected length >= the length of end"));
+    }
+    if chars.len() <= length + leeway {
+        return Ok(s);
+    }
+    let head: String = chars[..length - end_len].iter().collect();
+    if killwords {
+        return Ok(head + &end);
+    }
+    let head = match head.rfind(' ') {
+        Some(i) => head[..i].to_string(),
+        None => head,
+    };
+    Ok(head + &end)
+}
+
+/// Python's `str.center(width)`.
+fn center(s: String, width: Option<usize>) -> String {
+    let width = width.unwrap_or(80);
+    let len = s.chars().count();
+    if width <= len {
+        return s;
+    }
+    let marg = width - len;
+    let left = marg / 2 + (marg & width & 1);
+    format!("{}{s}{}", " ".repeat(left), " ".repeat(marg - left))
 }
 
 /// Python's `str.splitlines()`.
@@ -373,6 +538,31 @@ fn to_nice_json(state: &State, v: &Value, kwargs: Kwargs) -> Result<String, Erro
     require_defined(state, v)?;
     let style = json_style(&kwargs, Some(4), true)?;
     Ok(json_dumps(&json(v), &style))
+}
+
+/// Jinja2's `tojson`: sorted keys, ASCII only, and `<`, `>`, `&`, `'`
+/// escaped so the result is safe inside HTML and single-quoted attributes.
+fn tojson(
+    state: &State,
+    v: &Value,
+    indent: Option<usize>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let indent = indent.or(kwargs.get("indent")?);
+    kwargs.assert_all_used()?;
+    let style = JsonStyle {
+        indent,
+        sort_keys: true,
+        ensure_ascii: true,
+        item_sep: if indent.is_some() { "," } else { ", " },
+        key_sep: ": ",
+    };
+    Ok(json_dumps(&json(v), &style)
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\'', "\\u0027"))
 }
 
 fn from_json(text: String) -> Result<Value, Error> {
