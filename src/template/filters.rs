@@ -86,6 +86,18 @@ pub fn register(env: &mut Environment<'static>) {
     add(env, "product", product);
     add(env, "subelements", subelements);
     add(env, "random", random);
+    add(env, "password_hash", password_hash);
+    add(env, "comment", comment);
+    add(env, "human_readable", human_readable);
+    add(env, "log", |x: f64, base: Option<f64>| match base {
+        Some(b) => x.ln() / b.ln(),
+        None => x.ln(),
+    });
+    add(env, "pow", |x: f64, y: f64| x.powf(y));
+    add(env, "root", |x: f64, base: Option<f64>| match base {
+        None | Some(2.0) => x.sqrt(),
+        Some(b) => x.powf(1.0 / b),
+    });
     add(env, "shuffle", shuffle);
     for name in ["ipaddr", "ipv4", "ipv6", "ipwrap"] {
         let f = match name {
@@ -1410,6 +1422,165 @@ fn shuffle(state: &State, v: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     Ok(Value::from(items))
 }
 
+/// Ansible's `password_hash`: crypt(3) hashes for `/etc/shadow`. With a
+/// `salt` the result is stable (and equal to Ansible's); without one a
+/// random salt is drawn, as Ansible does.
+fn password_hash(
+    state: &State,
+    v: &Value,
+    hashtype: Option<String>,
+    salt: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let hashtype = hashtype.or(kwargs.get("hashtype")?);
+    let salt = salt.or(kwargs.get("salt")?);
+    let rounds: Option<u32> = kwargs.get("rounds")?;
+    let salt_size: Option<usize> = kwargs.get("salt_size")?;
+    kwargs.get::<Option<Value>>("ident")?;
+    kwargs.assert_all_used()?;
+    let password = py_str(v);
+    let hashtype = hashtype.unwrap_or_else(|| "sha512".into());
+    let (kind, max_salt) = match hashtype.as_str() {
+        "sha512" | "sha512_crypt" => ("sha512", 16),
+        "sha256" | "sha256_crypt" => ("sha256", 16),
+        "md5" | "md5_crypt" => ("md5", 8),
+        other => {
+            return Err(err(format!(
+                "password_hash: hash type '{other}' is not supported (use sha512, sha256 or md5)"
+            )))
+        }
+    };
+    let salt = match salt {
+        Some(s) => {
+            if !super::crypt::valid_salt(&s) {
+                return Err(err("password_hash: the salt may only contain ./0-9A-Za-z"));
+            }
+            s
+        }
+        None => {
+            let size = salt_size.unwrap_or(max_salt).min(max_salt);
+            let mut rng = py_random(None);
+            let alphabet = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+            (0..size)
+                .map(|_| alphabet[rng.below(alphabet.len() as u128) as usize] as char)
+                .collect()
+        }
+    };
+    if kind != "md5" && rounds.is_some_and(|r| !(1000..=999_999_999).contains(&r)) {
+        return Err(err(
+            "password_hash: rounds must be between 1000 and 999999999",
+        ));
+    }
+    Ok(match kind {
+        "sha512" => super::crypt::sha512_crypt(&password, &salt, rounds.unwrap_or(5000)),
+        "sha256" => super::crypt::sha256_crypt(&password, &salt, rounds.unwrap_or(5000)),
+        _ => super::crypt::md5_crypt(&password, &salt),
+    })
+}
+
+/// Ansible's `comment` filter: `{{ ansible_managed | comment }}` and its
+/// `style`s (`plain`, `erlang`, `c`, `cblock`, `xml`) and overrides.
+fn comment(text: String, style: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
+    let style = style.unwrap_or_else(|| "plain".into());
+    let (beginning, decoration, end) = match style.as_str() {
+        "plain" => ("", "# ", ""),
+        "erlang" => ("", "% ", ""),
+        "c" => ("", "// ", ""),
+        "cblock" => ("/*", " * ", " */"),
+        "xml" => ("<!--", " - ", "-->"),
+        other => return Err(err(format!("comment: unknown style '{other}'"))),
+    };
+    let get = |key: &str, default: &str| -> Result<String, Error> {
+        Ok(kwargs
+            .get::<Option<String>>(key)?
+            .unwrap_or_else(|| default.to_string()))
+    };
+    // The prefix and postfix default to the decoration without its
+    // trailing space; the style's own values win over those defaults.
+    let base = match kwargs.get::<Option<String>>("decoration")? {
+        Some(d) => d,
+        None => decoration.to_string(),
+    };
+    let newline = get("newline", "\n")?;
+    let beginning = get("beginning", beginning)?;
+    let prefix = get("prefix", base.trim_end())?;
+    let prefix_count: usize = kwargs.get::<Option<usize>>("prefix_count")?.unwrap_or(1);
+    let decoration = get("decoration", decoration)?;
+    let postfix = get("postfix", base.trim_end())?;
+    let postfix_count: usize = kwargs.get::<Option<usize>>("postfix_count")?.unwrap_or(1);
+    let end = get("end", end)?;
+    kwargs.assert_all_used()?;
+
+    let mut out = String::new();
+    if !beginning.is_empty() {
+        out.push_str(&beginning);
+        out.push_str(&newline);
+    }
+    if !prefix.is_empty() {
+        let unit = if prefix != newline {
+            format!("{prefix}{newline}")
+        } else {
+            newline.clone()
+        };
+        out.push_str(&unit.repeat(prefix_count));
+    }
+    let body = format!(
+        "{decoration}{}",
+        text.replace(&newline, &format!("{newline}{decoration}"))
+    );
+    out.push_str(&body.replace(&format!(" {newline}"), &newline));
+    for _ in 0..postfix_count {
+        out.push_str(&newline);
+        out.push_str(&postfix);
+    }
+    if !end.is_empty() {
+        out.push_str(&newline);
+        out.push_str(&end);
+    }
+    Ok(out)
+}
+
+/// Ansible's `human_readable`: `1024 | human_readable` is `1.00 KB`.
+fn human_readable(
+    state: &State,
+    v: &Value,
+    isbits: Option<bool>,
+    unit: Option<String>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let isbits = isbits.or(kwargs.get("isbits")?);
+    let unit = unit.or(kwargs.get("unit")?);
+    kwargs.assert_all_used()?;
+    let size = f64::try_from(v.clone())
+        .ok()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .ok_or_else(|| err("human_readable: the value is not a number"))?;
+    let isbits = isbits.unwrap_or(false);
+    let base = if isbits { "bits" } else { "Bytes" };
+    let ranges = ['Y', 'Z', 'E', 'P', 'T', 'G', 'M', 'K', 'B'];
+    let mut chosen = ('B', 1f64);
+    for (i, suffix) in ranges.iter().enumerate() {
+        let limit = 1024f64.powi((ranges.len() - 1 - i) as i32);
+        chosen = (*suffix, limit);
+        let wanted = match &unit {
+            None => size >= limit,
+            Some(u) => u.to_uppercase().starts_with(*suffix),
+        };
+        if wanted {
+            break;
+        }
+    }
+    let (suffix, limit) = chosen;
+    let label = if limit != 1.0 {
+        format!("{suffix}{}", &base[..1])
+    } else {
+        base.to_string()
+    };
+    Ok(format!("{:.2} {label}", size / limit))
+}
+
 /// `users | subelements('groups')`: `[user, group]` pairs, as `with_subelements`.
 fn subelements(
     state: &State,
@@ -1844,6 +2015,46 @@ mod unit {
             e("[1, 2, 3, 4, 5] | shuffle(seed='x')"),
             json!([5, 2, 1, 4, 3])
         );
+    }
+
+    #[test]
+    fn password_hash_matches_crypt() {
+        assert_eq!(
+            e("'password' | password_hash('sha512', 'saltsalt')"),
+            json!("$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/")
+        );
+        assert_eq!(
+            e("'password' | password_hash('sha256', salt='saltsalt')"),
+            json!("$5$saltsalt$gOjOtoMpVhru2uyjeJSEc/JaLQWOXMNmlOnj6T4AtC.")
+        );
+        let random = e("'pw' | password_hash").as_str().unwrap().to_string();
+        assert!(random.starts_with("$6$") && random.len() > 90, "{random}");
+        assert!(eval("'pw' | password_hash('sha512', 'bad salt!')", json!({})).is_err());
+        assert!(eval("'pw' | password_hash('bcrypt')", json!({})).is_err());
+    }
+
+    #[test]
+    fn comment_filter() {
+        assert_eq!(
+            e("'Ansible managed' | comment"),
+            json!("#\n# Ansible managed\n#")
+        );
+        assert_eq!(e("'a\nb' | comment('c')"), json!("//\n// a\n// b\n//"));
+        assert_eq!(e("'x' | comment('cblock')"), json!("/*\n *\n * x\n *\n */"));
+        assert_eq!(e("'x' | comment('xml')"), json!("<!--\n -\n - x\n -\n-->"));
+        assert_eq!(e("'x' | comment(decoration='; ')"), json!(";\n; x\n;"));
+    }
+
+    #[test]
+    fn human_readable_and_math() {
+        assert_eq!(e("1024 | human_readable"), json!("1.00 KB"));
+        assert_eq!(e("0 | human_readable"), json!("0.00 Bytes"));
+        assert_eq!(e("1048576 | human_readable(unit='K')"), json!("1024.00 KB"));
+        assert_eq!(e("1024 | human_readable(isbits=true)"), json!("1.00 Kb"));
+        assert_eq!(e("100 | log(10)"), json!(2.0));
+        assert_eq!(e("2 | pow(10)"), json!(1024.0));
+        assert_eq!(e("16 | root"), json!(4.0));
+        assert_eq!(e("27 | root(3)"), json!(3.0));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! [`Templar::eval_condition`]. Errors never carry variable values.
 
 mod chain;
+mod crypt;
 pub mod filters;
 mod header;
 mod ipaddr;
