@@ -8,6 +8,34 @@
 //! list stays a list), anything else renders to text. Conditions (`when`,
 //! `failed_when`, ...) are bare expressions, evaluated with
 //! [`Templar::eval_condition`]. Errors never carry variable values.
+//!
+//! What matches Ansible, and how it is checked:
+//! - printing follows Python's `str`/`repr` (`True`, `['a', 1]`, `None`
+//!   prints as nothing) — `pyfmt.rs`;
+//! - `to_yaml`/`to_nice_yaml` reproduce PyYAML byte for byte and `to_json`
+//!   reproduces Python's `json` — `testdata/pyyaml.json` records PyYAML;
+//! - builtin filters whose minijinja versions differ (`int`, `float`,
+//!   `indent`, `join`, `replace`, `truncate`, `tojson`, `string`) are
+//!   replaced — `testdata/jinja2.json` records Jinja2 3.1's output;
+//! - undefined values chain (`a.b.c | default(x)`, `a.b.c is defined`),
+//!   `'%s' % x` formatting works, and `x | mandatory` names `x` — `chain.rs`;
+//! - `random(seed=...)`, `shuffle(seed=...)` and `password_hash(salt=...)`
+//!   give the values Ansible gives (CPython's Mersenne Twister, glibc crypt).
+//!
+//! Known differences:
+//! - tuples do not exist: `dictsort`, `items()` and `groupby` give lists,
+//!   which print as `['a', 1]` where Python prints `('a', 1)`;
+//! - values are immutable, so `list.append(x)` / `dict.update(...)` inside
+//!   `{% set _ = ... %}` do not work (use `+` and `combine`);
+//! - regular expressions use Rust's regex syntax: no look-around or
+//!   backreferences in patterns; `$` matches only at the very end (Python's
+//!   also matches before a final newline);
+//! - conditions use Python truthiness, like Ansible: a variable holding the
+//!   string `"false"` is true unless written `x | bool`;
+//! - filters that need a clock or time zones (`strftime`, `to_datetime`),
+//!   JMESPath (`json_query`) and lookups other than `env`, `file`,
+//!   `template`, `vars`, `first_found`, `list`/`items` and `dict` are not
+//!   provided; using one fails with an error that names it.
 
 mod chain;
 mod crypt;
