@@ -1,7 +1,9 @@
 //! `lookup(kind, *terms, **kwargs)` and `query`/`q`, with the lookup
 //! plugins playbooks reach for on the controller: `env`, `file`,
-//! `template`, `vars`, `first_found`, `list`/`items` and `dict` (also under
-//! their `ansible.builtin.` names).
+//! `template`, `vars`, `first_found`, `fileglob`, and the ones behind
+//! `with_*` loops (`list`/`items`, `dict`, `sequence`, `together`,
+//! `nested`, `indexed_items`, `flattened`, `subelements`), also under
+//! their `ansible.builtin.` names.
 //!
 //! As in Ansible, `lookup` joins several string results with `,` and
 //! `query` always gives a list; `wantlist=True` and `errors='ignore'|'warn'`
@@ -102,7 +104,11 @@ fn run(
             // Reuse minijinja's message, which names the undefined variable.
             minijinja::value::StringInput::new(state, t)?;
         }
-        if t.kind() == ValueKind::Seq && kind != "list" && kind != "items" {
+        let keeps_lists = matches!(
+            kind,
+            "list" | "items" | "together" | "nested" | "subelements"
+        );
+        if t.kind() == ValueKind::Seq && !keeps_lists {
             flat.extend(t.try_iter()?);
         } else {
             flat.push(t.clone());
@@ -246,11 +252,284 @@ fn run(
             }
             Ok(out)
         }
+        "fileglob" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for pattern in text_terms() {
+                out.extend(
+                    fileglob(search_paths, &pattern)?
+                        .into_iter()
+                        .map(Value::from),
+                );
+            }
+            Ok(out)
+        }
+        "sequence" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for spec in text_terms() {
+                out.extend(sequence(&spec)?.into_iter().map(Value::from));
+            }
+            Ok(out)
+        }
+        "indexed_items" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            Ok(flat
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| Value::from(vec![Value::from(i), v]))
+                .collect())
+        }
+        "flattened" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            fn walk(v: Value, out: &mut Vec<Value>) {
+                match v.try_iter() {
+                    Ok(items) if v.kind() == ValueKind::Seq => {
+                        for i in items {
+                            walk(i, out);
+                        }
+                    }
+                    _ => out.push(v),
+                }
+            }
+            let mut out = Vec::new();
+            for t in flat {
+                walk(t, &mut out);
+            }
+            Ok(out)
+        }
+        "together" => {
+            // `with_together`: items side by side, missing ones are None.
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let lists: Vec<Vec<Value>> = flat
+                .iter()
+                .map(|t| t.try_iter().map(|i| i.collect()).unwrap_or_default())
+                .collect();
+            let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+            Ok((0..longest)
+                .map(|i| {
+                    Value::from(
+                        lists
+                            .iter()
+                            .map(|l| l.get(i).cloned().unwrap_or(Value::from(())))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect())
+        }
+        "nested" => {
+            // `with_nested`: every combination, first list outermost.
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut result: Vec<Vec<Value>> = vec![Vec::new()];
+            for t in &flat {
+                let pool: Vec<Value> = t.try_iter().map(|i| i.collect()).unwrap_or_default();
+                let mut next = Vec::new();
+                for prefix in &result {
+                    for item in &pool {
+                        let mut p = prefix.clone();
+                        p.push(item.clone());
+                        next.push(p);
+                    }
+                }
+                result = next;
+            }
+            Ok(result.into_iter().map(Value::from).collect())
+        }
+        "subelements" => {
+            // `with_subelements: [users, 'groups']`, optional flags dict.
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let (Some(list), Some(key)) = (flat.first(), flat.get(1)) else {
+                return Err(err("lookup('subelements'): expects a list and a key"));
+            };
+            let skip_missing = flat
+                .get(2)
+                .map(|f| f.get_attr("skip_missing").map(|v| v.is_true()))
+                .transpose()?
+                .unwrap_or(false);
+            let key = super::pyfmt::py_str(key);
+            let mut out = Vec::new();
+            for item in list.try_iter()? {
+                let mut sub = item.clone();
+                for part in key.split('.') {
+                    sub = sub.get_attr(part).unwrap_or(Value::UNDEFINED);
+                }
+                if sub.is_undefined() {
+                    if skip_missing {
+                        continue;
+                    }
+                    return Err(err(format!(
+                        "lookup('subelements'): an item has no key '{key}'"
+                    )));
+                }
+                for s in sub.try_iter()? {
+                    out.push(Value::from(vec![item.clone(), s]));
+                }
+            }
+            Ok(out)
+        }
         other => Err(Error::new(
             ErrorKind::UnknownFunction,
             format!("lookup plugin '{other}' is not supported"),
         )),
     }
+}
+
+/// `lookup('fileglob', 'conf.d/*.conf')`: the directory part is found like
+/// `lookup('file')` finds files, the file-name part is matched inside it.
+/// Only files are returned, sorted so runs are repeatable.
+fn fileglob(search_paths: &[PathBuf], pattern: &str) -> Result<Vec<String>, Error> {
+    let p = Path::new(pattern);
+    let (dir, name) = match (p.parent(), p.file_name()) {
+        (Some(d), Some(n)) => (d.to_path_buf(), n.to_string_lossy().into_owned()),
+        _ => (PathBuf::new(), pattern.to_string()),
+    };
+    let matcher = globset::Glob::new(&name)
+        .map_err(|e| err(format!("lookup('fileglob'): invalid pattern: {e}")))?
+        .compile_matcher();
+    let dir = if dir.is_absolute() {
+        Some(dir)
+    } else {
+        file_dirs(search_paths)
+            .into_iter()
+            .map(|d| d.join(&dir))
+            .find(|d| d.is_dir())
+    };
+    let Some(dir) = dir else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| {
+            err(format!(
+                "lookup('fileglob'): cannot list {}: {e}",
+                dir.display()
+            ))
+        })?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file() && matcher.is_match(e.file_name()))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// `with_sequence`: `start=1 end=5 stride=1 format=web%02d`, `count=3`,
+/// or the short form `[start-]end[/stride][:format]`.
+fn sequence(spec: &str) -> Result<Vec<String>, Error> {
+    let bad = || {
+        err("lookup('sequence'): cannot read the sequence, expected start=N end=N [stride=N] [format=F]")
+    };
+    let parse_int = |s: &str| -> Result<i64, Error> {
+        let s = s.trim();
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, s),
+        };
+        let n = if let Some(h) = digits.strip_prefix("0x") {
+            i64::from_str_radix(h, 16)
+        } else if let Some(o) = digits
+            .strip_prefix("0o")
+            .or(digits.strip_prefix('0').filter(|o| !o.is_empty()))
+        {
+            i64::from_str_radix(o, 8)
+        } else {
+            digits.parse()
+        }
+        .map_err(|_| bad())?;
+        Ok(if neg { -n } else { n })
+    };
+    let (mut start, mut end, mut stride, mut count, mut format) =
+        (1i64, None, 1i64, None, "%d".to_string());
+    if spec.contains('=') {
+        for part in spec.split_whitespace() {
+            let (k, v) = part.split_once('=').ok_or_else(bad)?;
+            match k {
+                "start" => start = parse_int(v)?,
+                "end" => end = Some(parse_int(v)?),
+                "stride" => stride = parse_int(v)?,
+                "count" => count = Some(parse_int(v)?),
+                "format" => format = v.to_string(),
+                _ => return Err(bad()),
+            }
+        }
+    } else {
+        let (rest, fmt) = match spec.split_once(':') {
+            Some((r, f)) => (r, Some(f)),
+            None => (spec, None),
+        };
+        if let Some(f) = fmt {
+            format = f.to_string();
+        }
+        let (range, step) = match rest.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (rest, None),
+        };
+        if let Some(s) = step {
+            stride = parse_int(s)?;
+        }
+        match range.trim().split_once('-') {
+            Some((a, b)) if !a.is_empty() => {
+                start = parse_int(a)?;
+                end = Some(parse_int(b)?);
+            }
+            _ => end = Some(parse_int(range)?),
+        }
+    }
+    let end = match (end, count) {
+        (Some(_), Some(_)) => {
+            return Err(err("lookup('sequence'): can't specify both count and end"))
+        }
+        (Some(e), None) => e,
+        (None, Some(c)) if c <= 0 => return Ok(Vec::new()),
+        (None, Some(c)) => start + (c - 1) * stride,
+        (None, None) => return Err(err("lookup('sequence'): must specify count or end")),
+    };
+    if stride == 0 {
+        return Err(err("lookup('sequence'): stride must not be 0"));
+    }
+    if stride > 0 && end < start {
+        return Err(err(
+            "lookup('sequence'): to count backwards make stride negative",
+        ));
+    }
+    if stride < 0 && end > start {
+        return Err(err(
+            "lookup('sequence'): to count forward don't make stride negative",
+        ));
+    }
+    let mut out = Vec::new();
+    let mut i = start;
+    while (stride > 0 && i <= end) || (stride < 0 && i >= end) {
+        out.push(printf_int(&format, i).ok_or_else(|| err("lookup('sequence'): bad format"))?);
+        i += stride;
+    }
+    Ok(out)
+}
+
+/// `format % n` for one integer directive (`%d`, `%02d`, `%x`, `%o`, `%5d`).
+fn printf_int(format: &str, n: i64) -> Option<String> {
+    let start = format.find('%')?;
+    let rest = &format[start + 1..];
+    let spec_end = rest.find(|c: char| c.is_ascii_alphabetic())?;
+    let (flags, conv) = (&rest[..spec_end], rest[spec_end..].chars().next()?);
+    let zero = flags.starts_with('0');
+    let left = flags.starts_with('-');
+    let width: usize = flags.trim_start_matches(['0', '-']).parse().unwrap_or(0);
+    let body = match conv {
+        'd' | 'i' | 'u' => n.to_string(),
+        'x' => format!("{n:x}"),
+        'X' => format!("{n:X}"),
+        'o' => format!("{n:o}"),
+        _ => return None,
+    };
+    let padded = if left {
+        format!("{body:<width$}")
+    } else if zero {
+        format!("{body:0>width$}")
+    } else {
+        format!("{body:>width$}")
+    };
+    let tail = &rest[spec_end + conv.len_utf8()..];
+    Some(format!("{}{padded}{tail}", &format[..start]))
 }
 
 fn lookup_arg_err(kind: &str) -> impl Fn(Error) -> Error + '_ {
@@ -430,6 +709,23 @@ mod unit {
     }
 
     #[test]
+    fn fileglob_lookup() {
+        let (d, t) = setup();
+        std::fs::write(d.path().join("files").join("a.conf"), "").unwrap();
+        std::fs::write(d.path().join("files").join("b.conf"), "").unwrap();
+        let out = render(
+            &t,
+            "{{ query('fileglob', '*.conf') | map('basename') | list }}",
+        )
+        .unwrap();
+        assert_eq!(out, "['a.conf', 'b.conf']");
+        assert_eq!(
+            render(&t, "{{ query('fileglob', 'nodir/*.x') }}").unwrap(),
+            "[]"
+        );
+    }
+
+    #[test]
     fn template_lookup_sees_the_context() {
         let (_d, t) = setup();
         assert_eq!(
@@ -468,6 +764,46 @@ mod unit {
             )
             .unwrap(),
             "motd"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ query('sequence', 'start=1 end=3 format=web%02d') }}"
+            )
+            .unwrap(),
+            "['web01', 'web02', 'web03']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('sequence', '4-8/2') }}").unwrap(),
+            "['4', '6', '8']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('sequence', 'count=2') }}").unwrap(),
+            "['1', '2']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('together', [1, 2], ['a']) }}").unwrap(),
+            "[[1, 'a'], [2, None]]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('nested', [1, 2], ['a', 'b']) }}").unwrap(),
+            "[[1, 'a'], [1, 'b'], [2, 'a'], [2, 'b']]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('indexed_items', ['a', 'b']) }}").unwrap(),
+            "[[0, 'a'], [1, 'b']]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('flattened', [1, [2, [3]]]) }}").unwrap(),
+            "[1, 2, 3]"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ query('subelements', [{'n': 1, 'g': ['a']}, {'n': 2}], 'g', {'skip_missing': true}) }}"
+            )
+            .unwrap(),
+            "[[{'n': 1, 'g': ['a']}, 'a']]"
         );
         let e = render(&t, "{{ lookup('nosuch', 'x') }}").unwrap_err();
         assert!(e.contains("nosuch"), "{e}");
