@@ -30,6 +30,7 @@ pub const OMIT: &str = "__omit_place_holder__herd";
 
 pub fn register(env: &mut Environment<'static>) {
     env.add_global("omit", OMIT);
+    env.add_function("dict", dict);
 
     // Overrides of minijinja builtins whose behaviour differs from Ansible.
     add(env, "bool", to_bool);
@@ -84,6 +85,8 @@ pub fn register(env: &mut Environment<'static>) {
     add(env, "human_to_bytes", human_to_bytes);
     add(env, "type_debug", type_debug);
     add(env, "product", product);
+    add(env, "zip_longest", zip_longest);
+    add(env, "to_uuid", to_uuid);
     add(env, "subelements", subelements);
     add(env, "random", random);
     add(env, "password_hash", password_hash);
@@ -1324,6 +1327,97 @@ fn type_debug(v: &Value) -> &'static str {
     }
 }
 
+/// Python's `dict(...)`: from a mapping or a list of pairs, plus keyword
+/// arguments, so `dict(keys | zip(values))` works as in Ansible.
+fn dict(args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    if args.len() > 1 {
+        return Err(err("dict: expected at most one positional argument"));
+    }
+    let mut out = indexmap::IndexMap::new();
+    if let Some(src) = args.first() {
+        match src.kind() {
+            ValueKind::Map => {
+                for k in src.try_iter()? {
+                    let v = src.get_item(&k)?;
+                    out.insert(k, v);
+                }
+            }
+            ValueKind::Seq | ValueKind::Iterable => {
+                for pair in src.try_iter()? {
+                    let items: Vec<Value> =
+                        pair.try_iter().map(|i| i.collect()).unwrap_or_default();
+                    let [k, v] = <[Value; 2]>::try_from(items)
+                        .map_err(|_| err("dict: each item must be a pair (key, value)"))?;
+                    out.insert(k, v);
+                }
+            }
+            _ => return Err(err(format!("dict: cannot make a dict from {}", src.kind()))),
+        }
+    }
+    let keys: Vec<String> = kwargs.args().map(str::to_string).collect();
+    for k in keys {
+        let v: Value = kwargs.get(&k)?;
+        out.insert(Value::from(k), v);
+    }
+    Ok(Value::from_pairs(out))
+}
+
+/// `itertools.zip_longest`: pads the shorter lists with `fillvalue`.
+fn zip_longest(
+    state: &State,
+    v: &Value,
+    others: Rest<Value>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    let fill: Value = kwargs
+        .get::<Option<Value>>("fillvalue")?
+        .unwrap_or(Value::from(()));
+    kwargs.assert_all_used()?;
+    let mut lists = vec![items(state, v, "zip_longest")?];
+    for o in others.iter() {
+        lists.push(items(state, o, "zip_longest")?);
+    }
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    Ok(Value::from(
+        (0..longest)
+            .map(|i| {
+                Value::from(
+                    lists
+                        .iter()
+                        .map(|l| l.get(i).cloned().unwrap_or(fill.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Ansible's `to_uuid`: a UUID v5 of the text in Ansible's namespace.
+fn to_uuid(state: &State, v: &Value, namespace: Option<String>) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let ns = namespace.unwrap_or_else(|| "361E6D51-FAEC-444A-9079-341386DA8E2E".into());
+    let ns_hex: String = ns.chars().filter(|c| *c != '-').collect();
+    let ns_bytes = hex::decode(&ns_hex)
+        .ok()
+        .filter(|b| b.len() == 16)
+        .ok_or_else(|| err("to_uuid: the namespace is not a UUID"))?;
+    let mut h = Sha1::new();
+    h.update(&ns_bytes);
+    h.update(py_str(v).as_bytes());
+    let mut b: Vec<u8> = h.finalize()[..16].to_vec();
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    ))
+}
+
 /// `itertools.product`: every combination of one item from each list.
 fn product(state: &State, v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
     let repeat = kwargs.get::<Option<usize>>("repeat")?.unwrap_or(1);
@@ -2055,6 +2149,29 @@ mod unit {
         assert_eq!(e("2 | pow(10)"), json!(1024.0));
         assert_eq!(e("16 | root"), json!(4.0));
         assert_eq!(e("27 | root(3)"), json!(3.0));
+    }
+
+    #[test]
+    fn dict_zip_longest_and_uuid() {
+        let vars = json!({"k": ["a", "b"], "v": [1, 2]});
+        assert_eq!(
+            eval("dict(k | zip(v))", vars.clone()).unwrap(),
+            json!({"a": 1, "b": 2})
+        );
+        assert_eq!(eval("dict(a=1)", vars.clone()).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            eval("dict({'x': 1}, y=2)", vars).unwrap(),
+            json!({"x": 1, "y": 2})
+        );
+        assert_eq!(
+            e("[1, 2, 3] | zip_longest(['a'], fillvalue='-') | list"),
+            json!([[1, "a"], [2, "-"], [3, "-"]])
+        );
+        // Python: uuid.uuid5(uuid.UUID('361E6D51-FAEC-444A-9079-341386DA8E2E'), 'example.com')
+        assert_eq!(
+            e("'example.com' | to_uuid"),
+            json!("ae780c3a-a3ab-53c2-bfb4-098da300b3fe")
+        );
     }
 
     #[test]
