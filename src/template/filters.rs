@@ -25,8 +25,9 @@ use super::pyyaml::{self, Flow};
 
 /// The value `omit` stands for. Task parameters equal to it are dropped by
 /// the engine, as in Ansible (whose placeholder is `__omit_place_holder__`
-/// followed by a hash).
-pub const OMIT: &str = "__omit_place_holder__herd";
+/// followed by a hash). The executor puts the same string into every
+/// context; the global makes `omit` work in templates rendered without it.
+pub const OMIT: &str = "__omit_place_holder__";
 
 pub fn register(env: &mut Environment<'static>) {
     env.add_global("omit", OMIT);
