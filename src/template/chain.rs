@@ -134,7 +134,7 @@ fn find_close(code: &str, close: &str) -> Option<usize> {
     while i < bytes.len() {
         match bytes[i] {
             q @ (b'\'' | b'"') => i = skip_string(bytes, i, q),
-            _ if code[i..].starts_with(close) => return Some(i),
+            _ if bytes[i..].starts_with(close.as_bytes()) => return Some(i),
             _ => i += 1,
         }
     }
@@ -545,6 +545,57 @@ mod unit {
             rewrite_expression("a[b.c | default('k')].d | default(0)"),
             "__herd_chain(a, __herd_chain(b, 'c') | default('k'), 'd') | default(0)"
         );
+    }
+
+    /// Arbitrary input (unbalanced quotes and brackets, non-ASCII text)
+    /// must never make the preprocessor panic.
+    #[test]
+    fn never_panics_on_odd_input() {
+        let pieces = [
+            "{{",
+            "}}",
+            "{%",
+            "%}",
+            "{#",
+            "#}",
+            "a.b",
+            "|",
+            " default",
+            "d(",
+            "is",
+            " ",
+            "'",
+            "\"",
+            "\\",
+            "[",
+            "]",
+            "(",
+            ")",
+            "é",
+            "日本",
+            "%",
+            "mandatory",
+            ".",
+            "x",
+            "raw",
+            "endraw",
+            "0",
+            ",",
+            ":",
+            "-",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..12 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let _ = rewrite_template(&text);
+            let _ = rewrite_expression(&text);
+        }
     }
 
     #[test]

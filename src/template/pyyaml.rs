@@ -429,7 +429,7 @@ impl Writer {
             if 0 < end
                 && end + 1 < chars.len()
                 && (ch == Some(' ') || start >= end)
-                && self.column + (end.saturating_sub(start)) > self.style.width
+                && self.column as isize + end as isize - start as isize > self.style.width as isize
                 && split
             {
                 let mut piece: String = chars[start.min(end)..end].iter().collect();
@@ -504,7 +504,7 @@ fn is_printable(c: char) -> bool {
         || c == '\u{85}'
         || ('\u{a0}'..='\u{d7ff}').contains(&c)
         || ('\u{e000}'..='\u{fffd}').contains(&c)
-        || ('\u{10000}'..='\u{10ffff}').contains(&c))
+        || ('\u{10000}'..'\u{10ffff}').contains(&c))
         && c != '\u{feff}'
 }
 
@@ -525,7 +525,14 @@ fn choose_style(s: &str, simple_key: bool, flow: bool) -> Quote {
         flow_ind = true;
         block_ind = true;
     }
-    let is_ws = |c: Option<&char>| matches!(c, None | Some(' ' | '\t' | '\n' | '\r'));
+    let ws = |c: char| {
+        matches!(
+            c,
+            '\0' | ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    };
+    let is_break = |c: char| matches!(c, '\n' | '\u{85}' | '\u{2028}' | '\u{2029}');
+    let is_ws = |c: Option<&char>| c.is_none_or(|c| ws(*c));
     let mut preceded_by_ws = true;
     for (i, &c) in chars.iter().enumerate() {
         let followed_by_ws = is_ws(chars.get(i + 1));
@@ -559,20 +566,20 @@ fn choose_style(s: &str, simple_key: bool, flow: bool) -> Quote {
                 block_ind = true;
             }
         }
-        if c == '\n' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}' {
+        if is_break(c) {
             line_breaks = true;
         }
         if !is_printable(c) {
             special = true;
         }
         if c == ' ' {
-            if prev_break && i + 1 < chars.len() {
+            if prev_break {
                 break_space = true;
             }
             prev_space = true;
             prev_break = false;
-        } else if c == '\n' {
-            if prev_space && i + 1 < chars.len() {
+        } else if is_break(c) {
+            if prev_space {
                 space_break = true;
             }
             prev_space = false;
@@ -581,12 +588,12 @@ fn choose_style(s: &str, simple_key: bool, flow: bool) -> Quote {
             prev_space = false;
             prev_break = false;
         }
-        preceded_by_ws = matches!(c, ' ' | '\t' | '\n' | '\r');
+        preceded_by_ws = ws(c);
     }
     let first = chars[0];
     let last = chars[chars.len() - 1];
-    let leading = first == ' ' || first == '\n';
-    let trailing = last == ' ' || last == '\n';
+    let leading = first == ' ' || is_break(first);
+    let trailing = last == ' ' || is_break(last);
 
     let mut allow_flow_plain = !(leading || trailing || line_breaks || flow_ind);
     let mut allow_block_plain = !(leading || trailing || line_breaks || block_ind);
