@@ -129,13 +129,35 @@ fn write_str_repr(out: &mut String, s: &str) {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+            c if !py_printable(c) => {
+                let n = c as u32;
+                let _ = if n <= 0xff {
+                    write!(out, "\\x{n:02x}")
+                } else if n <= 0xffff {
+                    write!(out, "\\u{n:04x}")
+                } else {
+                    write!(out, "\\U{n:08x}")
+                };
             }
             c => out.push(c),
         }
     }
     out.push(quote);
+}
+
+/// Python's `str.isprintable()` for one character, from the Unicode
+/// categories it rejects: controls, format characters, separators other
+/// than the space, and private use. (Unassigned code points, which Python
+/// also escapes, are not known here and print as they are.)
+fn py_printable(c: char) -> bool {
+    let n = c as u32;
+    !matches!(n,
+        0x00..=0x1f | 0x7f..=0xa0 | 0xad
+        | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x890..=0x891 | 0x8e2 | 0x1680 | 0x180e
+        | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064 | 0x2066..=0x206f
+        | 0x3000 | 0xe000..=0xf8ff | 0xfeff | 0xfff9..=0xfffb
+        | 0x110bd | 0x110cd | 0x13430..=0x1343f | 0x1bca0..=0x1bca3 | 0x1d173..=0x1d17a
+        | 0xe0001 | 0xe0020..=0xe007f | 0xf0000..=0x10ffff)
 }
 
 /// Options of Python's `json.dumps` that Ansible's filters use.
@@ -273,6 +295,9 @@ mod unit {
         assert_eq!(py_repr(&v), "[1, 'a', True, None, {'k': 1.5}]");
         assert_eq!(py_repr(&Value::from("it's")), "\"it's\"");
         assert_eq!(py_str(&Value::from(())), "");
+        // Python escapes what str.isprintable() rejects.
+        let v = crate::template::from_json(&serde_json::json!(["\u{85}\u{2028}\u{a0}é\t"]));
+        assert_eq!(py_repr(&v), "['\\x85\\u2028\\xa0é\\t']");
         assert_eq!(py_float(1.0), "1.0");
         assert_eq!(py_float(1e20), "1e+20");
         assert_eq!(py_float(1.5e-7), "1.5e-07");
