@@ -216,22 +216,64 @@ fn py_int(text: &str, base: u32) -> Option<i64> {
     };
     let lower = t.to_ascii_lowercase();
     let prefixed = |p: &str, b: u32| lower.strip_prefix(p).map(|r| (r.to_string(), b));
-    let (digits, base) = match base {
+    let with_prefix = match base {
         0 => prefixed("0x", 16)
             .or_else(|| prefixed("0o", 8))
-            .or_else(|| prefixed("0b", 2))
-            .unwrap_or((lower.clone(), 10)),
-        16 => prefixed("0x", 16).unwrap_or((lower.clone(), 16)),
-        8 => prefixed("0o", 8).unwrap_or((lower.clone(), 8)),
-        2 => prefixed("0b", 2).unwrap_or((lower.clone(), 2)),
-        b => (lower.clone(), b),
+            .or_else(|| prefixed("0b", 2)),
+        16 => prefixed("0x", 16),
+        8 => prefixed("0o", 8),
+        2 => prefixed("0b", 2),
+        _ => None,
     };
-    let digits = digits.strip_prefix('_').unwrap_or(&digits);
-    if digits.is_empty() || digits.ends_with('_') || digits.contains("__") {
+    let (digits, base) = match &with_prefix {
+        // After a base prefix Python allows one `_` (`0x_1f`).
+        Some((d, b)) => (d.strip_prefix('_').unwrap_or(d).to_string(), *b),
+        None => (lower.clone(), if base == 0 { 10 } else { base }),
+    };
+    if !underscores_between_digits(&digits) {
         return None;
     }
     let n = i64::from_str_radix(&digits.replace('_', ""), base).ok()?;
     Some(if neg { -n } else { n })
+}
+
+/// Python accepts `_` in numbers only between two digits (`1_000`).
+fn underscores_between_digits(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.iter().enumerate().all(|(i, &c)| {
+            c != b'_'
+                || (i > 0
+                    && i + 1 < b.len()
+                    && b[i - 1].is_ascii_alphanumeric()
+                    && b[i + 1].is_ascii_alphanumeric())
+        })
+}
+
+/// Python's `float(text)`.
+fn py_float_parse(text: &str) -> Option<f64> {
+    let t = text.trim();
+    if t.contains('_') && !underscores_between_digits(t) {
+        return None;
+    }
+    let t = t.replace('_', "");
+    match t.to_ascii_lowercase().trim_start_matches(['+', '-']) {
+        "inf" | "infinity" | "nan" => {}
+        rest if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') => {}
+        _ => return None,
+    }
+    t.parse::<f64>().ok()
+}
+
+/// An integral float as the smallest integer value that holds it
+/// (Python's ints are unbounded).
+fn int_of_float(f: f64) -> Value {
+    let t = f.trunc();
+    if t.abs() < 9.0e18 {
+        Value::from(t as i64)
+    } else {
+        Value::from(t as i128)
+    }
 }
 
 /// Jinja2's `int`: strings in `base`, then as a float (`'42.5'` is 42),
@@ -252,15 +294,15 @@ fn to_int(
         ValueKind::Bool => Value::from(v.is_true() as i64),
         ValueKind::Number if v.is_integer() => v.clone(),
         ValueKind::Number => match f64::try_from(v.clone()) {
-            Ok(f) if f.is_finite() => Value::from(f.trunc() as i64),
+            Ok(f) if f.is_finite() => int_of_float(f),
             _ => fallback(),
         },
         ValueKind::String => {
             let s = v.as_str().unwrap_or_default();
             match py_int(s, base) {
                 Some(n) => Value::from(n),
-                None => match s.trim().parse::<f64>() {
-                    Ok(f) if f.is_finite() => Value::from(f.trunc() as i64),
+                None => match py_float_parse(s) {
+                    Some(f) if f.is_finite() => int_of_float(f),
                     _ => fallback(),
                 },
             }
@@ -282,15 +324,7 @@ fn to_float(
     let parsed = match v.kind() {
         ValueKind::Bool => Some(v.is_true() as i64 as f64),
         ValueKind::Number => f64::try_from(v.clone()).ok(),
-        ValueKind::String => {
-            let s = v.as_str().unwrap_or_default().trim().to_ascii_lowercase();
-            match s.as_str() {
-                "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-                "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-                "nan" | "+nan" | "-nan" => Some(f64::NAN),
-                _ => s.replace('_', "").parse::<f64>().ok(),
-            }
-        }
+        ValueKind::String => py_float_parse(v.as_str().unwrap_or_default()),
         _ => None,
     };
     Ok(match parsed {
