@@ -846,15 +846,22 @@ fn items2dict(state: &State, v: &Value, kwargs: Kwargs) -> Result<Value, Error> 
     Ok(Value::from_pairs(out))
 }
 
-/// Compile a Python `re` pattern. Rust's regex lacks look-around and
-/// backreferences; such patterns fail with a message naming the problem.
-fn compile_regex(
+/// Compile a Python `re` pattern for matching `text`. Rust's regex lacks
+/// look-around and backreferences; such patterns fail with a message
+/// naming the problem.
+pub(crate) fn compile_regex(
     filter: &str,
     pattern: &str,
     ignorecase: bool,
     multiline: bool,
+    text: &str,
 ) -> Result<Regex, Error> {
-    RegexBuilder::new(&python_pattern(pattern))
+    // Python's `$` also matches before a final newline ("value\n", as
+    // command output ends). When that newline is the only one, Rust's
+    // multi-line `$` means exactly that.
+    let only_final_newline = text.ends_with('\n') && !text[..text.len() - 1].contains('\n');
+    let dollar_before_final_newline = !multiline && only_final_newline;
+    RegexBuilder::new(&translate_pattern(pattern, dollar_before_final_newline))
         .case_insensitive(ignorecase)
         .multi_line(multiline)
         .build()
@@ -862,23 +869,68 @@ fn compile_regex(
 }
 
 /// The few spellings where Python's `re` syntax differs from Rust's regex
-/// and the meaning is the same: `\Z` (end of text) is `\z` in Rust.
-pub fn python_pattern(pattern: &str) -> String {
+/// and the meaning is the same (`\Z` is `\z` in Rust), optionally turning
+/// `$` outside character classes into `(?m:$)`.
+fn translate_pattern(pattern: &str, dollar_multiline: bool) -> String {
     let mut out = String::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
     while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('Z') => out.push_str("\\z"),
+        match c {
+            '\\' => match chars.next() {
+                Some('Z') if !in_class => out.push_str("\\z"),
                 Some(n) => {
                     out.push('\\');
                     out.push(n);
                 }
                 None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                // A `]` first in a class (after an optional `^`) is literal.
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    out.push_str("\\]");
+                    chars.next();
+                }
             }
-        } else {
-            out.push(c);
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '$' if !in_class && dollar_multiline => out.push_str("(?m:$)"),
+            c => out.push(c),
         }
+    }
+    out
+}
+
+/// Python 3.7+'s `finditer`: an empty match may directly follow a
+/// non-empty one, but two matches never start at the same place empty.
+fn py_captures<'t>(re: &Regex, text: &'t str) -> Vec<regex::Captures<'t>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut must_advance = false;
+    while pos <= text.len() {
+        let Some(caps) = re.captures_at(text, pos) else {
+            break;
+        };
+        let Some(m) = caps.get(0) else { break };
+        if must_advance && m.start() == pos && m.is_empty() {
+            let Some(c) = text[pos..].chars().next() else {
+                break;
+            };
+            pos += c.len_utf8();
+            must_advance = false;
+            continue;
+        }
+        must_advance = m.is_empty();
+        pos = m.end();
+        out.push(caps);
     }
     out
 }
@@ -963,17 +1015,29 @@ fn regex_replace(
         pattern.as_deref().unwrap_or_default(),
         ignorecase,
         multiline,
+        &value,
     )?;
     let repl = python_replacement(replacement.as_deref().unwrap_or_default())?;
-    if mandatory_count > 0 {
-        let found = re.find_iter(&value).count();
-        if found != mandatory_count {
-            return Err(err(format!(
-                "regex_replace: {found} matches, expected {mandatory_count}"
-            )));
-        }
+    let matches = py_captures(&re, &value);
+    if mandatory_count > 0 && matches.len() != mandatory_count {
+        return Err(err(format!(
+            "regex_replace: {} matches, expected {mandatory_count}",
+            matches.len()
+        )));
     }
-    Ok(re.replacen(&value, count, repl.as_str()).into_owned())
+    let mut out = String::with_capacity(value.len());
+    let mut last = 0;
+    for (i, caps) in matches.iter().enumerate() {
+        if count > 0 && i >= count {
+            break;
+        }
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&value[last..m.start()]);
+        caps.expand(&repl, &mut out);
+        last = m.end();
+    }
+    out.push_str(&value[last..]);
+    Ok(out)
 }
 
 /// Ansible's `regex_search`: the match, or a list of the groups named by
@@ -987,7 +1051,7 @@ fn regex_search(
     let ignorecase = kw_flag(&kwargs, "ignorecase", false)?;
     let multiline = kw_flag(&kwargs, "multiline", false)?;
     kwargs.assert_all_used()?;
-    let re = compile_regex("regex_search", &pattern, ignorecase, multiline)?;
+    let re = compile_regex("regex_search", &pattern, ignorecase, multiline, &value)?;
     enum Group {
         Index(usize),
         Name(String),
@@ -1038,10 +1102,10 @@ fn regex_findall(value: String, pattern: String, kwargs: Kwargs) -> Result<Value
     let ignorecase = kw_flag(&kwargs, "ignorecase", false)?;
     let multiline = kw_flag(&kwargs, "multiline", false)?;
     kwargs.assert_all_used()?;
-    let re = compile_regex("regex_findall", &pattern, ignorecase, multiline)?;
+    let re = compile_regex("regex_findall", &pattern, ignorecase, multiline, &value)?;
     let groups = re.captures_len() - 1;
     let mut out = Vec::new();
-    for caps in re.captures_iter(&value) {
+    for caps in py_captures(&re, &value) {
         let text = |i: usize| Value::from(caps.get(i).map(|m| m.as_str()).unwrap_or(""));
         out.push(match groups {
             0 => text(0),

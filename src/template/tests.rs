@@ -13,7 +13,6 @@ use std::path::Path;
 
 use minijinja::value::{Kwargs, StringInput, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
-use regex::RegexBuilder;
 
 pub fn register(env: &mut Environment<'static>) {
     add(env, &["version", "version_compare"], version);
@@ -376,12 +375,9 @@ fn regex_test(
             )))
         }
     };
-    let re = RegexBuilder::new(&super::filters::python_pattern(&anchored))
-        .case_insensitive(ignorecase)
-        .multi_line(multiline)
-        .build()
-        .map_err(|e| err(format!("{match_type}: invalid regular expression: {e}")))?;
-    Ok(re.is_match(&super::pyfmt::py_str(value)))
+    let text = super::pyfmt::py_str(value);
+    let re = super::filters::compile_regex(&match_type, &anchored, ignorecase, multiline, &text)?;
+    Ok(re.is_match(&text))
 }
 
 fn result_dict(state: &State, v: &Value, test: &str) -> Result<(), Error> {
@@ -503,6 +499,10 @@ mod unit {
         assert!(t("'abc' is regex('abc', match_type='fullmatch')"));
         assert!(!t("'a\\nb' is match('^b', multiline=true)"));
         assert!(t("'a\\nb' is search('^b', multiline=true)"));
+        // Python's `$` matches before a final newline.
+        assert!(t("'ok\\n' is search('ok$')"));
+        assert!(t("'ok\\n' is match('ok$')"));
+        assert!(!t("'ok\\n' is regex('ok$', match_type='fullmatch')"));
     }
 
     #[test]
