@@ -75,6 +75,13 @@ pub fn register(env: &mut Environment<'static>) {
     add(env, "basename", basename);
     add(env, "dirname", dirname);
     add(env, "splitext", splitext);
+    add(env, "path_join", path_join);
+    add(env, "expanduser", expanduser);
+    add(env, "realpath", realpath);
+    add(env, "relpath", relpath);
+    add(env, "urlsplit", urlsplit);
+    add(env, "permutations", permutations);
+    add(env, "combinations", combinations);
     add(env, "extract", extract);
     add(env, "flatten", flatten);
     add(env, "union", union);
@@ -1214,6 +1221,263 @@ fn splitext(path: String) -> Value {
     }
 }
 
+/// Python's `posixpath.normpath`.
+fn normpath(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    // POSIX keeps exactly two leading slashes; three or more become one.
+    let lead = if path.starts_with("//") && !path.starts_with("///") {
+        "//"
+    } else if path.starts_with('/') {
+        "/"
+    } else {
+        ""
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." if !parts.is_empty() && parts.last() != Some(&"..") => {
+                parts.pop();
+            }
+            ".." if !lead.is_empty() => {}
+            c => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    match (lead, joined.is_empty()) {
+        ("", true) => ".".into(),
+        (l, _) => format!("{l}{joined}"),
+    }
+}
+
+/// `['etc', 'app', 'conf'] | path_join` is `etc/app/conf`; an absolute
+/// part restarts the path, as `os.path.join` does.
+fn path_join(state: &State, v: &Value) -> Result<String, Error> {
+    require_defined(state, v)?;
+    if v.kind() == ValueKind::String {
+        return Ok(py_str(v));
+    }
+    let mut out = String::new();
+    for part in items(state, v, "path_join")? {
+        let part = py_str(&part);
+        if part.starts_with('/') || out.is_empty() {
+            out = part;
+        } else if out.ends_with('/') {
+            out.push_str(&part);
+        } else {
+            out.push('/');
+            out.push_str(&part);
+        }
+    }
+    Ok(out)
+}
+
+/// `~` and `~/...` become the controller user's home directory.
+fn expanduser(path: String) -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    if home.is_empty() {
+        return path;
+    }
+    if path == "~" {
+        return home;
+    }
+    match path.strip_prefix("~/") {
+        Some(rest) => format!("{}/{rest}", home.trim_end_matches('/')),
+        None => path,
+    }
+}
+
+/// Python's `os.path.realpath` on the controller: symlinks resolved where
+/// the path exists, the rest normalised.
+fn realpath(path: String) -> String {
+    let abs = if path.starts_with('/') {
+        path
+    } else {
+        let cwd = std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        format!("{cwd}/{path}")
+    };
+    let norm = normpath(&abs);
+    match std::fs::canonicalize(&norm) {
+        Ok(p) => p.display().to_string(),
+        Err(_) => norm,
+    }
+}
+
+/// Python's `os.path.relpath(path, start)`.
+fn relpath(path: String, start: Option<String>) -> Result<String, Error> {
+    if path.is_empty() {
+        return Err(err("relpath: no path specified"));
+    }
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let abs = |p: &str| {
+        if p.starts_with('/') {
+            normpath(p)
+        } else {
+            normpath(&format!("{cwd}/{p}"))
+        }
+    };
+    let target = abs(&path);
+    let base = abs(start.as_deref().unwrap_or("."));
+    let t: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
+    let b: Vec<&str> = base.split('/').filter(|c| !c.is_empty()).collect();
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<&str> = vec![".."; b.len() - common];
+    parts.extend(&t[common..]);
+    Ok(if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    })
+}
+
+/// Ansible's `urlsplit`: the parts of a URL as a dict, or one of them.
+fn urlsplit(url: String, query: Option<String>) -> Result<Value, Error> {
+    let (scheme, rest) = match url.split_once(':') {
+        Some((s, r))
+            if !s.is_empty()
+                && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            (s.to_ascii_lowercase(), r)
+        }
+        _ => (String::new(), url.as_str()),
+    };
+    let (netloc, rest) = match rest.strip_prefix("//") {
+        Some(r) => {
+            let end = r.find(['/', '?', '#']).unwrap_or(r.len());
+            (&r[..end], &r[end..])
+        }
+        None => ("", rest),
+    };
+    let (rest, fragment) = rest.split_once('#').unwrap_or((rest, ""));
+    let (path, query_str) = rest.split_once('?').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match netloc.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, netloc),
+    };
+    let (username, password) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((n, p)) => (Value::from(n), Value::from(p)),
+            None => (Value::from(u), Value::from(())),
+        },
+        None => (Value::from(()), Value::from(())),
+    };
+    let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
+        match r.split_once(']') {
+            Some((h, p)) => (h.to_string(), p.strip_prefix(':').unwrap_or("")),
+            None => (r.to_string(), ""),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p),
+            None => (hostport.to_string(), ""),
+        }
+    };
+    let hostname = if host.is_empty() {
+        Value::from(())
+    } else {
+        Value::from(host.to_lowercase())
+    };
+    let port = if port.is_empty() {
+        Value::from(())
+    } else {
+        Value::from(
+            port.parse::<u16>()
+                .map_err(|_| err("urlsplit: the port is not a number from 0 to 65535"))?,
+        )
+    };
+    let parts = Value::from_pairs([
+        ("fragment", Value::from(fragment)),
+        ("hostname", hostname),
+        ("netloc", Value::from(netloc)),
+        ("password", password),
+        ("path", Value::from(path)),
+        ("port", port),
+        ("query", Value::from(query_str)),
+        ("scheme", Value::from(scheme)),
+        ("username", username),
+    ]);
+    match query {
+        None => Ok(parts),
+        Some(q) => {
+            let v = parts.get_attr(&q)?;
+            if v.is_undefined() {
+                Err(err(format!("urlsplit: unknown URL component '{q}'")))
+            } else {
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// `itertools.permutations(list, r)`.
+fn permutations(state: &State, v: &Value, r: Option<usize>) -> Result<Value, Error> {
+    let pool = items(state, v, "permutations")?;
+    let r = r.unwrap_or(pool.len());
+    let mut out = Vec::new();
+    if r > pool.len() {
+        return Ok(Value::from(out));
+    }
+    // Python's order: lexicographic over positions.
+    fn rec(
+        pool: &[Value],
+        r: usize,
+        used: &mut Vec<bool>,
+        cur: &mut Vec<Value>,
+        out: &mut Vec<Value>,
+    ) {
+        if cur.len() == r {
+            out.push(Value::from(cur.clone()));
+            return;
+        }
+        for i in 0..pool.len() {
+            if !used[i] {
+                used[i] = true;
+                cur.push(pool[i].clone());
+                rec(pool, r, used, cur, out);
+                cur.pop();
+                used[i] = false;
+            }
+        }
+    }
+    rec(
+        &pool,
+        r,
+        &mut vec![false; pool.len()],
+        &mut Vec::new(),
+        &mut out,
+    );
+    Ok(Value::from(out))
+}
+
+/// `itertools.combinations(list, r)`.
+fn combinations(state: &State, v: &Value, r: usize) -> Result<Value, Error> {
+    let pool = items(state, v, "combinations")?;
+    let mut out = Vec::new();
+    fn rec(pool: &[Value], r: usize, start: usize, cur: &mut Vec<Value>, out: &mut Vec<Value>) {
+        if cur.len() == r {
+            out.push(Value::from(cur.clone()));
+            return;
+        }
+        for i in start..pool.len() {
+            cur.push(pool[i].clone());
+            rec(pool, r, i + 1, cur, out);
+            cur.pop();
+        }
+    }
+    if r <= pool.len() {
+        rec(&pool, r, 0, &mut Vec::new(), &mut out);
+    }
+    Ok(Value::from(out))
+}
+
 /// `key | extract(container, morekeys)`: `container[key][morekeys...]`.
 fn extract(
     state: &State,
@@ -2270,6 +2534,46 @@ mod unit {
         assert_eq!(
             e("'example.com' | to_uuid"),
             json!("ae780c3a-a3ab-53c2-bfb4-098da300b3fe")
+        );
+    }
+
+    #[test]
+    fn path_and_url_filters() {
+        assert_eq!(
+            e("['etc', 'app', 'conf'] | path_join"),
+            json!("etc/app/conf")
+        );
+        assert_eq!(e("['a', '/b', 'c'] | path_join"), json!("/b/c"));
+        assert_eq!(e("'/a/b/c' | relpath('/a/d')"), json!("../b/c"));
+        assert_eq!(e("'/a/./b/../c//d/' | realpath"), json!("/a/c/d"));
+        if let Ok(home) = std::env::var("HOME") {
+            let want = format!("{}/x", home.trim_end_matches('/'));
+            assert_eq!(e("'~/x' | expanduser"), json!(want));
+        }
+        let url = "'https://user:pw@Host.example.com:8080/p/a?q=1&r=2#frag'";
+        assert_eq!(
+            e(&format!("{url} | urlsplit('hostname')")),
+            json!("host.example.com")
+        );
+        assert_eq!(e(&format!("{url} | urlsplit('port')")), json!(8080));
+        assert_eq!(e(&format!("{url} | urlsplit('query')")), json!("q=1&r=2"));
+        assert_eq!(e(&format!("{url} | urlsplit('username')")), json!("user"));
+        assert_eq!(
+            e("'http://[::1]:80/x' | urlsplit('hostname')"),
+            json!("::1")
+        );
+        assert_eq!(e("'http://h/x' | urlsplit")["path"], json!("/x"));
+    }
+
+    #[test]
+    fn itertools_filters() {
+        assert_eq!(
+            e("[1, 2, 3] | permutations(2) | list"),
+            json!([[1, 2], [1, 3], [2, 1], [2, 3], [3, 1], [3, 2]])
+        );
+        assert_eq!(
+            e("[1, 2, 3] | combinations(2) | list"),
+            json!([[1, 2], [1, 3], [2, 3]])
         );
     }
 
