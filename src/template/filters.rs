@@ -42,6 +42,24 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("join", join);
     env.add_filter("indent", indent);
     env.add_filter("tojson", tojson);
+    env.add_filter("escape", escape);
+    // Jinja2's first/last also take a dict's keys and a string's characters.
+    env.add_filter("first", |state: &State, v: &Value| {
+        Ok::<_, Error>(
+            sequence_items(state, v, "first")?
+                .into_iter()
+                .next()
+                .unwrap_or(Value::UNDEFINED),
+        )
+    });
+    env.add_filter("last", |state: &State, v: &Value| {
+        Ok::<_, Error>(
+            sequence_items(state, v, "last")?
+                .pop()
+                .unwrap_or(Value::UNDEFINED),
+        )
+    });
+    env.add_filter("e", escape);
     env.add_filter("int", to_int);
     env.add_filter("float", to_float);
     env.add_filter("replace", replace);
@@ -511,6 +529,19 @@ fn items(state: &State, v: &Value, filter: &str) -> Result<Vec<Value>, Error> {
     }
 }
 
+/// Items as Python iterates them: list items, dict keys, characters.
+fn sequence_items(state: &State, v: &Value, filter: &str) -> Result<Vec<Value>, Error> {
+    if v.kind() == ValueKind::String {
+        return Ok(v
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .map(|c| Value::from(c.to_string()))
+            .collect());
+    }
+    items(state, v, filter)
+}
+
 /// Ansible's `bool`: `yes`, `on`, `1`, `true` (any case) and `1` are true;
 /// everything else is false; `None` stays `None`.
 pub fn to_bool(state: &State, v: &Value) -> Result<Value, Error> {
@@ -595,6 +626,28 @@ fn to_nice_json(state: &State, v: &Value, kwargs: Kwargs) -> Result<String, Erro
     require_defined(state, v)?;
     let style = json_style(&kwargs, Some(4), true)?;
     Ok(json_dumps(&json(v), &style))
+}
+
+/// markupsafe's `escape`, as Jinja2 uses it (`'` becomes `&#39;`, `/` is
+/// left alone), marked safe.
+fn escape(state: &State, v: &Value) -> Result<Value, Error> {
+    require_defined(state, v)?;
+    if v.is_safe() {
+        return Ok(v.clone());
+    }
+    let text = py_text(v);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    Ok(Value::from_safe_string(out))
 }
 
 /// Jinja2's `tojson`: sorted keys, ASCII only, and `<`, `>`, `&`, `'`
@@ -2575,6 +2628,21 @@ mod unit {
             e("[1, 2, 3] | combinations(2) | list"),
             json!([[1, 2], [1, 3], [2, 3]])
         );
+    }
+
+    #[test]
+    fn escape_like_markupsafe() {
+        assert_eq!(
+            r("{{ \"<a href='/x'>&\\\"</a>\" | e }}"),
+            "&lt;a href=&#39;/x&#39;&gt;&amp;&#34;&lt;/a&gt;"
+        );
+        assert_eq!(r("{{ ['C'] | escape }}"), "[&#39;C&#39;]");
+        assert_eq!(r("{{ none | e }}"), "None");
+        assert_eq!(
+            r("{{ {'b': 1, 'c': 2} | last }} {{ 'abc' | first }} {{ [1, 2] | first }}"),
+            "c a 1"
+        );
+        assert!(eval("[] | first | upper", json!({})).is_err());
     }
 
     #[test]

@@ -83,6 +83,24 @@ pub fn register(env: &mut Environment<'static>) {
     add(env, &["all"], |s: &State, seq: &Value| {
         Ok::<_, Error>(items(s, seq, "all")?.iter().all(Value::is_true))
     });
+    // Jinja2's `sequence` is anything with a length and indexing (strings
+    // and dicts too); `iterable` excludes none. minijinja's differ.
+    env.add_test("sequence", |v: &Value| {
+        matches!(
+            v.kind(),
+            ValueKind::Seq | ValueKind::Map | ValueKind::String | ValueKind::Bytes
+        )
+    });
+    env.add_test("iterable", |v: &Value| {
+        matches!(
+            v.kind(),
+            ValueKind::Seq
+                | ValueKind::Map
+                | ValueKind::String
+                | ValueKind::Bytes
+                | ValueKind::Iterable
+        )
+    });
     add(env, &["nan"], |v: &Value| {
         f64::try_from(v.clone()).is_ok_and(f64::is_nan)
     });
@@ -546,6 +564,11 @@ mod unit {
         assert!(!t("[0, 1] is all"));
         assert!(t("x is not defined"));
         assert!(t("none is none"));
+        assert!(t("'abc' is sequence"));
+        assert!(t("{'a': 1} is sequence"));
+        assert!(!t("1 is sequence"));
+        assert!(!t("none is iterable"));
+        assert!(t("{} is iterable"));
     }
 
     #[test]
