@@ -14,9 +14,12 @@
 //!   prints as nothing) — `pyfmt.rs`;
 //! - `to_yaml`/`to_nice_yaml` reproduce PyYAML byte for byte and `to_json`
 //!   reproduces Python's `json` — `testdata/pyyaml.json` records PyYAML;
-//! - builtin filters whose minijinja versions differ (`int`, `float`,
-//!   `indent`, `join`, `replace`, `truncate`, `tojson`, `string`) are
-//!   replaced — `testdata/jinja2.json` records Jinja2 3.1's output;
+//! - builtin filters and tests whose minijinja versions differ (`int`,
+//!   `float`, `indent`, `join`, `replace`, `truncate`, `tojson`, `string`,
+//!   `escape`, `first`, `last`, `sequence`, `iterable`) are replaced, and
+//!   whitespace control (`trim_blocks`, `{%-`, `-%}`) matches —
+//!   `testdata/jinja2.json` records Jinja2 3.1's output for these and for
+//!   random expressions and block layouts;
 //! - undefined values chain (`a.b.c | default(x)`, `a.b.c is defined`),
 //!   `'%s' % x` formatting works, and `x | mandatory` names `x` — `chain.rs`;
 //! - `random(seed=...)`, `shuffle(seed=...)` and `password_hash(salt=...)`
@@ -28,6 +31,8 @@
 //! Known differences:
 //! - tuples do not exist: `dictsort`, `items()` and `groupby` give lists,
 //!   which print as `['a', 1]` where Python prints `('a', 1)`;
+//! - Python treats `True` as 1 in comparisons and has unbounded integers;
+//!   here `true > -1` is false and `3 ** 100` overflows with an error;
 //! - values are immutable, so `list.append(x)` / `dict.update(...)` inside
 //!   `{% set _ = ... %}` do not work (use `+` and `combine`);
 //! - regular expressions use Rust's regex syntax: no look-around or
