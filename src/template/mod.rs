@@ -650,6 +650,33 @@ mod chained_undefined {
     use super::testutil::{eval, render};
     use serde_json::json;
 
+    /// Recorded from Jinja2 with an undefined class that behaves like
+    /// Ansible's (strict, but attribute lookups on it chain): the same
+    /// templates must succeed or fail, and print the same when they succeed.
+    #[test]
+    fn matches_ansible_undefined_semantics() {
+        #[derive(serde::Deserialize)]
+        struct Case {
+            t: String,
+            r: (String, String),
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            ctx: serde_json::Value,
+            cases: Vec<Case>,
+        }
+        let data: Data =
+            serde_json::from_str(include_str!("testdata/undefined.json")).expect("valid test data");
+        for case in data.cases {
+            let got = render(&case.t, data.ctx.clone());
+            match (case.r.0.as_str(), got) {
+                ("ok", Ok(out)) => assert_eq!(out, case.r.1, "{}", case.t),
+                ("err", Err(_)) => {}
+                (_, got) => panic!("{}: expected {:?}, got {got:?}", case.t, case.r),
+            }
+        }
+    }
+
     #[test]
     fn missing_steps_chain_like_ansible() {
         let v = json!({"a": {"x": 1}, "l": [{"k": 1}]});
