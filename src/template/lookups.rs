@@ -1,6 +1,7 @@
 //! `lookup(kind, *terms, **kwargs)` and `query`/`q`, with the lookup
 //! plugins playbooks reach for on the controller: `env`, `file`,
-//! `template`, `vars`, `first_found`, `fileglob`, and the ones behind
+//! `template`, `vars`, `first_found`, `fileglob`, `pipe`, `lines`, and
+//! the ones behind
 //! `with_*` loops (`list`/`items`, `dict`, `sequence`, `together`,
 //! `nested`, `indexed_items`, `flattened`, `subelements`), also under
 //! their `ansible.builtin.` names.
@@ -248,6 +249,36 @@ fn run(
                 for k in t.try_iter()? {
                     let v = t.get_item(&k)?;
                     out.push(Value::from_pairs([("key", k), ("value", v)]));
+                }
+            }
+            Ok(out)
+        }
+        "pipe" | "lines" => {
+            // Runs on the controller through the shell, as Ansible does;
+            // `pipe` strips the trailing newline, `lines` splits the output.
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for command in text_terms() {
+                let output = std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(&command)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .map_err(|e| err(format!("lookup('{kind}'): cannot start /bin/sh: {e}")))?;
+                if !output.status.success() {
+                    // The command may hold secrets: name the lookup and the
+                    // exit code only.
+                    return Err(err(format!(
+                        "lookup('{kind}'): the command failed with {}",
+                        output.status
+                    )));
+                }
+                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                if kind == "pipe" {
+                    out.push(Value::from(text.trim_end_matches('\n').to_string()));
+                } else {
+                    out.extend(text.lines().map(Value::from));
                 }
             }
             Ok(out)
@@ -706,6 +737,21 @@ mod unit {
             render(&t, "[{{ lookup('file', 'nothere.txt', errors='ignore') }}]").unwrap(),
             "[]"
         );
+    }
+
+    #[test]
+    fn pipe_and_lines_lookups() {
+        let (_d, t) = setup();
+        assert_eq!(
+            render(&t, "[{{ lookup('pipe', 'echo hi') }}]").unwrap(),
+            "[hi]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('lines', 'printf \"a\\nb\\n\"') }}").unwrap(),
+            "['a', 'b']"
+        );
+        let e = render(&t, "{{ lookup('pipe', 'exit 3') }}").unwrap_err();
+        assert!(e.contains("failed") && !e.contains("exit 3"), "{e}");
     }
 
     #[test]

@@ -41,9 +41,9 @@
 //! - conditions use Python truthiness, like Ansible: a variable holding the
 //!   string `"false"` is true unless written `x | bool`;
 //! - filters that need a clock or time zones (`strftime`, `to_datetime`),
-//!   JMESPath (`json_query`) and lookups that run commands or touch the
-//!   network (`pipe`, `lines`, `url`, `password`) are not provided; using
-//!   one fails with an error that names it (see `lookups.rs` for the list).
+//!   JMESPath (`json_query`) and lookups that touch the network or write
+//!   files (`url`, `password`) are not provided; using one fails with an
+//!   error that names it (see `lookups.rs` for the list).
 
 mod chain;
 mod crypt;
