@@ -118,6 +118,7 @@ pub fn register(env: &mut Environment<'static>) {
     add(env, "password_hash", password_hash);
     add(env, "comment", comment);
     add(env, "human_readable", human_readable);
+    add(env, "strftime", strftime);
     add(env, "log", |x: f64, base: Option<f64>| match base {
         Some(b) => x.ln() / b.ln(),
         None => x.ln(),
@@ -2051,6 +2052,42 @@ fn comment(text: String, style: Option<String>, kwargs: Kwargs) -> Result<String
     Ok(out)
 }
 
+/// Ansible's `strftime(format, second=None, utc=False)`: Python's
+/// `time.strftime` of now or of `second` (epoch seconds), in local time or
+/// UTC.
+fn strftime(
+    state: &State,
+    v: &Value,
+    second: Option<Value>,
+    utc: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<String, Error> {
+    require_defined(state, v)?;
+    let second = second.or(kwargs.get("second")?).filter(|s| !s.is_none());
+    let utc = utc.or(kwargs.get("utc")?).unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let epoch = match second {
+        Some(s) => {
+            let f = f64::try_from(s.clone())
+                .ok()
+                .or_else(|| s.as_str().and_then(|t| t.trim().parse().ok()))
+                .ok_or_else(|| err("strftime: invalid value for the epoch seconds"))?;
+            f.trunc() as i64
+        }
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    };
+    let tm = if utc {
+        super::timefmt::broken_down(epoch, 0, "GMT")
+    } else {
+        let (offset, zone) = super::timefmt::local_offset(epoch);
+        super::timefmt::broken_down(epoch, offset, &zone)
+    };
+    Ok(super::timefmt::strftime(&py_str(v), &tm))
+}
+
 /// Ansible's `human_readable`: `1024 | human_readable` is `1.00 KB`.
 fn human_readable(
     state: &State,
@@ -2643,6 +2680,26 @@ mod unit {
             "c a 1"
         );
         assert!(eval("[] | first | upper", json!({})).is_err());
+    }
+
+    #[test]
+    fn strftime_filter() {
+        // Python: time.strftime('%Y-%m-%d %H:%M:%S %Z', time.gmtime(1614834367))
+        assert_eq!(
+            e("'%Y-%m-%d %H:%M:%S %Z' | strftime(1614834367, utc=true)"),
+            json!("2021-03-04 05:06:07 GMT")
+        );
+        assert_eq!(
+            e("'%Y' | strftime(second='1614834367.9', utc=true)"),
+            json!("2021")
+        );
+        let now = e("'%Y' | strftime")
+            .as_str()
+            .unwrap()
+            .parse::<i32>()
+            .unwrap();
+        assert!(now >= 2024);
+        assert!(eval("'%Y' | strftime('soon')", json!({})).is_err());
     }
 
     #[test]

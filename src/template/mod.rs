@@ -40,7 +40,7 @@
 //!   honoured when that is the text's only newline, not in longer text;
 //! - conditions use Python truthiness, like Ansible: a variable holding the
 //!   string `"false"` is true unless written `x | bool`;
-//! - filters that need a clock or time zones (`strftime`, `to_datetime`),
+//! - `to_datetime` (Python datetime objects and their arithmetic),
 //!   JMESPath (`json_query`) and lookups that touch the network or write
 //!   files (`url`, `password`) are not provided; using one fails with an
 //!   error that names it (see `lookups.rs` for the list).
@@ -56,6 +56,7 @@ pub mod pyfmt;
 mod pyrandom;
 mod pyyaml;
 pub mod tests;
+mod timefmt;
 
 pub use filters::OMIT;
 
