@@ -1861,7 +1861,7 @@ fn product(state: &State, v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Res
     ))
 }
 
-fn py_random(seed: Option<Value>) -> PyRandom {
+pub(crate) fn py_random(seed: Option<Value>) -> PyRandom {
     match seed {
         Some(s) if !s.is_none() => match s.as_i64() {
             Some(n) => PyRandom::new(Seed::Int(n as i128)),

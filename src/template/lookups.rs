@@ -1,6 +1,7 @@
 //! `lookup(kind, *terms, **kwargs)` and `query`/`q`, with the lookup
 //! plugins playbooks reach for on the controller: `env`, `file`,
-//! `template`, `vars`, `first_found`, `fileglob`, `pipe`, `lines`, and
+//! `template`, `vars`, `first_found`, `fileglob`, `pipe`, `lines`,
+//! `password`, and
 //! the ones behind
 //! `with_*` loops (`list`/`items`, `dict`, `sequence`, `together`,
 //! `nested`, `indexed_items`, `flattened`, `subelements`), also under
@@ -253,6 +254,20 @@ fn run(
             }
             Ok(out)
         }
+        "password" => {
+            let mut out = Vec::new();
+            let opts = PasswordOptions {
+                length: kwargs.get("length")?,
+                chars: kwargs.get("chars")?,
+                seed: kwargs.get("seed")?,
+                encrypt: kwargs.get("encrypt")?,
+            };
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            for term in text_terms() {
+                out.push(Value::from(password(search_paths, &term, &opts)?));
+            }
+            Ok(out)
+        }
         "pipe" | "lines" => {
             // Runs on the controller through the shell, as Ansible does;
             // `pipe` strips the trailing newline, `lines` splits the output.
@@ -403,6 +418,194 @@ fn run(
             format!("lookup plugin '{other}' is not supported"),
         )),
     }
+}
+
+/// Options of `lookup('password', ...)` given as keyword arguments; the
+/// same can be written inside the term (`path length=12 chars=digits`).
+struct PasswordOptions {
+    length: Option<usize>,
+    chars: Option<String>,
+    seed: Option<String>,
+    encrypt: Option<String>,
+}
+
+/// The characters named by `chars=` (Python's `string` constants, or
+/// literal text; `,,` is a literal comma).
+fn password_chars(spec: Option<&str>) -> String {
+    let spec = spec.unwrap_or("ascii_letters,digits,.,,:-_");
+    let mut names = Vec::new();
+    let mut cur = String::new();
+    let mut it = spec.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == ',' {
+            if it.peek() == Some(&',') {
+                it.next();
+                cur.push(',');
+            } else {
+                names.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    names.push(cur);
+    let mut chars = String::new();
+    for name in names {
+        chars.push_str(match name.as_str() {
+            "ascii_letters" => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "ascii_lowercase" => "abcdefghijklmnopqrstuvwxyz",
+            "ascii_uppercase" => "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "digits" => "0123456789",
+            "hexdigits" => "0123456789abcdefABCDEF",
+            "octdigits" => "01234567",
+            "punctuation" => "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+            other => other,
+        });
+    }
+    chars
+}
+
+/// `lookup('password', 'creds/db length=15')`: the password stored in the
+/// file (relative to the playbook), or a new random one written there with
+/// mode 0600, as Ansible does. `seed=` makes the password Python's
+/// `Random(seed)` choice, so it equals the one Ansible would generate.
+fn password(search_paths: &[PathBuf], term: &str, opts: &PasswordOptions) -> Result<String, Error> {
+    let (rel, params) = match term.trim().split_once(' ') {
+        Some((p, rest)) => (p, rest),
+        None => (term.trim(), ""),
+    };
+    let mut length = opts.length;
+    let mut chars = opts.chars.clone();
+    let mut seed = opts.seed.clone();
+    let mut encrypt = opts.encrypt.clone();
+    for kv in params.split_whitespace() {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(err(format!(
+                "lookup('password'): cannot read the option '{kv}'"
+            )));
+        };
+        match k {
+            "length" => {
+                length = Some(
+                    v.parse()
+                        .map_err(|_| err("lookup('password'): length must be a number"))?,
+                )
+            }
+            "chars" => chars = Some(v.to_string()),
+            "seed" => seed = Some(v.to_string()),
+            "encrypt" => encrypt = Some(v.to_string()),
+            other => {
+                return Err(err(format!(
+                    "lookup('password'): unknown option '{other}' (length, chars, seed, encrypt)"
+                )))
+            }
+        }
+    }
+    let generate = |length: usize| -> String {
+        let alphabet: Vec<char> = password_chars(chars.as_deref()).chars().collect();
+        let mut rng = super::filters::py_random(seed.as_deref().map(Value::from));
+        (0..length)
+            .map(|_| alphabet[rng.below(alphabet.len() as u128) as usize])
+            .collect()
+    };
+    let length = length.unwrap_or(20);
+    let hash = |pw: &str, salt: &str| -> Result<String, Error> {
+        Ok(match encrypt.as_deref() {
+            None => pw.to_string(),
+            Some("sha512_crypt") => super::crypt::sha512_crypt(pw, salt, 5000),
+            Some("sha256_crypt") => super::crypt::sha256_crypt(pw, salt, 5000),
+            Some("md5_crypt") => super::crypt::md5_crypt(pw, salt),
+            Some(other) => {
+                return Err(err(format!(
+                    "lookup('password'): encrypt={other} is not supported (sha512_crypt, sha256_crypt, md5_crypt)"
+                )))
+            }
+        })
+    };
+    let new_salt = || -> String {
+        let alphabet: Vec<char> =
+            "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                .chars()
+                .collect();
+        let mut rng = super::filters::py_random(None);
+        (0..16)
+            .map(|_| alphabet[rng.below(alphabet.len() as u128) as usize])
+            .collect()
+    };
+    if rel == "/dev/null" {
+        let pw = generate(length);
+        return hash(&pw, &new_salt());
+    }
+    let path = if Path::new(rel).is_absolute() {
+        PathBuf::from(rel)
+    } else {
+        // Relative to the playbook, which is the first search path's parent
+        // (`<playbook>/templates`).
+        let base = search_paths
+            .first()
+            .filter(|p| p.file_name().is_some_and(|n| n == "templates"))
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join(rel)
+    };
+    let (pw, salt, changed) = if path.exists() {
+        let content = read(&path, "password")?;
+        let content = content.trim_end();
+        let (pw, salt) = match content.rfind(" salt=") {
+            Some(i) => (
+                content[..i].to_string(),
+                Some(
+                    content[i + 6..]
+                        .split(" ident=")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+            ),
+            None => (content.to_string(), None),
+        };
+        let missing_salt = salt.is_none() && encrypt.is_some();
+        (pw, salt, missing_salt)
+    } else {
+        (generate(length), None, true)
+    };
+    let salt = match (salt, &encrypt) {
+        (Some(s), _) => Some(s),
+        (None, Some(_)) => Some(new_salt()),
+        (None, None) => None,
+    };
+    if changed {
+        let content = match &salt {
+            Some(s) => format!("{pw} salt={s}\n"),
+            None => format!("{pw}\n"),
+        };
+        write_private(&path, &content)?;
+    }
+    hash(&pw, salt.as_deref().unwrap_or_default())
+}
+
+/// Writes a file only its owner can read, creating its directory.
+fn write_private(path: &Path, content: &str) -> Result<(), Error> {
+    let fail = |e: std::io::Error| {
+        err(format!(
+            "lookup('password'): cannot write {}: {e}",
+            path.display()
+        ))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    f.write_all(content.as_bytes()).map_err(fail)
 }
 
 /// `lookup('fileglob', 'conf.d/*.conf')`: the directory part is found like
@@ -752,6 +955,51 @@ mod unit {
         );
         let e = render(&t, "{{ lookup('pipe', 'exit 3') }}").unwrap_err();
         assert!(e.contains("failed") && !e.contains("exit 3"), "{e}");
+    }
+
+    #[test]
+    fn password_lookup_creates_then_reuses() {
+        let (d, t) = setup();
+        // CPython: ''.join(Random('s1').choice(ascii_letters + digits + '.,:-_') for _ in range(20))
+        assert_eq!(
+            render(&t, "{{ lookup('password', '/dev/null seed=s1') }}").unwrap(),
+            "bJ27qvwl0NuUd-3YgCQV"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('password', '/dev/null', seed='s1', chars='digits', length=8) }}"
+            )
+            .unwrap(),
+            "98046792"
+        );
+        let first = render(&t, "{{ lookup('password', 'creds/db length=12') }}").unwrap();
+        assert_eq!(first.len(), 12);
+        let file = d.path().join("creds").join("db");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{first}\n")
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let again = render(&t, "{{ lookup('password', 'creds/db length=12') }}").unwrap();
+        assert_eq!(first, again);
+        let hashed = render(
+            &t,
+            "{{ lookup('password', 'creds/db encrypt=sha512_crypt') }}",
+        )
+        .unwrap();
+        assert!(hashed.starts_with("$6$"), "{hashed}");
+        let again = render(
+            &t,
+            "{{ lookup('password', 'creds/db encrypt=sha512_crypt') }}",
+        )
+        .unwrap();
+        assert_eq!(hashed, again);
+        assert!(render(&t, "{{ lookup('password', 'x bogus=1') }}").is_err());
     }
 
     #[test]

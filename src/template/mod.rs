@@ -41,9 +41,9 @@
 //! - conditions use Python truthiness, like Ansible: a variable holding the
 //!   string `"false"` is true unless written `x | bool`;
 //! - `to_datetime` (Python datetime objects and their arithmetic),
-//!   JMESPath (`json_query`) and lookups that touch the network or write
-//!   files (`url`, `password`) are not provided; using one fails with an
-//!   error that names it (see `lookups.rs` for the list).
+//!   JMESPath (`json_query`) and lookups that touch the network (`url`)
+//!   are not provided; using one fails with an error that names it (see
+//!   `lookups.rs` for the list).
 
 mod chain;
 mod crypt;
