@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use serde_json::{Map, Value};
+
+use crate::cli::{Cli, Command, InventoryArgs, RunArgs};
+use crate::connection::open::ConnectSettings;
+use crate::executor::RunOptions;
 
 use crate::diagnostic::Diagnostic;
 use crate::inventory::Inventory;
@@ -64,7 +69,262 @@ pub fn load_project(
     }
 }
 
+/// Exit codes, as documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const USAGE_OR_LOAD: u8 = 1;
+    pub const HOST_FAILED: u8 = 2;
+    pub const HOST_UNREACHABLE: u8 = 4;
+}
+
+/// Why `herd` stopped before running anything.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{} error(s) found", .0.len())]
+    Load(Vec<Diagnostic>),
+    #[error("bad --extra-vars `{arg}`: {reason}")]
+    ExtraVars { arg: String, reason: String },
+    #[error("cannot read --extra-vars file {path}: {reason}")]
+    ExtraVarsFile { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Run(#[from] crate::executor::RunError),
+    #[error("cannot ask for the {prompt} ({reason}); without a terminal, set it in the inventory (ansible_password, ansible_become_password)")]
+    Prompt { prompt: String, reason: String },
+    #[error("host `{0}` is not in the inventory")]
+    UnknownHost(String),
+    #[error(transparent)]
+    Pattern(#[from] crate::inventory::pattern::PatternError),
+}
+
 pub fn main() -> ExitCode {
-    let _cli = crate::cli::Cli::parse();
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; usage errors exit 1, as
+            // documented (clap's own default would be 2, which means
+            // "a host failed" here).
+            let code = if e.use_stderr() {
+                exit::USAGE_OR_LOAD
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(&cli);
+    match run_command(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(AppError::Load(diags)) => {
+            for d in &diags {
+                eprint!("{}", d.render());
+            }
+            eprintln!("error: {} problem(s) found; nothing was run", diags.len());
+            ExitCode::from(exit::USAGE_OR_LOAD)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::USAGE_OR_LOAD)
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let verbosity = match &cli.command {
+        Command::Run(r) => r.verbose,
+        _ => 0,
+    };
+    let default = match verbosity {
+        0..=2 => "warn",
+        3 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run_command(command: Command) -> Result<u8, AppError> {
+    match command {
+        Command::Run(args) => cmd_run(args),
+        Command::Validate(args) => {
+            let _extra = parse_extra_vars(&args.extra_vars)?;
+            let project =
+                load_project(&args.playbooks, &args.inventory.inventory).map_err(AppError::Load)?;
+            print_warnings(&project);
+            let plays: usize = project.playbooks.iter().map(|p| p.plays.len()).sum();
+            println!(
+                "ok: {} playbook(s), {} play(s), {} host(s) in the inventory",
+                project.playbooks.len(),
+                plays,
+                project.inventory.hosts.len()
+            );
+            Ok(exit::OK)
+        }
+        Command::Inventory(args) => cmd_inventory(args),
+    }
+}
+
+/// Non-fatal load problems, on stderr so stdout stays clean for tools.
+fn print_warnings(project: &Project) {
+    for w in &project.inventory.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
+    let extra_vars = parse_extra_vars(&args.extra_vars)?;
+    let project =
+        load_project(&args.playbooks, &args.inventory.inventory).map_err(AppError::Load)?;
+    let connect = connect_settings(&args)?;
+    let opts = RunOptions {
+        forks: usize::from(args.forks),
+        check: args.check,
+        diff: args.diff,
+        tags: args.tags,
+        skip_tags: args.skip_tags,
+        become_: args.become_,
+        become_user: args.become_user,
+        limit: args.limit,
+        extra_vars,
+        force_handlers: args.force_handlers,
+        verbosity: args.verbose,
+        connect,
+        become_password: if args.ask_become_pass {
+            Some(ask("BECOME password: ")?)
+        } else {
+            None
+        },
+    };
+    let (sink, printer) = crate::output::start_printer(args.output, args.verbose);
+    for w in &project.inventory.warnings {
+        sink.send(crate::output::Event::Warning {
+            message: w.to_string(),
+        });
+    }
+    let result = crate::executor::run(&project, &opts, &sink);
+    drop(sink);
+    let _ = printer.join();
+    Ok(result?.exit_code())
+}
+
+fn cmd_inventory(args: InventoryArgs) -> Result<u8, AppError> {
+    let mut inventory = Inventory::load(&args.inventory.inventory).map_err(AppError::Load)?;
+    for w in &inventory.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(limit) = &args.limit {
+        let keep: indexmap::IndexSet<String> = inventory.select(limit)?.into_iter().collect();
+        inventory.hosts.retain(|h, _| keep.contains(h));
+        for g in inventory.groups.values_mut() {
+            g.hosts.retain(|h| keep.contains(h));
+        }
+    }
+    if let Some(host) = &args.host {
+        if !inventory.hosts.contains_key(host) {
+            return Err(AppError::UnknownHost(host.clone()));
+        }
+        let vars = serde_json::Value::Object(inventory.host_vars(host));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&vars).unwrap_or_default()
+        );
+    } else if args.graph {
+        print!("{}", inventory.graph());
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&inventory.to_list_json()).unwrap_or_default()
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn connect_settings(args: &RunArgs) -> Result<ConnectSettings, AppError> {
+    use crate::cli::HostKeyCheckingArg;
+    use crate::connection::ssh::HostKeyChecking;
+    let ssh_config = crate::connection::ssh_config::default_path()
+        .filter(|p| p.exists())
+        .and_then(|p| crate::connection::ssh_config::SshConfig::load(&p).ok());
+    Ok(ConnectSettings {
+        remote_user: args.user.clone(),
+        private_key: args.private_key.clone(),
+        host_key_checking: args.host_key_checking.map(|h| match h {
+            HostKeyCheckingArg::Strict => HostKeyChecking::Strict,
+            HostKeyCheckingArg::AcceptNew => HostKeyChecking::AcceptNew,
+            HostKeyCheckingArg::Off => HostKeyChecking::Off,
+        }),
+        known_hosts: args.known_hosts.clone(),
+        password: if args.ask_pass {
+            Some(ask("SSH password: ")?)
+        } else {
+            None
+        },
+        key_passphrase: if args.ask_key_pass {
+            Some(ask("Private key passphrase: ")?)
+        } else {
+            None
+        },
+        connect_timeout: args.timeout.map(std::time::Duration::from_secs),
+        command_timeout: args.command_timeout.map(std::time::Duration::from_secs),
+        ssh_config,
+    })
+}
+
+/// Ask on the terminal, without echo. Without a terminal (cron, CI) this
+/// fails at once instead of hanging.
+fn ask(prompt: &str) -> Result<String, AppError> {
+    rpassword::prompt_password(prompt).map_err(|e| AppError::Prompt {
+        prompt: prompt.trim_end_matches([':', ' ']).to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// `-e` values, later ones overriding earlier ones: `@file` (YAML/JSON),
+/// an inline YAML/JSON mapping, or `k=v` pairs.
+pub fn parse_extra_vars(args: &[String]) -> Result<Map<String, Value>, AppError> {
+    let mut out = Map::new();
+    for arg in args {
+        let trimmed = arg.trim();
+        let value = if let Some(file) = trimmed.strip_prefix('@') {
+            let path = PathBuf::from(file);
+            let node = crate::yaml::parse_file(&path).map_err(|d| AppError::ExtraVarsFile {
+                path: path.clone(),
+                reason: d.message,
+            })?;
+            node.to_json()
+        } else if trimmed.starts_with('{') {
+            crate::yaml::parse(std::path::Path::new("--extra-vars"), trimmed)
+                .map_err(|d| AppError::ExtraVars {
+                    arg: arg.clone(),
+                    reason: d.message,
+                })?
+                .to_json()
+        } else {
+            Value::Object(
+                crate::kv::parse_kv(trimmed).map_err(|e| AppError::ExtraVars {
+                    arg: arg.clone(),
+                    reason: e.to_string(),
+                })?,
+            )
+        };
+        match value {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    out.insert(k, v);
+                }
+            }
+            Value::Null => {}
+            _ => {
+                return Err(AppError::ExtraVars {
+                    arg: arg.clone(),
+                    reason: "expected a mapping of variables".into(),
+                })
+            }
+        }
+    }
+    Ok(out)
 }

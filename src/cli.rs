@@ -36,6 +36,17 @@ pub enum OutputFormat {
     Jsonl,
 }
 
+/// `--host-key-checking`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostKeyCheckingArg {
+    /// Unknown host keys are refused.
+    Strict,
+    /// Unknown keys are recorded; a changed key fails that host (default).
+    AcceptNew,
+    /// No checking.
+    Off,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Playbook files, run in order.
@@ -79,6 +90,24 @@ pub struct RunArgs {
     /// SSH private key file.
     #[arg(long = "private-key", alias = "key-file")]
     pub private_key: Option<PathBuf>,
+    /// Ask for the SSH password (first contact with new nodes).
+    #[arg(short = 'k', long = "ask-pass")]
+    pub ask_pass: bool,
+    /// Ask for the private key's passphrase.
+    #[arg(long = "ask-key-pass")]
+    pub ask_key_pass: bool,
+    /// What to do with unknown and changed host keys.
+    #[arg(long = "host-key-checking", value_enum)]
+    pub host_key_checking: Option<HostKeyCheckingArg>,
+    /// A known_hosts file read first (new keys are recorded in it; repeatable).
+    #[arg(long = "known-hosts")]
+    pub known_hosts: Vec<PathBuf>,
+    /// Seconds to wait for a connection.
+    #[arg(short = 'T', long = "timeout", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Seconds a single command may run before it is abandoned.
+    #[arg(long = "command-timeout", value_parser = clap::value_parser!(u64).range(1..))]
+    pub command_timeout: Option<u64>,
     /// Run handlers of hosts that failed later on.
     #[arg(long = "force-handlers")]
     pub force_handlers: bool,

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod diagnostic;
 pub mod executor;
 pub mod inventory;
+pub mod kv;
 pub mod output;
 pub mod playbook;
 pub mod template;

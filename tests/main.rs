@@ -1,3 +1,10 @@
-//! The one integration-test binary: CLI tests through the built `herd`.
+//! The one integration-test binary: every test drives the built `herd`
+//! binary the way a user or a cron job would, and checks exit codes, output
+//! and what ended up on disk.
 
 mod support;
+
+mod cli;
+mod engine;
+mod fleet_ssh;
+mod local_example;

@@ -94,15 +94,11 @@ pub trait Host: Send {
             "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.herd.XXXXXX\"); \
              trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
         );
-        // Keep the mode of a file being replaced unless a mode is given, as cp does.
-        if attrs.mode.is_none() {
-            script.push_str(&format!(
-                "if [ -e {p} ]; then chmod --reference={p} \"$t\"; else chmod 0644 \"$t\"; fi; "
-            ));
-        }
-        if let Some(mode) = &attrs.mode {
-            script.push_str(&format!("chmod {} \"$t\"; ", quote(mode)));
-        }
+        // A replaced file keeps its owner and group unless others are given,
+        // as an in-place edit would (failing quietly when not root).
+        script.push_str(&format!(
+            "if [ -e {p} ]; then chown --reference={p} \"$t\" 2>/dev/null || true; fi; "
+        ));
         match (&attrs.owner, &attrs.group) {
             (Some(o), Some(g)) => {
                 script.push_str(&format!("chown {}:{} \"$t\"; ", quote(o), quote(g)))
@@ -110,6 +106,14 @@ pub trait Host: Send {
             (Some(o), None) => script.push_str(&format!("chown {} \"$t\"; ", quote(o))),
             (None, Some(g)) => script.push_str(&format!("chgrp {} \"$t\"; ", quote(g))),
             (None, None) => {}
+        }
+        // Mode last: chown clears setuid/setgid bits. Keep the mode of a file
+        // being replaced unless a mode is given, as cp does.
+        match &attrs.mode {
+            Some(mode) => script.push_str(&format!("chmod {} \"$t\"; ", quote(mode))),
+            None => script.push_str(&format!(
+                "if [ -e {p} ]; then chmod --reference={p} \"$t\"; else chmod 0644 \"$t\"; fi; "
+            )),
         }
         script.push_str(&format!("mv -f \"$t\" {p}; trap - EXIT"));
         let out = self.run(&script, Some(content))?;

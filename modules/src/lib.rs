@@ -7,11 +7,17 @@
 //! *applies*. That split gives check mode and diff mode for free and is what
 //! the "apply, then plan is empty" idempotency tests exercise.
 
+pub mod clock;
 pub mod host;
 pub mod local;
 pub mod module;
+pub mod params;
+pub mod probe;
 pub mod registry;
 pub mod shell_quote;
+#[cfg(test)]
+mod testing;
+pub mod textfile;
 
 pub mod builtin;
 

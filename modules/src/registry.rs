@@ -25,3 +25,73 @@ pub fn registry() -> &'static [&'static dyn DynModule] {
 pub fn find(name: &str) -> Option<&'static dyn DynModule> {
     MODULES.iter().copied().find(|m| m.name() == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_module_is_found_by_name_once() {
+        for m in registry() {
+            assert_eq!(find(m.name()).map(|f| f.name()), Some(m.name()));
+            let same = registry().iter().filter(|o| o.name() == m.name()).count();
+            assert_eq!(same, 1, "{} registered twice", m.name());
+        }
+        assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn typical_parameters_are_accepted() {
+        for (name, params) in [
+            (
+                "command",
+                json!({"_raw_params": "ls -l", "chdir": "/tmp", "creates": "/x"}),
+            ),
+            (
+                "shell",
+                json!({"cmd": "ls | wc -l", "executable": "/bin/bash"}),
+            ),
+            ("raw", json!({"_raw_params": "uptime"})),
+            (
+                "copy",
+                json!({"dest": "/x", "content": "y", "mode": "0644", "backup": "yes"}),
+            ),
+            (
+                "file",
+                json!({"path": "/x", "state": "directory", "mode": 493, "recurse": true}),
+            ),
+            (
+                "lineinfile",
+                json!({"dest": "/x", "regexp": "^a", "line": "a=1", "create": "true"}),
+            ),
+            (
+                "blockinfile",
+                json!({"path": "/x", "block": "a", "marker": "# {mark}"}),
+            ),
+            ("stat", json!({"path": "/x", "get_checksum": "no"})),
+            (
+                "wait_for",
+                json!({"port": "22", "timeout": "10", "state": "started"}),
+            ),
+        ] {
+            let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));
+            assert_eq!(m.check_params(&params), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        let file =
+            find("file").map(|m| m.check_params(&json!({"path": "/x", "state": "dirctory"})));
+        let Some(Err(e)) = file else {
+            panic!("{file:?}")
+        };
+        assert_eq!(e.field(), Some("state"));
+        let copy = find("copy").map(|m| m.check_params(&json!({"dest": "/x", "mode": "rwx"})));
+        let Some(Err(e)) = copy else {
+            panic!("{copy:?}")
+        };
+        assert_eq!(e.field(), Some("mode"));
+    }
+}

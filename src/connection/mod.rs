@@ -1,6 +1,13 @@
-//! Connections to hosts. `local` runs on the controller; SSH comes next.
+//! Connections to hosts: `local` runs on the controller, `ssh` on one
+//! persistent libssh2 session per host (`known_hosts` checks its host key,
+//! `exec` drives its commands, `ssh_config` reads `~/.ssh/config`).
 //! The engine wraps every transport in [`task_host::TaskHost`], which applies
 //! `become` and the task's `environment` to every command.
 
+pub mod exec;
+pub mod known_hosts;
 pub mod local;
+pub mod open;
+pub mod ssh;
+pub mod ssh_config;
 pub mod task_host;

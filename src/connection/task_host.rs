@@ -4,6 +4,9 @@ use herdsman_modules::{quote, ExecOutput, Host, HostError};
 
 pub struct Become {
     pub user: String,
+    /// Fed to `sudo -S` on stdin, ahead of the command's own input; never
+    /// put on a command line.
+    pub password: Option<String>,
 }
 
 pub struct TaskHost<'a> {
@@ -27,6 +30,12 @@ impl<'a> TaskHost<'a> {
     }
 }
 
+/// sudo's words when it would have to prompt.
+fn sudo_wants_password(stderr: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(stderr);
+    text.contains("a password is required") || text.contains("a terminal is required")
+}
+
 impl Host for TaskHost<'_> {
     fn name(&self) -> &str {
         self.inner.name()
@@ -37,14 +46,43 @@ impl Host for TaskHost<'_> {
         match &self.become_ {
             None => self.inner.run(&script, stdin),
             Some(b) => {
-                // sudo -n never prompts; the environment goes inside so sudo's
-                // env_reset cannot drop it.
+                // The environment goes inside the sudo'd shell so sudo's
+                // env_reset cannot drop it. Without a password, `sudo -n`
+                // fails at once instead of waiting for a prompt nobody sees.
+                // With one, `-k` makes sudo always read it (a cached
+                // credential would leave the password line for the command),
+                // and sudo reads it one byte at a time up to the newline, so
+                // the rest of stdin reaches the command untouched.
+                // When the connection already is that user, sudo is skipped
+                // and `read` (one byte at a time on a pipe) drops the
+                // password line instead.
+                let (same_user, sudo, input) = match &b.password {
+                    None => ("", "sudo -n -H", stdin.map(<[u8]>::to_vec)),
+                    Some(pw) => {
+                        let mut input = Vec::with_capacity(pw.len() + 1);
+                        input.extend_from_slice(pw.as_bytes());
+                        input.push(b'\n');
+                        input.extend_from_slice(stdin.unwrap_or_default());
+                        ("IFS= read -r _; ", "sudo -S -k -p '' -H", Some(input))
+                    }
+                };
                 let wrapped = format!(
-                    "if [ \"$(id -un)\" = {user} ]; then /bin/sh -c {s}; else sudo -n -H -u {user} -- /bin/sh -c {s}; fi",
+                    "if [ \"$(id -un)\" = {user} ]; then {same_user}/bin/sh -c {s}; else {sudo} -u {user} -- /bin/sh -c {s}; fi",
                     user = quote(&b.user),
                     s = quote(&script)
                 );
-                self.inner.run(&wrapped, stdin)
+                let out = self.inner.run(&wrapped, input.as_deref())?;
+                if out.rc != 0 && b.password.is_none() && sudo_wants_password(&out.stderr) {
+                    return Err(HostError::Command {
+                        action: "become",
+                        rc: out.rc,
+                        stderr: format!(
+                            "sudo needs a password to become `{}`: give -K or ansible_become_password",
+                            b.user
+                        ),
+                    });
+                }
+                Ok(out)
             }
         }
     }

@@ -1,1 +1,567 @@
-//! The executor (being written).
+//! The executor: runs loaded plays against inventory hosts on a pool of
+//! `--forks` workers and reports every step as an `Event`.
+//!
+//! - `strategy.rs`: task lists, blocks, includes, tags, failure limits,
+//!   linear (all hosts finish task N before N+1) and free strategies;
+//! - `task.rs`: one task on one host: loops, conditions, retries, actions;
+//! - `handlers.rs`: notified handlers at flush points;
+//! - `facts.rs`: fact gathering in one round trip;
+//! - `vars.rs`: lazy variables and `hostvars`.
+//!
+//! A failing host never stops the others unless `any_errors_fatal` or
+//! `max_fail_percentage` says so. Hosts that failed or were unreachable in
+//! one play are left out of the following plays, as in Ansible.
+
+pub mod facts;
+pub mod handlers;
+pub mod pool;
+pub mod strategy;
+pub mod task;
+pub mod vars;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use herdsman_modules::{Host, HostError};
+use indexmap::{IndexMap, IndexSet};
+use serde_json::{Map, Value};
+
+use crate::app::Project;
+use crate::connection::open::{self, ConnectSettings, PlayConnection};
+use crate::inventory::pattern::PatternError;
+use crate::output::{Event, EventSink, HostStats, Recap};
+use crate::playbook::{Play, Playbook, Serial};
+use crate::template;
+
+/// What the command line asked for, validated.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub forks: usize,
+    pub check: bool,
+    pub diff: bool,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    pub become_: bool,
+    pub become_user: Option<String>,
+    pub limit: Option<String>,
+    pub extra_vars: Map<String, Value>,
+    pub force_handlers: bool,
+    pub verbosity: u8,
+    /// How to reach hosts (users, keys, host-key policy, timeouts).
+    pub connect: ConnectSettings,
+    /// `-K`: the become password for every host without `ansible_become_password`.
+    pub become_password: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the worker pool: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+    #[error("bad host pattern: {0}")]
+    Pattern(#[from] PatternError),
+}
+
+/// The placeholder `omit` renders to; parameters equal to it are dropped.
+pub const OMIT: &str = "__omit_place_holder__";
+
+type SharedHost = Arc<Mutex<Box<dyn Host>>>;
+
+/// One host's connection: opened by the first task that needs it, while
+/// other hosts open theirs in parallel (the table lock is held only to find
+/// the slot). A failed open is remembered so the host is not retried.
+type ConnectionSlot = Arc<Mutex<Option<Result<SharedHost, String>>>>;
+
+/// State that lives for the whole run, across plays.
+pub struct RunState {
+    /// Gathered facts, `set_fact` and registered results, per host.
+    pub facts: Arc<RwLock<IndexMap<String, Map<String, Value>>>>,
+    /// One connection per host for the whole run.
+    connections: Mutex<HashMap<String, ConnectionSlot>>,
+    /// ssh options already warned about, so each is said once per run.
+    warned_options: Mutex<IndexSet<String>>,
+    /// Hosts that failed or were unreachable: not run in later plays.
+    pub dead: Mutex<IndexSet<String>>,
+    pub stats: Mutex<IndexMap<String, HostStats>>,
+}
+
+impl RunState {
+    fn new() -> Self {
+        RunState {
+            facts: Arc::new(RwLock::new(IndexMap::new())),
+            connections: Mutex::new(HashMap::new()),
+            warned_options: Mutex::new(IndexSet::new()),
+            dead: Mutex::new(IndexSet::new()),
+            stats: Mutex::new(IndexMap::new()),
+        }
+    }
+
+    pub fn facts_of(&self, host: &str) -> Map<String, Value> {
+        self.facts
+            .read()
+            .map(|f| f.get(host).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    pub fn set_facts(&self, host: &str, values: Map<String, Value>) {
+        if let Ok(mut f) = self.facts.write() {
+            let entry = f.entry(host.to_string()).or_default();
+            for (k, v) in values {
+                entry.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Run every playbook of the project; returns the recap.
+pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Recap, RunError> {
+    let pool = pool::build(opts.forks)?;
+    let state = RunState::new();
+    let limit: Option<IndexSet<String>> = match &opts.limit {
+        Some(p) => Some(project.inventory.select(p)?.into_iter().collect()),
+        None => None,
+    };
+    for playbook in &project.playbooks {
+        sink.send(Event::PlaybookStart {
+            path: playbook.path.display().to_string(),
+            check: opts.check,
+        });
+        for play in &playbook.plays {
+            let mut hosts = project.inventory.select(&play.hosts)?;
+            if let Some(limit) = &limit {
+                hosts.retain(|h| limit.contains(h));
+            }
+            if let Ok(dead) = state.dead.lock() {
+                hosts.retain(|h| !dead.contains(h));
+            }
+            let runner = PlayRunner::new(project, playbook, play, opts, sink, &pool, &state, hosts);
+            runner.run();
+        }
+    }
+    let mut recap = Recap::default();
+    if let Ok(stats) = state.stats.lock() {
+        recap.hosts = stats.clone();
+    }
+    sink.send(Event::Recap(recap.clone()));
+    Ok(recap)
+}
+
+/// Per-play state of one host.
+#[derive(Debug, Default)]
+pub struct HostState {
+    pub name: String,
+    pub failed: bool,
+    pub unreachable: bool,
+    /// `meta: end_host`.
+    pub ended: bool,
+    pub notified: IndexSet<String>,
+}
+
+impl HostState {
+    pub fn active(&self) -> bool {
+        !self.failed && !self.unreachable && !self.ended
+    }
+}
+
+pub struct PlayRunner<'a> {
+    pub project: &'a Project,
+    pub playbook: &'a Playbook,
+    pub play: &'a Play,
+    pub opts: &'a RunOptions,
+    pub sink: &'a EventSink,
+    pub pool: &'a rayon::ThreadPool,
+    pub run: &'a RunState,
+    pub hosts: Vec<Mutex<HostState>>,
+    /// Host names, index-aligned with `hosts`.
+    pub names: Vec<String>,
+    /// Inventory variables per host (computed once per play).
+    pub inventory_vars: Vec<Map<String, Value>>,
+    /// Play vars with vars_files merged over them.
+    pub play_vars: RwLock<Map<String, Value>>,
+    /// `groups`, shared by every context.
+    pub groups: minijinja::Value,
+    pub hostvars: minijinja::Value,
+    /// `meta: end_play` was reached.
+    pub play_ended: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> PlayRunner<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        project: &'a Project,
+        playbook: &'a Playbook,
+        play: &'a Play,
+        opts: &'a RunOptions,
+        sink: &'a EventSink,
+        pool: &'a rayon::ThreadPool,
+        run: &'a RunState,
+        hosts: Vec<String>,
+    ) -> Self {
+        let inventory_vars = hosts
+            .iter()
+            .map(|h| project.inventory.host_vars(h))
+            .collect();
+        let groups = template::from_json(
+            &serde_json::to_value(project.inventory.groups_map()).unwrap_or(Value::Null),
+        );
+        let hostvars = hostvars_object(project, run);
+        // The recap lists hosts in inventory order, not in the order their
+        // first results happened to arrive.
+        if let Ok(mut stats) = run.stats.lock() {
+            for h in &hosts {
+                stats.entry(h.clone()).or_default();
+            }
+        }
+        PlayRunner {
+            project,
+            playbook,
+            play,
+            opts,
+            sink,
+            pool,
+            run,
+            hosts: hosts
+                .iter()
+                .map(|h| {
+                    Mutex::new(HostState {
+                        name: h.clone(),
+                        ..HostState::default()
+                    })
+                })
+                .collect(),
+            names: hosts,
+            inventory_vars,
+            play_vars: RwLock::new(play.vars.clone()),
+            groups,
+            hostvars,
+            play_ended: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn run(&self) {
+        self.sink.send(Event::PlayStart {
+            name: self.play_name(),
+            hosts: self.names.clone(),
+        });
+        if self.names.is_empty() {
+            self.sink.send(Event::Warning {
+                message: format!(
+                    "no hosts matched `{}` in play `{}`; skipping it",
+                    self.play.hosts,
+                    self.play_name()
+                ),
+            });
+            return;
+        }
+        self.load_vars_files();
+        for batch in self.batches() {
+            if self.ended() {
+                break;
+            }
+            if self.play.gather_facts.unwrap_or(true) {
+                self.gather_facts(&batch);
+            }
+            self.run_list(&self.play.pre_tasks, &batch);
+            self.flush_handlers(&batch);
+            self.run_list(&self.play.tasks, &batch);
+            self.flush_handlers(&batch);
+            self.run_list(&self.play.post_tasks, &batch);
+            self.flush_handlers(&batch);
+        }
+        // Failed and unreachable hosts sit out the following plays.
+        if let Ok(mut dead) = self.run.dead.lock() {
+            for h in &self.hosts {
+                if let Ok(h) = h.lock() {
+                    if h.failed || h.unreachable {
+                        dead.insert(h.name.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn play_name(&self) -> String {
+        if self.play.name.is_empty() {
+            self.play.hosts.clone()
+        } else {
+            self.play.name.clone()
+        }
+    }
+
+    pub fn ended(&self) -> bool {
+        self.play_ended.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Host indexes split into `serial` batches (all at once without it).
+    fn batches(&self) -> Vec<Vec<usize>> {
+        let total = self.names.len();
+        if self.play.serial.is_empty() {
+            return vec![(0..total).collect()];
+        }
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut sizes = self.play.serial.iter();
+        let mut last = self.play.serial[0];
+        while start < total {
+            let spec = sizes.next().copied().unwrap_or(last);
+            last = spec;
+            let size = match spec {
+                Serial::Count(n) => n.max(1),
+                Serial::Percent(p) => ((total as f64 * p / 100.0).floor() as usize).max(1),
+            };
+            let end = (start + size).min(total);
+            out.push((start..end).collect());
+            start = end;
+        }
+        out
+    }
+
+    /// Merge `vars_files` into the play vars. A file that can't be read or
+    /// isn't a mapping fails every host of the play, naming the file.
+    fn load_vars_files(&self) {
+        if self.play.vars_files.is_empty() {
+            return;
+        }
+        let mut merged = self.play.vars.clone();
+        for (name, span) in &self.play.vars_files {
+            let ctx = self.simple_context(&merged);
+            let rendered = match self.project.templar.render_str("vars_files", name, &ctx) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.fail_play(&format!("{span}: vars_files entry: {e}"));
+                    return;
+                }
+            };
+            let path = self.playbook.dir.join(&rendered);
+            match crate::yaml::parse_file(&path).map(|n| n.to_json()) {
+                Ok(Value::Object(m)) => vars::overlay(&mut merged, &m),
+                Ok(Value::Null) => {}
+                Ok(_) => {
+                    self.fail_play(&format!(
+                        "{span}: vars file {} is not a mapping of variables",
+                        path.display()
+                    ));
+                    return;
+                }
+                Err(d) => {
+                    self.fail_play(&format!("{span}: {d}"));
+                    return;
+                }
+            }
+        }
+        if let Ok(mut pv) = self.play_vars.write() {
+            *pv = merged;
+        }
+    }
+
+    fn fail_play(&self, message: &str) {
+        self.sink.send(Event::Warning {
+            message: message.to_string(),
+        });
+        for (i, h) in self.hosts.iter().enumerate() {
+            if let Ok(mut h) = h.lock() {
+                h.failed = true;
+            }
+            self.count(i, crate::output::Status::Failed);
+        }
+    }
+
+    /// A context of extra vars over `vars` only (for play-level paths).
+    fn simple_context(&self, vars: &Map<String, Value>) -> minijinja::Value {
+        let mut all = vars.clone();
+        vars::overlay(&mut all, &self.opts.extra_vars);
+        vars::LazyVars {
+            vars: all,
+            native: IndexMap::new(),
+            templar: self.project.templar.clone(),
+        }
+        .into_context()
+    }
+
+    /// The full template context of host `i`: every variable layer in
+    /// precedence order, then the magic variables.
+    pub fn context(
+        &self,
+        i: usize,
+        task_vars: &Map<String, Value>,
+        extra: &Map<String, Value>,
+    ) -> minijinja::Value {
+        let name = &self.names[i];
+        let mut all = self.inventory_vars[i].clone();
+        let facts = self.run.facts_of(name);
+        // Gathered facts sit below play vars; set_fact/register above task vars.
+        let (gathered, set): (Map<String, Value>, Map<String, Value>) = facts
+            .into_iter()
+            .partition(|(k, _)| k.starts_with("ansible_") && k != "ansible_facts");
+        vars::overlay(&mut all, &gathered);
+        if let Ok(pv) = self.play_vars.read() {
+            vars::overlay(&mut all, &pv);
+        }
+        vars::overlay(&mut all, task_vars);
+        vars::overlay(&mut all, &set);
+        vars::overlay(&mut all, extra);
+        vars::overlay(&mut all, &self.opts.extra_vars);
+        let magic = self.magic_vars(i);
+        vars::overlay(&mut all, &magic);
+        let mut native = IndexMap::new();
+        native.insert("groups".to_string(), self.groups.clone());
+        native.insert("hostvars".to_string(), self.hostvars.clone());
+        vars::LazyVars {
+            vars: all,
+            native,
+            templar: self.project.templar.clone(),
+        }
+        .into_context()
+    }
+
+    fn magic_vars(&self, i: usize) -> Map<String, Value> {
+        let name = &self.names[i];
+        let mut m = Map::new();
+        m.insert("inventory_hostname".into(), Value::from(name.as_str()));
+        m.insert(
+            "inventory_hostname_short".into(),
+            Value::from(vars::short_hostname(name)),
+        );
+        m.insert(
+            "group_names".into(),
+            Value::from(self.project.inventory.group_names(name)),
+        );
+        let play_hosts: Vec<Value> = self
+            .hosts
+            .iter()
+            .filter_map(|h| {
+                h.lock()
+                    .ok()
+                    .filter(|h| !h.unreachable)
+                    .map(|h| Value::from(h.name.clone()))
+            })
+            .collect();
+        m.insert("play_hosts".into(), Value::Array(play_hosts.clone()));
+        m.insert(
+            "ansible_play_hosts".into(),
+            Value::Array(play_hosts.clone()),
+        );
+        m.insert("ansible_play_batch".into(), Value::Array(play_hosts));
+        m.insert(
+            "ansible_play_hosts_all".into(),
+            Value::from(self.names.clone()),
+        );
+        m.insert("ansible_play_name".into(), Value::from(self.play_name()));
+        m.insert("omit".into(), Value::from(OMIT));
+        m.insert(
+            "playbook_dir".into(),
+            Value::from(self.playbook.dir.display().to_string()),
+        );
+        m.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
+        m.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
+        m.insert(
+            "inventory_dir".into(),
+            self.project
+                .inventory
+                .sources
+                .first()
+                .and_then(|p| p.parent())
+                .map(|p| Value::from(p.display().to_string()))
+                .unwrap_or(Value::Null),
+        );
+        m
+    }
+
+    /// The connection to `host`, opened on first use and kept for the run.
+    pub fn connection(
+        &self,
+        host: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<SharedHost, HostError> {
+        let slot = {
+            let mut table = self
+                .run
+                .connections
+                .lock()
+                .map_err(|_| HostError::Unreachable("connection table poisoned".into()))?;
+            table.entry(host.to_string()).or_default().clone()
+        };
+        let mut slot = slot
+            .lock()
+            .map_err(|_| HostError::Unreachable("connection slot poisoned".into()))?;
+        if let Some(existing) = slot.as_ref() {
+            return existing.clone().map_err(HostError::Unreachable);
+        }
+        let play = PlayConnection {
+            connection: self.play.connection.as_deref(),
+            remote_user: self.play.remote_user.as_deref(),
+        };
+        let opened = open::open(host, vars, play, &self.opts.connect);
+        let result = match opened {
+            Ok(o) => {
+                self.warn_ignored_options(&o.ignored_options);
+                Ok(Arc::new(Mutex::new(o.host)))
+            }
+            Err(e) => Err(match e {
+                HostError::Unreachable(m) => m,
+                other => other.to_string(),
+            }),
+        };
+        *slot = Some(result.clone());
+        result.map_err(HostError::Unreachable)
+    }
+
+    fn warn_ignored_options(&self, options: &[String]) {
+        let Ok(mut warned) = self.run.warned_options.lock() else {
+            return;
+        };
+        for o in options {
+            if warned.insert(o.to_lowercase()) {
+                self.sink.send(Event::Warning {
+                    message: format!(
+                        "ssh option `{o}` from ansible_ssh_*_args is not supported and was ignored"
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Count a task result for host `i` in the run's recap.
+    pub fn count(&self, i: usize, status: crate::output::Status) {
+        if let Ok(mut stats) = self.run.stats.lock() {
+            stats
+                .entry(self.names[i].clone())
+                .or_default()
+                .count(status);
+        }
+    }
+
+    pub fn count_rescued(&self, i: usize) {
+        if let Ok(mut stats) = self.run.stats.lock() {
+            let s = stats.entry(self.names[i].clone()).or_default();
+            s.rescued += 1;
+            // The failure that was rescued no longer counts as one.
+            s.failed = s.failed.saturating_sub(1);
+        }
+    }
+}
+
+/// `hostvars`: each host's inventory vars with its facts over them. Facts
+/// are read when a template asks, so `hostvars[other]` sees what the other
+/// host gathered before the first task.
+fn hostvars_object(project: &Project, run: &RunState) -> minijinja::Value {
+    let inventory = Arc::new(project.inventory.clone());
+    let facts = run.facts.clone();
+    let names: Vec<String> = inventory.hosts.keys().cloned().collect();
+    let lookup = move |name: &str| -> Option<Map<String, Value>> {
+        if !inventory.hosts.contains_key(name) && name != "localhost" {
+            return None;
+        }
+        let mut vars = inventory.host_vars(name);
+        if let Ok(f) = facts.read() {
+            if let Some(host_facts) = f.get(name) {
+                vars::overlay(&mut vars, host_facts);
+            }
+        }
+        Some(vars)
+    };
+    minijinja::Value::from_object(vars::HostVars {
+        hosts: Arc::new(lookup),
+        names,
+        templar: project.templar.clone(),
+    })
+}

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::yaml::Span;
@@ -59,12 +60,102 @@ pub struct Play {
     pub tags: Vec<String>,
     pub check_mode: Option<bool>,
     pub no_log: Option<bool>,
+    /// `order:` as written (`inventory`, `reverse_inventory`, `sorted`,
+    /// `reverse_sorted`, `shuffle`); `None` means inventory order.
+    pub order: Option<String>,
+    /// Strings of the play itself (name, vars, vars_files, environment) that
+    /// the validator checks as templates; tasks carry their own.
+    pub checks: Vec<TemplateCheck>,
+}
+
+impl Play {
+    /// A play with every keyword at its default (for the loader and tests).
+    pub fn new(hosts: impl Into<String>, span: Span) -> Self {
+        let hosts = hosts.into();
+        Play {
+            name: hosts.clone(),
+            hosts,
+            span,
+            vars: Map::new(),
+            vars_files: Vec::new(),
+            become_: None,
+            become_user: None,
+            gather_facts: None,
+            connection: None,
+            remote_user: None,
+            pre_tasks: Vec::new(),
+            tasks: Vec::new(),
+            post_tasks: Vec::new(),
+            handlers: Vec::new(),
+            serial: Vec::new(),
+            strategy: Strategy::Linear,
+            max_fail_percentage: None,
+            any_errors_fatal: false,
+            force_handlers: None,
+            environment: Map::new(),
+            tags: Vec::new(),
+            check_mode: None,
+            no_log: None,
+            order: None,
+            checks: Vec::new(),
+        }
+    }
+}
+
+/// How the validator reads a string that the loader saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Text that may contain `{{ }}`/`{% %}` (names, arguments, vars).
+    Template,
+    /// A bare expression (`when`, `changed_when`, `failed_when`, `until`).
+    Condition,
+}
+
+/// A string from the playbook to check for template syntax, with where it
+/// was written. Only the task or play that wrote the string holds it, so a
+/// block's `when:` is checked once even though its children inherit it.
+#[derive(Debug, Clone)]
+pub struct TemplateCheck {
+    /// What the string is, for the message: `name`, `when`, `vars.x`, `msg`.
+    pub what: String,
+    pub text: String,
+    /// The scalar's span (its opening quote when quoted).
+    pub span: Span,
+    pub kind: CheckKind,
+}
+
+/// Where a task's parts were written, so the validator can put its caret on
+/// the exact parameter or `notify` entry. The executor does not need these.
+///
+/// Argument spans are kept by name beside `TaskKind::Action::args`: a key
+/// given as `k=v` text points into that text when it can be found on the
+/// line (otherwise at the whole text); a key that came from `args:` points
+/// there.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSpans {
+    /// The action key (`copy:`, `ansible.builtin.template:`, `block:`,
+    /// `include_tasks:`, `import_tasks:`).
+    pub action: Option<Span>,
+    /// The action's value (mapping or free-form text).
+    pub action_value: Option<Span>,
+    /// Each argument's key, by argument name.
+    pub arg_keys: IndexMap<String, Span>,
+    /// Each argument's value, by argument name.
+    pub arg_values: IndexMap<String, Span>,
+    /// One span per `Task::notify` entry, in the same order.
+    pub notify: Vec<Span>,
+    /// Strings written on this task to check as templates or conditions.
+    pub checks: Vec<TemplateCheck>,
 }
 
 #[derive(Debug, Clone)]
 pub enum TaskKind {
     /// A module or engine action, by its short name (`copy`, `debug`, ...).
     Action { action: String, args: Value },
+    /// `block`/`rescue`/`always`, and `import_tasks` (as a block of the
+    /// imported tasks). The children already carry the block's keywords
+    /// (pushed down by the loader); the block's own `Task` keeps the same
+    /// effective values for display and for judging the block as a whole.
     Block {
         block: Vec<Task>,
         rescue: Vec<Task>,
@@ -137,6 +228,8 @@ pub struct Task {
     pub vars: Map<String, Value>,
     pub check_mode: Option<bool>,
     pub diff: Option<bool>,
+    /// Where things were written (for the validator's messages).
+    pub spans: TaskSpans,
 }
 
 impl Task {
@@ -181,6 +274,7 @@ impl Task {
             vars: Map::new(),
             check_mode: None,
             diff: None,
+            spans: TaskSpans::default(),
         }
     }
 }

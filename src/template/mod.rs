@@ -366,10 +366,11 @@ impl Templar {
     }
 }
 
-/// `"{{ expr }}"` (and nothing else) gives `Some("expr")`.
+/// `"{{ expr }}"` (and nothing else) gives `Some("expr")`. Text around
+/// the braces, even a trailing newline, makes it a text template:
+/// `"{{ name }}\n"` must render to the name and a newline.
 pub fn single_expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     // Whitespace control (`{{- x -}}`) changes nothing around one expression.
     let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
     let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
@@ -700,5 +701,27 @@ mod chained_undefined {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`a.b`"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod core_tests {
+    use super::*;
+
+    #[test]
+    fn text_around_an_expression_is_kept() {
+        let t = Templar::new(Vec::new());
+        let ctx = from_json(&serde_json::json!({"name": "web1", "ports": [80, 443]}));
+        let v = t
+            .render_value("t", &serde_json::json!("{{ name }}\n"), &ctx)
+            .expect("render");
+        assert_eq!(v, serde_json::json!("web1\n"));
+        let v = t
+            .render_value("t", &serde_json::json!("{{ ports }}"), &ctx)
+            .expect("render");
+        assert_eq!(v, serde_json::json!([80, 443]));
+        assert!(t
+            .eval_condition("c", " {{ ports | length == 2 }} ", &ctx)
+            .expect("cond"));
     }
 }

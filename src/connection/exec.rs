@@ -1,0 +1,399 @@
+//! Driving one exec channel to completion: feed stdin, drain stdout and
+//! stderr together, honour the command timeout, keep the session alive, and
+//! collect the exit status.
+//!
+//! Everything here runs with the session in non-blocking mode and waits on
+//! the socket with `poll`, because a blocking read of stdout while the remote
+//! command fills the stderr window (or the other way round) deadlocks, and a
+//! blocking read cannot be given up on when the command takes too long.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use herdsman_modules::ExecOutput;
+use ssh2::{BlockDirections, Channel, Session};
+
+/// Limits for one command.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Give up on the command after this long.
+    pub timeout: Option<Duration>,
+    /// Send a keepalive after this long without traffic; zero disables.
+    pub keepalive: Duration,
+    /// How long to wait for the server's close after the command's output
+    /// ended (its exit status travels with it).
+    pub close_wait: Duration,
+}
+
+/// How many unanswered keepalive intervals mean the peer is gone, like
+/// OpenSSH's `ServerAliveCountMax`.
+const KEEPALIVE_COUNT_MAX: u32 = 3;
+
+/// Never sleep in `poll` longer than this, so deadlines and keepalives are
+/// looked at even if the socket stays quiet.
+const MAX_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug)]
+pub enum DrainError {
+    /// The command ran past `Limits::timeout`; the channel is still open.
+    Timeout,
+    /// The transport failed; the session should be considered dead.
+    Io(std::io::Error),
+}
+
+/// What a finished command produced, with transport byte counts.
+#[derive(Debug)]
+pub struct Finished {
+    pub output: ExecOutput,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// Run the exec'd `channel` to completion. The session is switched to
+/// non-blocking mode for the duration and switched back before returning.
+pub fn drain(
+    session: &Session,
+    sock: RawFd,
+    channel: &mut Channel,
+    stdin: &[u8],
+    limits: &Limits,
+) -> Result<Finished, DrainError> {
+    session.set_blocking(false);
+    let result = drain_nonblocking(session, sock, channel, stdin, limits);
+    session.set_blocking(true);
+    result
+}
+
+fn drain_nonblocking(
+    session: &Session,
+    sock: RawFd,
+    channel: &mut Channel,
+    stdin: &[u8],
+    limits: &Limits,
+) -> Result<Finished, DrainError> {
+    let start = Instant::now();
+    let deadline = limits.timeout.map(|t| start + t);
+    let mut alive = Keepalive::new(session, limits.keepalive, start);
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut written = 0usize;
+    let mut eof_sent = false;
+    let mut buf = vec![0u8; 64 * 1024];
+
+    loop {
+        let mut progress = false;
+        if written < stdin.len() {
+            match channel.write(&stdin[written..]) {
+                Ok(n) => {
+                    written += n;
+                    progress |= n > 0;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                // The command exited or closed its stdin without reading it
+                // all; that is its business, and its output still counts.
+                Err(_) => written = stdin.len(),
+            }
+        }
+        if written == stdin.len() && !eof_sent {
+            match channel.send_eof() {
+                Ok(()) => {
+                    eof_sent = true;
+                    progress = true;
+                }
+                Err(e) if is_would_block(&e) => {}
+                Err(_) => eof_sent = true,
+            }
+        }
+        let (out_n, out_done) = read_some(channel.stream(0), &mut buf, &mut stdout)?;
+        let (err_n, err_done) = read_some(channel.stderr(), &mut buf, &mut stderr)?;
+        progress |= out_n + err_n > 0;
+        if out_n + err_n > 0 {
+            alive.heard(Instant::now());
+        }
+        if out_done && err_done && channel.eof() {
+            break;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(DrainError::Timeout);
+        }
+        alive.tick(now)?;
+        if !progress {
+            let wait = next_wait(now, deadline, alive.next);
+            if wait_socket(session, sock, wait)? {
+                alive.heard(Instant::now());
+            }
+        }
+    }
+
+    let close_deadline = Instant::now() + limits.close_wait;
+    let closed = wait_closed(session, sock, channel, close_deadline)?;
+    let rc = if closed { exit_code(channel) } else { -1 };
+    Ok(Finished {
+        bytes_sent: written as u64,
+        bytes_received: (stdout.len() + stderr.len()) as u64,
+        output: ExecOutput { rc, stdout, stderr },
+    })
+}
+
+/// Give up on a command: close our side and wait briefly for the server to
+/// agree, so the session can carry the next command. `false` when the
+/// channel could not be closed in `within`; the session is then suspect.
+pub fn abandon(session: &Session, sock: RawFd, channel: &mut Channel, within: Duration) -> bool {
+    session.set_blocking(false);
+    let deadline = Instant::now() + within;
+    let closed = wait_closed(session, sock, channel, deadline).unwrap_or(false);
+    session.set_blocking(true);
+    closed
+}
+
+/// Send our close and wait for the server's, bounded by `deadline`.
+/// libssh2's close returns only once the server's close has arrived, and
+/// the exit status travels before it.
+fn wait_closed(
+    session: &Session,
+    sock: RawFd,
+    channel: &mut Channel,
+    deadline: Instant,
+) -> Result<bool, DrainError> {
+    let mut buf = [0u8; 16 * 1024];
+    // Bounded by the deadline; each turn either makes progress or polls.
+    loop {
+        match channel.close() {
+            Ok(()) => return Ok(true),
+            Err(e) if is_would_block(&e) => {}
+            Err(_) => return Ok(false),
+        }
+        // Unread output of an abandoned command would hold the close up
+        // behind a full window; throw it away.
+        let mut sink = Vec::new();
+        read_some(channel.stream(0), &mut buf, &mut sink)?;
+        read_some(channel.stderr(), &mut buf, &mut sink)?;
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        if sink.is_empty() {
+            wait_socket(session, sock, (deadline - now).min(MAX_POLL))?;
+        }
+    }
+}
+
+/// Run one libssh2 call to completion in non-blocking mode, waiting on the
+/// socket between tries, until `deadline`. Used for channel open and exec so
+/// every wait is ours: see [`quickack`] for why that matters.
+pub fn complete<T>(
+    session: &Session,
+    sock: RawFd,
+    deadline: Instant,
+    mut call: impl FnMut() -> Result<T, ssh2::Error>,
+) -> Result<T, ssh2::Error> {
+    session.set_blocking(false);
+    let result = loop {
+        match call() {
+            Err(e) if is_would_block(&e) => {}
+            done => break done,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break Err(ssh2::Error::new(
+                ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_TIMEOUT),
+                "timed out waiting for the server",
+            ));
+        }
+        if let Err(DrainError::Io(e)) = wait_socket(session, sock, (deadline - now).min(MAX_POLL)) {
+            break Err(ssh2::Error::new(
+                ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_SOCKET_RECV),
+                if e.kind() == ErrorKind::TimedOut {
+                    "socket timed out"
+                } else {
+                    "socket error"
+                },
+            ));
+        }
+    };
+    session.set_blocking(true);
+    result
+}
+
+/// One non-blocking look at an abandoned channel: `true` once the server
+/// has closed it too, so freeing it will not block.
+pub fn try_reap(channel: &mut Channel) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    let mut sink = Vec::new();
+    let _ = read_some(channel.stream(0), &mut buf, &mut sink);
+    let _ = read_some(channel.stderr(), &mut buf, &mut sink);
+    match channel.close() {
+        Ok(()) => true,
+        Err(e) => !is_would_block(&e),
+    }
+}
+
+/// Read what is available from one stream into `into`. Returns the bytes
+/// read and whether the stream is at its end (a read returned 0 bytes).
+fn read_some(
+    mut stream: ssh2::Stream,
+    buf: &mut [u8],
+    into: &mut Vec<u8>,
+) -> Result<(usize, bool), DrainError> {
+    let mut total = 0;
+    // A few reads per turn keep a fast producer from starving the other
+    // stream while still moving whole windows at a time.
+    for _ in 0..16 {
+        match stream.read(buf) {
+            Ok(0) => return Ok((total, true)),
+            Ok(n) => {
+                into.extend_from_slice(&buf[..n]);
+                total += n;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok((total, false)),
+            Err(e) => return Err(DrainError::Io(e)),
+        }
+    }
+    Ok((total, false))
+}
+
+fn is_would_block(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_EAGAIN)
+}
+
+/// The command's exit code; a command killed by a signal gets 128+N as a
+/// shell would report it.
+fn exit_code(channel: &Channel) -> i32 {
+    if let Ok(sig) = channel.exit_signal() {
+        if let Some(name) = sig.exit_signal {
+            return 128 + signal_number(&name);
+        }
+    }
+    channel.exit_status().unwrap_or(-1)
+}
+
+fn signal_number(name: &str) -> i32 {
+    match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "ABRT" => 6,
+        "FPE" => 8,
+        "KILL" => 9,
+        "SEGV" => 11,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "USR1" => 10,
+        "USR2" => 12,
+        _ => 127,
+    }
+}
+
+fn next_wait(now: Instant, deadline: Option<Instant>, keepalive: Option<Instant>) -> Duration {
+    let mut wait = MAX_POLL;
+    for t in [deadline, keepalive].into_iter().flatten() {
+        wait = wait.min(t.saturating_duration_since(now));
+    }
+    wait
+}
+
+/// Wait until the socket is ready in the direction libssh2 is blocked on,
+/// or `wait` passes. Returns whether it became readable.
+fn wait_socket(session: &Session, sock: RawFd, wait: Duration) -> Result<bool, DrainError> {
+    let events = match session.block_directions() {
+        BlockDirections::Outbound => libc::POLLOUT,
+        BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+        BlockDirections::Inbound | BlockDirections::None => libc::POLLIN,
+    };
+    quickack(sock);
+    let mut fds = [libc::pollfd {
+        fd: sock,
+        events,
+        revents: 0,
+    }];
+    let ms = wait.as_millis().clamp(0, i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a valid array of one pollfd for the whole call.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.kind() == ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(DrainError::Io(err));
+    }
+    Ok(rc > 0 && fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+}
+
+/// Keepalives during a long, quiet command, and the verdict that the peer
+/// is gone when nothing at all comes back for several intervals.
+struct Keepalive<'a> {
+    session: &'a Session,
+    interval: Duration,
+    next: Option<Instant>,
+    last_heard: Instant,
+}
+
+impl<'a> Keepalive<'a> {
+    fn new(session: &'a Session, interval: Duration, now: Instant) -> Self {
+        let next = (!interval.is_zero()).then(|| now + interval);
+        Keepalive {
+            session,
+            interval,
+            next,
+            last_heard: now,
+        }
+    }
+
+    fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+    }
+
+    fn tick(&mut self, now: Instant) -> Result<(), DrainError> {
+        let Some(next) = self.next else {
+            return Ok(());
+        };
+        if now < next {
+            return Ok(());
+        }
+        if now.duration_since(self.last_heard) > self.interval * KEEPALIVE_COUNT_MAX {
+            return Err(DrainError::Io(std::io::Error::new(
+                ErrorKind::TimedOut,
+                format!(
+                    "no answer to {KEEPALIVE_COUNT_MAX} keepalives in {}s",
+                    (self.interval * KEEPALIVE_COUNT_MAX).as_secs()
+                ),
+            )));
+        }
+        match self.session.keepalive_send() {
+            Ok(_) => {}
+            Err(e) if is_would_block(&e) => {}
+            Err(e) => return Err(DrainError::Io(e.into())),
+        }
+        self.next = Some(now + self.interval);
+        Ok(())
+    }
+}
+
+/// Ask the kernel to acknowledge the next segments at once. sshd does not set
+/// TCP_NODELAY on non-interactive sessions, so each of its small replies
+/// (exec reply, output, EOF, exit status, close) waits under Nagle for our
+/// ACK, which Linux delays by 40 ms. Quick-ack mode does not stick, so this is
+/// set again before every wait.
+pub fn quickack(sock: RawFd) {
+    #[cfg(target_os = "linux")]
+    {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads `one` for the given length; a failure
+        // only costs latency.
+        unsafe {
+            libc::setsockopt(
+                sock,
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = sock;
+}

@@ -1,0 +1,328 @@
+//! Opening a host's connection from its variables, the command line and
+//! the user's `~/.ssh/config`: which transport (`local` or `ssh`), which
+//! address, port, user, key and host-key policy.
+//!
+//! OpenSSH options that people put in `ansible_ssh_common_args` and
+//! `ansible_ssh_extra_args` (`-o Key=Value`, `-J`) are read with the same
+//! parser as `~/.ssh/config` and take precedence over it, as `ssh -o` does;
+//! options we do not act on are returned so the caller can warn once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herdsman_modules::{Host, HostError};
+use serde_json::{Map, Value};
+
+use super::local::LocalHost;
+use super::ssh::{HostKeyChecking, SshHost, SshOptions, SshTarget};
+use super::ssh_config::{SshConfig, SshConfigHost};
+
+/// Connection settings from the command line, shared by every host.
+#[derive(Clone, Default)]
+pub struct ConnectSettings {
+    pub remote_user: Option<String>,
+    pub private_key: Option<PathBuf>,
+    /// `--host-key-checking`; `None` = ssh config, then accept-new.
+    pub host_key_checking: Option<HostKeyChecking>,
+    /// `--known-hosts` files, read before the defaults.
+    pub known_hosts: Vec<PathBuf>,
+    /// `-k/--ask-pass`.
+    pub password: Option<String>,
+    /// `--ask-key-pass`.
+    pub key_passphrase: Option<String>,
+    pub connect_timeout: Option<Duration>,
+    pub command_timeout: Option<Duration>,
+    /// `~/.ssh/config`, loaded once.
+    pub ssh_config: Option<SshConfig>,
+}
+
+impl std::fmt::Debug for ConnectSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Passwords and passphrases never reach a log.
+        f.debug_struct("ConnectSettings")
+            .field("remote_user", &self.remote_user)
+            .field("private_key", &self.private_key)
+            .field("host_key_checking", &self.host_key_checking)
+            .field("known_hosts", &self.known_hosts)
+            .finish()
+    }
+}
+
+/// What a play says about connections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlayConnection<'a> {
+    pub connection: Option<&'a str>,
+    pub remote_user: Option<&'a str>,
+}
+
+/// An opened connection and the options it could not honour.
+pub struct Opened {
+    pub host: Box<dyn Host>,
+    pub ignored_options: Vec<String>,
+}
+
+fn var_str<'a>(vars: &'a Map<String, Value>, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| vars.get(*n).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+}
+
+fn var_string(vars: &Map<String, Value>, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| match vars.get(*n) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// The transport a host uses: `ansible_connection`, then the play's
+/// `connection:`, then `local` for localhost and `ssh` for everything else.
+pub fn transport(name: &str, vars: &Map<String, Value>, play: PlayConnection) -> String {
+    var_str(vars, &["ansible_connection"])
+        .or(play.connection)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if name == "localhost" || name == "127.0.0.1" {
+                "local".into()
+            } else {
+                "ssh".into()
+            }
+        })
+}
+
+/// Open the connection for inventory host `name` with variables `vars`.
+pub fn open(
+    name: &str,
+    vars: &Map<String, Value>,
+    play: PlayConnection,
+    settings: &ConnectSettings,
+) -> Result<Opened, HostError> {
+    match transport(name, vars, play).as_str() {
+        "local" => Ok(Opened {
+            host: Box::new(LocalHost::new(name)),
+            ignored_options: Vec::new(),
+        }),
+        "ssh" | "paramiko" | "smart" => {
+            let (target, options, ignored) = ssh_settings(name, vars, play, settings);
+            let host = SshHost::connect(&target, &options).map_err(HostError::from)?;
+            Ok(Opened {
+                host: Box::new(host),
+                ignored_options: ignored,
+            })
+        }
+        other => Err(HostError::Unreachable(format!(
+            "connection type `{other}` is not supported (use `ssh` or `local`)"
+        ))),
+    }
+}
+
+/// `-o Key=Value`, `-o Key Value`, `-oKey=Value` and `-J host` from an
+/// ansible_ssh_*_args string, as ssh_config lines.
+fn args_as_config_lines(args: &str) -> (Vec<String>, Vec<String>) {
+    let words = crate::kv::split_words(args).unwrap_or_default();
+    let mut lines = Vec::new();
+    let mut ignored = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        if w == "-o" {
+            if let Some(opt) = it.next() {
+                lines.push(opt);
+            }
+        } else if let Some(opt) = w.strip_prefix("-o") {
+            lines.push(opt.to_string());
+        } else if w == "-J" {
+            if let Some(j) = it.next() {
+                lines.push(format!("ProxyJump {j}"));
+            }
+        } else {
+            ignored.push(w);
+        }
+    }
+    (lines, ignored)
+}
+
+/// The target and options for one host, and the options left unused.
+pub fn ssh_settings(
+    name: &str,
+    vars: &Map<String, Value>,
+    play: PlayConnection,
+    settings: &ConnectSettings,
+) -> (SshTarget, SshOptions, Vec<String>) {
+    let mut ignored = Vec::new();
+    let mut arg_lines = Vec::new();
+    for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        if let Some(args) = var_str(vars, &[key]) {
+            let (lines, rest) = args_as_config_lines(args);
+            arg_lines.extend(lines);
+            ignored.extend(rest);
+        }
+    }
+    let from_args: SshConfigHost = if arg_lines.is_empty() {
+        SshConfigHost::default()
+    } else {
+        let text = format!("Host *\n{}\n", arg_lines.join("\n"));
+        let parsed = SshConfig::parse(&text);
+        ignored.extend(parsed.unsupported.iter().map(|(_, k)| k.clone()));
+        parsed.for_host(name)
+    };
+    let from_file = settings
+        .ssh_config
+        .as_ref()
+        .map(|c| c.for_host(name))
+        .unwrap_or_default();
+
+    let address = var_string(vars, &["ansible_host", "ansible_ssh_host"])
+        .or_else(|| from_args.host_name.clone())
+        .or_else(|| from_file.host_name.clone())
+        .unwrap_or_else(|| name.to_string());
+    let port = var_string(vars, &["ansible_port", "ansible_ssh_port"])
+        .and_then(|p| p.parse().ok())
+        .or(from_args.port)
+        .or(from_file.port)
+        .unwrap_or(22);
+    let user = var_string(vars, &["ansible_user", "ansible_ssh_user"])
+        .or_else(|| settings.remote_user.clone())
+        .or_else(|| play.remote_user.map(str::to_string))
+        .or_else(|| from_args.user.clone())
+        .or_else(|| from_file.user.clone())
+        .unwrap_or_else(super::ssh::current_user);
+    let private_key = var_string(
+        vars,
+        &["ansible_ssh_private_key_file", "ansible_private_key_file"],
+    )
+    .map(PathBuf::from)
+    .or_else(|| settings.private_key.clone())
+    .or_else(|| from_args.identity_files.first().cloned())
+    .or_else(|| from_file.identity_files.first().cloned());
+    let password = var_string(
+        vars,
+        &[
+            "ansible_password",
+            "ansible_ssh_pass",
+            "ansible_ssh_password",
+        ],
+    )
+    .or_else(|| settings.password.clone());
+
+    let mut options = SshOptions::default();
+    options.host_key_checking = settings
+        .host_key_checking
+        .or(from_args.strict_host_key_checking)
+        .or(from_file.strict_host_key_checking)
+        .unwrap_or_default();
+    let mut known = settings.known_hosts.clone();
+    known.extend(from_args.user_known_hosts_files.iter().cloned());
+    known.extend(from_file.user_known_hosts_files.iter().cloned());
+    if !known.is_empty() {
+        // Explicit files come first, so new keys are recorded there.
+        known.extend(options.known_hosts_files.iter().cloned());
+        options.known_hosts_files = known;
+    }
+    if let Some(t) = settings
+        .connect_timeout
+        .or(from_args.connect_timeout)
+        .or(from_file.connect_timeout)
+    {
+        options.connect_timeout = t;
+    }
+    options.command_timeout = settings.command_timeout;
+    if let Some(k) = from_args
+        .server_alive_interval
+        .or(from_file.server_alive_interval)
+    {
+        options.keepalive_interval = k;
+    }
+    options.key_passphrase = settings.key_passphrase.clone();
+    if from_args.identities_only == Some(true) || from_file.identities_only == Some(true) {
+        options.use_agent = false;
+        options.default_key_files.clear();
+    }
+    let target = SshTarget {
+        name: name.to_string(),
+        address,
+        port,
+        user,
+        private_key,
+        password,
+    };
+    (target, options, ignored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn inventory_vars_decide_target() {
+        let v = vars(
+            json!({"ansible_host": "10.77.0.11", "ansible_port": 2222, "ansible_user": "deploy",
+            "ansible_ssh_private_key_file": "/k"}),
+        );
+        let (t, o, ignored) = ssh_settings(
+            "web1",
+            &v,
+            PlayConnection::default(),
+            &ConnectSettings::default(),
+        );
+        assert_eq!(
+            (t.address.as_str(), t.port, t.user.as_str()),
+            ("10.77.0.11", 2222, "deploy")
+        );
+        assert_eq!(t.private_key, Some(PathBuf::from("/k")));
+        assert_eq!(o.host_key_checking, HostKeyChecking::AcceptNew);
+        assert!(ignored.is_empty());
+    }
+
+    #[test]
+    fn common_args_options_are_honoured_or_reported() {
+        let v = vars(json!({"ansible_ssh_common_args":
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/tmp/kh -o Port=2200 -o ConnectTimeout=3 -J bastion -C"}));
+        let (t, o, ignored) = ssh_settings(
+            "db1",
+            &v,
+            PlayConnection::default(),
+            &ConnectSettings::default(),
+        );
+        assert_eq!(t.port, 2200);
+        assert_eq!(o.host_key_checking, HostKeyChecking::Off);
+        assert_eq!(o.known_hosts_files[0], PathBuf::from("/tmp/kh"));
+        assert_eq!(o.connect_timeout, Duration::from_secs(3));
+        assert!(
+            ignored.iter().any(|i| i.eq_ignore_ascii_case("proxyjump")),
+            "{ignored:?}"
+        );
+        assert!(ignored.contains(&"-C".to_string()), "{ignored:?}");
+    }
+
+    #[test]
+    fn command_line_beats_config_and_localhost_is_local() {
+        let settings = ConnectSettings {
+            host_key_checking: Some(HostKeyChecking::Strict),
+            remote_user: Some("ops".into()),
+            ..ConnectSettings::default()
+        };
+        let v = vars(json!({"ansible_ssh_common_args": "-o StrictHostKeyChecking=no"}));
+        let (t, o, _) = ssh_settings("db1", &v, PlayConnection::default(), &settings);
+        assert_eq!(o.host_key_checking, HostKeyChecking::Strict);
+        assert_eq!(t.user, "ops");
+        assert_eq!(
+            transport("localhost", &Map::new(), PlayConnection::default()),
+            "local"
+        );
+        assert_eq!(
+            transport("db1", &Map::new(), PlayConnection::default()),
+            "ssh"
+        );
+        let play = PlayConnection {
+            connection: Some("local"),
+            remote_user: None,
+        };
+        assert_eq!(transport("db1", &Map::new(), play), "local");
+    }
+}

@@ -1,0 +1,46 @@
+//! Handlers: run once per flush point (end of pre_tasks, tasks, post_tasks,
+//! and `meta: flush_handlers`), in the order they are defined, on the hosts
+//! that notified them by name or by a `listen` topic. With
+//! `--force-handlers` (or the play's `force_handlers`) hosts that failed
+//! after notifying still run them.
+
+use crate::executor::PlayRunner;
+
+impl PlayRunner<'_> {
+    pub fn flush_handlers(&self, batch: &[usize]) {
+        let force = self.opts.force_handlers || self.play.force_handlers.unwrap_or(false);
+        for handler in &self.play.handlers {
+            let name = handler.name.clone().unwrap_or_default();
+            let hosts: Vec<usize> = batch
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let Ok(mut h) = self.hosts[i].lock() else {
+                        return false;
+                    };
+                    let notified = h.notified.contains(&name)
+                        || handler.listen.iter().any(|l| h.notified.contains(l));
+                    if !notified {
+                        return false;
+                    }
+                    let runs = !h.unreachable && (force || (!h.failed && !h.ended));
+                    if runs {
+                        h.notified.shift_remove(&name);
+                        for l in &handler.listen {
+                            h.notified.shift_remove(l);
+                        }
+                        if force && h.failed {
+                            // Forced handlers run on failed hosts; the
+                            // host stays failed.
+                            return true;
+                        }
+                    }
+                    runs
+                })
+                .collect();
+            if !hosts.is_empty() {
+                self.run_task(handler, &hosts, true);
+            }
+        }
+    }
+}

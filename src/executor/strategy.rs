@@ -1,0 +1,297 @@
+//! Walking task lists. `linear`: every host finishes a task before any host
+//! starts the next (a barrier per task). `free`: each host walks the whole
+//! list on its own worker. Blocks give per-host rescue/always; includes are
+//! loaded when reached; `meta` actions steer the play; tags filter tasks.
+
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::actions::{self, MetaAction};
+use crate::executor::PlayRunner;
+use crate::output::{Event, HostResult, Status};
+use crate::playbook::{self, Strategy, Task, TaskKind};
+
+impl PlayRunner<'_> {
+    /// Run `tasks` on the hosts of `batch` that are still active.
+    pub fn run_list(&self, tasks: &[Task], batch: &[usize]) {
+        match self.play.strategy {
+            Strategy::Linear => self.run_list_linear(tasks, batch),
+            Strategy::Free => self.pool.install(|| {
+                batch
+                    .par_iter()
+                    .for_each(|&i| self.run_list_linear(tasks, &[i]))
+            }),
+        }
+    }
+
+    pub fn active(&self, batch: &[usize]) -> Vec<usize> {
+        batch
+            .iter()
+            .copied()
+            .filter(|&i| self.hosts[i].lock().map(|h| h.active()).unwrap_or(false))
+            .collect()
+    }
+
+    fn run_list_linear(&self, tasks: &[Task], batch: &[usize]) {
+        for task in tasks {
+            if self.ended() {
+                return;
+            }
+            let active = self.active(batch);
+            if active.is_empty() {
+                return;
+            }
+            match &task.kind {
+                TaskKind::Block {
+                    block,
+                    rescue,
+                    always,
+                } => self.run_block(block, rescue, always, &active),
+                TaskKind::IncludeTasks { file } => {
+                    if self.tags_match(task) {
+                        self.run_include(task, file, &active)
+                    }
+                }
+                TaskKind::Action { action, args } if actions::short_name(action) == "meta" => {
+                    self.run_meta(task, args, &active, batch)
+                }
+                TaskKind::Action { .. } => {
+                    if self.tags_match(task) {
+                        self.run_task(task, &active, false);
+                    }
+                }
+            }
+            self.apply_failure_limits(batch);
+        }
+    }
+
+    /// `block`, then `rescue` for the hosts that failed in it, then
+    /// `always` for every host that entered, failed or not.
+    fn run_block(&self, block: &[Task], rescue: &[Task], always: &[Task], entered: &[usize]) {
+        self.run_list_linear(block, entered);
+        let failed: Vec<usize> = entered
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.hosts[i]
+                    .lock()
+                    .map(|h| h.failed && !h.unreachable)
+                    .unwrap_or(false)
+            })
+            .collect();
+        if !rescue.is_empty() && !failed.is_empty() {
+            for &i in &failed {
+                if let Ok(mut h) = self.hosts[i].lock() {
+                    h.failed = false;
+                }
+                self.count_rescued(i);
+            }
+            self.run_list_linear(rescue, &failed);
+        }
+        if !always.is_empty() {
+            // Hosts still failed run `always` too, and stay failed after it.
+            let still_failed: Vec<usize> = entered
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    self.hosts[i]
+                        .lock()
+                        .map(|h| h.failed && !h.unreachable)
+                        .unwrap_or(false)
+                })
+                .collect();
+            for &i in &still_failed {
+                if let Ok(mut h) = self.hosts[i].lock() {
+                    h.failed = false;
+                }
+            }
+            self.run_list_linear(always, entered);
+            for &i in &still_failed {
+                if let Ok(mut h) = self.hosts[i].lock() {
+                    h.failed = true;
+                }
+            }
+        }
+    }
+
+    /// `include_tasks`: render the file name per host, load each distinct
+    /// file once, and run it on the hosts that asked for it.
+    fn run_include(&self, task: &Task, file: &str, active: &[usize]) {
+        let mut by_file: indexmap::IndexMap<String, Vec<usize>> = indexmap::IndexMap::new();
+        for &i in active {
+            let ctx = self.context(i, &task.vars, &serde_json::Map::new());
+            let conditions_hold = task.when.iter().all(|c| {
+                self.project
+                    .templar
+                    .eval_condition("when", c, &ctx)
+                    .unwrap_or(false)
+            });
+            if !conditions_hold {
+                continue;
+            }
+            match self.project.templar.render_str("include_tasks", file, &ctx) {
+                Ok(f) => by_file.entry(f).or_default().push(i),
+                Err(e) => self.fail_host(i, task, &format!("include_tasks: {e}")),
+            }
+        }
+        for (file, hosts) in by_file {
+            let base = task
+                .span
+                .path
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(|| self.playbook.dir.clone());
+            let path = [base.join(&file), self.playbook.dir.join(&file)]
+                .into_iter()
+                .find(|p| p.exists())
+                .unwrap_or_else(|| base.join(&file));
+            match playbook::load_task_file(&path) {
+                Ok(mut tasks) => {
+                    // Keywords on include_tasks apply to the included tasks.
+                    for t in &mut tasks {
+                        for (k, v) in &task.vars {
+                            t.vars.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                        if t.become_.is_none() {
+                            t.become_ = task.become_;
+                        }
+                        if t.become_user.is_none() {
+                            t.become_user = task.become_user.clone();
+                        }
+                    }
+                    self.run_list_linear(&tasks, &hosts)
+                }
+                Err(diags) => {
+                    let msg = diags
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    for i in hosts {
+                        self.fail_host(i, task, &format!("include_tasks: {msg}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_meta(&self, task: &Task, args: &Value, active: &[usize], batch: &[usize]) {
+        let Some(meta) = actions::meta_argument(args).and_then(MetaAction::parse) else {
+            return;
+        };
+        match meta {
+            MetaAction::FlushHandlers => self.flush_handlers(batch),
+            MetaAction::Noop => {}
+            MetaAction::EndPlay => self.play_ended.store(true, Ordering::SeqCst),
+            MetaAction::EndHost => {
+                for &i in active {
+                    let ctx = self.context(i, &task.vars, &serde_json::Map::new());
+                    let hit = task.when.iter().all(|c| {
+                        self.project
+                            .templar
+                            .eval_condition("when", c, &ctx)
+                            .unwrap_or(false)
+                    });
+                    if hit {
+                        if let Ok(mut h) = self.hosts[i].lock() {
+                            h.ended = true;
+                        }
+                    }
+                }
+            }
+            MetaAction::ClearHostErrors => {
+                for &i in batch {
+                    if let Ok(mut h) = self.hosts[i].lock() {
+                        h.failed = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mark host `i` failed for `task` with a message and report it.
+    pub fn fail_host(&self, i: usize, task: &Task, msg: &str) {
+        if let Ok(mut h) = self.hosts[i].lock() {
+            h.failed = true;
+        }
+        self.count(i, Status::Failed);
+        self.sink.send(Event::HostResult(HostResult {
+            host: self.names[i].clone(),
+            task: task.display_name(),
+            status: Status::Failed,
+            changed: false,
+            duration_ms: 0,
+            msg: Some(msg.to_string()),
+            item: None,
+            delegated_to: None,
+            diffs: Vec::new(),
+            output: None,
+            changes: Vec::new(),
+        }));
+    }
+
+    /// Whether `--tags`/`--skip-tags` let this task run. `always` runs
+    /// unless skipped by name; `never` runs only when asked for by name.
+    pub fn tags_match(&self, task: &Task) -> bool {
+        let mut tags: Vec<&str> = task.tags.iter().map(String::as_str).collect();
+        tags.extend(self.play.tags.iter().map(String::as_str));
+        let has = |t: &str| tags.contains(&t);
+        let skip = &self.opts.skip_tags;
+        if skip.iter().any(|s| has(s))
+            || (skip.iter().any(|s| s == "tagged") && !tags.is_empty())
+            || (skip.iter().any(|s| s == "untagged") && tags.is_empty())
+        {
+            return false;
+        }
+        let wanted = &self.opts.tags;
+        if wanted.is_empty() || wanted.iter().any(|w| w == "all") {
+            return !has("never") || wanted.iter().any(|w| tags.contains(&w.as_str()));
+        }
+        has("always")
+            || wanted.iter().any(|w| has(w))
+            || (wanted.iter().any(|w| w == "tagged") && !tags.is_empty())
+            || (wanted.iter().any(|w| w == "untagged") && tags.is_empty())
+    }
+
+    /// `any_errors_fatal` and `max_fail_percentage`, checked after each task.
+    fn apply_failure_limits(&self, batch: &[usize]) {
+        let failed = batch
+            .iter()
+            .filter(|&&i| {
+                self.hosts[i]
+                    .lock()
+                    .map(|h| h.failed || h.unreachable)
+                    .unwrap_or(false)
+            })
+            .count();
+        if failed == 0 {
+            return;
+        }
+        let abort = self.play.any_errors_fatal
+            || self
+                .play
+                .max_fail_percentage
+                .is_some_and(|pct| (failed as f64) * 100.0 / (batch.len() as f64) > pct);
+        if abort {
+            if !self.ended() {
+                self.sink.send(Event::Warning {
+                    message: format!(
+                        "{failed} of {} hosts failed; stopping play `{}` (any_errors_fatal / max_fail_percentage)",
+                        batch.len(),
+                        self.play_name()
+                    ),
+                });
+            }
+            self.play_ended.store(true, Ordering::SeqCst);
+            for &i in batch {
+                if let Ok(mut h) = self.hosts[i].lock() {
+                    if !h.unreachable {
+                        h.failed = true;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,893 @@
+//! One task on one host: loop items, `when`, `retries`/`until`, the action
+//! itself (a module's plan/apply through the host's connection, or an engine
+//! action), then `changed_when`/`failed_when`/`ignore_errors`, `register`
+//! and `notify`.
+
+use std::time::{Duration, Instant};
+
+use herdsman_modules::{DynModule, HostError, ModuleError};
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::actions::{self, Action, EngineAction};
+use crate::connection::task_host::{Become, TaskHost};
+use crate::executor::{PlayRunner, OMIT};
+use crate::output::{Event, HostResult, Status};
+use crate::playbook::{self, LoopKind, Task, TaskKind};
+use crate::template;
+
+/// What one run of an action (one loop item) came to.
+#[derive(Debug, Clone)]
+pub struct ItemOutcome {
+    pub status: Status,
+    pub result: Map<String, Value>,
+    pub msg: Option<String>,
+    pub diffs: Vec<herdsman_modules::FileDiff>,
+    pub changes: Vec<String>,
+    pub output: Option<Value>,
+    pub delegated_to: Option<String>,
+}
+
+impl ItemOutcome {
+    fn new(status: Status) -> Self {
+        ItemOutcome {
+            status,
+            result: Map::new(),
+            msg: None,
+            diffs: Vec::new(),
+            changes: Vec::new(),
+            output: None,
+            delegated_to: None,
+        }
+    }
+    fn failed(msg: impl Into<String>) -> Self {
+        let mut o = ItemOutcome::new(Status::Failed);
+        o.msg = Some(msg.into());
+        o
+    }
+    fn is_failed(&self) -> bool {
+        matches!(self.status, Status::Failed | Status::Unreachable)
+    }
+    /// The value `register:` stores, with Ansible's status keys.
+    fn registered(&self) -> Value {
+        let mut m = self.result.clone();
+        m.insert(
+            "changed".into(),
+            Value::Bool(self.status == Status::Changed),
+        );
+        m.insert(
+            "failed".into(),
+            Value::Bool(matches!(self.status, Status::Failed | Status::Ignored)),
+        );
+        if self.status == Status::Skipped {
+            m.insert("skipped".into(), Value::Bool(true));
+        }
+        if self.status == Status::Unreachable {
+            m.insert("unreachable".into(), Value::Bool(true));
+        }
+        if let Some(msg) = &self.msg {
+            m.entry("msg").or_insert_with(|| Value::from(msg.as_str()));
+        }
+        Value::Object(m)
+    }
+}
+
+const NO_LOG_MSG: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+impl PlayRunner<'_> {
+    /// Run `task` on `hosts` in parallel (the linear barrier is the return).
+    pub fn run_task(&self, task: &Task, hosts: &[usize], handler: bool) {
+        let name = self.task_name(task, hosts[0]);
+        self.sink.send(Event::TaskStart {
+            name: name.clone(),
+            location: format!("{}:{}", task.span.path.display(), task.span.line),
+            hosts: hosts.iter().map(|&i| self.names[i].clone()).collect(),
+            handler,
+        });
+        let runs: &[usize] = if task.run_once { &hosts[..1] } else { hosts };
+        self.pool.install(|| {
+            runs.par_iter()
+                .for_each(|&i| self.run_on_host(task, i, &name, hosts))
+        });
+    }
+
+    /// The task's name, rendered with the first host's variables.
+    fn task_name(&self, task: &Task, first: usize) -> String {
+        let name = task.display_name();
+        if !template::is_template(&name) {
+            return name;
+        }
+        let ctx = self.context(first, &task.vars, &Map::new());
+        self.project
+            .templar
+            .render_str("name", &name, &ctx)
+            .unwrap_or(name)
+    }
+
+    fn run_on_host(&self, task: &Task, i: usize, name: &str, all_hosts: &[usize]) {
+        let start = Instant::now();
+        let outcome = match &task.loop_items {
+            None => {
+                let ctx = self.context(i, &task.vars, &Map::new());
+                let o = self.run_item(task, i, &ctx);
+                self.report(task, i, name, &o, None, start);
+                o
+            }
+            Some(items) => self.run_loop(task, i, name, items, start),
+        };
+        let status = outcome.status;
+        // register/notify apply to the host that ran and, for run_once, to
+        // every host of the task, as in Ansible.
+        let targets: Vec<usize> = if task.run_once {
+            all_hosts.to_vec()
+        } else {
+            vec![i]
+        };
+        if let Some(reg) = &task.register {
+            let value = outcome.registered();
+            for &t in &targets {
+                let mut m = Map::new();
+                m.insert(reg.clone(), value.clone());
+                self.run.set_facts(&self.names[t], m);
+            }
+        }
+        if status == Status::Changed {
+            for &t in &targets {
+                if let Ok(mut h) = self.hosts[t].lock() {
+                    for n in &task.notify {
+                        h.notified.insert(n.clone());
+                    }
+                }
+            }
+        }
+        self.count(i, status);
+        match status {
+            Status::Failed => {
+                if let Ok(mut h) = self.hosts[i].lock() {
+                    h.failed = true;
+                }
+            }
+            Status::Unreachable => {
+                if let Ok(mut h) = self.hosts[i].lock() {
+                    h.unreachable = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn run_loop(
+        &self,
+        task: &Task,
+        i: usize,
+        name: &str,
+        items: &Value,
+        start: Instant,
+    ) -> ItemOutcome {
+        let ctx = self.context(i, &task.vars, &Map::new());
+        let items = match self.project.templar.render_value("loop", items, &ctx) {
+            Ok(v) => v,
+            Err(e) => {
+                let o = ItemOutcome::failed(format!("loop: {e}"));
+                self.report(task, i, name, &o, None, start);
+                return o;
+            }
+        };
+        let items: Vec<Value> = match (items, &task.loop_kind) {
+            (Value::Array(a), LoopKind::WithItems) => a
+                .into_iter()
+                .flat_map(|v| match v {
+                    Value::Array(inner) => inner,
+                    other => vec![other],
+                })
+                .collect(),
+            (Value::Array(a), LoopKind::Loop) => a,
+            (Value::String(s), LoopKind::WithItems) => vec![Value::String(s)],
+            (Value::Null, _) => Vec::new(),
+            (other, _) => {
+                let kind = match other {
+                    Value::Object(_) => "a mapping (use `| dict2items`)",
+                    _ => "not a list",
+                };
+                let o = ItemOutcome::failed(format!("loop value is {kind}"));
+                self.report(task, i, name, &o, None, start);
+                return o;
+            }
+        };
+        let lc = &task.loop_control;
+        let total = items.len();
+        let mut results = Vec::with_capacity(total);
+        let mut any_changed = false;
+        let mut any_failed = false;
+        let mut all_skipped = total > 0;
+        let mut unreachable = false;
+        for (idx, item) in items.into_iter().enumerate() {
+            if idx > 0 {
+                if let Some(p) = lc.pause {
+                    std::thread::sleep(Duration::from_secs_f64(p.clamp(0.0, 3600.0)));
+                }
+            }
+            let mut extra = Map::new();
+            extra.insert(lc.loop_var.clone(), item.clone());
+            if let Some(iv) = &lc.index_var {
+                extra.insert(iv.clone(), Value::from(idx));
+            }
+            let mut ansible_loop = Map::new();
+            ansible_loop.insert("index".into(), Value::from(idx + 1));
+            ansible_loop.insert("index0".into(), Value::from(idx));
+            ansible_loop.insert("first".into(), Value::Bool(idx == 0));
+            ansible_loop.insert("last".into(), Value::Bool(idx + 1 == total));
+            ansible_loop.insert("length".into(), Value::from(total));
+            extra.insert("ansible_loop".into(), Value::Object(ansible_loop));
+            let ctx = self.context(i, &task.vars, &extra);
+            let label = match &lc.label {
+                Some(l) => self
+                    .project
+                    .templar
+                    .render_str("loop_control.label", l, &ctx)
+                    .unwrap_or_else(|_| l.clone()),
+                None => item_label(&item),
+            };
+            let o = self.run_item(task, i, &ctx);
+            self.report(task, i, name, &o, Some(label), Instant::now());
+            any_changed |= o.status == Status::Changed;
+            any_failed |= o.status == Status::Failed;
+            unreachable |= o.status == Status::Unreachable;
+            all_skipped &= o.status == Status::Skipped;
+            let mut r = match o.registered() {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            r.insert(lc.loop_var.clone(), item);
+            r.insert("ansible_loop_var".into(), Value::from(lc.loop_var.as_str()));
+            results.push(Value::Object(r));
+            if unreachable {
+                break;
+            }
+        }
+        let status = if unreachable {
+            Status::Unreachable
+        } else if any_failed {
+            Status::Failed
+        } else if all_skipped {
+            Status::Skipped
+        } else if any_changed {
+            Status::Changed
+        } else {
+            Status::Ok
+        };
+        let mut agg = ItemOutcome::new(status);
+        agg.result.insert("results".into(), Value::Array(results));
+        agg.result.insert(
+            "msg".into(),
+            Value::from(if any_failed {
+                "One or more items failed"
+            } else {
+                "All items completed"
+            }),
+        );
+        agg
+    }
+
+    fn report(
+        &self,
+        task: &Task,
+        i: usize,
+        name: &str,
+        o: &ItemOutcome,
+        item: Option<String>,
+        start: Instant,
+    ) {
+        let show_diff = task.diff.unwrap_or(self.opts.diff);
+        let (msg, diffs, output, changes) = if task.no_log {
+            (Some(NO_LOG_MSG.to_string()), Vec::new(), None, Vec::new())
+        } else {
+            (
+                o.msg.clone(),
+                if show_diff {
+                    o.diffs.clone()
+                } else {
+                    Vec::new()
+                },
+                o.output.clone(),
+                o.changes.clone(),
+            )
+        };
+        self.sink.send(Event::HostResult(HostResult {
+            host: self.names[i].clone(),
+            task: name.to_string(),
+            status: o.status,
+            changed: o.status == Status::Changed,
+            duration_ms: start.elapsed().as_millis() as u64,
+            msg,
+            item,
+            delegated_to: o.delegated_to.clone(),
+            diffs,
+            output,
+            changes,
+        }));
+    }
+
+    /// One item: `when`, then the action with `retries`/`until`, then
+    /// `changed_when`, `failed_when` and `ignore_errors`.
+    fn run_item(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
+        let templar = &self.project.templar;
+        for cond in &task.when {
+            match templar.eval_condition("when", cond, ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let mut o = ItemOutcome::new(Status::Skipped);
+                    o.result.insert(
+                        "skip_reason".into(),
+                        Value::from("Conditional result was False"),
+                    );
+                    o.result
+                        .insert("false_condition".into(), Value::from(cond.as_str()));
+                    return o;
+                }
+                Err(e) => return ItemOutcome::failed(format!("error in `when` condition: {e}")),
+            }
+        }
+        let mut o = match &task.until {
+            None => self.perform(task, i, ctx),
+            Some(until) => self.perform_until(task, i, ctx, until),
+        };
+        if matches!(o.status, Status::Unreachable | Status::Skipped) {
+            return o;
+        }
+        if task.changed_when.is_some() || task.failed_when.is_some() {
+            let ctx = self.with_registered(task, i, &o);
+            if let Some(conds) = &task.changed_when {
+                match all_true(templar, "changed_when", conds, &ctx) {
+                    Ok(changed) => {
+                        if !o.is_failed() {
+                            o.status = if changed { Status::Changed } else { Status::Ok };
+                        }
+                    }
+                    Err(e) => return ItemOutcome::failed(format!("error in `changed_when`: {e}")),
+                }
+            }
+            if let Some(conds) = &task.failed_when {
+                match any_true(templar, "failed_when", conds, &ctx) {
+                    Ok(true) => {
+                        o.status = Status::Failed;
+                        o.msg
+                            .get_or_insert_with(|| "failed_when condition was met".into());
+                    }
+                    Ok(false) => {
+                        if o.status == Status::Failed {
+                            o.status = Status::Ok;
+                            o.msg = None;
+                        }
+                    }
+                    Err(e) => return ItemOutcome::failed(format!("error in `failed_when`: {e}")),
+                }
+            }
+        }
+        if o.status == Status::Failed {
+            if let Some(ig) = &task.ignore_errors {
+                if templar
+                    .eval_condition("ignore_errors", ig, ctx)
+                    .unwrap_or(false)
+                {
+                    o.status = Status::Ignored;
+                }
+            }
+        }
+        o
+    }
+
+    /// The context with this result registered under the task's `register`
+    /// name, for `changed_when`/`failed_when`/`until`.
+    fn with_registered(&self, task: &Task, i: usize, o: &ItemOutcome) -> minijinja::Value {
+        let mut extra = Map::new();
+        if let Some(reg) = &task.register {
+            extra.insert(reg.clone(), o.registered());
+        }
+        self.context(i, &task.vars, &extra)
+    }
+
+    fn perform_until(
+        &self,
+        task: &Task,
+        i: usize,
+        ctx: &minijinja::Value,
+        until: &[String],
+    ) -> ItemOutcome {
+        let templar = &self.project.templar;
+        let number = |v: &Option<Value>, default: f64| -> f64 {
+            match v {
+                Some(v) => templar
+                    .render_value("retries", v, ctx)
+                    .ok()
+                    .and_then(|v| {
+                        v.as_f64()
+                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    })
+                    .unwrap_or(default),
+                None => default,
+            }
+        };
+        let retries = number(&task.retries, 3.0).clamp(1.0, 10_000.0) as u32;
+        let delay = number(&task.delay, 5.0).clamp(0.0, 3600.0);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut o = self.perform(task, i, ctx);
+            o.result.insert("attempts".into(), Value::from(attempt));
+            if o.status == Status::Unreachable {
+                return o;
+            }
+            let rctx = self.with_registered(task, i, &o);
+            match all_true(templar, "until", until, &rctx) {
+                Ok(true) => return o,
+                Ok(false) if attempt >= retries => {
+                    o.status = Status::Failed;
+                    o.msg = Some(format!("retries exhausted after {attempt} attempts"));
+                    return o;
+                }
+                Ok(false) => std::thread::sleep(Duration::from_secs_f64(delay)),
+                Err(e) => return ItemOutcome::failed(format!("error in `until`: {e}")),
+            }
+        }
+    }
+
+    /// Render the arguments and run the action once.
+    fn perform(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
+        let TaskKind::Action { action, args } = &task.kind else {
+            return ItemOutcome::failed("not an action");
+        };
+        let Some(act) = actions::lookup(action) else {
+            return ItemOutcome::failed(format!("unknown action `{action}`"));
+        };
+        let templar = &self.project.templar;
+        let args = match templar.render_value(action, args, ctx) {
+            Ok(v) => strip_omitted(v),
+            Err(e) => return ItemOutcome::failed(format!("template error in arguments: {e}")),
+        };
+        match act {
+            Action::Module(m) => self.run_module(m, args, task, i, ctx),
+            Action::Engine(e) => self.run_engine_action(e, args, task, i, ctx),
+        }
+    }
+
+    fn run_engine_action(
+        &self,
+        e: EngineAction,
+        args: Value,
+        task: &Task,
+        i: usize,
+        ctx: &minijinja::Value,
+    ) -> ItemOutcome {
+        use herdsman_modules::module::parse_params;
+        let templar = &self.project.templar;
+        match e {
+            EngineAction::Debug => {
+                let p = match parse_params::<actions::DebugParams>("debug", &args) {
+                    Ok(p) => p,
+                    Err(e) => return ItemOutcome::failed(e.to_string()),
+                };
+                let mut o = ItemOutcome::new(Status::Ok);
+                if p.verbosity > self.opts.verbosity {
+                    o.status = Status::Skipped;
+                    o.result.insert(
+                        "skipped_reason".into(),
+                        Value::from("verbosity threshold not met"),
+                    );
+                    return o;
+                }
+                let mut out = Map::new();
+                if let Some(var) = p.var {
+                    let v = templar
+                        .eval("debug.var", &var, ctx)
+                        .map(|v| template::to_json(&v))
+                        .unwrap_or_else(|_| Value::from("VARIABLE IS NOT DEFINED!"));
+                    out.insert(var, v);
+                } else {
+                    out.insert(
+                        "msg".into(),
+                        p.msg.unwrap_or_else(|| Value::from("Hello world!")),
+                    );
+                }
+                o.result = out.clone();
+                o.output = Some(Value::Object(out));
+                o
+            }
+            EngineAction::SetFact => {
+                let facts = actions::set_fact_values(&args);
+                self.run.set_facts(&self.names[i], facts.clone());
+                let mut o = ItemOutcome::new(Status::Ok);
+                o.result
+                    .insert("ansible_facts".into(), Value::Object(facts));
+                o
+            }
+            EngineAction::Assert => {
+                let p = match parse_params::<actions::AssertParams>("assert", &args) {
+                    Ok(p) => p,
+                    Err(e) => return ItemOutcome::failed(e.to_string()),
+                };
+                for cond in p.that.into_vec() {
+                    match templar.eval_condition("assert", &cond, ctx) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            let mut o = ItemOutcome::failed(
+                                p.fail_msg
+                                    .as_ref()
+                                    .map(value_text)
+                                    .unwrap_or_else(|| "Assertion failed".into()),
+                            );
+                            o.result.insert("assertion".into(), Value::from(cond));
+                            o.result.insert("evaluated_to".into(), Value::Bool(false));
+                            return o;
+                        }
+                        Err(e) => {
+                            return ItemOutcome::failed(format!("error in assertion `{cond}`: {e}"))
+                        }
+                    }
+                }
+                let mut o = ItemOutcome::new(Status::Ok);
+                o.msg = Some(
+                    p.success_msg
+                        .as_ref()
+                        .map(value_text)
+                        .unwrap_or_else(|| "All assertions passed".into()),
+                );
+                o
+            }
+            EngineAction::Fail => {
+                let p = parse_params::<actions::FailParams>("fail", &args).ok();
+                ItemOutcome::failed(
+                    p.and_then(|p| p.msg)
+                        .as_ref()
+                        .map(value_text)
+                        .unwrap_or_else(|| "Failed as requested from task".into()),
+                )
+            }
+            EngineAction::Template => self.run_template(args, task, i, ctx),
+            EngineAction::Meta => ItemOutcome::new(Status::Ok),
+            EngineAction::IncludeTasks | EngineAction::ImportTasks => {
+                ItemOutcome::failed("include_tasks cannot be used inside a loop here")
+            }
+        }
+    }
+
+    /// `template`: render `src` on the controller, then hand the text to
+    /// `copy` so writing, diff, backup and modes behave the same.
+    fn run_template(
+        &self,
+        args: Value,
+        task: &Task,
+        i: usize,
+        ctx: &minijinja::Value,
+    ) -> ItemOutcome {
+        use herdsman_modules::module::parse_params;
+        let p = match parse_params::<actions::TemplateParams>("template", &args) {
+            Ok(p) => p,
+            Err(e) => return ItemOutcome::failed(e.to_string()),
+        };
+        let search = playbook::template_search_paths(&self.playbook.dir);
+        let Some(src) = playbook::find_in(&search, &p.src) else {
+            return ItemOutcome::failed(format!("template source `{}` not found", p.src));
+        };
+        let content = match self.project.templar.render_file(&src, ctx) {
+            Ok(c) => c,
+            Err(e) => return ItemOutcome::failed(e.to_string()),
+        };
+        let mut copy = Map::new();
+        copy.insert("dest".into(), Value::from(p.dest));
+        copy.insert("content".into(), Value::from(content));
+        for (k, v) in [
+            ("owner", p.owner.map(Value::from)),
+            ("group", p.group.map(Value::from)),
+            ("mode", p.mode),
+        ] {
+            if let Some(v) = v {
+                copy.insert(k.into(), v);
+            }
+        }
+        if p.backup {
+            copy.insert("backup".into(), Value::Bool(true));
+        }
+        if !p.force {
+            copy.insert("force".into(), Value::Bool(false));
+        }
+        match herdsman_modules::find("copy") {
+            Some(m) => self.run_module(m, Value::Object(copy), task, i, ctx),
+            None => ItemOutcome::failed("the copy module is missing from this build"),
+        }
+    }
+
+    fn run_module(
+        &self,
+        m: &'static dyn DynModule,
+        mut params: Value,
+        task: &Task,
+        i: usize,
+        ctx: &minijinja::Value,
+    ) -> ItemOutcome {
+        let templar = &self.project.templar;
+        if m.name() == "copy" {
+            if let Err(msg) = self.resolve_copy_src(&mut params) {
+                return ItemOutcome::failed(msg);
+            }
+        }
+        let delegate = match &task.delegate_to {
+            Some(d) => match templar.render_str("delegate_to", d, ctx) {
+                Ok(d) => Some(d),
+                Err(e) => return ItemOutcome::failed(format!("delegate_to: {e}")),
+            },
+            None => None,
+        };
+        let target = delegate.clone().unwrap_or_else(|| self.names[i].clone());
+        let target_vars = match &delegate {
+            Some(d) => self.project.inventory.host_vars(d),
+            None => self.inventory_vars[i].clone(),
+        };
+        let conn = match self.connection(&target, &target_vars) {
+            Ok(c) => c,
+            Err(e) => {
+                let mut o = ItemOutcome::new(Status::Unreachable);
+                o.msg = Some(e.to_string());
+                return o;
+            }
+        };
+        let Ok(mut guard) = conn.lock() else {
+            return ItemOutcome::failed("connection lock poisoned");
+        };
+        let become_ = self.become_for(task, &target_vars);
+        let env = match self.environment_for(task, ctx) {
+            Ok(env) => env,
+            Err(e) => return ItemOutcome::failed(format!("environment: {e}")),
+        };
+        let mut host = TaskHost::new(&mut **guard, become_, &env);
+        let check = task
+            .check_mode
+            .unwrap_or(self.play.check_mode.unwrap_or(self.opts.check));
+        let mut o = module_outcome(m, &params, &mut host, check);
+        o.delegated_to = delegate;
+        o
+    }
+
+    /// `copy` with a controller-side `src`: read the file here and pass
+    /// its text as `content` (the module only sees the target host).
+    fn resolve_copy_src(&self, params: &mut Value) -> Result<(), String> {
+        let Value::Object(map) = params else {
+            return Ok(());
+        };
+        let remote = map.get("remote_src").map(truthy_json).unwrap_or(false);
+        let Some(src) = map.get("src").and_then(Value::as_str).map(str::to_string) else {
+            return Ok(());
+        };
+        if remote {
+            return Ok(());
+        }
+        let search = playbook::file_search_paths(&self.playbook.dir);
+        let path = playbook::find_in(&search, &src)
+            .ok_or_else(|| format!("copy source `{src}` not found on the controller"))?;
+        if path.is_dir() {
+            return Err(format!(
+                "copy source `{src}` is a directory; copying directories is not supported yet"
+            ));
+        }
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read copy source `{src}`: {e}"))?;
+        map.remove("src");
+        match String::from_utf8(bytes) {
+            Ok(text) => map.insert("content".into(), Value::from(text)),
+            Err(e) => {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(e.into_bytes());
+                map.insert("_content_b64".into(), Value::from(b64))
+            }
+        };
+        map.insert("_src_path".into(), Value::from(path.display().to_string()));
+        Ok(())
+    }
+
+    fn become_for(&self, task: &Task, vars: &Map<String, Value>) -> Option<Become> {
+        let var_become = vars.get("ansible_become").map(truthy_json).unwrap_or(false);
+        let on = task
+            .become_
+            .or(self.play.become_)
+            .unwrap_or(self.opts.become_ || var_become);
+        if !on {
+            return None;
+        }
+        let user = task
+            .become_user
+            .clone()
+            .or_else(|| self.play.become_user.clone())
+            .or_else(|| self.opts.become_user.clone())
+            .or_else(|| {
+                vars.get("ansible_become_user")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "root".into());
+        let password = vars
+            .get("ansible_become_password")
+            .or_else(|| vars.get("ansible_become_pass"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| self.opts.become_password.clone());
+        Some(Become { user, password })
+    }
+
+    fn environment_for(
+        &self,
+        task: &Task,
+        ctx: &minijinja::Value,
+    ) -> Result<Vec<(String, String)>, template::TemplateError> {
+        let mut env = self.play.environment.clone();
+        for (k, v) in &task.environment {
+            env.insert(k.clone(), v.clone());
+        }
+        let rendered =
+            self.project
+                .templar
+                .render_value("environment", &Value::Object(env), ctx)?;
+        Ok(match rendered {
+            Value::Object(m) => m.into_iter().map(|(k, v)| (k, value_text(&v))).collect(),
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// Plan, then (outside check mode, when there is something to do) apply.
+pub fn module_outcome(
+    m: &dyn DynModule,
+    params: &Value,
+    host: &mut dyn herdsman_modules::Host,
+    check: bool,
+) -> ItemOutcome {
+    let plan = match m.plan(params, host) {
+        Ok(p) => p,
+        Err(e) => return error_outcome(e),
+    };
+    let mut o = ItemOutcome::new(Status::Ok);
+    o.result = plan.result.clone();
+    if plan.is_empty() {
+        return o;
+    }
+    o.changes = plan.changes.clone();
+    o.diffs = plan.diffs.clone();
+    if check {
+        if plan.unknowable {
+            o.status = Status::Skipped;
+            o.msg = Some("skipped in check mode: the result can't be known without running".into());
+        } else {
+            o.status = Status::Changed;
+        }
+        return o;
+    }
+    match m.apply(params, plan, host) {
+        Ok(out) => {
+            for (k, v) in out.result {
+                o.result.insert(k, v);
+            }
+            o.msg = out.msg;
+            o.status = if out.failed {
+                Status::Failed
+            } else if out.changed {
+                Status::Changed
+            } else {
+                Status::Ok
+            };
+            if out.failed {
+                let stderr = o
+                    .result
+                    .get("stderr")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .trim();
+                let base = o.msg.clone().unwrap_or_else(|| "module failed".into());
+                o.msg = Some(if stderr.is_empty() {
+                    base
+                } else {
+                    format!("{base}: {stderr}")
+                });
+            }
+            o
+        }
+        Err(e) => {
+            let mut failed = error_outcome(e);
+            failed.changes = o.changes;
+            failed
+        }
+    }
+}
+
+fn error_outcome(e: ModuleError) -> ItemOutcome {
+    match e {
+        ModuleError::Host(HostError::Unreachable(msg)) => {
+            let mut o = ItemOutcome::new(Status::Unreachable);
+            o.msg = Some(msg);
+            o
+        }
+        ModuleError::Failed { msg, result } => {
+            let mut o = ItemOutcome::failed(msg);
+            o.result = result;
+            o
+        }
+        other => ItemOutcome::failed(other.to_string()),
+    }
+}
+
+/// Drop parameters that rendered to `omit`.
+fn strip_omitted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| v.as_str() != Some(OMIT))
+                .map(|(k, v)| (k, strip_omitted(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .filter(|v| v.as_str() != Some(OMIT))
+                .map(strip_omitted)
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn all_true(
+    t: &template::Templar,
+    what: &str,
+    conds: &[String],
+    ctx: &minijinja::Value,
+) -> Result<bool, template::TemplateError> {
+    for c in conds {
+        if !t.eval_condition(what, c, ctx)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn any_true(
+    t: &template::Templar,
+    what: &str,
+    conds: &[String],
+    ctx: &minijinja::Value,
+) -> Result<bool, template::TemplateError> {
+    for c in conds {
+        if t.eval_condition(what, c, ctx)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A value as text: strings as they are, everything else as JSON.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Ansible's loose booleans in variables: true, "yes", "true", "1", 1.
+pub fn truthy_json(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => matches!(
+            s.to_ascii_lowercase().as_str(),
+            "yes" | "true" | "1" | "on" | "y"
+        ),
+        _ => false,
+    }
+}
+
+/// How a loop item is shown: strings as they are, others as compact JSON.
+fn item_label(item: &Value) -> String {
+    let s = value_text(item);
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(119).collect::<String>())
+    } else {
+        s
+    }
+}

@@ -1,0 +1,72 @@
+//! The events a run produces, in the order the printer receives them. The
+//! JSON form (`--output jsonl`) is documented in the README; field names are
+//! stable.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use herdsman_modules::FileDiff;
+
+use crate::output::recap::Recap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Changed,
+    Failed,
+    Skipped,
+    Unreachable,
+    /// Failed, but `ignore_errors` let the host go on.
+    Ignored,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostResult {
+    pub host: String,
+    pub task: String,
+    pub status: Status,
+    pub changed: bool,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
+    /// The loop item's label, for results of one loop iteration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegated_to: Option<String>,
+    /// Shown with `--diff`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<FileDiff>,
+    /// What a `debug` task prints (already rendered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// The change lines of the plan (what would change in check mode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    PlaybookStart {
+        path: String,
+        check: bool,
+    },
+    PlayStart {
+        name: String,
+        hosts: Vec<String>,
+    },
+    TaskStart {
+        name: String,
+        /// `file:line` of the task.
+        location: String,
+        hosts: Vec<String>,
+        handler: bool,
+    },
+    HostResult(HostResult),
+    Warning {
+        message: String,
+    },
+    Recap(Recap),
+}

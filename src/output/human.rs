@@ -1,0 +1,225 @@
+//! Human output, shaped like ansible-playbook's so people read it at a
+//! glance: `PLAY [..]`, `TASK [..]`, one line per host result, diffs with
+//! `--diff`, and the PLAY RECAP. On a terminal a spinner line shows which
+//! hosts are still running the current task; without one, plain lines with
+//! no escape codes (console turns colours off when stdout is not a tty).
+
+use std::io::Write;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use console::style;
+use indexmap::IndexSet;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::output::event::{Event, HostResult, Status};
+use crate::output::recap::Recap;
+
+pub struct HumanPrinter {
+    verbosity: u8,
+    progress: Option<ProgressBar>,
+    /// Hosts that have not reported for the current task.
+    waiting: IndexSet<String>,
+    task: String,
+}
+
+/// A `TITLE [name] ****` banner padded to 80 columns like Ansible's.
+fn banner(title: &str) -> String {
+    let width = 79usize.saturating_sub(title.chars().count() + 1).max(3);
+    format!("\n{} {}", title, "*".repeat(width))
+}
+
+impl HumanPrinter {
+    pub fn new(verbosity: u8) -> Self {
+        HumanPrinter {
+            verbosity,
+            progress: None,
+            waiting: IndexSet::new(),
+            task: String::new(),
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<Event>) {
+        for event in rx {
+            self.handle(event);
+        }
+        self.stop_progress();
+    }
+
+    fn line(&self, text: &str) {
+        match &self.progress {
+            Some(pb) => pb.println(text),
+            None => {
+                let mut out = std::io::stdout().lock();
+                // A closed stdout must not kill the run.
+                let _ = writeln!(out, "{text}");
+            }
+        }
+    }
+
+    fn stop_progress(&mut self) {
+        if let Some(pb) = self.progress.take() {
+            pb.finish_and_clear();
+        }
+    }
+
+    fn update_progress(&mut self) {
+        if self.waiting.is_empty() {
+            self.stop_progress();
+            return;
+        }
+        if self.progress.is_none() {
+            let target = ProgressDrawTarget::stderr();
+            if target.is_hidden() {
+                return;
+            }
+            let pb = ProgressBar::with_draw_target(None, target);
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            pb.enable_steady_tick(Duration::from_millis(120));
+            self.progress = Some(pb);
+        }
+        if let Some(pb) = &self.progress {
+            let shown: Vec<&str> = self.waiting.iter().take(6).map(String::as_str).collect();
+            let more = self.waiting.len().saturating_sub(shown.len());
+            let mut msg = format!("{}: waiting on {}", self.task, shown.join(", "));
+            if more > 0 {
+                msg.push_str(&format!(" (+{more} more)"));
+            }
+            pb.set_message(msg);
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::PlaybookStart { path, check } => {
+                if self.verbosity > 0 {
+                    let mode = if check { " (check mode)" } else { "" };
+                    self.line(&format!("PLAYBOOK: {path}{mode}"));
+                }
+            }
+            Event::PlayStart { name, hosts } => {
+                self.stop_progress();
+                self.line(&style(banner(&format!("PLAY [{name}]"))).bold().to_string());
+                if hosts.is_empty() {
+                    self.line(&style("skipping: no hosts matched").cyan().to_string());
+                }
+            }
+            Event::TaskStart {
+                name,
+                location,
+                hosts,
+                handler,
+            } => {
+                self.stop_progress();
+                let kind = if handler { "RUNNING HANDLER" } else { "TASK" };
+                self.line(
+                    &style(banner(&format!("{kind} [{name}]")))
+                        .bold()
+                        .to_string(),
+                );
+                if self.verbosity > 0 {
+                    self.line(&format!("task path: {location}"));
+                }
+                self.task = name;
+                self.waiting = hosts.into_iter().collect();
+                self.update_progress();
+            }
+            Event::HostResult(r) => {
+                self.waiting.shift_remove(&r.host);
+                self.print_result(&r);
+                self.update_progress();
+            }
+            Event::Warning { message } => {
+                self.line(&style(format!("[WARNING]: {message}")).magenta().to_string());
+            }
+            Event::Recap(recap) => {
+                self.stop_progress();
+                self.print_recap(&recap);
+            }
+        }
+    }
+
+    fn print_result(&self, r: &HostResult) {
+        let host = match &r.delegated_to {
+            Some(d) => format!("[{} -> {}]", r.host, d),
+            None => format!("[{}]", r.host),
+        };
+        let item = r
+            .item
+            .as_ref()
+            .map(|i| format!(" => (item={i})"))
+            .unwrap_or_default();
+        let painted = match r.status {
+            Status::Ok => style(format!("ok: {host}{item}")).green(),
+            Status::Changed => style(format!("changed: {host}{item}")).yellow(),
+            Status::Skipped => style(format!("skipping: {host}{item}")).cyan(),
+            Status::Failed => style(format!("fatal: {host}{item}: FAILED!")).red(),
+            Status::Unreachable => style(format!("fatal: {host}: UNREACHABLE!")).red(),
+            Status::Ignored => style(format!("failed: {host}{item} (ignored)")).red(),
+        };
+        let mut text = painted.to_string();
+        if let Some(output) = &r.output {
+            let pretty = serde_json::to_string_pretty(output).unwrap_or_default();
+            text.push_str(&format!(" => {pretty}"));
+        } else if let Some(msg) = &r.msg {
+            if matches!(
+                r.status,
+                Status::Failed | Status::Unreachable | Status::Ignored
+            ) || self.verbosity > 0
+            {
+                text.push_str(&format!(" => {msg}"));
+            }
+        }
+        if self.verbosity > 0 && !r.changes.is_empty() {
+            for c in &r.changes {
+                text.push_str(&format!("\n    {c}"));
+            }
+        }
+        self.line(&text);
+        for d in &r.diffs {
+            let mut body = String::new();
+            for line in d.unified().lines() {
+                let painted = if line.starts_with('+') && !line.starts_with("+++") {
+                    style(line).green().to_string()
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    style(line).red().to_string()
+                } else if line.starts_with("@@") {
+                    style(line).cyan().to_string()
+                } else {
+                    line.to_string()
+                };
+                body.push_str(&painted);
+                body.push('\n');
+            }
+            self.line(body.trim_end());
+        }
+    }
+
+    fn print_recap(&self, recap: &Recap) {
+        self.line(&style(banner("PLAY RECAP")).bold().to_string());
+        let width = recap
+            .hosts
+            .keys()
+            .map(|h| h.len())
+            .max()
+            .unwrap_or(0)
+            .max(26);
+        for (host, s) in &recap.hosts {
+            let name = format!("{host:<width$}");
+            let name = if s.failed > 0 || s.unreachable > 0 {
+                style(name).red()
+            } else if s.changed > 0 {
+                style(name).yellow()
+            } else {
+                style(name).green()
+            };
+            self.line(&format!(
+                "{name} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}",
+                s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored
+            ));
+        }
+    }
+}

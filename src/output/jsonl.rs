@@ -1,0 +1,19 @@
+//! `--output jsonl`: one JSON object per event per line, flushed as it
+//! happens, for log shippers and scheduled jobs.
+
+use std::io::Write;
+use std::sync::mpsc::Receiver;
+
+use crate::output::event::Event;
+
+pub fn run(rx: Receiver<Event>) {
+    let stdout = std::io::stdout();
+    for event in rx {
+        let mut out = stdout.lock();
+        if let Ok(line) = serde_json::to_string(&event) {
+            // A closed stdout (e.g. `| head`) must not kill the run.
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Command-line behaviour: exit codes, usage errors, `validate`, `inventory`.
+
+use crate::support::Herd;
+
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    let run = Herd::new(["run"]).run().expect_code(1);
+    assert!(run.stderr().contains("PLAYBOOKS"), "{}", run.stderr());
+    Herd::new(["--help"]).run().expect_code(0);
+    Herd::new(["run", "x.yml", "--forks", "0"])
+        .run()
+        .expect_code(1);
+}
+
+#[test]
+fn a_missing_playbook_is_a_load_error() {
+    let run = Herd::new(["run", "no-such-playbook.yml"])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr().contains("no-such-playbook.yml"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    Herd::new([
+        "validate",
+        "playbooks/local-demo.yml",
+        "-i",
+        "inventories/local.ini",
+    ])
+    .run()
+    .expect_code(0);
+    let run = Herd::new([
+        "validate",
+        "playbooks/deploy-elasticsearch.yml",
+        "-i",
+        "inventories/elasticsearch.ini",
+    ])
+    .run()
+    .expect_code(0);
+    assert!(run.stdout().starts_with("ok:"), "{}", run.stdout());
+}
+
+#[test]
+fn validate_rejects_an_unknown_parameter_with_its_location() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::support::write_files(
+        dir.path(),
+        &[(
+            "bad.yml",
+            "- hosts: localhost\n  tasks:\n    - debug:\n        mesg: hi\n",
+        )],
+    );
+    let run = Herd::new(["validate", "bad.yml"])
+        .current_dir(dir.path())
+        .run()
+        .expect_code(1);
+    let err = run.stderr();
+    assert!(err.contains("bad.yml:4:9"), "{err}");
+    assert!(err.contains("`mesg`"), "{err}");
+    assert!(err.contains("did you mean `msg`"), "{err}");
+}
+
+#[test]
+fn inventory_list_has_the_ansible_shape() {
+    let run = Herd::new(["inventory", "-i", "inventories/elasticsearch.ini", "--list"])
+        .run()
+        .expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout()).expect("json");
+    assert!(v["_meta"]["hostvars"].is_object(), "{v}");
+    let children = v["all"]["children"].as_array().expect("all.children");
+    assert!(children.iter().any(|c| c == "ungrouped"), "{v}");
+    assert!(children.iter().any(|c| c == "elasticsearch"), "{v}");
+    assert_eq!(
+        v["es_masters"]["hosts"].as_array().map(|a| a.len()),
+        Some(3),
+        "{v}"
+    );
+    let graph = Herd::new([
+        "inventory",
+        "-i",
+        "inventories/elasticsearch.ini",
+        "--graph",
+    ])
+    .run()
+    .expect_code(0);
+    assert!(graph.stdout().starts_with("@all:"), "{}", graph.stdout());
+}

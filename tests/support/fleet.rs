@@ -1,0 +1,187 @@
+//! The shared test fleet: real Debian hosts (systemd-nspawn, each in its
+//! own network namespace, reachable over SSH) brought up once per test run
+//! by `tests/fleet/fleet.sh` and taken down when the test binary exits.
+//!
+//! Host roles, so parallel tests never step on each other:
+//! - `herd-01`..`herd-06`: shared; tests there use names and paths of their
+//!   own, and take [`Fleet::lock`] for host-wide state (apt's dpkg lock,
+//!   hostname, sysctl keys).
+//! - `herd-07`: exclusive tests that disturb the whole host (reboot).
+//! - `herd-08`: the "host dies mid-run" test kills it.
+//!
+//! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
+//! up (for development, where one fleet serves many test runs).
+//!
+//! There is no silent skip: if the fleet cannot come up, every test that
+//! asked for it fails and says why.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use serde_json::Value;
+
+use crate::support::{repo, Herd, Run};
+
+pub const FLEET_SIZE: usize = 8;
+
+pub struct FleetHost {
+    pub name: String,
+    pub address: String,
+}
+
+pub struct Fleet {
+    pub state: PathBuf,
+    pub inventory: PathBuf,
+    pub known_hosts: PathBuf,
+    pub key: PathBuf,
+    pub hosts: Vec<FleetHost>,
+    locks: HashMap<String, Mutex<()>>,
+}
+
+static FLEET: OnceLock<Result<Fleet, String>> = OnceLock::new();
+
+fn fleet_script() -> PathBuf {
+    repo().join("tests/fleet/fleet.sh")
+}
+
+extern "C" fn take_fleet_down() {
+    // Runs at exit of the test binary; output goes where the tests' went.
+    let _ = Command::new(fleet_script()).arg("down").output();
+}
+
+/// The fleet, brought up on first use.
+pub fn fleet() -> &'static Fleet {
+    match FLEET.get_or_init(bring_up) {
+        Ok(f) => f,
+        Err(e) => panic!("the test fleet is not available: {e}"),
+    }
+}
+
+fn bring_up() -> Result<Fleet, String> {
+    let state = PathBuf::from(
+        std::env::var("HERD_FLEET_STATE").unwrap_or_else(|_| "/run/herd-fleet".into()),
+    );
+    let reuse = std::env::var("HERD_FLEET_REUSE").is_ok_and(|v| v == "1");
+    let already_up = reuse && read_hosts(&state).is_ok_and(|h| h.len() >= FLEET_SIZE);
+    if !already_up {
+        let out = Command::new(fleet_script())
+            .args(["up", &FLEET_SIZE.to_string()])
+            .output()
+            .map_err(|e| format!("cannot run fleet.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "fleet.sh up {FLEET_SIZE} failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        if !reuse {
+            // SAFETY: registering a plain extern "C" fn with no captured state.
+            unsafe {
+                libc::atexit(take_fleet_down);
+            }
+        }
+    }
+    let hosts = read_hosts(&state)?;
+    let locks = hosts
+        .iter()
+        .map(|h| (h.name.clone(), Mutex::new(())))
+        .collect();
+    Ok(Fleet {
+        inventory: state.join("inventory.ini"),
+        known_hosts: state.join("known_hosts"),
+        key: state.join("id_ed25519"),
+        state,
+        hosts,
+        locks,
+    })
+}
+
+fn read_hosts(state: &Path) -> Result<Vec<FleetHost>, String> {
+    let text = std::fs::read_to_string(state.join("hosts.json"))
+        .map_err(|e| format!("no fleet state in {}: {e}", state.display()))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("bad hosts.json: {e}"))?;
+    Ok(v["hosts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|h| FleetHost {
+                    name: h["name"].as_str().unwrap_or_default().to_string(),
+                    address: h["address"].as_str().unwrap_or_default().to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+impl Fleet {
+    pub fn address(&self, host: &str) -> &str {
+        self.hosts
+            .iter()
+            .find(|h| h.name == host)
+            .map(|h| h.address.as_str())
+            .unwrap_or_else(|| panic!("no fleet host {host}"))
+    }
+
+    /// Exclusive use of a host's host-wide state for the guard's lifetime.
+    pub fn lock(&self, host: &str) -> MutexGuard<'_, ()> {
+        self.locks
+            .get(host)
+            .unwrap_or_else(|| panic!("no fleet host {host}"))
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `herd run PLAYBOOK` against the fleet inventory (JSON lines output,
+    /// the fleet's known_hosts), with more arguments after.
+    pub fn herd_run(&self, playbook: &Path, extra: &[&str]) -> Run {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            playbook.display().to_string(),
+            "-i".into(),
+            self.inventory.display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts.display().to_string(),
+            "--output".into(),
+            "jsonl".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Herd::new(args).run()
+    }
+
+    /// Run a shell command on a host as root with the ssh client, to check
+    /// what a playbook did independently of herd's own transport.
+    pub fn ssh(&self, host: &str, command: &str) -> Output {
+        Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                &format!("UserKnownHostsFile={}", self.known_hosts.display()),
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-i",
+            ])
+            .arg(&self.key)
+            .arg(format!("root@{}", self.address(host)))
+            .arg(command)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ssh: {e}"))
+    }
+
+    /// stdout of [`Fleet::ssh`], asserting the command succeeded.
+    pub fn ssh_ok(&self, host: &str, command: &str) -> String {
+        let out = self.ssh(host, command);
+        assert!(
+            out.status.success(),
+            "`{command}` on {host} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
