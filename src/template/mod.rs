@@ -50,11 +50,14 @@ mod crypt;
 pub mod filters;
 mod header;
 mod ipaddr;
+mod jinja;
 pub mod lookups;
 mod methods;
+mod paths;
 pub mod pyfmt;
 mod pyrandom;
 mod pyyaml;
+mod regexes;
 pub mod tests;
 mod timefmt;
 

@@ -394,7 +394,7 @@ fn regex_test(
         }
     };
     let text = super::pyfmt::py_str(value);
-    let re = super::filters::compile_regex(&match_type, &anchored, ignorecase, multiline, &text)?;
+    let re = super::regexes::compile_regex(&match_type, &anchored, ignorecase, multiline, &text)?;
     Ok(re.is_match(&text))
 }
 
