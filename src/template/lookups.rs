@@ -39,6 +39,8 @@ pub fn register(env: &mut Environment<'static>, search_paths: Vec<PathBuf>) {
         env.add_function(
             name,
             move |state: &State, kind: String, terms: Rest<Value>, kwargs: Kwargs| {
+                // `query` always gives a list; `wantlist` is accepted and moot.
+                kwargs.get::<Option<Value>>("wantlist")?;
                 let results = run_guarded(state, &p, &kind, &terms, &kwargs)?;
                 Ok::<_, Error>(Value::from(results.unwrap_or_default()))
             },
@@ -1043,6 +1045,14 @@ mod unit {
     fn other_lookups() {
         let (_d, t) = setup();
         assert_eq!(render(&t, "{{ lookup('vars', 'host') }}").unwrap(), "h1");
+        assert_eq!(
+            render(&t, "{{ lookup('vars', 'host', wantlist=true) }}").unwrap(),
+            "['h1']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('vars', 'host', wantlist=true) }}").unwrap(),
+            "['h1']"
+        );
         assert_eq!(
             render(&t, "{{ query('dict', {'a': 1}) }}").unwrap(),
             "[{'key': 'a', 'value': 1}]"
