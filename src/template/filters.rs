@@ -411,6 +411,13 @@ fn merge_hash(
     recursive: bool,
     list_merge: &str,
 ) -> serde_json::Map<String, J> {
+    // Ansible's shortcuts, which decide the key order of the result.
+    if x.is_empty() || x == y {
+        return y.clone();
+    }
+    if y.is_empty() {
+        return x.clone();
+    }
     let mut out = x.clone();
     for (key, yv) in y {
         let merged = match (out.get(key), yv) {
@@ -469,10 +476,10 @@ fn combine(state: &State, v: &Value, args: Rest<Value>, kwargs: Kwargs) -> Resul
             other => dicts.push(other),
         }
     }
-    let mut result = serde_json::Map::new();
-    for (i, d) in dicts.iter().enumerate() {
+    let mut maps = Vec::with_capacity(dicts.len());
+    for (i, d) in dicts.into_iter().enumerate() {
         match d {
-            J::Object(m) => result = merge_hash(&result, m, recursive, &list_merge),
+            J::Object(m) => maps.push(m),
             _ => {
                 return Err(err(format!(
                     "combine: expected dictionaries, argument {} is not one",
@@ -480,6 +487,15 @@ fn combine(state: &State, v: &Value, args: Rest<Value>, kwargs: Kwargs) -> Resul
                 )))
             }
         }
+    }
+    // Ansible folds from the right: the last dict is merged into the one
+    // before it, and so on. With `recursive`, that differs from a left fold
+    // when a middle dict replaces a nested dict with a scalar.
+    let Some(mut result) = maps.pop() else {
+        return Ok(from_j(&J::Object(serde_json::Map::new())));
+    };
+    while let Some(earlier) = maps.pop() {
+        result = merge_hash(&earlier, &result, recursive, &list_merge);
     }
     Ok(from_j(&J::Object(result)))
 }
@@ -1413,6 +1429,33 @@ mod unit {
             json!(9)
         );
         assert!(eval("a | combine(b, bogus=1)", vars).is_err());
+    }
+
+    /// Results of Ansible's `combine`/`merge_hash` algorithm for random
+    /// nested dicts, key order included (it decides `to_json` output).
+    #[test]
+    fn combine_matches_ansible_on_recorded_cases() {
+        #[derive(serde::Deserialize)]
+        struct Case {
+            ds: serde_json::Value,
+            rec: bool,
+            lm: String,
+            r: serde_json::Value,
+        }
+        let cases: Vec<Case> =
+            serde_json::from_str(include_str!("testdata/combine.json")).expect("valid test data");
+        for case in cases {
+            let vars = json!({"ds": case.ds, "rec": case.rec, "lm": case.lm});
+            let got = eval(
+                "ds[0] | combine(ds[1:], recursive=rec, list_merge=lm)",
+                vars,
+            )
+            .unwrap();
+            assert_eq!(
+                serde_json::to_string(&got).unwrap(),
+                serde_json::to_string(&case.r).unwrap()
+            );
+        }
     }
 
     #[test]
