@@ -704,16 +704,13 @@ fn flatten(
     Ok(Value::from(out))
 }
 
-/// Jinja2's `unique` as Ansible calls it: case-insensitive for strings,
-/// first occurrence kept.
+/// Jinja2's `unique` with `case_sensitive=True`, as Ansible's set filters
+/// call it: first occurrence kept, `'a'` and `'A'` both kept.
 fn unique_list(items: Vec<Value>) -> Vec<Value> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for item in items {
-        let key = match item.as_str() {
-            Some(s) => Value::from(s.to_lowercase()),
-            None => item.clone(),
-        };
+        let key = item.clone();
         if seen.insert(key) {
             out.push(item);
         }
@@ -1581,6 +1578,9 @@ mod unit {
             json!([10, 11, 99])
         );
         assert_eq!(e("[1, 2, 2, 'a', 'A'] | unique"), json!([1, 2, "a"]));
+        // Ansible's set filters compare case-sensitively.
+        assert_eq!(e("['a'] | union(['A', 'a'])"), json!(["a", "A"]));
+        assert_eq!(e("['a', 'A'] | difference(['b'])"), json!(["a", "A"]));
         assert_eq!(
             e("[0, 2] | map('extract', ['x', 'y', 'z']) | list"),
             json!(["x", "z"])
