@@ -256,7 +256,8 @@ fn ternary(
     none_val: Option<Value>,
 ) -> Result<Value, Error> {
     require_defined(state, v)?;
-    if let (true, Some(n)) = (v.is_none(), none_val) {
+    // Ansible uses `none_val` only when it is given and not None itself.
+    if let (true, Some(n)) = (v.is_none(), none_val.filter(|n| !n.is_none())) {
         return Ok(n);
     }
     Ok(if v.is_true() { true_val } else { false_val })
@@ -379,8 +380,14 @@ fn parse_yaml(text: &str, filter: &str) -> Result<J, Error> {
         .map_err(|d| err(format!("{filter}: {} (line {})", d.message, d.line)))
 }
 
-fn from_yaml(text: String) -> Result<Value, Error> {
-    Ok(from_j(&parse_yaml(&text, "from_yaml")?))
+/// Ansible's `from_yaml` parses strings and passes anything else through
+/// (so applying it to already-parsed data is harmless).
+fn from_yaml(state: &State, v: &Value) -> Result<Value, Error> {
+    require_defined(state, v)?;
+    match v.as_str() {
+        Some(text) => Ok(from_j(&parse_yaml(text, "from_yaml")?)),
+        None => Ok(v.clone()),
+    }
 }
 
 fn from_yaml_all(text: String) -> Result<Value, Error> {
@@ -1333,6 +1340,7 @@ mod unit {
         assert_eq!(e("0 | ternary('a', 'b')"), json!("b"));
         assert_eq!(e("none | ternary('a', 'b', 'n')"), json!("n"));
         assert_eq!(e("none | ternary('a', 'b')"), json!("b"));
+        assert_eq!(e("none | ternary('a', 'b', none)"), json!("b"));
     }
 
     #[test]
@@ -1377,6 +1385,7 @@ mod unit {
             e("'a: 1\\nb: [x, yes]\\nc: no\\n' | from_yaml"),
             json!({"a": 1, "b": ["x", true], "c": false})
         );
+        assert_eq!(e("{'k': 1} | from_yaml"), json!({"k": 1}));
         assert_eq!(
             e("'a: 1\\n---\\nb: 2\\n' | from_yaml_all"),
             json!([{"a": 1}, {"b": 2}])
