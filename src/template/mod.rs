@@ -20,8 +20,16 @@
 //!   whitespace control (`trim_blocks`, `{%-`, `-%}`) matches —
 //!   `testdata/jinja2.json` records Jinja2 3.1's output for these and for
 //!   random expressions and block layouts;
-//! - undefined values chain (`a.b.c | default(x)`, `a.b.c is defined`),
-//!   `'%s' % x` formatting works, and `x | mandatory` names `x` — `chain.rs`;
+//! - undefined values chain (`a.b.c | default(x)`, `a.b.c is defined`)
+//!   while printing, iterating or testing one fails naming it,
+//!   `'%s' % x` formatting works, and `x | mandatory` names `x` —
+//!   `chain.rs`, with `testdata/undefined.json` recorded from Jinja2 with
+//!   an Ansible-style undefined;
+//! - `combine` follows Ansible's `merge_hash` (`testdata/combine.json`),
+//!   key order included;
+//! - a condition containing `{{ }}` is rendered, then the text evaluated;
+//!   template files honour a `#jinja2:` first line, and `include`,
+//!   `import` and `extends` find files in the search paths;
 //! - `random(seed=...)`, `shuffle(seed=...)` and `password_hash(salt=...)`
 //!   give the values Ansible gives (CPython's Mersenne Twister, glibc crypt);
 //! - `quote`, `basename`, `dirname`, `splitext`, `regex_*` and `version`
