@@ -820,6 +820,30 @@ fn read(path: &Path, kind: &str) -> Result<String, Error> {
 /// Renders a template file with the variables the calling template sees
 /// (plus `template_vars`), in the same environment.
 fn render_template(state: &State, path: &Path, extra: Option<&Value>) -> Result<String, Error> {
+    thread_local! {
+        /// Nested `lookup('template')` renders on this thread; a template
+        /// that looks itself up would otherwise overflow the stack.
+        static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    const MAX_DEPTH: usize = 20;
+    let depth = DEPTH.with(|d| d.get());
+    if depth >= MAX_DEPTH {
+        return Err(err(format!(
+            "lookup('template'): templates nest more than {MAX_DEPTH} deep at {}",
+            path.display()
+        )));
+    }
+    DEPTH.with(|d| d.set(depth + 1));
+    let result = render_template_inner(state, path, extra);
+    DEPTH.with(|d| d.set(depth));
+    result
+}
+
+fn render_template_inner(
+    state: &State,
+    path: &Path,
+    extra: Option<&Value>,
+) -> Result<String, Error> {
     let source = read(path, "template")?;
     let mut vars = indexmap::IndexMap::new();
     for name in state.known_variables() {
@@ -1023,7 +1047,7 @@ mod unit {
 
     #[test]
     fn template_lookup_sees_the_context() {
-        let (_d, t) = setup();
+        let (d, t) = setup();
         assert_eq!(
             render(&t, "{{ lookup('template', 'part.j2') }}").unwrap(),
             "- 1 on h1\n- 2 on h1\n"
@@ -1036,6 +1060,13 @@ mod unit {
             .unwrap(),
             "- 1 on h9\n- 2 on h9\n"
         );
+        std::fs::write(
+            d.path().join("templates").join("self.j2"),
+            "{{ lookup('template', 'self.j2') }}",
+        )
+        .unwrap();
+        let e = render(&t, "{{ lookup('template', 'self.j2') }}").unwrap_err();
+        assert!(e.contains("nest"), "{e}");
         let e = render(&t, "{{ lookup('template', 'broken.j2') }}").unwrap_err();
         assert!(e.contains("broken.j2"), "{e}");
         assert!(e.contains("`nope`"), "{e}");
