@@ -1,7 +1,1148 @@
-//! `lookup('env'|'file'|'template', ...)` (being written).
+//! `lookup(kind, *terms, **kwargs)` and `query`/`q`, with the lookup
+//! plugins playbooks reach for on the controller: `env`, `file`,
+//! `template`, `vars`, `first_found`, `fileglob`, `pipe`, `lines`,
+//! `password`, and
+//! the ones behind
+//! `with_*` loops (`list`/`items`, `dict`, `sequence`, `together`,
+//! `nested`, `indexed_items`, `flattened`, `subelements`), also under
+//! their `ansible.builtin.` names.
+//!
+//! As in Ansible, `lookup` joins several string results with `,` and
+//! `query` always gives a list; `wantlist=True` and `errors='ignore'|'warn'`
+//! work. Errors name the lookup and the file, never a variable's value.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use minijinja::Environment;
+use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::{Environment, Error, ErrorKind, State};
 
-pub fn register(_env: &mut Environment<'static>, _search_paths: Vec<PathBuf>) {}
+pub fn register(env: &mut Environment<'static>, search_paths: Vec<PathBuf>) {
+    let paths = Arc::new(search_paths);
+    let p = paths.clone();
+    env.add_function(
+        "lookup",
+        move |state: &State, kind: String, terms: Rest<Value>, kwargs: Kwargs| {
+            let wantlist = kwargs
+                .get::<Option<Value>>("wantlist")?
+                .is_some_and(|v| v.is_true());
+            let results = run_guarded(state, &p, &kind, &terms, &kwargs)?;
+            Ok::<_, Error>(match results {
+                None => Value::from(()),
+                Some(r) if wantlist => Value::from(r),
+                Some(r) => join_results(r),
+            })
+        },
+    );
+    for name in ["query", "q"] {
+        let p = paths.clone();
+        env.add_function(
+            name,
+            move |state: &State, kind: String, terms: Rest<Value>, kwargs: Kwargs| {
+                // `query` always gives a list; `wantlist` is accepted and moot.
+                kwargs.get::<Option<Value>>("wantlist")?;
+                let results = run_guarded(state, &p, &kind, &terms, &kwargs)?;
+                Ok::<_, Error>(Value::from(results.unwrap_or_default()))
+            },
+        );
+    }
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+/// `lookup()`'s single value: strings joined with `,`, else the one item,
+/// else the list.
+fn join_results(r: Vec<Value>) -> Value {
+    if r.iter().all(|v| v.kind() == ValueKind::String) {
+        let parts: Vec<&str> = r.iter().filter_map(|v| v.as_str()).collect();
+        return Value::from(parts.join(","));
+    }
+    if r.len() == 1 {
+        return r.into_iter().next().unwrap_or_default();
+    }
+    Value::from(r)
+}
+
+/// Runs a lookup honouring `errors=`: `strict` (default) fails, `ignore`
+/// and `warn` give `None` (the warning is the engine's to print).
+fn run_guarded(
+    state: &State,
+    search_paths: &[PathBuf],
+    kind: &str,
+    terms: &[Value],
+    kwargs: &Kwargs,
+) -> Result<Option<Vec<Value>>, Error> {
+    let errors = kwargs
+        .get::<Option<String>>("errors")?
+        .unwrap_or_else(|| "strict".into());
+    if !matches!(errors.as_str(), "strict" | "warn" | "ignore") {
+        return Err(err("lookup: errors must be one of strict, warn or ignore"));
+    }
+    match run(state, search_paths, kind, terms, kwargs) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if errors != "strict" && e.kind() != ErrorKind::UnknownFunction => {
+            tracing::warn!(
+                "lookup('{kind}') failed and errors='{errors}': {}",
+                e.kind()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn run(
+    state: &State,
+    search_paths: &[PathBuf],
+    kind: &str,
+    terms: &[Value],
+    kwargs: &Kwargs,
+) -> Result<Vec<Value>, Error> {
+    let kind = kind.strip_prefix("ansible.builtin.").unwrap_or(kind);
+    // Terms given as one list (`lookup('file', files)`) count as many terms.
+    let mut flat = Vec::new();
+    for t in terms {
+        if t.is_undefined() {
+            // Reuse minijinja's message, which names the undefined variable.
+            minijinja::value::StringInput::new(state, t)?;
+        }
+        let keeps_lists = matches!(
+            kind,
+            "list" | "items" | "together" | "nested" | "subelements"
+        );
+        if t.kind() == ValueKind::Seq && !keeps_lists {
+            flat.extend(t.try_iter()?);
+        } else {
+            flat.push(t.clone());
+        }
+    }
+    let text_terms = || -> Vec<String> { flat.iter().map(super::pyfmt::py_str).collect() };
+    match kind {
+        "env" => {
+            let default = kwargs.get::<Option<Value>>("default")?;
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            Ok(text_terms()
+                .iter()
+                .map(|name| match std::env::var(name) {
+                    Ok(v) => Value::from(v),
+                    Err(_) => default.clone().unwrap_or_else(|| Value::from("")),
+                })
+                .collect())
+        }
+        "file" => {
+            let rstrip = flag(kwargs, "rstrip", true)?;
+            let lstrip = flag(kwargs, "lstrip", false)?;
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for name in text_terms() {
+                let path = find(&file_dirs(search_paths), &name)
+                    .ok_or_else(|| err(format!("lookup('file'): could not find file '{name}'")))?;
+                let mut text = read(&path, "file")?;
+                if rstrip {
+                    text = text.trim_end().to_string();
+                }
+                if lstrip {
+                    text = text.trim_start().to_string();
+                }
+                out.push(Value::from(text));
+            }
+            Ok(out)
+        }
+        "template" => {
+            let extra = kwargs.get::<Option<Value>>("template_vars")?;
+            // Options of Ansible's template lookup that change nothing here.
+            for ignored in ["convert_data", "jinja2_native"] {
+                kwargs.get::<Option<Value>>(ignored)?;
+            }
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut dirs: Vec<PathBuf> = search_paths.to_vec();
+            dirs.push(PathBuf::from("."));
+            let mut out = Vec::new();
+            for name in text_terms() {
+                let path = find(&dirs, &name).ok_or_else(|| {
+                    err(format!(
+                        "lookup('template'): could not find template '{name}'"
+                    ))
+                })?;
+                out.push(Value::from(render_template(state, &path, extra.as_ref())?));
+            }
+            Ok(out)
+        }
+        "vars" => {
+            let default = kwargs.get::<Option<Value>>("default")?;
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for name in text_terms() {
+                match state.lookup(&name).filter(|v| !v.is_undefined()) {
+                    Some(v) => out.push(v),
+                    None => match &default {
+                        Some(d) => out.push(d.clone()),
+                        None => {
+                            return Err(Error::new(
+                                ErrorKind::UndefinedError,
+                                format!("lookup('vars'): no variable named '{name}'"),
+                            ))
+                        }
+                    },
+                }
+            }
+            Ok(out)
+        }
+        "first_found" => {
+            let skip = flag(kwargs, "skip", false)?;
+            let mut dirs = kwargs
+                .get::<Option<Vec<String>>>("paths")?
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect::<Vec<_>>();
+            let mut files = kwargs
+                .get::<Option<Vec<String>>>("files")?
+                .unwrap_or_default();
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            for t in &flat {
+                // A term may be a dict with `files` and `paths`.
+                if t.kind() == ValueKind::Map {
+                    for f in t.get_attr("files")?.try_iter().into_iter().flatten() {
+                        files.push(super::pyfmt::py_str(&f));
+                    }
+                    for p in t.get_attr("paths")?.try_iter().into_iter().flatten() {
+                        dirs.push(PathBuf::from(super::pyfmt::py_str(&p)));
+                    }
+                } else {
+                    files.push(super::pyfmt::py_str(t));
+                }
+            }
+            dirs.extend(file_dirs(search_paths));
+            dirs.extend(search_paths.iter().cloned());
+            for f in &files {
+                if let Some(p) = find(&dirs, f) {
+                    return Ok(vec![Value::from(p.display().to_string())]);
+                }
+            }
+            if skip {
+                Ok(Vec::new())
+            } else {
+                Err(err(
+                    "lookup('first_found'): none of the files was found (use skip=True to allow that)",
+                ))
+            }
+        }
+        "list" | "items" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for t in flat {
+                if t.kind() == ValueKind::Seq && kind == "items" {
+                    out.extend(t.try_iter()?);
+                } else {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        }
+        "dict" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for t in &flat {
+                if t.kind() != ValueKind::Map {
+                    return Err(err("lookup('dict'): expects a dictionary"));
+                }
+                for k in t.try_iter()? {
+                    let v = t.get_item(&k)?;
+                    out.push(Value::from_pairs([("key", k), ("value", v)]));
+                }
+            }
+            Ok(out)
+        }
+        "password" => {
+            let mut out = Vec::new();
+            let opts = PasswordOptions {
+                length: kwargs.get("length")?,
+                chars: kwargs.get("chars")?,
+                seed: kwargs.get("seed")?,
+                encrypt: kwargs.get("encrypt")?,
+            };
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            for term in text_terms() {
+                out.push(Value::from(password(search_paths, &term, &opts)?));
+            }
+            Ok(out)
+        }
+        "pipe" | "lines" => {
+            // Runs on the controller through the shell, as Ansible does;
+            // `pipe` strips the trailing newline, `lines` splits the output.
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for command in text_terms() {
+                let output = std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(&command)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .map_err(|e| err(format!("lookup('{kind}'): cannot start /bin/sh: {e}")))?;
+                if !output.status.success() {
+                    // The command may hold secrets: name the lookup and the
+                    // exit code only.
+                    return Err(err(format!(
+                        "lookup('{kind}'): the command failed with {}",
+                        output.status
+                    )));
+                }
+                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                if kind == "pipe" {
+                    out.push(Value::from(text.trim_end_matches('\n').to_string()));
+                } else {
+                    out.extend(text.lines().map(Value::from));
+                }
+            }
+            Ok(out)
+        }
+        "fileglob" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for pattern in text_terms() {
+                out.extend(
+                    fileglob(search_paths, &pattern)?
+                        .into_iter()
+                        .map(Value::from),
+                );
+            }
+            Ok(out)
+        }
+        "sequence" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut out = Vec::new();
+            for spec in text_terms() {
+                out.extend(sequence(&spec)?.into_iter().map(Value::from));
+            }
+            Ok(out)
+        }
+        "indexed_items" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            Ok(flat
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| Value::from(vec![Value::from(i), v]))
+                .collect())
+        }
+        "flattened" => {
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            fn walk(v: Value, out: &mut Vec<Value>) {
+                match v.try_iter() {
+                    Ok(items) if v.kind() == ValueKind::Seq => {
+                        for i in items {
+                            walk(i, out);
+                        }
+                    }
+                    _ => out.push(v),
+                }
+            }
+            let mut out = Vec::new();
+            for t in flat {
+                walk(t, &mut out);
+            }
+            Ok(out)
+        }
+        "together" => {
+            // `with_together`: items side by side, missing ones are None.
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let lists: Vec<Vec<Value>> = flat
+                .iter()
+                .map(|t| t.try_iter().map(|i| i.collect()).unwrap_or_default())
+                .collect();
+            let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+            Ok((0..longest)
+                .map(|i| {
+                    Value::from(
+                        lists
+                            .iter()
+                            .map(|l| l.get(i).cloned().unwrap_or(Value::from(())))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect())
+        }
+        "nested" => {
+            // `with_nested`: every combination, first list outermost.
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let mut result: Vec<Vec<Value>> = vec![Vec::new()];
+            for t in &flat {
+                let pool: Vec<Value> = t.try_iter().map(|i| i.collect()).unwrap_or_default();
+                let mut next = Vec::new();
+                for prefix in &result {
+                    for item in &pool {
+                        let mut p = prefix.clone();
+                        p.push(item.clone());
+                        next.push(p);
+                    }
+                }
+                result = next;
+            }
+            Ok(result.into_iter().map(Value::from).collect())
+        }
+        "subelements" => {
+            // `with_subelements: [users, 'groups']`, optional flags dict.
+            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
+            let (Some(list), Some(key)) = (flat.first(), flat.get(1)) else {
+                return Err(err("lookup('subelements'): expects a list and a key"));
+            };
+            let skip_missing = flat
+                .get(2)
+                .map(|f| f.get_attr("skip_missing").map(|v| v.is_true()))
+                .transpose()?
+                .unwrap_or(false);
+            let key = super::pyfmt::py_str(key);
+            let mut out = Vec::new();
+            for item in list.try_iter()? {
+                let mut sub = item.clone();
+                for part in key.split('.') {
+                    sub = sub.get_attr(part).unwrap_or(Value::UNDEFINED);
+                }
+                if sub.is_undefined() {
+                    if skip_missing {
+                        continue;
+                    }
+                    return Err(err(format!(
+                        "lookup('subelements'): an item has no key '{key}'"
+                    )));
+                }
+                for s in sub.try_iter()? {
+                    out.push(Value::from(vec![item.clone(), s]));
+                }
+            }
+            Ok(out)
+        }
+        other => Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!("lookup plugin '{other}' is not supported"),
+        )),
+    }
+}
+
+/// Options of `lookup('password', ...)` given as keyword arguments; the
+/// same can be written inside the term (`path length=12 chars=digits`).
+struct PasswordOptions {
+    length: Option<usize>,
+    chars: Option<String>,
+    seed: Option<String>,
+    encrypt: Option<String>,
+}
+
+/// The characters named by `chars=` (Python's `string` constants, or
+/// literal text; `,,` is a literal comma).
+fn password_chars(spec: Option<&str>) -> String {
+    let spec = spec.unwrap_or("ascii_letters,digits,.,,:-_");
+    let mut names = Vec::new();
+    let mut cur = String::new();
+    let mut it = spec.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == ',' {
+            if it.peek() == Some(&',') {
+                it.next();
+                cur.push(',');
+            } else {
+                names.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    names.push(cur);
+    let mut chars = String::new();
+    for name in names {
+        chars.push_str(match name.as_str() {
+            "ascii_letters" => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "ascii_lowercase" => "abcdefghijklmnopqrstuvwxyz",
+            "ascii_uppercase" => "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "digits" => "0123456789",
+            "hexdigits" => "0123456789abcdefABCDEF",
+            "octdigits" => "01234567",
+            "punctuation" => "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+            other => other,
+        });
+    }
+    chars
+}
+
+/// `lookup('password', 'creds/db length=15')`: the password stored in the
+/// file (relative to the playbook), or a new random one written there with
+/// mode 0600, as Ansible does. `seed=` makes the password Python's
+/// `Random(seed)` choice, so it equals the one Ansible would generate.
+fn password(search_paths: &[PathBuf], term: &str, opts: &PasswordOptions) -> Result<String, Error> {
+    let (rel, params) = match term.trim().split_once(' ') {
+        Some((p, rest)) => (p, rest),
+        None => (term.trim(), ""),
+    };
+    let mut length = opts.length;
+    let mut chars = opts.chars.clone();
+    let mut seed = opts.seed.clone();
+    let mut encrypt = opts.encrypt.clone();
+    for kv in params.split_whitespace() {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(err(format!(
+                "lookup('password'): cannot read the option '{kv}'"
+            )));
+        };
+        match k {
+            "length" => {
+                length = Some(
+                    v.parse()
+                        .map_err(|_| err("lookup('password'): length must be a number"))?,
+                )
+            }
+            "chars" => chars = Some(v.to_string()),
+            "seed" => seed = Some(v.to_string()),
+            "encrypt" => encrypt = Some(v.to_string()),
+            other => {
+                return Err(err(format!(
+                    "lookup('password'): unknown option '{other}' (length, chars, seed, encrypt)"
+                )))
+            }
+        }
+    }
+    let generate = |length: usize| -> String {
+        let alphabet: Vec<char> = password_chars(chars.as_deref()).chars().collect();
+        let mut rng = super::filters::py_random(seed.as_deref().map(Value::from));
+        (0..length)
+            .map(|_| alphabet[rng.below(alphabet.len() as u128) as usize])
+            .collect()
+    };
+    let length = length.unwrap_or(20);
+    let hash = |pw: &str, salt: &str| -> Result<String, Error> {
+        Ok(match encrypt.as_deref() {
+            None => pw.to_string(),
+            Some("sha512_crypt") => super::crypt::sha512_crypt(pw, salt, 5000),
+            Some("sha256_crypt") => super::crypt::sha256_crypt(pw, salt, 5000),
+            Some("md5_crypt") => super::crypt::md5_crypt(pw, salt),
+            Some(other) => {
+                return Err(err(format!(
+                    "lookup('password'): encrypt={other} is not supported (sha512_crypt, sha256_crypt, md5_crypt)"
+                )))
+            }
+        })
+    };
+    let new_salt = || -> String {
+        let alphabet: Vec<char> =
+            "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                .chars()
+                .collect();
+        let mut rng = super::filters::py_random(None);
+        (0..16)
+            .map(|_| alphabet[rng.below(alphabet.len() as u128) as usize])
+            .collect()
+    };
+    if rel == "/dev/null" {
+        let pw = generate(length);
+        return hash(&pw, &new_salt());
+    }
+    let path = if Path::new(rel).is_absolute() {
+        PathBuf::from(rel)
+    } else {
+        // Relative to the playbook, which is the first search path's parent
+        // (`<playbook>/templates`).
+        let base = search_paths
+            .first()
+            .filter(|p| p.file_name().is_some_and(|n| n == "templates"))
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join(rel)
+    };
+    let (pw, salt, changed) = if path.exists() {
+        let content = read(&path, "password")?;
+        let content = content.trim_end();
+        let (pw, salt) = match content.rfind(" salt=") {
+            Some(i) => (
+                content[..i].to_string(),
+                Some(
+                    content[i + 6..]
+                        .split(" ident=")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+            ),
+            None => (content.to_string(), None),
+        };
+        let missing_salt = salt.is_none() && encrypt.is_some();
+        (pw, salt, missing_salt)
+    } else {
+        (generate(length), None, true)
+    };
+    let salt = match (salt, &encrypt) {
+        (Some(s), _) => Some(s),
+        (None, Some(_)) => Some(new_salt()),
+        (None, None) => None,
+    };
+    if changed {
+        let content = match &salt {
+            Some(s) => format!("{pw} salt={s}\n"),
+            None => format!("{pw}\n"),
+        };
+        write_private(&path, &content)?;
+    }
+    hash(&pw, salt.as_deref().unwrap_or_default())
+}
+
+/// Writes a file only its owner can read, creating its directory.
+fn write_private(path: &Path, content: &str) -> Result<(), Error> {
+    let fail = |e: std::io::Error| {
+        err(format!(
+            "lookup('password'): cannot write {}: {e}",
+            path.display()
+        ))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    f.write_all(content.as_bytes()).map_err(fail)
+}
+
+/// `lookup('fileglob', 'conf.d/*.conf')`: the directory part is found like
+/// `lookup('file')` finds files, the file-name part is matched inside it.
+/// Only files are returned, sorted so runs are repeatable.
+fn fileglob(search_paths: &[PathBuf], pattern: &str) -> Result<Vec<String>, Error> {
+    let p = Path::new(pattern);
+    let (dir, name) = match (p.parent(), p.file_name()) {
+        (Some(d), Some(n)) => (d.to_path_buf(), n.to_string_lossy().into_owned()),
+        _ => (PathBuf::new(), pattern.to_string()),
+    };
+    let matcher = globset::Glob::new(&name)
+        .map_err(|e| err(format!("lookup('fileglob'): invalid pattern: {e}")))?
+        .compile_matcher();
+    let dir = if dir.is_absolute() {
+        Some(dir)
+    } else {
+        file_dirs(search_paths)
+            .into_iter()
+            .map(|d| d.join(&dir))
+            .find(|d| d.is_dir())
+    };
+    let Some(dir) = dir else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| {
+            err(format!(
+                "lookup('fileglob'): cannot list {}: {e}",
+                dir.display()
+            ))
+        })?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file() && matcher.is_match(e.file_name()))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// `with_sequence`: `start=1 end=5 stride=1 format=web%02d`, `count=3`,
+/// or the short form `[start-]end[/stride][:format]`.
+fn sequence(spec: &str) -> Result<Vec<String>, Error> {
+    let bad = || {
+        err("lookup('sequence'): cannot read the sequence, expected start=N end=N [stride=N] [format=F]")
+    };
+    let parse_int = |s: &str| -> Result<i64, Error> {
+        let s = s.trim();
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, s),
+        };
+        let n = if let Some(h) = digits.strip_prefix("0x") {
+            i64::from_str_radix(h, 16)
+        } else if let Some(o) = digits
+            .strip_prefix("0o")
+            .or(digits.strip_prefix('0').filter(|o| !o.is_empty()))
+        {
+            i64::from_str_radix(o, 8)
+        } else {
+            digits.parse()
+        }
+        .map_err(|_| bad())?;
+        Ok(if neg { -n } else { n })
+    };
+    let (mut start, mut end, mut stride, mut count, mut format) =
+        (1i64, None, 1i64, None, "%d".to_string());
+    if spec.contains('=') {
+        for part in spec.split_whitespace() {
+            let (k, v) = part.split_once('=').ok_or_else(bad)?;
+            match k {
+                "start" => start = parse_int(v)?,
+                "end" => end = Some(parse_int(v)?),
+                "stride" => stride = parse_int(v)?,
+                "count" => count = Some(parse_int(v)?),
+                "format" => format = v.to_string(),
+                _ => return Err(bad()),
+            }
+        }
+    } else {
+        let (rest, fmt) = match spec.split_once(':') {
+            Some((r, f)) => (r, Some(f)),
+            None => (spec, None),
+        };
+        if let Some(f) = fmt {
+            format = f.to_string();
+        }
+        let (range, step) = match rest.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (rest, None),
+        };
+        if let Some(s) = step {
+            stride = parse_int(s)?;
+        }
+        match range.trim().split_once('-') {
+            Some((a, b)) if !a.is_empty() => {
+                start = parse_int(a)?;
+                end = Some(parse_int(b)?);
+            }
+            _ => end = Some(parse_int(range)?),
+        }
+    }
+    let end = match (end, count) {
+        (Some(_), Some(_)) => {
+            return Err(err("lookup('sequence'): can't specify both count and end"))
+        }
+        (Some(e), None) => e,
+        (None, Some(c)) if c <= 0 => return Ok(Vec::new()),
+        (None, Some(c)) => start + (c - 1) * stride,
+        (None, None) => return Err(err("lookup('sequence'): must specify count or end")),
+    };
+    if stride == 0 {
+        return Err(err("lookup('sequence'): stride must not be 0"));
+    }
+    if stride > 0 && end < start {
+        return Err(err(
+            "lookup('sequence'): to count backwards make stride negative",
+        ));
+    }
+    if stride < 0 && end > start {
+        return Err(err(
+            "lookup('sequence'): to count forward don't make stride negative",
+        ));
+    }
+    let mut out = Vec::new();
+    let mut i = start;
+    while (stride > 0 && i <= end) || (stride < 0 && i >= end) {
+        out.push(printf_int(&format, i).ok_or_else(|| err("lookup('sequence'): bad format"))?);
+        i += stride;
+    }
+    Ok(out)
+}
+
+/// `format % n` for one integer directive (`%d`, `%02d`, `%x`, `%o`, `%5d`).
+fn printf_int(format: &str, n: i64) -> Option<String> {
+    let start = format.find('%')?;
+    let rest = &format[start + 1..];
+    let spec_end = rest.find(|c: char| c.is_ascii_alphabetic())?;
+    let (flags, conv) = (&rest[..spec_end], rest[spec_end..].chars().next()?);
+    let zero = flags.starts_with('0');
+    let left = flags.starts_with('-');
+    let width: usize = flags.trim_start_matches(['0', '-']).parse().unwrap_or(0);
+    let body = match conv {
+        'd' | 'i' | 'u' => n.to_string(),
+        'x' => format!("{n:x}"),
+        'X' => format!("{n:X}"),
+        'o' => format!("{n:o}"),
+        _ => return None,
+    };
+    let padded = if left {
+        format!("{body:<width$}")
+    } else if zero {
+        format!("{body:0>width$}")
+    } else {
+        format!("{body:>width$}")
+    };
+    let tail = &rest[spec_end + conv.len_utf8()..];
+    Some(format!("{}{padded}{tail}", &format[..start]))
+}
+
+fn lookup_arg_err(kind: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| {
+        err(format!(
+            "lookup('{kind}'): {}",
+            e.detail().unwrap_or("bad keyword argument")
+        ))
+    }
+}
+
+fn flag(kwargs: &Kwargs, name: &str, default: bool) -> Result<bool, Error> {
+    Ok(kwargs
+        .get::<Option<Value>>(name)?
+        .map(|v| v.is_true())
+        .unwrap_or(default))
+}
+
+/// Where `lookup('file')` looks: `files/` next to each `templates/` search
+/// path, the search paths themselves, then the working directory.
+fn file_dirs(search_paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for sp in search_paths {
+        if sp.file_name().is_some_and(|n| n == "templates") {
+            if let Some(parent) = sp.parent() {
+                dirs.push(parent.join("files"));
+            }
+        }
+    }
+    dirs.extend(search_paths.iter().cloned());
+    dirs.push(PathBuf::from("."));
+    dirs
+}
+
+fn find(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    dirs.iter().map(|d| d.join(p)).find(|c| c.is_file())
+}
+
+fn read(path: &Path, kind: &str) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| {
+        err(format!(
+            "lookup('{kind}'): cannot read {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Renders a template file with the variables the calling template sees
+/// (plus `template_vars`), in the same environment.
+fn render_template(state: &State, path: &Path, extra: Option<&Value>) -> Result<String, Error> {
+    thread_local! {
+        /// Nested `lookup('template')` renders on this thread; a template
+        /// that looks itself up would otherwise overflow the stack.
+        static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    const MAX_DEPTH: usize = 20;
+    let depth = DEPTH.with(|d| d.get());
+    if depth >= MAX_DEPTH {
+        return Err(err(format!(
+            "lookup('template'): templates nest more than {MAX_DEPTH} deep at {}",
+            path.display()
+        )));
+    }
+    DEPTH.with(|d| d.set(depth + 1));
+    let result = render_template_inner(state, path, extra);
+    DEPTH.with(|d| d.set(depth));
+    result
+}
+
+fn render_template_inner(
+    state: &State,
+    path: &Path,
+    extra: Option<&Value>,
+) -> Result<String, Error> {
+    let source = read(path, "template")?;
+    let mut vars = indexmap::IndexMap::new();
+    for name in state.known_variables() {
+        if let Some(v) = state.lookup(&name) {
+            vars.insert(name.into_owned(), v);
+        }
+    }
+    if let Some(extra) = extra {
+        if extra.kind() == ValueKind::Map {
+            for k in extra.try_iter()? {
+                let v = extra.get_item(&k)?;
+                vars.insert(super::pyfmt::py_str(&k), v);
+            }
+        }
+    }
+    let name = path.display().to_string();
+    let ctx = Value::from_pairs(vars);
+    match super::header::split(&source).map_err(err)? {
+        None => {
+            let source = super::chain::rewrite_template(&source);
+            let tmpl = state.env().template_from_named_str(&name, &source)?;
+            tmpl.render(ctx)
+        }
+        Some(header) => {
+            let env = header.environment(state.env()).map_err(err)?;
+            let body = if header.changes_delimiters() {
+                std::borrow::Cow::Borrowed(header.body)
+            } else {
+                super::chain::rewrite_template(header.body)
+            };
+            let tmpl = env.template_from_named_str(&name, &body)?;
+            tmpl.render(ctx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use crate::template::{from_json, Templar};
+    use serde_json::json;
+
+    fn setup() -> (tempfile::TempDir, Templar) {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = dir.path().join("templates");
+        let files = dir.path().join("files");
+        std::fs::create_dir_all(&templates).unwrap();
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("motd"), "Welcome\n\n").unwrap();
+        std::fs::write(
+            templates.join("part.j2"),
+            "{% for x in items %}\n- {{ x }} on {{ host }}\n{% endfor %}\n",
+        )
+        .unwrap();
+        std::fs::write(templates.join("broken.j2"), "line\n{{ nope }}\n").unwrap();
+        let t = Templar::new(vec![templates]);
+        (dir, t)
+    }
+
+    fn render(t: &Templar, s: &str) -> Result<String, String> {
+        t.render_str(
+            "play.yml",
+            s,
+            &from_json(&json!({"host": "h1", "items": [1, 2]})),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn env_lookup() {
+        let (_d, t) = setup();
+        std::env::set_var("HERD_LOOKUP_TEST", "v1");
+        assert_eq!(
+            render(&t, "{{ lookup('env', 'HERD_LOOKUP_TEST') }}").unwrap(),
+            "v1"
+        );
+        assert_eq!(
+            render(&t, "[{{ lookup('env', 'HERD_SURELY_UNSET_VAR') }}]").unwrap(),
+            "[]"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('ansible.builtin.env', 'HERD_SURELY_UNSET_VAR', default='d') }}"
+            )
+            .unwrap(),
+            "d"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ query('env', 'HERD_LOOKUP_TEST', 'HERD_LOOKUP_TEST') }}"
+            )
+            .unwrap(),
+            "['v1', 'v1']"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('env', 'HERD_LOOKUP_TEST', 'HERD_LOOKUP_TEST') }}"
+            )
+            .unwrap(),
+            "v1,v1"
+        );
+    }
+
+    #[test]
+    fn file_lookup_strips_trailing_whitespace() {
+        let (_d, t) = setup();
+        assert_eq!(
+            render(&t, "[{{ lookup('file', 'motd') }}]").unwrap(),
+            "[Welcome]"
+        );
+        assert_eq!(
+            render(&t, "[{{ lookup('file', 'motd', rstrip=false) }}]").unwrap(),
+            "[Welcome\n\n]"
+        );
+        let e = render(&t, "{{ lookup('file', 'nothere.txt') }}").unwrap_err();
+        assert!(e.contains("nothere.txt"), "{e}");
+        assert_eq!(
+            render(&t, "[{{ lookup('file', 'nothere.txt', errors='ignore') }}]").unwrap(),
+            "[]"
+        );
+    }
+
+    #[test]
+    fn pipe_and_lines_lookups() {
+        let (_d, t) = setup();
+        assert_eq!(
+            render(&t, "[{{ lookup('pipe', 'echo hi') }}]").unwrap(),
+            "[hi]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('lines', 'printf \"a\\nb\\n\"') }}").unwrap(),
+            "['a', 'b']"
+        );
+        let e = render(&t, "{{ lookup('pipe', 'exit 3') }}").unwrap_err();
+        assert!(e.contains("failed") && !e.contains("exit 3"), "{e}");
+    }
+
+    #[test]
+    fn password_lookup_creates_then_reuses() {
+        let (d, t) = setup();
+        // CPython: ''.join(Random('s1').choice(ascii_letters + digits + '.,:-_') for _ in range(20))
+        assert_eq!(
+            render(&t, "{{ lookup('password', '/dev/null seed=s1') }}").unwrap(),
+            "bJ27qvwl0NuUd-3YgCQV"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('password', '/dev/null', seed='s1', chars='digits', length=8) }}"
+            )
+            .unwrap(),
+            "98046792"
+        );
+        let first = render(&t, "{{ lookup('password', 'creds/db length=12') }}").unwrap();
+        assert_eq!(first.len(), 12);
+        let file = d.path().join("creds").join("db");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{first}\n")
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let again = render(&t, "{{ lookup('password', 'creds/db length=12') }}").unwrap();
+        assert_eq!(first, again);
+        let hashed = render(
+            &t,
+            "{{ lookup('password', 'creds/db encrypt=sha512_crypt') }}",
+        )
+        .unwrap();
+        assert!(hashed.starts_with("$6$"), "{hashed}");
+        let again = render(
+            &t,
+            "{{ lookup('password', 'creds/db encrypt=sha512_crypt') }}",
+        )
+        .unwrap();
+        assert_eq!(hashed, again);
+        assert!(render(&t, "{{ lookup('password', 'x bogus=1') }}").is_err());
+    }
+
+    #[test]
+    fn fileglob_lookup() {
+        let (d, t) = setup();
+        std::fs::write(d.path().join("files").join("a.conf"), "").unwrap();
+        std::fs::write(d.path().join("files").join("b.conf"), "").unwrap();
+        let out = render(
+            &t,
+            "{{ query('fileglob', '*.conf') | map('basename') | list }}",
+        )
+        .unwrap();
+        assert_eq!(out, "['a.conf', 'b.conf']");
+        assert_eq!(
+            render(&t, "{{ query('fileglob', 'nodir/*.x') }}").unwrap(),
+            "[]"
+        );
+    }
+
+    #[test]
+    fn template_lookup_sees_the_context() {
+        let (d, t) = setup();
+        assert_eq!(
+            render(&t, "{{ lookup('template', 'part.j2') }}").unwrap(),
+            "- 1 on h1\n- 2 on h1\n"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('template', 'part.j2', template_vars={'host': 'h9'}) }}"
+            )
+            .unwrap(),
+            "- 1 on h9\n- 2 on h9\n"
+        );
+        std::fs::write(
+            d.path().join("templates").join("self.j2"),
+            "{{ lookup('template', 'self.j2') }}",
+        )
+        .unwrap();
+        let e = render(&t, "{{ lookup('template', 'self.j2') }}").unwrap_err();
+        assert!(e.contains("nest"), "{e}");
+        let e = render(&t, "{{ lookup('template', 'broken.j2') }}").unwrap_err();
+        assert!(e.contains("broken.j2"), "{e}");
+        assert!(e.contains("`nope`"), "{e}");
+    }
+
+    #[test]
+    fn other_lookups() {
+        let (_d, t) = setup();
+        assert_eq!(render(&t, "{{ lookup('vars', 'host') }}").unwrap(), "h1");
+        assert_eq!(
+            render(&t, "{{ lookup('vars', 'host', wantlist=true) }}").unwrap(),
+            "['h1']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('vars', 'host', wantlist=true) }}").unwrap(),
+            "['h1']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('dict', {'a': 1}) }}").unwrap(),
+            "[{'key': 'a', 'value': 1}]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('list', [1, 2]) }}").unwrap(),
+            "[[1, 2]]"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ lookup('first_found', ['nope', 'motd']) | basename }}"
+            )
+            .unwrap(),
+            "motd"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ query('sequence', 'start=1 end=3 format=web%02d') }}"
+            )
+            .unwrap(),
+            "['web01', 'web02', 'web03']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('sequence', '4-8/2') }}").unwrap(),
+            "['4', '6', '8']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('sequence', 'count=2') }}").unwrap(),
+            "['1', '2']"
+        );
+        assert_eq!(
+            render(&t, "{{ query('together', [1, 2], ['a']) }}").unwrap(),
+            "[[1, 'a'], [2, None]]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('nested', [1, 2], ['a', 'b']) }}").unwrap(),
+            "[[1, 'a'], [1, 'b'], [2, 'a'], [2, 'b']]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('indexed_items', ['a', 'b']) }}").unwrap(),
+            "[[0, 'a'], [1, 'b']]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('flattened', [1, [2, [3]]]) }}").unwrap(),
+            "[1, 2, 3]"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ query('subelements', [{'n': 1, 'g': ['a']}, {'n': 2}], 'g', {'skip_missing': true}) }}"
+            )
+            .unwrap(),
+            "[[{'n': 1, 'g': ['a']}, 'a']]"
+        );
+        let e = render(&t, "{{ lookup('nosuch', 'x') }}").unwrap_err();
+        assert!(e.contains("nosuch"), "{e}");
+        let e = render(&t, "{{ lookup('file', undefined_name) }}").unwrap_err();
+        assert!(e.contains("undefined_name"), "{e}");
+    }
+}
