@@ -219,14 +219,19 @@ impl Module for Copy {
             )));
         }
         let mkdir = !dest.parent_exists;
-        if mkdir && !into_new_dir {
-            return Err(ModuleError::failed(format!(
-                "Destination directory {} does not exist",
-                parent(&path)
-            )));
-        }
+        // A missing directory is not created (Ansible's copy does not
+        // either), but in check mode an earlier task may only have planned
+        // to create it: say what would be written and why it can't be yet,
+        // and let `apply` refuse with Ansible's message.
+        let missing_dir = mkdir && !into_new_dir;
 
         let mut plan = Plan::default();
+        if missing_dir {
+            plan.changes.push(format!(
+                "directory {} does not exist yet (an earlier task has to create it)",
+                parent(&path)
+            ));
+        }
         let old_sum = dest.checksum();
         let content_changed = old_sum.as_deref() != Some(new_sum.as_str());
         let mode = textfile::resolve_mode(&want, &dest);
@@ -271,7 +276,8 @@ impl Module for Copy {
             "content_changed": content_changed,
             "exists": dest.exists(),
             "is_link": dest.stat.as_ref().is_some_and(|s| s.kind == crate::probe::Kind::Link),
-            "mkdir": mkdir,
+            "mkdir": mkdir && into_new_dir,
+            "missing_dir": missing_dir,
             "mode": mode,
             "result": result,
         });
@@ -293,6 +299,12 @@ impl Module for Copy {
             return Err(ModuleError::failed("copy: apply called without a plan"));
         };
         let flag = |k: &str| st.get(k).and_then(Value::as_bool).unwrap_or(false);
+        if flag("missing_dir") {
+            return Err(ModuleError::failed(format!(
+                "Destination directory {} does not exist",
+                parent(path)
+            )));
+        }
         let mode = st.get("mode").and_then(Value::as_u64).map(|m| m as u32);
         let mut result = result.clone();
         let src = source(p)?;
@@ -505,16 +517,23 @@ mod tests {
         converge(&Copy, &params);
         assert_eq!(read(&path_in(&dir, "new/a.txt")), "x");
         assert_eq!(mode_of(&path_in(&dir, "new")), 0o700);
-        // Content into a directory, or into a missing directory, fails.
+        // Content into a directory fails.
         let err = DynModule::plan(&Copy, &json!({"dest": d, "content": "x"}), &mut host());
         assert!(err.is_err());
-        let err = DynModule::plan(
-            &Copy,
-            &json!({"dest": path_in(&dir, "no/f"), "content": "x"}),
-            &mut host(),
-        )
-        .expect_err("no parent");
-        assert!(err.to_string().contains("does not exist"));
+        // Into a missing directory: the plan (check mode) says so, and
+        // applying refuses with Ansible's message, creating nothing.
+        let params = json!({"dest": path_in(&dir, "no/f"), "content": "x"});
+        let plan = DynModule::plan(&Copy, &params, &mut host()).expect("plan");
+        assert!(
+            plan.changes
+                .iter()
+                .any(|c| c.contains("does not exist yet")),
+            "{:?}",
+            plan.changes
+        );
+        let err = DynModule::apply(&Copy, &params, plan, &mut host()).expect_err("no parent");
+        assert!(err.to_string().contains("Destination directory"), "{err}");
+        assert!(!std::path::Path::new(&path_in(&dir, "no")).exists());
     }
 
     #[test]

@@ -483,9 +483,25 @@ impl Module for File {
                     }
                 }
                 if relink && found.src.is_none() && !p.force {
-                    return Err(ModuleError::failed(format!(
+                    // As with copy into a missing directory: check mode
+                    // reports the link (an earlier task may only have
+                    // planned to create its source) and applying refuses
+                    // with Ansible's message if the source is still missing.
+                    let refusal = format!(
                         "src file does not exist, use \"force=yes\" if you really want to create the link: {src}"
-                    )));
+                    );
+                    plan.changes.push(format!(
+                        "link source {src} does not exist yet (an earlier task has to create it)"
+                    ));
+                    // Right after `set -e`, before anything is changed.
+                    script.insert_str(
+                        "set -e\n".len(),
+                        &format!(
+                            "if [ ! -e {} ]; then echo {} >&2; exit 1; fi\n",
+                            quote(&link_source_path(path, src)),
+                            quote(&refusal)
+                        ),
+                    );
                 }
                 let no_mode = WantedAttrs {
                     mode: None,
@@ -862,9 +878,17 @@ mod tests {
         std::fs::write(path_in(&dir, "other"), "y").expect("write");
         let (first, _) = converge(&File, &json!({"src": "other", "path": l, "state": "link"}));
         assert!(first.changes[0].starts_with("relink"));
-        // A missing src needs force.
+        // A missing src needs force: the plan says so (for check mode) and
+        // applying refuses, creating no link.
         let missing = json!({"src": "nope", "path": path_in(&dir, "l2"), "state": "link"});
-        assert!(DynModule::plan(&File, &missing, &mut host()).is_err());
+        let plan = DynModule::plan(&File, &missing, &mut host()).expect("plan");
+        assert!(plan
+            .changes
+            .iter()
+            .any(|c| c.contains("does not exist yet")));
+        let err = DynModule::apply(&File, &missing, plan, &mut host()).expect_err("refused");
+        assert!(err.to_string().contains("force=yes"), "{err}");
+        assert!(std::fs::symlink_metadata(path_in(&dir, "l2")).is_err());
         let forced =
             json!({"src": "nope", "path": path_in(&dir, "l2"), "state": "link", "force": true});
         converge(&File, &forced);
@@ -958,5 +982,18 @@ mod tests {
         assert_eq!(parent_dir("/x"), "/");
         assert_eq!(parent_dir("x"), ".");
         assert_eq!(parent_dir("/x/y"), "/x");
+    }
+}
+
+/// Where a symlink's `src` points, as a path to test: a relative `src` is
+/// relative to the link's directory.
+fn link_source_path(link: &str, src: &str) -> String {
+    if src.starts_with('/') {
+        return src.to_string();
+    }
+    match link.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => format!("{dir}/{src}"),
+        Some(_) => format!("/{src}"),
+        None => src.to_string(),
     }
 }
