@@ -753,6 +753,19 @@ fn recurse_plan(
     }
 }
 
+/// Where a symlink's `src` points, as a path to test: a relative `src` is
+/// relative to the link's directory.
+fn link_source_path(link: &str, src: &str) -> String {
+    if src.starts_with('/') {
+        return src.to_string();
+    }
+    match link.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => format!("{dir}/{src}"),
+        Some(_) => format!("/{src}"),
+        None => src.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -982,18 +995,5 @@ mod tests {
         assert_eq!(parent_dir("/x"), "/");
         assert_eq!(parent_dir("x"), ".");
         assert_eq!(parent_dir("/x/y"), "/x");
-    }
-}
-
-/// Where a symlink's `src` points, as a path to test: a relative `src` is
-/// relative to the link's directory.
-fn link_source_path(link: &str, src: &str) -> String {
-    if src.starts_with('/') {
-        return src.to_string();
-    }
-    match link.rsplit_once('/') {
-        Some((dir, _)) if !dir.is_empty() => format!("{dir}/{src}"),
-        Some(_) => format!("/{src}"),
-        None => src.to_string(),
     }
 }
