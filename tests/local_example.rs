@@ -30,6 +30,21 @@ fn first_run_changes_second_run_is_idempotent() {
     assert!(first.stat("localhost", "changed") > 5, "{}", first.stdout());
     assert_eq!(first.stat("localhost", "failed"), 0);
     assert_eq!(first.stat("localhost", "rescued"), 1);
+    assert_eq!(first.stat("localhost", "ignored"), 1);
+    let reloaded = first.results("the handler already ran");
+    let flushed: Vec<String> = first
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "task_start")
+        .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let handler_at = flushed.iter().position(|n| n == "reload app").expect("handler ran");
+    let check_at = flushed.iter().position(|n| n == "the handler already ran").expect("task ran");
+    assert!(handler_at < check_at, "meta: flush_handlers ran the handler first: {flushed:?}");
+    assert_eq!(reloaded.len(), 1);
+    let ignored = first.results("a failure that is ignored");
+    assert_eq!(ignored[0]["status"], "ignored");
+    assert!(ignored[0]["msg"].as_str().unwrap_or_default().starts_with("Linux is fine"));
 
     let conf = fs::read_to_string(target.join("etc/app.conf")).expect("app.conf");
     assert!(conf.contains("port = 8080"), "{conf}");
