@@ -71,7 +71,26 @@ impl PlayRunner<'_> {
     /// `always` for every host that entered, failed or not.
     fn run_block(&self, block: &[Task], rescue: &[Task], always: &[Task], entered: &[usize]) {
         self.run_list_linear(block, entered);
-        let failed: Vec<usize> = entered
+        let failed = self.failed_hosts(entered);
+        if !rescue.is_empty() && !failed.is_empty() {
+            self.set_failed(&failed, false);
+            for &i in &failed {
+                self.count_rescued(i);
+            }
+            self.run_list_linear(rescue, &failed);
+        }
+        if !always.is_empty() {
+            // Hosts still failed run `always` too, and stay failed after it.
+            let still_failed = self.failed_hosts(entered);
+            self.set_failed(&still_failed, false);
+            self.run_list_linear(always, entered);
+            self.set_failed(&still_failed, true);
+        }
+    }
+
+    /// The hosts of `among` that failed (and are still reachable).
+    fn failed_hosts(&self, among: &[usize]) -> Vec<usize> {
+        among
             .iter()
             .copied()
             .filter(|&i| {
@@ -80,38 +99,13 @@ impl PlayRunner<'_> {
                     .map(|h| h.failed && !h.unreachable)
                     .unwrap_or(false)
             })
-            .collect();
-        if !rescue.is_empty() && !failed.is_empty() {
-            for &i in &failed {
-                if let Ok(mut h) = self.hosts[i].lock() {
-                    h.failed = false;
-                }
-                self.count_rescued(i);
-            }
-            self.run_list_linear(rescue, &failed);
-        }
-        if !always.is_empty() {
-            // Hosts still failed run `always` too, and stay failed after it.
-            let still_failed: Vec<usize> = entered
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    self.hosts[i]
-                        .lock()
-                        .map(|h| h.failed && !h.unreachable)
-                        .unwrap_or(false)
-                })
-                .collect();
-            for &i in &still_failed {
-                if let Ok(mut h) = self.hosts[i].lock() {
-                    h.failed = false;
-                }
-            }
-            self.run_list_linear(always, entered);
-            for &i in &still_failed {
-                if let Ok(mut h) = self.hosts[i].lock() {
-                    h.failed = true;
-                }
+            .collect()
+    }
+
+    fn set_failed(&self, hosts: &[usize], failed: bool) {
+        for &i in hosts {
+            if let Ok(mut h) = self.hosts[i].lock() {
+                h.failed = failed;
             }
         }
     }
