@@ -14,6 +14,8 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::blockinfile::BlockInFile,
     &builtin::stat::Stat,
     &builtin::wait_for::WaitFor,
+    &builtin::user::User,
+    &builtin::group::GroupModule,
 ];
 
 /// Every built-in module, in a stable order.

@@ -5,6 +5,8 @@ pub mod blockinfile;
 pub mod command;
 pub mod copy;
 pub mod file;
+pub mod group;
 pub mod lineinfile;
 pub mod stat;
+pub mod user;
 pub mod wait_for;

@@ -1,0 +1,132 @@
+//! The system modules on real hosts: `user`, `group`, `authorized_key`,
+//! `hostname`, `cron`, `sysctl`, `mount`. Each test converges a playbook
+//! (changed), checks the host with plain ssh, runs it again (nothing
+//! changed), runs a different change with `--check` (nothing happens) and
+//! cleans up what it made. Names and paths carry `herdtest_a` so tests
+//! sharing a host never meet; host-wide state is taken under `Fleet::lock`.
+
+use std::path::PathBuf;
+
+use crate::support::fleet::{fleet, Fleet};
+use crate::support::Run;
+
+/// Write a one-play playbook for `host` with `tasks` (YAML list items,
+/// indented by four spaces) and return its path.
+fn playbook(dir: &tempfile::TempDir, name: &str, host: &str, tasks: &str) -> PathBuf {
+    let path = dir.path().join(format!("{name}.yml"));
+    let text = format!("- hosts: {host}\n  gather_facts: no\n  tasks:\n{tasks}");
+    std::fs::write(&path, text).expect("write playbook");
+    path
+}
+
+fn run(f: &Fleet, book: &PathBuf, host: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--limit", host];
+    args.extend_from_slice(extra);
+    f.herd_run(book, &args)
+}
+
+/// Run and expect success with `changed` tasks changed on `host`.
+fn converge(f: &Fleet, book: &PathBuf, host: &str, extra: &[&str], changed: u64) -> Run {
+    let r = run(f, book, host, extra).expect_code(0);
+    assert_eq!(
+        r.stat(host, "changed"),
+        changed,
+        "changed count of {} {extra:?}:\n{}",
+        book.display(),
+        r.stdout()
+    );
+    r
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[test]
+fn user_and_group_converge_and_clean_up() {
+    let f = fleet();
+    let h = "herd-01";
+    let dir = tmp();
+    // Start clean even after an interrupted earlier run.
+    f.ssh(h, "userdel -r herdtest_a_u1 2>/dev/null; groupdel herdtest_a_g1 2>/dev/null; groupdel herdtest_a_g2 2>/dev/null; true");
+    let book = playbook(
+        &dir,
+        "user",
+        h,
+        "    - name: group\n      group:\n        name: herdtest_a_g1\n        gid: 42101\n\
+         \x20   - name: group2\n      group:\n        name: herdtest_a_g2\n        system: yes\n\
+         \x20   - name: user\n      user:\n        name: herdtest_a_u1\n        uid: 42101\n\
+         \x20       group: herdtest_a_g1\n        groups: herdtest_a_g2, sudo\n\
+         \x20       shell: /bin/bash\n        comment: Herd Test\n\
+         \x20       password: '$6$salt$0123456789abcdef'\n",
+    );
+    converge(f, &book, h, &[], 3);
+    let pw = f.ssh_ok(h, "getent passwd herdtest_a_u1");
+    assert_eq!(
+        pw.trim(),
+        "herdtest_a_u1:x:42101:42101:Herd Test:/home/herdtest_a_u1:/bin/bash"
+    );
+    let shadow = f.ssh_ok(h, "getent shadow herdtest_a_u1 | cut -d: -f2");
+    assert_eq!(shadow.trim(), "$6$salt$0123456789abcdef");
+    let groups = f.ssh_ok(h, "id -Gn herdtest_a_u1");
+    let mut g: Vec<&str> = groups.split_whitespace().collect();
+    g.sort();
+    assert_eq!(g, ["herdtest_a_g1", "herdtest_a_g2", "sudo"]);
+    f.ssh_ok(h, "test -d /home/herdtest_a_u1");
+    let sys_gid = f.ssh_ok(h, "getent group herdtest_a_g2 | cut -d: -f3");
+    assert!(
+        sys_gid.trim().parse::<u32>().is_ok_and(|g| g < 1000),
+        "{sys_gid}"
+    );
+    converge(f, &book, h, &[], 0);
+
+    // A different change in check mode changes nothing.
+    let change = playbook(
+        &dir,
+        "user-change",
+        h,
+        "    - name: user\n      user:\n        name: herdtest_a_u1\n        shell: /bin/sh\n\
+         \x20       groups: []\n\
+         \x20   - name: group\n      group:\n        name: herdtest_a_g1\n        gid: 42102\n",
+    );
+    converge(f, &change, h, &["--check"], 2);
+    assert_eq!(f.ssh_ok(h, "getent passwd herdtest_a_u1").trim(), pw.trim());
+    assert_eq!(f.ssh_ok(h, "id -Gn herdtest_a_u1"), groups);
+    // Then for real: supplementary groups are emptied, the shell changes.
+    converge(f, &change, h, &[], 2);
+    assert_eq!(f.ssh_ok(h, "id -Gn herdtest_a_u1").trim(), "herdtest_a_g1");
+    assert!(f
+        .ssh_ok(h, "getent passwd herdtest_a_u1")
+        .ends_with(":/bin/sh\n"));
+
+    // A missing group fails the task and names the group.
+    let bad = playbook(
+        &dir,
+        "user-bad",
+        h,
+        "    - name: user\n      user:\n        name: herdtest_a_u1\n        groups: herdtest_a_nope\n",
+    );
+    let r = run(f, &bad, h, &[]);
+    assert_ne!(r.code(), 0);
+    assert!(
+        r.stdout().contains("Group herdtest_a_nope does not exist"),
+        "{}",
+        r.stdout()
+    );
+
+    let clean = playbook(
+        &dir,
+        "user-absent",
+        h,
+        "    - name: user\n      user:\n        name: herdtest_a_u1\n        state: absent\n        remove: yes\n\
+         \x20   - name: groups\n      group:\n        name: '{{ item }}'\n        state: absent\n\
+         \x20     loop: [herdtest_a_g1, herdtest_a_g2]\n",
+    );
+    converge(f, &clean, h, &["--check"], 2);
+    f.ssh_ok(h, "getent passwd herdtest_a_u1");
+    converge(f, &clean, h, &[], 2);
+    assert!(!f.ssh(h, "getent passwd herdtest_a_u1").status.success());
+    assert!(!f.ssh(h, "test -e /home/herdtest_a_u1").status.success());
+    assert!(!f.ssh(h, "getent group herdtest_a_g1").status.success());
+    converge(f, &clean, h, &[], 0);
+}
