@@ -130,3 +130,116 @@ fn user_and_group_converge_and_clean_up() {
     assert!(!f.ssh(h, "getent group herdtest_a_g1").status.success());
     converge(f, &clean, h, &[], 0);
 }
+
+#[test]
+fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
+    let f = fleet();
+    let h = "herd-02";
+    let _lock = f.lock(h);
+    let dir = tmp();
+    let conf = "/etc/sysctl.d/99-herdtest-a.conf";
+    let orig_fin = f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout");
+    let orig_max = f.ssh_ok(h, "sysctl -n net.core.somaxconn");
+    f.ssh_ok(
+        h,
+        &format!("rm -f {conf}; sed -i '/^net.core.somaxconn/d' /etc/sysctl.conf"),
+    );
+    let book = playbook(
+        &dir,
+        "sysctl",
+        h,
+        &format!(
+            "    - name: fin\n      sysctl:\n        name: net.ipv4.tcp_fin_timeout\n        value: 23\n\
+             \x20       sysctl_file: {conf}\n\
+             \x20   - name: somaxconn\n      ansible.posix.sysctl:\n        name: net.core.somaxconn\n\
+             \x20       value: '2048'\n"
+        ),
+    );
+    converge(f, &book, h, &[], 2);
+    assert_eq!(f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(), "23");
+    assert_eq!(f.ssh_ok(h, "sysctl -n net.core.somaxconn").trim(), "2048");
+    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "net.ipv4.tcp_fin_timeout=23\n");
+    assert_eq!(
+        f.ssh_ok(h, "grep -c '^net.core.somaxconn=2048$' /etc/sysctl.conf").trim(),
+        "1"
+    );
+    converge(f, &book, h, &[], 0);
+
+    // A live value changed behind our back is put back, the file is kept.
+    f.ssh_ok(h, "sysctl -w net.ipv4.tcp_fin_timeout=31");
+    converge(f, &book, h, &[], 1);
+    assert_eq!(f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(), "23");
+    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "net.ipv4.tcp_fin_timeout=23\n");
+
+    let change = playbook(
+        &dir,
+        "sysctl-change",
+        h,
+        &format!(
+            "    - name: fin\n      sysctl:\n        name: net.ipv4.tcp_fin_timeout\n        value: 24\n\
+             \x20       sysctl_file: {conf}\n"
+        ),
+    );
+    converge(f, &change, h, &["--check"], 1);
+    assert_eq!(f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(), "23");
+    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "net.ipv4.tcp_fin_timeout=23\n");
+
+    // Outside net.* the kernel keys are read-only in a container host: the
+    // task fails naming the key and why, and the file is left alone.
+    let ro = playbook(
+        &dir,
+        "sysctl-ro",
+        h,
+        &format!(
+            "    - name: ro\n      sysctl:\n        name: vm.max_map_count\n        value: 262145\n\
+             \x20       sysctl_file: {conf}\n"
+        ),
+    );
+    let r = run(f, &ro, h, &[]);
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    assert_eq!(r.stat(h, "failed"), 1);
+    let out = r.stdout();
+    assert!(
+        out.contains("vm.max_map_count") && out.contains("read-only in this namespace"),
+        "{out}"
+    );
+    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "net.ipv4.tcp_fin_timeout=23\n");
+    // ignoreerrors: the file is written and the task succeeds.
+    let ro_ok = playbook(
+        &dir,
+        "sysctl-ro-ok",
+        h,
+        &format!(
+            "    - name: ro\n      sysctl:\n        name: vm.max_map_count\n        value: 262145\n\
+             \x20       sysctl_file: {conf}\n        ignoreerrors: yes\n"
+        ),
+    );
+    converge(f, &ro_ok, h, &[], 1);
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat {conf}")),
+        "net.ipv4.tcp_fin_timeout=23\nvm.max_map_count=262145\n"
+    );
+
+    let clean = playbook(
+        &dir,
+        "sysctl-absent",
+        h,
+        &format!(
+            "    - name: fin\n      sysctl:\n        name: '{{{{ item }}}}'\n        state: absent\n\
+             \x20       sysctl_file: {conf}\n      loop: [net.ipv4.tcp_fin_timeout, vm.max_map_count]\n\
+             \x20   - name: somaxconn\n      sysctl:\n        name: net.core.somaxconn\n        state: absent\n"
+        ),
+    );
+    converge(f, &clean, h, &[], 2);
+    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "");
+    assert!(!f.ssh_ok(h, "cat /etc/sysctl.conf").contains("somaxconn"));
+    converge(f, &clean, h, &[], 0);
+    f.ssh_ok(
+        h,
+        &format!(
+            "rm -f {conf}; sysctl -w net.ipv4.tcp_fin_timeout={} net.core.somaxconn={}",
+            orig_fin.trim(),
+            orig_max.trim()
+        ),
+    );
+}

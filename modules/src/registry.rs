@@ -16,6 +16,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::wait_for::WaitFor,
     &builtin::user::User,
     &builtin::group::GroupModule,
+    &builtin::sysctl::Sysctl,
 ];
 
 /// Every built-in module, in a stable order.

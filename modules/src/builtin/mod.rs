@@ -8,5 +8,6 @@ pub mod file;
 pub mod group;
 pub mod lineinfile;
 pub mod stat;
+pub mod sysctl;
 pub mod user;
 pub mod wait_for;
