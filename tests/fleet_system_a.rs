@@ -156,11 +156,18 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
         ),
     );
     converge(f, &book, h, &[], 2);
-    assert_eq!(f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(), "23");
-    assert_eq!(f.ssh_ok(h, "sysctl -n net.core.somaxconn").trim(), "2048");
-    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "net.ipv4.tcp_fin_timeout=23\n");
     assert_eq!(
-        f.ssh_ok(h, "grep -c '^net.core.somaxconn=2048$' /etc/sysctl.conf").trim(),
+        f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(),
+        "23"
+    );
+    assert_eq!(f.ssh_ok(h, "sysctl -n net.core.somaxconn").trim(), "2048");
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat {conf}")),
+        "net.ipv4.tcp_fin_timeout=23\n"
+    );
+    assert_eq!(
+        f.ssh_ok(h, "grep -c '^net.core.somaxconn=2048$' /etc/sysctl.conf")
+            .trim(),
         "1"
     );
     converge(f, &book, h, &[], 0);
@@ -168,8 +175,14 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
     // A live value changed behind our back is put back, the file is kept.
     f.ssh_ok(h, "sysctl -w net.ipv4.tcp_fin_timeout=31");
     converge(f, &book, h, &[], 1);
-    assert_eq!(f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(), "23");
-    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "net.ipv4.tcp_fin_timeout=23\n");
+    assert_eq!(
+        f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(),
+        "23"
+    );
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat {conf}")),
+        "net.ipv4.tcp_fin_timeout=23\n"
+    );
 
     let change = playbook(
         &dir,
@@ -181,8 +194,14 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
         ),
     );
     converge(f, &change, h, &["--check"], 1);
-    assert_eq!(f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(), "23");
-    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "net.ipv4.tcp_fin_timeout=23\n");
+    assert_eq!(
+        f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(),
+        "23"
+    );
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat {conf}")),
+        "net.ipv4.tcp_fin_timeout=23\n"
+    );
 
     // Outside net.* the kernel keys are read-only in a container host: the
     // task fails naming the key and why, and the file is left alone.
@@ -203,7 +222,10 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
         out.contains("vm.max_map_count") && out.contains("read-only in this namespace"),
         "{out}"
     );
-    assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "net.ipv4.tcp_fin_timeout=23\n");
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat {conf}")),
+        "net.ipv4.tcp_fin_timeout=23\n"
+    );
     // ignoreerrors: the file is written and the task succeeds.
     let ro_ok = playbook(
         &dir,
@@ -242,4 +264,114 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
             orig_max.trim()
         ),
     );
+}
+
+/// A fresh ed25519 key pair in `dir`: (private key path, public key line).
+fn keypair(dir: &tempfile::TempDir, name: &str) -> (PathBuf, String) {
+    let path = dir.path().join(name);
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
+    (path, public.trim().to_string())
+}
+
+/// Whether `user` can log in to `host` with `key`.
+fn can_login(f: &Fleet, host: &str, user: &str, key: &std::path::Path) -> bool {
+    std::process::Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", f.known_hosts.display()))
+        .arg("-i")
+        .arg(key)
+        .arg(format!("{user}@{}", f.address(host)))
+        .arg("true")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn authorized_key_lets_the_user_in() {
+    let f = fleet();
+    let h = "herd-03";
+    let u = "herdtest_a_k1";
+    let dir = tmp();
+    f.ssh(h, &format!("userdel -r {u} 2>/dev/null; true"));
+    let (key_a, pub_a) = keypair(&dir, "key_a");
+    let (key_b, pub_b) = keypair(&dir, "key_b");
+    let book = playbook(
+        &dir,
+        "keys",
+        h,
+        &format!(
+            "    - name: user\n      user:\n        name: {u}\n        shell: /bin/sh\n\
+             \x20   - name: key\n      authorized_key:\n        user: {u}\n        key: '{pub_a}'\n"
+        ),
+    );
+    converge(f, &book, h, &[], 2);
+    assert_eq!(
+        f.ssh_ok(
+            h,
+            &format!("stat -c '%U %G %a' /home/{u}/.ssh /home/{u}/.ssh/authorized_keys")
+        ),
+        format!("{u} {u} 700\n{u} {u} 600\n")
+    );
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat /home/{u}/.ssh/authorized_keys")),
+        format!("{pub_a}\n")
+    );
+    assert!(can_login(f, h, u, &key_a));
+    assert!(!can_login(f, h, u, &key_b));
+    converge(f, &book, h, &[], 0);
+
+    // Exclusive with only b, in check mode: nothing happens.
+    let swap = playbook(
+        &dir,
+        "keys-swap",
+        h,
+        &format!(
+            "    - name: key\n      authorized_key:\n        user: {u}\n        key: '{pub_b}'\n\
+             \x20       exclusive: yes\n        key_options: 'no-pty,no-agent-forwarding'\n"
+        ),
+    );
+    converge(f, &swap, h, &["--check"], 1);
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat /home/{u}/.ssh/authorized_keys")),
+        format!("{pub_a}\n")
+    );
+    converge(f, &swap, h, &[], 1);
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat /home/{u}/.ssh/authorized_keys")),
+        format!("no-pty,no-agent-forwarding {pub_b}\n")
+    );
+    assert!(can_login(f, h, u, &key_b));
+    assert!(!can_login(f, h, u, &key_a));
+    converge(f, &swap, h, &[], 0);
+
+    let gone = playbook(
+        &dir,
+        "keys-absent",
+        h,
+        &format!(
+            "    - name: key\n      authorized_key:\n        user: {u}\n        key: '{pub_b}'\n        state: absent\n"
+        ),
+    );
+    converge(f, &gone, h, &[], 1);
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat /home/{u}/.ssh/authorized_keys")),
+        ""
+    );
+    assert!(!can_login(f, h, u, &key_b));
+    converge(f, &gone, h, &[], 0);
+    f.ssh_ok(h, &format!("userdel -r {u}"));
 }

@@ -17,6 +17,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::user::User,
     &builtin::group::GroupModule,
     &builtin::sysctl::Sysctl,
+    &builtin::authorized_key::AuthorizedKey,
 ];
 
 /// Every built-in module, in a stable order.

@@ -1,6 +1,7 @@
 //! The built-in modules. Each file owns one module (or a family, like
 //! command/shell/raw) and its idempotency test.
 
+pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
 pub mod copy;
