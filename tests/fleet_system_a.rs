@@ -375,3 +375,64 @@ fn authorized_key_lets_the_user_in() {
     converge(f, &gone, h, &[], 0);
     f.ssh_ok(h, &format!("userdel -r {u}"));
 }
+
+/// Puts a host's name back even when a test fails half way.
+struct RestoreHostname<'a> {
+    f: &'a Fleet,
+    host: &'a str,
+    name: String,
+}
+
+impl Drop for RestoreHostname<'_> {
+    fn drop(&mut self) {
+        let n = &self.name;
+        self.f.ssh(
+            self.host,
+            &format!("[ \"$(hostname)\" = {n} ] || {{ echo {n} > /etc/hostname; hostname {n}; }}"),
+        );
+    }
+}
+
+#[test]
+fn hostname_sets_running_and_saved_name_then_restores() {
+    let f = fleet();
+    let h = "herd-06";
+    let _lock = f.lock(h);
+    let dir = tmp();
+    let orig = f.ssh_ok(h, "hostname").trim().to_string();
+    let _restore = RestoreHostname {
+        f,
+        host: h,
+        name: orig.clone(),
+    };
+    let book = |name: &str, file: &str| {
+        playbook(
+            &dir,
+            file,
+            h,
+            &format!("    - name: hostname\n      hostname:\n        name: {name}\n"),
+        )
+    };
+    let set = book("herdtest-a-06", "set");
+    converge(f, &set, h, &[], 1);
+    assert_eq!(f.ssh_ok(h, "hostname").trim(), "herdtest-a-06");
+    assert_eq!(f.ssh_ok(h, "cat /etc/hostname"), "herdtest-a-06\n");
+    converge(f, &set, h, &[], 0);
+    // The debian strategy (file + hostname command) on a changed name.
+    let deb = playbook(
+        &dir,
+        "deb",
+        h,
+        "    - name: hostname\n      hostname:\n        name: herdtest-a-06b\n        use: debian\n",
+    );
+    converge(f, &deb, h, &["--check"], 1);
+    assert_eq!(f.ssh_ok(h, "hostname").trim(), "herdtest-a-06");
+    converge(f, &deb, h, &[], 1);
+    assert_eq!(f.ssh_ok(h, "hostname").trim(), "herdtest-a-06b");
+    assert_eq!(f.ssh_ok(h, "cat /etc/hostname"), "herdtest-a-06b\n");
+    converge(f, &deb, h, &[], 0);
+    let restore = book(&orig, "restore");
+    converge(f, &restore, h, &[], 1);
+    assert_eq!(f.ssh_ok(h, "hostname").trim(), orig);
+    assert_eq!(f.ssh_ok(h, "cat /etc/hostname").trim(), orig);
+}

@@ -18,6 +18,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::group::GroupModule,
     &builtin::sysctl::Sysctl,
     &builtin::authorized_key::AuthorizedKey,
+    &builtin::hostname::Hostname,
 ];
 
 /// Every built-in module, in a stable order.

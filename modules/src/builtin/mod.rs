@@ -7,6 +7,7 @@ pub mod command;
 pub mod copy;
 pub mod file;
 pub mod group;
+pub mod hostname;
 pub mod lineinfile;
 pub mod stat;
 pub mod sysctl;
