@@ -436,3 +436,131 @@ fn hostname_sets_running_and_saved_name_then_restores() {
     assert_eq!(f.ssh_ok(h, "hostname").trim(), orig);
     assert_eq!(f.ssh_ok(h, "cat /etc/hostname").trim(), orig);
 }
+
+#[test]
+fn cron_file_jobs_and_variables() {
+    let f = fleet();
+    let h = "herd-04";
+    let dir = tmp();
+    let file = "/etc/cron.d/herdtest_a";
+    f.ssh(h, &format!("rm -f {file}"));
+    let book = playbook(
+        &dir,
+        "cron-file",
+        h,
+        "    - name: var\n      cron:\n        name: HERDTEST_A_VAR\n        job: hello world\n\
+         \x20       env: yes\n        cron_file: herdtest_a\n        user: root\n\
+         \x20   - name: job\n      ansible.builtin.cron:\n        name: herdtest_a job\n\
+         \x20       minute: 5\n        hour: '3'\n        job: echo hi > /dev/null\n\
+         \x20       cron_file: herdtest_a\n        user: root\n",
+    );
+    converge(f, &book, h, &[], 2);
+    assert_eq!(
+        f.ssh_ok(h, &format!("cat {file}")),
+        "HERDTEST_A_VAR=\"hello world\"\n#Ansible: herdtest_a job\n5 3 * * * root echo hi > /dev/null\n"
+    );
+    assert_eq!(f.ssh_ok(h, &format!("stat -c %a {file}")).trim(), "644");
+    converge(f, &book, h, &[], 0);
+
+    let change = playbook(
+        &dir,
+        "cron-file-change",
+        h,
+        "    - name: job\n      cron:\n        name: herdtest_a job\n        special_time: hourly\n\
+         \x20       job: echo hi > /dev/null\n        cron_file: herdtest_a\n        user: root\n",
+    );
+    converge(f, &change, h, &["--check"], 1);
+    assert!(f
+        .ssh_ok(h, &format!("cat {file}"))
+        .contains("5 3 * * * root"));
+    converge(f, &change, h, &[], 1);
+    assert!(f
+        .ssh_ok(h, &format!("cat {file}"))
+        .ends_with("#Ansible: herdtest_a job\n@hourly root echo hi > /dev/null\n"));
+
+    // Removing the last entries removes the file.
+    let gone = playbook(
+        &dir,
+        "cron-file-absent",
+        h,
+        "    - name: job\n      cron:\n        name: herdtest_a job\n        cron_file: herdtest_a\n        state: absent\n\
+         \x20   - name: var\n      cron:\n        name: HERDTEST_A_VAR\n        env: yes\n\
+         \x20       cron_file: herdtest_a\n        state: absent\n",
+    );
+    converge(f, &gone, h, &[], 2);
+    assert!(!f.ssh(h, &format!("test -e {file}")).status.success());
+    converge(f, &gone, h, &[], 0);
+}
+
+#[test]
+fn cron_user_crontab() {
+    let f = fleet();
+    let h = "herd-04";
+    let u = "herdtest_a_c1";
+    let dir = tmp();
+    {
+        // apt's dpkg lock is host-wide.
+        let _lock = f.lock(h);
+        f.ssh_ok(
+            h,
+            "command -v crontab >/dev/null || { timeout 120 apt-get update -qq; \
+             DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq cron >/dev/null; }",
+        );
+    }
+    f.ssh(
+        h,
+        &format!("crontab -u {u} -r 2>/dev/null; userdel -r {u} 2>/dev/null; useradd -m {u}"),
+    );
+    let book = playbook(
+        &dir,
+        "cron-user",
+        h,
+        &format!(
+            "    - name: job\n      cron:\n        name: herdtest_a daily\n        user: {u}\n\
+             \x20       special_time: daily\n        job: /bin/true\n\
+             \x20   - name: path\n      cron:\n        name: PATH\n        env: yes\n        user: {u}\n\
+             \x20       value: /usr/bin:/bin\n"
+        ),
+    );
+    converge(f, &book, h, &[], 2);
+    let tab = f.ssh_ok(h, &format!("crontab -u {u} -l"));
+    assert_eq!(
+        tab,
+        "PATH=\"/usr/bin:/bin\"\n#Ansible: herdtest_a daily\n@daily /bin/true\n"
+    );
+    converge(f, &book, h, &[], 0);
+
+    let off = playbook(
+        &dir,
+        "cron-user-off",
+        h,
+        &format!(
+            "    - name: job\n      cron:\n        name: herdtest_a daily\n        user: {u}\n\
+             \x20       special_time: daily\n        job: /bin/true\n        disabled: yes\n        backup: yes\n"
+        ),
+    );
+    converge(f, &off, h, &["--check"], 1);
+    assert_eq!(f.ssh_ok(h, &format!("crontab -u {u} -l")), tab);
+    converge(f, &off, h, &[], 1);
+    assert!(f
+        .ssh_ok(h, &format!("crontab -u {u} -l"))
+        .ends_with("#Ansible: herdtest_a daily\n#@daily /bin/true\n"));
+    converge(f, &off, h, &[], 0);
+
+    let gone = playbook(
+        &dir,
+        "cron-user-absent",
+        h,
+        &format!("    - name: job\n      cron:\n        name: herdtest_a daily\n        user: {u}\n        state: absent\n"),
+    );
+    converge(f, &gone, h, &[], 1);
+    assert_eq!(
+        f.ssh_ok(h, &format!("crontab -u {u} -l")),
+        "PATH=\"/usr/bin:/bin\"\n"
+    );
+    converge(f, &gone, h, &[], 0);
+    f.ssh_ok(
+        h,
+        &format!("crontab -u {u} -r; userdel -r {u}; rm -f /tmp/crontab????????"),
+    );
+}

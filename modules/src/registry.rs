@@ -19,6 +19,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::sysctl::Sysctl,
     &builtin::authorized_key::AuthorizedKey,
     &builtin::hostname::Hostname,
+    &builtin::cron::Cron,
 ];
 
 /// Every built-in module, in a stable order.

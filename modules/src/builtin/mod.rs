@@ -5,6 +5,7 @@ pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
 pub mod copy;
+pub mod cron;
 pub mod file;
 pub mod group;
 pub mod hostname;
