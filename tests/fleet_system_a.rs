@@ -564,3 +564,129 @@ fn cron_user_crontab() {
         &format!("crontab -u {u} -r; userdel -r {u}; rm -f /tmp/crontab????????"),
     );
 }
+
+#[test]
+fn mount_fstab_entries_and_tmpfs_mounts() {
+    let f = fleet();
+    let h = "herd-05";
+    let _lock = f.lock(h);
+    let dir = tmp();
+    let (p, m) = ("/mnt/herdtest_a_p", "/mnt/herdtest_a_m");
+    f.ssh(
+        h,
+        &format!(
+            "umount {m} 2>/dev/null; rmdir {p} {m} 2>/dev/null; sed -i '/herdtest_a/d' /etc/fstab"
+        ),
+    );
+    let fstab_lines = || f.ssh_ok(h, "grep herdtest_a /etc/fstab || true");
+
+    // present/absent: fstab only.
+    let present = playbook(
+        &dir,
+        "present",
+        h,
+        &format!(
+            "    - name: fstab\n      mount:\n        path: {p}\n        src: tmpfs\n        fstype: tmpfs\n\
+             \x20       opts: size=1m\n        state: present\n"
+        ),
+    );
+    converge(f, &present, h, &[], 1);
+    assert_eq!(fstab_lines(), format!("tmpfs {p} tmpfs size=1m 0 0\n"));
+    assert!(!f.ssh(h, &format!("findmnt {p}")).status.success());
+    converge(f, &present, h, &[], 0);
+    let opts = playbook(
+        &dir,
+        "present-opts",
+        h,
+        &format!(
+            "    - name: fstab\n      ansible.posix.mount:\n        path: {p}\n        src: tmpfs\n        fstype: tmpfs\n\
+             \x20       opts: size=2m\n        dump: 1\n        state: present\n        backup: yes\n"
+        ),
+    );
+    converge(f, &opts, h, &["--check"], 1);
+    assert_eq!(fstab_lines(), format!("tmpfs {p} tmpfs size=1m 0 0\n"));
+    converge(f, &opts, h, &[], 1);
+    assert_eq!(fstab_lines(), format!("tmpfs {p} tmpfs size=2m 1 0\n"));
+    let absent = playbook(
+        &dir,
+        "absent-p",
+        h,
+        &format!("    - name: fstab\n      mount:\n        path: {p}\n        state: absent\n"),
+    );
+    converge(f, &absent, h, &[], 1);
+    assert_eq!(fstab_lines(), "");
+    converge(f, &absent, h, &[], 0);
+
+    // mounted: a tmpfs mounts inside a fleet host (nspawn keeps
+    // CAP_SYS_ADMIN in the container's own mount namespace).
+    let mounted = |size: &str, file: &str| {
+        playbook(
+            &dir,
+            file,
+            h,
+            &format!(
+                "    - name: mount\n      mount:\n        path: {m}\n        src: tmpfs\n        fstype: tmpfs\n\
+                 \x20       opts: size={size}\n        state: mounted\n"
+            ),
+        )
+    };
+    let two = mounted("2m", "mounted");
+    converge(f, &two, h, &[], 1);
+    assert_eq!(fstab_lines(), format!("tmpfs {m} tmpfs size=2m 0 0\n"));
+    let opts_now = || f.ssh_ok(h, &format!("findmnt -n -o FSTYPE,OPTIONS {m}"));
+    assert!(opts_now().contains("size=2048k"), "{}", opts_now());
+    converge(f, &two, h, &[], 0);
+    let three = mounted("3m", "mounted-3m");
+    converge(f, &three, h, &["--check"], 1);
+    assert!(opts_now().contains("size=2048k"));
+    converge(f, &three, h, &[], 1);
+    assert!(opts_now().contains("size=3072k"), "{}", opts_now());
+    let unmounted = playbook(
+        &dir,
+        "unmounted",
+        h,
+        &format!("    - name: mount\n      mount:\n        path: {m}\n        state: unmounted\n"),
+    );
+    converge(f, &unmounted, h, &[], 1);
+    assert!(!f.ssh(h, &format!("findmnt {m}")).status.success());
+    assert_eq!(fstab_lines(), format!("tmpfs {m} tmpfs size=3m 0 0\n"));
+    converge(f, &unmounted, h, &[], 0);
+    converge(f, &three, h, &[], 1);
+    let gone = playbook(
+        &dir,
+        "absent-m",
+        h,
+        &format!("    - name: mount\n      mount:\n        path: {m}\n        state: absent\n"),
+    );
+    converge(f, &gone, h, &[], 1);
+    assert!(!f.ssh(h, &format!("findmnt {m}")).status.success());
+    assert!(!f.ssh(h, &format!("test -e {m}")).status.success());
+    assert_eq!(fstab_lines(), "");
+
+    // A mount that cannot work fails the task with mount's own message.
+    let bad = playbook(
+        &dir,
+        "bad",
+        h,
+        &format!(
+            "    - name: mount\n      mount:\n        path: {m}\n        src: /dev/herdtest_a_nodev\n\
+             \x20       fstype: ext4\n        state: mounted\n"
+        ),
+    );
+    let r = run(f, &bad, h, &[]);
+    assert_ne!(r.code(), 0);
+    assert!(
+        r.stdout().contains(&format!("Error mounting {m}: mount:")),
+        "{}",
+        r.stdout()
+    );
+    let clean = playbook(
+        &dir,
+        "clean",
+        h,
+        &format!("    - name: mount\n      mount:\n        path: {m}\n        state: absent\n"),
+    );
+    converge(f, &clean, h, &[], 1);
+    assert_eq!(fstab_lines(), "");
+    f.ssh_ok(h, "rm -f /etc/fstab.*~");
+}

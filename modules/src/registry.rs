@@ -20,6 +20,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::authorized_key::AuthorizedKey,
     &builtin::hostname::Hostname,
     &builtin::cron::Cron,
+    &builtin::mount::Mount,
 ];
 
 /// Every built-in module, in a stable order.

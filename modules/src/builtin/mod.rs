@@ -10,6 +10,7 @@ pub mod file;
 pub mod group;
 pub mod hostname;
 pub mod lineinfile;
+pub mod mount;
 pub mod stat;
 pub mod sysctl;
 pub mod user;
