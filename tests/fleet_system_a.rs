@@ -58,7 +58,11 @@ fn user_and_group_converge_and_clean_up() {
          \x20   - name: user\n      user:\n        name: herdtest_a_u1\n        uid: 42101\n\
          \x20       group: herdtest_a_g1\n        groups: herdtest_a_g2, sudo\n\
          \x20       shell: /bin/bash\n        comment: Herd Test\n\
-         \x20       password: '$6$salt$0123456789abcdef'\n",
+         \x20       password: '$6$salt$0123456789abcdef'\n      register: u\n\
+         \x20   - name: result\n      assert:\n        that:\n          - u.uid == 42101\n\
+         \x20         - u.group == 42101\n          - u.home == '/home/herdtest_a_u1'\n\
+         \x20         - u.shell == '/bin/bash'\n          - u.state == 'present'\n\
+         \x20         - u.name == 'herdtest_a_u1'\n          - u.password == 'NOT_LOGGING_PASSWORD'\n",
     );
     converge(f, &book, h, &[], 3);
     let pw = f.ssh_ok(h, "getent passwd herdtest_a_u1");
