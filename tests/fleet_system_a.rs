@@ -5,7 +5,7 @@
 //! cleans up what it made. Names and paths carry `herdtest_a` so tests
 //! sharing a host never meet; host-wide state is taken under `Fleet::lock`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::support::fleet::{fleet, Fleet};
 use crate::support::Run;
@@ -19,14 +19,14 @@ fn playbook(dir: &tempfile::TempDir, name: &str, host: &str, tasks: &str) -> Pat
     path
 }
 
-fn run(f: &Fleet, book: &PathBuf, host: &str, extra: &[&str]) -> Run {
+fn run(f: &Fleet, book: &Path, host: &str, extra: &[&str]) -> Run {
     let mut args = vec!["--limit", host];
     args.extend_from_slice(extra);
     f.herd_run(book, &args)
 }
 
 /// Run and expect success with `changed` tasks changed on `host`.
-fn converge(f: &Fleet, book: &PathBuf, host: &str, extra: &[&str], changed: u64) -> Run {
+fn converge(f: &Fleet, book: &Path, host: &str, extra: &[&str], changed: u64) -> Run {
     let r = run(f, book, host, extra).expect_code(0);
     assert_eq!(
         r.stat(host, "changed"),
