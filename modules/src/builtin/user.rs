@@ -179,9 +179,6 @@ impl User {
                 if let Some(pw) = &p.password {
                     argv.extend([s("-p"), pw.clone()]);
                 }
-                if p.system {
-                    argv.push(s("-r"));
-                }
                 if p.create_home {
                     argv.push(s("-m"));
                     if let Some(k) = &p.skeleton {
@@ -189,6 +186,9 @@ impl User {
                     }
                 } else {
                     argv.push(s("-M"));
+                }
+                if p.system {
+                    argv.push(s("-r"));
                 }
                 argv.extend([s("--"), p.name.clone()]);
                 changes.push(format!("create user {}", p.name));
@@ -208,20 +208,22 @@ impl User {
                     changes.push(format!("group {} -> {}", u.gid, g.name));
                 }
                 if let Some(gs) = &p.groups {
-                    let primary = wanted_group.map_or(u.gid, |g| g.gid);
+                    // As Ansible: every group listing the user, the primary
+                    // one included, against the names asked for.
                     let current: BTreeSet<&str> = f
                         .groups
                         .iter()
-                        .filter(|g| g.gid != primary && g.members.contains(&u.name))
+                        .filter(|g| g.members.contains(&u.name))
                         .map(|g| g.name.as_str())
                         .collect();
                     let wanted: BTreeSet<&str> = gs
                         .iter()
                         .filter_map(|g| find(g))
-                        .filter(|g| g.gid != primary)
                         .map(|g| g.name.as_str())
                         .collect();
-                    let differs = if p.append {
+                    let differs = if wanted.is_empty() {
+                        !current.is_empty() && !p.append
+                    } else if p.append {
                         !wanted.is_subset(&current)
                     } else {
                         wanted != current
@@ -252,7 +254,10 @@ impl User {
                     changes.push(format!("shell {} -> {sh}", u.shell));
                 }
                 let pw_differs = match (&p.password, &f.shadow) {
-                    (Some(want), Some(have)) => want != have,
+                    // A locked (`!`-prefixed) hash is the same password.
+                    (Some(want), Some(have)) => {
+                        want.trim_start_matches('!') != have.trim_start_matches('!')
+                    }
                     // Without a readable shadow entry (not root) there is
                     // nothing to compare with: leave the password alone.
                     _ => false,
