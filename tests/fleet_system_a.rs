@@ -482,14 +482,15 @@ fn cron_file_jobs_and_variables() {
         .ssh_ok(h, &format!("cat {file}"))
         .ends_with("#Ansible: herdtest_a job\n@hourly root echo hi > /dev/null\n"));
 
-    // Removing the last entries removes the file.
+    // Removing the last job removes the file (as in Ansible, removing a
+    // variable never does, so it goes first).
     let gone = playbook(
         &dir,
         "cron-file-absent",
         h,
-        "    - name: job\n      cron:\n        name: herdtest_a job\n        cron_file: herdtest_a\n        state: absent\n\
-         \x20   - name: var\n      cron:\n        name: HERDTEST_A_VAR\n        env: yes\n\
-         \x20       cron_file: herdtest_a\n        state: absent\n",
+        "    - name: var\n      cron:\n        name: HERDTEST_A_VAR\n        env: yes\n\
+         \x20       cron_file: herdtest_a\n        state: absent\n\
+         \x20   - name: job\n      cron:\n        name: herdtest_a job\n        cron_file: herdtest_a\n        state: absent\n",
     );
     converge(f, &gone, h, &[], 2);
     assert!(!f.ssh(h, &format!("test -e {file}")).status.success());

@@ -203,9 +203,8 @@ impl CronTab {
     pub fn env_names(&self) -> Vec<String> {
         self.lines
             .iter()
-            .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once('='))
-            .map(|(k, _)| k.trim())
+            .map(|(k, _)| k)
             .filter(|k| !k.is_empty() && !k.contains(char::is_whitespace))
             .map(str::to_string)
             .collect()
@@ -248,6 +247,24 @@ impl Cron {
             return Err(invalid(
                 "job",
                 "You must specify 'job' to install a new cron job or variable",
+            ));
+        }
+        if p.cron_file.as_deref() == Some("/etc/crontab") {
+            return Err(invalid(
+                "cron_file",
+                "Will not manage /etc/crontab via cron_file, see documentation.",
+            ));
+        }
+        if p.insertafter.is_some() && p.insertbefore.is_some() {
+            return Err(invalid(
+                "insertbefore",
+                "parameters are mutually exclusive: insertafter|insertbefore",
+            ));
+        }
+        if (p.insertafter.is_some() || p.insertbefore.is_some()) && !p.env {
+            return Err(invalid(
+                "insertafter",
+                "Insertafter and insertbefore parameters are valid only with env=yes",
             ));
         }
         if p.cron_file.is_some() && p.state == CronState::Present && p.user.is_none() {
@@ -304,7 +321,14 @@ impl Cron {
                     };
                     tab.lines.insert(at, decl);
                 }
-                (true, Some(i)) => tab.lines[i] = decl,
+                (true, Some(i)) if tab.lines[i] != decl => {
+                    // Every line of the variable becomes the new one.
+                    let prefix = format!("{name}=");
+                    for l in tab.lines.iter_mut().filter(|l| l.starts_with(&prefix)) {
+                        l.clone_from(&decl);
+                    }
+                }
+                (true, Some(_)) => {}
                 (false, Some(_)) => {
                     let prefix = format!("{name}=");
                     tab.lines.retain(|l| !l.starts_with(&prefix));
@@ -315,7 +339,8 @@ impl Cron {
         }
         let job = p.job.as_deref().map(|j| Self::job_line(p, j));
         let name = p.name.clone().unwrap_or_default();
-        let found = tab.find_job(&name, job.as_deref());
+        // Removal finds the job by its name only, as Ansible does.
+        let found = tab.find_job(&name, job.as_deref().filter(|_| install));
         match (install, found, job) {
             (true, None, Some(job)) => {
                 tab.lines.push(format!("{MARK}{name}"));
@@ -383,10 +408,16 @@ impl Module for Cron {
         let mut result = Map::new();
         result.insert("jobs".into(), json!(tab.job_names()));
         result.insert("envs".into(), json!(tab.env_names()));
+        if let Some(f) = &p.cron_file {
+            result.insert("cron_file".into(), json!(f));
+        }
         plan.result = result;
         let unterminated = !before.is_empty() && !before.ends_with(['\n', '\r']);
+        // A cron file whose last job went is removed (not for variables).
         let remove_file = file_exists
             && p.state == CronState::Absent
+            && !p.env
+            && tab != old
             && tab.lines.iter().all(|l| l.trim().is_empty());
         let where_ = path.clone().unwrap_or_else(|| match &p.user {
             Some(u) => format!("crontab of {u}"),
@@ -526,6 +557,14 @@ mod tests {
         assert_eq!(
             edited(other, json!({"name": "check dirs", "state": "absent"})),
             "MAILTO=x\n# mine\n"
+        );
+        // Removal goes by name only: a job line without the comment stays.
+        assert_eq!(
+            edited(
+                "* * * * * x\n",
+                json!({"name": "n", "job": "x", "state": "absent"})
+            ),
+            "* * * * * x\n"
         );
         // Found by its line alone: it gets the comment.
         assert_eq!(
