@@ -9,9 +9,9 @@
 //! or comment is moved to the end with the new ones. `exclusive` drops
 //! every other line (comments too). `absent` drops the key whatever its
 //! options. `key_options` and `comment` override those of every given key.
-//! A new file is owned by the user and mode 0600; with `manage_dir` its
-//! directory is created if needed and set to the user and 0700 whenever
-//! the file is written. Lines this module does not rewrite keep their
+//! Whenever the file is written it is set to the user and mode 0600; with
+//! `manage_dir` its directory is created if needed and set to the user
+//! and 0700 too. Lines this module does not rewrite keep their
 //! spelling (Ansible re-serializes every line). Keys from a URL are not
 //! supported.
 
@@ -269,7 +269,6 @@ struct Planned {
     write_path: String,
     dir: String,
     content: String,
-    exists: bool,
     uid: u32,
     gid: u32,
 }
@@ -363,7 +362,6 @@ impl Module for AuthorizedKey {
             write_path: dest.write_path.clone(),
             dir,
             content: after,
-            exists: dest.exists(),
             uid: user.uid,
             gid: user.gid,
         });
@@ -387,16 +385,11 @@ impl Module for AuthorizedKey {
             ));
         }
         run_checked(host, "create the key directory", &script)?;
-        // An existing file keeps its owner and mode (Ansible's atomic
-        // move); a new one is the user's, readable only by them.
-        let attrs = if pl.exists {
-            FileAttrs::default()
-        } else {
-            FileAttrs {
-                owner: Some(pl.uid.to_string()),
-                group: Some(pl.gid.to_string()),
-                mode: Some("0600".into()),
-            }
+        // Ansible sets the file to the user and 0600 whenever it writes.
+        let attrs = FileAttrs {
+            owner: Some(pl.uid.to_string()),
+            group: Some(pl.gid.to_string()),
+            mode: Some("0600".into()),
         };
         host.write_file(&pl.write_path, pl.content.as_bytes(), &attrs)?;
         let mut result: Map<String, Value> = plan.result;
