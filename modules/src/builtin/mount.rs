@@ -31,6 +31,9 @@ pub enum MountState {
     Present,
     Absent,
     Remounted,
+    /// Only remove the fstab line; leave what is mounted alone.
+    #[serde(rename = "absent_from_fstab")]
+    AbsentFromFstab,
 }
 
 fn zero() -> String {
@@ -170,6 +173,8 @@ enum Action {
 /// What apply needs from the plan.
 #[derive(Debug, serde::Serialize, Deserialize)]
 struct Planned {
+    /// The fstab before, to put back when `mounted` fails to mount.
+    before: String,
     fstab: Option<String>,
     fstab_exists: bool,
     mkdir: bool,
@@ -262,13 +267,17 @@ impl Module for Mount {
             MountState::Present | MountState::Mounted => {
                 edit_fstab(fstab, &escape(&path), want.as_ref())
             }
-            MountState::Absent => edit_fstab(fstab, &escape(&path), None),
+            MountState::Absent | MountState::AbsentFromFstab => {
+                edit_fstab(fstab, &escape(&path), None)
+            }
             _ => None,
         };
         let mut plan = Plan::default();
         if new_fstab.is_some() {
             plan.changes.push(match p.state {
-                MountState::Absent => format!("remove {path} from {}", p.fstab),
+                MountState::Absent | MountState::AbsentFromFstab => {
+                    format!("remove {path} from {}", p.fstab)
+                }
                 _ => format!("{path} in {}", p.fstab),
             });
         }
@@ -278,7 +287,7 @@ impl Module for Mount {
             }
         }
         let (action, mkdir, rmdir) = match p.state {
-            MountState::Present => (None, false, false),
+            MountState::Present | MountState::AbsentFromFstab => (None, false, false),
             MountState::Absent => {
                 let removed = new_fstab.is_some();
                 (
@@ -316,6 +325,7 @@ impl Module for Mount {
         }
         plan.result = result;
         plan.state = json!(Planned {
+            before: fstab.to_string(),
             fstab: new_fstab,
             fstab_exists,
             mkdir,
@@ -368,6 +378,17 @@ impl Module for Mount {
                 out
             };
             if !out.success() {
+                if p.state == MountState::Mounted {
+                    // A line that cannot be mounted may break the next
+                    // boot: put the fstab and the mount point back, as
+                    // Ansible does, before failing.
+                    if pl.fstab.is_some() {
+                        host.write_file(&p.fstab, pl.before.as_bytes(), &FileAttrs::default())?;
+                    }
+                    if pl.mkdir {
+                        host.run(&format!("rmdir -- {}", quote(&path)), None)?;
+                    }
+                }
                 let what = match action {
                     Action::Mount => "mounting",
                     Action::Remount => "remounting",
@@ -453,6 +474,9 @@ mod tests {
             std::fs::read_to_string(&fstab).ok(),
             Some(format!("# empty\ntmpfs {mp} tmpfs defaults,noauto 0 0\n"))
         );
+        let only = json!({"path": mp, "state": "absent_from_fstab", "fstab": fstab});
+        let pl = crate::testing::plan(&Mount, &only);
+        assert_eq!(pl.changes.len(), 1, "{:?}", pl.changes);
         let absent = json!({"path": mp, "state": "absent", "fstab": fstab});
         converge(&Mount, &absent);
         assert_eq!(
