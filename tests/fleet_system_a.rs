@@ -58,11 +58,15 @@ fn user_and_group_converge_and_clean_up() {
          \x20   - name: user\n      user:\n        name: herdtest_a_u1\n        uid: 42101\n\
          \x20       group: herdtest_a_g1\n        groups: herdtest_a_g2, sudo\n\
          \x20       shell: /bin/bash\n        comment: Herd Test\n\
-         \x20       password: '$6$salt$0123456789abcdef'\n      register: u\n\
+         \x20       password: '$6$salt$0123456789abcdef'\n\
+         \x20       generate_ssh_key: yes\n        ssh_key_type: ed25519\n\
+         \x20       ssh_key_file: .ssh/id_ed25519\n      register: u\n\
          \x20   - name: result\n      assert:\n        that:\n          - u.uid == 42101\n\
          \x20         - u.group == 42101\n          - u.home == '/home/herdtest_a_u1'\n\
          \x20         - u.shell == '/bin/bash'\n          - u.state == 'present'\n\
-         \x20         - u.name == 'herdtest_a_u1'\n          - u.password == 'NOT_LOGGING_PASSWORD'\n",
+         \x20         - u.name == 'herdtest_a_u1'\n          - u.password == 'NOT_LOGGING_PASSWORD'\n\
+         \x20         - u.ssh_public_key.startswith('ssh-ed25519 ')\n\
+         \x20         - u.ssh_key_file == '/home/herdtest_a_u1/.ssh/id_ed25519'\n",
     );
     converge(f, &book, h, &[], 3);
     let pw = f.ssh_ok(h, "getent passwd herdtest_a_u1");
@@ -77,6 +81,17 @@ fn user_and_group_converge_and_clean_up() {
     g.sort();
     assert_eq!(g, ["herdtest_a_g1", "herdtest_a_g2", "sudo"]);
     f.ssh_ok(h, "test -d /home/herdtest_a_u1");
+    assert_eq!(
+        f.ssh_ok(
+            h,
+            "cd /home/herdtest_a_u1/.ssh && stat -c '%U %a %n' . id_ed25519 id_ed25519.pub"
+        ),
+        "herdtest_a_u1 700 .\nherdtest_a_u1 600 id_ed25519\nherdtest_a_u1 644 id_ed25519.pub\n"
+    );
+    assert!(f
+        .ssh_ok(h, "cat /home/herdtest_a_u1/.ssh/id_ed25519.pub")
+        .trim_end()
+        .ends_with(" ansible-generated on herd-01"));
     let sys_gid = f.ssh_ok(h, "getent group herdtest_a_g2 | cut -d: -f3");
     assert!(
         sys_gid.trim().parse::<u32>().is_ok_and(|g| g < 1000),

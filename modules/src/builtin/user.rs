@@ -7,9 +7,10 @@
 //! `shell`, `comment`, `state`, as Ansible registers them).
 //!
 //! `password` is an already-hashed string compared with the shadow entry;
-//! it never appears in changes, messages or results. Not supported (an
-//! unknown parameter): `expires`, `generate_ssh_key` and the `ssh_key_*`
-//! options, `password_lock`, `login_class`, `seuser`.
+//! it never appears in changes, messages or results. `generate_ssh_key`
+//! runs `ssh-keygen` when the key file is missing (an existing key is left
+//! alone, as in Ansible). Not supported (an unknown parameter): `expires`,
+//! `password_lock`, `login_class`, `seuser`.
 
 use std::collections::BTreeSet;
 
@@ -21,7 +22,7 @@ use crate::account::{
 };
 use crate::params::{de_bool, de_opt_string, de_opt_u64, yes};
 use crate::probe::tagged;
-use crate::shell_quote::quote;
+use crate::shell_quote::{join, quote};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -81,6 +82,25 @@ pub struct UserParams {
     /// shadow tools already edit the local files here.
     #[serde(default, deserialize_with = "de_bool")]
     pub local: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub generate_ssh_key: bool,
+    #[serde(default = "rsa")]
+    pub ssh_key_type: String,
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub ssh_key_bits: Option<u64>,
+    /// Relative paths are under the user's home.
+    #[serde(default = "id_rsa")]
+    pub ssh_key_file: String,
+    pub ssh_key_comment: Option<String>,
+    pub ssh_key_passphrase: Option<String>,
+}
+
+fn rsa() -> String {
+    "rsa".into()
+}
+
+fn id_rsa() -> String {
+    ".ssh/id_rsa".into()
 }
 
 pub struct User;
@@ -93,16 +113,52 @@ struct Found {
     user: Option<Passwd>,
     shadow: Option<String>,
     groups: Vec<Group>,
+    /// With `generate_ssh_key`: the key's path, public key and fingerprint
+    /// when it exists.
+    ssh_key: Option<(String, String, String)>,
 }
 
-fn probe(host: &mut dyn Host, name: &str) -> Result<Found, ModuleError> {
+/// Shell lines that set `k` to the SSH key's path: a relative
+/// `ssh_key_file` is under the user's home (the one it will get, for a
+/// user not created yet).
+fn key_path_script(p: &UserParams) -> String {
+    if p.ssh_key_file.starts_with('/') {
+        return format!("k={}\n", quote(&p.ssh_key_file));
+    }
+    let home = p
+        .home
+        .clone()
+        .unwrap_or_else(|| format!("/home/{}", p.name));
+    format!(
+        "h=$(getent passwd -- {} | cut -d: -f6); [ -n \"$h\" ] || h={}\nk=\"$h\"/{}\n",
+        quote(&p.name),
+        quote(&home),
+        quote(&p.ssh_key_file)
+    )
+}
+
+/// Print the key's path, public key and fingerprint, tagged.
+const KEY_FACTS: &str = "echo \"SSHFILE $k\"; echo \"SSHPUB $(cat -- \"$k.pub\" 2>/dev/null)\"; \
+     echo \"SSHFP $(ssh-keygen -l -f \"$k.pub\" 2>/dev/null)\"\n";
+
+fn key_facts(text: &str) -> Option<(String, String, String)> {
+    let get = |t: &str| tagged(text, t).unwrap_or_default().trim().to_string();
+    tagged(text, "SSHFILE").map(|_| (get("SSHFILE"), get("SSHPUB"), get("SSHFP")))
+}
+
+fn probe(host: &mut dyn Host, p: &UserParams) -> Result<Found, ModuleError> {
+    let name = p.name.as_str();
     let n = quote(name);
-    let script = format!(
+    let mut script = format!(
         "{}{}{}",
         tag_lines("P", &format!("getent passwd -- {n}")),
         tag_lines("S", &format!("getent shadow -- {n}")),
         tag_lines("G", "getent group"),
     );
+    if p.generate_ssh_key {
+        script.push_str(&key_path_script(p));
+        script.push_str(&format!("if [ -e \"$k\" ]; then {KEY_FACTS}fi\n"));
+    }
     let out = host.run(&script, None)?;
     let text = out.stdout_str();
     let found = Found {
@@ -111,6 +167,7 @@ fn probe(host: &mut dyn Host, name: &str) -> Result<Found, ModuleError> {
             .find(|p| p.name == name),
         shadow: tagged(&text, "S").and_then(shadow_password),
         groups: tagged_all(&text, "G").filter_map(Group::parse).collect(),
+        ssh_key: key_facts(&text),
     };
     Ok(found)
 }
@@ -277,6 +334,57 @@ impl User {
         }
     }
 
+    /// Make the SSH key as Ansible does: the directory 0700 and the files
+    /// the user's; returns the key's path, public key and fingerprint.
+    fn keygen(
+        p: &UserParams,
+        host: &mut dyn Host,
+    ) -> Result<(String, String, String), ModuleError> {
+        let owner = quote(&format!("{}:", p.name));
+        let mut keygen = vec![
+            "ssh-keygen".to_string(),
+            "-q".into(),
+            "-t".into(),
+            p.ssh_key_type.clone(),
+        ];
+        if let Some(b) = p.ssh_key_bits {
+            keygen.extend(["-b".into(), b.to_string()]);
+        }
+        keygen.extend([
+            "-N".into(),
+            p.ssh_key_passphrase.clone().unwrap_or_default(),
+        ]);
+        let comment = match &p.ssh_key_comment {
+            Some(c) => quote(c),
+            None => "\"ansible-generated on $(hostname)\"".into(),
+        };
+        let script = format!(
+            "set -e\n{}d=$(dirname -- \"$k\")\n\
+             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; chmod 0700 \"$d\"; chown -- {owner} \"$d\"; fi\n\
+             {} -C {comment} -f \"$k\" </dev/null\nchown -- {owner} \"$k\" \"$k.pub\"\n{KEY_FACTS}",
+            key_path_script(p),
+            join(&keygen),
+        );
+        let out = host.run(&script, None)?;
+        if !out.success() {
+            return Err(ModuleError::failed(format!(
+                "Failed to generate the SSH key (rc={}): {}",
+                out.rc,
+                out.stderr_str().trim_end()
+            )));
+        }
+        key_facts(&out.stdout_str())
+            .ok_or_else(|| ModuleError::failed("ssh-keygen printed nothing to read the key from"))
+    }
+
+    fn key_result(m: &mut Map<String, Value>, key: Option<&(String, String, String)>) {
+        if let Some((file, public, fp)) = key {
+            m.insert("ssh_key_file".into(), json!(file));
+            m.insert("ssh_public_key".into(), json!(public));
+            m.insert("ssh_fingerprint".into(), json!(fp));
+        }
+    }
+
     fn result(p: &UserParams, user: Option<&Passwd>) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("name".into(), json!(p.name));
@@ -322,15 +430,24 @@ impl Module for User {
                 reason: "not a valid user name".into(),
             }));
         }
-        let found = probe(host, &p.name)?;
+        let found = probe(host, p)?;
         let mut plan = Plan {
             result: Self::result(p, found.user.as_ref()),
             ..Plan::default()
         };
-        if let Some((argv, changes)) = Self::command(p, &found)? {
+        Self::key_result(&mut plan.result, found.ssh_key.as_ref());
+        let mut argv = None;
+        if let Some((a, changes)) = Self::command(p, &found)? {
             plan.changes = changes;
-            plan.state = json!(argv);
+            argv = Some(a);
         }
+        // As Ansible: an existing key is left alone.
+        let keygen = p.generate_ssh_key && p.state == UserState::Present && found.ssh_key.is_none();
+        if keygen {
+            plan.changes
+                .push(format!("generate SSH key {}", p.ssh_key_file));
+        }
+        plan.state = json!({"argv": argv, "keygen": keygen});
         Ok(plan)
     }
 
@@ -340,20 +457,31 @@ impl Module for User {
         plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        let argv: Vec<String> = serde_json::from_value(plan.state.clone())
+        let argv: Option<Vec<String>> = serde_json::from_value(plan.state["argv"].clone())
             .map_err(|_| ModuleError::failed("user: apply called without a plan"))?;
-        run_argv(host, &argv).map_err(|e| match e {
-            // The command line may hold the password hash: say only which
-            // command failed and why.
-            ModuleError::Failed { msg, .. } => ModuleError::failed(msg),
-            other => other,
-        })?;
-        let user = if p.state == UserState::Present {
-            probe(host, &p.name)?.user
+        if let Some(argv) = argv {
+            run_argv(host, &argv).map_err(|e| match e {
+                // The command line may hold the password hash: say only
+                // which command failed and why.
+                ModuleError::Failed { msg, .. } => ModuleError::failed(msg),
+                other => other,
+            })?;
+        }
+        let mut key = None;
+        if plan.state["keygen"].as_bool().unwrap_or(false) {
+            key = Some(Self::keygen(p, host)?);
+        }
+        let found = if p.state == UserState::Present {
+            Some(probe(host, p)?)
         } else {
             None
         };
-        let mut result = Self::result(p, user.as_ref());
+        let mut result = Self::result(p, found.as_ref().and_then(|f| f.user.as_ref()));
+        Self::key_result(
+            &mut result,
+            key.as_ref()
+                .or(found.as_ref().and_then(|f| f.ssh_key.as_ref())),
+        );
         result.insert("changed".into(), json!(true));
         Ok(Outcome {
             changed: true,
@@ -373,6 +501,7 @@ mod tests {
             user: Passwd::parse(user),
             shadow: Some(shadow.to_string()),
             groups: groups.iter().filter_map(|g| Group::parse(g)).collect(),
+            ssh_key: None,
         }
     }
 
@@ -388,6 +517,7 @@ mod tests {
             user: None,
             shadow: None,
             groups: GROUPS.iter().filter_map(|g| Group::parse(g)).collect(),
+            ssh_key: None,
         };
         let p = params(
             json!({"name": "alice", "uid": "1500", "groups": "adm, sudo",
@@ -460,6 +590,21 @@ mod tests {
         let p = params(json!({"name": "bob", "state": "absent", "remove": true}));
         let (argv, _) = User::command(&p, &f).expect("ok").expect("some");
         assert_eq!(argv, ["userdel", "-r", "--", "bob"]);
+    }
+
+    #[test]
+    fn ssh_key_path_is_under_the_home_it_will_have() {
+        let p = params(json!({"name": "bob", "generate_ssh_key": true}));
+        let s = key_path_script(&p);
+        assert!(
+            s.contains("h=/home/bob") && s.ends_with("k=\"$h\"/.ssh/id_rsa\n"),
+            "{s}"
+        );
+        let p = params(json!({"name": "bob", "ssh_key_file": "/k/id", "home": "/srv/b"}));
+        assert_eq!(key_path_script(&p), "k=/k/id\n");
+        let facts =
+            key_facts("SSHFILE /k/id\nSSHPUB ssh-ed25519 AAAA c\nSSHFP 256 SHA256:x c (ED25519)\n");
+        assert_eq!(facts.map(|f| f.1), Some("ssh-ed25519 AAAA c".to_string()));
     }
 
     #[test]
