@@ -259,11 +259,8 @@ impl Module for Sysctl {
             }
         }
         if let Some(content) = &planned.file {
-            let attrs = FileAttrs {
-                mode: None,
-                ..FileAttrs::default()
-            };
-            host.write_file(&p.sysctl_file, content.as_bytes(), &attrs)?;
+            // A new file gets 0644; a rewritten one keeps its owner and mode.
+            host.write_file(&p.sysctl_file, content.as_bytes(), &FileAttrs::default())?;
         }
         if !warnings.is_empty() {
             result.insert("warnings".into(), json!(warnings));
