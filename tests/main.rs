@@ -7,4 +7,5 @@ mod support;
 mod cli;
 mod engine;
 mod fleet_ssh;
+mod fleet_system_a;
 mod local_example;

@@ -7,6 +7,7 @@
 //! *applies*. That split gives check mode and diff mode for free and is what
 //! the "apply, then plan is empty" idempotency tests exercise.
 
+pub mod account;
 pub mod clock;
 pub mod host;
 pub mod local;

@@ -14,6 +14,13 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::blockinfile::BlockInFile,
     &builtin::stat::Stat,
     &builtin::wait_for::WaitFor,
+    &builtin::user::User,
+    &builtin::group::GroupModule,
+    &builtin::sysctl::Sysctl,
+    &builtin::authorized_key::AuthorizedKey,
+    &builtin::hostname::Hostname,
+    &builtin::cron::Cron,
+    &builtin::mount::Mount,
 ];
 
 /// Every built-in module, in a stable order.
@@ -73,6 +80,28 @@ mod tests {
             (
                 "wait_for",
                 json!({"port": "22", "timeout": "10", "state": "started"}),
+            ),
+            (
+                "user",
+                json!({"name": "u", "groups": "a,b", "append": "yes", "createhome": "no"}),
+            ),
+            ("group", json!({"name": "g", "gid": "1001", "system": true})),
+            (
+                "sysctl",
+                json!({"name": "net.core.somaxconn", "value": 1024, "reload": "no"}),
+            ),
+            (
+                "authorized_key",
+                json!({"user": "u", "key": "ssh-ed25519 AAAA c", "exclusive": "yes"}),
+            ),
+            ("hostname", json!({"name": "web-1", "use": "debian"})),
+            (
+                "cron",
+                json!({"name": "n", "job": "ls", "minute": 0, "dow": "1-5"}),
+            ),
+            (
+                "mount",
+                json!({"name": "/mnt/a", "src": "tmpfs", "fstype": "tmpfs", "state": "mounted", "passno": 2}),
             ),
         ] {
             let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));

@@ -1,0 +1,618 @@
+//! `user`: make sure a local user exists with the given attributes, or not.
+//!
+//! The plan reads `getent passwd NAME`, `getent shadow NAME` and the whole
+//! `getent group` listing in one round trip, and decides which `useradd`,
+//! `usermod` or `userdel` arguments are needed; apply runs that one command
+//! and reads the entry back for the result (`name`, `uid`, `group`, `home`,
+//! `shell`, `comment`, `state`, as Ansible registers them).
+//!
+//! `password` is an already-hashed string compared with the shadow entry;
+//! it never appears in changes, messages or results. `generate_ssh_key`
+//! runs `ssh-keygen` when the key file is missing (an existing key is left
+//! alone, as in Ansible). Not supported (an unknown parameter): `expires`,
+//! `password_lock`, `login_class`, `seuser`.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::account::{
+    de_opt_list, run_argv, shadow_password, tag_lines, tagged_all, Group, Passwd,
+};
+use crate::params::{de_bool, de_opt_string, de_opt_u64, yes};
+use crate::probe::tagged;
+use crate::shell_quote::{join, quote};
+use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UserState {
+    #[default]
+    Present,
+    Absent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdatePassword {
+    #[default]
+    Always,
+    OnCreate,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserParams {
+    #[serde(alias = "user")]
+    pub name: String,
+    #[serde(default)]
+    pub state: UserState,
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub uid: Option<u64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub group: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_list")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub append: bool,
+    pub shell: Option<String>,
+    pub home: Option<String>,
+    #[serde(default = "yes", alias = "createhome", deserialize_with = "de_bool")]
+    pub create_home: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub move_home: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub system: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub non_unique: bool,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub update_password: UpdatePassword,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub comment: Option<String>,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub remove: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub force: bool,
+    #[serde(alias = "skel")]
+    pub skeleton: Option<String>,
+    /// Ansible's `local` uses luseradd for non-local name services; the
+    /// shadow tools already edit the local files here.
+    #[serde(default, deserialize_with = "de_bool")]
+    pub local: bool,
+    #[serde(default, deserialize_with = "de_bool")]
+    pub generate_ssh_key: bool,
+    #[serde(default = "rsa")]
+    pub ssh_key_type: String,
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub ssh_key_bits: Option<u64>,
+    /// Relative paths are under the user's home.
+    #[serde(default = "id_rsa")]
+    pub ssh_key_file: String,
+    pub ssh_key_comment: Option<String>,
+    pub ssh_key_passphrase: Option<String>,
+}
+
+fn rsa() -> String {
+    "rsa".into()
+}
+
+fn id_rsa() -> String {
+    ".ssh/id_rsa".into()
+}
+
+pub struct User;
+
+/// The argv of the one command to run, and a change line per difference.
+type Command = (Vec<String>, Vec<String>);
+
+/// What the probe found.
+struct Found {
+    user: Option<Passwd>,
+    shadow: Option<String>,
+    groups: Vec<Group>,
+    /// With `generate_ssh_key`: the key's path, public key and fingerprint
+    /// when it exists.
+    ssh_key: Option<(String, String, String)>,
+}
+
+/// Shell lines that set `k` to the SSH key's path: a relative
+/// `ssh_key_file` is under the user's home (the one it will get, for a
+/// user not created yet).
+fn key_path_script(p: &UserParams) -> String {
+    if p.ssh_key_file.starts_with('/') {
+        return format!("k={}\n", quote(&p.ssh_key_file));
+    }
+    let home = p
+        .home
+        .clone()
+        .unwrap_or_else(|| format!("/home/{}", p.name));
+    format!(
+        "h=$(getent passwd -- {} | cut -d: -f6); [ -n \"$h\" ] || h={}\nk=\"$h\"/{}\n",
+        quote(&p.name),
+        quote(&home),
+        quote(&p.ssh_key_file)
+    )
+}
+
+/// Print the key's path, public key and fingerprint, tagged.
+const KEY_FACTS: &str = "echo \"SSHFILE $k\"; echo \"SSHPUB $(cat -- \"$k.pub\" 2>/dev/null)\"; \
+     echo \"SSHFP $(ssh-keygen -l -f \"$k.pub\" 2>/dev/null)\"\n";
+
+fn key_facts(text: &str) -> Option<(String, String, String)> {
+    let get = |t: &str| tagged(text, t).unwrap_or_default().trim().to_string();
+    tagged(text, "SSHFILE").map(|_| (get("SSHFILE"), get("SSHPUB"), get("SSHFP")))
+}
+
+fn probe(host: &mut dyn Host, p: &UserParams) -> Result<Found, ModuleError> {
+    let name = p.name.as_str();
+    let n = quote(name);
+    let mut script = format!(
+        "{}{}{}",
+        tag_lines("P", &format!("getent passwd -- {n}")),
+        tag_lines("S", &format!("getent shadow -- {n}")),
+        tag_lines("G", "getent group"),
+    );
+    if p.generate_ssh_key {
+        script.push_str(&key_path_script(p));
+        script.push_str(&format!("if [ -e \"$k\" ]; then {KEY_FACTS}fi\n"));
+    }
+    let out = host.run(&script, None)?;
+    let text = out.stdout_str();
+    let found = Found {
+        user: tagged_all(&text, "P")
+            .filter_map(Passwd::parse)
+            .find(|p| p.name == name),
+        shadow: tagged(&text, "S").and_then(shadow_password),
+        groups: tagged_all(&text, "G").filter_map(Group::parse).collect(),
+        ssh_key: key_facts(&text),
+    };
+    Ok(found)
+}
+
+fn no_group(g: &str) -> ModuleError {
+    ModuleError::failed(format!("Group {g} does not exist"))
+}
+
+impl User {
+    /// The argv that brings the user to `p`, or `None` when nothing differs;
+    /// with one change line per difference.
+    fn command(p: &UserParams, f: &Found) -> Result<Option<Command>, ModuleError> {
+        let s = |x: &str| x.to_string();
+        let mut changes = Vec::new();
+        let find = |g: &str| f.groups.iter().find(|x| x.is(g));
+        let wanted_group = match &p.group {
+            Some(g) => Some(find(g).ok_or_else(|| no_group(g))?),
+            None => None,
+        };
+        if let Some(gs) = &p.groups {
+            for g in gs {
+                find(g).ok_or_else(|| no_group(g))?;
+            }
+        }
+        match (p.state, &f.user) {
+            (UserState::Absent, None) => Ok(None),
+            (UserState::Absent, Some(_)) => {
+                let mut argv = vec![s("userdel")];
+                if p.force {
+                    argv.push(s("-f"));
+                }
+                if p.remove {
+                    argv.push(s("-r"));
+                }
+                argv.extend([s("--"), p.name.clone()]);
+                changes.push(format!("remove user {}", p.name));
+                Ok(Some((argv, changes)))
+            }
+            (UserState::Present, None) => {
+                let mut argv = vec![s("useradd")];
+                if let Some(uid) = p.uid {
+                    argv.extend([s("-u"), uid.to_string()]);
+                    if p.non_unique {
+                        argv.push(s("-o"));
+                    }
+                }
+                match &p.group {
+                    Some(g) => argv.extend([s("-g"), g.clone()]),
+                    // useradd would try to create a group of the user's name
+                    // and fail: Ansible passes -N then.
+                    None if find(&p.name).is_some() => argv.push(s("-N")),
+                    None => {}
+                }
+                if let Some(gs) = p.groups.as_ref().filter(|g| !g.is_empty()) {
+                    argv.extend([s("-G"), gs.join(",")]);
+                }
+                if let Some(c) = &p.comment {
+                    argv.extend([s("-c"), c.clone()]);
+                }
+                if let Some(h) = &p.home {
+                    argv.extend([s("-d"), h.clone()]);
+                }
+                if let Some(sh) = &p.shell {
+                    argv.extend([s("-s"), sh.clone()]);
+                }
+                if let Some(pw) = &p.password {
+                    argv.extend([s("-p"), pw.clone()]);
+                }
+                if p.create_home {
+                    argv.push(s("-m"));
+                    if let Some(k) = &p.skeleton {
+                        argv.extend([s("-k"), k.clone()]);
+                    }
+                } else {
+                    argv.push(s("-M"));
+                }
+                if p.system {
+                    argv.push(s("-r"));
+                }
+                argv.extend([s("--"), p.name.clone()]);
+                changes.push(format!("create user {}", p.name));
+                Ok(Some((argv, changes)))
+            }
+            (UserState::Present, Some(u)) => {
+                let mut argv = vec![s("usermod")];
+                if let Some(uid) = p.uid.filter(|w| *w != u64::from(u.uid)) {
+                    argv.extend([s("-u"), uid.to_string()]);
+                    if p.non_unique {
+                        argv.push(s("-o"));
+                    }
+                    changes.push(format!("uid {} -> {uid}", u.uid));
+                }
+                if let Some(g) = wanted_group.filter(|g| g.gid != u.gid) {
+                    argv.extend([s("-g"), g.name.clone()]);
+                    changes.push(format!("group {} -> {}", u.gid, g.name));
+                }
+                if let Some(gs) = &p.groups {
+                    // As Ansible: every group listing the user, the primary
+                    // one included, against the names asked for.
+                    let current: BTreeSet<&str> = f
+                        .groups
+                        .iter()
+                        .filter(|g| g.members.contains(&u.name))
+                        .map(|g| g.name.as_str())
+                        .collect();
+                    let wanted: BTreeSet<&str> = gs
+                        .iter()
+                        .filter_map(|g| find(g))
+                        .map(|g| g.name.as_str())
+                        .collect();
+                    let differs = if wanted.is_empty() {
+                        !current.is_empty() && !p.append
+                    } else if p.append {
+                        !wanted.is_subset(&current)
+                    } else {
+                        wanted != current
+                    };
+                    if differs {
+                        let list: Vec<&str> = wanted.iter().copied().collect();
+                        if p.append {
+                            argv.push(s("-a"));
+                        }
+                        argv.extend([s("-G"), list.join(",")]);
+                        let cur: Vec<&str> = current.iter().copied().collect();
+                        changes.push(format!("groups {} -> {}", cur.join(","), list.join(",")));
+                    }
+                }
+                if let Some(c) = p.comment.as_ref().filter(|c| **c != u.gecos) {
+                    argv.extend([s("-c"), c.clone()]);
+                    changes.push(format!("comment {:?} -> {c:?}", u.gecos));
+                }
+                if let Some(h) = p.home.as_ref().filter(|h| **h != u.home) {
+                    argv.extend([s("-d"), h.clone()]);
+                    if p.move_home {
+                        argv.push(s("-m"));
+                    }
+                    changes.push(format!("home {} -> {h}", u.home));
+                }
+                if let Some(sh) = p.shell.as_ref().filter(|sh| **sh != u.shell) {
+                    argv.extend([s("-s"), sh.clone()]);
+                    changes.push(format!("shell {} -> {sh}", u.shell));
+                }
+                let pw_differs = match (&p.password, &f.shadow) {
+                    // A locked (`!`-prefixed) hash is the same password.
+                    (Some(want), Some(have)) => {
+                        want.trim_start_matches('!') != have.trim_start_matches('!')
+                    }
+                    // Without a readable shadow entry (not root) there is
+                    // nothing to compare with: leave the password alone.
+                    _ => false,
+                };
+                if pw_differs && p.update_password == UpdatePassword::Always {
+                    if let Some(pw) = &p.password {
+                        argv.extend([s("-p"), pw.clone()]);
+                        changes.push("password changed".into());
+                    }
+                }
+                if changes.is_empty() {
+                    return Ok(None);
+                }
+                argv.extend([s("--"), p.name.clone()]);
+                Ok(Some((argv, changes)))
+            }
+        }
+    }
+
+    /// Make the SSH key as Ansible does: the directory 0700 and the files
+    /// the user's; returns the key's path, public key and fingerprint.
+    fn keygen(
+        p: &UserParams,
+        host: &mut dyn Host,
+    ) -> Result<(String, String, String), ModuleError> {
+        let owner = quote(&format!("{}:", p.name));
+        let mut keygen = vec![
+            "ssh-keygen".to_string(),
+            "-q".into(),
+            "-t".into(),
+            p.ssh_key_type.clone(),
+        ];
+        if let Some(b) = p.ssh_key_bits {
+            keygen.extend(["-b".into(), b.to_string()]);
+        }
+        keygen.extend([
+            "-N".into(),
+            p.ssh_key_passphrase.clone().unwrap_or_default(),
+        ]);
+        let comment = match &p.ssh_key_comment {
+            Some(c) => quote(c),
+            None => "\"ansible-generated on $(hostname)\"".into(),
+        };
+        let script = format!(
+            "set -e\n{}d=$(dirname -- \"$k\")\n\
+             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\"; chmod 0700 \"$d\"; chown -- {owner} \"$d\"; fi\n\
+             {} -C {comment} -f \"$k\" </dev/null\nchown -- {owner} \"$k\" \"$k.pub\"\n{KEY_FACTS}",
+            key_path_script(p),
+            join(&keygen),
+        );
+        let out = host.run(&script, None)?;
+        if !out.success() {
+            return Err(ModuleError::failed(format!(
+                "Failed to generate the SSH key (rc={}): {}",
+                out.rc,
+                out.stderr_str().trim_end()
+            )));
+        }
+        key_facts(&out.stdout_str())
+            .ok_or_else(|| ModuleError::failed("ssh-keygen printed nothing to read the key from"))
+    }
+
+    fn key_result(m: &mut Map<String, Value>, key: Option<&(String, String, String)>) {
+        if let Some((file, public, fp)) = key {
+            m.insert("ssh_key_file".into(), json!(file));
+            m.insert("ssh_public_key".into(), json!(public));
+            m.insert("ssh_fingerprint".into(), json!(fp));
+        }
+    }
+
+    fn result(p: &UserParams, user: Option<&Passwd>) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(p.name));
+        match p.state {
+            UserState::Absent => {
+                m.insert("state".into(), json!("absent"));
+                m.insert("remove".into(), json!(p.remove));
+                m.insert("force".into(), json!(p.force));
+            }
+            UserState::Present => {
+                m.insert("state".into(), json!("present"));
+                m.insert("system".into(), json!(p.system));
+                m.insert("append".into(), json!(p.append));
+                m.insert("move_home".into(), json!(p.move_home));
+                if let Some(gs) = &p.groups {
+                    m.insert("groups".into(), json!(gs.join(",")));
+                }
+                if p.password.is_some() {
+                    m.insert("password".into(), json!("NOT_LOGGING_PASSWORD"));
+                }
+                if let Some(u) = user {
+                    m.insert("uid".into(), json!(u.uid));
+                    m.insert("group".into(), json!(u.gid));
+                    m.insert("home".into(), json!(u.home));
+                    m.insert("shell".into(), json!(u.shell));
+                    m.insert("comment".into(), json!(u.gecos));
+                }
+            }
+        }
+        m
+    }
+}
+
+impl Module for User {
+    const NAME: &'static str = "user";
+    type Params = UserParams;
+
+    fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
+        if p.name.is_empty() || p.name.contains([':', '\n', ',']) {
+            return Err(ModuleError::Params(ParamError::Invalid {
+                module: Self::NAME,
+                path: "name".into(),
+                reason: "not a valid user name".into(),
+            }));
+        }
+        let found = probe(host, p)?;
+        let mut plan = Plan {
+            result: Self::result(p, found.user.as_ref()),
+            ..Plan::default()
+        };
+        Self::key_result(&mut plan.result, found.ssh_key.as_ref());
+        let mut argv = None;
+        if let Some((a, changes)) = Self::command(p, &found)? {
+            plan.changes = changes;
+            argv = Some(a);
+        }
+        // As Ansible: an existing key is left alone.
+        let keygen = p.generate_ssh_key && p.state == UserState::Present && found.ssh_key.is_none();
+        if keygen {
+            plan.changes
+                .push(format!("generate SSH key {}", p.ssh_key_file));
+        }
+        plan.state = json!({"argv": argv, "keygen": keygen});
+        Ok(plan)
+    }
+
+    fn apply(
+        &self,
+        p: &Self::Params,
+        plan: Plan,
+        host: &mut dyn Host,
+    ) -> Result<Outcome, ModuleError> {
+        let argv: Option<Vec<String>> = serde_json::from_value(plan.state["argv"].clone())
+            .map_err(|_| ModuleError::failed("user: apply called without a plan"))?;
+        if let Some(argv) = argv {
+            run_argv(host, &argv).map_err(|e| match e {
+                // The command line may hold the password hash: say only
+                // which command failed and why.
+                ModuleError::Failed { msg, .. } => ModuleError::failed(msg),
+                other => other,
+            })?;
+        }
+        let mut key = None;
+        if plan.state["keygen"].as_bool().unwrap_or(false) {
+            key = Some(Self::keygen(p, host)?);
+        }
+        let found = if p.state == UserState::Present {
+            Some(probe(host, p)?)
+        } else {
+            None
+        };
+        let mut result = Self::result(p, found.as_ref().and_then(|f| f.user.as_ref()));
+        Self::key_result(
+            &mut result,
+            key.as_ref()
+                .or(found.as_ref().and_then(|f| f.ssh_key.as_ref())),
+        );
+        result.insert("changed".into(), json!(true));
+        Ok(Outcome {
+            changed: true,
+            result,
+            msg: None,
+            failed: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(user: &str, shadow: &str, groups: &[&str]) -> Found {
+        Found {
+            user: Passwd::parse(user),
+            shadow: Some(shadow.to_string()),
+            groups: groups.iter().filter_map(|g| Group::parse(g)).collect(),
+            ssh_key: None,
+        }
+    }
+
+    fn params(v: Value) -> UserParams {
+        crate::module::parse_params(User::NAME, &v).expect("params")
+    }
+
+    const GROUPS: &[&str] = &["bob:x:1001:", "adm:x:4:bob", "sudo:x:27:", "users:x:100:"];
+
+    #[test]
+    fn creates_with_ansible_arguments() {
+        let f = Found {
+            user: None,
+            shadow: None,
+            groups: GROUPS.iter().filter_map(|g| Group::parse(g)).collect(),
+            ssh_key: None,
+        };
+        let p = params(
+            json!({"name": "alice", "uid": "1500", "groups": "adm, sudo",
+            "shell": "/bin/bash", "password": "$6$h", "system": "no", "comment": "A"}),
+        );
+        let (argv, changes) = User::command(&p, &f).expect("ok").expect("some");
+        assert_eq!(
+            argv,
+            [
+                "useradd",
+                "-u",
+                "1500",
+                "-G",
+                "adm,sudo",
+                "-c",
+                "A",
+                "-s",
+                "/bin/bash",
+                "-p",
+                "$6$h",
+                "-m",
+                "--",
+                "alice"
+            ]
+        );
+        assert_eq!(changes, ["create user alice"]);
+        // A group named like the user already exists: -N, as Ansible does.
+        let p = params(json!({"name": "bob", "create_home": false}));
+        let (argv, _) = User::command(&p, &f).expect("ok").expect("some");
+        assert_eq!(argv, ["useradd", "-N", "-M", "--", "bob"]);
+        let p = params(json!({"name": "x", "groups": ["nope"]}));
+        assert!(User::command(&p, &f).is_err());
+    }
+
+    #[test]
+    fn modifies_only_what_differs() {
+        let f = found("bob:x:1001:1001::/home/bob:/bin/sh", "$6$old", GROUPS);
+        let same = params(json!({"name": "bob", "shell": "/bin/sh", "groups": "adm",
+            "password": "$6$old", "uid": 1001}));
+        assert!(User::command(&same, &f).expect("ok").is_none());
+        let p = params(
+            json!({"name": "bob", "shell": "/bin/bash", "groups": ["sudo"],
+            "append": true, "password": "$6$new"}),
+        );
+        let (argv, changes) = User::command(&p, &f).expect("ok").expect("some");
+        assert_eq!(
+            argv,
+            [
+                "usermod",
+                "-a",
+                "-G",
+                "sudo",
+                "-s",
+                "/bin/bash",
+                "-p",
+                "$6$new",
+                "--",
+                "bob"
+            ]
+        );
+        assert!(changes.iter().all(|c| !c.contains("$6$")), "{changes:?}");
+        // on_create leaves an existing password alone; appending a group
+        // the user has is nothing; groups without append removes the rest.
+        let p = params(json!({"name": "bob", "password": "$6$new",
+            "update_password": "on_create", "groups": "adm", "append": "yes"}));
+        assert!(User::command(&p, &f).expect("ok").is_none());
+        let p = params(json!({"name": "bob", "groups": ""}));
+        let (argv, _) = User::command(&p, &f).expect("ok").expect("some");
+        assert_eq!(argv, ["usermod", "-G", "", "--", "bob"]);
+        let p = params(json!({"name": "bob", "state": "absent", "remove": true}));
+        let (argv, _) = User::command(&p, &f).expect("ok").expect("some");
+        assert_eq!(argv, ["userdel", "-r", "--", "bob"]);
+    }
+
+    #[test]
+    fn ssh_key_path_is_under_the_home_it_will_have() {
+        let p = params(json!({"name": "bob", "generate_ssh_key": true}));
+        let s = key_path_script(&p);
+        assert!(
+            s.contains("h=/home/bob") && s.ends_with("k=\"$h\"/.ssh/id_rsa\n"),
+            "{s}"
+        );
+        let p = params(json!({"name": "bob", "ssh_key_file": "/k/id", "home": "/srv/b"}));
+        assert_eq!(key_path_script(&p), "k=/k/id\n");
+        let facts =
+            key_facts("SSHFILE /k/id\nSSHPUB ssh-ed25519 AAAA c\nSSHFP 256 SHA256:x c (ED25519)\n");
+        assert_eq!(facts.map(|f| f.1), Some("ssh-ed25519 AAAA c".to_string()));
+    }
+
+    #[test]
+    fn results_never_show_the_password() {
+        let p = params(json!({"user": "bob", "password": "$6$secret"}));
+        let r = User::result(&p, Passwd::parse("bob:x:1:2::/h:/s").as_ref());
+        let text = serde_json::to_string(&r).unwrap_or_default();
+        assert!(!text.contains("secret"));
+        assert_eq!(r.get("group"), Some(&json!(2)));
+    }
+}
