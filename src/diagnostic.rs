@@ -139,11 +139,19 @@ pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
+    // Among equally close names the one sharing the longest start wins:
+    // `valu` is `value`, not the alias `val`.
+    let common_prefix = |c: &str| {
+        word.chars()
+            .zip(c.chars())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
+        .min_by_key(|(d, c)| (*d, std::cmp::Reverse(common_prefix(c))))
         .map(|(_, c)| c)
 }
 
@@ -176,5 +184,6 @@ mod tests {
         assert_eq!(did_you_mean("valu", ["name", "value"]), Some("value"));
         assert_eq!(did_you_mean("becom", ["become", "tags"]), Some("become"));
         assert_eq!(did_you_mean("zzzzzz", ["become", "tags"]), None);
+        assert_eq!(did_you_mean("valu", ["val", "value"]), Some("value"));
     }
 }
