@@ -6,4 +6,5 @@ mod support;
 
 mod cli;
 mod engine;
+mod fleet_system_b;
 mod local_example;

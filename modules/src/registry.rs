@@ -14,6 +14,11 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::blockinfile::BlockInFile,
     &builtin::stat::Stat,
     &builtin::wait_for::WaitFor,
+    &builtin::systemd::Systemd,
+    &builtin::systemd::SystemdService,
+    &builtin::systemd::Service,
+    &builtin::apt::Apt,
+    &builtin::apt::Package,
 ];
 
 /// Every built-in module, in a stable order.

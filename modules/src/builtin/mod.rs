@@ -1,10 +1,12 @@
 //! The built-in modules. Each file owns one module (or a family, like
 //! command/shell/raw) and its idempotency test.
 
+pub mod apt;
 pub mod blockinfile;
 pub mod command;
 pub mod copy;
 pub mod file;
 pub mod lineinfile;
 pub mod stat;
+pub mod systemd;
 pub mod wait_for;

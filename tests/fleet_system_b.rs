@@ -1,0 +1,221 @@
+//! Fleet tests of the system modules: apt, systemd/service, get_url, uri,
+//! unarchive. Each playbook runs against one fleet host; the first run
+//! changes, what it did is checked with the ssh client, the second run
+//! changes nothing, and a `--check` run of another change changes nothing.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::fleet::fleet;
+use crate::support::Run;
+
+/// Write `yaml` as a playbook for `host` in a fresh temp dir.
+fn playbook(dir: &Path, name: &str, host: &str, tasks: &str) -> PathBuf {
+    let path = dir.join(name);
+    let text = format!("- hosts: {host}\n  gather_facts: false\n  tasks:\n{tasks}");
+    std::fs::write(&path, text).expect("write playbook");
+    path
+}
+
+fn run(pb: &Path, host: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--limit", host];
+    args.extend_from_slice(extra);
+    fleet().herd_run(pb, &args)
+}
+
+/// The host's result of the task named `task` in `run`.
+fn result(run: &Run, task: &str) -> serde_json::Value {
+    run.results(task)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no result for {task}:\n{}", run.stdout()))
+}
+
+/// curl on the host for get_url and uri, from the fleet's local repo.
+fn ensure_curl(host: &str) {
+    let f = fleet();
+    let _g = f.lock(host);
+    f.ssh_ok(
+        host,
+        "command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl unzip >/dev/null; }",
+    );
+}
+
+#[test]
+fn systemd_starts_enables_and_stops_a_unit() {
+    let f = fleet();
+    let host = "herd-02";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = "[Unit]\\nDescription=herd test b\\n[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n";
+    let up = playbook(
+        dir.path(),
+        "up.yml",
+        host,
+        &format!(
+            "    - name: unit
+      copy:
+        dest: /etc/systemd/system/herdtest-b.service
+        content: \"{unit}\"
+    - name: start
+      systemd:
+        name: herdtest-b
+        state: started
+        enabled: true
+        daemon_reload: true
+      register: s
+"
+        ),
+    );
+    let r = run(&up, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 2, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "systemctl is-active herdtest-b").trim(),
+        "active"
+    );
+    assert_eq!(
+        f.ssh_ok(host, "systemctl is-enabled herdtest-b").trim(),
+        "enabled"
+    );
+    let r = run(&up, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    let down = playbook(
+        dir.path(),
+        "down.yml",
+        host,
+        "    - name: stop
+      service:
+        name: herdtest-b
+        state: stopped
+        enabled: false
+",
+    );
+    let r = run(&down, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "systemctl is-active herdtest-b").trim(),
+        "active"
+    );
+    let r = run(&down, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    let out = f.ssh(
+        host,
+        "systemctl is-active herdtest-b; systemctl is-enabled herdtest-b",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inactive\ndisabled\n");
+    let r = run(&down, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    let restart = playbook(
+        dir.path(),
+        "restart.yml",
+        host,
+        "    - name: restart
+      systemd_service:
+        name: herdtest-b.service
+        state: restarted
+    - name: missing
+      systemd:
+        name: herdtest-nope
+        state: started
+      ignore_errors: true
+",
+    );
+    let r = run(&restart, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    let miss = result(&r, "missing");
+    assert!(
+        miss.to_string()
+            .contains("Could not find the requested service"),
+        "{miss}"
+    );
+    f.ssh_ok(
+        host,
+        "systemctl disable --now herdtest-b; rm -f /etc/systemd/system/herdtest-b.service; systemctl daemon-reload",
+    );
+}
+
+#[test]
+fn apt_installs_removes_and_installs_debs() {
+    let f = fleet();
+    let host = "herd-03";
+    ensure_curl(host);
+    let _g = f.lock(host);
+    f.ssh_ok(host, "dpkg -P tree hello >/dev/null 2>&1; true");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let install = playbook(
+        dir.path(),
+        "install.yml",
+        host,
+        "    - name: tree
+      apt:
+        name: tree
+        update_cache: true
+        cache_valid_time: 3600
+",
+    );
+    let r = run(&install, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert!(f
+        .ssh_ok(host, "dpkg -s tree")
+        .contains("Status: install ok installed"));
+    let r = run(&install, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    let remove = playbook(
+        dir.path(),
+        "remove.yml",
+        host,
+        "    - name: remove
+      package:
+        name: [tree]
+        state: absent
+",
+    );
+    let r = run(&remove, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert!(f
+        .ssh_ok(host, "dpkg -s tree")
+        .contains("install ok installed"));
+    let r = run(&remove, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert!(!f.ssh(host, "dpkg -s tree").status.success());
+    let r = run(&remove, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    // A .deb by URL from the local repo, then the same package by path.
+    let deb = playbook(
+        dir.path(),
+        "deb.yml",
+        host,
+        "    - name: deb
+      apt:
+        deb: http://10.77.0.1:8080/hello_2.10-3_amd64.deb
+",
+    );
+    let r = run(&deb, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert!(!f.ssh(host, "dpkg -s hello").status.success());
+    let r = run(&deb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert!(f.ssh_ok(host, "dpkg -s hello").contains("Version: 2.10-3"));
+    f.ssh_ok(host, "cd /tmp && apt-get download -qq hello");
+    let local = playbook(
+        dir.path(),
+        "local.yml",
+        host,
+        "    - name: local deb
+      apt:
+        deb: /tmp/hello_2.10-3_amd64.deb
+    - name: latest
+      apt:
+        name: hello
+        state: latest
+",
+    );
+    let r = run(&local, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    f.ssh_ok(
+        host,
+        "dpkg -P hello >/dev/null; rm -f /tmp/hello_2.10-3_amd64.deb",
+    );
+}
