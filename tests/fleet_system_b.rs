@@ -219,3 +219,185 @@ fn apt_installs_removes_and_installs_debs() {
         "dpkg -P hello >/dev/null; rm -f /tmp/hello_2.10-3_amd64.deb",
     );
 }
+
+/// A directory of this test's own inside the fleet's served repo, so the
+/// hosts can fetch files from http://10.77.0.1:8080/<name>/.
+fn served_dir(name: &str) -> PathBuf {
+    let cache =
+        std::env::var("HERD_FLEET_CACHE").unwrap_or_else(|_| "/var/cache/herd-fleet".into());
+    let dir = PathBuf::from(cache).join("repo").join(name);
+    std::fs::create_dir_all(&dir).expect("create served dir");
+    dir
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().map(|mut s| s.write_all(data)).transpose()?;
+            c.wait_with_output()
+        })
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn get_url_downloads_verifies_and_skips_when_present() {
+    let f = fleet();
+    let host = "herd-04";
+    ensure_curl(host);
+    let served = served_dir("herdtest-b-get");
+    let payload = b"herd get_url payload\n";
+    std::fs::write(served.join("payload.txt"), payload).expect("write payload");
+    let sum = sha256_hex(payload);
+    std::fs::write(
+        served.join("SHA256SUMS"),
+        format!("{sum}  payload.txt\n0000  other\n"),
+    )
+    .expect("write sums");
+    f.ssh_ok(
+        host,
+        "rm -rf /tmp/herdtest-b-get && mkdir -p /tmp/herdtest-b-get",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pb = playbook(
+        dir.path(),
+        "get.yml",
+        host,
+        &format!(
+            "    - name: by digest
+      get_url:
+        url: http://10.77.0.1:8080/herdtest-b-get/payload.txt
+        dest: /tmp/herdtest-b-get/a.txt
+        checksum: sha256:{sum}
+        mode: '0640'
+    - name: by sums file into a dir
+      get_url:
+        url: http://10.77.0.1:8080/herdtest-b-get/payload.txt
+        dest: /tmp/herdtest-b-get/
+        checksum: sha256:http://10.77.0.1:8080/herdtest-b-get/SHA256SUMS
+    - name: file url
+      get_url:
+        url: file:///etc/hostname
+        dest: /tmp/herdtest-b-get/hostname
+"
+        ),
+    );
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 3, "{}", r.stdout());
+    let out = f.ssh_ok(
+        host,
+        "cd /tmp/herdtest-b-get && sha256sum a.txt payload.txt && stat -c %a a.txt && cat hostname",
+    );
+    assert!(out.contains(&format!("{sum}  a.txt")), "{out}");
+    assert!(out.contains(&format!("{sum}  payload.txt")), "{out}");
+    assert!(out.contains("640\nherd-04\n"), "{out}");
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    // A wrong checksum fails and leaves nothing behind; check mode of a
+    // new download changes nothing.
+    let bad = playbook(
+        dir.path(),
+        "bad.yml",
+        host,
+        "    - name: wrong sum
+      get_url:
+        url: http://10.77.0.1:8080/herdtest-b-get/payload.txt
+        dest: /tmp/herdtest-b-get/bad.txt
+        checksum: sha1:0000000000000000000000000000000000000000
+      ignore_errors: true
+    - name: missing
+      get_url:
+        url: http://10.77.0.1:8080/herdtest-b-get/nope.txt
+        dest: /tmp/herdtest-b-get/nope.txt
+      ignore_errors: true
+",
+    );
+    let r = run(&bad, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "ignored"), 2, "{}", r.stdout());
+    let check = playbook(
+        dir.path(),
+        "check.yml",
+        host,
+        "    - name: new
+      get_url:
+        url: http://10.77.0.1:8080/herdtest-b-get/payload.txt
+        dest: /tmp/herdtest-b-get/new.txt
+",
+    );
+    let r = run(&check, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "ls -A /tmp/herdtest-b-get | sort | tr '\\n' ' '"),
+        "a.txt hostname payload.txt "
+    );
+    f.ssh_ok(host, "rm -rf /tmp/herdtest-b-get");
+}
+
+#[test]
+fn uri_reads_json_checks_status_and_writes_dest() {
+    let f = fleet();
+    let host = "herd-05";
+    ensure_curl(host);
+    let served = served_dir("herdtest-b-uri");
+    std::fs::write(served.join("data.json"), r#"{"name": "herd", "n": 3}"#).expect("write json");
+    f.ssh_ok(host, "rm -f /tmp/herdtest-b-uri.json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pb = playbook(
+        dir.path(),
+        "uri.yml",
+        host,
+        "    - name: get json
+      uri:
+        url: http://10.77.0.1:8080/herdtest-b-uri/data.json
+        return_content: true
+      register: r
+    - name: check it
+      assert:
+        that:
+          - r.status == 200
+          - r.json.n == 3
+          - r.content_type == 'application/json'
+          - \"'herd' in r.content\"
+    - name: not found is fine when asked
+      uri:
+        url: http://10.77.0.1:8080/herdtest-b-uri/missing
+        status_code: [404]
+    - name: save
+      uri:
+        url: http://10.77.0.1:8080/herdtest-b-uri/data.json
+        dest: /tmp/herdtest-b-uri.json
+",
+    );
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "cat /tmp/herdtest-b-uri.json"),
+        r#"{"name": "herd", "n": 3}"#
+    );
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    let r = run(&pb, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    let bad = playbook(
+        dir.path(),
+        "bad.yml",
+        host,
+        "    - name: missing
+      uri:
+        url: http://10.77.0.1:8080/herdtest-b-uri/missing
+",
+    );
+    let r = run(&bad, host, &[]).expect_code(2);
+    assert!(r.stdout().contains("Status code was 404"), "{}", r.stdout());
+    f.ssh_ok(host, "rm -f /tmp/herdtest-b-uri.json");
+}

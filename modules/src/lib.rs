@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod host;
+pub mod http;
 pub mod local;
 pub mod module;
 pub mod params;

@@ -19,6 +19,8 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::systemd::Service,
     &builtin::apt::Apt,
     &builtin::apt::Package,
+    &builtin::get_url::GetUrl,
+    &builtin::uri::Uri,
 ];
 
 /// Every built-in module, in a stable order.
