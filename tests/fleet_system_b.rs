@@ -401,3 +401,91 @@ fn uri_reads_json_checks_status_and_writes_dest() {
     assert!(r.stdout().contains("Status code was 404"), "{}", r.stdout());
     f.ssh_ok(host, "rm -f /tmp/herdtest-b-uri.json");
 }
+
+/// Run a local command, asserting it succeeded.
+fn local(cmd: &str) {
+    let ok = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "`{cmd}` failed");
+}
+
+#[test]
+fn unarchive_extracts_tarballs_and_zips_once() {
+    let f = fleet();
+    let host = "herd-06";
+    ensure_curl(host);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    local(&format!(
+        "mkdir -p {d}/src/app/bin && echo one > {d}/src/app/one.txt && echo two > {d}/src/app/bin/two \
+         && tar -czf {d}/app.tgz -C {d}/src app"
+    ));
+    let served = served_dir("herdtest-b-un");
+    let zip = served.join("app.zip");
+    let _ = std::fs::remove_file(&zip);
+    local(&format!("cd {d}/src && zip -qr {} app", zip.display()));
+    f.ssh_ok(host, "rm -rf /tmp/herdtest-b-un");
+    let pb = playbook(
+        dir.path(),
+        "un.yml",
+        host,
+        "    - name: dirs
+      file:
+        path: /tmp/herdtest-b-un/{{ item }}
+        state: directory
+      loop: [t, z]
+    - name: tarball
+      unarchive:
+        src: app.tgz
+        dest: /tmp/herdtest-b-un/t
+        mode: u=rwX,go=rX
+    - name: zip by url
+      unarchive:
+        src: http://10.77.0.1:8080/herdtest-b-un/app.zip
+        dest: /tmp/herdtest-b-un/z
+        remote_src: true
+",
+    );
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 3, "{}", r.stdout());
+    let out = f.ssh_ok(
+        host,
+        "cd /tmp/herdtest-b-un && cat t/app/one.txt t/app/bin/two z/app/one.txt && stat -c %a t/app/one.txt t/app/bin",
+    );
+    assert_eq!(out, "one\ntwo\none\n644\n755\n");
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    // A changed file is put back; check mode only says so.
+    f.ssh_ok(host, "echo edited > /tmp/herdtest-b-un/t/app/one.txt");
+    let r = run(&pb, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "cat /tmp/herdtest-b-un/t/app/one.txt"),
+        "edited\n"
+    );
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "cat /tmp/herdtest-b-un/t/app/one.txt"),
+        "one\n"
+    );
+
+    let creates = playbook(
+        dir.path(),
+        "creates.yml",
+        host,
+        "    - name: creates
+      unarchive:
+        src: app.tgz
+        dest: /tmp/herdtest-b-un/nowhere
+        creates: /tmp/herdtest-b-un/t/app
+",
+    );
+    let r = run(&creates, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    f.ssh_ok(host, "rm -rf /tmp/herdtest-b-un");
+}

@@ -21,6 +21,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::apt::Package,
     &builtin::get_url::GetUrl,
     &builtin::uri::Uri,
+    &builtin::unarchive::Unarchive,
 ];
 
 /// Every built-in module, in a stable order.

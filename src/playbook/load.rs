@@ -318,7 +318,6 @@ const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
     "synchronize",
     "sysctl",
     "tempfile",
-    "unarchive",
     "user",
     "wait_for_connection",
     "yum",

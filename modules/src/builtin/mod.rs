@@ -10,5 +10,6 @@ pub mod get_url;
 pub mod lineinfile;
 pub mod stat;
 pub mod systemd;
+pub mod unarchive;
 pub mod uri;
 pub mod wait_for;
