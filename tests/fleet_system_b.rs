@@ -489,3 +489,48 @@ fn unarchive_extracts_tarballs_and_zips_once() {
     assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
     f.ssh_ok(host, "rm -rf /tmp/herdtest-b-un");
 }
+
+/// Whether the fleet's launcher for `host` restarts nspawn after a reboot
+/// (fleet.sh SCRIPT_VERSION 6 and later); an older one would lose the host.
+fn launcher_survives_reboot(host: &str) -> bool {
+    let f = fleet();
+    let text =
+        std::fs::read_to_string(f.state.join("hosts").join(host).join("pid")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", text.trim())).unwrap_or_default();
+    String::from_utf8_lossy(&cmdline).contains("HERD_REBOOT_STATUS")
+}
+
+#[test]
+fn reboot_comes_back_with_a_new_boot_id() {
+    let f = fleet();
+    let host = "herd-07";
+    assert!(
+        launcher_survives_reboot(host),
+        "the fleet was started by a fleet.sh whose launcher does not restart a rebooted host; \
+         re-create the fleet (fleet.sh down && fleet.sh up 8) to run this test"
+    );
+    let _g = f.lock(host);
+    let before = f.ssh_ok(host, "cat /proc/sys/kernel/random/boot_id");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pb = playbook(
+        dir.path(),
+        "reboot.yml",
+        host,
+        "    - name: reboot
+      reboot:
+        reboot_timeout: 120
+        connect_timeout: 2
+        test_command: systemctl is-system-running --wait || true
+",
+    );
+    let r = run(&pb, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "cat /proc/sys/kernel/random/boot_id"),
+        before
+    );
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    let after = f.ssh_ok(host, "cat /proc/sys/kernel/random/boot_id");
+    assert_ne!(after, before, "boot id unchanged");
+}

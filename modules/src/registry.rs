@@ -22,6 +22,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::get_url::GetUrl,
     &builtin::uri::Uri,
     &builtin::unarchive::Unarchive,
+    &builtin::reboot::Reboot,
 ];
 
 /// Every built-in module, in a stable order.

@@ -309,7 +309,6 @@ const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
     "pause",
     "ping",
     "pip",
-    "reboot",
     "replace",
     "script",
     "service_facts",

@@ -8,6 +8,7 @@ pub mod copy;
 pub mod file;
 pub mod get_url;
 pub mod lineinfile;
+pub mod reboot;
 pub mod stat;
 pub mod systemd;
 pub mod unarchive;
