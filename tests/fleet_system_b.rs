@@ -534,3 +534,61 @@ fn reboot_comes_back_with_a_new_boot_id() {
     let after = f.ssh_ok(host, "cat /proc/sys/kernel/random/boot_id");
     assert_ne!(after, before, "boot id unchanged");
 }
+
+#[test]
+fn apt_repository_adds_and_removes_a_source() {
+    let f = fleet();
+    let host = "herd-01";
+    let _g = f.lock(host);
+    f.ssh_ok(host, "rm -f /etc/apt/sources.list.d/herdtest-b.list");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = "deb [trusted=yes] http://10.77.0.1:8080/ ./";
+    let add = playbook(
+        dir.path(),
+        "add.yml",
+        host,
+        &format!(
+            "    - name: add
+      apt_repository:
+        repo: \"{line}\"
+        filename: herdtest-b
+"
+        ),
+    );
+    let r = run(&add, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "cat /etc/apt/sources.list.d/herdtest-b.list; stat -c %a /etc/apt/sources.list.d/herdtest-b.list"),
+        format!("{line}\n644\n")
+    );
+    let r = run(&add, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    let remove = playbook(
+        dir.path(),
+        "remove.yml",
+        host,
+        &format!(
+            "    - name: remove
+      apt_repository:
+        repo: \"{line}\"
+        state: absent
+        update_cache: false
+"
+        ),
+    );
+    let r = run(&remove, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    f.ssh_ok(host, "test -f /etc/apt/sources.list.d/herdtest-b.list");
+    let r = run(&remove, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert!(!f
+        .ssh(host, "test -e /etc/apt/sources.list.d/herdtest-b.list")
+        .status
+        .success());
+    // The fleet's own source is untouched.
+    f.ssh_ok(
+        host,
+        "grep -q 10.77.0.1 /etc/apt/sources.list.d/herd-local.list && apt-get update -qq",
+    );
+}

@@ -286,7 +286,6 @@ const WITH_LOOPS: &[(&str, &str)] = &[
 const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
     "add_host",
     "apt_key",
-    "apt_repository",
     "assemble",
     "async_status",
     "authorized_key",
