@@ -592,3 +592,69 @@ fn apt_repository_adds_and_removes_a_source() {
         "grep -q 10.77.0.1 /etc/apt/sources.list.d/herd-local.list && apt-get update -qq",
     );
 }
+
+#[test]
+fn apt_key_writes_a_keyring_from_a_url_and_removes_it() {
+    let f = fleet();
+    let host = "herd-01";
+    ensure_curl(host);
+    let key =
+        "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nherdtest-b\n-----END PGP PUBLIC KEY BLOCK-----\n";
+    let served = served_dir("herdtest-b-key");
+    std::fs::write(served.join("key.asc"), key).expect("write key");
+    f.ssh_ok(
+        host,
+        "rm -f /etc/apt/keyrings/herdtest-b.asc /etc/apt/trusted.gpg.d/B0B0B0B0.asc",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pb = playbook(
+        dir.path(),
+        "key.yml",
+        host,
+        &format!(
+            "    - name: by url
+      apt_key:
+        url: http://10.77.0.1:8080/herdtest-b-key/key.asc
+        keyring: /etc/apt/keyrings/herdtest-b.asc
+    - name: by data
+      apt_key:
+        id: 0xB0B0B0B0
+        data: \"{}\"
+",
+            key.replace('\n', "\\n")
+        ),
+    );
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 2, "{}", r.stdout());
+    let sums = f.ssh_ok(
+        host,
+        "sha256sum < /etc/apt/keyrings/herdtest-b.asc; sha256sum < /etc/apt/trusted.gpg.d/B0B0B0B0.asc",
+    );
+    let want = format!("{}  -\n", sha256_hex(key.as_bytes()));
+    assert_eq!(sums, format!("{want}{want}"));
+    let r = run(&pb, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+
+    let rm = playbook(
+        dir.path(),
+        "rm.yml",
+        host,
+        "    - name: rm ring
+      apt_key:
+        keyring: /etc/apt/keyrings/herdtest-b.asc
+        state: absent
+    - name: rm id
+      apt_key:
+        id: B0B0B0B0
+        state: absent
+",
+    );
+    let r = run(&rm, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 2, "{}", r.stdout());
+    f.ssh_ok(host, "test -f /etc/apt/keyrings/herdtest-b.asc");
+    let r = run(&rm, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 2, "{}", r.stdout());
+    let r = run(&rm, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    f.ssh_ok(host, "! test -e /etc/apt/keyrings/herdtest-b.asc && ! test -e /etc/apt/trusted.gpg.d/B0B0B0B0.asc");
+}

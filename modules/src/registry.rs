@@ -19,6 +19,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::systemd::Service,
     &builtin::apt::Apt,
     &builtin::apt::Package,
+    &builtin::apt_key::AptKey,
     &builtin::apt_repository::AptRepository,
     &builtin::get_url::GetUrl,
     &builtin::uri::Uri,

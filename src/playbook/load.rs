@@ -285,7 +285,6 @@ const WITH_LOOPS: &[(&str, &str)] = &[
 /// users get "not available" rather than "unknown".
 const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
     "add_host",
-    "apt_key",
     "assemble",
     "async_status",
     "authorized_key",

@@ -2,6 +2,7 @@
 //! command/shell/raw) and its idempotency test.
 
 pub mod apt;
+pub mod apt_key;
 pub mod apt_repository;
 pub mod blockinfile;
 pub mod command;
