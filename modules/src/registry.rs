@@ -85,6 +85,41 @@ mod tests {
                 "wait_for",
                 json!({"port": "22", "timeout": "10", "state": "started"}),
             ),
+            (
+                "apt",
+                json!({"name": ["nginx", "curl=7.88"], "update_cache": "yes", "cache_valid_time": 3600, "install_recommends": "no"}),
+            ),
+            ("package", json!({"name": "tree", "state": "present"})),
+            (
+                "apt_key",
+                json!({"url": "https://example.invalid/key.asc", "keyring": "/etc/apt/keyrings/x.asc"}),
+            ),
+            (
+                "apt_repository",
+                json!({"repo": "deb http://x/ ./", "filename": "x", "update_cache": "no"}),
+            ),
+            (
+                "systemd",
+                json!({"name": "nginx", "state": "restarted", "enabled": "yes", "daemon_reload": true}),
+            ),
+            ("systemd_service", json!({"unit": "x", "masked": false})),
+            (
+                "service",
+                json!({"name": "cron", "state": "started", "enabled": true}),
+            ),
+            (
+                "get_url",
+                json!({"url": "http://x/a", "dest": "/tmp/a", "checksum": "sha256:ab", "mode": "0644", "timeout": "30"}),
+            ),
+            (
+                "uri",
+                json!({"url": "http://x/", "method": "POST", "body_format": "json", "body": {"a": 1}, "status_code": [200, 201]}),
+            ),
+            (
+                "unarchive",
+                json!({"src": "/tmp/a.tgz", "dest": "/opt", "remote_src": "yes", "creates": "/opt/a"}),
+            ),
+            ("reboot", json!({"reboot_timeout": "300", "msg": "bye"})),
         ] {
             let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));
             assert_eq!(m.check_params(&params), Ok(()), "{name}");
