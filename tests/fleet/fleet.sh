@@ -168,7 +168,8 @@ EOF
 Description=Fleet address on host0
 DefaultDependencies=no
 After=systemd-sysctl.service
-Before=network.target sysinit.target ssh.service
+Before=network.target sysinit.target ssh.service shutdown.target
+Conflicts=shutdown.target
 Wants=network.target
 ConditionPathExists=/etc/herd/net.env
 
@@ -179,6 +180,9 @@ EnvironmentFile=/etc/herd/net.env
 ExecStart=/bin/sh -c 'if ip link show "$HERD_IF" >/dev/null 2>&1; then ip link set "$HERD_IF" name host0; fi'
 ExecStart=/sbin/ip addr replace ${HERD_ADDR} dev host0
 ExecStart=/sbin/ip link set host0 up
+# On reboot nspawn moves the interface back out under the name it moved in
+# (and fails, exit 1 instead of 133, if that name is gone): restore it.
+ExecStop=/bin/sh -c 'ip link set host0 down; ip link set host0 name "$HERD_IF"'
 
 [Install]
 WantedBy=sysinit.target
