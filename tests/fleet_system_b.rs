@@ -658,3 +658,52 @@ fn apt_key_writes_a_keyring_from_a_url_and_removes_it() {
     assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
     f.ssh_ok(host, "! test -e /etc/apt/keyrings/herdtest-b.asc && ! test -e /etc/apt/trusted.gpg.d/B0B0B0B0.asc");
 }
+
+#[test]
+fn deb822_repository_writes_a_sources_file_apt_can_read() {
+    let f = fleet();
+    let host = "herd-01";
+    let _g = f.lock(host);
+    f.ssh_ok(host, "rm -f /etc/apt/sources.list.d/herdtest-b.sources");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let add = playbook(
+        dir.path(),
+        "add.yml",
+        host,
+        "    - name: add
+      deb822_repository:
+        name: herdtest-b
+        uris: http://10.77.0.1:8080/
+        suites: ./
+        trusted: true
+",
+    );
+    let r = run(&add, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert_eq!(
+        f.ssh_ok(host, "cat /etc/apt/sources.list.d/herdtest-b.sources"),
+        "X-Repolib-Name: herdtest-b\nTypes: deb\nURIs: http://10.77.0.1:8080/\nSuites: ./\nTrusted: yes\n"
+    );
+    f.ssh_ok(host, "apt-get update -qq");
+    let r = run(&add, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    let rm = playbook(
+        dir.path(),
+        "rm.yml",
+        host,
+        "    - name: rm
+      deb822_repository:
+        name: herdtest-b
+        state: absent
+",
+    );
+    let r = run(&rm, host, &["--check"]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    f.ssh_ok(host, "test -f /etc/apt/sources.list.d/herdtest-b.sources");
+    let r = run(&rm, host, &[]).expect_code(0);
+    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    f.ssh_ok(
+        host,
+        "! test -e /etc/apt/sources.list.d/herdtest-b.sources && apt-get update -qq",
+    );
+}

@@ -21,6 +21,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::apt::Package,
     &builtin::apt_key::AptKey,
     &builtin::apt_repository::AptRepository,
+    &builtin::deb822_repository::Deb822Repository,
     &builtin::get_url::GetUrl,
     &builtin::uri::Uri,
     &builtin::unarchive::Unarchive,
@@ -120,6 +121,10 @@ mod tests {
                 json!({"src": "/tmp/a.tgz", "dest": "/opt", "remote_src": "yes", "creates": "/opt/a"}),
             ),
             ("reboot", json!({"reboot_timeout": "300", "msg": "bye"})),
+            (
+                "deb822_repository",
+                json!({"name": "x", "uris": ["http://x/"], "suites": "stable", "components": "main", "enabled": "yes"}),
+            ),
         ] {
             let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));
             assert_eq!(m.check_params(&params), Ok(()), "{name}");

@@ -7,6 +7,7 @@ pub mod apt_repository;
 pub mod blockinfile;
 pub mod command;
 pub mod copy;
+pub mod deb822_repository;
 pub mod file;
 pub mod get_url;
 pub mod lineinfile;
