@@ -359,6 +359,10 @@ fn uri_reads_json_checks_status_and_writes_dest() {
       uri:
         url: http://10.77.0.1:8080/herdtest-b-uri/data.json
         return_content: true
+        url_username: herd
+        url_password: s3cret-b
+        headers:
+          X-Herd: b
       register: r
     - name: check it
       assert:
@@ -377,8 +381,12 @@ fn uri_reads_json_checks_status_and_writes_dest() {
         dest: /tmp/herdtest-b-uri.json
 ",
     );
-    let r = run(&pb, host, &[]).expect_code(0);
+    let r = run(&pb, host, &["-v"]).expect_code(0);
     assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    assert!(
+        !r.stdout().contains("s3cret-b") && !r.stderr().contains("s3cret-b"),
+        "the password was logged"
+    );
     assert_eq!(
         f.ssh_ok(host, "cat /tmp/herdtest-b-uri.json"),
         r#"{"name": "herd", "n": 3}"#

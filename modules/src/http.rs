@@ -188,6 +188,18 @@ pub fn fetch_script(r: &Request, extra_cleanup: &str) -> Result<(String, Vec<u8>
     Ok((s, stdin))
 }
 
+/// A URL fit for messages and results: a `user:password@` in it is hidden.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://********@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// The last response's status line and headers (after redirects), with
 /// names lowercased as Ansible reports them.
 pub fn parse_headers(raw: &str) -> (Option<u16>, Vec<(String, String)>) {
@@ -277,6 +289,8 @@ mod tests {
                 ("x-y".into(), "z".into())
             ]
         );
+        assert_eq!(redact("https://u:pw@h/a@b"), "https://********@h/a@b");
+        assert_eq!(redact("http://h/x"), "http://h/x");
         let p = headers_param(Some(&serde_json::json!("A:1, B: 2"))).expect("headers");
         assert_eq!(p[1], ("B".into(), "2".into()));
     }

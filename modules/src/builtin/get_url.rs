@@ -23,7 +23,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::{self, fetch_script, headers_param, Request, NO_CLIENT_RC};
+use crate::http::{self, fetch_script, headers_param, redact, Request, NO_CLIENT_RC};
 use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_string, de_opt_u64, yes, Mode};
 use crate::probe::{checksum_snippet, tagged, WantedAttrs};
 use crate::shell_quote::{quote, quote_path};
@@ -201,6 +201,7 @@ fn fetch_failed(url: &str, rc: i32, code: &str, stderr: &str) -> ModuleError {
     if rc == NO_CLIENT_RC {
         return http::no_client_error(GetUrl::NAME);
     }
+    let url = redact(url);
     let mut result = serde_json::Map::new();
     result.insert("url".into(), json!(url));
     if let Ok(c) = code.parse::<u16>() {
@@ -257,7 +258,7 @@ fn resolve_checksum(
         c.value = digest_from_file(body, &name).ok_or_else(|| {
             ModuleError::failed(format!(
                 "Unable to find a checksum for file '{name}' in '{}'",
-                c.value
+                redact(&c.value)
             ))
         })?;
     }
@@ -308,15 +309,15 @@ impl Module for GetUrl {
         };
         let mut plan = Plan::default();
         let mut result = serde_json::Map::new();
-        result.insert("url".into(), json!(p.url));
+        result.insert("url".into(), json!(redact(&p.url)));
         result.insert("dest".into(), json!(dest.path));
         if download {
             plan.changes
-                .push(format!("download {} to {}", p.url, dest.path));
+                .push(format!("download {} to {}", redact(&p.url), dest.path));
         } else if let Some(st) = &dest.stat {
             plan.changes.extend(want.diff(&dest.path, st).0);
             let mut r = crate::probe::file_result("dest", &dest.path, Some(st));
-            r.insert("url".into(), json!(p.url));
+            r.insert("url".into(), json!(redact(&p.url)));
             r.insert("checksum_dest".into(), json!(dest.sha1));
             r.insert("checksum_src".into(), json!(dest.sha1));
             r.insert("msg".into(), json!("file already exists"));

@@ -23,7 +23,9 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::http::{self, fetch_script, headers_param, parse_headers, Request, NO_CLIENT_RC};
+use crate::http::{
+    self, fetch_script, headers_param, parse_headers, redact, Request, NO_CLIENT_RC,
+};
 use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_string, de_opt_u64, Mode};
 use crate::probe::{tagged, WantedAttrs};
 use crate::shell_quote::quote_path;
@@ -265,11 +267,11 @@ pub fn build_result(
     r.insert("status".into(), json!(status));
     r.insert(
         "url".into(),
-        json!(if effective.is_empty() {
+        json!(redact(if effective.is_empty() {
             &p.url
         } else {
             effective
-        }),
+        })),
     );
     r.insert(
         "redirected".into(),
@@ -431,8 +433,11 @@ impl Module for Uri {
             });
         }
         let mut plan = Plan::default();
-        plan.changes
-            .push(format!("{} {}", p.method.to_ascii_uppercase(), p.url));
+        plan.changes.push(format!(
+            "{} {}",
+            p.method.to_ascii_uppercase(),
+            redact(&p.url)
+        ));
         plan.unknowable = true;
         Ok(plan)
     }
