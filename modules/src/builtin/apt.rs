@@ -529,9 +529,18 @@ fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         ));
     }
     if !acts.remove.is_empty() {
+        // Name everything that would go with them (reverse dependencies).
+        let mut argv = remove_argv(p, &acts.remove);
+        argv.insert(1, "-s".into());
+        let sim = host.run(&join(&argv), None)?;
+        let (_, remv) = parse_simulation(&sim.stdout_str());
+        let names = if sim.success() && !remv.is_empty() {
+            remv
+        } else {
+            acts.remove.clone()
+        };
         let verb = if p.purge { "purge" } else { "remove" };
-        plan.changes
-            .push(format!("{verb} {}", acts.remove.join(", ")));
+        plan.changes.push(format!("{verb} {}", names.join(", ")));
     }
     if p.autoremove && !facts.autoremove.is_empty() {
         plan.changes
