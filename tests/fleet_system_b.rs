@@ -1,7 +1,10 @@
-//! Fleet tests of the system modules: apt, systemd/service, get_url, uri,
-//! unarchive. Each playbook runs against one fleet host; the first run
-//! changes, what it did is checked with the ssh client, the second run
-//! changes nothing, and a `--check` run of another change changes nothing.
+//! Fleet tests of the system modules: apt/package, apt_key,
+//! apt_repository, deb822_repository, systemd/service, get_url, uri,
+//! unarchive and reboot. Each playbook runs against one fleet host; the
+//! first run changes, what it did is checked with the ssh client, the
+//! second run changes nothing, and a `--check` run of another change
+//! changes nothing. HTTP fetches go only to the repo server on the bridge
+//! (10.77.0.1:8080), from files the tests put in its directory.
 
 use std::path::{Path, PathBuf};
 
