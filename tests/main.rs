@@ -8,4 +8,5 @@ mod cli;
 mod engine;
 mod fleet_ssh;
 mod fleet_system_a;
+mod fleet_system_b;
 mod local_example;

@@ -10,6 +10,7 @@
 pub mod account;
 pub mod clock;
 pub mod host;
+pub mod http;
 pub mod local;
 pub mod module;
 pub mod params;

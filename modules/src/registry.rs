@@ -21,6 +21,18 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::hostname::Hostname,
     &builtin::cron::Cron,
     &builtin::mount::Mount,
+    &builtin::systemd::Systemd,
+    &builtin::systemd::SystemdService,
+    &builtin::systemd::Service,
+    &builtin::apt::Apt,
+    &builtin::apt::Package,
+    &builtin::apt_key::AptKey,
+    &builtin::apt_repository::AptRepository,
+    &builtin::deb822_repository::Deb822Repository,
+    &builtin::get_url::GetUrl,
+    &builtin::uri::Uri,
+    &builtin::unarchive::Unarchive,
+    &builtin::reboot::Reboot,
 ];
 
 /// Every built-in module, in a stable order.
@@ -102,6 +114,45 @@ mod tests {
             (
                 "mount",
                 json!({"name": "/mnt/a", "src": "tmpfs", "fstype": "tmpfs", "state": "mounted", "passno": 2}),
+            ),
+            (
+                "apt",
+                json!({"name": ["nginx", "curl=7.88"], "update_cache": "yes", "cache_valid_time": 3600, "install_recommends": "no"}),
+            ),
+            ("package", json!({"name": "tree", "state": "present"})),
+            (
+                "apt_key",
+                json!({"url": "https://example.invalid/key.asc", "keyring": "/etc/apt/keyrings/x.asc"}),
+            ),
+            (
+                "apt_repository",
+                json!({"repo": "deb http://x/ ./", "filename": "x", "update_cache": "no"}),
+            ),
+            (
+                "systemd",
+                json!({"name": "nginx", "state": "restarted", "enabled": "yes", "daemon_reload": true}),
+            ),
+            ("systemd_service", json!({"unit": "x", "masked": false})),
+            (
+                "service",
+                json!({"name": "cron", "state": "started", "enabled": true}),
+            ),
+            (
+                "get_url",
+                json!({"url": "http://x/a", "dest": "/tmp/a", "checksum": "sha256:ab", "mode": "0644", "timeout": "30"}),
+            ),
+            (
+                "uri",
+                json!({"url": "http://x/", "method": "POST", "body_format": "json", "body": {"a": 1}, "status_code": [200, 201]}),
+            ),
+            (
+                "unarchive",
+                json!({"src": "/tmp/a.tgz", "dest": "/opt", "remote_src": "yes", "creates": "/opt/a"}),
+            ),
+            ("reboot", json!({"reboot_timeout": "300", "msg": "bye"})),
+            (
+                "deb822_repository",
+                json!({"name": "x", "uris": ["http://x/"], "suites": "stable", "components": "main", "enabled": "yes"}),
             ),
         ] {
             let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));

@@ -635,6 +635,11 @@ impl PlayRunner<'_> {
                 return ItemOutcome::failed(msg);
             }
         }
+        if m.name() == "unarchive" {
+            if let Err(msg) = self.resolve_unarchive_src(&mut params) {
+                return ItemOutcome::failed(msg);
+            }
+        }
         let delegate = match &task.delegate_to {
             Some(d) => match templar.render_str("delegate_to", d, ctx) {
                 Ok(d) => Some(d),
@@ -704,6 +709,34 @@ impl PlayRunner<'_> {
                 map.insert("_content_b64".into(), Value::from(b64))
             }
         };
+        map.insert("_src_path".into(), Value::from(path.display().to_string()));
+        Ok(())
+    }
+
+    /// `unarchive` with a controller-side `src`: read the archive here and
+    /// pass it base64-encoded as `_src_b64` (the module streams it to the
+    /// host); a URL or `remote_src` is the host's business.
+    fn resolve_unarchive_src(&self, params: &mut Value) -> Result<(), String> {
+        let Value::Object(map) = params else {
+            return Ok(());
+        };
+        let remote = map.get("remote_src").map(truthy_json).unwrap_or(false)
+            || map.get("copy").is_some_and(|c| !truthy_json(c));
+        let Some(src) = map.get("src").and_then(Value::as_str).map(str::to_string) else {
+            return Ok(());
+        };
+        if remote || src.contains("://") {
+            return Ok(());
+        }
+        let search = playbook::file_search_paths(&self.playbook.dir);
+        let path = playbook::find_in(&search, &src)
+            .ok_or_else(|| format!("unarchive source `{src}` not found on the controller"))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("cannot read unarchive source `{src}`: {e}"))?;
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        map.remove("src");
+        map.insert("_src_b64".into(), Value::from(b64));
         map.insert("_src_path".into(), Value::from(path.display().to_string()));
         Ok(())
     }

@@ -17,7 +17,7 @@
 set -euo pipefail
 
 # Bump when the base rootfs recipe changes: it is part of the base stamp.
-readonly SCRIPT_VERSION=5
+readonly SCRIPT_VERSION=6
 
 readonly CACHE_DIR="${HERD_FLEET_CACHE:-/var/cache/herd-fleet}"
 readonly STATE_DIR="${HERD_FLEET_STATE:-/run/herd-fleet}"
@@ -38,13 +38,19 @@ readonly STOP_TIMEOUT=10
 readonly CGROUP_NAME=herd-fleet
 
 # Packages of the base rootfs. No python: herd must not need it on targets.
+# curl: get_url, uri and unarchive of a URL fetch on the host itself.
 readonly BASE_PACKAGES=(
   systemd systemd-sysv dbus openssh-server sudo iproute2 procps
-  ca-certificates less gzip tar
+  ca-certificates less gzip tar curl
 )
 # Packages served by the local apt repository (their dependencies that the
-# base lacks are added automatically). Small, and cron brings a real service.
-readonly REPO_PACKAGES=(hello tree cron)
+# base lacks are added automatically). Small, and cron brings a real service;
+# unzip is what unarchive needs for zip files.
+readonly REPO_PACKAGES=(hello tree cron unzip)
+# A host that reboots makes nspawn exit with this status; the launcher starts
+# it again, at most this many times per `up`.
+readonly REBOOT_STATUS=133
+readonly MAX_REBOOTS=20
 
 log() { printf '[fleet %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[fleet] error: %s\n' "$*" >&2; exit 1; }
@@ -162,7 +168,8 @@ EOF
 Description=Fleet address on host0
 DefaultDependencies=no
 After=systemd-sysctl.service
-Before=network.target sysinit.target ssh.service
+Before=network.target sysinit.target ssh.service shutdown.target
+Conflicts=shutdown.target
 Wants=network.target
 ConditionPathExists=/etc/herd/net.env
 
@@ -173,6 +180,9 @@ EnvironmentFile=/etc/herd/net.env
 ExecStart=/bin/sh -c 'if ip link show "$HERD_IF" >/dev/null 2>&1; then ip link set "$HERD_IF" name host0; fi'
 ExecStart=/sbin/ip addr replace ${HERD_ADDR} dev host0
 ExecStart=/sbin/ip link set host0 up
+# On reboot nspawn moves the interface back out under the name it moved in
+# (and fails, exit 1 instead of 133, if that name is gone): restore it.
+ExecStop=/bin/sh -c 'ip link set host0 down; ip link set host0 name "$HERD_IF"'
 
 [Install]
 WantedBy=sysinit.target
@@ -433,13 +443,37 @@ start_host() {
   # launcher makes its own view of /sys read-only (this mount only; the
   # cgroup mounts below it stay writable), which tells nspawn there is no udev.
   # --console=read-only: boot messages go to console.log, nothing reads stdin.
-  # shellcheck disable=SC2016 # the script is for the inner bash
+  # A reboot inside the host ends nspawn with status $REBOOT_STATUS: the
+  # launcher (the recorded PID) then starts it again, bounded by
+  # MAX_REBOOTS. The host's veth pair died with its network namespace, so
+  # it is made again first. SIGTERM (stop_hosts) is passed on to nspawn and
+  # ends the loop.
+  # shellcheck disable=SC2016 # the scripts are for the inner bash and sh
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_NSPAWN_TMPFS_TMP=0 \
+  HERD_BRIDGE="$BRIDGE" HERD_REBOOT_STATUS="$REBOOT_STATUS" HERD_MAX_REBOOTS="$MAX_REBOOTS" \
   setsid bash -c '
     pidfile=$1 name=$2 dir=$3; shift 3
     for g in "$@"; do echo $$ >"$g/cgroup.procs"; done
     echo $$ >"$pidfile"
-    exec unshare --mount --propagation=private -- /bin/sh -c "mount -o remount,bind,ro /sys && exec \"\$0\" \"\$@\"" \
+    exec unshare --mount --propagation=private -- /bin/sh -c "
+      mount -o remount,bind,ro /sys || exit 1
+      n=0 stop=
+      while :; do
+        if ! ip link show vc-$name >/dev/null 2>&1; then
+          ip link del vh-$name 2>/dev/null
+          ip link add vh-$name type veth peer name vc-$name &&
+            sysctl -qw net.ipv6.conf.vh-$name.disable_ipv6=1 net.ipv6.conf.vc-$name.disable_ipv6=1 &&
+            ip link set vh-$name master \$HERD_BRIDGE up || exit 1
+        fi
+        \"\$0\" \"\$@\" & child=\$!
+        trap \"stop=1; kill -TERM \$child 2>/dev/null\" TERM
+        wait \$child; rc=\$?
+        while kill -0 \$child 2>/dev/null; do wait \$child; rc=\$?; done
+        trap - TERM
+        if [ -n \"\$stop\" ] || [ \$rc -ne \$HERD_REBOOT_STATUS ] || [ \$n -ge \$HERD_MAX_REBOOTS ]; then exit \$rc; fi
+        n=\$((n + 1))
+        echo \"[herd-launch] $name rebooted (\$n); starting it again\"
+      done" \
       systemd-nspawn --quiet --boot --register=no --keep-unit \
       --machine="$name" --hostname="$name" --directory="$dir/root" \
       --network-interface="vc-$name" \

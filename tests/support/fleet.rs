@@ -35,6 +35,8 @@ pub struct FleetHost {
 // which test files are compiled in.
 #[allow(dead_code)]
 pub struct Fleet {
+    /// fleet.sh's state directory (per-host pid files, keys, inventory).
+    pub state: PathBuf,
     pub inventory: PathBuf,
     pub known_hosts: PathBuf,
     pub key: PathBuf,
@@ -95,6 +97,7 @@ fn bring_up() -> Result<Fleet, String> {
         inventory: state.join("inventory.ini"),
         known_hosts: state.join("known_hosts"),
         key: state.join("id_ed25519"),
+        state,
         hosts,
         locks,
     })

@@ -1,17 +1,26 @@
 //! The built-in modules. Each file owns one module (or a family, like
 //! command/shell/raw) and its idempotency test.
 
+pub mod apt;
+pub mod apt_key;
+pub mod apt_repository;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
 pub mod copy;
 pub mod cron;
+pub mod deb822_repository;
 pub mod file;
+pub mod get_url;
 pub mod group;
 pub mod hostname;
 pub mod lineinfile;
 pub mod mount;
+pub mod reboot;
 pub mod stat;
 pub mod sysctl;
+pub mod systemd;
+pub mod unarchive;
+pub mod uri;
 pub mod user;
 pub mod wait_for;

@@ -1,0 +1,236 @@
+//! `reboot`: reboot the host and wait until it is back.
+//!
+//! Apply reads the boot id (`boot_time_command`, by default
+//! `/proc/sys/kernel/random/boot_id`), asks systemd to reboot without
+//! waiting for it (`systemctl reboot --no-block`, else `shutdown -r now`,
+//! or `reboot_command`), then polls with `host.run` until the boot id
+//! differs and `test_command` succeeds, bounded by `reboot_timeout`.
+//!
+//! The module never sees the transport: while the host is down every
+//! `host.run` fails (`Unreachable` or a timeout) and is simply retried. The
+//! SSH transport drops a dead session and connects afresh on the next
+//! command, each attempt bounded by its connect timeout, so polling with
+//! `host.run` is enough to get a new session once sshd is back.
+//!
+//! A reboot can't be predicted or skipped: the plan always has one change,
+//! and check mode reports it without rebooting (as Ansible does).
+//!
+//! Differences from Ansible: `connect_timeout` bounds only the pause
+//! between polls (the connection's own timeout comes from the inventory);
+//! `pre_reboot_delay` waits on the controller instead of `shutdown +N`;
+//! `search_paths` is accepted and ignored.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::params::de_opt_u64;
+use crate::{Host, HostError, Module, ModuleError, Outcome, Plan};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootParams {
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub reboot_timeout: Option<u64>,
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub connect_timeout: Option<u64>,
+    #[serde(
+        default,
+        alias = "pre_reboot_delay_sec",
+        deserialize_with = "de_opt_u64"
+    )]
+    pub pre_reboot_delay: Option<u64>,
+    #[serde(
+        default,
+        alias = "post_reboot_delay_sec",
+        deserialize_with = "de_opt_u64"
+    )]
+    pub post_reboot_delay: Option<u64>,
+    pub test_command: Option<String>,
+    pub msg: Option<String>,
+    pub reboot_command: Option<String>,
+    pub boot_time_command: Option<String>,
+    pub search_paths: Option<Value>,
+}
+
+pub struct Reboot;
+
+const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";
+
+fn boot_id(host: &mut dyn Host, cmd: &str) -> Result<String, HostError> {
+    let out = host.run(cmd, None)?;
+    if !out.success() {
+        return Err(HostError::Command {
+            action: "read the boot id",
+            rc: out.rc,
+            stderr: out.stderr_str(),
+        });
+    }
+    Ok(out.stdout_str().trim().to_string())
+}
+
+/// The command that starts the reboot and returns at once, so the session
+/// ends cleanly before sshd goes away.
+fn reboot_script(p: &RebootParams) -> String {
+    match &p.reboot_command {
+        Some(c) => format!("( {c} ) </dev/null >/dev/null 2>&1 &\nexit 0\n"),
+        None => "if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then \
+                 systemctl reboot --no-block; else (sleep 1; shutdown -r now) </dev/null >/dev/null 2>&1 & fi\n"
+            .into(),
+    }
+}
+
+impl Module for Reboot {
+    const NAME: &'static str = "reboot";
+    type Params = RebootParams;
+
+    fn plan(&self, _p: &Self::Params, _host: &mut dyn Host) -> Result<Plan, ModuleError> {
+        let mut plan = Plan::default().change("reboot");
+        let mut r = Map::new();
+        r.insert("rebooted".into(), json!(true));
+        r.insert("elapsed".into(), json!(0));
+        plan.result = r;
+        Ok(plan)
+    }
+
+    fn apply(
+        &self,
+        p: &Self::Params,
+        _plan: Plan,
+        host: &mut dyn Host,
+    ) -> Result<Outcome, ModuleError> {
+        let start = Instant::now();
+        let id_cmd = p.boot_time_command.as_deref().unwrap_or(BOOT_ID);
+        let before = boot_id(host, id_cmd)?;
+        if let Some(d) = p.pre_reboot_delay.filter(|d| *d > 0) {
+            std::thread::sleep(Duration::from_secs(d));
+        }
+        match host.run(&reboot_script(p), None) {
+            Ok(out) if !out.success() => {
+                return Err(ModuleError::failed(format!(
+                    "Reboot command failed: {}",
+                    out.stderr_str().trim_end()
+                )))
+            }
+            // The session may drop as the host goes down: that is the point.
+            Ok(_) | Err(HostError::Unreachable(_) | HostError::Timeout { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let timeout = Duration::from_secs(p.reboot_timeout.unwrap_or(600));
+        let pause = Duration::from_secs(p.connect_timeout.unwrap_or(2).clamp(1, 5));
+        let test = p.test_command.as_deref().unwrap_or("whoami");
+        let mut last_error = String::from("the host did not come back");
+        let mut back = false;
+        while start.elapsed() < timeout {
+            std::thread::sleep(pause);
+            match boot_id(host, id_cmd) {
+                Ok(id) if !id.is_empty() && id != before => {}
+                Ok(_) => {
+                    last_error = "the boot id has not changed yet".into();
+                    continue;
+                }
+                Err(e) => {
+                    last_error = e.to_string();
+                    continue;
+                }
+            }
+            match host.run(test, None) {
+                Ok(out) if out.success() => {
+                    back = true;
+                    break;
+                }
+                Ok(out) => {
+                    last_error = format!(
+                        "test command failed (rc={}): {}",
+                        out.rc,
+                        out.stderr_str().trim_end()
+                    )
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        if !back {
+            let mut result = Map::new();
+            result.insert("rebooted".into(), json!(true));
+            result.insert("elapsed".into(), json!(start.elapsed().as_secs()));
+            return Err(ModuleError::Failed {
+                msg: format!(
+                    "Timed out waiting for the host to come back after reboot ({}s): {last_error}",
+                    timeout.as_secs()
+                ),
+                result,
+            });
+        }
+        if let Some(d) = p.post_reboot_delay.filter(|d| *d > 0) {
+            std::thread::sleep(Duration::from_secs(d));
+        }
+        let mut result = Map::new();
+        result.insert("rebooted".into(), json!(true));
+        result.insert("elapsed".into(), json!(start.elapsed().as_secs()));
+        Ok(Outcome {
+            changed: true,
+            result,
+            msg: p.msg.clone(),
+            failed: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ExecOutput;
+
+    /// A host that "reboots": the boot id changes after a few failed polls.
+    struct FakeHost {
+        calls: u32,
+        rebooted: bool,
+        down_for: u32,
+    }
+
+    impl Host for FakeHost {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn run(&mut self, script: &str, _: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+            self.calls += 1;
+            let ok = |s: &str| ExecOutput {
+                rc: 0,
+                stdout: s.as_bytes().to_vec(),
+                stderr: Vec::new(),
+            };
+            if script.contains("reboot") {
+                self.rebooted = true;
+                return Err(HostError::Unreachable("session lost".into()));
+            }
+            if self.rebooted && self.down_for > 0 {
+                self.down_for -= 1;
+                return Err(HostError::Unreachable("connection refused".into()));
+            }
+            if script == BOOT_ID {
+                return Ok(ok(if self.rebooted { "new\n" } else { "old\n" }));
+            }
+            Ok(ok("root\n"))
+        }
+    }
+
+    #[test]
+    fn waits_through_unreachable_until_the_boot_id_changes() {
+        let p: RebootParams = crate::module::parse_params(
+            "reboot",
+            &json!({"connect_timeout": 1, "reboot_timeout": 30}),
+        )
+        .expect("params");
+        let mut h = FakeHost {
+            calls: 0,
+            rebooted: false,
+            down_for: 2,
+        };
+        let out = Reboot.apply(&p, Plan::default(), &mut h).expect("rebooted");
+        assert!(out.changed);
+        assert_eq!(out.result["rebooted"], true);
+        // boot id, reboot, 2 failed polls, boot id, test command.
+        assert_eq!(h.calls, 6);
+    }
+}
