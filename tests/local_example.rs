@@ -38,13 +38,25 @@ fn first_run_changes_second_run_is_idempotent() {
         .filter(|e| e["event"] == "task_start")
         .map(|e| e["name"].as_str().unwrap_or_default().to_string())
         .collect();
-    let handler_at = flushed.iter().position(|n| n == "reload app").expect("handler ran");
-    let check_at = flushed.iter().position(|n| n == "the handler already ran").expect("task ran");
-    assert!(handler_at < check_at, "meta: flush_handlers ran the handler first: {flushed:?}");
+    let handler_at = flushed
+        .iter()
+        .position(|n| n == "reload app")
+        .expect("handler ran");
+    let check_at = flushed
+        .iter()
+        .position(|n| n == "the handler already ran")
+        .expect("task ran");
+    assert!(
+        handler_at < check_at,
+        "meta: flush_handlers ran the handler first: {flushed:?}"
+    );
     assert_eq!(reloaded.len(), 1);
     let ignored = first.results("a failure that is ignored");
     assert_eq!(ignored[0]["status"], "ignored");
-    assert!(ignored[0]["msg"].as_str().unwrap_or_default().starts_with("Linux is fine"));
+    assert!(ignored[0]["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("Linux is fine"));
 
     let conf = fs::read_to_string(target.join("etc/app.conf")).expect("app.conf");
     assert!(conf.contains("port = 8080"), "{conf}");
