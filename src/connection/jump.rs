@@ -173,7 +173,15 @@ pub struct JumpRoute {
 impl Dial for JumpRoute {
     fn dial(&self, target: &SshTarget, timeout: Duration) -> Result<UnixStream, SshError> {
         let bastion = self.registry.bastion(&self.bastion, &self.options)?;
-        bastion.open(target, timeout)
+        match bastion.open(target, timeout) {
+            // The bastion died under the request (the target is
+            // reconnecting because of that): once more, on a new one.
+            Err(_) if !bastion.is_alive() => {
+                let bastion = self.registry.bastion(&self.bastion, &self.options)?;
+                bastion.open(target, timeout)
+            }
+            done => done,
+        }
     }
 }
 
@@ -193,6 +201,9 @@ pub struct Bastion {
     requests: Mutex<Sender<OpenRequest>>,
     wake: UnixStream,
     alive: Arc<AtomicBool>,
+    /// The bastion's TCP socket, for tests that cut it.
+    #[cfg(test)]
+    sever: TcpStream,
 }
 
 impl Bastion {
@@ -208,7 +219,10 @@ impl Bastion {
         wake.set_nonblocking(true).map_err(io)?;
         let (tx, rx) = mpsc::channel();
         let alive = Arc::new(AtomicBool::new(true));
+        #[cfg(test)]
+        let sever = sock.try_clone().map_err(io)?;
         let pump = Pump {
+            alive: alive.clone(),
             session,
             sock,
             wake: wake_rx,
@@ -219,19 +233,17 @@ impl Bastion {
             keepalive: options.keepalive_interval,
             last_heard: Instant::now(),
         };
-        let flag = alive.clone();
         std::thread::Builder::new()
             .name(format!("jump {}", target.name))
-            .spawn(move || {
-                pump.run();
-                flag.store(false, Ordering::SeqCst);
-            })
+            .spawn(move || pump.run())
             .map_err(io)?;
         Ok(Bastion {
             name: target.name.clone(),
             requests: Mutex::new(tx),
             wake,
             alive,
+            #[cfg(test)]
+            sever,
         })
     }
 
@@ -279,6 +291,10 @@ impl Bastion {
 const BUF_LIMIT: usize = 256 * 1024;
 /// The longest the pump sleeps, so deadlines and keepalives are looked at.
 const MAX_WAIT: Duration = Duration::from_millis(100);
+#[cfg(target_os = "linux")]
+const PEER_CLOSED: libc::c_short = libc::POLLRDHUP;
+#[cfg(not(target_os = "linux"))]
+const PEER_CLOSED: libc::c_short = 0;
 /// How many unanswered keepalive intervals mean the bastion is gone.
 const KEEPALIVE_COUNT_MAX: u32 = 3;
 
@@ -410,6 +426,9 @@ struct Opening {
 
 /// The thread that owns a bastion session.
 struct Pump {
+    /// Cleared before anything closes, so a target that sees its socket
+    /// close and reconnects finds this bastion dead and opens a new one.
+    alive: Arc<AtomicBool>,
     session: Session,
     sock: TcpStream,
     wake: UnixStream,
@@ -567,11 +586,15 @@ impl Pump {
     /// Sleep until a socket is ready or `MAX_WAIT` (or the next keepalive)
     /// passes. `Err` when the bastion's socket has failed.
     fn wait(&mut self, next_keepalive: Instant) -> Result<(), ()> {
-        let tcp_events = match self.session.block_directions() {
-            ssh2::BlockDirections::Outbound => libc::POLLOUT | libc::POLLIN,
-            ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
-            _ => libc::POLLIN,
-        };
+        // An SSH server never half-closes: its end of the stream (RDHUP)
+        // means the bastion is gone.
+        let tcp_events = PEER_CLOSED
+            | match self.session.block_directions() {
+                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both => {
+                    libc::POLLIN | libc::POLLOUT
+                }
+                _ => libc::POLLIN,
+            };
         let mut fds = vec![
             libc::pollfd {
                 fd: self.sock.as_raw_fd(),
@@ -618,7 +641,7 @@ impl Pump {
             };
         }
         let tcp = fds[0].revents;
-        if tcp & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+        if tcp & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL | PEER_CLOSED) != 0 {
             return Err(());
         }
         if tcp & libc::POLLIN != 0 {
@@ -635,7 +658,11 @@ impl Pump {
 
     /// Close everything: every local socket closes, so every target behind
     /// this bastion sees its connection end.
-    fn shut_down(mut self, queue: std::collections::VecDeque<OpenRequest>) {
+    fn shut_down(mut self, mut queue: std::collections::VecDeque<OpenRequest>) {
+        self.alive.store(false, Ordering::SeqCst);
+        while let Ok(r) = self.requests.try_recv() {
+            queue.push_back(r);
+        }
         for r in queue {
             let _ = r
                 .reply
@@ -737,6 +764,30 @@ mod tests {
         drop(hosts.pop());
         let out = hosts[0].run("echo still", None).expect("run");
         assert_eq!(out.stdout, b"still\n");
+        assert_eq!(registry.live_bastions(), 1);
+
+        // The bastion connection dies: its targets lose their sessions,
+        // and their next command reconnects through a new bastion session.
+        let old = registry
+            .bastion(
+                &SshTarget {
+                    name: "bastion".into(),
+                    ..sshd.target()
+                },
+                &sshd.options(),
+            )
+            .expect("bastion");
+        let _ = old.sever.shutdown(std::net::Shutdown::Both);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while old.is_alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!old.is_alive(), "the pump noticed the bastion is gone");
+        for host in &mut hosts {
+            let out = host.run("echo again", None).expect("run after reconnect");
+            assert_eq!(out.stdout, b"again\n");
+            assert_eq!(host.stats().reconnects, 1);
+        }
         assert_eq!(registry.live_bastions(), 1);
     }
 

@@ -384,6 +384,39 @@ mod tests {
     }
 
     #[test]
+    fn proxy_jump_from_ssh_config_names_the_bastion_and_args_can_turn_it_off() {
+        let settings = ConnectSettings {
+            ssh_config: Some(SshConfig::parse(
+                "Host jump\n  HostName 10.77.0.11\n  User ops\n  IdentityFile /keys/jump\n\
+                 Host db*\n  ProxyJump jump:2222\n",
+            )),
+            password: Some("secret".into()),
+            ..ConnectSettings::default()
+        };
+        let (t, o, ignored) =
+            ssh_settings("db1", &Map::new(), PlayConnection::default(), &settings);
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert_eq!(o.proxy_jump.as_deref(), Some("jump:2222"));
+        let b = bastion_target(&t, &o, &settings)
+            .expect("valid jump")
+            .expect("a bastion");
+        assert_eq!(
+            (b.name.as_str(), b.address.as_str(), b.port, b.user.as_str()),
+            ("jump", "10.77.0.11", 2222, "ops")
+        );
+        assert_eq!(b.private_key, Some(PathBuf::from("/keys/jump")));
+        assert_eq!(b.password, None, "the target's password stays the target's");
+
+        let off = vars(json!({"ansible_ssh_common_args": "-o ProxyJump=none"}));
+        let (t, o, _) = ssh_settings("db1", &off, PlayConnection::default(), &settings);
+        assert!(matches!(bastion_target(&t, &o, &settings), Ok(None)));
+
+        let two = vars(json!({"ansible_ssh_common_args": "-J a,b"}));
+        let (t, o, _) = ssh_settings("db1", &two, PlayConnection::default(), &settings);
+        assert!(bastion_target(&t, &o, &settings).is_err());
+    }
+
+    #[test]
     fn command_line_beats_config_and_localhost_is_local() {
         let settings = ConnectSettings {
             host_key_checking: Some(HostKeyChecking::Strict),
