@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::support::fleet::{fleet, Fleet};
@@ -13,6 +14,12 @@ use crate::support::{write_files, Herd, Run};
 const BASTION: &str = "herd-01";
 const TARGETS: [&str; 3] = ["herd-02", "herd-03", "herd-04"];
 const TEST_DIR: &str = "/tmp/herd-jump-test";
+
+/// The tests here count the bastion's connections, so they take turns.
+fn serial() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Each target spells the jump differently; all three name the same
 /// bastion, so they must share it.
@@ -68,6 +75,7 @@ fn connections(f: &Fleet, host: &str, filter: &str) -> Vec<(String, String, Stri
 
 #[test]
 fn targets_behind_a_bastion_share_one_connection_to_it() {
+    let _turn = serial();
     let f = fleet();
     let dir = tempfile::tempdir().expect("tempdir");
     let inv = inventory(f, dir.path(), "");
@@ -143,6 +151,7 @@ fn targets_behind_a_bastion_share_one_connection_to_it() {
 
 #[test]
 fn a_target_the_bastion_cannot_reach_is_unreachable_and_the_others_run() {
+    let _turn = serial();
     let f = fleet();
     let dir = tempfile::tempdir().expect("tempdir");
     // Port 1 on herd-02 is closed: the bastion refuses the channel.

@@ -93,7 +93,18 @@ impl JumpSpec {
 type BastionKey = (String, String, u16);
 
 /// A bastion's place in the registry; its lock serialises connects to it.
-type BastionSlot = Arc<Mutex<Option<Arc<Bastion>>>>;
+type BastionSlot = Arc<Mutex<Slot>>;
+
+#[derive(Default)]
+struct Slot {
+    bastion: Option<Arc<Bastion>>,
+    /// The last failed connect, so targets queued behind it fail at once
+    /// instead of each waiting out its own connect timeout.
+    failed: Option<(Instant, Arc<SshError>)>,
+}
+
+/// How long a failed bastion connect is the answer for every target.
+const FAILURE_MEMORY: Duration = Duration::from_secs(5);
 
 /// The bastions of one run, opened on first use and shared by every target
 /// behind them. Lives in `ConnectSettings`, so as long as the run.
@@ -119,19 +130,35 @@ impl JumpRegistry {
         &self,
         target: &SshTarget,
         options: &SshOptions,
-    ) -> Result<Arc<Bastion>, SshError> {
+    ) -> Result<Arc<Bastion>, Arc<SshError>> {
         let key = (target.user.clone(), target.address.clone(), target.port);
         let slot = {
-            let mut slots = self.slots.lock().map_err(|_| poisoned(target))?;
+            let mut slots = self.slots.lock().map_err(|_| Arc::new(poisoned(target)))?;
             slots.entry(key).or_default().clone()
         };
-        let mut slot = slot.lock().map_err(|_| poisoned(target))?;
-        if let Some(b) = slot.as_ref().filter(|b| b.is_alive()) {
+        let mut slot = slot.lock().map_err(|_| Arc::new(poisoned(target)))?;
+        if let Some(b) = slot.bastion.as_ref().filter(|b| b.is_alive()) {
             return Ok(b.clone());
         }
-        let b = Arc::new(Bastion::connect(target, options)?);
-        *slot = Some(b.clone());
-        Ok(b)
+        if let Some((at, e)) = &slot.failed {
+            if at.elapsed() < FAILURE_MEMORY {
+                return Err(e.clone());
+            }
+        }
+        match Bastion::connect(target, options) {
+            Ok(b) => {
+                let b = Arc::new(b);
+                slot.bastion = Some(b.clone());
+                slot.failed = None;
+                Ok(b)
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                slot.bastion = None;
+                slot.failed = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
     }
 
     /// How many bastion sessions are alive (for tests and `--profile`).
@@ -143,7 +170,7 @@ impl JumpRegistry {
             .values()
             .filter(|s| {
                 s.lock()
-                    .map(|b| b.as_ref().is_some_and(|b| b.is_alive()))
+                    .map(|s| s.bastion.as_ref().is_some_and(|b| b.is_alive()))
                     .unwrap_or(false)
             })
             .count()
@@ -151,14 +178,10 @@ impl JumpRegistry {
 }
 
 fn poisoned(target: &SshTarget) -> SshError {
-    tunnel_error(target, "the jump host registry is poisoned")
-}
-
-fn tunnel_error(target: &SshTarget, msg: &str) -> SshError {
-    SshError::Connect {
+    SshError::Jump {
         host: target.name.clone(),
-        address: format!("{}:{}", target.address, target.port),
-        source: std::io::Error::other(msg.to_string()),
+        jump: target.name.clone(),
+        reason: "the jump host registry is poisoned".into(),
     }
 }
 
@@ -172,12 +195,24 @@ pub struct JumpRoute {
 
 impl Dial for JumpRoute {
     fn dial(&self, target: &SshTarget, timeout: Duration) -> Result<UnixStream, SshError> {
-        let bastion = self.registry.bastion(&self.bastion, &self.options)?;
+        // Name the target too: the bastion's own error names only it.
+        let via = |e: Arc<SshError>| SshError::Jump {
+            host: target.name.clone(),
+            jump: self.bastion.name.clone(),
+            reason: e.to_string(),
+        };
+        let bastion = self
+            .registry
+            .bastion(&self.bastion, &self.options)
+            .map_err(via)?;
         match bastion.open(target, timeout) {
             // The bastion died under the request (the target is
             // reconnecting because of that): once more, on a new one.
             Err(_) if !bastion.is_alive() => {
-                let bastion = self.registry.bastion(&self.bastion, &self.options)?;
+                let bastion = self
+                    .registry
+                    .bastion(&self.bastion, &self.options)
+                    .map_err(via)?;
                 bastion.open(target, timeout)
             }
             done => done,
@@ -254,8 +289,11 @@ impl Bastion {
     /// A local stream connected to `target` through the bastion, opened
     /// within `timeout`.
     pub fn open(&self, target: &SshTarget, timeout: Duration) -> Result<UnixStream, SshError> {
-        let fail =
-            |msg: String| tunnel_error(target, &format!("through jump host {}: {msg}", self.name));
+        let fail = |reason: String| SshError::Jump {
+            host: target.name.clone(),
+            jump: self.name.clone(),
+            reason,
+        };
         let (ours, theirs) = UnixStream::pair().map_err(|e| fail(e.to_string()))?;
         let (reply, answer) = mpsc::channel();
         let request = OpenRequest {
@@ -789,6 +827,28 @@ mod tests {
             assert_eq!(host.stats().reconnects, 1);
         }
         assert_eq!(registry.live_bastions(), 1);
+    }
+
+    #[test]
+    fn a_failed_bastion_connect_is_the_answer_for_a_while() {
+        let registry = JumpRegistry::default();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let bastion = SshTarget {
+            name: "gone".into(),
+            address: "127.0.0.1".into(),
+            port,
+            ..SshTarget::new("gone")
+        };
+        let options = SshOptions {
+            connect_timeout: Duration::from_secs(2),
+            ..SshOptions::default()
+        };
+        let first = registry.bastion(&bastion, &options).err().expect("refused");
+        let again = registry.bastion(&bastion, &options).err().expect("refused");
+        assert!(Arc::ptr_eq(&first, &again), "{again}");
+        assert_eq!(registry.live_bastions(), 0);
     }
 
     #[test]

@@ -210,6 +210,14 @@ pub enum SshError {
         tried: Vec<String>,
         server_methods: String,
     },
+    /// The jump host failed, or could not open a channel to the target.
+    /// `reason` is the jump host's own error, which names it.
+    #[error("{host}: through jump host {jump}: {reason}")]
+    Jump {
+        host: String,
+        jump: String,
+        reason: String,
+    },
     #[error("{host}: {context}: {source}")]
     Session {
         host: String,
