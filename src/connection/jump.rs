@@ -626,12 +626,20 @@ impl Pump {
     fn wait(&mut self, next_keepalive: Instant) -> Result<(), ()> {
         // An SSH server never half-closes: its end of the stream (RDHUP)
         // means the bastion is gone.
+        // With no channel open nothing reads the session, so a keepalive
+        // reply would leave the socket readable and this loop spinning:
+        // then only the peer's close is waited for.
+        let readable = if self.links.is_empty() && self.opening.is_none() {
+            self.last_heard = Instant::now();
+            0
+        } else {
+            libc::POLLIN
+        };
         let tcp_events = PEER_CLOSED
+            | readable
             | match self.session.block_directions() {
-                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both => {
-                    libc::POLLIN | libc::POLLOUT
-                }
-                _ => libc::POLLIN,
+                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both => libc::POLLOUT,
+                _ => 0,
             };
         let mut fds = vec![
             libc::pollfd {
@@ -684,12 +692,6 @@ impl Pump {
         }
         if tcp & libc::POLLIN != 0 {
             self.last_heard = Instant::now();
-            if self.links.is_empty() {
-                // Nothing reads the session while no channel is open, so
-                // keepalive replies would keep the socket readable and this
-                // loop spinning: take a short nap instead.
-                std::thread::sleep(Duration::from_millis(5));
-            }
         }
         Ok(())
     }
