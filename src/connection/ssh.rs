@@ -1,7 +1,8 @@
 //! The SSH transport: one persistent libssh2 session per host.
 //!
 //! Owns connecting (bounded TCP connect, `TCP_NODELAY`, session timeout,
-//! handshake), host-key checking (via [`super::known_hosts`]), client
+//! handshake; or the same over a stream a [`Dial`] hands out, which is how
+//! `jump` routes a session through a bastion), host-key checking (via [`super::known_hosts`]), client
 //! authentication, running commands (via [`super::exec`]), SFTP file reads
 //! and atomic writes, one reconnect when a session has dropped, and per-host
 //! round-trip counters for profiling.
