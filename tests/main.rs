@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod engine;
+mod fleet_jump;
 mod fleet_ssh;
 mod fleet_system_a;
 mod fleet_system_b;

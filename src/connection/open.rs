@@ -6,15 +6,20 @@
 //! `ansible_ssh_extra_args` (`-o Key=Value`, `-J`) are read with the same
 //! parser as `~/.ssh/config` and take precedence over it, as `ssh -o` does;
 //! options we do not act on are returned so the caller can warn once.
+//!
+//! `ProxyJump` routes the session through a bastion from the run's
+//! [`JumpRegistry`], so all targets behind one bastion share its connection.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use herdsman_modules::{Host, HostError};
 use serde_json::{Map, Value};
 
+use super::jump::{JumpRegistry, JumpRoute, JumpSpec};
 use super::local::LocalHost;
-use super::ssh::{HostKeyChecking, SshHost, SshOptions, SshTarget};
+use super::ssh::{Dial, HostKeyChecking, SshHost, SshOptions, SshTarget};
 use super::ssh_config::{SshConfig, SshConfigHost};
 
 /// Connection settings from the command line, shared by every host.
@@ -34,6 +39,8 @@ pub struct ConnectSettings {
     pub command_timeout: Option<Duration>,
     /// `~/.ssh/config`, loaded once.
     pub ssh_config: Option<SshConfig>,
+    /// The run's jump hosts, shared by every clone of these settings.
+    pub jumps: Arc<JumpRegistry>,
 }
 
 impl std::fmt::Debug for ConnectSettings {
@@ -105,7 +112,8 @@ pub fn open(
         }),
         "ssh" | "paramiko" | "smart" => {
             let (target, options, ignored) = ssh_settings(name, vars, play, settings);
-            let host = SshHost::connect(&target, &options).map_err(HostError::from)?;
+            let via = jump_route(&target, &options, settings)?;
+            let host = SshHost::connect_via(&target, &options, via).map_err(HostError::from)?;
             Ok(Opened {
                 host: Box::new(host),
                 ignored_options: ignored,
@@ -115,6 +123,78 @@ pub fn open(
             "connection type `{other}` is not supported (use `ssh` or `local`)"
         ))),
     }
+}
+
+/// The bastion `target` is reached through, if its options name one.
+/// The bastion's address, port, user and key come from the `ProxyJump`
+/// value, then `~/.ssh/config` for the bastion's name, as `ssh -J` does;
+/// its key falls back to the target's (one fleet key is the common case).
+/// Host-key policy, known_hosts files and timeouts are the target's. The
+/// target's password is never offered to the bastion.
+pub fn jump_route(
+    target: &SshTarget,
+    options: &SshOptions,
+    settings: &ConnectSettings,
+) -> Result<Option<Arc<dyn Dial>>, HostError> {
+    let Some(bastion) = bastion_target(target, options, settings)? else {
+        return Ok(None);
+    };
+    let mut bastion_options = options.clone();
+    bastion_options.proxy_jump = None;
+    Ok(Some(Arc::new(JumpRoute {
+        registry: settings.jumps.clone(),
+        bastion,
+        options: bastion_options,
+    })))
+}
+
+fn bastion_target(
+    target: &SshTarget,
+    options: &SshOptions,
+    settings: &ConnectSettings,
+) -> Result<Option<SshTarget>, HostError> {
+    let Some(value) = options.proxy_jump.as_deref() else {
+        return Ok(None);
+    };
+    let spec = JumpSpec::parse(value)
+        .map_err(|e| HostError::Unreachable(format!("{}: {e}", target.name)))?;
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let from_file = settings
+        .ssh_config
+        .as_ref()
+        .map(|c| c.for_host(&spec.host))
+        .unwrap_or_default();
+    if from_file
+        .proxy_jump
+        .as_deref()
+        .is_some_and(|j| !j.eq_ignore_ascii_case("none"))
+    {
+        return Err(HostError::Unreachable(format!(
+            "{}: jump host {} has a ProxyJump of its own; chained jump hosts are not supported",
+            target.name, spec.host
+        )));
+    }
+    Ok(Some(SshTarget {
+        address: from_file
+            .host_name
+            .clone()
+            .unwrap_or_else(|| spec.host.clone()),
+        port: spec.port.or(from_file.port).unwrap_or(22),
+        user: spec
+            .user
+            .clone()
+            .or_else(|| from_file.user.clone())
+            .unwrap_or_else(super::ssh::current_user),
+        private_key: from_file
+            .identity_files
+            .first()
+            .cloned()
+            .or_else(|| target.private_key.clone()),
+        password: None,
+        name: spec.host,
+    }))
 }
 
 /// `-o Key=Value`, `-o Key Value`, `-oKey=Value` and `-J host` from an
@@ -236,6 +316,10 @@ pub fn ssh_settings(
         options.keepalive_interval = k;
     }
     options.key_passphrase = settings.key_passphrase.clone();
+    options.proxy_jump = from_args
+        .proxy_jump
+        .clone()
+        .or_else(|| from_file.proxy_jump.clone());
     if from_args.identities_only == Some(true) || from_file.identities_only == Some(true) {
         options.use_agent = false;
         options.default_key_files.clear();
@@ -295,11 +379,41 @@ mod tests {
         assert_eq!(o.host_key_checking, HostKeyChecking::Off);
         assert_eq!(o.known_hosts_files[0], PathBuf::from("/tmp/kh"));
         assert_eq!(o.connect_timeout, Duration::from_secs(3));
-        assert!(
-            ignored.iter().any(|i| i.eq_ignore_ascii_case("proxyjump")),
-            "{ignored:?}"
+        assert_eq!(o.proxy_jump.as_deref(), Some("bastion"));
+        assert_eq!(ignored, vec!["-C".to_string()]);
+    }
+
+    #[test]
+    fn proxy_jump_from_ssh_config_names_the_bastion_and_args_can_turn_it_off() {
+        let settings = ConnectSettings {
+            ssh_config: Some(SshConfig::parse(
+                "Host jump\n  HostName 10.77.0.11\n  User ops\n  IdentityFile /keys/jump\n\
+                 Host db*\n  ProxyJump jump:2222\n",
+            )),
+            password: Some("secret".into()),
+            ..ConnectSettings::default()
+        };
+        let (t, o, ignored) =
+            ssh_settings("db1", &Map::new(), PlayConnection::default(), &settings);
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert_eq!(o.proxy_jump.as_deref(), Some("jump:2222"));
+        let b = bastion_target(&t, &o, &settings)
+            .expect("valid jump")
+            .expect("a bastion");
+        assert_eq!(
+            (b.name.as_str(), b.address.as_str(), b.port, b.user.as_str()),
+            ("jump", "10.77.0.11", 2222, "ops")
         );
-        assert!(ignored.contains(&"-C".to_string()), "{ignored:?}");
+        assert_eq!(b.private_key, Some(PathBuf::from("/keys/jump")));
+        assert_eq!(b.password, None, "the target's password stays the target's");
+
+        let off = vars(json!({"ansible_ssh_common_args": "-o ProxyJump=none"}));
+        let (t, o, _) = ssh_settings("db1", &off, PlayConnection::default(), &settings);
+        assert!(matches!(bastion_target(&t, &o, &settings), Ok(None)));
+
+        let two = vars(json!({"ansible_ssh_common_args": "-J a,b"}));
+        let (t, o, _) = ssh_settings("db1", &two, PlayConnection::default(), &settings);
+        assert!(bastion_target(&t, &o, &settings).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The SSH transport: one persistent libssh2 session per host.
 //!
 //! Owns connecting (bounded TCP connect, `TCP_NODELAY`, session timeout,
-//! handshake), host-key checking (via [`super::known_hosts`]), client
+//! handshake; or the same over a stream a [`Dial`] hands out, which is how
+//! `jump` routes a session through a bastion), host-key checking (via [`super::known_hosts`]), client
 //! authentication, running commands (via [`super::exec`]), SFTP file reads
 //! and atomic writes, one reconnect when a session has dropped, and per-host
 //! round-trip counters for profiling.
@@ -14,9 +15,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herdsman_modules::{quote, ExecOutput, FileAttrs, Host, HostError};
@@ -89,6 +92,9 @@ pub struct SshOptions {
     pub use_agent: bool,
     /// Keys tried after the agent's, when they exist.
     pub default_key_files: Vec<PathBuf>,
+    /// `ProxyJump` as written (`[user@]host[:port]`). `SshHost` does not read
+    /// it: `open.rs` turns it into the [`Dial`] the session runs over.
+    pub proxy_jump: Option<String>,
 }
 
 /// Written by hand so the key passphrase never reaches a log.
@@ -106,6 +112,7 @@ impl std::fmt::Debug for SshOptions {
             )
             .field("use_agent", &self.use_agent)
             .field("default_key_files", &self.default_key_files)
+            .field("proxy_jump", &self.proxy_jump)
             .finish()
     }
 }
@@ -129,6 +136,7 @@ impl Default for SshOptions {
                 .iter()
                 .flat_map(|d| ["id_ed25519", "id_ecdsa", "id_rsa"].map(|k| d.join(k)))
                 .collect(),
+            proxy_jump: None,
         }
     }
 }
@@ -203,6 +211,14 @@ pub enum SshError {
         tried: Vec<String>,
         server_methods: String,
     },
+    /// The jump host failed, or could not open a channel to the target.
+    /// `reason` is the jump host's own error, which names it.
+    #[error("{host}: through jump host {jump}: {reason}")]
+    Jump {
+        host: String,
+        jump: String,
+        reason: String,
+    },
     #[error("{host}: {context}: {source}")]
     Session {
         host: String,
@@ -237,10 +253,49 @@ pub struct SshStats {
     pub transfer_time: Duration,
 }
 
+/// Another way to reach a target than a direct TCP connection: a stream
+/// whose other end carries the target's SSH bytes (a jump host's
+/// direct-tcpip channel). Asked again on every reconnect.
+pub trait Dial: Send + Sync {
+    fn dial(&self, target: &SshTarget, timeout: Duration) -> Result<UnixStream, SshError>;
+}
+
+/// The byte stream under a session: TCP to the host, or a local socket
+/// pumped through a jump host.
+enum Sock {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Sock {
+    fn try_clone(&self) -> std::io::Result<Sock> {
+        Ok(match self {
+            Sock::Tcp(s) => Sock::Tcp(s.try_clone()?),
+            Sock::Unix(s) => Sock::Unix(s.try_clone()?),
+        })
+    }
+
+    fn shutdown(&self) -> std::io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Sock::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        }
+    }
+}
+
+impl AsRawFd for Sock {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Sock::Tcp(s) => s.as_raw_fd(),
+            Sock::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
 /// One open session. The socket clone is what `poll` waits on.
 struct Conn {
     session: Session,
-    sock: TcpStream,
+    sock: Sock,
     sftp: Option<Sftp>,
     /// Channels of timed-out commands. sshd closes a session channel only
     /// when its command exits, and libssh2 blocks freeing a channel until
@@ -252,7 +307,7 @@ impl Conn {
     /// Drop a session that may be broken. With the socket shut down,
     /// libssh2 frees its channels at once instead of waiting on a dead peer.
     fn discard(self) {
-        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        let _ = self.sock.shutdown();
     }
 
     fn channel_session(&self, timeout: Duration) -> Result<ssh2::Channel, ssh2::Error> {
@@ -279,7 +334,7 @@ impl Drop for Conn {
         // waiting at all on channels whose commands still run.
         self.session.set_timeout(1000);
         if !self.abandoned.is_empty() {
-            let _ = self.sock.shutdown(std::net::Shutdown::Both);
+            let _ = self.sock.shutdown();
         }
     }
 }
@@ -299,6 +354,8 @@ pub struct SshHost {
     sftp_support: SftpSupport,
     stats: SshStats,
     last_verdict: HostKeyVerdict,
+    /// `None`: TCP straight to the target.
+    via: Option<Arc<dyn Dial>>,
 }
 
 impl std::fmt::Debug for SshHost {
@@ -316,8 +373,18 @@ impl std::fmt::Debug for SshHost {
 impl SshHost {
     /// Open, verify and authenticate a session.
     pub fn connect(target: &SshTarget, options: &SshOptions) -> Result<SshHost, SshError> {
+        SshHost::connect_via(target, options, None)
+    }
+
+    /// Like [`SshHost::connect`], over the streams `via` hands out (now and
+    /// on every reconnect) instead of TCP.
+    pub fn connect_via(
+        target: &SshTarget,
+        options: &SshOptions,
+        via: Option<Arc<dyn Dial>>,
+    ) -> Result<SshHost, SshError> {
         let mut stats = SshStats::default();
-        let (conn, verdict) = open(target, options, &mut stats)?;
+        let (conn, verdict) = open(target, options, via.as_deref(), &mut stats)?;
         Ok(SshHost {
             target: target.clone(),
             options: options.clone(),
@@ -325,6 +392,7 @@ impl SshHost {
             sftp_support: SftpSupport::Unknown,
             stats,
             last_verdict: verdict,
+            via,
         })
     }
 
@@ -350,7 +418,12 @@ impl SshHost {
         if let Some(old) = self.conn.take() {
             old.discard();
         }
-        let (conn, verdict) = open(&self.target, &self.options, &mut self.stats)?;
+        let (conn, verdict) = open(
+            &self.target,
+            &self.options,
+            self.via.as_deref(),
+            &mut self.stats,
+        )?;
         self.stats.reconnects += 1;
         self.conn = Some(conn);
         self.last_verdict = verdict;
@@ -688,15 +761,59 @@ impl Host for ExecOnly<'_> {
     }
 }
 
-/// Connect, check the host key, authenticate.
+/// A session to `target`, connected, verified and authenticated, and a
+/// clone of its TCP socket to poll; for a jump host's pump, which drives
+/// the session itself.
+pub fn open_session(
+    target: &SshTarget,
+    options: &SshOptions,
+) -> Result<(Session, TcpStream), SshError> {
+    let (session, sock, _) = open_raw(target, options, None, &mut SshStats::default())?;
+    match sock {
+        Sock::Tcp(s) => Ok((session, s)),
+        Sock::Unix(_) => Err(SshError::Session {
+            host: target.name.clone(),
+            context: "opening a jump host session",
+            source: ssh2::Error::new(
+                ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_BAD_USE),
+                "not a TCP connection",
+            ),
+        }),
+    }
+}
+
+/// Connect (directly, or over `via`), check the host key, authenticate.
 fn open(
     target: &SshTarget,
     options: &SshOptions,
+    via: Option<&dyn Dial>,
     stats: &mut SshStats,
 ) -> Result<(Conn, HostKeyVerdict), SshError> {
+    let (session, sock, verdict) = open_raw(target, options, via, stats)?;
+    Ok((
+        Conn {
+            session,
+            sock,
+            sftp: None,
+            abandoned: Vec::new(),
+        },
+        verdict,
+    ))
+}
+
+/// The session, a clone of its socket to poll, and the host-key verdict.
+fn open_raw(
+    target: &SshTarget,
+    options: &SshOptions,
+    via: Option<&dyn Dial>,
+    stats: &mut SshStats,
+) -> Result<(Session, Sock, HostKeyVerdict), SshError> {
     let started = Instant::now();
     let host = target.name.as_str();
-    let sock = connect_tcp(target, options.connect_timeout)?;
+    let sock = match via {
+        Some(d) => Sock::Unix(d.dial(target, options.connect_timeout)?),
+        None => Sock::Tcp(connect_tcp(target, options.connect_timeout)?),
+    };
     let session_err = |context: &'static str| {
         move |source: ssh2::Error| SshError::Session {
             host: host.to_string(),
@@ -705,12 +822,14 @@ fn open(
         }
     };
     // Without TCP_NODELAY every exec waits on Nagle and delayed ACKs: ~44 ms
-    // instead of ~2 ms.
-    sock.set_nodelay(true).map_err(|source| SshError::Connect {
-        host: host.to_string(),
-        address: target.address.clone(),
-        source,
-    })?;
+    // instead of ~2 ms. (A jump host's pump sets it on its own socket.)
+    if let Sock::Tcp(tcp) = &sock {
+        tcp.set_nodelay(true).map_err(|source| SshError::Connect {
+            host: host.to_string(),
+            address: target.address.clone(),
+            source,
+        })?;
+    }
     let poll_sock = sock.try_clone().map_err(|source| SshError::Connect {
         host: host.to_string(),
         address: target.address.clone(),
@@ -755,15 +874,7 @@ fn open(
     }
     stats.connects += 1;
     stats.connect_time += started.elapsed();
-    Ok((
-        Conn {
-            session,
-            sock: poll_sock,
-            sftp: None,
-            abandoned: Vec::new(),
-        },
-        verdict,
-    ))
+    Ok((session, poll_sock, verdict))
 }
 
 /// The address connected to first (that is what a new key is recorded
@@ -1235,6 +1346,7 @@ pub(crate) mod test_sshd {
                 key_passphrase: None,
                 use_agent: false,
                 default_key_files: Vec::new(),
+                proxy_jump: None,
             }
         }
     }

@@ -5,9 +5,10 @@
 //! Owns parsing `Host` blocks and resolving one host's settings with
 //! OpenSSH's rule that the first value obtained wins. Understood: `HostName`,
 //! `User`, `Port`, `IdentityFile`, `IdentitiesOnly`, `StrictHostKeyChecking`,
-//! `UserKnownHostsFile`, `ConnectTimeout`, `ServerAliveInterval`. Not
-//! understood: `Match` blocks (their settings are skipped, never applied to
-//! the wrong host), `Include`, `ProxyJump`/`ProxyCommand`; they are listed in
+//! `UserKnownHostsFile`, `ConnectTimeout`, `ServerAliveInterval`, `ProxyJump`
+//! (handed on as written; `jump` parses it). Not understood: `Match` blocks
+//! (their settings are skipped, never applied to the wrong host), `Include`,
+//! `ProxyCommand`; they are listed in
 //! [`SshConfig::unsupported`] so the caller can warn.
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub struct SshConfigHost {
     pub user_known_hosts_files: Vec<PathBuf>,
     pub connect_timeout: Option<Duration>,
     pub server_alive_interval: Option<Duration>,
+    /// `ProxyJump` as written, `none` included (it switches a jump off).
+    pub proxy_jump: Option<String>,
 }
 
 /// `~/.ssh/config`, if `$HOME` is set.
@@ -96,7 +99,7 @@ impl SshConfig {
                         },
                     ));
                 }
-                "include" | "proxyjump" | "proxycommand" => {
+                "include" | "proxycommand" => {
                     config.unsupported.push((line, keyword.clone()));
                 }
                 _ => current.settings.push((keyword, args, line)),
@@ -146,6 +149,9 @@ impl SshConfig {
                     }
                     "connecttimeout" if out.connect_timeout.is_none() => {
                         out.connect_timeout = first.parse().ok().map(Duration::from_secs);
+                    }
+                    "proxyjump" if out.proxy_jump.is_none() => {
+                        out.proxy_jump = Some(args.join(" "));
                     }
                     "serveraliveinterval" if out.server_alive_interval.is_none() => {
                         out.server_alive_interval = first.parse().ok().map(Duration::from_secs);
@@ -344,7 +350,9 @@ Host *
             vec![PathBuf::from("/tmp/kh1"), PathBuf::from("/tmp/kh two")]
         );
         let kinds: Vec<&str> = cfg.unsupported.iter().map(|(_, k)| k.as_str()).collect();
-        assert_eq!(kinds, vec!["Match", "proxyjump"]);
+        assert_eq!(kinds, vec!["Match"]);
+        assert_eq!(db.proxy_jump.as_deref(), Some("bastion"));
+        assert_eq!(cfg.for_host("web1").proxy_jump, None);
         assert_eq!(cfg.unsupported[0].0, 13);
     }
 

@@ -1,0 +1,177 @@
+//! ProxyJump on the test fleet: herd-01 is the bastion and herd-02..04 are
+//! reached only through it. The targets must see the bastion as their
+//! client, and the bastion must carry all three over ONE connection from
+//! the controller (one sshd session forwarding three channels).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::support::fleet::{fleet, Fleet};
+use crate::support::{write_files, Herd, Run};
+
+const BASTION: &str = "herd-01";
+const TARGETS: [&str; 3] = ["herd-02", "herd-03", "herd-04"];
+const TEST_DIR: &str = "/tmp/herd-jump-test";
+
+/// The tests here count the bastion's connections, so they take turns.
+fn serial() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Each target spells the jump differently; all three name the same
+/// bastion, so they must share it.
+fn inventory(f: &Fleet, dir: &Path, extra_host: &str) -> std::path::PathBuf {
+    let bastion = f.address(BASTION);
+    let jumps = [
+        format!("'-o ProxyJump=root@{bastion}'"),
+        format!("'-J root@{bastion}'"),
+        format!("'-o ProxyJump=ssh://root@{bastion}:22 -o ConnectTimeout=5'"),
+    ];
+    let mut text = String::from("[behind]\n");
+    for (i, host) in TARGETS.iter().enumerate() {
+        text.push_str(&format!(
+            "j-{host} ansible_host={} ansible_user=root ansible_ssh_private_key_file={} ansible_ssh_common_args={}\n",
+            f.address(host),
+            f.key.display(),
+            jumps[i]
+        ));
+    }
+    text.push_str(extra_host);
+    write_files(dir, &[("inventory.ini", &text)]);
+    dir.join("inventory.ini")
+}
+
+fn herd(dir: &Path, inventory: &Path, known_hosts: &Path) -> Herd {
+    Herd::new([
+        "run".to_string(),
+        "play.yml".into(),
+        "-i".into(),
+        inventory.display().to_string(),
+        "--known-hosts".into(),
+        known_hosts.display().to_string(),
+        "--host-key-checking".into(),
+        "strict".into(),
+        "--output".into(),
+        "jsonl".into(),
+    ])
+    .current_dir(dir)
+}
+
+/// (sshd pid, local address, peer address) of established TCP connections
+/// on `host` matching the `ss` filter.
+fn connections(f: &Fleet, host: &str, filter: &str) -> Vec<(String, String, String)> {
+    let out = f.ssh_ok(host, &format!("ss -Htnp state established '{filter}'"));
+    out.lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let pid = l.split("pid=").nth(1)?.split(',').next()?.to_string();
+            Some((pid, cols.get(2)?.to_string(), cols.get(3)?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn targets_behind_a_bastion_share_one_connection_to_it() {
+    let _turn = serial();
+    let f = fleet();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inv = inventory(f, dir.path(), "");
+    write_files(
+        dir.path(),
+        &[(
+            "play.yml",
+            &format!(
+                "- hosts: behind\n  gather_facts: no\n  tasks:\n    - name: through\n      shell: mkdir -p {TEST_DIR} && echo \"$SSH_CONNECTION\" > {TEST_DIR}/ssh_connection && sleep 4\n"
+            ),
+        )],
+    );
+    let bastion = f.address(BASTION).to_string();
+    let target_addrs: BTreeSet<String> = TARGETS
+        .iter()
+        .map(|h| format!("{}:22", f.address(h)))
+        .collect();
+
+    let command = herd(dir.path(), &inv, &f.known_hosts);
+    let runner = std::thread::spawn(move || command.run());
+    // While the targets sleep, look at the bastion: its sshd connections
+    // to the targets' port 22. Bounded: 25 s.
+    let started = Instant::now();
+    let mut forwarded = Vec::new();
+    while started.elapsed() < Duration::from_secs(25) {
+        forwarded = connections(f, BASTION, "( dport = :22 )")
+            .into_iter()
+            .filter(|(_, local, peer)| {
+                local.starts_with(&format!("{bastion}:")) && target_addrs.contains(peer)
+            })
+            .collect();
+        if forwarded.len() >= TARGETS.len() || runner.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The controller's connection to the bastion, by the pid of the sshd
+    // that forwards (a check ssh like ours is another pid).
+    let inbound = connections(f, BASTION, "( sport = :22 )");
+    let run: Run = runner.join().expect("runner thread").expect_code(0);
+    assert_eq!(run.results("through").len(), 3, "{}", run.stdout());
+
+    assert_eq!(
+        forwarded.len(),
+        TARGETS.len(),
+        "one forwarded connection per target: {forwarded:?}"
+    );
+    let pids: BTreeSet<&str> = forwarded.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(
+        pids.len(),
+        1,
+        "all targets through one bastion session: {forwarded:?}"
+    );
+    let pid = pids.into_iter().next().unwrap_or_default();
+    let carriers: Vec<_> = inbound.iter().filter(|(p, _, _)| p == pid).collect();
+    assert_eq!(
+        carriers.len(),
+        1,
+        "one controller connection carries them: {inbound:?}"
+    );
+    assert!(
+        carriers[0].2.starts_with("10.77.0.1:"),
+        "from the controller: {carriers:?}"
+    );
+
+    // Each target saw the bastion as its client.
+    for host in TARGETS {
+        let conn = f.ssh_ok(host, &format!("cat {TEST_DIR}/ssh_connection"));
+        let client = conn.split_whitespace().next().unwrap_or_default();
+        assert_eq!(client, bastion, "{host}: SSH_CONNECTION={conn}");
+    }
+}
+
+#[test]
+fn a_target_the_bastion_cannot_reach_is_unreachable_and_the_others_run() {
+    let _turn = serial();
+    let f = fleet();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Port 1 on herd-02 is closed: the bastion refuses the channel.
+    let closed = format!(
+        "closed ansible_host={} ansible_port=1 ansible_user=root ansible_ssh_private_key_file={} ansible_ssh_common_args='-J root@{}'\n",
+        f.address("herd-02"),
+        f.key.display(),
+        f.address(BASTION)
+    );
+    let inv = inventory(f, dir.path(), &closed);
+    write_files(
+        dir.path(),
+        &[(
+            "play.yml",
+            "- hosts: behind\n  gather_facts: no\n  tasks:\n    - name: ping\n      command: 'true'\n",
+        )],
+    );
+    let run = herd(dir.path(), &inv, &f.known_hosts).run().expect_code(4);
+    assert_eq!(run.stat("closed", "unreachable"), 1, "{}", run.stdout());
+    for host in TARGETS {
+        assert_eq!(run.stat(&format!("j-{host}"), "ok"), 1, "{}", run.stdout());
+    }
+}
