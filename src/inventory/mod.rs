@@ -566,6 +566,21 @@ impl Inventory {
             .collect();
         names.sort();
         for name in names {
+            if name.ends_with(".ini") {
+                // ansible-core's INVENTORY_IGNORE_EXTS includes `.ini`: inside
+                // a directory such a file is not inventory to Ansible, and
+                // reading it would target hosts Ansible would not. Say so.
+                self.warnings.push(
+                    Diagnostic::new(
+                        dir.join(&name),
+                        0,
+                        0,
+                        "skipped: Ansible ignores `.ini` files inside an inventory directory",
+                    )
+                    .with_help("pass it with -i, or drop the `.ini` extension"),
+                );
+                continue;
+            }
             let ignored = name.starts_with('.')
                 || IGNORED_NAMES.contains(&name.as_str())
                 || IGNORED_SUFFIXES.iter().any(|s| name.ends_with(s));
@@ -967,17 +982,18 @@ mod tests {
         write(root, "inv/.hidden", "[broken\n");
         write(root, "inv/host_vars/web1.yml", "x: 1\n");
         let inv = Inventory::load(&[root.join("inv")]).unwrap();
-        assert_eq!(
-            inv.hosts.keys().collect::<Vec<_>>(),
-            ["web1", "db1", "redis1"]
-        );
+        // `.ini` inside a directory is skipped, as ansible-core does.
+        assert_eq!(inv.hosts.keys().collect::<Vec<_>>(), ["web1", "db1"]);
         assert_eq!(inv.host_vars("web1")["x"], json!(1));
         let warned: Vec<String> = inv
             .warnings
             .iter()
             .map(|w| w.path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(warned, ["aws_ec2.yml", "inventory.toml", "script"]);
+        assert_eq!(
+            warned,
+            ["aws_ec2.yml", "inventory.toml", "script", "30-nested.ini"]
+        );
 
         // Named on the command line, any extension is read; a script is an error.
         write(root, "hosts.cfg", "[web]\nweb9\n");
