@@ -17,7 +17,7 @@
 set -euo pipefail
 
 # Bump when the base rootfs recipe changes: it is part of the base stamp.
-readonly SCRIPT_VERSION=5
+readonly SCRIPT_VERSION=6
 
 readonly CACHE_DIR="${HERD_FLEET_CACHE:-/var/cache/herd-fleet}"
 readonly STATE_DIR="${HERD_FLEET_STATE:-/run/herd-fleet}"
@@ -44,7 +44,9 @@ readonly BASE_PACKAGES=(
 )
 # Packages served by the local apt repository (their dependencies that the
 # base lacks are added automatically). Small, and cron brings a real service.
-readonly REPO_PACKAGES=(hello tree cron)
+# python3 is only for running ansible-playbook against a host (the speed
+# benchmark and the parity test install it); herd never needs it.
+readonly REPO_PACKAGES=(hello tree cron python3)
 
 log() { printf '[fleet %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[fleet] error: %s\n' "$*" >&2; exit 1; }
