@@ -160,3 +160,50 @@ impl TaskHost<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every command with success and counts them.
+    struct Fake {
+        runs: usize,
+    }
+
+    impl Host for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn run(&mut self, _script: &str, _stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+            self.runs += 1;
+            Ok(ExecOutput::default())
+        }
+    }
+
+    #[test]
+    fn profile_counts_commands_and_transport_transfers_apart() {
+        let mut fake = Fake { runs: 0 };
+        let mut host = TaskHost::new(&mut fake, None, &[]);
+        host.run("true", None).expect("run");
+        host.write_file("/tmp/x", b"x", &FileAttrs::default())
+            .expect("write");
+        let c = host.counters();
+        // The transport's own write is a transfer, not one of our commands.
+        assert_eq!((c.execs, c.transfers), (1, 1));
+    }
+
+    #[test]
+    fn under_become_file_writes_are_commands() {
+        let mut fake = Fake { runs: 0 };
+        let become_ = Some(Become {
+            user: "root".into(),
+            password: None,
+        });
+        let mut host = TaskHost::new(&mut fake, become_, &[]);
+        host.write_file("/tmp/x", b"x", &FileAttrs::default())
+            .expect("write");
+        let c = host.counters();
+        assert_eq!((c.execs, c.transfers), (1, 0));
+        assert_eq!(fake.runs, 1);
+    }
+}
