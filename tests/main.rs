@@ -6,5 +6,6 @@ mod support;
 
 mod cli;
 mod engine;
+mod fleet_ansible_parity;
 mod fleet_ssh;
 mod local_example;
