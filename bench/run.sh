@@ -56,6 +56,8 @@ readonly RUN_TIMEOUT=1800
 
 WORK=""
 ANSIBLE_PLAYBOOK=""
+# Set once this script has brought a fleet up: it is put back at exit.
+FLEET_CHANGED=0
 declare -A RESULT=()
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -70,7 +72,11 @@ require_tools() {
   ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]}"
 }
 
+# At exit, also after a failure: masters, work files, and the fleet as it was.
 cleanup() {
+  if [[ $FLEET_CHANGED == 1 ]]; then
+    restore_fleet
+  fi
   if [[ -n $WORK && -d $WORK ]]; then
     # ControlPersist masters ansible left behind, by their own socket.
     local sock
@@ -105,6 +111,7 @@ fleet_up() {
     log "reusing the running fleet (first $n of $have hosts)"
   else
     log "fleet.sh up $n"
+    FLEET_CHANGED=1
     "$FLEET_SH" up "$n" >/dev/null
   fi
 }
@@ -397,6 +404,15 @@ profile_table() {
   sed -n '/^PROFILE/,$p' "$1" | sed '1d'
 }
 
+# Names of profiled tasks costing more than 2 round trips per run, or "none".
+over_two_trips() {
+  profile_table "$1" | awk 'NR > 1 && $1 != "TOTAL" && $(NF - 4) > 2 {
+      name = $1; for (i = 2; i <= NF - 8; i++) name = name " " $i
+      list = list (list ? ", " : "") name " (" $(NF - 4) ")"
+    }
+    END { print (list ? list : "none") }'
+}
+
 write_results() {
   local n phase herd ans floor largest ok30=1 ok2=1 okmem=1
   largest=$(tr ' ' '\n' <<<"$SIZES" | sort -n | tail -n1)
@@ -452,6 +468,7 @@ write_results() {
     echo "- herd RSS: \`/usr/bin/time\` maximum resident set size; herd is one process."
     echo "- ansible max RSS: the same number for ansible-playbook, which is the largest *single* process of its tree (getrusage of children), not a sum."
     echo "- ansible tree RSS: the peak of the summed RSS of ansible-playbook, its forks and their ssh clients, sampled every 100 ms (shared pages counted once per process)."
+    echo "- ansible's ControlPersist master ssh processes detach from its tree, so their CPU and memory are in none of ansible's numbers (this understates ansible)."
     echo "- floor: one \`ssh\` per host, all in parallel, no ControlMaster, running the 20 tasks' shell equivalents back to back with no checks (\`bench/run.sh\`, floor_script)."
     echo "- both tools: same inventory, forks = hosts, gather_facts off. ansible: pipelining on, ControlMaster=auto with ControlPersist=60s (its second run reuses the masters the first one left), strict host keys. herd: strict host keys, \`--profile\` on (counters only)."
     echo
@@ -474,6 +491,8 @@ write_results() {
       profile_table "$WORK/profile-$n-first.log"
       echo '```'
       echo
+      echo "Tasks over 2 round trips per host (execs + transfers per run): $(over_two_trips "$WORK/profile-$n-first.log")."
+      echo
       echo "Second run (nothing to change):"
       echo
       echo '```'
@@ -486,7 +505,7 @@ write_results() {
 }
 
 restore_fleet() {
-  if [[ $REUSE_FLEET != 1 && $RESTORE_HOSTS != 0 ]]; then
+  if [[ $RESTORE_HOSTS != 0 ]]; then
     log "fleet.sh up $RESTORE_HOSTS (as the machine was)"
     "$FLEET_SH" up "$RESTORE_HOSTS" >/dev/null || log "warning: fleet.sh up $RESTORE_HOSTS failed"
   fi
@@ -505,7 +524,6 @@ main() {
     bench_size "$n"
   done
   write_results
-  restore_fleet
   cat "$RESULTS"
 }
 
