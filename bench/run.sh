@@ -257,6 +257,19 @@ write_floor_runner() {
 
 # ---------------------------------------------------------- measure ----
 
+# CPU time (microseconds) used so far by every fleet host together, from
+# the cgroup fleet.sh puts the hosts in; 0 when it cannot be read.
+fleet_cpu_usec() {
+  local f
+  for f in /sys/fs/cgroup/unified/herd-fleet/cpu.stat /sys/fs/cgroup/herd-fleet/cpu.stat; do
+    if [[ -r $f ]]; then
+      awk '$1 == "usage_usec" { print $2; found = 1 } END { if (!found) print 0 }' "$f"
+      return 0
+    fi
+  done
+  echo 0
+}
+
 # Peak of the summed RSS (KiB) of ROOT's descendants, sampled every 100 ms
 # while ROOT lives (bounded by RUN_TIMEOUT).
 sample_tree_rss() {
@@ -283,7 +296,8 @@ sample_tree_rss() {
 # wall seconds, CPU seconds, max RSS and tree RSS (MiB) under KEY.
 measure() {
   local key=$1 logfile=$2; shift 2
-  local tfile="$WORK/$key.time" rfile="$WORK/$key.rss" start end pid rc=0
+  local tfile="$WORK/$key.time" rfile="$WORK/$key.rss" start end pid rc=0 cpu0 cpu1
+  cpu0=$(fleet_cpu_usec)
   start=$(now_ns)
   timeout "$RUN_TIMEOUT" /usr/bin/time -f '%U %S %M' -o "$tfile" "$@" >"$logfile" 2>&1 &
   pid=$!
@@ -291,6 +305,7 @@ measure() {
   local sampler=$!
   wait "$pid" || rc=$?
   end=$(now_ns)
+  cpu1=$(fleet_cpu_usec)
   wait "$sampler" || true
   if ((rc != 0)); then
     tail -n 30 "$logfile" >&2
@@ -303,7 +318,8 @@ measure() {
   RESULT[$key.cpu]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
   RESULT[$key.rss]=$(awk -v k="$maxrss" 'BEGIN { printf "%.1f", k / 1024 }')
   RESULT[$key.tree]=$(awk -v k="$tree" 'BEGIN { printf "%.1f", k / 1024 }')
-  log "$key: wall ${RESULT[$key.wall]} s, cpu ${RESULT[$key.cpu]} s, max rss ${RESULT[$key.rss]} MiB, tree rss ${RESULT[$key.tree]} MiB"
+  RESULT[$key.target]=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", (b - a) / 1e6 }')
+  log "$key: wall ${RESULT[$key.wall]} s, cpu ${RESULT[$key.cpu]} s, max rss ${RESULT[$key.rss]} MiB, tree rss ${RESULT[$key.tree]} MiB, target cpu ${RESULT[$key.target]} s"
 }
 
 # Sum of changed= and of failed=+unreachable= over a PLAY RECAP.
@@ -387,6 +403,8 @@ samples() {
   echo "${joined//,/, }"
 }
 
+per_task_ms() { awk -v s="$1" -v n="$2" -v t="$3" 'BEGIN { if (s != "-") printf "%.0f", s * 1000 / (n * t); else print "-" }'; }
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b > 0) printf "%.1f", a / b; else print "-" }'; }
 
 # at_least A B LIMIT / at_most A B LIMIT: is A/B on the right side of LIMIT?
@@ -452,6 +470,20 @@ write_results() {
           # RSS in MiB against 100 MB (95.4 MiB).
           at_most "$(med "$n" herd "$phase" rss)" 1 95.3 || okmem=0
         fi
+      done
+    done
+    echo
+    echo "CPU used on the targets (all hosts together, from the fleet's cgroup; the targets share this machine's cores with the controller):"
+    echo
+    echo "| hosts | run | herd s | ansible s | floor s | herd ms per task and host | ansible ms per task and host |"
+    echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+    local tasks
+    tasks=$(grep -c '^    - name:' "$PLAYBOOK")
+    for n in $SIZES; do
+      for phase in first second; do
+        herd=$(med "$n" herd "$phase" target)
+        ans=${RESULT[$n.ansible.$phase.1.target]:--}
+        echo "| $n | $phase | $herd | $ans | $(med "$n" floor first target) | $(per_task_ms "$herd" "$n" "$tasks") | $(per_task_ms "$ans" "$n" "$tasks") |"
       done
     done
     echo
