@@ -192,6 +192,7 @@ fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
         extra_vars,
         force_handlers: args.force_handlers,
         verbosity: args.verbose,
+        profile: args.profile,
         connect,
         become_password: if args.ask_become_pass {
             Some(ask("BECOME password: ")?)

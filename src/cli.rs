@@ -114,6 +114,10 @@ pub struct RunArgs {
     /// Output format.
     #[arg(long = "output", value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
+    /// After the recap, print per task the round trips to hosts and the
+    /// time spent connecting, running commands and moving files.
+    #[arg(long = "profile")]
+    pub profile: bool,
     /// More detail (repeatable).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -7,6 +7,7 @@ mod support;
 mod ansible_inventory;
 mod cli;
 mod engine;
+mod fleet_ansible_parity;
 mod fleet_jump;
 mod fleet_ssh;
 mod fleet_system_a;

@@ -1,4 +1,8 @@
 //! `TaskHost`: a transport seen through one task's `become` and `environment`.
+//! Every command and file transfer of a module passes through here, whatever
+//! the transport, so this is also where `--profile` counts round trips.
+
+use std::time::{Duration, Instant};
 
 use herdsman_modules::host::{default_read_file, default_write_file};
 use herdsman_modules::{quote, ExecOutput, FileAttrs, Host, HostError};
@@ -15,6 +19,19 @@ pub struct TaskHost<'a> {
     become_: Option<Become>,
     /// `export` lines for the task's environment.
     env_prefix: String,
+    counters: RoundTrips,
+}
+
+/// What one task cost on one host, for `--profile`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundTrips {
+    /// Commands sent to the host, one round trip each (file transfers made
+    /// with a command under become included).
+    pub execs: u64,
+    pub exec_time: Duration,
+    /// Whole-file reads and writes the transport made itself (SFTP).
+    pub transfers: u64,
+    pub transfer_time: Duration,
 }
 
 impl<'a> TaskHost<'a> {
@@ -27,7 +44,18 @@ impl<'a> TaskHost<'a> {
             inner,
             become_,
             env_prefix,
+            counters: RoundTrips::default(),
         }
+    }
+
+    /// Round trips made through this wrapper so far.
+    pub fn counters(&self) -> RoundTrips {
+        self.counters
+    }
+
+    fn note_transfer(&mut self, started: Instant) {
+        self.counters.transfers += 1;
+        self.counters.transfer_time += started.elapsed();
     }
 }
 
@@ -43,6 +71,50 @@ impl Host for TaskHost<'_> {
     }
 
     fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+        let started = Instant::now();
+        let out = self.run_uncounted(script, stdin);
+        self.counters.execs += 1;
+        self.counters.exec_time += started.elapsed();
+        out
+    }
+
+    /// Without become the transport's own file path is used (SFTP over SSH:
+    /// no shell, no stdin copy); with become, writes must run as the become
+    /// user, so they go through `run` like any other command.
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
+        if self.become_.is_none() {
+            let started = Instant::now();
+            let out = self.inner.read_file(path);
+            self.note_transfer(started);
+            out
+        } else {
+            default_read_file(self, path)
+        }
+    }
+
+    fn write_file(
+        &mut self,
+        path: &str,
+        content: &[u8],
+        attrs: &FileAttrs,
+    ) -> Result<(), HostError> {
+        if self.become_.is_none() {
+            let started = Instant::now();
+            let out = self.inner.write_file(path, content, attrs);
+            self.note_transfer(started);
+            out
+        } else {
+            default_write_file(self, path, content, attrs)
+        }
+    }
+}
+
+impl TaskHost<'_> {
+    fn run_uncounted(
+        &mut self,
+        script: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, HostError> {
         let script = format!("{}{}", self.env_prefix, script);
         match &self.become_ {
             None => self.inner.run(&script, stdin),
@@ -87,28 +159,51 @@ impl Host for TaskHost<'_> {
             }
         }
     }
+}
 
-    /// Without become the transport's own file path is used (SFTP over SSH:
-    /// no shell, no stdin copy); with become, writes must run as the become
-    /// user, so they go through `run` like any other command.
-    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
-        if self.become_.is_none() {
-            self.inner.read_file(path)
-        } else {
-            default_read_file(self, path)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every command with success and counts them.
+    struct Fake {
+        runs: usize,
+    }
+
+    impl Host for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn run(&mut self, _script: &str, _stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+            self.runs += 1;
+            Ok(ExecOutput::default())
         }
     }
 
-    fn write_file(
-        &mut self,
-        path: &str,
-        content: &[u8],
-        attrs: &FileAttrs,
-    ) -> Result<(), HostError> {
-        if self.become_.is_none() {
-            self.inner.write_file(path, content, attrs)
-        } else {
-            default_write_file(self, path, content, attrs)
-        }
+    #[test]
+    fn profile_counts_commands_and_transport_transfers_apart() {
+        let mut fake = Fake { runs: 0 };
+        let mut host = TaskHost::new(&mut fake, None, &[]);
+        host.run("true", None).expect("run");
+        host.write_file("/tmp/x", b"x", &FileAttrs::default())
+            .expect("write");
+        let c = host.counters();
+        // The transport's own write is a transfer, not one of our commands.
+        assert_eq!((c.execs, c.transfers), (1, 1));
+    }
+
+    #[test]
+    fn under_become_file_writes_are_commands() {
+        let mut fake = Fake { runs: 0 };
+        let become_ = Some(Become {
+            user: "root".into(),
+            password: None,
+        });
+        let mut host = TaskHost::new(&mut fake, become_, &[]);
+        host.write_file("/tmp/x", b"x", &FileAttrs::default())
+            .expect("write");
+        let c = host.counters();
+        assert_eq!((c.execs, c.transfers), (1, 0));
+        assert_eq!(fake.runs, 1);
     }
 }

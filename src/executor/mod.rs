@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use crate::app::Project;
 use crate::connection::open::{self, ConnectSettings, PlayConnection};
 use crate::inventory::pattern::PatternError;
-use crate::output::{Event, EventSink, HostStats, Recap};
+use crate::output::{Event, EventSink, HostStats, Recap, TaskProfile};
 use crate::playbook::{Play, Playbook, Serial};
 use crate::template;
 
@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub extra_vars: Map<String, Value>,
     pub force_handlers: bool,
     pub verbosity: u8,
+    /// `--profile`: collect round trips and times per task.
+    pub profile: bool,
     /// How to reach hosts (users, keys, host-key policy, timeouts).
     pub connect: ConnectSettings,
     /// `-K`: the become password for every host without `ansible_become_password`.
@@ -82,6 +84,9 @@ pub struct RunState {
     /// Hosts that failed or were unreachable: not run in later plays.
     pub dead: Mutex<IndexSet<String>>,
     pub stats: Mutex<IndexMap<String, HostStats>>,
+    /// `--profile` totals per task (keyed by location and name), in the
+    /// order tasks first ran.
+    pub profile: Mutex<IndexMap<(String, String), TaskProfile>>,
 }
 
 impl RunState {
@@ -92,6 +97,7 @@ impl RunState {
             warned_options: Mutex::new(IndexSet::new()),
             dead: Mutex::new(IndexSet::new()),
             stats: Mutex::new(IndexMap::new()),
+            profile: Mutex::new(IndexMap::new()),
         }
     }
 
@@ -142,6 +148,13 @@ pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Rec
         recap.hosts = stats.clone();
     }
     sink.send(Event::Recap(recap.clone()));
+    if opts.profile {
+        if let Ok(profile) = state.profile.lock() {
+            sink.send(Event::Profile {
+                tasks: profile.values().cloned().collect(),
+            });
+        }
+    }
     Ok(recap)
 }
 
@@ -472,20 +485,38 @@ impl<'a> PlayRunner<'a> {
         host: &str,
         vars: &Map<String, Value>,
     ) -> Result<SharedHost, HostError> {
-        let slot = {
-            let mut table = self
-                .run
-                .connections
-                .lock()
-                .map_err(|_| HostError::Unreachable("connection table poisoned".into()))?;
-            table.entry(host.to_string()).or_default().clone()
+        self.connection_timed(host, vars).0
+    }
+
+    /// [`PlayRunner::connection`], and how long opening it took when this
+    /// call was the one that opened it (for `--profile`).
+    pub fn connection_timed(
+        &self,
+        host: &str,
+        vars: &Map<String, Value>,
+    ) -> (Result<SharedHost, HostError>, Option<std::time::Duration>) {
+        let slot = match self.run.connections.lock() {
+            Ok(mut table) => table.entry(host.to_string()).or_default().clone(),
+            Err(_) => {
+                return (
+                    Err(HostError::Unreachable("connection table poisoned".into())),
+                    None,
+                )
+            }
         };
-        let mut slot = slot
-            .lock()
-            .map_err(|_| HostError::Unreachable("connection slot poisoned".into()))?;
+        let mut slot = match slot.lock() {
+            Ok(s) => s,
+            Err(_) => {
+                return (
+                    Err(HostError::Unreachable("connection slot poisoned".into())),
+                    None,
+                )
+            }
+        };
         if let Some(existing) = slot.as_ref() {
-            return existing.clone().map_err(HostError::Unreachable);
+            return (existing.clone().map_err(HostError::Unreachable), None);
         }
+        let started = std::time::Instant::now();
         let play = PlayConnection {
             connection: self.play.connection.as_deref(),
             remote_user: self.play.remote_user.as_deref(),
@@ -502,7 +533,43 @@ impl<'a> PlayRunner<'a> {
             }),
         };
         *slot = Some(result.clone());
-        result.map_err(HostError::Unreachable)
+        (
+            result.map_err(HostError::Unreachable),
+            Some(started.elapsed()),
+        )
+    }
+
+    /// Add one module run's cost to the `--profile` totals of `task`.
+    pub fn record_profile(
+        &self,
+        task: &crate::playbook::Task,
+        connect: Option<std::time::Duration>,
+        trips: crate::connection::task_host::RoundTrips,
+    ) {
+        if !self.opts.profile {
+            return;
+        }
+        let location = format!("{}:{}", task.span.path.display(), task.span.line);
+        let name = task.display_name();
+        let Ok(mut profile) = self.run.profile.lock() else {
+            return;
+        };
+        let p = profile
+            .entry((location.clone(), name.clone()))
+            .or_insert_with(|| TaskProfile {
+                task: name,
+                location,
+                ..TaskProfile::default()
+            });
+        p.runs += 1;
+        p.execs += trips.execs;
+        p.transfers += trips.transfers;
+        p.exec_ms += trips.exec_time.as_secs_f64() * 1000.0;
+        p.transfer_ms += trips.transfer_time.as_secs_f64() * 1000.0;
+        if let Some(c) = connect {
+            p.connects += 1;
+            p.connect_ms += c.as_secs_f64() * 1000.0;
+        }
     }
 
     fn warn_ignored_options(&self, options: &[String]) {

@@ -652,9 +652,11 @@ impl PlayRunner<'_> {
             Some(d) => self.project.inventory.host_vars(d),
             None => self.inventory_vars[i].clone(),
         };
-        let conn = match self.connection(&target, &target_vars) {
+        let (conn, connect_time) = self.connection_timed(&target, &target_vars);
+        let conn = match conn {
             Ok(c) => c,
             Err(e) => {
+                self.record_profile(task, connect_time, Default::default());
                 let mut o = ItemOutcome::new(Status::Unreachable);
                 o.msg = Some(e.to_string());
                 return o;
@@ -673,6 +675,7 @@ impl PlayRunner<'_> {
             .check_mode
             .unwrap_or(self.play.check_mode.unwrap_or(self.opts.check));
         let mut o = module_outcome(m, &params, &mut host, check);
+        self.record_profile(task, connect_time, host.counters());
         o.delegated_to = delegate;
         o
     }

@@ -69,4 +69,31 @@ pub enum Event {
         message: String,
     },
     Recap(Recap),
+    /// With `--profile`, after the recap: what each task cost.
+    Profile {
+        tasks: Vec<TaskProfile>,
+    },
+}
+
+/// One task's round trips and time, summed over the hosts it ran on
+/// (`--profile`). Times are wall time on the workers, so with many hosts
+/// in parallel they add up to more than the run took.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TaskProfile {
+    pub task: String,
+    /// `file:line` of the task.
+    pub location: String,
+    /// Host runs of a module (a loop counts each item).
+    pub runs: u64,
+    /// Commands sent to hosts: one round trip each (with become, file
+    /// reads and writes are commands too).
+    pub execs: u64,
+    /// Connections opened by this task (the first task on a host opens it).
+    pub connects: u64,
+    pub connect_ms: f64,
+    pub exec_ms: f64,
+    /// Whole-file reads and writes over the transport's own file channel
+    /// (SFTP), and their time.
+    pub transfers: u64,
+    pub transfer_ms: f64,
 }

@@ -12,7 +12,7 @@ use console::style;
 use indexmap::IndexSet;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::output::event::{Event, HostResult, Status};
+use crate::output::event::{Event, HostResult, Status, TaskProfile};
 use crate::output::recap::Recap;
 
 pub struct HumanPrinter {
@@ -139,6 +139,10 @@ impl HumanPrinter {
                 self.stop_progress();
                 self.print_recap(&recap);
             }
+            Event::Profile { tasks } => {
+                self.stop_progress();
+                self.print_profile(&tasks);
+            }
         }
     }
 
@@ -222,4 +226,61 @@ impl HumanPrinter {
             ));
         }
     }
+
+    /// `--profile`: per task, round trips and where the time went, summed
+    /// over hosts; round trips (execs + transfers) per run show which
+    /// modules need more than one.
+    fn print_profile(&self, tasks: &[TaskProfile]) {
+        self.line(
+            &style(banner("PROFILE (summed over hosts)"))
+                .bold()
+                .to_string(),
+        );
+        let width = tasks
+            .iter()
+            .map(|t| t.task.chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(10, 40);
+        self.line(&format!(
+            "{:<width$}  {:>5}  {:>6}  {:>9}  {:>9}  {:>8}  {:>10}  {:>8}  {:>11}",
+            "task",
+            "runs",
+            "execs",
+            "transfers",
+            "trips/run",
+            "connects",
+            "connect ms",
+            "exec ms",
+            "transfer ms"
+        ));
+        let mut total = TaskProfile {
+            task: "TOTAL".into(),
+            ..TaskProfile::default()
+        };
+        for t in tasks {
+            self.line(&profile_row(t, width));
+            total.runs += t.runs;
+            total.execs += t.execs;
+            total.connects += t.connects;
+            total.connect_ms += t.connect_ms;
+            total.exec_ms += t.exec_ms;
+            total.transfers += t.transfers;
+            total.transfer_ms += t.transfer_ms;
+        }
+        self.line(&profile_row(&total, width));
+    }
+}
+
+fn profile_row(t: &TaskProfile, width: usize) -> String {
+    let name: String = t.task.chars().take(width).collect();
+    let per_run = if t.runs == 0 {
+        0.0
+    } else {
+        (t.execs + t.transfers) as f64 / t.runs as f64
+    };
+    format!(
+        "{name:<width$}  {:>5}  {:>6}  {:>9}  {:>9.1}  {:>8}  {:>10.1}  {:>8.1}  {:>11.1}",
+        t.runs, t.execs, t.transfers, per_run, t.connects, t.connect_ms, t.exec_ms, t.transfer_ms
+    )
 }

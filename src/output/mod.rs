@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use crate::cli::OutputFormat;
-pub use event::{Event, HostResult, Status};
+pub use event::{Event, HostResult, Status, TaskProfile};
 pub use recap::{HostStats, Recap};
 
 /// Where workers send events. Cloneable; sending never blocks.

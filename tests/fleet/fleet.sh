@@ -17,7 +17,7 @@
 set -euo pipefail
 
 # Bump when the base rootfs recipe changes: it is part of the base stamp.
-readonly SCRIPT_VERSION=6
+readonly SCRIPT_VERSION=7
 
 readonly CACHE_DIR="${HERD_FLEET_CACHE:-/var/cache/herd-fleet}"
 readonly STATE_DIR="${HERD_FLEET_STATE:-/run/herd-fleet}"
@@ -45,8 +45,10 @@ readonly BASE_PACKAGES=(
 )
 # Packages served by the local apt repository (their dependencies that the
 # base lacks are added automatically). Small, and cron brings a real service;
-# unzip is what unarchive needs for zip files.
-readonly REPO_PACKAGES=(hello tree cron unzip)
+# unzip is what unarchive needs for zip files. python3 is only for running
+# ansible-playbook against a host (the speed benchmark and the parity test
+# install it); herd never needs it.
+readonly REPO_PACKAGES=(hello tree cron unzip python3)
 # A host that reboots makes nspawn exit with this status; the launcher starts
 # it again, at most this many times per `up`.
 readonly REBOOT_STATUS=133
