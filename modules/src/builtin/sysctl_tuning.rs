@@ -153,9 +153,10 @@ pub struct SysctlTuningParams {
     pub priority: Option<u64>,
     #[serde(default, deserialize_with = "de_profiles")]
     pub profiles: Vec<Profile>,
-    /// Free keys; they override the profiles' values.
+    /// Free keys; they override the profiles' values, and `null` drops a
+    /// profile's key (one the host does not have, say).
     #[serde(default, deserialize_with = "de_params")]
-    pub params: BTreeMap<String, String>,
+    pub params: BTreeMap<String, Option<String>>,
     /// pam_limits items for every user, as both soft and hard limits.
     #[serde(default, deserialize_with = "de_limits")]
     pub limits: BTreeMap<String, String>,
@@ -208,8 +209,11 @@ fn de_profiles<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Profile>, D::Error
     Ok(out)
 }
 
-/// A mapping of sysctl keys to scalar values (numbers, strings, booleans).
-fn de_params<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+/// A mapping of sysctl keys to scalar values (numbers, strings, booleans),
+/// or `null` to leave a key out.
+fn de_params<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Option<String>>, D::Error> {
     let map = match Value::deserialize(d)? {
         Value::Null => return Ok(BTreeMap::new()),
         Value::Object(m) => m,
@@ -222,6 +226,7 @@ fn de_params<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>
     map.into_iter()
         .map(|(k, v)| {
             let v = match v {
+                Value::Null => return Ok((k.trim().to_string(), None)),
                 Value::String(s) => parse_value(&s),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => if b { "1" } else { "0" }.to_string(),
@@ -236,7 +241,7 @@ fn de_params<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>
                     "the value of `{k}` must be one line and not empty"
                 )));
             }
-            Ok((k.trim().to_string(), v))
+            Ok((k.trim().to_string(), Some(v)))
         })
         .collect()
 }
@@ -358,7 +363,10 @@ fn wanted(p: &SysctlTuningParams) -> Result<BTreeMap<String, String>, ModuleErro
                 "not a sysctl key (dotted form like net.core.somaxconn)",
             ));
         }
-        out.insert(k.clone(), v.clone());
+        match v {
+            Some(v) => out.insert(k.clone(), v.clone()),
+            None => out.remove(k),
+        };
     }
     Ok(out)
 }
@@ -549,6 +557,10 @@ fn why_not_taken(
     match write {
         None | Some("-") => Some(match (key.starts_with("net.bridge."), modprobe_err) {
             (true, Some(e)) => format!("unknown key: br_netfilter is not loaded ({})", e.trim()),
+            (_, _) if key.starts_with("net.") => "unknown key: not in this host's network namespace \
+                 (a container's namespace has no machine-wide keys such as net.core.netdev_max_backlog; \
+                 drop it with `params: {KEY: null}`)"
+                .to_string(),
             _ => "unknown key: the kernel has no such parameter here".to_string(),
         }),
         Some(line) => match line.strip_prefix("err") {
@@ -620,6 +632,12 @@ impl Module for SysctlTuning {
                 if live.value.is_some() && !live.writable {
                     warnings.push(format!(
                         "{key} is read-only in this namespace: applying will fail"
+                    ));
+                }
+                // The bridge keys appear once br_netfilter is loaded.
+                if live.value.is_none() && !(docker && key.starts_with("net.bridge.")) {
+                    warnings.push(format!(
+                        "{key} does not exist on this host: applying will fail"
                     ));
                 }
                 planned.set.push(SetKey {
@@ -830,6 +848,11 @@ mod tests {
         assert_eq!(w["net.core.somaxconn"], "32768");
         assert_eq!(w["vm.max_map_count"], "262144");
         assert_eq!(w["kernel.pid_max"], "4194304");
+        let p = params(json!({"profiles": ["network"],
+            "params": {"net.core.netdev_max_backlog": null, "net.nope": null}}));
+        let w = wanted(&p).expect("wanted");
+        assert_eq!(w.len(), 5);
+        assert!(!w.contains_key("net.core.netdev_max_backlog"));
         let p = params(json!({"profiles": "docker, docker"}));
         assert_eq!(p.profiles, [Profile::Docker]);
         assert_eq!(wanted(&p).expect("wanted")["net.ipv4.ip_forward"], "1");
@@ -968,6 +991,123 @@ mod tests {
         assert!(unknown.is_some_and(|w| w.contains("br_netfilter is not loaded")));
         let unknown = why_not_taken("net.nope", "1", Some("-"), None, None);
         assert!(unknown.is_some_and(|w| w.starts_with("unknown key")));
+    }
+
+    /// A host that answers each script by what it starts with, and
+    /// records scripts and file writes, so apply can be tested without
+    /// touching this machine's kernel.
+    struct FakeHost {
+        answers: Vec<(&'static str, String)>,
+        scripts: Vec<String>,
+        writes: Vec<(String, String)>,
+    }
+
+    impl Host for FakeHost {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn run(
+            &mut self,
+            script: &str,
+            _stdin: Option<&[u8]>,
+        ) -> Result<crate::ExecOutput, crate::HostError> {
+            self.scripts.push(script.to_string());
+            let stdout = self
+                .answers
+                .iter()
+                .find(|(start, _)| script.starts_with(start))
+                .map(|(_, out)| out.clone())
+                .unwrap_or_default();
+            Ok(crate::ExecOutput {
+                rc: 0,
+                stdout: stdout.into_bytes(),
+                stderr: Vec::new(),
+            })
+        }
+        fn write_file(
+            &mut self,
+            path: &str,
+            content: &[u8],
+            _attrs: &FileAttrs,
+        ) -> Result<(), crate::HostError> {
+            self.writes
+                .push((path.into(), String::from_utf8_lossy(content).into_owned()));
+            Ok(())
+        }
+    }
+
+    fn fake(set_answer: &str) -> FakeHost {
+        FakeHost {
+            answers: vec![
+                (
+                    "file()",
+                    "SF -\nLF -\nMF -\nK0 w 60\nK1 r 65530\nK2 r 60\n".into(),
+                ),
+                ("if [ -e", set_answer.into()),
+            ],
+            scripts: Vec::new(),
+            writes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn apply_fails_on_every_key_not_taken_and_sets_back_the_rest() {
+        let p = json!({"profiles": ["elasticsearch"], "params": {"net.ipv4.tcp_fin_timeout": 20}});
+        let mut h = fake(
+            "W0 ok\nR0 20\n\
+             W1 err sysctl: permission denied on key \"vm.max_map_count\"\nR1 65530\n\
+             W2 err sysctl: permission denied on key \"vm.swappiness\"\nR2 60\n",
+        );
+        let pl = DynModule::plan(&SysctlTuning, &p, &mut h).expect("plan");
+        assert_eq!(
+            pl.changes,
+            [
+                "net.ipv4.tcp_fin_timeout 60 -> 20",
+                "vm.max_map_count 65530 -> 262144",
+                "vm.swappiness 60 -> 1",
+                "create /etc/sysctl.d/60-herd.conf"
+            ]
+        );
+        assert_eq!(h.scripts.len(), 1, "the plan is one round trip");
+        let e = DynModule::apply(&SysctlTuning, &p, pl, &mut h).expect_err("must fail");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("vm.max_map_count (read-only in this namespace")
+                && msg.contains("vm.swappiness (read-only in this namespace")
+                && !msg.contains("tcp_fin_timeout ("),
+            "{msg}"
+        );
+        assert!(h.writes.is_empty(), "no file written on failure");
+        assert_eq!(
+            h.scripts.last().map(String::as_str),
+            Some("sysctl -w net.ipv4.tcp_fin_timeout=60 >/dev/null\n")
+        );
+        let ModuleError::Failed { result, .. } = e else {
+            panic!("not a task failure")
+        };
+        assert_eq!(result["keys"]["net.ipv4.tcp_fin_timeout"]["after"], "60");
+    }
+
+    #[test]
+    fn apply_writes_the_file_once_every_key_took() {
+        let p = json!({"profiles": ["elasticsearch"], "params": {"net.ipv4.tcp_fin_timeout": 20}});
+        let mut h = fake("W0 ok\nR0 20\nW1 ok\nR1 262144\nW2 ok\nR2 1\n");
+        let pl = DynModule::plan(&SysctlTuning, &p, &mut h).expect("plan");
+        let out = DynModule::apply(&SysctlTuning, &p, pl, &mut h).expect("apply");
+        assert!(out.changed);
+        assert_eq!(
+            h.writes,
+            [(
+                "/etc/sysctl.d/60-herd.conf".to_string(),
+                format!(
+                    "{HEADER}net.ipv4.tcp_fin_timeout = 20\nvm.max_map_count = 262144\nvm.swappiness = 1\n"
+                )
+            )]
+        );
+        assert_eq!(
+            out.result["keys"]["vm.swappiness"],
+            json!({"before": "60", "after": "1"})
+        );
     }
 
     #[test]
