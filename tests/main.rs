@@ -8,6 +8,7 @@ mod cli;
 mod engine;
 mod fleet_jump;
 mod fleet_ssh;
+mod fleet_sysctl_tuning;
 mod fleet_system_a;
 mod fleet_system_b;
 mod local_example;
