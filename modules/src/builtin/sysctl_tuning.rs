@@ -1111,6 +1111,38 @@ mod tests {
     }
 
     #[test]
+    fn only_raise_and_a_converged_host_plan_nothing() {
+        let p = json!({"params": {"net.core.somaxconn": 32768, "vm.swappiness": 10}});
+        let text = format!("{HEADER}net.core.somaxconn = 65535\nvm.swappiness = 10\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&text);
+        let mut h = FakeHost {
+            answers: vec![(
+                "file()",
+                format!("SF {b64}\nLF -\nMF -\nK0 w 65535\nK1 r 10\n"),
+            )],
+            scripts: Vec::new(),
+            writes: Vec::new(),
+        };
+        let pl = DynModule::plan(&SysctlTuning, &p, &mut h).expect("plan");
+        assert!(pl.is_empty(), "{:?}", pl.changes);
+        assert_eq!(
+            pl.result["keys"]["net.core.somaxconn"],
+            json!({"before": "65535", "after": "65535"})
+        );
+        // only_raise off lowers it, and the file follows.
+        let p = json!({"params": {"net.core.somaxconn": 32768, "vm.swappiness": 10}, "only_raise": false});
+        let pl = DynModule::plan(&SysctlTuning, &p, &mut h).expect("plan");
+        assert_eq!(
+            pl.changes,
+            [
+                "net.core.somaxconn 65535 -> 32768",
+                "update /etc/sysctl.d/60-herd.conf"
+            ]
+        );
+        assert_eq!(pl.diffs.len(), 1);
+    }
+
+    #[test]
     fn plans_locally_in_one_script_without_changing_anything() {
         // Reads only: the local /proc/sys and the (absent) files of a name
         // no one uses.
