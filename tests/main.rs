@@ -10,6 +10,7 @@ mod engine;
 mod fleet_ansible_parity;
 mod fleet_jump;
 mod fleet_ssh;
+mod fleet_sysctl_tuning;
 mod fleet_system_a;
 mod fleet_system_b;
 mod local_example;

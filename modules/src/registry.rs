@@ -17,6 +17,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::user::User,
     &builtin::group::GroupModule,
     &builtin::sysctl::Sysctl,
+    &builtin::sysctl_tuning::SysctlTuning,
     &builtin::authorized_key::AuthorizedKey,
     &builtin::hostname::Hostname,
     &builtin::cron::Cron,
@@ -101,6 +102,10 @@ mod tests {
             (
                 "sysctl",
                 json!({"name": "net.core.somaxconn", "value": 1024, "reload": "no"}),
+            ),
+            (
+                "sysctl_tuning",
+                json!({"profiles": ["network", "docker"], "params": {"net.ipv4.tcp_fin_timeout": "20", "vm.overcommit_memory": 1}, "limits": true, "only_raise": "no", "priority": "70", "name": "web"}),
             ),
             (
                 "authorized_key",

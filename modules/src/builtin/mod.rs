@@ -19,6 +19,7 @@ pub mod mount;
 pub mod reboot;
 pub mod stat;
 pub mod sysctl;
+pub mod sysctl_tuning;
 pub mod systemd;
 pub mod unarchive;
 pub mod uri;

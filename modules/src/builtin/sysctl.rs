@@ -58,7 +58,7 @@ fn default_file() -> String {
 pub struct Sysctl;
 
 /// Ansible's `_parse_value`: boolean words become `1`/`0`.
-fn parse_value(v: &str) -> String {
+pub(crate) fn parse_value(v: &str) -> String {
     match v.trim().to_ascii_lowercase().as_str() {
         "yes" | "on" | "true" | "y" | "t" => "1".into(),
         "no" | "off" | "false" | "n" | "f" => "0".into(),
@@ -68,8 +68,25 @@ fn parse_value(v: &str) -> String {
 
 /// Whether two values are equal with whitespace runs counted as one
 /// (`/proc` prints `4096\t87380`, files have `4096 87380`).
-fn same_value(a: &str, b: &str) -> bool {
+pub(crate) fn same_value(a: &str, b: &str) -> bool {
     a.split_whitespace().eq(b.split_whitespace())
+}
+
+/// `sysctl -w`'s error, with what it means in a container: a key the
+/// namespace does not own is refused as "permission denied" or "read-only".
+pub(crate) fn explain_write_error(err: &str) -> String {
+    if is_read_only_error(err) {
+        format!("{err} (the key is read-only in this namespace)")
+    } else {
+        err.to_string()
+    }
+}
+
+/// Whether `sysctl -w`'s error says the key cannot be written here at all
+/// (as opposed to a value the kernel refused).
+pub(crate) fn is_read_only_error(err: &str) -> bool {
+    let lower = err.to_ascii_lowercase();
+    lower.contains("permission denied") || lower.contains("read-only")
 }
 
 /// A `key = value` line's key and value; `None` for blank lines, comments
@@ -244,13 +261,7 @@ impl Module for Sysctl {
                 None,
             )?;
             if !out.success() {
-                let err = out.stderr_str().trim().to_string();
-                let lower = err.to_ascii_lowercase();
-                let why = if lower.contains("permission denied") || lower.contains("read-only") {
-                    format!("{err} (the key is read-only in this namespace)")
-                } else {
-                    err
-                };
+                let why = explain_write_error(out.stderr_str().trim());
                 let msg = format!("setting {name} to {value} failed: {why}");
                 if !p.ignoreerrors {
                     return Err(ModuleError::failed(msg));

@@ -1,0 +1,219 @@
+//! `sysctl_tuning` on a real host, through the example playbook
+//! `playbooks/sysctl-tuning.yml` as users run it: the test writes an
+//! inventory of its own over the fleet host and passes `-e` overrides.
+//!
+//! Kernel keys are host-wide state, so everything runs on `herd-05` under
+//! `Fleet::lock`, and the original live values and files are put back at
+//! the end, even when an assertion fails.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::support::fleet::{fleet, Fleet};
+use crate::support::{repo, Herd, Run};
+
+const HOST: &str = "herd-05";
+const NAME: &str = "herdtest-tuning";
+const SYSCTL_FILE: &str = "/etc/sysctl.d/60-herdtest-tuning.conf";
+const LIMITS_FILE: &str = "/etc/security/limits.d/60-herdtest-tuning.conf";
+
+/// The network profile's keys a container host has (net.core.netdev_max_backlog
+/// is machine-wide and absent from a container's network namespace).
+const KEYS: [&str; 5] = [
+    "net.core.somaxconn",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_tw_reuse",
+];
+
+/// Puts the host back as it was when dropped: live values, and no files.
+struct Restore<'a> {
+    f: &'a Fleet,
+    cmd: String,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        let _ = self.f.ssh(HOST, &self.cmd);
+    }
+}
+
+fn live(f: &Fleet, key: &str) -> String {
+    f.ssh_ok(HOST, &format!("sysctl -n {key}"))
+        .trim()
+        .to_string()
+}
+
+fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        repo()
+            .join("playbooks/sysctl-tuning.yml")
+            .display()
+            .to_string(),
+        "-i".into(),
+        inventory.display().to_string(),
+        "--known-hosts".into(),
+        f.known_hosts.display().to_string(),
+        "--output".into(),
+        "jsonl".into(),
+        "--limit".into(),
+        HOST.into(),
+        "-e".into(),
+        vars.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Herd::new(args).run()
+}
+
+fn converge(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str], changed: u64) -> Run {
+    let r = run(f, inventory, vars, extra).expect_code(0);
+    assert_eq!(
+        r.stat(HOST, "changed"),
+        changed,
+        "changed count with {vars} {extra:?}:\n{}",
+        r.stdout()
+    );
+    r
+}
+
+#[test]
+fn sysctl_tuning_example_applies_checks_and_removes_a_profile() {
+    let f = fleet();
+    let _lock = f.lock(HOST);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory.ini");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[tuned]\n{HOST} ansible_host={} ansible_user=root ansible_ssh_private_key_file={}\n",
+            f.address(HOST),
+            f.key.display()
+        ),
+    )
+    .expect("write inventory");
+
+    let originals: Vec<(&str, String)> = KEYS.iter().map(|k| (*k, live(f, k))).collect();
+    let mut cmd = format!("rm -f {SYSCTL_FILE} {LIMITS_FILE}");
+    for (k, v) in &originals {
+        cmd.push_str(&format!("; sysctl -w {k}='{v}' >/dev/null"));
+    }
+    let _restore = Restore {
+        f,
+        cmd: cmd.clone(),
+    };
+    f.ssh_ok(HOST, &format!("rm -f {SYSCTL_FILE} {LIMITS_FILE}"));
+    // somaxconn already above the profile's 32768: only_raise keeps it.
+    f.ssh_ok(HOST, "sysctl -w net.core.somaxconn=40000");
+
+    let vars = json!({
+        "tuning_name": NAME,
+        "tuning_profiles": ["network"],
+        "tuning_params": {
+            "net.core.netdev_max_backlog": null,
+            "net.ipv4.tcp_fin_timeout": 20,
+            "net.ipv4.tcp_keepalive_time": 300,
+        },
+        "tuning_limits": true,
+    });
+    let r = converge(f, &inventory, &vars, &[], 1);
+    let report = r.results("Report each key's value before and after");
+    let keys = &report[0]["output"]["tuning['keys']"];
+    let fin_before = originals[1].1.clone();
+    assert_eq!(
+        keys["net.ipv4.tcp_fin_timeout"],
+        json!({"before": fin_before, "after": "20"}),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(
+        keys["net.core.somaxconn"],
+        json!({"before": "40000", "after": "40000"})
+    );
+    assert_eq!(
+        f.ssh_ok(HOST, &format!("cat {SYSCTL_FILE}")),
+        "# Managed by herd (sysctl_tuning). Local changes are overwritten.\n\
+         net.core.somaxconn = 40000\n\
+         net.ipv4.tcp_fin_timeout = 20\n\
+         net.ipv4.tcp_keepalive_time = 300\n\
+         net.ipv4.tcp_max_syn_backlog = 16384\n\
+         net.ipv4.tcp_tw_reuse = 1\n"
+    );
+    assert_eq!(
+        f.ssh_ok(HOST, &format!("cat {LIMITS_FILE}")),
+        "# Managed by herd (sysctl_tuning). Local changes are overwritten.\n\
+         * soft nofile 65536\n* hard nofile 65536\n* soft nproc 32768\n* hard nproc 32768\n"
+    );
+    for (k, want) in [
+        ("net.core.somaxconn", "40000"),
+        ("net.ipv4.tcp_fin_timeout", "20"),
+        ("net.ipv4.tcp_keepalive_time", "300"),
+        ("net.ipv4.tcp_max_syn_backlog", "16384"),
+        ("net.ipv4.tcp_tw_reuse", "1"),
+    ] {
+        assert_eq!(live(f, k), want, "{k}");
+    }
+
+    // Idempotent: the second run changes nothing.
+    converge(f, &inventory, &vars, &[], 0);
+
+    // A different value in check mode is reported with its change line and
+    // diff, and changes nothing.
+    let mut other = vars.clone();
+    other["tuning_params"]["net.ipv4.tcp_fin_timeout"] = json!(25);
+    let r = converge(f, &inventory, &other, &["--check", "--diff"], 1);
+    let applied = r.results("Apply the kernel profile");
+    let changes = applied[0]["changes"].to_string();
+    assert!(
+        changes.contains("net.ipv4.tcp_fin_timeout 20 -> 25"),
+        "{changes}"
+    );
+    assert!(
+        r.stdout().contains("net.ipv4.tcp_fin_timeout = 25"),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(live(f, "net.ipv4.tcp_fin_timeout"), "20");
+    let file = f.ssh_ok(HOST, &format!("cat {SYSCTL_FILE}"));
+    assert!(file.contains("net.ipv4.tcp_fin_timeout = 20\n"), "{file}");
+
+    // Outside net.* the keys are read-only in a container host: the task
+    // fails naming both keys and why, and the previous file stays.
+    let es = json!({
+        "tuning_name": NAME,
+        "tuning_profiles": ["elasticsearch"],
+        "tuning_params": {},
+        "tuning_only_raise": false,
+    });
+    let r = run(f, &inventory, &es, &[]);
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    assert_eq!(r.stat(HOST, "failed"), 1);
+    let out = r.stdout();
+    for key in ["vm.max_map_count", "vm.swappiness"] {
+        assert!(
+            out.contains(&format!("{key} (read-only in this namespace")),
+            "{key}: {out}"
+        );
+    }
+    assert_eq!(f.ssh_ok(HOST, &format!("cat {SYSCTL_FILE}")), file);
+    assert_eq!(live(f, "net.ipv4.tcp_fin_timeout"), "20");
+
+    // state: absent removes both files; a second time there is nothing to do.
+    let absent = json!({"tuning_name": NAME, "tuning_state": "absent"});
+    converge(f, &inventory, &absent, &[], 1);
+    assert!(!f
+        .ssh(
+            HOST,
+            &format!("test -e {SYSCTL_FILE} || test -e {LIMITS_FILE}")
+        )
+        .status
+        .success());
+    converge(f, &inventory, &absent, &[], 0);
+
+    f.ssh_ok(HOST, &cmd);
+    for (k, v) in &originals {
+        assert_eq!(&live(f, k), v, "{k} restored");
+    }
+}
