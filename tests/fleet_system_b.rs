@@ -39,7 +39,7 @@ fn ensure_curl(host: &str) {
     let _g = f.lock(host);
     f.ssh_ok(
         host,
-        "command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl unzip >/dev/null; }",
+        "{ command -v curl && command -v unzip; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl unzip >/dev/null; }",
     );
 }
 

@@ -266,9 +266,13 @@ fn is_url(s: &str) -> bool {
 
 fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, ModuleError> {
     let mut s = String::from("echo NOW $(date +%s)\n");
+    // The lists' age counts only when there are lists: a fresh image has an
+    // empty, recently touched lists directory, which would pass any
+    // `cache_valid_time` while apt knows no package at all.
     s.push_str(
-        "for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
-         if [ -e \"$f\" ]; then echo CACHE $(stat -c %Y \"$f\"); break; fi; done\n",
+        "if ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then \
+         for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
+         if [ -e \"$f\" ]; then echo CACHE $(stat -c %Y \"$f\"); break; fi; done; fi\n",
     );
     if let Some(deb) = &p.deb {
         if is_url(deb) {
