@@ -687,32 +687,16 @@ impl PlayRunner<'_> {
             return Ok(());
         };
         let remote = map.get("remote_src").map(truthy_json).unwrap_or(false);
-        let Some(src) = map.get("src").and_then(Value::as_str).map(str::to_string) else {
+        let Some(bytes) = self.take_controller_src(map, "copy", remote)? else {
             return Ok(());
         };
-        if remote {
-            return Ok(());
-        }
-        let search = playbook::file_search_paths(&self.playbook.dir);
-        let path = playbook::find_in(&search, &src)
-            .ok_or_else(|| format!("copy source `{src}` not found on the controller"))?;
-        if path.is_dir() {
-            return Err(format!(
-                "copy source `{src}` is a directory; copying directories is not supported yet"
-            ));
-        }
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("cannot read copy source `{src}`: {e}"))?;
-        map.remove("src");
         match String::from_utf8(bytes) {
             Ok(text) => map.insert("content".into(), Value::from(text)),
-            Err(e) => {
-                use base64::Engine;
-                let b64 = base64::engine::general_purpose::STANDARD.encode(e.into_bytes());
-                map.insert("_content_b64".into(), Value::from(b64))
-            }
+            Err(e) => map.insert(
+                "_content_b64".into(),
+                Value::from(base64_encode(e.as_bytes())),
+            ),
         };
-        map.insert("_src_path".into(), Value::from(path.display().to_string()));
         Ok(())
     }
 
@@ -724,24 +708,45 @@ impl PlayRunner<'_> {
             return Ok(());
         };
         let remote = map.get("remote_src").map(truthy_json).unwrap_or(false)
-            || map.get("copy").is_some_and(|c| !truthy_json(c));
+            || map.get("copy").is_some_and(|c| !truthy_json(c))
+            || map
+                .get("src")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.contains("://"));
+        if let Some(bytes) = self.take_controller_src(map, "unarchive", remote)? {
+            map.insert("_src_b64".into(), Value::from(base64_encode(&bytes)));
+        }
+        Ok(())
+    }
+
+    /// The controller file a module's `src` names, found in the playbook's
+    /// file paths and read; `src` is replaced by `_src_path` for messages.
+    /// `Ok(None)` when there is no `src` or it lives on the host (`remote`).
+    fn take_controller_src(
+        &self,
+        map: &mut Map<String, Value>,
+        module: &str,
+        remote: bool,
+    ) -> Result<Option<Vec<u8>>, String> {
         let Some(src) = map.get("src").and_then(Value::as_str).map(str::to_string) else {
-            return Ok(());
+            return Ok(None);
         };
-        if remote || src.contains("://") {
-            return Ok(());
+        if remote {
+            return Ok(None);
         }
         let search = playbook::file_search_paths(&self.playbook.dir);
         let path = playbook::find_in(&search, &src)
-            .ok_or_else(|| format!("unarchive source `{src}` not found on the controller"))?;
+            .ok_or_else(|| format!("{module} source `{src}` not found on the controller"))?;
+        if path.is_dir() {
+            return Err(format!(
+                "{module} source `{src}` is a directory; directories are not supported yet"
+            ));
+        }
         let bytes = std::fs::read(&path)
-            .map_err(|e| format!("cannot read unarchive source `{src}`: {e}"))?;
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            .map_err(|e| format!("cannot read {module} source `{src}`: {e}"))?;
         map.remove("src");
-        map.insert("_src_b64".into(), Value::from(b64));
         map.insert("_src_path".into(), Value::from(path.display().to_string()));
-        Ok(())
+        Ok(Some(bytes))
     }
 
     fn become_for(&self, task: &Task, vars: &Map<String, Value>) -> Option<Become> {
@@ -949,4 +954,9 @@ fn item_label(item: &Value) -> String {
     } else {
         s
     }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
