@@ -71,6 +71,24 @@ pub struct Outcome {
     pub failed: bool,
 }
 
+impl Outcome {
+    /// A change, reported with the result's own `msg` (the text-file
+    /// modules put their Ansible message there).
+    pub fn changed_with_result_msg(mut result: Map<String, Value>) -> Self {
+        result.insert("changed".into(), Value::Bool(true));
+        let msg = result
+            .get("msg")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Outcome {
+            changed: true,
+            result,
+            msg,
+            failed: false,
+        }
+    }
+}
+
 /// A parameter problem, found by deserializing the rendered parameters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {

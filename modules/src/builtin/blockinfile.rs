@@ -247,17 +247,7 @@ impl Module for BlockInFile {
         if let Some(b) = backup {
             result.insert("backup_file".into(), json!(b));
         }
-        result.insert("changed".into(), json!(true));
-        let msg = result
-            .get("msg")
-            .and_then(|m| m.as_str())
-            .map(str::to_string);
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg,
-            failed: false,
-        })
+        Ok(Outcome::changed_with_result_msg(result))
     }
 }
 

@@ -423,17 +423,7 @@ impl Module for LineInFile {
         )?;
         let mut result = plan.result.clone();
         result.insert("backup".into(), json!(backup.unwrap_or_default()));
-        result.insert("changed".into(), json!(true));
-        let msg = result
-            .get("msg")
-            .and_then(|m| m.as_str())
-            .map(str::to_string);
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg,
-            failed: false,
-        })
+        Ok(Outcome::changed_with_result_msg(result))
     }
 }
 
