@@ -116,13 +116,7 @@ impl PlayRunner<'_> {
         let mut by_file: indexmap::IndexMap<String, Vec<usize>> = indexmap::IndexMap::new();
         for &i in active {
             let ctx = self.context(i, &task.vars, &serde_json::Map::new());
-            let conditions_hold = task.when.iter().all(|c| {
-                self.project
-                    .templar
-                    .eval_condition("when", c, &ctx)
-                    .unwrap_or(false)
-            });
-            if !conditions_hold {
+            if !self.when_holds(task, &ctx) {
                 continue;
             }
             match self.project.templar.render_str("include_tasks", file, &ctx) {
@@ -182,13 +176,7 @@ impl PlayRunner<'_> {
             MetaAction::EndHost => {
                 for &i in active {
                     let ctx = self.context(i, &task.vars, &serde_json::Map::new());
-                    let hit = task.when.iter().all(|c| {
-                        self.project
-                            .templar
-                            .eval_condition("when", c, &ctx)
-                            .unwrap_or(false)
-                    });
-                    if hit {
+                    if self.when_holds(task, &ctx) {
                         if let Ok(mut h) = self.hosts[i].lock() {
                             h.ended = true;
                         }
@@ -203,6 +191,17 @@ impl PlayRunner<'_> {
                 }
             }
         }
+    }
+
+    /// Whether every `when` of a control task (include, meta) holds; a
+    /// condition that can't be evaluated counts as false.
+    fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> bool {
+        task.when.iter().all(|c| {
+            self.project
+                .templar
+                .eval_condition("when", c, ctx)
+                .unwrap_or(false)
+        })
     }
 
     /// Mark host `i` failed for `task` with a message and report it.
