@@ -33,7 +33,9 @@ readonly BENCH_DIR
 REPO_DIR="$(dirname "$BENCH_DIR")"
 readonly REPO_DIR
 readonly FLEET_SH="$REPO_DIR/tests/fleet/fleet.sh"
-readonly STATE_DIR="${HERD_FLEET_STATE:-/run/herd-fleet}"
+# fleet.sh's state dir for HERD_FLEET_ID (0, the default, is /run/herd-fleet).
+if [[ ${HERD_FLEET_ID:-0} == 0 ]]; then fleet_suffix=""; else fleet_suffix="-$HERD_FLEET_ID"; fi
+readonly STATE_DIR="${HERD_FLEET_STATE:-/run/herd-fleet$fleet_suffix}"
 readonly SIZES="${HERD_BENCH_SIZES:-10 50}"
 readonly REPS="${HERD_BENCH_REPS:-3}"
 readonly REUSE_FLEET="${HERD_BENCH_REUSE_FLEET:-0}"

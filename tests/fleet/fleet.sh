@@ -19,14 +19,24 @@ set -euo pipefail
 # Bump when the base rootfs recipe changes: it is part of the base stamp.
 readonly SCRIPT_VERSION=7
 
+# Several fleets can run side by side (one per checkout under test):
+# HERD_FLEET_ID=N (0..99, default 0) gives fleet N its own state dir,
+# bridge herdbrN, subnet 10.77.N.0/24, link names and cgroups. They share the
+# cached base and apt repository.
+readonly FLEET_ID="${HERD_FLEET_ID:-0}"
+if ! [[ $FLEET_ID =~ ^[0-9]{1,2}$ ]]; then
+  printf '[fleet] error: HERD_FLEET_ID must be 0..99, not %s\n' "$FLEET_ID" >&2
+  exit 2
+fi
+if ((FLEET_ID == 0)); then readonly FLEET_TAG=""; else readonly FLEET_TAG="$FLEET_ID"; fi
 readonly CACHE_DIR="${HERD_FLEET_CACHE:-/var/cache/herd-fleet}"
-readonly STATE_DIR="${HERD_FLEET_STATE:-/run/herd-fleet}"
+readonly STATE_DIR="${HERD_FLEET_STATE:-/run/herd-fleet${FLEET_TAG:+-$FLEET_TAG}}"
 readonly BASE_DIR="$CACHE_DIR/base"
 readonly BOOTSTRAP_DIR="$CACHE_DIR/bootstrap"
 readonly REPO_DIR="$CACHE_DIR/repo"
 readonly SUITE=bookworm
-readonly BRIDGE=herdbr0
-readonly SUBNET_PREFIX=10.77.0
+readonly BRIDGE="herdbr$FLEET_ID"
+readonly SUBNET_PREFIX="10.77.$FLEET_ID"
 readonly BRIDGE_ADDR="$SUBNET_PREFIX.1"
 readonly REPO_PORT=8080
 readonly MAX_HOSTS=99
@@ -35,7 +45,7 @@ readonly MAX_HOSTS=99
 readonly BOOT_TIMEOUT="${HERD_FLEET_BOOT_TIMEOUT:-60}"
 readonly STOP_TIMEOUT=10
 # Cgroup subtree that holds one child group per host (see start_host).
-readonly CGROUP_NAME=herd-fleet
+readonly CGROUP_NAME="herd-fleet${FLEET_TAG:+-$FLEET_TAG}"
 
 # Packages of the base rootfs. No python: herd must not need it on targets.
 # curl: get_url, uri and unarchive of a URL fetch on the host itself.
@@ -48,7 +58,14 @@ readonly BASE_PACKAGES=(
 # unzip is what unarchive needs for zip files. python3 is only for running
 # ansible-playbook against a host (the speed benchmark and the parity test
 # install it); herd never needs it.
-readonly REPO_PACKAGES=(hello tree cron unzip python3)
+# docker.io and busybox-static are for the Docker modules' tests (busybox
+# is the rootfs their images are built from with `docker import`).
+readonly REPO_PACKAGES=(hello tree cron unzip python3 docker.io busybox-static)
+# Packages from a newer release, fetched with their own apt state: bookworm
+# has only compose v1 (python); trixie's docker-compose is the v2 CLI
+# plugin, a Go binary that needs nothing but libc6 (>= 2.34).
+readonly REPO_EXTRA_SUITE=trixie
+readonly REPO_EXTRA_PACKAGES=(docker-compose)
 # A host that reboots makes nspawn exit with this status; the launcher starts
 # it again, at most this many times per `up`.
 readonly REBOOT_STATUS=133
@@ -75,8 +92,8 @@ host_name() { printf 'herd-%02d' "$1"; }
 host_addr() { printf '%s.%d' "$SUBNET_PREFIX" $((10 + $1)); }
 host_dir() { printf '%s/hosts/%s' "$STATE_DIR" "$1"; }
 # Host-side end of a host's veth pair (interface names are at most 15 bytes).
-host_veth() { printf 'vh-%s' "$1"; }
-guest_veth() { printf 'vc-%s' "$1"; }
+host_veth() { printf 'vh%s-%s' "$FLEET_TAG" "$1"; }
+guest_veth() { printf 'vc%s-%s' "$FLEET_TAG" "$1"; }
 
 # Every host name recorded in the state dir, in order.
 recorded_hosts() {
@@ -260,7 +277,8 @@ cmd_base() {
 # ---------------------------------------------------------------- repo ----
 
 repo_stamp() {
-  printf '%s\n' "$(base_stamp)" "${REPO_PACKAGES[@]}" | sha256sum | cut -d' ' -f1
+  printf '%s\n' "$(base_stamp)" "${REPO_PACKAGES[@]}" "$REPO_EXTRA_SUITE" "${REPO_EXTRA_PACKAGES[@]}" \
+    | sha256sum | cut -d' ' -f1
 }
 
 # Download REPO_PACKAGES and whatever they need beyond the base, resolved by
@@ -280,10 +298,27 @@ build_repo() {
   log "repo: downloading $(echo "$pkgs" | tr '\n' ' ')"
   # shellcheck disable=SC2086 # one package=version per word
   (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root $pkgs) || die "apt-get download failed"
+  download_extra_packages "$tmp"
   (cd "$tmp" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages && gzip -9kf Packages)
   repo_stamp >"$tmp/.herd-stamp"
   rm -rf "$REPO_DIR"; mv "$tmp" "$REPO_DIR"
   log "repo built in $(elapsed "$start"): $(find "$REPO_DIR" -name '*.deb' | wc -l) packages"
+}
+
+# REPO_EXTRA_PACKAGES from REPO_EXTRA_SUITE, through a private apt config
+# and state under the cache: this machine's own apt sources stay untouched.
+download_extra_packages() {
+  local dest=$1 dir="$CACHE_DIR/apt-$REPO_EXTRA_SUITE" mirror
+  mirror=$(debian_mirror)
+  rm -rf "$dir"; mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $REPO_EXTRA_SUITE main" >"$dir/sources.list"
+  local -a opts=(-o "Dir::Etc::sourcelist=$dir/sources.list" -o Dir::Etc::sourceparts=-
+                 -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o APT::Sandbox::User=root)
+  log "repo: apt-get update for $REPO_EXTRA_SUITE (${REPO_EXTRA_PACKAGES[*]})"
+  timeout 300 apt-get "${opts[@]}" update -qq || die "apt-get update for $REPO_EXTRA_SUITE failed"
+  (cd "$dest" && timeout 300 apt-get "${opts[@]}" download -qq "${REPO_EXTRA_PACKAGES[@]}") \
+    || die "apt-get download ${REPO_EXTRA_PACKAGES[*]} from $REPO_EXTRA_SUITE failed"
+  rm -rf "$dir"
 }
 
 repo_is_current() {
@@ -410,6 +445,8 @@ write_host_identity() {
   } >"$root/etc/hosts"
   mkdir -p "$root/etc/herd"
   printf 'HERD_IF=%s\nHERD_ADDR=%s/24\n' "$(guest_veth "$name")" "$addr" >"$root/etc/herd/net.env"
+  # The base points apt at fleet 0's bridge; every fleet uses its own.
+  echo "deb [trusted=yes] http://$BRIDGE_ADDR:$REPO_PORT ./" >"$root/etc/apt/sources.list.d/herd-local.list"
   # A fresh random machine-id and host key per host, generated at every `up`.
   tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
   ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$root/etc/ssh/ssh_host_ed25519_key"
@@ -420,7 +457,7 @@ write_host_identity() {
 
 mount_host_overlay() {
   local dir=$1
-  mkdir -p "$dir/upper" "$dir/work" "$dir/root"
+  mkdir -p "$dir/upper" "$dir/work" "$dir/root" "$dir/docker"
   mount -t overlay "herd-$(basename "$dir")" \
     -o "lowerdir=$BASE_DIR,upperdir=$dir/upper,workdir=$dir/work" "$dir/root"
 }
@@ -445,6 +482,11 @@ start_host() {
   # launcher makes its own view of /sys read-only (this mount only; the
   # cgroup mounts below it stay writable), which tells nspawn there is no udev.
   # --console=read-only: boot messages go to console.log, nothing reads stdin.
+  # Docker runs inside a host (the ops modules' tests): it needs every
+  # capability, the keyring and bpf syscalls nspawn filters out by default
+  # (runc makes a session keyring per container; dockerd loads device
+  # filters as BPF programs on cgroup v2), and /var/lib/docker on a plain
+  # ext4 directory, because overlay2 cannot stack on the host's overlay root.
   # A reboot inside the host ends nspawn with status $REBOOT_STATUS: the
   # launcher (the recorded PID) then starts it again, bounded by
   # MAX_REBOOTS. The host's veth pair died with its network namespace, so
@@ -452,7 +494,7 @@ start_host() {
   # ends the loop.
   # shellcheck disable=SC2016 # the scripts are for the inner bash and sh
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 SYSTEMD_NSPAWN_TMPFS_TMP=0 \
-  HERD_BRIDGE="$BRIDGE" HERD_REBOOT_STATUS="$REBOOT_STATUS" HERD_MAX_REBOOTS="$MAX_REBOOTS" \
+  HERD_BRIDGE="$BRIDGE" HERD_VH="$(host_veth "$name")" HERD_VC="$(guest_veth "$name")" HERD_REBOOT_STATUS="$REBOOT_STATUS" HERD_MAX_REBOOTS="$MAX_REBOOTS" \
   setsid bash -c '
     pidfile=$1 name=$2 dir=$3; shift 3
     for g in "$@"; do echo $$ >"$g/cgroup.procs"; done
@@ -461,11 +503,11 @@ start_host() {
       mount -o remount,bind,ro /sys || exit 1
       n=0 stop=
       while :; do
-        if ! ip link show vc-$name >/dev/null 2>&1; then
-          ip link del vh-$name 2>/dev/null
-          ip link add vh-$name type veth peer name vc-$name &&
-            sysctl -qw net.ipv6.conf.vh-$name.disable_ipv6=1 net.ipv6.conf.vc-$name.disable_ipv6=1 &&
-            ip link set vh-$name master \$HERD_BRIDGE up || exit 1
+        if ! ip link show \$HERD_VC >/dev/null 2>&1; then
+          ip link del \$HERD_VH 2>/dev/null
+          ip link add \$HERD_VH type veth peer name \$HERD_VC &&
+            sysctl -qw net.ipv6.conf.\$HERD_VH.disable_ipv6=1 net.ipv6.conf.\$HERD_VC.disable_ipv6=1 &&
+            ip link set \$HERD_VH master \$HERD_BRIDGE up || exit 1
         fi
         \"\$0\" \"\$@\" & child=\$!
         trap \"stop=1; kill -TERM \$child 2>/dev/null\" TERM
@@ -478,7 +520,9 @@ start_host() {
       done" \
       systemd-nspawn --quiet --boot --register=no --keep-unit \
       --machine="$name" --hostname="$name" --directory="$dir/root" \
-      --network-interface="vc-$name" \
+      --network-interface="$HERD_VC" \
+      --capability=all --system-call-filter="@keyring bpf" \
+      --bind="$dir/docker:/var/lib/docker" \
       --console=read-only --link-journal=no --resolv-conf=off --timezone=off
   ' herd-launch "$dir/pid" "$name" "$dir" "${groups[@]}" >"$dir/console.log" 2>&1 </dev/null 9>&- &
 }
@@ -527,7 +571,8 @@ release_host() {
 # Guard against a recycled PID: only signal the nspawn we started for NAME.
 is_our_nspawn() {
   local pid=$1 name=$2
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "systemd-nspawn .*--machine=$name "
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
+    | grep -q -- "systemd-nspawn .*--machine=$name .*--directory=$(host_dir "$name")/root "
 }
 
 # Kill nspawn and everything in the host's cgroup (the container's init and
@@ -661,7 +706,8 @@ wait_for_hosts() {
 # Many systemd instances need more inotify instances than the default 128.
 raise_inotify_limit() {
   local count=$1 want cur
-  want=$(( 512 + count * 64 ))
+  # Other fleets may run beside this one: leave room for all of them.
+  want=$(( 512 + (count + 32) * 64 ))
   cur=$(sysctl -n fs.inotify.max_user_instances)
   if ((cur < want)); then
     sysctl -qw fs.inotify.max_user_instances="$want"

@@ -11,6 +11,8 @@
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
+//! `HERD_FLEET_ID=N` picks fleet N (its own bridge, subnet and state dir,
+//! see `tests/fleet/README.md`), so two checkouts can test side by side.
 //!
 //! There is no silent skip: if the fleet cannot come up, every test that
 //! asked for it fails and says why.
@@ -41,6 +43,11 @@ pub struct Fleet {
     pub known_hosts: PathBuf,
     pub key: PathBuf,
     pub hosts: Vec<FleetHost>,
+    /// The local apt repository's URL, e.g. `http://10.77.0.1:8080/`;
+    /// fleet hosts can fetch anything put in its directory.
+    pub repo_url: String,
+    /// The test machine's address on the fleet bridge, e.g. `10.77.0.1`.
+    pub bridge_address: String,
     locks: HashMap<String, Mutex<()>>,
 }
 
@@ -63,10 +70,19 @@ pub fn fleet() -> &'static Fleet {
     }
 }
 
+/// fleet.sh's state directory, by the same rule fleet.sh uses.
+fn state_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("HERD_FLEET_STATE") {
+        return PathBuf::from(dir);
+    }
+    match std::env::var("HERD_FLEET_ID").ok().filter(|id| id != "0") {
+        Some(id) => PathBuf::from(format!("/run/herd-fleet-{id}")),
+        None => PathBuf::from("/run/herd-fleet"),
+    }
+}
+
 fn bring_up() -> Result<Fleet, String> {
-    let state = PathBuf::from(
-        std::env::var("HERD_FLEET_STATE").unwrap_or_else(|_| "/run/herd-fleet".into()),
-    );
+    let state = state_dir();
     let reuse = std::env::var("HERD_FLEET_REUSE").is_ok_and(|v| v == "1");
     let already_up = reuse && read_hosts(&state).is_ok_and(|h| h.len() >= FLEET_SIZE);
     if !already_up {
@@ -89,6 +105,12 @@ fn bring_up() -> Result<Fleet, String> {
         }
     }
     let hosts = read_hosts(&state)?;
+    let info = read_hosts_json(&state)?;
+    let repo_url = info["apt_repo"].as_str().unwrap_or_default().to_string();
+    let bridge_address = info["bridge_address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let locks = hosts
         .iter()
         .map(|h| (h.name.clone(), Mutex::new(())))
@@ -99,14 +121,20 @@ fn bring_up() -> Result<Fleet, String> {
         key: state.join("id_ed25519"),
         state,
         hosts,
+        repo_url,
+        bridge_address,
         locks,
     })
 }
 
-fn read_hosts(state: &Path) -> Result<Vec<FleetHost>, String> {
+fn read_hosts_json(state: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(state.join("hosts.json"))
         .map_err(|e| format!("no fleet state in {}: {e}", state.display()))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("bad hosts.json: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("bad hosts.json: {e}"))
+}
+
+fn read_hosts(state: &Path) -> Result<Vec<FleetHost>, String> {
+    let v = read_hosts_json(state)?;
     Ok(v["hosts"]
         .as_array()
         .map(|a| {
