@@ -8,6 +8,11 @@
 //!   hostname, sysctl keys).
 //! - `herd-07`: exclusive tests that disturb the whole host (reboot).
 //! - `herd-08`: the "host dies mid-run" test kills it.
+//! - `herd-09`: `compose_deploy` (Docker from [`Fleet::ensure_docker`]).
+//! - `herd-10`: `volume_backup` (Docker from [`Fleet::ensure_docker`]).
+//! - `herd-11`, `herd-12`: `docker_install`, from bare hosts.
+//! - `herd-13`..`herd-18`: `elasticsearch_cluster` (3 masters, 2 data, one
+//!   node added later).
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -26,7 +31,7 @@ use serde_json::Value;
 
 use crate::support::{repo, Herd, Run};
 
-pub const FLEET_SIZE: usize = 8;
+pub const FLEET_SIZE: usize = 18;
 
 pub struct FleetHost {
     pub name: String,
@@ -49,6 +54,7 @@ pub struct Fleet {
     /// The test machine's address on the fleet bridge, e.g. `10.77.0.1`.
     pub bridge_address: String,
     locks: HashMap<String, Mutex<()>>,
+    docker_ready: HashMap<String, OnceLock<Result<(), String>>>,
 }
 
 static FLEET: OnceLock<Result<Fleet, String>> = OnceLock::new();
@@ -115,6 +121,10 @@ fn bring_up() -> Result<Fleet, String> {
         .iter()
         .map(|h| (h.name.clone(), Mutex::new(())))
         .collect();
+    let docker_ready = hosts
+        .iter()
+        .map(|h| (h.name.clone(), OnceLock::new()))
+        .collect();
     Ok(Fleet {
         inventory: state.join("inventory.ini"),
         known_hosts: state.join("known_hosts"),
@@ -124,6 +134,7 @@ fn bring_up() -> Result<Fleet, String> {
         repo_url,
         bridge_address,
         locks,
+        docker_ready,
     })
 }
 
@@ -217,4 +228,56 @@ impl Fleet {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// Docker Engine and the compose v2 plugin installed and running on
+    /// `host` (from the fleet's apt repository), with the image
+    /// `herd/busybox:1` built by `docker import` of a busybox-static rootfs
+    /// (sh, httpd, wget, sleep, ...). Done once per host per test run; for
+    /// tests that need Docker, not the ones that test installing it.
+    pub fn ensure_docker(&self, host: &str) {
+        let ready = self
+            .docker_ready
+            .get(host)
+            .unwrap_or_else(|| panic!("no fleet host {host}"))
+            .get_or_init(|| {
+                let out = self.ssh(host, ENSURE_DOCKER_SCRIPT);
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    ))
+                }
+            });
+        if let Err(e) = ready {
+            panic!("Docker did not come up on {host}: {e}");
+        }
+    }
 }
+
+/// Installs Docker from the fleet repository and builds `herd/busybox:1`.
+/// Bounded: apt has its own timeouts, the daemon wait is 30 x 1 s.
+const ENSURE_DOCKER_SCRIPT: &str = r#"set -eu
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v dockerd >/dev/null || ! docker compose version >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y -qq docker.io docker-compose busybox-static >/dev/null
+fi
+systemctl start docker
+for i in $(seq 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+docker info >/dev/null 2>&1 || { docker info; exit 1; }
+if ! docker image inspect herd/busybox:1 >/dev/null 2>&1; then
+  root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/var/www"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - herd/busybox:1 >/dev/null
+  rm -rf "$root"
+fi
+"#;
