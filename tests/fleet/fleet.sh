@@ -334,7 +334,7 @@ serve_repo() {
   require_tools python3
   mkdir -p "$STATE_DIR"
   setsid python3 -m http.server --bind "$BRIDGE_ADDR" --directory "$REPO_DIR" "$REPO_PORT" \
-    >"$STATE_DIR/repo-http.log" 2>&1 </dev/null 9>&- &
+    >"$STATE_DIR/repo-http.log" 2>&1 </dev/null 8>&- 9>&- &
   pid=$!
   echo "$pid" >"$pidfile"
   for ((i = 0; i < 50; i++)); do
@@ -354,8 +354,7 @@ EOF
 
 cmd_repo() {
   require_root
-  cmd_base
-  repo_is_current || build_repo
+  ensure_cache
   ensure_bridge
   serve_repo
 }
@@ -524,7 +523,7 @@ start_host() {
       --capability=all --system-call-filter="@keyring bpf" \
       --bind="$dir/docker:/var/lib/docker" \
       --console=read-only --link-journal=no --resolv-conf=off --timezone=off
-  ' herd-launch "$dir/pid" "$name" "$dir" "${groups[@]}" >"$dir/console.log" 2>&1 </dev/null 9>&- &
+  ' herd-launch "$dir/pid" "$name" "$dir" "${groups[@]}" >"$dir/console.log" 2>&1 </dev/null 8>&- 9>&- &
 }
 
 # Stop hosts together: SIGTERM asks each nspawn to power its container off
@@ -727,8 +726,7 @@ cmd_up() {
     log "a fleet is already up; taking it down first"
     cmd_down
   fi
-  cmd_base
-  repo_is_current || build_repo
+  ensure_cache
   # From here on a failure leaves things running: on_up_failure cleans up.
   trap 'on_up_failure' EXIT
   mkdir -p "$STATE_DIR/hosts"
@@ -858,13 +856,33 @@ cmd_kill() {
   log "killed $name"
 }
 
-# One fleet command at a time on this machine: they share the bridge, the
-# state dir and the cache. Children started in the background close fd 9 so
-# they do not keep holding the lock.
+# Two locks. fd 9, per fleet: one command at a time changes a fleet (its
+# bridge, state dir and hosts). fd 8, per machine: one command at a time
+# builds the shared base and repository; it is held only while building, so
+# one fleet booting never stalls a command on another (a `kill` that waited
+# for another fleet's `up` would come too late for its test).
+# Children started in the background close both fds so they never keep
+# holding a lock.
 take_lock() {
   mkdir -p "$CACHE_DIR"
-  exec 9>"$CACHE_DIR/.lock"
-  flock -w 300 9 || die "another fleet.sh is still running after 300s ($CACHE_DIR/.lock)"
+  exec 9>"$CACHE_DIR/.lock-fleet-$FLEET_ID"
+  flock -w 300 9 || die "another fleet.sh is still running on fleet $FLEET_ID after 300s"
+}
+
+# The base and the repository, built when missing or stale.
+ensure_cache() {
+  exec 8>"$CACHE_DIR/.lock"
+  flock -w 900 8 || die "another fleet.sh is still building the cache after 900s ($CACHE_DIR/.lock)"
+  cmd_base
+  repo_is_current || build_repo
+  flock -u 8
+  exec 8>&-
+}
+
+ensure_cache_base() {
+  exec 8>"$CACHE_DIR/.lock"
+  flock -w 900 8 || die "another fleet.sh is still building the cache after 900s ($CACHE_DIR/.lock)"
+  cmd_base
 }
 
 main() {
@@ -874,7 +892,7 @@ main() {
     base | repo | up | down | kill) require_root; take_lock ;;
   esac
   case $cmd in
-    base) cmd_base ;;
+    base) ensure_cache_base ;;
     repo) cmd_repo ;;
     up) cmd_up "$@" ;;
     down) cmd_down ;;
