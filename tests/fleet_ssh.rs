@@ -133,6 +133,13 @@ fn become_with_and_without_a_password() {
                     "herd-03",
                     "ansible_user=deploy_pw ansible_become_password=deploy_pw",
                 ),
+                // The password as a template over another variable, the
+                // way a vault-backed inventory gives it.
+                (
+                    "templated",
+                    "herd-04",
+                    "ansible_user=deploy_pw ansible_become_password='{{ sudo_secret }}' sudo_secret=deploy_pw",
+                ),
             ],
         )],
     );
@@ -151,6 +158,10 @@ fn become_with_and_without_a_password() {
     assert_eq!(
         f.ssh_ok("herd-03", "cat /root/herd-become-test"),
         "withpasswd\n"
+    );
+    assert_eq!(
+        f.ssh_ok("herd-04", "cat /root/herd-become-test"),
+        "templated\n"
     );
     assert_eq!(
         f.ssh_ok("herd-03", "stat -c '%U %a' /root/herd-become-test")

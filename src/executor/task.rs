@@ -665,7 +665,10 @@ impl PlayRunner<'_> {
         let Ok(mut guard) = conn.lock() else {
             return ItemOutcome::failed("connection lock poisoned");
         };
-        let become_ = self.become_for(task, &target_vars);
+        let become_ = match self.become_for(task, &target_vars, ctx) {
+            Ok(b) => b,
+            Err(e) => return ItemOutcome::failed(format!("become: {e}")),
+        };
         let env = match self.environment_for(task, ctx) {
             Ok(env) => env,
             Err(e) => return ItemOutcome::failed(format!("environment: {e}")),
@@ -749,33 +752,45 @@ impl PlayRunner<'_> {
         Ok(Some(bytes))
     }
 
-    fn become_for(&self, task: &Task, vars: &Map<String, Value>) -> Option<Become> {
+    /// Who to become for this task. The inventory's become variables may
+    /// be templates (`ansible_become_password: "{{ vault_sudo_password }}"`),
+    /// rendered with the task's variables like every other value.
+    fn become_for(
+        &self,
+        task: &Task,
+        vars: &Map<String, Value>,
+        ctx: &minijinja::Value,
+    ) -> Result<Option<Become>, template::TemplateError> {
+        let templar = &self.project.templar;
+        let var_text = |name: &str| -> Result<Option<String>, template::TemplateError> {
+            match vars.get(name).and_then(Value::as_str) {
+                Some(text) => templar.render_str(name, text, ctx).map(Some),
+                None => Ok(None),
+            }
+        };
         let var_become = vars.get("ansible_become").map(truthy_json).unwrap_or(false);
         let on = task
             .become_
             .or(self.play.become_)
             .unwrap_or(self.opts.become_ || var_become);
         if !on {
-            return None;
+            return Ok(None);
         }
         let user = task
             .become_user
             .clone()
             .or_else(|| self.play.become_user.clone())
-            .or_else(|| self.opts.become_user.clone())
-            .or_else(|| {
-                vars.get("ansible_become_user")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| "root".into());
-        let password = vars
-            .get("ansible_become_password")
-            .or_else(|| vars.get("ansible_become_pass"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| self.opts.become_password.clone());
-        Some(Become { user, password })
+            .or_else(|| self.opts.become_user.clone());
+        let user = match user {
+            Some(user) => user,
+            None => var_text("ansible_become_user")?.unwrap_or_else(|| "root".into()),
+        };
+        let password = match var_text("ansible_become_password")? {
+            Some(p) => Some(p),
+            None => var_text("ansible_become_pass")?,
+        }
+        .or_else(|| self.opts.become_password.clone());
+        Ok(Some(Become { user, password }))
     }
 
     fn environment_for(
