@@ -13,4 +13,5 @@ mod fleet_ssh;
 mod fleet_sysctl_tuning;
 mod fleet_system_a;
 mod fleet_system_b;
+mod fleet_volume_backup;
 mod local_example;

@@ -34,6 +34,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::uri::Uri,
     &builtin::unarchive::Unarchive,
     &builtin::reboot::Reboot,
+    &builtin::volume_backup::VolumeBackup,
 ];
 
 /// Every built-in module, in a stable order.

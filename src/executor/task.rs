@@ -640,6 +640,9 @@ impl PlayRunner<'_> {
                 return ItemOutcome::failed(msg);
             }
         }
+        if m.name() == "volume_backup" {
+            self.resolve_fetch_to(&mut params);
+        }
         let delegate = match &task.delegate_to {
             Some(d) => match templar.render_str("delegate_to", d, ctx) {
                 Ok(d) => Some(d),
@@ -681,6 +684,22 @@ impl PlayRunner<'_> {
         self.record_profile(task, connect_time, host.counters());
         o.delegated_to = delegate;
         o
+    }
+
+    /// `volume_backup`'s `fetch_to` is a controller directory: a relative
+    /// one is taken from the playbook's directory, as Ansible's `fetch`
+    /// takes its `dest`, not from wherever herd was started.
+    fn resolve_fetch_to(&self, params: &mut Value) {
+        let Value::Object(map) = params else {
+            return;
+        };
+        if let Some(Value::String(to)) = map.get("fetch_to") {
+            let path = std::path::Path::new(to.trim());
+            if !to.trim().is_empty() && path.is_relative() {
+                let abs = self.playbook.dir.join(path).display().to_string();
+                map.insert("fetch_to".into(), Value::from(abs));
+            }
+        }
     }
 
     /// `copy` with a controller-side `src`: read the file here and pass

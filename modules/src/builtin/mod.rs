@@ -24,4 +24,5 @@ pub mod systemd;
 pub mod unarchive;
 pub mod uri;
 pub mod user;
+pub mod volume_backup;
 pub mod wait_for;
