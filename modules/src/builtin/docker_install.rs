@@ -202,7 +202,8 @@ pub fn daemon_config(p: &DockerInstallParams) -> Result<Value, ModuleError> {
         ("registry-mirrors", &p.registry_mirrors),
         ("insecure-registries", &p.insecure_registries),
     ] {
-        if let Some(l) = list {
+        // An empty list is the same as none: dockerd's default.
+        if let Some(l) = list.as_ref().filter(|l| !l.is_empty()) {
             cfg.insert(key.into(), json!(l));
         }
     }
@@ -760,6 +761,7 @@ fn validate_script(argv: &[String]) -> String {
          trap 'rm -f \"$t\" \"$p\"' EXIT\n\
          cat > \"$t\"\n\
          echo $$ > \"$p\"\n\
+         echo \"TMP $t\"\n\
          if {bin} --help 2>&1 | grep -q -e '--validate'; then\n\
          echo 'MODE validate'\n\
          out=$(timeout 60 {bin} {flags} --validate --config-file \"$t\" 2>&1) && echo 'VALID yes'\n\
@@ -782,10 +784,15 @@ fn parse_validation(out: &str) -> Validation {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.contains("level=info") && !l.contains("pid file found"))
         .collect();
+    // dockerd names the file it read: the temp copy, which is gone.
+    let mut error = error.join("; ");
+    if let Some(t) = tagged(out, "TMP").map(str::trim).filter(|t| !t.is_empty()) {
+        error = error.replace(t, "the new daemon.json");
+    }
     Validation {
         ok: tagged(out, "VALID").is_some(),
         how,
-        error: error.join("; "),
+        error,
     }
 }
 
@@ -1225,6 +1232,13 @@ mod tests {
             daemon_text(&daemon_config(&q).expect("cfg")),
             daemon_text(&cfg)
         );
+        let empty = params(
+            json!({"registry_mirrors": [], "insecure_registries": null, "metrics_addr": ""}),
+        );
+        assert_eq!(
+            daemon_text(&daemon_config(&empty).expect("cfg")),
+            DEFAULT_FILE
+        );
         assert!(daemon_config(&params(json!({"daemon": ["x"]}))).is_err());
         let e = daemon_config(&params(json!({"daemon": {"pidfile": "/x"}}))).expect_err("pidfile");
         assert!(e.to_string().contains("daemon.pidfile"), "{e}");
@@ -1297,8 +1311,14 @@ mod tests {
         assert!(script.contains("/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock --config-file \"$t\" --pidfile \"$p\""), "{script}");
         let ok = parse_validation("MODE load\nVALID yes\nOUT time=\"x\" level=info msg=\"Starting up\"\nOUT failed to start daemon: pid file found, ensure docker is not running or delete /tmp/p\n");
         assert!(ok.ok && ok.error.is_empty(), "{ok:?}");
-        let bad = parse_validation("MODE load\nOUT unable to configure the Docker daemon with file /tmp/t: the following directives don't match any configuration option: bogus-key\n");
+        let bad = parse_validation("MODE load\nTMP /tmp/t\nOUT unable to configure the Docker daemon with file /tmp/t: the following directives don't match any configuration option: bogus-key\n");
         assert!(!bad.ok);
+        assert!(
+            bad.error.starts_with(
+                "unable to configure the Docker daemon with file the new daemon.json: "
+            ),
+            "{bad:?}"
+        );
         assert!(bad.error.contains("bogus-key"), "{bad:?}");
         assert_eq!(
             parse_validation("MODE validate\nVALID yes\nOUT configuration OK\n").how,
