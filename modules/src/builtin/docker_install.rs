@@ -286,7 +286,10 @@ fn is_compose_v2(name: &str, version: &str) -> bool {
     }
 }
 
-/// The compose v2 package to install from the candidates apt knows.
+/// The compose v2 package to install from the candidates apt knows, as an
+/// apt `name=version` spec: with the version, an installed
+/// `docker-compose` 1.x is upgraded to the 2.x candidate, where the bare
+/// name would count as already installed.
 pub fn choose_compose(candidates: &HashMap<String, Option<String>>) -> Option<String> {
     COMPOSE_PKGS.iter().find_map(|n| {
         candidates
@@ -294,8 +297,13 @@ pub fn choose_compose(candidates: &HashMap<String, Option<String>>) -> Option<St
             .cloned()
             .flatten()
             .filter(|v| is_compose_v2(n, v))
-            .map(|_| n.to_string())
+            .map(|v| format!("{n}={v}"))
     })
+}
+
+/// The package name of an apt spec (`name=version`).
+fn spec_name(spec: &str) -> &str {
+    spec.split_once('=').map_or(spec, |(n, _)| n)
 }
 
 /// The argv of a unit's `ExecStart` as `systemctl show -p ExecStart
@@ -606,7 +614,8 @@ fn decide(p: &DockerInstallParams, f: &Facts) -> Result<(Plan, Planned), ModuleE
         }
     }
     if !install.is_empty() {
-        plan.changes.push(format!("install {}", install.join(", ")));
+        let names: Vec<&str> = install.iter().map(|s| spec_name(s)).collect();
+        plan.changes.push(format!("install {}", names.join(", ")));
     }
     if planned.compose == Compose::ChooseAfterUpdate {
         plan.changes.push(
@@ -1019,7 +1028,7 @@ impl Module for DockerInstall {
         let mut installed: Vec<String> = Vec::new();
         if !planned.install.is_empty() {
             apt_install(host, &planned.install)?;
-            installed.extend(planned.install.iter().cloned());
+            installed.extend(planned.install.iter().map(|s| spec_name(s).to_string()));
         }
         if planned.compose == Compose::ChooseAfterUpdate {
             if planned.install.is_empty() {
@@ -1035,7 +1044,7 @@ impl Module for DockerInstall {
             match choose_compose(&compose_candidates(host)?) {
                 Some(c) => {
                     apt_install(host, std::slice::from_ref(&c))?;
-                    installed.push(c);
+                    installed.push(spec_name(&c).to_string());
                 }
                 None => warnings.push(json!(
                     "no compose v2 package (docker-compose 2.x, docker-compose-plugin, \
@@ -1277,7 +1286,7 @@ mod tests {
                 ("docker-compose-plugin", Some("2.20"))
             ]))
             .as_deref(),
-            Some("docker-compose")
+            Some("docker-compose=2.26.1-4")
         );
         assert_eq!(
             choose_compose(&c(&[
@@ -1285,7 +1294,7 @@ mod tests {
                 ("docker-compose-v2", Some("2.24.6"))
             ]))
             .as_deref(),
-            Some("docker-compose-v2")
+            Some("docker-compose-v2=2.24.6")
         );
         assert_eq!(
             choose_compose(&c(&[("docker-compose", Some("1.29.2-3"))])),
@@ -1471,7 +1480,7 @@ mod tests {
                 .nth(1)
                 .unwrap_or("")
                 .split_whitespace()
-                .map(|w| w.trim_matches('\'').to_string())
+                .map(|w| spec_name(w.trim_matches('\'')).to_string())
                 .collect();
             for p in &pkgs {
                 let Some(v) = self.repo.get(p).filter(|_| self.lists).cloned() else {
@@ -1841,6 +1850,21 @@ mod tests {
             e.to_string(),
             "the Docker engine on this host is 19.03.15+dfsg1, older than min_version 20.10"
         );
+    }
+
+    #[test]
+    fn an_old_python_docker_compose_is_upgraded_to_v2() {
+        let mut h = FakeHost::bare();
+        h.lists = true;
+        h.installed
+            .insert("docker-compose".into(), "1.29.2-3".into());
+        let (pl, _) = converge(&mut h, &json!({}));
+        assert_eq!(pl.changes[0], "install docker.io, docker-compose");
+        assert_eq!(h.installed["docker-compose"], "2.26.1-4");
+        assert!(h
+            .scripts
+            .iter()
+            .any(|s| s.contains(" install -- docker.io docker-compose=2.26.1-4")));
     }
 
     #[test]
