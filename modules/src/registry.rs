@@ -30,6 +30,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::apt_key::AptKey,
     &builtin::apt_repository::AptRepository,
     &builtin::deb822_repository::Deb822Repository,
+    &builtin::docker_install::DockerInstall,
     &builtin::get_url::GetUrl,
     &builtin::uri::Uri,
     &builtin::unarchive::Unarchive,
@@ -159,6 +160,10 @@ mod tests {
             (
                 "deb822_repository",
                 json!({"name": "x", "uris": ["http://x/"], "suites": "stable", "components": "main", "enabled": "yes"}),
+            ),
+            (
+                "docker_install",
+                json!({"source": "distro", "compose": "yes", "users": "deploy, ci", "daemon": {"log-opts": {"max-size": "50m"}, "iptables": false}, "registry_mirrors": ["http://mirror:5000"], "insecure_registries": "mirror:5000", "metrics_addr": "127.0.0.1:9323", "min_version": "20.10", "restart_timeout": "30"}),
             ),
         ] {
             let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));
