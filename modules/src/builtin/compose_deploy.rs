@@ -1579,3 +1579,432 @@ impl Module for ComposeDeploy {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::module::parse_params;
+    use crate::DynModule;
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+
+    fn params(v: Value) -> ComposeDeployParams {
+        parse_params::<ComposeDeployParams>(ComposeDeploy::NAME, &v).expect("params")
+    }
+
+    fn base() -> Value {
+        json!({"project": "shop", "dir": "/opt/deploy/prod",
+            "files": ["compose/app.yml.j2"],
+            "_files": [{"name": "app.yml", "content": "services:\n  web:\n    image: app:${IMAGE_TAG}\n"}],
+            "env": {"IMAGE_TAG": "v1", "PORT": 8081},
+            "health": {"url": "http://127.0.0.1:${PORT}/health", "retries": 3, "delay": 0.1}})
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        assert!(check_params(&params(base())).is_ok());
+        let bad = |patch: Value| {
+            let mut v = base();
+            for (k, x) in patch.as_object().expect("object") {
+                v[k] = x.clone();
+            }
+            check_params(&params(v))
+                .expect_err("must be refused")
+                .to_string()
+        };
+        assert!(bad(json!({"project": "Shop"})).contains("project"));
+        assert!(bad(json!({"dir": "opt/x"})).contains("dir"));
+        assert!(bad(json!({"dir": "/opt/../etc"})).contains("dir"));
+        assert!(bad(json!({"strategy": "blue_green"})).contains("switch"));
+        assert!(
+            bad(json!({"strategy": "blue_green", "switch": {"file": "/x", "blue": "a"}}))
+                .contains("green")
+        );
+        assert!(bad(json!({"switch": {"command": "true"}})).contains("blue_green"));
+        assert!(bad(json!({"health": {"retries": 3}})).contains("health"));
+        assert!(bad(json!({"health": {"url": "ftp://x/"}})).contains("health.url"));
+        for env in [
+            json!({"1X": "a"}),
+            json!({"A": "it's"}),
+            json!({"A": "a\nb"}),
+        ] {
+            let mut v = base();
+            v["env"] = env;
+            let e = parse_params::<ComposeDeployParams>("t", &v).expect_err("bad env");
+            assert_eq!(e.field(), Some("env"));
+        }
+        // Without the engine's `_files` a present deploy cannot go on.
+        let mut v = base();
+        v.as_object_mut().map(|m| m.remove("_files"));
+        assert!(wants(&params(v)).is_err());
+    }
+
+    #[test]
+    fn env_text_and_substitution() {
+        let mut env = BTreeMap::new();
+        env.insert("IMAGE_TAG".to_string(), "v1.2".to_string());
+        env.insert("GREETING".to_string(), "hello ${USER} $$x".to_string());
+        assert_eq!(
+            env_text(&env),
+            format!("{HEADER}GREETING='hello ${{USER}} $$x'\nIMAGE_TAG=v1.2\n")
+        );
+        assert_eq!(parse_env(&env_text(&env)), env);
+        let mut env = BTreeMap::new();
+        env.insert("PORT".to_string(), "8082".to_string());
+        assert_eq!(
+            substitute("http://127.0.0.1:${PORT}/h?${NOPE}${", &env),
+            "http://127.0.0.1:8082/h?${NOPE}${"
+        );
+        assert_eq!(secs(0.5), "0.5");
+        assert_eq!(secs(2.0), "2");
+    }
+
+    #[test]
+    fn blue_green_projects_get_their_colors_env() {
+        let mut v = base();
+        v["strategy"] = json!("blue_green");
+        v["colors"] = json!({"blue": {"PORT": 8081}, "green": {"PORT": 8082}});
+        v["switch"] = json!({"file": "/opt/deploy/prod/upstream", "blue": "a", "green": "b"});
+        let ws = wants(&params(v)).expect("wants");
+        assert_eq!(ws.len(), 2);
+        let (c, g) = &ws[1];
+        assert_eq!(*c, Some(Color::Green));
+        assert_eq!(g.project, "shop-green");
+        assert_eq!(g.dir, "/opt/deploy/prod/green");
+        assert_eq!(g.env["PORT"], "8082");
+        assert_eq!(g.env["DEPLOY_COLOR"], "green");
+        assert_eq!(g.env["IMAGE_TAG"], "v1");
+    }
+
+    #[test]
+    fn parses_the_probe() {
+        let json = b64(r#"{"services": {"web": {"image": "app:v1"}, "db": {"build": "."}}}"#);
+        let out = format!(
+            "PF0 {}\nPENV -\nPMAN -\nPH web abc\nPH db def\nPJSON {json}\nPI app:v1 sha256:1\n\
+             PC web abc sha256:1 running /shop-web-1\nPC old xyz sha256:9 exited /shop-old-1\n",
+            b64("services: {}\n")
+        );
+        let p = parse_project(&out, "P", 1).expect("parse");
+        assert_eq!(p.files, [Some("services: {}\n".to_string())]);
+        assert_eq!(p.env, None);
+        assert_eq!(p.hashes["db"], "def");
+        assert_eq!(p.images.get("db"), None);
+        assert_eq!(p.image_ids["app:v1"].as_deref(), Some("sha256:1"));
+        assert_eq!(p.containers.len(), 2);
+        assert_eq!(p.containers[0].name, "shop-old-1");
+        let err = format!("PF0 -\nPENV -\nPMAN -\nPCFGERR {}\n", b64("yaml: bad"));
+        let p = parse_project(&err, "P", 1).expect("parse");
+        assert_eq!(p.config_error.as_deref(), Some("yaml: bad"));
+        assert!(parse_project("PF0 -\n", "P", 1).is_err());
+    }
+
+    #[test]
+    fn gate_script_checks_url_and_containers() {
+        let h: Health = serde_json::from_value(
+            json!({"url": "http://127.0.0.1:${PORT}/health", "status": 204, "containers": true, "retries": 5, "delay": 0.2}),
+        )
+        .expect("health");
+        let mut env = BTreeMap::new();
+        env.insert("PORT".to_string(), "8081".to_string());
+        let s = gate_script(&h, "shop", &env);
+        assert!(
+            s.contains("--max-time 5 http://127.0.0.1:8081/health"),
+            "{s}"
+        );
+        assert!(s.contains("[ \"$code\" != 204 ]"), "{s}");
+        assert!(s.contains("label=com.docker.compose.project=shop"), "{s}");
+        assert!(
+            s.contains("while [ $i -lt 5 ]") && s.contains("sleep 0.2"),
+            "{s}"
+        );
+    }
+
+    /// A Docker host in miniature: files, images and containers. A
+    /// service's config hash is a hash of the compose files and `.env` it
+    /// was rendered from; `up` makes every service's container from the
+    /// project directory's files.
+    #[derive(Default)]
+    struct FakeDocker {
+        files: BTreeMap<String, String>,
+        images: BTreeMap<String, String>,
+        /// project -> (service, hash, image id, state)
+        containers: BTreeMap<String, Vec<(String, String, String, String)>>,
+        healthy_tags: Vec<String>,
+        scripts: Vec<String>,
+    }
+
+    fn hash_of(parts: &[&str]) -> String {
+        let mut h = DefaultHasher::new();
+        parts.hash(&mut h);
+        format!("{:x}", h.finish())
+    }
+
+    fn tag_of(env: &str) -> String {
+        parse_env(env).get("IMAGE_TAG").cloned().unwrap_or_default()
+    }
+
+    impl FakeDocker {
+        fn probe(&self, script: &str) -> String {
+            let mut out = String::new();
+            let mut rendered: Vec<String> = Vec::new();
+            for line in script.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let ["file", tag, path] = words.as_slice() {
+                    let path = path.trim_matches('\'');
+                    match self.files.get(path) {
+                        Some(c) => out.push_str(&format!("{tag} {}\n", b64(c))),
+                        None => out.push_str(&format!("{tag} -\n")),
+                    }
+                } else if let Some(rest) = line.strip_prefix("printf '%s' '") {
+                    let enc = rest.split('\'').next().unwrap_or_default();
+                    rendered.push(unb64(enc).expect("b64"));
+                } else if let ["containers", x, p] = words.as_slice() {
+                    let project = p.to_string();
+                    let env = rendered.last().cloned().unwrap_or_default();
+                    let parts: Vec<&str> = rendered.iter().map(String::as_str).collect();
+                    let img = format!("app:{}", tag_of(&env));
+                    out.push_str(&format!("{x}H web {}\n", hash_of(&parts)));
+                    out.push_str(&format!(
+                        "{x}JSON {}\n",
+                        b64(&json!({"services": {"web": {"image": img}}}).to_string())
+                    ));
+                    let id = self.images.get(&img).map_or("-", String::as_str);
+                    out.push_str(&format!("{x}I {img} {id}\n"));
+                    for (s, h, i, st) in self.containers.get(&project).into_iter().flatten() {
+                        out.push_str(&format!("{x}C {s} {h} {i} {st} /{project}-{s}-1\n"));
+                    }
+                    rendered.clear();
+                }
+            }
+            out
+        }
+
+        fn up(&mut self, script: &str) {
+            let words: Vec<&str> = script.split_whitespace().collect();
+            let arg = |flag: &str| {
+                words
+                    .iter()
+                    .position(|w| *w == flag)
+                    .map(|i| words[i + 1].trim_matches('\'').to_string())
+            };
+            let project = arg("-p").expect("project");
+            let dir = arg("--project-directory").expect("dir");
+            let names: Vec<String> = words
+                .windows(2)
+                .filter(|w| w[0] == "-f")
+                .map(|w| w[1].trim_matches('\'').to_string())
+                .collect();
+            let env = self
+                .files
+                .get(&format!("{dir}/.env"))
+                .cloned()
+                .unwrap_or_default();
+            let mut parts: Vec<String> = names
+                .iter()
+                .map(|n| self.files.get(n).cloned().unwrap_or_default())
+                .collect();
+            parts.push(env.clone());
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let id = self
+                .images
+                .get(&format!("app:{}", tag_of(&env)))
+                .cloned()
+                .unwrap_or_default();
+            self.containers.insert(
+                project,
+                vec![("web".into(), hash_of(&parts), id, "running".into())],
+            );
+        }
+    }
+
+    impl Host for FakeDocker {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn run(
+            &mut self,
+            script: &str,
+            _stdin: Option<&[u8]>,
+        ) -> Result<crate::ExecOutput, crate::HostError> {
+            self.scripts.push(script.to_string());
+            let stdout = if script.starts_with("file() {") {
+                self.probe(script)
+            } else if script.contains(" up -d ") {
+                self.up(script);
+                String::new()
+            } else if script.starts_with("i=0;") {
+                let live = self.containers.values().flatten().any(|(_, _, id, _)| {
+                    self.healthy_tags
+                        .iter()
+                        .any(|t| self.images.get(&format!("app:{t}")) == Some(id))
+                });
+                if live {
+                    "GATE ok 1\n"
+                } else {
+                    "GATE fail answered 404\n"
+                }
+                .to_string()
+            } else {
+                String::new()
+            };
+            Ok(crate::ExecOutput {
+                rc: 0,
+                stdout: stdout.into_bytes(),
+                stderr: Vec::new(),
+            })
+        }
+        fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, crate::HostError> {
+            Ok(self.files.get(path).map(|c| c.clone().into_bytes()))
+        }
+        fn write_file(
+            &mut self,
+            path: &str,
+            content: &[u8],
+            _attrs: &FileAttrs,
+        ) -> Result<(), crate::HostError> {
+            self.files
+                .insert(path.into(), String::from_utf8_lossy(content).into_owned());
+            Ok(())
+        }
+    }
+
+    fn fake() -> FakeDocker {
+        let mut h = FakeDocker::default();
+        h.images.insert("app:v1".into(), "sha256:1".into());
+        h.images.insert("app:v2".into(), "sha256:2".into());
+        h.images.insert("app:broken".into(), "sha256:3".into());
+        h.healthy_tags = vec!["v1".into(), "v2".into()];
+        h
+    }
+
+    fn with_tag(tag: &str) -> Value {
+        let mut v = base();
+        v["env"]["IMAGE_TAG"] = json!(tag);
+        v
+    }
+
+    #[test]
+    fn apply_then_plan_is_empty_and_a_new_tag_or_image_is_a_change() {
+        let mut h = fake();
+        let p = with_tag("v1");
+        let pl = DynModule::plan(&ComposeDeploy, &p, &mut h).expect("plan");
+        assert_eq!(
+            pl.changes,
+            [
+                "create /opt/deploy/prod/app.yml",
+                "create /opt/deploy/prod/.env",
+                "record the files in /opt/deploy/prod/.herd-compose",
+                "web: create"
+            ]
+        );
+        assert_eq!(pl.diffs.len(), 2);
+        assert_eq!(h.scripts.len(), 1, "the plan is one round trip");
+        let out = DynModule::apply(&ComposeDeploy, &p, pl, &mut h).expect("apply");
+        assert!(out.changed);
+        let again = DynModule::plan(&ComposeDeploy, &p, &mut h).expect("plan");
+        assert!(again.is_empty(), "{:?}", again.changes);
+
+        let pl = DynModule::plan(&ComposeDeploy, &with_tag("v2"), &mut h).expect("plan");
+        assert_eq!(
+            pl.changes,
+            [
+                "update /opt/deploy/prod/.env",
+                "web: recreate (configuration changed)"
+            ]
+        );
+        // The same tag now naming another image recreates the container.
+        h.images.insert("app:v1".into(), "sha256:11".into());
+        let pl = DynModule::plan(&ComposeDeploy, &p, &mut h).expect("plan");
+        assert_eq!(pl.changes, ["web: recreate (image app:v1 changed)"]);
+        // pull: never refuses an image the host does not have.
+        let mut v = with_tag("v9");
+        v["pull"] = json!("never");
+        let e = DynModule::plan(&ComposeDeploy, &v, &mut h).expect_err("no image");
+        assert!(e.to_string().contains("pull is `never`"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_health_gate_rolls_back_to_the_previous_files() {
+        let mut h = fake();
+        let p = with_tag("v1");
+        let pl = DynModule::plan(&ComposeDeploy, &p, &mut h).expect("plan");
+        DynModule::apply(&ComposeDeploy, &p, pl, &mut h).expect("apply");
+        let broken = with_tag("broken");
+        let pl = DynModule::plan(&ComposeDeploy, &broken, &mut h).expect("plan");
+        h.scripts.clear();
+        let e = DynModule::apply(&ComposeDeploy, &broken, pl, &mut h).expect_err("gate");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("the health gate failed: answered 404; rolled back"),
+            "{msg}"
+        );
+        let s = h.scripts.join("\n---\n");
+        assert!(
+            s.contains("cp -p -- .env /opt/deploy/prod/.herd-previous/"),
+            "{s}"
+        );
+        assert!(
+            s.contains("cp -p -- /opt/deploy/prod/.herd-previous/.env .env"),
+            "{s}"
+        );
+        assert!(s.contains("up -d --pull never --remove-orphans"), "{s}");
+        assert!(
+            !s.contains(" down") && !s.contains("prune"),
+            "nothing removed: {s}"
+        );
+        let ModuleError::Failed { result, .. } = e else {
+            panic!("not a task failure")
+        };
+        assert_eq!(result["rolled_back"], json!(true));
+    }
+
+    #[test]
+    fn blue_green_deploys_the_idle_color_and_switches() {
+        let mut h = fake();
+        let mut v = with_tag("v1");
+        v["strategy"] = json!("blue_green");
+        v["colors"] = json!({"blue": {"PORT": 8081}, "green": {"PORT": 8082}});
+        v["switch"] = json!({"file": "/opt/deploy/prod/upstream", "blue": "127.0.0.1:8081\n", "green": "127.0.0.1:8082\n", "drain": 0});
+        let (first, _) = {
+            let pl = DynModule::plan(&ComposeDeploy, &v, &mut h).expect("plan");
+            let c = pl.changes.clone();
+            (
+                c,
+                DynModule::apply(&ComposeDeploy, &v, pl, &mut h).expect("apply"),
+            )
+        };
+        assert_eq!(first[0], "deploy shop-blue (blue)");
+        assert_eq!(h.files["/opt/deploy/prod/upstream"], "127.0.0.1:8081\n");
+        assert_eq!(h.files["/opt/deploy/prod/.herd-live"], "blue\n");
+        let again = DynModule::plan(&ComposeDeploy, &v, &mut h).expect("plan");
+        assert!(again.is_empty(), "{:?}", again.changes);
+
+        v["env"]["IMAGE_TAG"] = json!("v2");
+        let pl = DynModule::plan(&ComposeDeploy, &v, &mut h).expect("plan");
+        assert_eq!(
+            pl.changes.first().map(String::as_str),
+            Some("deploy shop-green (green)")
+        );
+        assert_eq!(
+            pl.changes.last().map(String::as_str),
+            Some("stop shop-blue")
+        );
+        DynModule::apply(&ComposeDeploy, &v, pl, &mut h).expect("apply");
+        assert_eq!(h.files["/opt/deploy/prod/upstream"], "127.0.0.1:8082\n");
+        assert!(h
+            .scripts
+            .last()
+            .is_some_and(|s| s.contains("-p shop-blue stop")));
+        assert!(DynModule::plan(&ComposeDeploy, &v, &mut h)
+            .expect("plan")
+            .is_empty());
+
+        // A switch file changed by hand is put back, without a deploy.
+        h.files.insert(
+            "/opt/deploy/prod/upstream".into(),
+            "127.0.0.1:8081\n".into(),
+        );
+        let pl = DynModule::plan(&ComposeDeploy, &v, &mut h).expect("plan");
+        assert_eq!(pl.changes, ["switch /opt/deploy/prod/upstream to green"]);
+    }
+}
