@@ -8,6 +8,7 @@ mod ansible_inventory;
 mod cli;
 mod engine;
 mod fleet_ansible_parity;
+mod fleet_compose_deploy;
 mod fleet_docker_install;
 mod fleet_jump;
 mod fleet_ssh;

@@ -18,6 +18,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::group::GroupModule,
     &builtin::sysctl::Sysctl,
     &builtin::sysctl_tuning::SysctlTuning,
+    &builtin::compose_deploy::ComposeDeploy,
     &builtin::authorized_key::AuthorizedKey,
     &builtin::hostname::Hostname,
     &builtin::cron::Cron,
@@ -108,6 +109,10 @@ mod tests {
             (
                 "sysctl_tuning",
                 json!({"profiles": ["network", "docker"], "params": {"net.ipv4.tcp_fin_timeout": "20", "vm.overcommit_memory": 1}, "limits": true, "only_raise": "no", "priority": "70", "name": "web"}),
+            ),
+            (
+                "compose_deploy",
+                json!({"project": "shop", "dir": "/opt/deploy/prod", "files": ["compose/app.yml.j2"], "env": {"IMAGE_TAG": "v2", "PORT": 8080}, "pull": "never", "remove_orphans": "yes", "prune": true, "health": {"url": "http://127.0.0.1:${PORT}/health", "status": "200", "retries": 20, "delay": 0.5, "containers": true}, "strategy": "blue_green", "colors": {"blue": {"PORT": 8081}, "green": {"PORT": 8082}}, "switch": {"file": "/etc/nginx/upstream.conf", "blue": "server 127.0.0.1:8081;", "green": "server 127.0.0.1:8082;", "command": "nginx -s reload", "drain": 1}}),
             ),
             (
                 "authorized_key",

@@ -643,6 +643,11 @@ impl PlayRunner<'_> {
         if m.name() == "volume_backup" {
             self.resolve_fetch_to(&mut params);
         }
+        if m.name() == "compose_deploy" {
+            if let Err(msg) = self.resolve_compose_files(&mut params, ctx) {
+                return ItemOutcome::failed(msg);
+            }
+        }
         let delegate = match &task.delegate_to {
             Some(d) => match templar.render_str("delegate_to", d, ctx) {
                 Ok(d) => Some(d),
@@ -738,6 +743,64 @@ impl PlayRunner<'_> {
         if let Some(bytes) = self.take_controller_src(map, "unarchive", remote)? {
             map.insert("_src_b64".into(), Value::from(base64_encode(&bytes)));
         }
+        Ok(())
+    }
+
+    /// `compose_deploy`'s `files`: each read on the controller (a `.j2`
+    /// rendered as a template, as `template` does, so `${VAR}` and
+    /// `$${VAR}` reach compose untouched) and passed as `_files`, named in
+    /// the project directory after the source without `.j2`.
+    fn resolve_compose_files(
+        &self,
+        params: &mut Value,
+        ctx: &minijinja::Value,
+    ) -> Result<(), String> {
+        let Value::Object(map) = params else {
+            return Ok(());
+        };
+        let names: Vec<String> = match map.get("files") {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => return Ok(()),
+        };
+        let mut files = Vec::new();
+        for src in names {
+            let template = src.ends_with(".j2");
+            let (first, second) = (
+                playbook::template_search_paths(&self.playbook.dir),
+                playbook::file_search_paths(&self.playbook.dir),
+            );
+            let search = if template {
+                [first, second].concat()
+            } else {
+                [second, first].concat()
+            };
+            let path = playbook::find_in(&search, &src)
+                .ok_or_else(|| format!("compose file `{src}` not found on the controller"))?;
+            let content = if template {
+                self.project
+                    .templar
+                    .render_file(&path, ctx)
+                    .map_err(|e| e.to_string())?
+            } else {
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read compose file `{src}`: {e}"))?
+            };
+            let base = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = base.strip_suffix(".j2").unwrap_or(&base).to_string();
+            files.push(serde_json::json!({
+                "name": name,
+                "content": content,
+                "src": path.display().to_string(),
+            }));
+        }
+        map.insert("_files".into(), Value::Array(files));
         Ok(())
     }
 

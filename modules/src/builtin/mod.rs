@@ -7,6 +7,7 @@ pub mod apt_repository;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
+pub mod compose_deploy;
 pub mod copy;
 pub mod cron;
 pub mod deb822_repository;
