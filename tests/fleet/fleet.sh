@@ -42,7 +42,7 @@ readonly REPO_PORT=8080
 readonly MAX_HOSTS=99
 # Seconds to wait for every host's sshd after starting them, and for a host
 # to shut down cleanly before it is killed.
-readonly BOOT_TIMEOUT="${HERD_FLEET_BOOT_TIMEOUT:-60}"
+readonly BOOT_TIMEOUT="${HERD_FLEET_BOOT_TIMEOUT:-120}"
 readonly STOP_TIMEOUT=10
 # Cgroup subtree that holds one child group per host (see start_host).
 readonly CGROUP_NAME="herd-fleet${FLEET_TAG:+-$FLEET_TAG}"
