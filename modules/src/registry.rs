@@ -18,6 +18,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::group::GroupModule,
     &builtin::sysctl::Sysctl,
     &builtin::sysctl_tuning::SysctlTuning,
+    &builtin::elasticsearch_cluster::ElasticsearchCluster,
     &builtin::authorized_key::AuthorizedKey,
     &builtin::hostname::Hostname,
     &builtin::cron::Cron,
@@ -106,6 +107,10 @@ mod tests {
             (
                 "sysctl_tuning",
                 json!({"profiles": ["network", "docker"], "params": {"net.ipv4.tcp_fin_timeout": "20", "vm.overcommit_memory": 1}, "limits": true, "only_raise": "no", "priority": "70", "name": "web"}),
+            ),
+            (
+                "elasticsearch_cluster",
+                json!({"cluster_name": "logs", "version": "8.11.1", "masters": "es_masters", "data": "es_data", "url": "http://x/es.tar.gz", "checksum": "sha512:ab", "heap": "2g", "http_port": "9200", "memory_lock": "yes", "max_map_count_read_only": "warn", "wait_for_status": "yellow", "wait_timeout": "120", "settings": {"xpack.security.enabled": false}}),
             ),
             (
                 "authorized_key",

@@ -10,6 +10,7 @@ pub mod command;
 pub mod copy;
 pub mod cron;
 pub mod deb822_repository;
+pub mod elasticsearch_cluster;
 pub mod file;
 pub mod get_url;
 pub mod group;
