@@ -8,6 +8,7 @@ mod ansible_inventory;
 mod cli;
 mod engine;
 mod fleet_ansible_parity;
+mod fleet_elasticsearch_cluster;
 mod fleet_jump;
 mod fleet_ssh;
 mod fleet_sysctl_tuning;

@@ -1202,7 +1202,7 @@ fn wait_joined(
         let out = host
             .run(
                 &format!(
-                    "if ! systemctl is-active -q {svc}; then echo DEAD; journalctl -u {svc} -n 15 --no-pager -o cat 2>/dev/null; fi"
+                    "if ! systemctl is-active -q {svc}; then echo DEAD; journalctl -u {svc} -n 15 --no-pager -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value {svc}) 2>/dev/null; fi"
                 ),
                 None,
             )
