@@ -11,6 +11,7 @@ pub mod account;
 pub mod clock;
 pub mod host;
 pub mod http;
+pub mod inventory;
 pub mod local;
 pub mod module;
 pub mod params;

@@ -149,6 +149,9 @@ pub trait Module: Sync + Send {
     const NAME: &'static str;
     /// Parameters, `#[serde(deny_unknown_fields)]`, aliases as Ansible has them.
     type Params: DeserializeOwned;
+    /// The module reads the inventory's groups and addresses: the engine
+    /// passes an [`crate::inventory::InventoryView`] as `_inventory`.
+    const NEEDS_INVENTORY: bool = false;
 
     /// Look at the host and say what would change. Never mutates.
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError>;
@@ -167,6 +170,8 @@ pub trait Module: Sync + Send {
 pub trait DynModule: Sync + Send {
     fn name(&self) -> &'static str;
     fn check_params(&self, params: &Value) -> Result<(), ParamError>;
+    /// See [`Module::NEEDS_INVENTORY`].
+    fn needs_inventory(&self) -> bool;
     fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError>;
     fn apply(
         &self,
@@ -182,6 +187,9 @@ impl<M: Module> DynModule for M {
     }
     fn check_params(&self, params: &Value) -> Result<(), ParamError> {
         parse_params::<M::Params>(M::NAME, params).map(|_| ())
+    }
+    fn needs_inventory(&self) -> bool {
+        M::NEEDS_INVENTORY
     }
     fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let p = parse_params::<M::Params>(M::NAME, params)?;

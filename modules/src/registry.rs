@@ -19,6 +19,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::sysctl::Sysctl,
     &builtin::sysctl_tuning::SysctlTuning,
     &builtin::compose_deploy::ComposeDeploy,
+    &builtin::elasticsearch_cluster::ElasticsearchCluster,
     &builtin::authorized_key::AuthorizedKey,
     &builtin::hostname::Hostname,
     &builtin::cron::Cron,
@@ -113,6 +114,10 @@ mod tests {
             (
                 "compose_deploy",
                 json!({"project": "shop", "dir": "/opt/deploy/prod", "files": ["compose/app.yml.j2"], "env": {"IMAGE_TAG": "v2", "PORT": 8080}, "pull": "never", "remove_orphans": "yes", "prune": true, "health": {"url": "http://127.0.0.1:${PORT}/health", "status": "200", "retries": 20, "delay": 0.5, "containers": true}, "strategy": "blue_green", "colors": {"blue": {"PORT": 8081}, "green": {"PORT": 8082}}, "switch": {"file": "/etc/nginx/upstream.conf", "blue": "server 127.0.0.1:8081;", "green": "server 127.0.0.1:8082;", "command": "nginx -s reload", "drain": 1}}),
+            ),
+            (
+                "elasticsearch_cluster",
+                json!({"cluster_name": "logs", "version": "8.11.1", "masters": "es_masters", "data": "es_data", "url": "http://x/es.tar.gz", "checksum": "sha512:ab", "heap": "2g", "http_port": "9200", "memory_lock": "yes", "max_map_count_read_only": "warn", "wait_for_status": "yellow", "wait_timeout": "120", "settings": {"xpack.security.enabled": false}}),
             ),
             (
                 "authorized_key",

@@ -648,6 +648,17 @@ impl PlayRunner<'_> {
                 return ItemOutcome::failed(msg);
             }
         }
+        if m.name() == "elasticsearch_cluster" {
+            if let Err(msg) = self.resolve_archive_src(&mut params, "elasticsearch_cluster") {
+                return ItemOutcome::failed(msg);
+            }
+        }
+        if m.needs_inventory() {
+            if let Value::Object(map) = &mut params {
+                let view = serde_json::to_value(self.inventory_view(i)).unwrap_or(Value::Null);
+                map.insert(herdsman_modules::inventory::PARAM.into(), view);
+            }
+        }
         let delegate = match &task.delegate_to {
             Some(d) => match templar.render_str("delegate_to", d, ctx) {
                 Ok(d) => Some(d),
@@ -802,6 +813,43 @@ impl PlayRunner<'_> {
         }
         map.insert("_files".into(), Value::Array(files));
         Ok(())
+    }
+
+    /// A module whose `src` is always an archive on the controller (an
+    /// install tarball): read it here and pass it base64-encoded as
+    /// `_src_b64`, as for `unarchive`.
+    fn resolve_archive_src(&self, params: &mut Value, module: &str) -> Result<(), String> {
+        let Value::Object(map) = params else {
+            return Ok(());
+        };
+        if let Some(bytes) = self.take_controller_src(map, module, false)? {
+            map.insert("_src_b64".into(), Value::from(base64_encode(&bytes)));
+        }
+        Ok(())
+    }
+
+    /// The inventory as a module that asked for it sees it: every group's
+    /// hosts and every host's address, whatever the play selected.
+    fn inventory_view(&self, i: usize) -> herdsman_modules::inventory::InventoryView {
+        let inv = &self.project.inventory;
+        let addresses = inv
+            .group_hosts("all")
+            .into_iter()
+            .map(|h| {
+                let addr = inv
+                    .host_vars(&h)
+                    .get("ansible_host")
+                    .map(value_text)
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or_else(|| h.clone());
+                (h, addr)
+            })
+            .collect();
+        herdsman_modules::inventory::InventoryView {
+            host: self.names[i].clone(),
+            groups: inv.groups_map().into_iter().collect(),
+            addresses,
+        }
     }
 
     /// The controller file a module's `src` names, found in the playbook's

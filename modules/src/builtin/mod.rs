@@ -12,6 +12,7 @@ pub mod copy;
 pub mod cron;
 pub mod deb822_repository;
 pub mod docker_install;
+pub mod elasticsearch_cluster;
 pub mod file;
 pub mod get_url;
 pub mod group;
