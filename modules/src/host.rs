@@ -7,6 +7,7 @@
 //! the transport, so modules never think about them.
 
 use crate::shell_quote::quote;
+use std::io::Write;
 
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,6 +79,95 @@ pub trait Host: Send {
     ) -> Result<(), HostError> {
         default_write_file(self, path, content, attrs)
     }
+
+    /// Copy a file of any size from the host into `dest`, holding at most
+    /// one piece of [`FETCH_PIECE`] bytes in memory (backup archives can be
+    /// larger than the controller's memory). Returns the bytes copied, or
+    /// `Ok(None)` when the file does not exist.
+    fn fetch_file(
+        &mut self,
+        path: &str,
+        dest: &mut dyn Write,
+    ) -> Result<Option<u64>, FetchFileError> {
+        default_fetch_file(self, path, dest)
+    }
+}
+
+/// The piece size of [`Host::fetch_file`]: large enough that the round
+/// trip per piece is small next to moving it.
+pub const FETCH_PIECE: u64 = 8 * 1024 * 1024;
+
+/// Why [`Host::fetch_file`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchFileError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("cannot write the copy: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("{path} changed size while it was copied ({was} bytes, then {now})")]
+    Changed { path: String, was: u64, now: u64 },
+}
+
+/// [`Host::fetch_file`] through `run`: the size first, then one `dd` per
+/// piece, so it works the same through become and any transport.
+pub fn default_fetch_file<H: Host + ?Sized>(
+    host: &mut H,
+    path: &str,
+    dest: &mut dyn Write,
+) -> Result<Option<u64>, FetchFileError> {
+    let p = quote(path);
+    let out = host.run(
+        &format!("if [ -f {p} ]; then wc -c < {p}; else exit 66; fi"),
+        None,
+    )?;
+    let size: u64 = match out.rc {
+        0 => out
+            .stdout_str()
+            .trim()
+            .parse()
+            .map_err(|_| HostError::Command {
+                action: "size a file",
+                rc: 0,
+                stderr: format!("unexpected size {:?}", out.stdout_str().trim()),
+            })?,
+        66 => return Ok(None),
+        rc => {
+            return Err(HostError::Command {
+                action: "size a file",
+                rc,
+                stderr: out.stderr_str(),
+            }
+            .into())
+        }
+    };
+    let mut copied = 0u64;
+    let mut piece = 0u64;
+    while copied < size {
+        let out = host.run(
+            &format!("dd if={p} bs={FETCH_PIECE} skip={piece} count=1 iflag=fullblock status=none"),
+            None,
+        )?;
+        if out.rc != 0 {
+            return Err(HostError::Command {
+                action: "read a file piece",
+                rc: out.rc,
+                stderr: out.stderr_str(),
+            }
+            .into());
+        }
+        let want = FETCH_PIECE.min(size - copied);
+        if out.stdout.len() as u64 != want {
+            return Err(FetchFileError::Changed {
+                path: path.to_string(),
+                was: size,
+                now: copied + out.stdout.len() as u64,
+            });
+        }
+        dest.write_all(&out.stdout).map_err(FetchFileError::Write)?;
+        copied += want;
+        piece += 1;
+    }
+    Ok(Some(copied))
 }
 
 /// [`Host::read_file`] through `run`, for transports without a faster way
@@ -145,5 +235,49 @@ pub fn default_write_file<H: Host + ?Sized>(
             rc: out.rc,
             stderr: out.stderr_str(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::LocalHost;
+
+    #[test]
+    fn fetch_file_copies_every_piece_and_the_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("archive.bin");
+        // Two whole pieces and a partial one, every byte value present.
+        let len = 2 * FETCH_PIECE as usize + 4099;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let mut host = LocalHost::new("local");
+        let mut copy = Vec::new();
+        let n = host
+            .fetch_file(&path.display().to_string(), &mut copy)
+            .expect("fetch");
+        assert_eq!(n, Some(len as u64));
+        assert!(copy == data, "the copy differs from the file");
+    }
+
+    #[test]
+    fn fetch_file_of_an_empty_or_missing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").expect("write");
+        let mut host = LocalHost::new("local");
+        let mut copy = Vec::new();
+        assert_eq!(
+            host.fetch_file(&empty.display().to_string(), &mut copy)
+                .expect("fetch"),
+            Some(0)
+        );
+        let missing = dir.path().join("missing");
+        assert_eq!(
+            host.fetch_file(&missing.display().to_string(), &mut copy)
+                .expect("fetch"),
+            None
+        );
+        assert!(copy.is_empty());
     }
 }

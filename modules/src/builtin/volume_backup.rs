@@ -37,8 +37,9 @@
 //! `changed` (check mode lists what would be written and removed).
 //!
 //! `fetch_to` copies this run's archives and manifest to the controller,
-//! into `<fetch_to>/<inventory_hostname>/<kind>/`, and checks each copy's
-//! SHA-256 there.
+//! into `<fetch_to>/<inventory_hostname>/<kind>/`, in pieces
+//! ([`Host::fetch_file`], bounded memory whatever the archive's size), and
+//! checks each copy's SHA-256 there before it gets its final name.
 //!
 //! `state: restored` restores `archive` into `volume` (by default the name
 //! the archive is named after): into a new volume, or an existing empty
@@ -54,7 +55,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::host::FileAttrs;
+use crate::host::{FetchFileError, FileAttrs};
 use crate::params::{de_bool, de_opt_u64};
 use crate::probe::tagged;
 use crate::shell_quote::quote;
@@ -1181,7 +1182,7 @@ fn apply_backup(
 #[derive(Debug, thiserror::Error)]
 enum FetchError {
     #[error(transparent)]
-    Host(#[from] HostError),
+    Fetch(#[from] FetchFileError),
     #[error("not found on the host")]
     Missing,
     #[error("cannot write {path}: {source}")]
@@ -1193,24 +1194,33 @@ enum FetchError {
     Checksum { got: String, want: String },
 }
 
+/// Writes into a file and hashes what went through, so an archive of any
+/// size is copied and checked in one pass with bounded memory.
+struct HashingWriter {
+    file: std::fs::File,
+    hash: Sha256,
+}
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Copy one file from the host to `local` (temp name, then rename), and
-/// check its SHA-256 when known.
+/// check its SHA-256 when known. The copy streams in pieces
+/// ([`Host::fetch_file`]): archives may be larger than memory.
 fn fetch_one(
     host: &mut dyn Host,
     remote: &str,
     local: &Path,
     sha: Option<&str>,
 ) -> Result<(), FetchError> {
-    let bytes = host.read_file(remote)?.ok_or(FetchError::Missing)?;
-    if let Some(want) = sha {
-        let got = hex::encode(Sha256::digest(&bytes));
-        if got != want {
-            return Err(FetchError::Checksum {
-                got,
-                want: want.to_string(),
-            });
-        }
-    }
     let local_err = |source| FetchError::Local {
         path: local.display().to_string(),
         source,
@@ -1224,11 +1234,29 @@ fn fetch_one(
             .map(|f| f.to_string_lossy())
             .unwrap_or_default()
     ));
-    std::fs::write(&tmp, &bytes).map_err(local_err)?;
-    std::fs::rename(&tmp, local).map_err(|e| {
+    let result = (|| {
+        let mut out = HashingWriter {
+            file: std::fs::File::create(&tmp).map_err(local_err)?,
+            hash: Sha256::new(),
+        };
+        host.fetch_file(remote, &mut out)?
+            .ok_or(FetchError::Missing)?;
+        out.file.sync_all().map_err(local_err)?;
+        if let Some(want) = sha {
+            let got = hex::encode(out.hash.finalize());
+            if got != want {
+                return Err(FetchError::Checksum {
+                    got,
+                    want: want.to_string(),
+                });
+            }
+        }
+        std::fs::rename(&tmp, local).map_err(local_err)
+    })();
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        local_err(e)
-    })
+    }
+    result
 }
 
 /// Start or unpause containers once more after a lost volume script; an
