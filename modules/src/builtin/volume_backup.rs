@@ -45,8 +45,12 @@
 //! the archive is named after): into a new volume, or an existing empty
 //! one; a volume with data is refused unless `force`, which empties it
 //! first. A marker `<backup_dir>/.restored/<volume>` records the
-//! volume's creation time and the archive's SHA-256, so restoring the same
-//! archive into the same volume again plans nothing.
+//! identity of the volume's directory (device and inode) and the archive's
+//! SHA-256, so restoring the same archive into the same volume again plans
+//! nothing. Not Docker's `CreatedAt`: for the local driver that is the
+//! directory's ctime, which the restore itself moves. A volume removed and
+//! made again is empty, and an empty volume is always restored, even if its
+//! directory got the old inode back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -1314,6 +1318,8 @@ struct RestoreProbe {
     empty: bool,
     users: Vec<String>,
     marker: Option<String>,
+    /// `device:inode` of the volume's directory.
+    identity: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -1374,6 +1380,7 @@ fn restore_probe_script(archive: &str, volume: &str, marker: &str) -> String {
          while read -r sum path; do [ \"${{path##*/}}\" = {f} ] && echo \"MSHA $sum\"; done < \"$m\"; done\n\
          if info=$(docker volume inspect -f {fmt} {v} 2>/dev/null); then echo \"VOL $info\"; \
          mp=${{info##*|}}; if [ -z \"$(ls -A \"$mp\" 2>/dev/null)\" ]; then echo 'EMPTY y'; else echo 'EMPTY n'; fi; \
+         echo \"IDENT $(stat -c %d:%i \"$mp\" 2>/dev/null)\"; \
          echo \"USERS $(docker ps -q --filter volume={v} | tr '\\n' ' ')\"; else echo 'VOL -'; fi\n\
          if [ -f {marker} ]; then echo \"MARK $(cat {marker})\"; else echo 'MARK -'; fi\n\
          echo END\n",
@@ -1411,6 +1418,7 @@ fn parse_restore_probe(out: &str) -> Result<RestoreProbe, ModuleError> {
             .map(|u| u.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default(),
         marker: opt("MARK"),
+        identity: opt("IDENT"),
         volume,
     })
 }
@@ -1422,9 +1430,10 @@ fn marker_path(p: &VolumeBackupParams, volume: &str) -> String {
     )
 }
 
-/// The marker's text: the volume's creation time and the archive's SHA-256.
-fn marker_text(created: &str, sha: &str) -> String {
-    format!("{created}|{sha}")
+/// The marker's text: the volume directory's identity and the archive's
+/// SHA-256.
+fn marker_text(identity: &str, sha: &str) -> String {
+    format!("{identity}|{sha}")
 }
 
 fn plan_restore(p: &VolumeBackupParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
@@ -1448,8 +1457,8 @@ fn plan_restore(p: &VolumeBackupParams, host: &mut dyn Host) -> Result<Plan, Mod
         )));
     };
     plan.result.insert("sha256".into(), json!(sha));
-    if let Some((created, _)) = &pr.volume {
-        if pr.marker.as_deref() == Some(marker_text(created, &sha).as_str()) {
+    if let (Some(_), Some(identity), false) = (&pr.volume, &pr.identity, pr.empty) {
+        if pr.marker.as_deref() == Some(marker_text(identity, &sha).as_str()) {
             return Ok(plan);
         }
     }
@@ -1514,7 +1523,7 @@ fn apply_restore(plan: Plan, host: &mut dyn Host) -> Result<Outcome, ModuleError
     }
     s.push_str(&format!(
         "info=$(docker volume inspect -f {fmt} {v}) || fail 'the volume is gone'\n\
-         mp=${{info##*|}}; rest=${{info#*|*|}}; created=${{rest%%|*}}\n\
+         mp=${{info##*|}}\n\
          [ -d \"$mp\" ] || fail \"no mountpoint $mp\"\n",
         fmt = quote(VOL_FMT)
     ));
@@ -1525,7 +1534,8 @@ fn apply_restore(plan: Plan, host: &mut dyn Host) -> Result<Outcome, ModuleError
     }
     s.push_str(&format!(
         "e=$(tar --numeric-owner -xzf {a} -C \"$mp\" 2>&1) || fail \"tar failed: $(echo \"$e\" | tail -n 3 | tr '\\n' ' ')\"\n\
-         mkdir -p \"$(dirname -- {m})\" && printf '%s|%s\\n' \"$created\" {sha} > {m} || fail 'cannot write the marker'\n\
+         identity=$(stat -c %d:%i \"$mp\") || fail 'cannot stat the volume'\n\
+         mkdir -p \"$(dirname -- {m})\" && printf '%s|%s\\n' \"$identity\" {sha} > {m} || fail 'cannot write the marker'\n\
          echo OK\n",
         m = quote(&st.marker),
         sha = quote(&st.sha),
