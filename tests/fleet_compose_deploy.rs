@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::{repo, Herd, Run};
+use crate::support::Run;
 
 const HOST: &str = "herd-09";
 
@@ -78,35 +78,18 @@ impl Drop for Cleanup<'_> {
 }
 
 fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        repo()
-            .join("playbooks/compose-deploy.yml")
-            .display()
-            .to_string(),
-        "-i".into(),
-        inventory.display().to_string(),
-        "--known-hosts".into(),
-        f.known_hosts.display().to_string(),
-        "--output".into(),
-        "jsonl".into(),
-        "-e".into(),
-        vars.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Herd::new(args).run()
+    f.run_example("playbooks/compose-deploy.yml", inventory, vars, extra)
 }
 
 fn converge(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str], changed: u64) -> Run {
-    let r = run(f, inventory, vars, extra);
-    assert_eq!(r.code(), 0, "with {vars} {extra:?}:\n{}", r.stdout());
-    assert_eq!(
-        r.stat(HOST, "changed"),
+    f.converge_example(
+        "playbooks/compose-deploy.yml",
+        inventory,
+        vars,
+        extra,
+        &[HOST],
         changed,
-        "changed count with {vars} {extra:?}:\n{}",
-        r.stdout()
-    );
-    r
+    )
 }
 
 fn fails(f: &Fleet, inventory: &Path, vars: &Value) -> String {

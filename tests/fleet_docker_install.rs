@@ -16,7 +16,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::{repo, Herd, Run};
+use crate::support::Run;
 
 const HOSTS: [&str; 2] = ["herd-11", "herd-12"];
 const TASK: &str = "Install Docker and configure its daemon";
@@ -55,36 +55,18 @@ groupdel docker >/dev/null 2>&1 || true
 true";
 
 fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        repo()
-            .join("playbooks/docker-install.yml")
-            .display()
-            .to_string(),
-        "-i".into(),
-        inventory.display().to_string(),
-        "--known-hosts".into(),
-        f.known_hosts.display().to_string(),
-        "--output".into(),
-        "jsonl".into(),
-        "-e".into(),
-        vars.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Herd::new(args).run()
+    f.run_example("playbooks/docker-install.yml", inventory, vars, extra)
 }
 
 fn converge(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str], changed: u64) -> Run {
-    let r = run(f, inventory, vars, extra).expect_code(0);
-    for h in HOSTS {
-        assert_eq!(
-            r.stat(h, "changed"),
-            changed,
-            "{h}: changed count with {vars} {extra:?}:\n{}",
-            r.stdout()
-        );
-    }
-    r
+    f.converge_example(
+        "playbooks/docker-install.yml",
+        inventory,
+        vars,
+        extra,
+        &HOSTS,
+        changed,
+    )
 }
 
 /// dockerd's process id, to tell whether the daemon was restarted.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::{repo, Herd, Run};
+use crate::support::{repo, Run};
 
 const MASTERS: [&str; 3] = ["herd-13", "herd-14", "herd-15"];
 const DATA: [&str; 2] = ["herd-16", "herd-17"];
@@ -91,23 +91,12 @@ fn inventory(f: &Fleet, dir: &Path, with_new: bool) -> PathBuf {
 }
 
 fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        repo()
-            .join("playbooks/elasticsearch-cluster.yml")
-            .display()
-            .to_string(),
-        "-i".into(),
-        inventory.display().to_string(),
-        "--known-hosts".into(),
-        f.known_hosts.display().to_string(),
-        "--output".into(),
-        "jsonl".into(),
-        "-e".into(),
-        vars.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Herd::new(args).run()
+    f.run_example(
+        "playbooks/elasticsearch-cluster.yml",
+        inventory,
+        vars,
+        extra,
+    )
 }
 
 /// The cluster as a node's API sees it, asked from the host itself.

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::{repo, Herd, Run};
+use crate::support::Run;
 
 const HOST: &str = "herd-05";
 const NAME: &str = "herdtest-tuning";
@@ -47,36 +47,18 @@ fn live(f: &Fleet, key: &str) -> String {
 }
 
 fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        repo()
-            .join("playbooks/sysctl-tuning.yml")
-            .display()
-            .to_string(),
-        "-i".into(),
-        inventory.display().to_string(),
-        "--known-hosts".into(),
-        f.known_hosts.display().to_string(),
-        "--output".into(),
-        "jsonl".into(),
-        "--limit".into(),
-        HOST.into(),
-        "-e".into(),
-        vars.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Herd::new(args).run()
+    f.run_example("playbooks/sysctl-tuning.yml", inventory, vars, extra)
 }
 
 fn converge(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str], changed: u64) -> Run {
-    let r = run(f, inventory, vars, extra).expect_code(0);
-    assert_eq!(
-        r.stat(HOST, "changed"),
+    f.converge_example(
+        "playbooks/sysctl-tuning.yml",
+        inventory,
+        vars,
+        extra,
+        &[HOST],
         changed,
-        "changed count with {vars} {extra:?}:\n{}",
-        r.stdout()
-    );
-    r
+    )
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::{repo, Herd, Run};
+use crate::support::Run;
 
 const HOST: &str = "herd-10";
 const VOLUME: &str = "herdtest_vb_data";
@@ -35,22 +35,9 @@ impl Drop for Cleanup<'_> {
 }
 
 fn run(f: &Fleet, playbook: &str, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        repo().join(playbook).display().to_string(),
-        "-i".into(),
-        inventory.display().to_string(),
-        "--known-hosts".into(),
-        f.known_hosts.display().to_string(),
-        "--output".into(),
-        "jsonl".into(),
-        "--limit".into(),
-        HOST.into(),
-        "-e".into(),
-        vars.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Herd::new(args).run()
+    let mut args = vec!["--limit", HOST];
+    args.extend_from_slice(extra);
+    f.run_example(playbook, inventory, vars, &args)
 }
 
 /// Every file's checksum, and every path's owner and mode, in the volume.

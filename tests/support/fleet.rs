@@ -195,6 +195,56 @@ impl Fleet {
         Herd::new(args).run()
     }
 
+    /// `herd run` of one of the repo's example playbooks (path relative to
+    /// the repo) against `inventory`, with `vars` as `-e` JSON and more
+    /// arguments after (JSON lines output, the fleet's known_hosts).
+    pub fn run_example(
+        &self,
+        playbook: &str,
+        inventory: &Path,
+        vars: &Value,
+        extra: &[&str],
+    ) -> Run {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            repo().join(playbook).display().to_string(),
+            "-i".into(),
+            inventory.display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts.display().to_string(),
+            "--output".into(),
+            "jsonl".into(),
+            "-e".into(),
+            vars.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Herd::new(args).run()
+    }
+
+    /// [`Fleet::run_example`] that must succeed with exactly `changed`
+    /// changed tasks on each of `hosts`.
+    pub fn converge_example(
+        &self,
+        playbook: &str,
+        inventory: &Path,
+        vars: &Value,
+        extra: &[&str],
+        hosts: &[&str],
+        changed: u64,
+    ) -> Run {
+        let r = self.run_example(playbook, inventory, vars, extra);
+        assert_eq!(r.code(), 0, "with {vars} {extra:?}:\n{}", r.stdout());
+        for h in hosts {
+            assert_eq!(
+                r.stat(h, "changed"),
+                changed,
+                "{h}: changed count with {vars} {extra:?}:\n{}",
+                r.stdout()
+            );
+        }
+        r
+    }
+
     /// Run a shell command on a host as root with the ssh client, to check
     /// what a playbook did independently of herd's own transport.
     pub fn ssh(&self, host: &str, command: &str) -> Output {
