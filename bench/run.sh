@@ -263,7 +263,7 @@ write_floor_runner() {
 # the cgroup fleet.sh puts the hosts in; 0 when it cannot be read.
 fleet_cpu_usec() {
   local f
-  for f in /sys/fs/cgroup/unified/herd-fleet/cpu.stat /sys/fs/cgroup/herd-fleet/cpu.stat; do
+  for f in "/sys/fs/cgroup/unified/herd-fleet$fleet_suffix/cpu.stat" "/sys/fs/cgroup/herd-fleet$fleet_suffix/cpu.stat"; do
     if [[ -r $f ]]; then
       awk '$1 == "usage_usec" { print $2; found = 1 } END { if (!found) print 0 }' "$f"
       return 0

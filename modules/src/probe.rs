@@ -87,6 +87,22 @@ pub fn stat_snippet(tag: &str, path_word: &str, follow: bool) -> String {
     )
 }
 
+/// [`stat_snippet`] twice, `nofollow_tag` describing the path itself and
+/// `follow_tag` what it leads to, with one `stat` process unless the path
+/// is a symlink (each `stat` costs the host a process start; for anything
+/// but a symlink both descriptions are the same).
+pub fn stat_pair_snippet(nofollow_tag: &str, follow_tag: &str, path_word: &str) -> String {
+    let (n, f) = (nofollow_tag, follow_tag);
+    let link_self = quote(&format!("{n} {STAT_FORMAT}"));
+    let link_target = stat_snippet(f, path_word, true);
+    let both = quote(&format!("{n} {STAT_FORMAT}\n{f} {STAT_FORMAT}"));
+    format!(
+        "if [ -L {path_word} ]; then stat -c {link_self} -- {path_word} || echo {n} -\n{link_target}\
+         elif [ -e {path_word} ]; then stat -c {both} -- {path_word} || {{ echo {n} -; echo {f} -; }}\n\
+         else echo {n} -; echo {f} -; fi\n"
+    )
+}
+
 /// Print `TAG <hex>` with the sha1 of a regular, readable file.
 pub fn sha1_snippet(tag: &str, path_word: &str) -> String {
     checksum_snippet(tag, path_word, "sha1sum")
@@ -297,5 +313,39 @@ mod tests {
             tagged(&out, "S"),
             Some("f572d396fae9206628714fb2ce00f72e94f2258f")
         );
+    }
+
+    #[test]
+    fn stat_pair_snippet_matches_two_stat_snippets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+        std::fs::write(p("file"), "hello\n").expect("write");
+        std::fs::create_dir(p("dir")).expect("mkdir");
+        std::os::unix::fs::symlink(p("file"), p("link")).expect("link");
+        std::os::unix::fs::symlink(p("nope"), p("dangling")).expect("dangling");
+        for name in ["file", "dir", "link", "dangling", "nope"] {
+            let w = quote(&p(name));
+            let run = |script: String| {
+                LocalHost::new("t")
+                    .run(&script, None)
+                    .expect("run")
+                    .stdout_str()
+            };
+            let pair = run(stat_pair_snippet("P", "T", &w));
+            let apart = run(format!(
+                "{}{}",
+                stat_snippet("P", &w, false),
+                stat_snippet("T", &w, true)
+            ));
+            for tag in ["P", "T"] {
+                // atime may move between the two runs; compare the rest.
+                let strip = |out: &str| {
+                    parse_stat(out, tag)
+                        .expect("parse")
+                        .map(|st| FileStat { atime: 0, ..st })
+                };
+                assert_eq!(strip(&pair), strip(&apart), "{name} {tag}: {pair}");
+            }
+        }
     }
 }

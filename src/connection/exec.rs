@@ -1,6 +1,7 @@
 //! Driving one exec channel to completion: feed stdin, drain stdout and
 //! stderr together, honour the command timeout, keep the session alive, and
-//! collect the exit status.
+//! collect the exit status. The same for one command framed on the
+//! persistent shell's channel ([`drain_frame`], format in `shell`).
 //!
 //! Everything here runs with the session in non-blocking mode and waits on
 //! the socket with `poll`, because a blocking read of stdout while the remote
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use herdsman_modules::ExecOutput;
 use ssh2::{BlockDirections, Channel, Session};
+
+use super::shell::FrameReader;
 
 /// Limits for one command.
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +140,114 @@ fn drain_nonblocking(
     })
 }
 
+/// Run one framed command on the persistent shell's `channel`: write
+/// `input` (no EOF: the shell reads the next command after it), read both
+/// streams into `reader` until it has seen both markers. Same timeout and
+/// keepalives as [`drain`]. `Ok(false)`: the shell's streams ended before
+/// the frame did (the shell is gone); the reader holds what came.
+pub fn drain_frame(
+    session: &Session,
+    sock: RawFd,
+    channel: &mut Channel,
+    input: &[u8],
+    reader: &mut FrameReader,
+    limits: &Limits,
+) -> Result<bool, DrainError> {
+    session.set_blocking(false);
+    let result = drain_frame_nonblocking(session, sock, channel, input, reader, limits);
+    session.set_blocking(true);
+    result
+}
+
+fn drain_frame_nonblocking(
+    session: &Session,
+    sock: RawFd,
+    channel: &mut Channel,
+    input: &[u8],
+    reader: &mut FrameReader,
+    limits: &Limits,
+) -> Result<bool, DrainError> {
+    let start = Instant::now();
+    let deadline = limits.timeout.map(|t| start + t);
+    let mut alive = Keepalive::new(session, limits.keepalive, start);
+    let mut written = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut chunk = Vec::new();
+    let (mut out_eof, mut err_eof) = (false, false);
+
+    loop {
+        let mut progress = false;
+        if written < input.len() {
+            match channel.write(&input[written..]) {
+                Ok(n) => {
+                    written += n;
+                    progress |= n > 0;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                // The shell closed its stdin: it is gone, which the reads
+                // below will see as the end of its streams.
+                Err(_) => written = input.len(),
+            }
+        }
+        let mut got = 0;
+        if !reader.stdout_done() && !out_eof {
+            chunk.clear();
+            let (n, eof) = read_some(channel.stream(0), &mut buf, &mut chunk)?;
+            reader.push_stdout(&chunk).map_err(|e| {
+                DrainError::Io(std::io::Error::new(ErrorKind::InvalidData, e.to_string()))
+            })?;
+            got += n;
+            out_eof = eof;
+        }
+        if !reader.stderr_done() && !err_eof {
+            chunk.clear();
+            let (n, eof) = read_some(channel.stderr(), &mut buf, &mut chunk)?;
+            reader.push_stderr(&chunk);
+            got += n;
+            err_eof = eof;
+        }
+        if reader.done() {
+            return Ok(true);
+        }
+        if (out_eof || reader.stdout_done()) && (err_eof || reader.stderr_done()) {
+            return Ok(false);
+        }
+        progress |= got > 0;
+        if got > 0 {
+            alive.heard(Instant::now());
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(DrainError::Timeout);
+        }
+        alive.tick(now)?;
+        if !progress {
+            let wait = next_wait(now, deadline, alive.next);
+            if wait_socket(session, sock, wait)? {
+                alive.heard(Instant::now());
+            }
+        }
+    }
+}
+
+/// The exit code of a channel whose streams have ended, once the server
+/// has closed it (bounded by `within`); `-1` when it did not say.
+pub fn close_and_exit_code(
+    session: &Session,
+    sock: RawFd,
+    channel: &mut Channel,
+    within: Duration,
+) -> i32 {
+    session.set_blocking(false);
+    let closed = wait_closed(session, sock, channel, Instant::now() + within).unwrap_or(false);
+    session.set_blocking(true);
+    if closed {
+        exit_code(channel)
+    } else {
+        -1
+    }
+}
+
 /// Give up on a command: close our side and wait briefly for the server to
 /// agree, so the session can carry the next command. `false` when the
 /// channel could not be closed in `within`; the session is then suspect.
@@ -215,6 +326,19 @@ pub fn complete<T>(
     };
     session.set_blocking(true);
     result
+}
+
+/// One non-blocking look at the persistent shell between commands: throw
+/// away whatever it printed since the last command ended, and say whether
+/// it is still there (its streams not at EOF).
+pub fn idle_shell_alive(session: &Session, channel: &mut Channel) -> bool {
+    session.set_blocking(false);
+    let mut buf = [0u8; 16 * 1024];
+    let mut sink = Vec::new();
+    let out = read_some(channel.stream(0), &mut buf, &mut sink);
+    let err = read_some(channel.stderr(), &mut buf, &mut sink);
+    session.set_blocking(true);
+    matches!((out, err), (Ok((_, false)), Ok((_, false)))) && !channel.eof()
 }
 
 /// One non-blocking look at an abandoned channel: `true` once the server

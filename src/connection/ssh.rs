@@ -28,6 +28,7 @@ use ssh2::{ErrorCode, FileStat, MethodType, OpenFlags, OpenType, RenameFlags, Se
 use super::exec::{self, DrainError, Limits};
 pub use super::known_hosts::HostKeyChecking;
 use super::known_hosts::{self, HostKeyVerdict};
+use super::shell;
 
 /// Where to connect and as whom.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,6 +96,9 @@ pub struct SshOptions {
     /// `ProxyJump` as written (`[user@]host[:port]`). `SshHost` does not read
     /// it: `open.rs` turns it into the [`Dial`] the session runs over.
     pub proxy_jump: Option<String>,
+    /// Run commands without stdin through one `/bin/sh` kept open on the
+    /// session (see `shell`) instead of an exec channel each.
+    pub persistent_shell: bool,
 }
 
 /// Written by hand so the key passphrase never reaches a log.
@@ -113,6 +117,7 @@ impl std::fmt::Debug for SshOptions {
             .field("use_agent", &self.use_agent)
             .field("default_key_files", &self.default_key_files)
             .field("proxy_jump", &self.proxy_jump)
+            .field("persistent_shell", &self.persistent_shell)
             .finish()
     }
 }
@@ -137,6 +142,7 @@ impl Default for SshOptions {
                 .flat_map(|d| ["id_ed25519", "id_ecdsa", "id_rsa"].map(|k| d.join(k)))
                 .collect(),
             proxy_jump: None,
+            persistent_shell: true,
         }
     }
 }
@@ -243,6 +249,10 @@ pub struct SshStats {
     /// abandoned cleanly.
     pub reconnects: u32,
     pub execs: u64,
+    /// Of those, run on the persistent shell rather than their own channel.
+    pub shell_execs: u64,
+    /// Persistent shells started (one per session, again after a timeout).
+    pub shells: u32,
     /// SFTP file reads and writes.
     pub transfers: u64,
     /// Payload bytes: stdin and uploads out, stdout, stderr and downloads in.
@@ -297,6 +307,8 @@ struct Conn {
     session: Session,
     sock: Sock,
     sftp: Option<Sftp>,
+    /// The persistent `/bin/sh` (see `shell`), started on first use.
+    shell: Option<ssh2::Channel>,
     /// Channels of timed-out commands. sshd closes a session channel only
     /// when its command exits, and libssh2 blocks freeing a channel until
     /// then; so they wait here and are freed once the server has closed them.
@@ -639,25 +651,10 @@ impl SshHost {
             self.unreachable("cannot open a channel", e)
         })
     }
-}
 
-enum SftpWrite {
-    Done,
-    Unavailable,
-}
-
-enum SftpRead {
-    Content(Vec<u8>),
-    Missing,
-    Unavailable,
-}
-
-impl Host for SshHost {
-    fn name(&self) -> &str {
-        &self.target.name
-    }
-
-    fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+    /// A command on its own exec channel: commands with stdin, and all of
+    /// them when the persistent shell is off.
+    fn run_exec(&mut self, script: &str, stdin: &[u8]) -> Result<ExecOutput, HostError> {
         let started = Instant::now();
         let command = format!("/bin/sh -c {}", quote(script));
         let mut channel = self.open_channel()?;
@@ -679,13 +676,7 @@ impl Host for SshHost {
             keepalive: self.options.keepalive_interval,
             close_wait: self.options.connect_timeout,
         };
-        let result = exec::drain(
-            &conn.session,
-            fd,
-            &mut channel,
-            stdin.unwrap_or(&[]),
-            &limits,
-        );
+        let result = exec::drain(&conn.session, fd, &mut channel, stdin, &limits);
         self.stats.execs += 1;
         match result {
             Ok(done) => {
@@ -713,6 +704,142 @@ impl Host for SshHost {
                 self.stats.exec_time += started.elapsed();
                 Err(self.unreachable("connection lost during a command", e))
             }
+        }
+    }
+
+    /// The persistent shell, started if there is none (reconnecting once
+    /// if the session is gone). A shell that ended since the last command
+    /// (its streams are at EOF) is replaced first, so a command is never
+    /// written to a dead shell; output that arrived after the last
+    /// command's end (a background process of it still writing) is
+    /// dropped here rather than counted to the next command.
+    fn shell_channel(&mut self) -> Result<ssh2::Channel, HostError> {
+        if let Some(conn) = &mut self.conn {
+            if let Some(mut shell) = conn.shell.take() {
+                if exec::idle_shell_alive(&conn.session, &mut shell) {
+                    return Ok(shell);
+                }
+                conn.abandoned.push(shell);
+            }
+        }
+        let mut channel = self.open_channel()?;
+        let Some(conn) = &self.conn else {
+            return Err(self.unreachable("session lost", "not connected"));
+        };
+        let deadline = Instant::now() + self.options.connect_timeout;
+        let fd = conn.sock.as_raw_fd();
+        if let Err(e) = exec::complete(&conn.session, fd, deadline, || {
+            channel.exec(shell::SHELL_COMMAND)
+        }) {
+            self.drop_conn();
+            drop(channel);
+            return Err(self.unreachable("cannot start a shell", e));
+        }
+        self.stats.shells += 1;
+        Ok(channel)
+    }
+
+    /// A command framed on the persistent shell (see `shell`): no channel
+    /// and no login shell per command.
+    fn run_in_shell(&mut self, script: &str) -> Result<ExecOutput, HostError> {
+        let started = Instant::now();
+        let mut channel = self.shell_channel()?;
+        let Some(conn) = &self.conn else {
+            return Err(self.unreachable("session lost", "not connected"));
+        };
+        let fd = conn.sock.as_raw_fd();
+        let frame = shell::frame(script);
+        let mut reader = shell::FrameReader::new(&frame.marker);
+        let limits = Limits {
+            timeout: self.options.command_timeout,
+            keepalive: self.options.keepalive_interval,
+            close_wait: self.options.connect_timeout,
+        };
+        let result = exec::drain_frame(
+            &conn.session,
+            fd,
+            &mut channel,
+            &frame.input,
+            &mut reader,
+            &limits,
+        );
+        self.stats.execs += 1;
+        self.stats.shell_execs += 1;
+        self.stats.bytes_sent += frame.input.len() as u64;
+        self.stats.bytes_received += reader.bytes();
+        match result {
+            Ok(true) => {
+                if let Some(conn) = self.conn.as_mut() {
+                    conn.shell = Some(channel);
+                }
+                self.stats.exec_time += started.elapsed();
+                Ok(reader.finish().0)
+            }
+            Ok(false) => {
+                // The shell itself ended (killed, or the host is going
+                // down) before the command's end: as with an exec channel
+                // that closed, what came is the output and the shell's end
+                // is the status. The next command starts a new shell.
+                let rc = exec::close_and_exit_code(
+                    &conn.session,
+                    fd,
+                    &mut channel,
+                    Duration::from_millis(300),
+                );
+                if rc == -1 {
+                    if let Some(conn) = self.conn.as_mut() {
+                        conn.abandoned.push(channel);
+                    }
+                }
+                self.stats.exec_time += started.elapsed();
+                let (mut out, _) = reader.finish();
+                out.rc = rc;
+                Ok(out)
+            }
+            Err(DrainError::Timeout) => {
+                // The shell is busy with the command until it ends: close
+                // it (it exits after the command, at the EOF on its stdin)
+                // and let the next command start a new one.
+                let closed =
+                    exec::abandon(&conn.session, fd, &mut channel, Duration::from_millis(300));
+                if let (false, Some(conn)) = (closed, self.conn.as_mut()) {
+                    conn.abandoned.push(channel);
+                }
+                self.stats.exec_time += started.elapsed();
+                let seconds = self.options.command_timeout.map_or(0, |t| t.as_secs());
+                Err(HostError::Timeout { seconds })
+            }
+            Err(DrainError::Io(e)) => {
+                self.drop_conn();
+                drop(channel);
+                self.stats.exec_time += started.elapsed();
+                Err(self.unreachable("connection lost during a command", e))
+            }
+        }
+    }
+}
+
+enum SftpWrite {
+    Done,
+    Unavailable,
+}
+
+enum SftpRead {
+    Content(Vec<u8>),
+    Missing,
+    Unavailable,
+}
+
+impl Host for SshHost {
+    fn name(&self) -> &str {
+        &self.target.name
+    }
+
+    fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+        match stdin {
+            Some(data) if !data.is_empty() => self.run_exec(script, data),
+            _ if self.options.persistent_shell => self.run_in_shell(script),
+            _ => self.run_exec(script, &[]),
         }
     }
 
@@ -795,6 +922,7 @@ fn open(
             session,
             sock,
             sftp: None,
+            shell: None,
             abandoned: Vec::new(),
         },
         verdict,
@@ -1347,6 +1475,7 @@ pub(crate) mod test_sshd {
                 use_agent: false,
                 default_key_files: Vec::new(),
                 proxy_jump: None,
+                persistent_shell: true,
             }
         }
     }
@@ -1362,6 +1491,12 @@ pub(crate) mod test_sshd {
 mod tests {
     use super::test_sshd::{keygen_fingerprint, skip, Sshd};
     use super::*;
+
+    /// Shell code that sets `$p` to this session's sshd process: the
+    /// nearest ancestor named sshd (the command's parent is the persistent
+    /// shell, or sshd itself on an exec channel).
+    const SSHD_PID: &str = "p=$PPID; for _ in 1 2 3 4 5; do \
+        [ \"$(cat /proc/$p/comm)\" = sshd ] && break; p=$(cut -d' ' -f4 /proc/$p/stat); done";
 
     fn connect(sshd: &Sshd) -> SshHost {
         match SshHost::connect(&sshd.target(), &sshd.options()) {
@@ -1403,9 +1538,18 @@ mod tests {
             return;
         }
         let sshd = Sshd::start();
-        let mut opts = sshd.options();
-        opts.command_timeout = Some(Duration::from_secs(60));
-        let mut host = SshHost::connect(&sshd.target(), &opts).expect("connect");
+        for persistent_shell in [true, false] {
+            let mut opts = sshd.options();
+            opts.command_timeout = Some(Duration::from_secs(60));
+            opts.persistent_shell = persistent_shell;
+            let mut host = SshHost::connect(&sshd.target(), &opts).expect("connect");
+            interleaved_output(&mut host);
+            let stats = host.stats();
+            assert_eq!(stats.shell_execs, if persistent_shell { 2 } else { 0 });
+        }
+    }
+
+    fn interleaved_output(host: &mut SshHost) {
         // 1 MiB on each stream, alternating in 1 KiB pieces.
         let script = "i=0; while [ $i -lt 1024 ]; do printf '%1024s' o; printf '%1024s' e >&2; \
                       i=$((i+1)); done";
@@ -1449,6 +1593,138 @@ mod tests {
     }
 
     #[test]
+    fn the_persistent_shell_keeps_each_command_apart() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        let mut run = |script: &str| host.run(script, None).expect(script);
+        // Binary output, no final newline, NUL bytes.
+        let out = run("printf 'a\\000b\\377'; printf 'e\\001' >&2");
+        assert_eq!(
+            (out.stdout.as_slice(), out.stderr.as_slice()),
+            (&b"a\0b\xff"[..], &b"e\x01"[..])
+        );
+        // Output shaped like a frame's end is output.
+        let out = run("echo 'herd-00000000000000000000000000000000 0'; printf 'herd-'");
+        assert_eq!(
+            out.stdout_str(),
+            "herd-00000000000000000000000000000000 0\nherd-"
+        );
+        // Statuses, and the command's own shell: exit, $$, set -e, traps,
+        // syntax errors stay in it.
+        assert_eq!(run("exit 7").rc, 7);
+        assert_eq!(run("kill -TERM $$").rc, 128 + 15);
+        let out = run("set -e; false; echo not reached");
+        assert_eq!((out.rc, out.stdout.len()), (1, 0));
+        assert_eq!(run("trap 'echo bye' EXIT; true").stdout, b"bye\n");
+        let out = run("if then fi");
+        assert_eq!(out.rc, 2);
+        assert!(!out.stderr.is_empty());
+        // It cannot read the frames that follow: stdin is empty.
+        let out = run("read x; echo \"[$x] $?\"");
+        assert_eq!(out.stdout, b"[] 1\n");
+        // Variables and directories do not leak into the next command.
+        let home = run("pwd").stdout_str();
+        run("cd /tmp; X=1; export Y=2");
+        assert_eq!(
+            run("echo \"${X:-}${Y:-}\"; pwd").stdout_str(),
+            format!("\n{home}")
+        );
+        // 1000 commands later the shell is still the first one.
+        for i in 0..1000 {
+            let out = run(&format!("echo {i}"));
+            assert_eq!(out.stdout_str(), format!("{i}\n"));
+        }
+        let stats = host.stats();
+        assert_eq!((stats.connects, stats.shells), (1, 1));
+        assert_eq!(stats.execs, stats.shell_execs);
+    }
+
+    #[test]
+    fn a_command_that_hangs_times_out_and_the_shell_is_replaced() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut opts = sshd.options();
+        opts.command_timeout = Some(Duration::from_secs(1));
+        opts.keepalive_interval = Duration::from_secs(1);
+        let mut host = SshHost::connect(&sshd.target(), &opts).expect("connect");
+        assert_eq!(host.run("echo one", None).expect("run").stdout, b"one\n");
+        let started = Instant::now();
+        // Output first, so the frame is half read when the time is up.
+        let err = host
+            .run("echo partial; exec sleep 30", None)
+            .expect_err("times out");
+        assert!(matches!(err, HostError::Timeout { seconds: 1 }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+        let out = host.run("echo two", None).expect("run after timeout");
+        assert_eq!(out.stdout, b"two\n", "nothing of the old command leaks in");
+        let stats = host.stats();
+        assert_eq!((stats.connects, stats.shells), (1, 2));
+    }
+
+    #[test]
+    fn a_killed_shell_is_replaced_on_the_same_session() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        // Mid-command: the command's parent is the persistent shell.
+        let out = host
+            .run("echo before; kill -9 $PPID; sleep 1", None)
+            .expect("a killed shell is the command's end");
+        assert_eq!(out.stdout, b"before\n");
+        assert_eq!(out.rc, 128 + 9);
+        assert_eq!(
+            host.run("echo after", None).expect("run").stdout,
+            b"after\n"
+        );
+        // Between commands: found dead before the next one is written.
+        host.run("(sleep 0.2; kill -9 $PPID) >/dev/null 2>&1 &", None)
+            .expect("run");
+        std::thread::sleep(Duration::from_millis(600));
+        let out = host.run("echo again", None).expect("run");
+        assert_eq!((out.rc, out.stdout.as_slice()), (0, &b"again\n"[..]));
+        let stats = host.stats();
+        assert_eq!((stats.connects, stats.reconnects, stats.shells), (1, 0, 3));
+    }
+
+    #[test]
+    fn late_background_output_is_not_the_next_commands() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        let out = host
+            .run("(sleep 0.2; echo late) & echo now", None)
+            .expect("run");
+        assert_eq!(out.stdout, b"now\n");
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(host.run("echo next", None).expect("run").stdout, b"next\n");
+    }
+
+    #[test]
+    fn commands_with_stdin_use_their_own_channel() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = connect(&sshd);
+        host.run("true", None).expect("run");
+        let out = host.run("cat", Some(b"fed")).expect("run");
+        assert_eq!(out.stdout, b"fed");
+        // An empty stdin is no stdin.
+        host.run("cat", Some(b"")).expect("run");
+        let stats = host.stats();
+        assert_eq!((stats.execs, stats.shell_execs), (3, 2));
+    }
+
+    #[test]
     fn command_timeout_then_session_still_works() {
         if skip() {
             return;
@@ -1478,9 +1754,8 @@ mod tests {
         }
         let sshd = Sshd::start();
         let mut host = connect(&sshd);
-        // The shell's parent is this session's sshd process: killing it drops
-        // the connection under us.
-        let _ = host.run("kill -9 $PPID", None);
+        // Killing this session's sshd process drops the connection under us.
+        let _ = host.run(&format!("{SSHD_PID}; kill -9 $p"), None);
         std::thread::sleep(Duration::from_millis(100));
         let out = host.run("echo back", None).expect("run after drop");
         assert_eq!(out.stdout, b"back\n");
@@ -1730,7 +2005,7 @@ mod tests {
         // nothing answers, as with a host that vanished from the network.
         let pid_file = sshd.dir.path().join("frozen.pid");
         let script = format!(
-            "echo $PPID > {}; kill -STOP $PPID; sleep 30",
+            "{SSHD_PID}; echo $p > {}; kill -STOP $p; sleep 30",
             pid_file.display()
         );
         let started = Instant::now();

@@ -18,8 +18,8 @@ use crate::params::{
     yes, Mode,
 };
 use crate::probe::{
-    check_principals, file_result, parse_stat, principals_snippet, stat_snippet, tagged, FileStat,
-    Kind, WantedAttrs,
+    check_principals, file_result, parse_stat, principals_snippet, stat_pair_snippet, stat_snippet,
+    tagged, FileStat, Kind, WantedAttrs,
 };
 use crate::shell_quote::{quote, quote_path};
 use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
@@ -192,8 +192,7 @@ impl File {
         host: &mut dyn Host,
     ) -> Result<Found, ModuleError> {
         let pw = quote_path(&p.path);
-        let mut s = stat_snippet("P", &pw, false);
-        s.push_str(&stat_snippet("T", &pw, true));
+        let mut s = stat_pair_snippet("P", "T", &pw);
         s.push_str(&format!(
             "if [ -L {pw} ]; then printf 'L %s\\n' \"$(readlink -- {pw})\"; fi\n"
         ));
