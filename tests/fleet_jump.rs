@@ -137,7 +137,9 @@ fn targets_behind_a_bastion_share_one_connection_to_it() {
         "one controller connection carries them: {inbound:?}"
     );
     assert!(
-        carriers[0].2.starts_with("10.77.0.1:"),
+        carriers[0]
+            .2
+            .starts_with(&format!("{}:", fleet().bridge_address)),
         "from the controller: {carriers:?}"
     );
 

@@ -3,8 +3,9 @@
 //! unarchive and reboot. Each playbook runs against one fleet host; the
 //! first run changes, what it did is checked with the ssh client, the
 //! second run changes nothing, and a `--check` run of another change
-//! changes nothing. HTTP fetches go only to the repo server on the bridge
-//! (10.77.0.1:8080), from files the tests put in its directory.
+//! changes nothing. HTTP fetches go only to the fleet's repo server on its
+//! bridge (`fleet().repo_url`), from files the tests put in its directory;
+//! playbooks name it `REPO/`.
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +13,14 @@ use crate::support::fleet::fleet;
 use crate::support::Run;
 
 /// Write `yaml` as a playbook for `host` in a fresh temp dir.
+/// The fleet's repo URL where a test text says `REPO/`.
+fn with_repo(text: &str) -> String {
+    text.replace("REPO/", &fleet().repo_url)
+}
+
 fn playbook(dir: &Path, name: &str, host: &str, tasks: &str) -> PathBuf {
     let path = dir.join(name);
+    let tasks = with_repo(tasks);
     let text = format!("- hosts: {host}\n  gather_facts: false\n  tasks:\n{tasks}");
     std::fs::write(&path, text).expect("write playbook");
     path
@@ -192,7 +199,7 @@ fn apt_installs_removes_and_installs_debs() {
         host,
         "    - name: deb
       apt:
-        deb: http://10.77.0.1:8080/hello_2.10-3_amd64.deb
+        deb: REPO/hello_2.10-3_amd64.deb
 ",
     );
     let r = run(&deb, host, &["--check"]).expect_code(0);
@@ -224,7 +231,7 @@ fn apt_installs_removes_and_installs_debs() {
 }
 
 /// A directory of this test's own inside the fleet's served repo, so the
-/// hosts can fetch files from http://10.77.0.1:8080/<name>/.
+/// hosts can fetch files from `REPO/<name>/`.
 fn served_dir(name: &str) -> PathBuf {
     let cache =
         std::env::var("HERD_FLEET_CACHE").unwrap_or_else(|_| "/var/cache/herd-fleet".into());
@@ -277,15 +284,15 @@ fn get_url_downloads_verifies_and_skips_when_present() {
         &format!(
             "    - name: by digest
       get_url:
-        url: http://10.77.0.1:8080/herdtest-b-get/payload.txt
+        url: REPO/herdtest-b-get/payload.txt
         dest: /tmp/herdtest-b-get/a.txt
         checksum: sha256:{sum}
         mode: '0640'
     - name: by sums file into a dir
       get_url:
-        url: http://10.77.0.1:8080/herdtest-b-get/payload.txt
+        url: REPO/herdtest-b-get/payload.txt
         dest: /tmp/herdtest-b-get/
-        checksum: sha256:http://10.77.0.1:8080/herdtest-b-get/SHA256SUMS
+        checksum: sha256:REPO/herdtest-b-get/SHA256SUMS
     - name: file url
       get_url:
         url: file:///etc/hostname
@@ -313,13 +320,13 @@ fn get_url_downloads_verifies_and_skips_when_present() {
         host,
         "    - name: wrong sum
       get_url:
-        url: http://10.77.0.1:8080/herdtest-b-get/payload.txt
+        url: REPO/herdtest-b-get/payload.txt
         dest: /tmp/herdtest-b-get/bad.txt
         checksum: sha1:0000000000000000000000000000000000000000
       ignore_errors: true
     - name: missing
       get_url:
-        url: http://10.77.0.1:8080/herdtest-b-get/nope.txt
+        url: REPO/herdtest-b-get/nope.txt
         dest: /tmp/herdtest-b-get/nope.txt
       ignore_errors: true
 ",
@@ -332,7 +339,7 @@ fn get_url_downloads_verifies_and_skips_when_present() {
         host,
         "    - name: new
       get_url:
-        url: http://10.77.0.1:8080/herdtest-b-get/payload.txt
+        url: REPO/herdtest-b-get/payload.txt
         dest: /tmp/herdtest-b-get/new.txt
 ",
     );
@@ -360,7 +367,7 @@ fn uri_reads_json_checks_status_and_writes_dest() {
         host,
         "    - name: get json
       uri:
-        url: http://10.77.0.1:8080/herdtest-b-uri/data.json
+        url: REPO/herdtest-b-uri/data.json
         return_content: true
         url_username: herd
         url_password: s3cret-b
@@ -376,11 +383,11 @@ fn uri_reads_json_checks_status_and_writes_dest() {
           - \"'herd' in r.content\"
     - name: not found is fine when asked
       uri:
-        url: http://10.77.0.1:8080/herdtest-b-uri/missing
+        url: REPO/herdtest-b-uri/missing
         status_code: [404]
     - name: save
       uri:
-        url: http://10.77.0.1:8080/herdtest-b-uri/data.json
+        url: REPO/herdtest-b-uri/data.json
         dest: /tmp/herdtest-b-uri.json
 ",
     );
@@ -405,7 +412,7 @@ fn uri_reads_json_checks_status_and_writes_dest() {
         host,
         "    - name: missing
       uri:
-        url: http://10.77.0.1:8080/herdtest-b-uri/missing
+        url: REPO/herdtest-b-uri/missing
 ",
     );
     let r = run(&bad, host, &[]).expect_code(2);
@@ -455,7 +462,7 @@ fn unarchive_extracts_tarballs_and_zips_once() {
         mode: u=rwX,go=rX
     - name: zip by url
       unarchive:
-        src: http://10.77.0.1:8080/herdtest-b-un/app.zip
+        src: REPO/herdtest-b-un/app.zip
         dest: /tmp/herdtest-b-un/z
         remote_src: true
 ",
@@ -553,7 +560,7 @@ fn apt_repository_adds_and_removes_a_source() {
     let _g = f.lock(host);
     f.ssh_ok(host, "rm -f /etc/apt/sources.list.d/herdtest-b.list");
     let dir = tempfile::tempdir().expect("tempdir");
-    let line = "deb [trusted=yes] http://10.77.0.1:8080/ ./";
+    let line = with_repo("deb [trusted=yes] REPO/ ./");
     let add = playbook(
         dir.path(),
         "add.yml",
@@ -600,7 +607,10 @@ fn apt_repository_adds_and_removes_a_source() {
     // The fleet's own source is untouched.
     f.ssh_ok(
         host,
-        "grep -q 10.77.0.1 /etc/apt/sources.list.d/herd-local.list && apt-get update -qq",
+        &format!(
+            "grep -q {} /etc/apt/sources.list.d/herd-local.list && apt-get update -qq",
+            f.bridge_address
+        ),
     );
 }
 
@@ -625,7 +635,7 @@ fn apt_key_writes_a_keyring_from_a_url_and_removes_it() {
         &format!(
             "    - name: by url
       apt_key:
-        url: http://10.77.0.1:8080/herdtest-b-key/key.asc
+        url: REPO/herdtest-b-key/key.asc
         keyring: /etc/apt/keyrings/herdtest-b.asc
     - name: by data
       apt_key:
@@ -684,7 +694,7 @@ fn deb822_repository_writes_a_sources_file_apt_can_read() {
         "    - name: add
       deb822_repository:
         name: herdtest-b
-        uris: http://10.77.0.1:8080/
+        uris: REPO/
         suites: ./
         trusted: true
 ",
@@ -693,7 +703,9 @@ fn deb822_repository_writes_a_sources_file_apt_can_read() {
     assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
     assert_eq!(
         f.ssh_ok(host, "cat /etc/apt/sources.list.d/herdtest-b.sources"),
-        "X-Repolib-Name: herdtest-b\nTypes: deb\nURIs: http://10.77.0.1:8080/\nSuites: ./\nTrusted: yes\n"
+        with_repo(
+            "X-Repolib-Name: herdtest-b\nTypes: deb\nURIs: REPO/\nSuites: ./\nTrusted: yes\n"
+        )
     );
     f.ssh_ok(host, "apt-get update -qq");
     let r = run(&add, host, &[]).expect_code(0);
