@@ -122,6 +122,56 @@ pub fn tagged<'a>(out: &'a str, tag: &str) -> Option<&'a str> {
     out.lines().find_map(|l| l.strip_prefix(prefix.as_str()))
 }
 
+/// Why a probe's output could not be read: the script printed something
+/// other than what its parser expects (a host without a tool, a script
+/// cut short).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("the probe printed no `{tag}` line")]
+    Missing { tag: String },
+    #[error("the probe printed bad base64 for `{tag}`: {reason}")]
+    BadBase64 { tag: String, reason: String },
+    #[error("{what} printed bad JSON: {reason}")]
+    BadJson { what: &'static str, reason: String },
+}
+
+impl From<ProbeError> for ModuleError {
+    fn from(e: ProbeError) -> Self {
+        ModuleError::failed(e.to_string())
+    }
+}
+
+/// [`tagged`], where a missing line is an error.
+pub fn tagged_line<'a>(out: &'a str, tag: &str) -> Result<&'a str, ProbeError> {
+    tagged(out, tag).ok_or_else(|| ProbeError::Missing {
+        tag: tag.to_string(),
+    })
+}
+
+/// Text a probe printed base64-encoded (so any bytes fit on one line),
+/// decoded; invalid UTF-8 is replaced, as file contents are compared as text.
+pub fn decode_b64(tag: &str, text: &str) -> Result<String, ProbeError> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| ProbeError::BadBase64 {
+            tag: tag.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// A file's content from the line `TAG <base64>`, or `None` from `TAG -`
+/// (the file does not exist): the shape the modules' probe scripts print
+/// with `base64 -w0`.
+pub fn tagged_file(out: &str, tag: &str) -> Result<Option<String>, ProbeError> {
+    let line = tagged_line(out, tag)?.trim();
+    if line == "-" {
+        return Ok(None);
+    }
+    decode_b64(tag, line).map(Some)
+}
+
 /// Parse a [`stat_snippet`]'s line; `Ok(None)` when the path is missing.
 pub fn parse_stat(out: &str, tag: &str) -> Result<Option<FileStat>, String> {
     let line = tagged(out, tag).ok_or_else(|| format!("probe printed no `{tag}` line"))?;
@@ -289,6 +339,25 @@ mod tests {
     use super::*;
     use crate::local::LocalHost;
     use crate::Host;
+
+    #[test]
+    fn tagged_file_decodes_content_and_tells_missing_lines_and_bad_base64() {
+        let out = "A aGVsbG8K\nB -\nC not*base64\n";
+        assert_eq!(tagged_file(out, "A"), Ok(Some("hello\n".to_string())));
+        assert_eq!(tagged_file(out, "B"), Ok(None));
+        assert!(matches!(
+            tagged_file(out, "C"),
+            Err(ProbeError::BadBase64 { tag, .. }) if tag == "C"
+        ));
+        assert_eq!(
+            tagged_file(out, "D"),
+            Err(ProbeError::Missing { tag: "D".into() })
+        );
+        assert_eq!(
+            ModuleError::from(ProbeError::Missing { tag: "D".into() }).to_string(),
+            "the probe printed no `D` line"
+        );
+    }
 
     #[test]
     fn stat_snippet_reads_a_file_and_a_missing_path() {

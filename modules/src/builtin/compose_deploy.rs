@@ -42,7 +42,7 @@ use serde_json::{json, Map, Value};
 
 use crate::host::FileAttrs;
 use crate::params::{de_bool, de_opt_f64, de_opt_u64};
-use crate::probe::tagged;
+use crate::probe::{decode_b64, tagged, tagged_file, tagged_line, ProbeError};
 use crate::shell_quote::quote;
 use crate::textfile;
 use crate::{FileDiff, Host, Module, ModuleError, Outcome, ParamError, Plan};
@@ -497,13 +497,6 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
 }
 
-fn unb64(s: &str) -> Result<String, String> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| format!("probe printed bad base64: {e}"))
-}
-
 const PROBE_FUNCTIONS: &str = r#"file() { if [ -f "$2" ]; then printf '%s ' "$1"; base64 -w0 < "$2" || exit 3; echo; else echo "$1 -"; fi; }
 b64() { printf '%s ' "$1"; base64 -w0 < "$2"; echo; }
 containers() { ids=$(docker ps -aq --filter "label=com.docker.compose.project=$2") || exit 3
@@ -596,14 +589,6 @@ struct Probed {
     containers: Vec<Container>,
 }
 
-fn file_line(out: &str, tag: &str) -> Result<Option<String>, String> {
-    let line = tagged(out, tag).ok_or_else(|| format!("probe printed no `{tag}` line"))?;
-    if line.trim() == "-" {
-        return Ok(None);
-    }
-    unb64(line).map(Some)
-}
-
 fn lines_of<'a>(out: &'a str, tag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     out.lines()
         .filter_map(move |l| l.strip_prefix(tag)?.strip_prefix(' '))
@@ -626,15 +611,16 @@ fn parse_containers(out: &str, x: &str) -> Vec<Container> {
     v
 }
 
-fn parse_project(out: &str, x: &str, n_files: usize) -> Result<Probed, String> {
+fn parse_project(out: &str, x: &str, n_files: usize) -> Result<Probed, ProbeError> {
     let mut p = Probed::default();
     for i in 0..n_files {
-        p.files.push(file_line(out, &format!("{x}F{i}"))?);
+        p.files.push(tagged_file(out, &format!("{x}F{i}"))?);
     }
-    p.env = file_line(out, &format!("{x}ENV"))?;
-    p.manifest = file_line(out, &format!("{x}MAN"))?;
-    if let Some(e) = tagged(out, &format!("{x}CFGERR")) {
-        p.config_error = Some(unb64(e)?.trim().to_string());
+    p.env = tagged_file(out, &format!("{x}ENV"))?;
+    p.manifest = tagged_file(out, &format!("{x}MAN"))?;
+    let cfgerr = format!("{x}CFGERR");
+    if let Some(e) = tagged(out, &cfgerr) {
+        p.config_error = Some(decode_b64(&cfgerr, e)?.trim().to_string());
     } else {
         for l in lines_of(out, &format!("{x}H")) {
             if let Some((svc, h)) = l.split_once(' ') {
@@ -642,10 +628,12 @@ fn parse_project(out: &str, x: &str, n_files: usize) -> Result<Probed, String> {
                     .insert(svc.trim().to_string(), h.trim().to_string());
             }
         }
-        let json = tagged(out, &format!("{x}JSON"))
-            .ok_or_else(|| format!("probe printed no `{x}JSON` line"))?;
-        let cfg: Value = serde_json::from_str(&unb64(json)?)
-            .map_err(|e| format!("docker compose config printed bad JSON: {e}"))?;
+        let tag = format!("{x}JSON");
+        let json = decode_b64(&tag, tagged_line(out, &tag)?)?;
+        let cfg: Value = serde_json::from_str(&json).map_err(|e| ProbeError::BadJson {
+            what: "docker compose config",
+            reason: e.to_string(),
+        })?;
         if let Some(svcs) = cfg.get("services").and_then(Value::as_object) {
             for (name, svc) in svcs {
                 if let Some(img) = svc.get("image").and_then(Value::as_str) {
@@ -1033,7 +1021,7 @@ impl ComposeDeploy {
         for (c, w) in ws {
             let x = c.map_or("P", Color::tag);
             let cs = parse_containers(&out, x);
-            let man = file_line(&out, &format!("{x}MAN")).map_err(ModuleError::failed)?;
+            let man = tagged_file(&out, &format!("{x}MAN"))?;
             let mut files: Vec<String> = man.as_deref().map(manifest_names).unwrap_or_default();
             if tagged(&out, &format!("{x}ENV")) == Some("y") {
                 files.push(".env".into());
@@ -1396,7 +1384,7 @@ impl Module for ComposeDeploy {
         let mut plan = Plan::default();
         if !bg {
             let (_, w) = &ws[0];
-            let got = parse_project(&out, "P", w.files.len()).map_err(ModuleError::failed)?;
+            let got = parse_project(&out, "P", w.files.len())?;
             let d = delta(w, &got, p)?;
             plan.result.insert("project".into(), json!(w.project));
             plan.result.insert("services".into(), services_result(&got));
@@ -1421,7 +1409,7 @@ impl Module for ComposeDeploy {
             })?;
             return Ok(plan);
         }
-        let live = match file_line(&out, "LIVE").map_err(ModuleError::failed)? {
+        let live = match tagged_file(&out, "LIVE")? {
             None => None,
             Some(t) => match t.trim() {
                 "blue" => Some(Color::Blue),
@@ -1439,7 +1427,7 @@ impl Module for ComposeDeploy {
             .map(|(c, w)| {
                 parse_project(&out, c.tag(), w.files.len())
                     .map(|got| (c, w, got))
-                    .map_err(ModuleError::failed)
+                    .map_err(ModuleError::from)
             })
             .collect::<Result<_, _>>()?;
         let cur = live.unwrap_or(Color::Blue);
@@ -1455,7 +1443,7 @@ impl Module for ComposeDeploy {
         if let Some(l) = live.filter(|_| cd.is_empty()) {
             let sw = p.switch.as_ref();
             let want_text = sw.and_then(|s| s.text(l));
-            let have = file_line(&out, "SWITCH").map_err(ModuleError::failed)?;
+            let have = tagged_file(&out, "SWITCH")?;
             if let (Some(f), Some(t)) = (switch_file, want_text) {
                 if have.as_deref() != Some(t) {
                     plan.changes.push(format!("switch {f} to {}", l.word()));
@@ -1757,7 +1745,7 @@ mod tests {
                     }
                 } else if let Some(rest) = line.strip_prefix("printf '%s' '") {
                     let enc = rest.split('\'').next().unwrap_or_default();
-                    rendered.push(unb64(enc).expect("b64"));
+                    rendered.push(decode_b64("test", enc).expect("b64"));
                 } else if let ["containers", x, p] = words.as_slice() {
                     let project = p.to_string();
                     let env = rendered.last().cloned().unwrap_or_default();

@@ -32,7 +32,6 @@
 
 use std::collections::HashMap;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -41,7 +40,7 @@ use crate::builtin::apt::{parse_dpkg, parse_policy, Apt, AptParams, Installed};
 use crate::builtin::deb822_repository::{self, Deb822Params};
 use crate::host::FileAttrs;
 use crate::params::{de_bool, de_opt_string, de_opt_u64, yes};
-use crate::probe::tagged;
+use crate::probe::{tagged, tagged_file, tagged_line, ProbeError};
 use crate::shell_quote::{join, quote};
 use crate::textfile;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
@@ -400,24 +399,15 @@ fn section<'a>(out: &'a str, start: &str, end: &str) -> &'a str {
         .unwrap_or("")
 }
 
-fn parse_probe(out: &str) -> Result<Facts, String> {
-    let file = |tag: &str| -> Result<Option<String>, String> {
-        let line = tagged(out, tag).ok_or_else(|| format!("probe printed no `{tag}` line"))?;
-        if line.trim() == "-" {
-            return Ok(None);
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(line.trim())
-            .map_err(|e| format!("probe printed bad base64 for `{tag}`: {e}"))?;
-        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-    };
+fn parse_probe(out: &str) -> Result<Facts, ProbeError> {
+    let file = |tag: &str| tagged_file(out, tag);
     let word = |tag: &str| -> Option<String> {
         tagged(out, tag)
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
-    let os = tagged(out, "OS").ok_or("probe printed no `OS` line")?;
+    let os = tagged_line(out, "OS")?;
     let mut os = os.split_whitespace();
     Ok(Facts {
         os_id: os.next().unwrap_or("unknown").to_string(),
@@ -951,7 +941,7 @@ impl Module for DockerInstall {
                 out.stderr_str().trim_end()
             )));
         }
-        let facts = parse_probe(&out.stdout_str()).map_err(ModuleError::failed)?;
+        let facts = parse_probe(&out.stdout_str())?;
         let (mut plan, planned) = decide(p, &facts)?;
         plan.state = serde_json::to_value(&planned).map_err(|e| {
             ModuleError::failed(format!("docker_install: cannot keep the plan: {e}"))
@@ -1361,6 +1351,7 @@ mod tests {
     }
 
     fn b64(s: &str) -> String {
+        use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(s)
     }
 

@@ -57,7 +57,7 @@ use crate::builtin::get_url::parse_checksum;
 use crate::host::FileAttrs;
 use crate::inventory::InventoryView;
 use crate::params::{de_bool, de_opt_u64, yes};
-use crate::probe::tagged;
+use crate::probe::{tagged, tagged_file, tagged_line, ProbeError};
 use crate::shell_quote::quote;
 use crate::textfile;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
@@ -540,19 +540,10 @@ fn probe_script(p: &EsParams, l: &Layout) -> String {
     s
 }
 
-fn parse_probe(out: &str, n_masters: usize) -> Result<Probed, String> {
-    let get = |tag: &str| tagged(out, tag).ok_or_else(|| format!("probe printed no `{tag}` line"));
-    let yes = |tag: &str| -> Result<bool, String> { Ok(get(tag)?.trim() == "yes") };
-    let file = |tag: &str| -> Result<Option<String>, String> {
-        let line = get(tag)?.trim();
-        if line == "-" {
-            return Ok(None);
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(line)
-            .map_err(|e| format!("probe printed bad base64 for `{tag}`: {e}"))?;
-        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-    };
+fn parse_probe(out: &str, n_masters: usize) -> Result<Probed, ProbeError> {
+    let get = |tag: &str| tagged_line(out, tag);
+    let yes = |tag: &str| -> Result<bool, ProbeError> { Ok(get(tag)?.trim() == "yes") };
+    let file = |tag: &str| tagged_file(out, tag);
     let curl = yes("CURL")?;
     let mut masters = Vec::with_capacity(n_masters);
     for i in 0..n_masters {
@@ -665,8 +656,7 @@ impl Module for ElasticsearchCluster {
                 out.stderr_str().trim_end()
             )));
         }
-        let probed =
-            parse_probe(&out.stdout_str(), l.seed_hosts.len()).map_err(ModuleError::failed)?;
+        let probed = parse_probe(&out.stdout_str(), l.seed_hosts.len())?;
         if !probed.curl {
             return Err(ModuleError::failed(
                 "elasticsearch_cluster needs curl on the host for the cluster API (install curl)",
