@@ -685,24 +685,45 @@ impl SshHost {
                 self.stats.bytes_received += done.bytes_received;
                 Ok(done.output)
             }
-            Err(DrainError::Timeout) => {
-                // A command that dies when its channel closes is gone at
-                // once; one that does not keeps running on the host, and its
-                // channel waits to be freed while the session carries on.
-                let closed =
-                    exec::abandon(&conn.session, fd, &mut channel, Duration::from_millis(300));
-                if let (false, Some(conn)) = (closed, self.conn.as_mut()) {
-                    conn.abandoned.push(channel);
+            Err(e) => Err(self.command_failed(channel, e, started)),
+        }
+    }
+
+    /// A command's channel (its own exec channel or the persistent shell)
+    /// failed while the command ran.
+    ///
+    /// Timeout: the channel is closed. A command that dies when its channel
+    /// closes is gone at once; one that does not keeps running on the host
+    /// (a shell busy with it exits after it, at the EOF on its stdin), and
+    /// its channel waits to be freed while the session carries on. The next
+    /// command on the shell starts a new one.
+    ///
+    /// I/O error: the session is dead; the host is unreachable.
+    fn command_failed(
+        &mut self,
+        mut channel: ssh2::Channel,
+        error: DrainError,
+        started: Instant,
+    ) -> HostError {
+        match error {
+            DrainError::Timeout => {
+                if let Some(conn) = self.conn.as_mut() {
+                    let fd = conn.sock.as_raw_fd();
+                    let closed =
+                        exec::abandon(&conn.session, fd, &mut channel, Duration::from_millis(300));
+                    if !closed {
+                        conn.abandoned.push(channel);
+                    }
                 }
                 self.stats.exec_time += started.elapsed();
                 let seconds = self.options.command_timeout.map_or(0, |t| t.as_secs());
-                Err(HostError::Timeout { seconds })
+                HostError::Timeout { seconds }
             }
-            Err(DrainError::Io(e)) => {
+            DrainError::Io(e) => {
                 self.drop_conn();
                 drop(channel);
                 self.stats.exec_time += started.elapsed();
-                Err(self.unreachable("connection lost during a command", e))
+                self.unreachable("connection lost during a command", e)
             }
         }
     }
@@ -796,25 +817,7 @@ impl SshHost {
                 out.rc = rc;
                 Ok(out)
             }
-            Err(DrainError::Timeout) => {
-                // The shell is busy with the command until it ends: close
-                // it (it exits after the command, at the EOF on its stdin)
-                // and let the next command start a new one.
-                let closed =
-                    exec::abandon(&conn.session, fd, &mut channel, Duration::from_millis(300));
-                if let (false, Some(conn)) = (closed, self.conn.as_mut()) {
-                    conn.abandoned.push(channel);
-                }
-                self.stats.exec_time += started.elapsed();
-                let seconds = self.options.command_timeout.map_or(0, |t| t.as_secs());
-                Err(HostError::Timeout { seconds })
-            }
-            Err(DrainError::Io(e)) => {
-                self.drop_conn();
-                drop(channel);
-                self.stats.exec_time += started.elapsed();
-                Err(self.unreachable("connection lost during a command", e))
-            }
+            Err(e) => Err(self.command_failed(channel, e, started)),
         }
     }
 }
