@@ -56,6 +56,24 @@ impl Plan {
         self.changes.push(what.into());
         self
     }
+
+    /// Keep what `apply` needs from this plan, as [`Plan::state`].
+    pub fn keep_state<T: Serialize>(&mut self, state: &T) -> Result<(), ModuleError> {
+        self.state = serde_json::to_value(state).map_err(|e| {
+            ModuleError::failed(format!("internal: cannot keep the plan's state: {e}"))
+        })?;
+        Ok(())
+    }
+
+    /// What [`Plan::keep_state`] kept; an error when `apply` is given a
+    /// plan this module did not make.
+    pub fn state_as<T: DeserializeOwned>(&self) -> Result<T, ModuleError> {
+        T::deserialize(&self.state).map_err(|e| {
+            ModuleError::failed(format!(
+                "internal: the plan's state is not this module's: {e}"
+            ))
+        })
+    }
 }
 
 /// What applying a plan did.

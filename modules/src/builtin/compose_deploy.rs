@@ -1050,11 +1050,10 @@ impl ComposeDeploy {
                 plan.changes.push(format!("remove {l}"));
             }
         }
-        plan.state = serde_json::to_value(Planned::Absent {
+        plan.keep_state(&Planned::Absent {
             projects,
             live: live.filter(|_| live_exists),
-        })
-        .map_err(|e| ModuleError::failed(e.to_string()))?;
+        })?;
         Ok(plan)
     }
 
@@ -1356,10 +1355,6 @@ fn parse_env(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn to_state(p: &Planned) -> Result<Value, ModuleError> {
-    serde_json::to_value(p).map_err(|e| ModuleError::failed(e.to_string()))
-}
-
 impl Module for ComposeDeploy {
     const NAME: &'static str = "compose_deploy";
     type Params = ComposeDeployParams;
@@ -1396,13 +1391,13 @@ impl Module for ComposeDeploy {
             if d.is_empty() {
                 if p.state == DeployState::Restarted {
                     plan.changes.push(format!("{}: restart", w.project));
-                    plan.state = to_state(&Planned::Restart { color: None })?;
+                    plan.keep_state(&Planned::Restart { color: None })?;
                 }
                 return Ok(plan);
             }
             plan.changes = d.changes;
             plan.diffs = d.diffs;
-            plan.state = to_state(&Planned::Deploy {
+            plan.keep_state(&Planned::Deploy {
                 previous: got.manifest.is_some() && !old_names.is_empty(),
                 old_names,
                 stale: d.stale,
@@ -1452,13 +1447,13 @@ impl Module for ComposeDeploy {
                     {
                         plan.diffs.push(d);
                     }
-                    plan.state = to_state(&Planned::SwitchOnly { live: l })?;
+                    plan.keep_state(&Planned::SwitchOnly { live: l })?;
                     return Ok(plan);
                 }
             }
             if p.state == DeployState::Restarted {
                 plan.changes.push(format!("{}: restart", cw.project));
-                plan.state = to_state(&Planned::Restart { color: Some(l) })?;
+                plan.keep_state(&Planned::Restart { color: Some(l) })?;
             }
             return Ok(plan);
         }
@@ -1488,7 +1483,7 @@ impl Module for ComposeDeploy {
             plan.changes
                 .push(format!("stop {}-{}", p.project, l.word()));
         }
-        plan.state = to_state(&Planned::Deploy2 {
+        plan.keep_state(&Planned::Deploy2 {
             target,
             old: live,
             stale: td.stale,
@@ -1502,8 +1497,7 @@ impl Module for ComposeDeploy {
         plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        let planned: Planned = serde_json::from_value(plan.state)
-            .map_err(|e| ModuleError::failed(format!("bad plan state: {e}")))?;
+        let planned: Planned = plan.state_as()?;
         let ws = wants(p)?;
         let mut out = match planned {
             Planned::Absent { projects, live } => {

@@ -943,9 +943,7 @@ impl Module for DockerInstall {
         }
         let facts = parse_probe(&out.stdout_str())?;
         let (mut plan, planned) = decide(p, &facts)?;
-        plan.state = serde_json::to_value(&planned).map_err(|e| {
-            ModuleError::failed(format!("docker_install: cannot keep the plan: {e}"))
-        })?;
+        plan.keep_state(&planned)?;
         Ok(plan)
     }
 
@@ -955,8 +953,7 @@ impl Module for DockerInstall {
         plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        let planned: Planned = serde_json::from_value(plan.state.clone())
-            .map_err(|_| ModuleError::failed("docker_install: apply called without a plan"))?;
+        let planned: Planned = plan.state_as()?;
         let mut result = plan.result.clone();
         let mut warnings: Vec<Value> = result
             .get("warnings")

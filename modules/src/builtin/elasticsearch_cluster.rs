@@ -844,8 +844,7 @@ impl Module for ElasticsearchCluster {
         if !warnings.is_empty() {
             plan.result.insert("warnings".into(), json!(warnings));
         }
-        plan.state = serde_json::to_value(&planned)
-            .map_err(|e| ModuleError::failed(format!("cannot keep the plan: {e}")))?;
+        plan.keep_state(&planned)?;
         Ok(plan)
     }
 
@@ -855,9 +854,7 @@ impl Module for ElasticsearchCluster {
         plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        let planned: Planned = serde_json::from_value(plan.state.clone()).map_err(|_| {
-            ModuleError::failed("elasticsearch_cluster: apply called without a plan")
-        })?;
+        let planned: Planned = plan.state_as()?;
         let l = &planned.layout;
         let mut result = plan.result.clone();
         let mut warnings: Vec<Value> = result

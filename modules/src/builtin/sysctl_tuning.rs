@@ -684,9 +684,7 @@ impl Module for SysctlTuning {
         if !warnings.is_empty() {
             plan.result.insert("warnings".into(), json!(warnings));
         }
-        plan.state = serde_json::to_value(&planned).map_err(|e| {
-            ModuleError::failed(format!("sysctl_tuning: cannot keep the plan: {e}"))
-        })?;
+        plan.keep_state(&planned)?;
         Ok(plan)
     }
 
@@ -696,8 +694,7 @@ impl Module for SysctlTuning {
         plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        let planned: Planned = serde_json::from_value(plan.state.clone())
-            .map_err(|_| ModuleError::failed("sysctl_tuning: apply called without a plan"))?;
+        let planned: Planned = plan.state_as()?;
         let mut result = plan.result.clone();
         let mut keys = planned.keys.clone();
 

@@ -839,12 +839,11 @@ fn plan_backup(p: &VolumeBackupParams, host: &mut dyn Host) -> Result<Plan, Modu
             .collect::<Vec<_>>()),
     );
     plan.result.insert("backup_dir".into(), json!(bd));
-    plan.state = serde_json::to_value(BackupPlanState {
+    plan.keep_state(&BackupPlanState {
         items,
         archives: pr.archives,
         manifests: pr.manifests,
-    })
-    .unwrap_or(Value::Null);
+    })?;
     Ok(plan)
 }
 
@@ -954,8 +953,7 @@ fn apply_backup(
     plan: Plan,
     host: &mut dyn Host,
 ) -> Result<Outcome, ModuleError> {
-    let st: BackupPlanState = serde_json::from_value(plan.state)
-        .map_err(|e| ModuleError::failed(format!("internal: bad plan state: {e}")))?;
+    let st: BackupPlanState = plan.state_as()?;
     let bd = p.backup_dir.trim_end_matches('/').to_string();
     let qbd = quote(&bd);
     // A timestamp no archive of this task uses yet (two runs within one
@@ -1492,21 +1490,19 @@ fn plan_restore(p: &VolumeBackupParams, host: &mut dyn Host) -> Result<Plan, Mod
     }
     plan.changes
         .push(format!("restore volume {volume} from {archive}"));
-    plan.state = serde_json::to_value(RestoreState {
+    plan.keep_state(&RestoreState {
         archive,
         marker,
         volume,
         create: pr.volume.is_none(),
         wipe,
         sha,
-    })
-    .unwrap_or(Value::Null);
+    })?;
     Ok(plan)
 }
 
 fn apply_restore(plan: Plan, host: &mut dyn Host) -> Result<Outcome, ModuleError> {
-    let st: RestoreState = serde_json::from_value(plan.state.clone())
-        .map_err(|e| ModuleError::failed(format!("internal: bad plan state: {e}")))?;
+    let st: RestoreState = plan.state_as()?;
     let a = quote(&st.archive);
     let v = quote(&st.volume);
     let mut s = format!(
