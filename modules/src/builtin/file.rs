@@ -375,8 +375,12 @@ impl Module for File {
                         let mode = want.mode.as_ref().and_then(|m| m.resolve(None, true));
                         let words: Vec<String> =
                             components(path).iter().map(|c| quote_path(c)).collect();
+                        // Another host (or process) may create a component
+                        // between the test and our mkdir: a directory there
+                        // now is as good as one we made, as in Ansible. The
+                        // second mkdir only reports why it is not one.
                         script.push_str(&format!(
-                            "for d in {}; do if [ ! -e \"$d\" ]; then mkdir -- \"$d\"\n{}fi; done\n",
+                            "for d in {}; do if [ ! -e \"$d\" ]; then mkdir -- \"$d\" 2>/dev/null || [ -d \"$d\" ] || mkdir -- \"$d\"\n{}fi; done\n",
                             words.join(" "),
                             want.apply_script("\"$d\"", mode, false)
                         ));
@@ -985,6 +989,44 @@ mod tests {
             &json!({"path": d, "state": "directory", "recurse": "yes", "mode": "0700"}),
         );
         assert_eq!(mode_of(&format!("{d}/sub/f")), 0o700);
+    }
+
+    /// Five hosts creating `parent/<host>/a/b` at once race on `parent`:
+    /// each plans it missing, and all but one `mkdir` find it made by
+    /// another. A directory someone else created meanwhile is fine.
+    #[test]
+    fn concurrent_creates_under_one_parent_do_not_race() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for round in 0..20 {
+            let parent = path_in(&dir, &format!("r{round}"));
+            // Every host plans first, while nothing exists yet, so each
+            // apply holds the stale "create every component" plan.
+            let plans: Vec<(Value, Plan)> = (0..5)
+                .map(|h| {
+                    let p = json!({"path": format!("{parent}/h{h}/a/b"), "state": "directory"});
+                    let pl = plan(&File, &p);
+                    (p, pl)
+                })
+                .collect();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(plans.len()));
+            let handles: Vec<_> = plans
+                .into_iter()
+                .map(|(p, pl)| {
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        DynModule::apply(&File, &p, pl, &mut host()).map(|_| ())
+                    })
+                })
+                .collect();
+            for h in handles {
+                let res = h.join().expect("thread");
+                assert!(res.is_ok(), "round {round}: {res:?}");
+            }
+            for h in 0..5 {
+                assert!(std::path::Path::new(&format!("{parent}/h{h}/a/b")).is_dir());
+            }
+        }
     }
 
     #[test]
