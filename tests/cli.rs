@@ -90,3 +90,39 @@ fn inventory_list_has_the_ansible_shape() {
     .expect_code(0);
     assert!(graph.stdout().starts_with("@all:"), "{}", graph.stdout());
 }
+
+/// ansible-playbook 2.18 stops with status 1 when `--limit` matches none of
+/// the inventory's hosts (recorded in the fixture); herd used to run the
+/// plays on nobody and exit 0.
+#[test]
+fn a_limit_matching_no_host_is_an_error_like_ansible() {
+    let fixture = crate::support::repo().join("tests/fixtures/ansible/limit-matches-nothing");
+    let read = |name: &str| std::fs::read_to_string(fixture.join(name)).unwrap_or_default();
+    let ansible_rc: i32 = read("ansible-2.18.rc").trim().parse().unwrap_or(-1);
+    assert_eq!(ansible_rc, 1);
+    assert!(read("ansible-2.18.stderr").contains("leaves us with no hosts to target"));
+    let run = Herd::new([
+        "run",
+        "-i",
+        "inventory.ini",
+        "--limit",
+        "nosuchhost",
+        "site.yml",
+    ])
+    .current_dir(&fixture)
+    .run()
+    .expect_code(ansible_rc);
+    assert!(
+        run.stderr()
+            .contains("--limit `nosuchhost` leaves no hosts to target"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stdout().contains("never reached"), "{}", run.stdout());
+    // A limit that matches a host still runs, and an empty inventory only
+    // warns, as in Ansible.
+    Herd::new(["run", "-i", "inventory.ini", "--limit", "h1", "site.yml"])
+        .current_dir(&fixture)
+        .run()
+        .expect_code(0);
+}

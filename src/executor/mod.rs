@@ -61,6 +61,12 @@ pub enum RunError {
     Pool(#[from] rayon::ThreadPoolBuildError),
     #[error("bad host pattern: {0}")]
     Pattern(#[from] PatternError),
+    /// `--limit` matched none of the inventory's hosts. ansible-playbook
+    /// stops here with exit status 1 rather than running empty plays.
+    #[error(
+        "--limit `{limit}` leaves no hosts to target: it matches none of the inventory's hosts"
+    )]
+    LimitMatchesNothing { limit: String },
 }
 
 /// The placeholder `omit` renders to; parameters equal to it are dropped.
@@ -126,6 +132,17 @@ pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Rec
         Some(p) => Some(project.inventory.select(p)?.into_iter().collect()),
         None => None,
     };
+    if let (Some(pattern), Some(keep)) = (&opts.limit, &limit) {
+        // As ansible-playbook: an empty inventory only warns, but a limit
+        // that leaves none of its hosts (the implicit localhost is not
+        // one) is an error before any play starts.
+        let inv = &project.inventory.hosts;
+        if !inv.is_empty() && !keep.iter().any(|h| inv.contains_key(h)) {
+            return Err(RunError::LimitMatchesNothing {
+                limit: pattern.clone(),
+            });
+        }
+    }
     for playbook in &project.playbooks {
         sink.send(Event::PlaybookStart {
             path: playbook.path.display().to_string(),
