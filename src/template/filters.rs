@@ -272,6 +272,10 @@ fn json_style(kwargs: &Kwargs, indent: Option<usize>, sort_keys: bool) -> Result
         ),
         None => indent,
     };
+    // Indentation is repeated per level: keep one level's worth sane.
+    if let Some(n) = indent {
+        super::bounds::check_text_len("to_json: indent", n.saturating_mul(64))?;
+    }
     let sort_keys = kw_flag(kwargs, "sort_keys", sort_keys)?;
     let ensure_ascii = kw_flag(kwargs, "ensure_ascii", true)?;
     // Python's json uses "," before a newline and ", " on one line.
@@ -317,6 +321,7 @@ fn yaml_style(
     filter: &str,
 ) -> Result<pyyaml::Style, Error> {
     let indent = kwargs.get::<Option<usize>>("indent")?.unwrap_or(indent);
+    super::bounds::check_text_len(&format!("{filter}: indent"), indent.saturating_mul(64))?;
     let flow = match kwargs.get::<Option<Value>>("default_flow_style")? {
         None => flow,
         Some(v) if v.is_none() => Flow::Auto,
@@ -597,6 +602,10 @@ fn permutations(state: &State, v: &Value, r: Option<usize>) -> Result<Value, Err
     if r > pool.len() {
         return Ok(Value::from(out));
     }
+    // n! / (n-r)!, saturating: a list of 20 is already 2.4e18 orderings.
+    let count =
+        (pool.len() - r + 1..=pool.len()).fold(1u128, |acc, k| acc.saturating_mul(k as u128));
+    super::bounds::check_items("permutations", count)?;
     // Python's order: lexicographic over positions.
     fn rec(
         pool: &[Value],
@@ -645,6 +654,11 @@ fn combinations(state: &State, v: &Value, r: usize) -> Result<Value, Error> {
         }
     }
     if r <= pool.len() {
+        // C(n, r), saturating; each step's product divides exactly.
+        let n = pool.len() as u128;
+        let count = (0..r.min(pool.len() - r) as u128)
+            .fold(1u128, |acc, k| acc.saturating_mul(n - k) / (k + 1));
+        super::bounds::check_items("combinations", count)?;
         rec(&pool, r, 0, &mut Vec::new(), &mut out);
     }
     Ok(Value::from(out))
@@ -957,6 +971,15 @@ fn product(state: &State, v: &Value, others: Rest<Value>, kwargs: Kwargs) -> Res
     let mut pools = vec![items(state, v, "product")?];
     for o in others.iter() {
         pools.push(items(state, o, "product")?);
+    }
+    let count = pools
+        .iter()
+        .fold(1u128, |acc, p| acc.saturating_mul(p.len() as u128));
+    let count = (0..repeat.min(128)).fold(1u128, |acc, _| acc.saturating_mul(count));
+    // The repeated pools are built too, whatever the result's size.
+    super::bounds::check_items("product", pools.len() as u128 * repeat as u128)?;
+    if pools.iter().all(|p| !p.is_empty()) && repeat > 0 {
+        super::bounds::check_items("product", count)?;
     }
     let pools: Vec<Vec<Value>> = (0..repeat).flat_map(|_| pools.clone()).collect();
     let mut result: Vec<Vec<Value>> = vec![Vec::new()];

@@ -239,15 +239,20 @@ pub(super) fn truncate(
 }
 
 /// Python's `str.center(width)`.
-pub(super) fn center(s: String, width: Option<usize>) -> String {
+pub(super) fn center(s: String, width: Option<usize>) -> Result<String, Error> {
     let width = width.unwrap_or(80);
     let len = s.chars().count();
     if width <= len {
-        return s;
+        return Ok(s);
     }
+    super::bounds::check_text_len("center", width)?;
     let marg = width - len;
     let left = marg / 2 + (marg & width & 1);
-    format!("{}{s}{}", " ".repeat(left), " ".repeat(marg - left))
+    Ok(format!(
+        "{}{s}{}",
+        " ".repeat(left),
+        " ".repeat(marg - left)
+    ))
 }
 
 /// Python's `str.splitlines()`.
@@ -302,10 +307,12 @@ pub(super) fn indent(
     let indention = match &width {
         None => "    ".to_string(),
         Some(w) if w.kind() == ValueKind::String => w.as_str().unwrap_or_default().to_string(),
-        Some(w) => " ".repeat(
-            usize::try_from(w.clone())
-                .map_err(|_| err("indent: width must be a number or a string"))?,
-        ),
+        Some(w) => {
+            let n = usize::try_from(w.clone())
+                .map_err(|_| err("indent: width must be a number or a string"))?;
+            super::bounds::check_text_len("indent", n)?;
+            " ".repeat(n)
+        }
     };
     // Jinja2 appends a newline so that splitlines keeps a trailing one.
     let text = format!("{s}\n");

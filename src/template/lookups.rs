@@ -276,22 +276,15 @@ fn run(
             kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
             let mut out = Vec::new();
             for command in text_terms() {
-                let output = std::process::Command::new("/bin/sh")
-                    .arg("-c")
-                    .arg(&command)
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::inherit())
-                    .output()
-                    .map_err(|e| err(format!("lookup('{kind}'): cannot start /bin/sh: {e}")))?;
-                if !output.status.success() {
+                let (status, stdout) = run_bounded(kind, &command)?;
+                if !status.success() {
                     // The command may hold secrets: name the lookup and the
                     // exit code only.
                     return Err(err(format!(
-                        "lookup('{kind}'): the command failed with {}",
-                        output.status
+                        "lookup('{kind}'): the command failed with {status}"
                     )));
                 }
-                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                let text = String::from_utf8_lossy(&stdout).into_owned();
                 if kind == "pipe" {
                     out.push(Value::from(text.trim_end_matches('\n').to_string()));
                 } else {
@@ -511,6 +504,7 @@ fn password(search_paths: &[PathBuf], term: &str, opts: &PasswordOptions) -> Res
             .collect()
     };
     let length = length.unwrap_or(20);
+    super::bounds::check_text_len("lookup('password'): length", length)?;
     let hash = |pw: &str, salt: &str| -> Result<String, Error> {
         Ok(match encrypt.as_deref() {
             None => pw.to_string(),
@@ -648,6 +642,34 @@ fn fileglob(search_paths: &[PathBuf], pattern: &str) -> Result<Vec<String>, Erro
     Ok(found)
 }
 
+/// Run a `pipe`/`lines` command with `/bin/sh`, keeping at most
+/// [`super::bounds::MAX_READ_BYTES`] of its stdout; past that it is killed
+/// (and reaped) and the lookup fails, so `cat /dev/zero` cannot exhaust the
+/// controller's memory.
+fn run_bounded(kind: &str, command: &str) -> Result<(std::process::ExitStatus, Vec<u8>), Error> {
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| err(format!("lookup('{kind}'): cannot start /bin/sh: {e}")))?;
+    let read = match child.stdout.take() {
+        Some(out) => {
+            super::bounds::read_bounded(&format!("lookup('{kind}'): the command's output"), out)
+        }
+        None => Ok(Vec::new()),
+    };
+    if read.is_err() {
+        let _ = child.kill();
+    }
+    let status = child
+        .wait()
+        .map_err(|e| err(format!("lookup('{kind}'): cannot wait for /bin/sh: {e}")))?;
+    Ok((status, read?))
+}
+
 /// `with_sequence`: `start=1 end=5 stride=1 format=web%02d`, `count=3`,
 /// or the short form `[start-]end[/stride][:format]`.
 fn sequence(spec: &str) -> Result<Vec<String>, Error> {
@@ -716,7 +738,9 @@ fn sequence(spec: &str) -> Result<Vec<String>, Error> {
         }
         (Some(e), None) => e,
         (None, Some(c)) if c <= 0 => return Ok(Vec::new()),
-        (None, Some(c)) => start + (c - 1) * stride,
+        // i128 cannot overflow here; an end past i64 is refused below.
+        (None, Some(c)) => i64::try_from(start as i128 + (c as i128 - 1) * stride as i128)
+            .map_err(|_| err("lookup('sequence'): the sequence ends outside the 64-bit range"))?,
         (None, None) => return Err(err("lookup('sequence'): must specify count or end")),
     };
     if stride == 0 {
@@ -732,14 +756,21 @@ fn sequence(spec: &str) -> Result<Vec<String>, Error> {
             "lookup('sequence'): to count forward don't make stride negative",
         ));
     }
-    let mut out = Vec::new();
-    let mut i = start;
-    while (stride > 0 && i <= end) || (stride < 0 && i >= end) {
+    // Counted in i128 so neither the count nor the last step can overflow
+    // (`start=9223372036854775806 end=9223372036854775807` used to).
+    let n = (end as i128 - start as i128) / stride as i128 + 1;
+    super::bounds::check_items("lookup('sequence')", n.unsigned_abs())?;
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    for k in 0..n {
+        let i = i64::try_from(start as i128 + k * stride as i128)
+            .map_err(|_| err("lookup('sequence'): the sequence leaves the 64-bit range"))?;
         out.push(printf_int(&format, i).ok_or_else(|| err("lookup('sequence'): bad format"))?);
-        i += stride;
     }
     Ok(out)
 }
+
+/// The widest field a sequence's `format` may ask for.
+const MAX_FORMAT_WIDTH: usize = 1024;
 
 /// `format % n` for one integer directive (`%d`, `%02d`, `%x`, `%o`, `%5d`).
 fn printf_int(format: &str, n: i64) -> Option<String> {
@@ -750,6 +781,10 @@ fn printf_int(format: &str, n: i64) -> Option<String> {
     let zero = flags.starts_with('0');
     let left = flags.starts_with('-');
     let width: usize = flags.trim_start_matches(['0', '-']).parse().unwrap_or(0);
+    // A format is a label, not a way to allocate gigabytes per item.
+    if width > MAX_FORMAT_WIDTH {
+        return None;
+    }
     let body = match conv {
         'd' | 'i' | 'u' => n.to_string(),
         'x' => format!("{n:x}"),
@@ -809,12 +844,7 @@ fn find(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
 }
 
 fn read(path: &Path, kind: &str) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|e| {
-        err(format!(
-            "lookup('{kind}'): cannot read {}: {e}",
-            path.display()
-        ))
-    })
+    super::bounds::read_file_text(&format!("lookup('{kind}')"), path)
 }
 
 /// Renders a template file with the variables the calling template sees
@@ -1144,5 +1174,113 @@ mod unit {
         assert!(e.contains("nosuch"), "{e}");
         let e = render(&t, "{{ lookup('file', undefined_name) }}").unwrap_err();
         assert!(e.contains("undefined_name"), "{e}");
+    }
+
+    /// Sequences at the edge of i64 used to overflow (a panic in a debug
+    /// build, an endless loop in release); huge ones are refused.
+    #[test]
+    fn sequence_overflow_and_size_are_bounded() {
+        let (_d, t) = setup();
+        assert_eq!(
+            render(
+                &t,
+                "{{ query('sequence', 'start=9223372036854775806 end=9223372036854775807') }}"
+            )
+            .unwrap(),
+            "['9223372036854775806', '9223372036854775807']"
+        );
+        assert_eq!(
+            render(
+                &t,
+                "{{ query('sequence', 'start=-9223372036854775806 end=-9223372036854775807 stride=-1') | length }}"
+            )
+            .unwrap(),
+            "2"
+        );
+        let e = render(
+            &t,
+            "{{ query('sequence', 'start=9223372036854775807 count=2') }}",
+        )
+        .unwrap_err();
+        assert!(e.contains("64-bit range"), "{e}");
+        let e = render(
+            &t,
+            "{{ query('sequence', 'start=0 end=9223372036854775807') }}",
+        )
+        .unwrap_err();
+        assert!(e.contains("more than the limit of 1000000"), "{e}");
+        let e = render(
+            &t,
+            "{{ query('sequence', 'count=3 format=%999999999999d') }}",
+        )
+        .unwrap_err();
+        assert!(e.contains("bad format"), "{e}");
+        assert_eq!(
+            render(&t, "{{ query('sequence', 'start=10 end=1 stride=-4') }}").unwrap(),
+            "['10', '6', '2']"
+        );
+    }
+
+    #[test]
+    fn file_and_command_reads_are_bounded() {
+        let (d, t) = setup();
+        // Sparse: 64 MiB + 1 byte costs no disk.
+        let big = d.path().join("big");
+        let f = std::fs::File::create(&big).expect("create");
+        f.set_len(crate::template::bounds::MAX_READ_BYTES + 1)
+            .expect("set_len");
+        let e = render(
+            &t,
+            &format!("{{{{ lookup('file', '{}') }}}}", big.display()),
+        )
+        .unwrap_err();
+        assert!(e.contains("more than the limit"), "{e}");
+        let e = render(
+            &t,
+            &format!("{{{{ lookup('template', '{}') }}}}", big.display()),
+        )
+        .unwrap_err();
+        assert!(e.contains("more than the limit"), "{e}");
+        let started = std::time::Instant::now();
+        let e = render(&t, "{{ lookup('pipe', 'cat /dev/zero') }}").unwrap_err();
+        assert!(e.contains("more than the limit"), "{e}");
+        let e = render(&t, "{{ lookup('lines', 'yes') }}").unwrap_err();
+        assert!(e.contains("more than the limit"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        let e = render(
+            &t,
+            "{{ lookup('password', '/dev/null length=999999999999') }}",
+        )
+        .unwrap_err();
+        assert!(e.contains("more than the limit"), "{e}");
+    }
+
+    #[test]
+    fn padding_and_combinatorics_are_bounded() {
+        let (_d, t) = setup();
+        for expr in [
+            "{{ 'x'.ljust(10**12) }}",
+            "{{ 'x'.rjust(10**12) }}",
+            "{{ 'x'.center(10**12) }}",
+            "{{ '1'.zfill(10**12) }}",
+            "{{ 'x' | center(10**12) }}",
+            "{{ 'a\nb' | indent(10**12) }}",
+            "{{ {'a': [1]} | to_json(indent=10**12) }}",
+            "{{ {'a': [1]} | to_nice_yaml(indent=10**12) }}",
+            "{{ range(30) | permutations | list | length }}",
+            "{{ range(60) | combinations(30) | list | length }}",
+            "{{ [1, 2] | product(repeat=64) | list | length }}",
+            "{{ [1] | product(repeat=10**12) | list | length }}",
+        ] {
+            let e = render(&t, expr).expect_err(expr);
+            assert!(e.contains("limit"), "{expr}: {e}");
+        }
+        assert_eq!(
+            render(&t, "{{ range(5) | combinations(2) | list | length }}").unwrap(),
+            "10"
+        );
+        // minijinja bounds range() itself.
+        let e = render(&t, "{{ range(10**9) | length }}").unwrap_err();
+        assert!(e.contains("too many"), "{e}");
     }
 }

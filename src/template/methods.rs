@@ -47,6 +47,7 @@ fn pad(s: &str, width: usize, fill: Option<&str>, left: bool) -> Result<String, 
     if width <= len {
         return Ok(s.to_string());
     }
+    super::bounds::check_text_len(if left { "rjust" } else { "ljust" }, width)?;
     let padding: String = std::iter::repeat_n(f, width - len).collect();
     Ok(if left {
         format!("{padding}{s}")
@@ -93,6 +94,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
             if width <= len {
                 Value::from(s)
             } else {
+                super::bounds::check_text_len("zfill", width)?;
                 Value::from(format!("{sign}{}{digits}", "0".repeat(width - len)))
             }
         }
@@ -106,6 +108,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
                     if width <= len {
                         Value::from(s)
                     } else {
+                        super::bounds::check_text_len("center", width)?;
                         let marg = width - len;
                         let left = marg / 2 + (marg & width & 1);
                         let f = fill.unwrap_or_else(|| " ".into());

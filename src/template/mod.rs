@@ -53,6 +53,7 @@
 //!   are not provided; using one fails with an error that names it (see
 //!   `lookups.rs` for the list).
 
+mod bounds;
 mod chain;
 mod crypt;
 pub mod filters;
