@@ -17,4 +17,5 @@ mod fleet_sysctl_tuning;
 mod fleet_system_a;
 mod fleet_system_b;
 mod fleet_volume_backup;
+mod hostile;
 mod local_example;

@@ -45,6 +45,10 @@ pub enum HostError {
     },
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A value that cannot reach the host's shell (a NUL byte, a bad
+    /// environment name); nothing was run.
+    #[error("refused before running: {0}")]
+    Quote(#[from] crate::shell_quote::QuoteError),
 }
 
 /// Ownership and permissions applied to a file before it is renamed into place.

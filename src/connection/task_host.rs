@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use herdsman_modules::host::{default_read_file, default_write_file};
+use herdsman_modules::shell_quote::{export, QuoteError};
 use herdsman_modules::{quote, ExecOutput, FileAttrs, Host, HostError};
 
 pub struct Become {
@@ -35,17 +36,25 @@ pub struct RoundTrips {
 }
 
 impl<'a> TaskHost<'a> {
-    pub fn new(inner: &'a mut dyn Host, become_: Option<Become>, env: &[(String, String)]) -> Self {
+    /// Fails when an environment name is not a shell variable name (it
+    /// would be pasted into the script: `A=1; touch /x; B` runs `touch`) or
+    /// a value holds a NUL. The engine checks names earlier, with the
+    /// task's location; this is the last line.
+    pub fn new(
+        inner: &'a mut dyn Host,
+        become_: Option<Become>,
+        env: &[(String, String)],
+    ) -> Result<Self, QuoteError> {
         let env_prefix = env
             .iter()
-            .map(|(k, v)| format!("export {}={}; ", k, quote(v)))
-            .collect();
-        TaskHost {
+            .map(|(k, v)| export(k, v))
+            .collect::<Result<String, _>>()?;
+        Ok(TaskHost {
             inner,
             become_,
             env_prefix,
             counters: RoundTrips::default(),
-        }
+        })
     }
 
     /// Round trips made through this wrapper so far.
@@ -71,6 +80,11 @@ impl Host for TaskHost<'_> {
     }
 
     fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+        // A NUL would cut the script short on its way to `sh -c` (or fail
+        // the exec), so whatever came after it would silently not run.
+        if script.contains('\0') {
+            return Err(HostError::Quote(QuoteError::Nul));
+        }
         let started = Instant::now();
         let out = self.run_uncounted(script, stdin);
         self.counters.execs += 1;
@@ -183,7 +197,7 @@ mod tests {
     #[test]
     fn profile_counts_commands_and_transport_transfers_apart() {
         let mut fake = Fake { runs: 0 };
-        let mut host = TaskHost::new(&mut fake, None, &[]);
+        let mut host = TaskHost::new(&mut fake, None, &[]).expect("no environment");
         host.run("true", None).expect("run");
         host.write_file("/tmp/x", b"x", &FileAttrs::default())
             .expect("write");
@@ -199,11 +213,32 @@ mod tests {
             user: "root".into(),
             password: None,
         });
-        let mut host = TaskHost::new(&mut fake, become_, &[]);
+        let mut host = TaskHost::new(&mut fake, become_, &[]).expect("no environment");
         host.write_file("/tmp/x", b"x", &FileAttrs::default())
             .expect("write");
         let c = host.counters();
         assert_eq!((c.execs, c.transfers), (1, 0));
         assert_eq!(fake.runs, 1);
+    }
+
+    /// Nothing reaches the transport when a name would be pasted into the
+    /// script or a NUL would cut it short.
+    #[test]
+    fn bad_env_names_and_nul_scripts_never_reach_the_host() {
+        let mut fake = Fake { runs: 0 };
+        let bad = [("A=1; touch /tmp/x; B".to_string(), "v".to_string())];
+        assert!(matches!(
+            TaskHost::new(&mut fake, None, &bad),
+            Err(QuoteError::EnvName)
+        ));
+        let nul = [("A".to_string(), "a\0b".to_string())];
+        assert!(matches!(
+            TaskHost::new(&mut fake, None, &nul),
+            Err(QuoteError::Nul)
+        ));
+        let mut host = TaskHost::new(&mut fake, None, &[]).expect("no environment");
+        let err = host.run("echo a\0; rm -rf /", None).expect_err("refused");
+        assert!(matches!(err, HostError::Quote(QuoteError::Nul)), "{err}");
+        assert_eq!(fake.runs, 0);
     }
 }

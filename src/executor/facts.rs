@@ -102,7 +102,8 @@ impl PlayRunner<'_> {
         let mut guard = conn
             .lock()
             .map_err(|_| (Status::Failed, "connection lock poisoned".to_string()))?;
-        let mut host = TaskHost::new(&mut **guard, None, &[]);
+        let mut host =
+            TaskHost::new(&mut **guard, None, &[]).map_err(|e| (Status::Failed, e.to_string()))?;
         let out =
             herdsman_modules::Host::run(&mut host, FACTS_SCRIPT, None).map_err(|e| match e {
                 herdsman_modules::HostError::Unreachable(m) => (Status::Unreachable, m),

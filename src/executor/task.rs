@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use herdsman_modules::shell_quote::is_env_name;
 use herdsman_modules::{DynModule, HostError, ModuleError};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -692,7 +693,30 @@ impl PlayRunner<'_> {
             Ok(env) => env,
             Err(e) => return ItemOutcome::failed(format!("environment: {e}")),
         };
-        let mut host = TaskHost::new(&mut **guard, become_, &env);
+        if let Some(bad) = env.iter().position(|(k, _)| !is_env_name(k)) {
+            // Name the task and where it is, never the rendered name: it
+            // came from a variable and may be anything.
+            return ItemOutcome::failed(format!(
+                "environment: variable #{} of task `{}` ({}:{}:{}) renders to an invalid environment variable name; names must match [A-Za-z_][A-Za-z0-9_]*",
+                bad + 1,
+                task.display_name(),
+                task.span.path.display(),
+                task.span.line,
+                task.span.col,
+            ));
+        }
+        let mut host = match TaskHost::new(&mut **guard, become_, &env) {
+            Ok(h) => h,
+            Err(e) => {
+                return ItemOutcome::failed(format!(
+                    "environment of task `{}` ({}:{}:{}): {e}",
+                    task.display_name(),
+                    task.span.path.display(),
+                    task.span.line,
+                    task.span.col,
+                ))
+            }
+        };
         let check = task
             .check_mode
             .unwrap_or(self.play.check_mode.unwrap_or(self.opts.check));

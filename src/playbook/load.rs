@@ -1842,6 +1842,21 @@ impl Loader {
                 let mut out = Map::new();
                 for (k, val) in entries {
                     let name = k.key_text().unwrap_or_default();
+                    // A name is pasted after `export`, so it must be a shell
+                    // variable name; a templated one is checked once rendered.
+                    if !is_template(&name) && !herdsman_modules::shell_quote::is_env_name(&name) {
+                        self.error(
+                            k.span
+                                .diagnostic(format!(
+                                    "`{name}` is not a valid environment variable name"
+                                ))
+                                .with_label("not a shell variable name")
+                                .with_help(
+                                    "names are letters, digits and `_`, and do not start with a digit",
+                                ),
+                        );
+                        continue;
+                    }
                     collect_checks(val, &format!("environment.{name}"), checks);
                     out.insert(name, val.to_json());
                 }

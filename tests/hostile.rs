@@ -1,0 +1,81 @@
+//! Hostile values on local hosts: names and values that reach the host's
+//! shell, and the bounds that keep a command or template from exhausting
+//! the controller.
+
+use std::path::Path;
+
+use crate::support::{write_files, Herd, Run};
+
+const ONE_HOST: &str = "h1 ansible_connection=local\n";
+
+fn run_in(dir: &Path, inventory: &str, playbook: &str, extra: &[&str]) -> Run {
+    write_files(dir, &[("inventory.ini", inventory), ("site.yml", playbook)]);
+    let mut args = vec![
+        "run",
+        "site.yml",
+        "-i",
+        "inventory.ini",
+        "--output",
+        "jsonl",
+    ];
+    args.extend_from_slice(extra);
+    Herd::new(args).current_dir(dir).run()
+}
+
+/// An `environment:` name from a variable used to be pasted after `export`
+/// unquoted, so `A=1; touch <file>; B` ran `touch` on the host.
+#[test]
+fn an_environment_name_cannot_inject_a_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("injected");
+    let envname = format!("envname=\"A=1; touch {}; B\"", marker.display());
+    let run = run_in(
+        dir.path(),
+        ONE_HOST,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - name: with env\n      command: 'true'\n      environment:\n        \"{{ envname }}\": v\n",
+        &["-e", &envname],
+    )
+    .expect_code(2);
+    assert!(!marker.exists(), "the injected command ran");
+    let r = run.results("with env");
+    let msg = r[0]["msg"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("invalid environment variable name")
+            && msg.contains("task `with env`")
+            && msg.contains("site.yml:4:7"),
+        "{msg}"
+    );
+    assert!(!msg.contains("touch"), "the value is printed: {msg}");
+    // A good name still reaches the command.
+    let run = run_in(
+        dir.path(),
+        ONE_HOST,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - name: with env\n      shell: 'test \"$GOOD_1\" = \"a b;c\"'\n      environment:\n        \"{{ envname }}\": \"a b;c\"\n",
+        &["-e", "envname=GOOD_1"],
+    );
+    run.expect_code(0);
+}
+
+/// A literal bad name is a load error at its key, before anything runs.
+#[test]
+fn a_literal_bad_environment_name_is_a_load_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(
+        dir.path(),
+        &[(
+            "site.yml",
+            "- hosts: localhost\n  tasks:\n    - command: 'true'\n      environment:\n        \"1A; reboot\": x\n",
+        )],
+    );
+    let run = Herd::new(["validate", "site.yml"])
+        .current_dir(dir.path())
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("not a valid environment variable name")
+            && run.stderr().contains("site.yml:5:9"),
+        "{}",
+        run.stderr()
+    );
+}
