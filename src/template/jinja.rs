@@ -224,7 +224,7 @@ pub(super) fn truncate(
     if length < end_len {
         return Err(err("truncate: expected length >= the length of end"));
     }
-    if chars.len() <= length + leeway {
+    if chars.len() <= length.saturating_add(leeway) {
         return Ok(s);
     }
     let head: String = chars[..length - end_len].iter().collect();

@@ -1279,6 +1279,11 @@ mod unit {
             render(&t, "{{ range(5) | combinations(2) | list | length }}").unwrap(),
             "10"
         );
+        // `length + leeway` used to overflow.
+        assert_eq!(
+            render(&t, "{{ 'abc' | truncate(18446744073709551615) }}").unwrap(),
+            "abc"
+        );
         // minijinja bounds range() itself.
         let e = render(&t, "{{ range(10**9) | length }}").unwrap_err();
         assert!(e.contains("too many"), "{e}");

@@ -325,7 +325,10 @@ fn parse_archive_name(file: &str) -> Option<(&str, &str)> {
     if stem.len() < 17 {
         return None;
     }
-    let (name, ts) = stem.split_at(stem.len() - 16);
+    // The name is the host's: the cut may fall inside a multi-byte
+    // character, which is then simply not one of our archives.
+    let cut = stem.len() - 16;
+    let (name, ts) = (stem.get(..cut)?, stem.get(cut..)?);
     let ts = ts.strip_prefix('_')?;
     (!name.is_empty() && parse_ts(ts).is_some()).then_some((name, ts))
 }
@@ -1644,6 +1647,18 @@ mod tests {
         assert_eq!(parse_archive_name("x_20241301_000000.tar.gz"), None);
         assert_eq!(parse_archive_name("_20240101_000000.tar.gz"), None);
         assert_eq!(parse_archive_name("x_20240101_000000.tar"), None);
+        // Host-listed names with multi-byte characters where the timestamp
+        // would start used to panic the controller (a byte-index split).
+        assert_eq!(parse_archive_name("€€€€€€.tar.gz"), None);
+        assert_eq!(parse_archive_name("x€€€€€€.tar.gz"), None);
+        assert_eq!(
+            parse_archive_name("dé_20240101_000000.tar.gz"),
+            Some(("dé", "20240101_000000"))
+        );
+        for n in 0..40 {
+            let _ = parse_archive_name(&format!("{}.tar.gz", "é".repeat(n)));
+            let _ = parse_archive_name(&format!("a{}.tar.gz", "☃".repeat(n)));
+        }
         assert_eq!(
             parse_archive_name(".x_20240101_000000.tar.gz.partial"),
             None
