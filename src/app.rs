@@ -271,6 +271,7 @@ fn connect_settings(args: &RunArgs) -> Result<ConnectSettings, AppError> {
         },
         connect_timeout: args.timeout.map(std::time::Duration::from_secs),
         command_timeout: args.command_timeout.map(std::time::Duration::from_secs),
+        max_output: args.max_command_output,
         ssh_config,
         jumps: Default::default(),
     })

@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// Seconds a single command may run before it is abandoned.
     #[arg(long = "command-timeout", value_parser = clap::value_parser!(u64).range(1..))]
     pub command_timeout: Option<u64>,
+    /// Bytes a single command may print on each of stdout and stderr before
+    /// it is stopped and its task fails [default: 67108864, 64 MiB].
+    #[arg(long = "max-command-output", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_command_output: Option<u64>,
     /// Run handlers of hosts that failed later on.
     #[arg(long = "force-handlers")]
     pub force_handlers: bool,

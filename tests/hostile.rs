@@ -79,3 +79,33 @@ fn a_literal_bad_environment_name_is_a_load_error() {
         run.stderr()
     );
 }
+
+/// `command: cat /dev/zero` used to grow the controller's memory until it
+/// died; it now fails the task at the limit, quickly.
+#[test]
+fn a_command_printing_without_end_fails_at_the_output_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let run = run_in(
+        dir.path(),
+        ONE_HOST,
+        "- hosts: all\n  gather_facts: no\n  tasks:\n    - name: flood\n      command: cat /dev/zero\n    - name: flood stderr\n      shell: cat /dev/zero >&2\n      ignore_errors: true\n",
+        &["--max-command-output", "1048576"],
+    )
+    .expect_code(2);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let msg = run.results("flood")[0]["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("stdout passed the limit of 1048576 bytes")
+            && msg.contains("--max-command-output"),
+        "{msg}"
+    );
+    // Zero is not a limit.
+    Herd::new(["run", "site.yml", "--max-command-output", "0"])
+        .current_dir(dir.path())
+        .run()
+        .expect_code(1);
+}

@@ -9,6 +9,11 @@
 use crate::shell_quote::quote;
 use std::io::Write;
 
+/// How much one command may print on each of stdout and stderr before it
+/// is stopped and its task fails: 64 MiB, far above real output and far
+/// below what exhausts the controller (`command: cat /dev/zero`).
+pub const DEFAULT_MAX_OUTPUT: u64 = 64 * 1024 * 1024;
+
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {
@@ -45,6 +50,10 @@ pub enum HostError {
     },
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The command printed more than the run's limit on one stream; it was
+    /// stopped (its output pipe or channel closed, the local process killed).
+    #[error("{stream} passed the limit of {limit} bytes and the command was stopped (raise the limit with --max-command-output)")]
+    OutputLimit { stream: &'static str, limit: u64 },
     /// A value that cannot reach the host's shell (a NUL byte, a bad
     /// environment name); nothing was run.
     #[error("refused before running: {0}")]

@@ -24,7 +24,7 @@ pub mod textfile;
 
 pub mod builtin;
 
-pub use host::{ExecOutput, FetchFileError, FileAttrs, Host, HostError};
+pub use host::{ExecOutput, FetchFileError, FileAttrs, Host, HostError, DEFAULT_MAX_OUTPUT};
 pub use module::{DynModule, FileDiff, Module, ModuleError, Outcome, ParamError, Plan};
 pub use registry::{find, registry};
 pub use shell_quote::quote;

@@ -27,6 +27,9 @@ pub struct Limits {
     /// How long to wait for the server's close after the command's output
     /// ended (its exit status travels with it).
     pub close_wait: Duration,
+    /// Bytes the command may print on each stream; past it the command is
+    /// given up on like a timed-out one (its channel closed).
+    pub max_output: u64,
 }
 
 /// How many unanswered keepalive intervals mean the peer is gone, like
@@ -41,6 +44,9 @@ const MAX_POLL: Duration = Duration::from_millis(200);
 pub enum DrainError {
     /// The command ran past `Limits::timeout`; the channel is still open.
     Timeout,
+    /// The command printed more than `Limits::max_output` on `stream`; the
+    /// channel is still open.
+    OutputLimit { stream: &'static str },
     /// The transport failed; the session should be considered dead.
     Io(std::io::Error),
 }
@@ -110,6 +116,10 @@ fn drain_nonblocking(
         }
         let (out_n, out_done) = read_some(channel.stream(0), &mut buf, &mut stdout)?;
         let (err_n, err_done) = read_some(channel.stderr(), &mut buf, &mut stderr)?;
+        // Each read adds at most one buffer, so memory stays near the limit.
+        if let Some(stream) = over_limit(stdout.len(), stderr.len(), limits.max_output) {
+            return Err(DrainError::OutputLimit { stream });
+        }
         progress |= out_n + err_n > 0;
         if out_n + err_n > 0 {
             alive.heard(Instant::now());
@@ -206,6 +216,17 @@ fn drain_frame_nonblocking(
             got += n;
             err_eof = eof;
         }
+        // The frame's trailer (marker and status) is not the command's
+        // output: allow for it here, and check exactly once it is cut off.
+        let slack = reader.trailer_room();
+        let (out_len, err_len) = reader.stream_lens();
+        if let Some(stream) = over_limit(
+            out_len.saturating_sub(slack),
+            err_len.saturating_sub(slack),
+            limits.max_output,
+        ) {
+            return Err(DrainError::OutputLimit { stream });
+        }
         if reader.done() {
             return Ok(true);
         }
@@ -227,6 +248,17 @@ fn drain_frame_nonblocking(
                 alive.heard(Instant::now());
             }
         }
+    }
+}
+
+/// Which stream, if any, printed more than `limit` bytes.
+pub fn over_limit(stdout: usize, stderr: usize, limit: u64) -> Option<&'static str> {
+    if stdout as u64 > limit {
+        Some("stdout")
+    } else if stderr as u64 > limit {
+        Some("stderr")
+    } else {
+        None
     }
 }
 

@@ -37,6 +37,9 @@ pub struct ConnectSettings {
     pub key_passphrase: Option<String>,
     pub connect_timeout: Option<Duration>,
     pub command_timeout: Option<Duration>,
+    /// `--max-command-output`: bytes a command may print on each stream;
+    /// `None` is [`herdsman_modules::DEFAULT_MAX_OUTPUT`].
+    pub max_output: Option<u64>,
     /// `~/.ssh/config`, loaded once.
     pub ssh_config: Option<SshConfig>,
     /// The run's jump hosts, shared by every clone of these settings.
@@ -107,7 +110,13 @@ pub fn open(
 ) -> Result<Opened, HostError> {
     match transport(name, vars, play).as_str() {
         "local" => Ok(Opened {
-            host: Box::new(LocalHost::new(name)),
+            host: Box::new(
+                LocalHost::new(name).with_max_output(
+                    settings
+                        .max_output
+                        .unwrap_or(herdsman_modules::DEFAULT_MAX_OUTPUT),
+                ),
+            ),
             ignored_options: Vec::new(),
         }),
         "ssh" | "paramiko" | "smart" => {
@@ -309,6 +318,9 @@ pub fn ssh_settings(
         options.connect_timeout = t;
     }
     options.command_timeout = settings.command_timeout;
+    if let Some(m) = settings.max_output {
+        options.max_output = m;
+    }
     if let Some(k) = from_args
         .server_alive_interval
         .or(from_file.server_alive_interval)

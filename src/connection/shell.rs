@@ -183,6 +183,17 @@ impl FrameReader {
         self.stdout_done() && self.stderr_done()
     }
 
+    /// Bytes collected so far on stdout and on stderr, trailers included.
+    pub fn stream_lens(&self) -> (usize, usize) {
+        (self.stdout.data.len(), self.stderr.data.len())
+    }
+
+    /// The most a stream's trailer adds to the command's own output: the
+    /// marker, a space, a status and a newline.
+    pub fn trailer_room(&self) -> usize {
+        self.marker.len() + 24
+    }
+
     /// Bytes collected so far on both streams.
     pub fn bytes(&self) -> u64 {
         (self.stdout.data.len() + self.stderr.data.len()) as u64

@@ -82,6 +82,8 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Bounds each command; `None` lets commands run as long as they like.
     pub command_timeout: Option<Duration>,
+    /// Bytes a command may print on each stream before it is stopped.
+    pub max_output: u64,
     /// Keepalive period during quiet commands; zero disables keepalives.
     pub keepalive_interval: Duration,
     pub host_key_checking: HostKeyChecking,
@@ -107,6 +109,7 @@ impl std::fmt::Debug for SshOptions {
         f.debug_struct("SshOptions")
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field("max_output", &self.max_output)
             .field("keepalive_interval", &self.keepalive_interval)
             .field("host_key_checking", &self.host_key_checking)
             .field("known_hosts_files", &self.known_hosts_files)
@@ -128,6 +131,7 @@ impl Default for SshOptions {
         SshOptions {
             connect_timeout: Duration::from_secs(10),
             command_timeout: None,
+            max_output: herdsman_modules::DEFAULT_MAX_OUTPUT,
             keepalive_interval: Duration::from_secs(15),
             host_key_checking: HostKeyChecking::AcceptNew,
             known_hosts_files: ssh_dir
@@ -608,12 +612,22 @@ impl SshHost {
             Err(e) => return Err(sftp_error("read file", &e)),
         };
         let mut content = Vec::new();
-        file.read_to_end(&mut content)
+        let limit = self.options.max_output;
+        (&mut file)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut content)
             .map_err(|e| HostError::Command {
                 action: "read file",
                 rc: 1,
                 stderr: e.to_string(),
             })?;
+        // A file read is the host's output too (`/dev/zero`, a huge log).
+        if content.len() as u64 > limit {
+            return Err(HostError::OutputLimit {
+                stream: "file read",
+                limit,
+            });
+        }
         Ok(SftpRead::Content(content))
     }
 
@@ -675,6 +689,7 @@ impl SshHost {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
             close_wait: self.options.connect_timeout,
+            max_output: self.options.max_output,
         };
         let result = exec::drain(&conn.session, fd, &mut channel, stdin, &limits);
         self.stats.execs += 1;
@@ -706,7 +721,9 @@ impl SshHost {
         started: Instant,
     ) -> HostError {
         match error {
-            DrainError::Timeout => {
+            DrainError::Timeout | DrainError::OutputLimit { .. } => {
+                // Closing the channel closes the command's output pipes on
+                // the host: one still printing dies of SIGPIPE at once.
                 if let Some(conn) = self.conn.as_mut() {
                     let fd = conn.sock.as_raw_fd();
                     let closed =
@@ -716,6 +733,12 @@ impl SshHost {
                     }
                 }
                 self.stats.exec_time += started.elapsed();
+                if let DrainError::OutputLimit { stream } = error {
+                    return HostError::OutputLimit {
+                        stream,
+                        limit: self.options.max_output,
+                    };
+                }
                 let seconds = self.options.command_timeout.map_or(0, |t| t.as_secs());
                 HostError::Timeout { seconds }
             }
@@ -775,6 +798,7 @@ impl SshHost {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
             close_wait: self.options.connect_timeout,
+            max_output: self.options.max_output,
         };
         let result = exec::drain_frame(
             &conn.session,
@@ -794,7 +818,17 @@ impl SshHost {
                     conn.shell = Some(channel);
                 }
                 self.stats.exec_time += started.elapsed();
-                Ok(reader.finish().0)
+                let out = reader.finish().0;
+                // Exact now that the trailers are cut off; the command is
+                // over and the shell is fine.
+                match exec::over_limit(out.stdout.len(), out.stderr.len(), self.options.max_output)
+                {
+                    Some(stream) => Err(HostError::OutputLimit {
+                        stream,
+                        limit: self.options.max_output,
+                    }),
+                    None => Ok(out),
+                }
             }
             Ok(false) => {
                 // The shell itself ended (killed, or the host is going
@@ -1471,6 +1505,7 @@ pub(crate) mod test_sshd {
             super::SshOptions {
                 connect_timeout: Duration::from_secs(5),
                 command_timeout: Some(Duration::from_secs(60)),
+                max_output: herdsman_modules::DEFAULT_MAX_OUTPUT,
                 keepalive_interval: Duration::from_secs(15),
                 host_key_checking: super::HostKeyChecking::AcceptNew,
                 known_hosts_files: vec![self.dir.path().join("dot-ssh/known_hosts")],
@@ -1748,6 +1783,61 @@ mod tests {
             .run("echo still here", None)
             .expect("run after timeout");
         assert_eq!(out.stdout, b"still here\n");
+    }
+
+    /// `cat /dev/zero` used to be read without bound. Past the limit the
+    /// command is stopped (its channel closed: it dies of SIGPIPE), the
+    /// task gets a typed error, and the session carries on, on the
+    /// persistent shell and on an exec channel (a command with stdin).
+    #[test]
+    fn output_past_the_limit_stops_the_command_and_the_session_goes_on() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut opts = sshd.options();
+        opts.max_output = 1024 * 1024;
+        let mut host = SshHost::connect(&sshd.target(), &opts).expect("connect");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        for (script, stdin, stream) in [
+            ("echo $$ > {pid}; exec cat /dev/zero", None, "stdout"),
+            ("echo $$ > {pid}; exec cat /dev/zero >&2", None, "stderr"),
+            (
+                "echo $$ > {pid}; exec cat /dev/zero",
+                Some(&b"x"[..]),
+                "stdout",
+            ),
+        ] {
+            let script = script.replace("{pid}", &pid_file.display().to_string());
+            let started = Instant::now();
+            let err = host.run(&script, stdin).expect_err("over the limit");
+            assert!(
+                matches!(err, HostError::OutputLimit { stream: s, limit: 1_048_576 } if s == stream),
+                "{script}: {err}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(20));
+            let pid = std::fs::read_to_string(&pid_file).expect("pid");
+            let pid = pid.trim().to_string();
+            let gone = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| s.contains(") Z "))
+                    .unwrap_or(true)
+            });
+            assert!(gone, "{script}: process {pid} still runs on the host");
+            let out = host.run("echo still here", None).expect("run after");
+            assert_eq!(out.stdout, b"still here\n");
+        }
+        // Exactly at the limit is fine, trailer or not.
+        let out = host
+            .run("head -c 1048576 /dev/zero", None)
+            .expect("at the limit");
+        assert_eq!(out.stdout.len(), 1_048_576);
+        let err = host
+            .run("head -c 1048577 /dev/zero", None)
+            .expect_err("one byte over");
+        assert!(matches!(err, HostError::OutputLimit { .. }), "{err}");
     }
 
     #[test]
