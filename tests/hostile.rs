@@ -109,3 +109,21 @@ fn a_command_printing_without_end_fails_at_the_output_limit() {
         .run()
         .expect_code(1);
 }
+
+/// User numbers at their extremes: `delay: nan` (rendered from a string)
+/// panicked in `Duration::from_secs_f64`; a huge serial batch and command
+/// timeout are taken as "all" and "no deadline".
+#[test]
+fn extreme_numbers_in_keywords_neither_panic_nor_hang() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let run = run_in(
+        dir.path(),
+        "a ansible_connection=local\nb ansible_connection=local\nc ansible_connection=local\n",
+        "- hosts: all\n  gather_facts: no\n  serial: [1, 9223372036854775807]\n  tasks:\n    - name: retry\n      command: 'true'\n      register: r\n      until: false\n      retries: 2\n      delay: nan\n      ignore_errors: true\n",
+        &["--command-timeout", "18446744073709551615"],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+    run.expect_code(0);
+}

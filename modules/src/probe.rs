@@ -189,8 +189,8 @@ pub fn parse_stat(out: &str, tag: &str) -> Result<Option<FileStat>, String> {
     Ok(Some(FileStat {
         kind: Kind::from_raw(raw),
         mode: u32::from_str_radix(f[1], 8).map_err(|_| bad())?,
-        uid: num(2)? as u32,
-        gid: num(3)? as u32,
+        uid: u32::try_from(num(2)?).map_err(|_| bad())?,
+        gid: u32::try_from(num(3)?).map_err(|_| bad())?,
         owner: f[4].to_string(),
         group: f[5].to_string(),
         size: num(6)?,

@@ -82,7 +82,7 @@ fn drain_nonblocking(
     limits: &Limits,
 ) -> Result<Finished, DrainError> {
     let start = Instant::now();
-    let deadline = limits.timeout.map(|t| start + t);
+    let deadline = limits.timeout.map(|t| after(start, t));
     let mut alive = Keepalive::new(session, limits.keepalive, start);
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
@@ -140,7 +140,7 @@ fn drain_nonblocking(
         }
     }
 
-    let close_deadline = Instant::now() + limits.close_wait;
+    let close_deadline = after(Instant::now(), limits.close_wait);
     let closed = wait_closed(session, sock, channel, close_deadline)?;
     let rc = if closed { exit_code(channel) } else { -1 };
     Ok(Finished {
@@ -178,7 +178,7 @@ fn drain_frame_nonblocking(
     limits: &Limits,
 ) -> Result<bool, DrainError> {
     let start = Instant::now();
-    let deadline = limits.timeout.map(|t| start + t);
+    let deadline = limits.timeout.map(|t| after(start, t));
     let mut alive = Keepalive::new(session, limits.keepalive, start);
     let mut written = 0usize;
     let mut buf = vec![0u8; 64 * 1024];
@@ -251,6 +251,16 @@ fn drain_frame_nonblocking(
     }
 }
 
+/// `now + d`, or a century from now when `d` is beyond what an `Instant`
+/// can hold: timeouts come from users (`--command-timeout`, ssh config)
+/// and `Instant + Duration` panics on overflow.
+pub fn after(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
 /// Which stream, if any, printed more than `limit` bytes.
 pub fn over_limit(stdout: usize, stderr: usize, limit: u64) -> Option<&'static str> {
     if stdout as u64 > limit {
@@ -271,7 +281,8 @@ pub fn close_and_exit_code(
     within: Duration,
 ) -> i32 {
     session.set_blocking(false);
-    let closed = wait_closed(session, sock, channel, Instant::now() + within).unwrap_or(false);
+    let closed =
+        wait_closed(session, sock, channel, after(Instant::now(), within)).unwrap_or(false);
     session.set_blocking(true);
     if closed {
         exit_code(channel)
@@ -285,7 +296,7 @@ pub fn close_and_exit_code(
 /// channel could not be closed in `within`; the session is then suspect.
 pub fn abandon(session: &Session, sock: RawFd, channel: &mut Channel, within: Duration) -> bool {
     session.set_blocking(false);
-    let deadline = Instant::now() + within;
+    let deadline = after(Instant::now(), within);
     let closed = wait_closed(session, sock, channel, deadline).unwrap_or(false);
     session.set_blocking(true);
     closed
@@ -490,7 +501,7 @@ struct Keepalive<'a> {
 
 impl<'a> Keepalive<'a> {
     fn new(session: &'a Session, interval: Duration, now: Instant) -> Self {
-        let next = (!interval.is_zero()).then(|| now + interval);
+        let next = (!interval.is_zero()).then(|| after(now, interval));
         Keepalive {
             session,
             interval,
@@ -524,7 +535,7 @@ impl<'a> Keepalive<'a> {
             Err(e) if is_would_block(&e) => {}
             Err(e) => return Err(DrainError::Io(e.into())),
         }
-        self.next = Some(now + self.interval);
+        self.next = Some(after(now, self.interval));
         Ok(())
     }
 }
@@ -552,4 +563,28 @@ pub fn quickack(sock: RawFd) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = sock;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--command-timeout 18446744073709551615` used to panic adding the
+    /// timeout to the clock.
+    #[test]
+    fn deadlines_from_huge_timeouts_do_not_overflow() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > now + Duration::from_secs(86_400 * 365));
+        assert_eq!(
+            after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn over_limit_names_the_stream() {
+        assert_eq!(over_limit(10, 10, 10), None);
+        assert_eq!(over_limit(11, 0, 10), Some("stdout"));
+        assert_eq!(over_limit(0, 11, 10), Some("stderr"));
+    }
 }

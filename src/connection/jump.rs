@@ -300,7 +300,7 @@ impl Bastion {
             host: target.address.clone(),
             port: target.port,
             sock: theirs,
-            deadline: Instant::now() + timeout,
+            deadline: super::exec::after(Instant::now(), timeout),
             reply,
         };
         {
@@ -484,7 +484,7 @@ impl Pump {
         self.session.set_blocking(false);
         let mut queue: std::collections::VecDeque<OpenRequest> = Default::default();
         let mut buf = vec![0u8; 32 * 1024];
-        let mut next_keepalive = Instant::now() + self.keepalive;
+        let mut next_keepalive = super::exec::after(Instant::now(), self.keepalive);
         let mut requests_open = true;
         loop {
             let mut progress = false;
@@ -541,7 +541,7 @@ impl Pump {
                     Err(e) if is_would_block(&e) => {}
                     Err(_) => break,
                 }
-                next_keepalive = now + self.keepalive;
+                next_keepalive = super::exec::after(now, self.keepalive);
             }
             if !requests_open && self.links.is_empty() && self.opening.is_none() && queue.is_empty()
             {

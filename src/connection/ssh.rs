@@ -327,7 +327,7 @@ impl Conn {
     }
 
     fn channel_session(&self, timeout: Duration) -> Result<ssh2::Channel, ssh2::Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = exec::after(Instant::now(), timeout);
         exec::complete(&self.session, self.sock.as_raw_fd(), deadline, || {
             self.session.channel_session()
         })
@@ -676,7 +676,7 @@ impl SshHost {
             return Err(self.unreachable("session lost", "not connected"));
         };
         let fd = conn.sock.as_raw_fd();
-        let deadline = Instant::now() + self.options.connect_timeout;
+        let deadline = exec::after(Instant::now(), self.options.connect_timeout);
         if let Err(e) = exec::complete(&conn.session, fd, deadline, || channel.exec(&command)) {
             // The request may have reached the host: do not run it again.
             // Socket first: freeing an unclosed channel on a live socket
@@ -770,7 +770,7 @@ impl SshHost {
         let Some(conn) = &self.conn else {
             return Err(self.unreachable("session lost", "not connected"));
         };
-        let deadline = Instant::now() + self.options.connect_timeout;
+        let deadline = exec::after(Instant::now(), self.options.connect_timeout);
         let fd = conn.sock.as_raw_fd();
         if let Err(e) = exec::complete(&conn.session, fd, deadline, || {
             channel.exec(shell::SHELL_COMMAND)

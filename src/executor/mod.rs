@@ -338,7 +338,8 @@ impl<'a> PlayRunner<'a> {
                 Serial::Count(n) => n.max(1),
                 Serial::Percent(p) => ((total as f64 * p / 100.0).floor() as usize).max(1),
             };
-            let end = (start + size).min(total);
+            // Saturating: a huge batch after a first one must not wrap around.
+            let end = start.saturating_add(size).min(total);
             out.push((start..end).collect());
             start = end;
         }

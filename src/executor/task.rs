@@ -206,7 +206,7 @@ impl PlayRunner<'_> {
         for (idx, item) in items.into_iter().enumerate() {
             if idx > 0 {
                 if let Some(p) = lc.pause {
-                    std::thread::sleep(Duration::from_secs_f64(p.clamp(0.0, 3600.0)));
+                    std::thread::sleep(bounded_secs(p));
                 }
             }
             let mut extra = Map::new();
@@ -428,7 +428,7 @@ impl PlayRunner<'_> {
                     o.msg = Some(format!("retries exhausted after {attempt} attempts"));
                     return o;
                 }
-                Ok(false) => std::thread::sleep(Duration::from_secs_f64(delay)),
+                Ok(false) => std::thread::sleep(bounded_secs(delay)),
                 Err(e) => return ItemOutcome::failed(format!("error in `until`: {e}")),
             }
         }
@@ -965,6 +965,16 @@ impl PlayRunner<'_> {
             _ => Vec::new(),
         })
     }
+}
+
+/// A user's pause or delay in seconds, as a sleep of at most an hour. NaN
+/// (`delay: nan`) and negatives are no sleep: `Duration::from_secs_f64`
+/// panics on them.
+fn bounded_secs(s: f64) -> Duration {
+    if s.is_nan() {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(s.clamp(0.0, 3600.0))
 }
 
 /// Plan, then (outside check mode, when there is something to do) apply.
