@@ -145,6 +145,15 @@ impl TaskHost<'_> {
                 // password line instead.
                 let (same_user, sudo, input) = match &b.password {
                     None => ("", "sudo -n -H", stdin.map(<[u8]>::to_vec)),
+                    // sudo reads the password up to the first newline:
+                    // the rest would become the command's input.
+                    Some(pw) if pw.contains(['\n', '\0']) => return Err(HostError::Command {
+                        action: "become",
+                        rc: -1,
+                        stderr:
+                            "the become password contains a newline or NUL, which sudo cannot read"
+                                .into(),
+                    }),
                     Some(pw) => {
                         let mut input = Vec::with_capacity(pw.len() + 1);
                         input.extend_from_slice(pw.as_bytes());
@@ -239,6 +248,21 @@ mod tests {
         let mut host = TaskHost::new(&mut fake, None, &[]).expect("no environment");
         let err = host.run("echo a\0; rm -rf /", None).expect_err("refused");
         assert!(matches!(err, HostError::Quote(QuoteError::Nul)), "{err}");
+        assert_eq!(fake.runs, 0);
+    }
+
+    /// A newline would end the password early and feed the rest of it to
+    /// the command as input.
+    #[test]
+    fn a_become_password_with_a_newline_is_refused() {
+        let mut fake = Fake { runs: 0 };
+        let become_ = Some(Become {
+            user: "root".into(),
+            password: Some("pw\nrm -rf /".into()),
+        });
+        let mut host = TaskHost::new(&mut fake, become_, &[]).expect("no environment");
+        let err = host.run("true", None).expect_err("refused");
+        assert!(err.to_string().contains("newline"), "{err}");
         assert_eq!(fake.runs, 0);
     }
 }
