@@ -127,3 +127,31 @@ fn extreme_numbers_in_keywords_neither_panic_nor_hang() {
     assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
     run.expect_code(0);
 }
+
+/// Five local hosts creating directories under one missing parent raced:
+/// runs failed with `mkdir: cannot create directory ...: File exists`
+/// (3 in 5 on a loaded machine). Ten runs, each on a fresh parent.
+#[test]
+fn five_local_hosts_creating_under_one_parent_do_not_race() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory: String = (1..=5)
+        .map(|i| format!("h{i} ansible_connection=local\n"))
+        .collect();
+    for round in 0..10 {
+        let parent = dir.path().join(format!("r{round}"));
+        let playbook = format!(
+            "- hosts: all\n  gather_facts: no\n  tasks:\n    - name: dirs\n      file:\n        path: '{}/{{{{ inventory_hostname }}}}/a/b'\n        state: directory\n",
+            parent.display()
+        );
+        let run = run_in(dir.path(), &inventory, &playbook, &[]);
+        assert!(
+            !run.stdout().contains("File exists"),
+            "round {round}: {}",
+            run.stdout()
+        );
+        run.expect_code(0);
+        for i in 1..=5 {
+            assert!(parent.join(format!("h{i}/a/b")).is_dir(), "round {round}");
+        }
+    }
+}
