@@ -225,15 +225,17 @@ pub fn default_write_file<H: Host + ?Sized>(
         "if [ -e {p} ]; then chown --reference={p} \"$t\" 2>/dev/null || true; fi; "
     ));
     match (&attrs.owner, &attrs.group) {
-        (Some(o), Some(g)) => script.push_str(&format!("chown {}:{} \"$t\"; ", quote(o), quote(g))),
-        (Some(o), None) => script.push_str(&format!("chown {} \"$t\"; ", quote(o))),
-        (None, Some(g)) => script.push_str(&format!("chgrp {} \"$t\"; ", quote(g))),
+        (Some(o), Some(g)) => {
+            script.push_str(&format!("chown -- {}:{} \"$t\"; ", quote(o), quote(g)))
+        }
+        (Some(o), None) => script.push_str(&format!("chown -- {} \"$t\"; ", quote(o))),
+        (None, Some(g)) => script.push_str(&format!("chgrp -- {} \"$t\"; ", quote(g))),
         (None, None) => {}
     }
     // Mode last: chown clears setuid/setgid bits. Keep the mode of a file
     // being replaced unless a mode is given, as cp does.
     match &attrs.mode {
-        Some(mode) => script.push_str(&format!("chmod {} \"$t\"; ", quote(mode))),
+        Some(mode) => script.push_str(&format!("chmod -- {} \"$t\"; ", quote(mode))),
         None => script.push_str(&format!(
             "if [ -e {p} ]; then chmod --reference={p} \"$t\"; else chmod 0644 \"$t\"; fi; "
         )),
@@ -292,5 +294,39 @@ mod tests {
             None
         );
         assert!(copy.is_empty());
+    }
+
+    /// An owner, group or mode starting with `-` is an operand, not an
+    /// option: `chown --help` used to print its help, exit 0 and leave the
+    /// file with the wrong owner, reported as a success.
+    #[test]
+    fn attrs_starting_with_a_dash_are_not_options() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f").display().to_string();
+        let mut host = LocalHost::new("local");
+        for attrs in [
+            FileAttrs {
+                owner: Some("--help".into()),
+                ..FileAttrs::default()
+            },
+            FileAttrs {
+                group: Some("--help".into()),
+                ..FileAttrs::default()
+            },
+            FileAttrs {
+                owner: Some("--reference=/etc/passwd".into()),
+                group: Some("x".into()),
+                ..FileAttrs::default()
+            },
+        ] {
+            let res = host.write_file(&path, b"x", &attrs);
+            assert!(res.is_err(), "{attrs:?} was taken as an option");
+        }
+        // A symbolic mode that starts with a dash still works.
+        let attrs = FileAttrs {
+            mode: Some("-w".into()),
+            ..FileAttrs::default()
+        };
+        host.write_file(&path, b"y", &attrs).expect("chmod -- -w");
     }
 }

@@ -250,11 +250,11 @@ impl WantedAttrs {
         let mut s = String::new();
         match (&self.owner, &self.group) {
             (Some(o), Some(g)) => s.push_str(&format!(
-                "chown {h}{} -- {path_word}\n",
+                "chown {h}-- {} {path_word}\n",
                 quote(&format!("{o}:{g}"))
             )),
-            (Some(o), None) => s.push_str(&format!("chown {h}{} -- {path_word}\n", quote(o))),
-            (None, Some(g)) => s.push_str(&format!("chgrp {h}{} -- {path_word}\n", quote(g))),
+            (Some(o), None) => s.push_str(&format!("chown {h}-- {} {path_word}\n", quote(o))),
+            (None, Some(g)) => s.push_str(&format!("chgrp {h}-- {} {path_word}\n", quote(g))),
             (None, None) => {}
         }
         // chmod after chown: chown clears setuid/setgid bits.

@@ -573,16 +573,16 @@ impl SshHost {
         }
         let chowns = attrs.owner.is_some() || attrs.group.is_some();
         match (&attrs.owner, &attrs.group) {
-            (Some(o), Some(g)) => steps.push(format!("chown {}:{} {t}", quote(o), quote(g))),
-            (Some(o), None) => steps.push(format!("chown {} {t}", quote(o))),
-            (None, Some(g)) => steps.push(format!("chgrp {} {t}", quote(g))),
+            (Some(o), Some(g)) => steps.push(format!("chown -- {}:{} {t}", quote(o), quote(g))),
+            (Some(o), None) => steps.push(format!("chown -- {} {t}", quote(o))),
+            (None, Some(g)) => steps.push(format!("chgrp -- {} {t}", quote(g))),
             (None, None) => {}
         }
         // Mode last: chown clears setuid/setgid bits, so a numeric mode set
         // at upload time is set again after it.
         if let Some(mode) = &attrs.mode {
             if numeric_mode.is_none() || chowns || existing.is_some() {
-                steps.push(format!("chmod {} {t}", quote(mode)));
+                steps.push(format!("chmod -- {} {t}", quote(mode)));
             }
         }
         steps.push(format!("mv -f {t} {}", quote(path)));

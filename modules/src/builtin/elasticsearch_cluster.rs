@@ -871,9 +871,9 @@ impl Module for ElasticsearchCluster {
             let u = quote(&p.user);
             let s = format!(
                 "set -e\n\
-                 getent passwd {u} >/dev/null || useradd --system --user-group --no-create-home \
-                 --home-dir {root} --shell /usr/sbin/nologin {u}\n\
-                 mkdir -p {dd} {ld}\nchown {u}:{u} {dd} {ld}\nchmod 0750 {dd} {ld}\n",
+                 getent passwd -- {u} >/dev/null || useradd --system --user-group --no-create-home \
+                 --home-dir {root} --shell /usr/sbin/nologin -- {u}\n\
+                 mkdir -p -- {dd} {ld}\nchown -- {u}:{u} {dd} {ld}\nchmod 0750 -- {dd} {ld}\n",
                 root = quote(&p.install_root),
                 dd = quote(&p.data_dir),
                 ld = quote(&p.log_dir),
@@ -1116,8 +1116,8 @@ fn install(p: &EsParams, l: &Layout, host: &mut dyn Host) -> Result<(), ModuleEr
     }
     s.push_str(&format!(
         "mkdir \"$t/x\"\ntar -xzf \"$t/es.tar.gz\" -C \"$t/x\"\n\
-         [ -x \"$t/x/\"{top}/bin/elasticsearch ] || {{ echo 'the tarball has no {top}/bin/elasticsearch' >&2; exit 6; }}\n\
-         chown -R {u}:{u} \"$t/x/\"{top}\n\
+         [ -x \"$t/x/\"{top}/bin/elasticsearch ] || {{ echo 'the tarball has no '{top}'/bin/elasticsearch' >&2; exit 6; }}\n\
+         chown -R -- {u}:{u} \"$t/x/\"{top}\n\
          rm -rf {home}\nmv \"$t/x/\"{top} {home}\n",
         top = quote(&top),
         u = quote(&p.user),

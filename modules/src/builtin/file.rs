@@ -739,17 +739,19 @@ fn recurse_plan(
     let find = format!("find {pw} -mindepth 1 ! -type l -exec");
     match (&want.owner, &want.group) {
         (Some(o), Some(g)) => script.push_str(&format!(
-            "{find} chown {} {{}} +\n",
+            "{find} chown -- {} {{}} +\n",
             quote(&format!("{o}:{g}"))
         )),
-        (Some(o), None) => script.push_str(&format!("{find} chown {} {{}} +\n", quote(o))),
-        (None, Some(g)) => script.push_str(&format!("{find} chgrp {} {{}} +\n", quote(g))),
+        (Some(o), None) => script.push_str(&format!("{find} chown -- {} {{}} +\n", quote(o))),
+        (None, Some(g)) => script.push_str(&format!("{find} chgrp -- {} {{}} +\n", quote(g))),
         (None, None) => {}
     }
     match &want.mode {
-        Some(Mode::Octal(m)) => script.push_str(&format!("{find} chmod {} {{}} +\n", mode_str(*m))),
+        Some(Mode::Octal(m)) => {
+            script.push_str(&format!("{find} chmod -- {} {{}} +\n", mode_str(*m)))
+        }
         Some(Mode::Symbolic(s)) => script.push_str(&format!(
-            "{find} chmod {} {{}} +\n",
+            "{find} chmod -- {} {{}} +\n",
             quote(&symbolic_for_chmod(s))
         )),
         _ => {}

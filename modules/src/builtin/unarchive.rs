@@ -431,15 +431,15 @@ impl Module for Unarchive {
             })
             .filter(|m| !m.is_empty());
         let chown = match (&want.owner, &want.group) {
-            (Some(o), Some(g)) => Some(format!("chown -h {}", quote(&format!("{o}:{g}")))),
-            (Some(o), None) => Some(format!("chown -h {}", quote(o))),
-            (None, Some(g)) => Some(format!("chgrp -h {}", quote(g))),
+            (Some(o), Some(g)) => Some(format!("chown -h -- {}", quote(&format!("{o}:{g}")))),
+            (Some(o), None) => Some(format!("chown -h -- {}", quote(o))),
+            (None, Some(g)) => Some(format!("chgrp -h -- {}", quote(g))),
             (None, None) => None,
         };
         if chown.is_some() || mode.is_some() {
             s.push_str("while IFS= read -r n; do [ -n \"$n\" ] || continue; ");
             if let Some(c) = &chown {
-                s.push_str(&format!("{c} -- \"$d/$n\" || echo \"ATTRFAIL $n\"; "));
+                s.push_str(&format!("{c} \"$d/$n\" || echo \"ATTRFAIL $n\"; "));
             }
             if let Some(m) = &mode {
                 s.push_str(&format!(
