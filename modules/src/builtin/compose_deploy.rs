@@ -878,8 +878,8 @@ fn gate_script(h: &Health, project: &str, env: &BTreeMap<String, String>) -> Str
         let url = quote(&substitute(url, env));
         let want = h.status.unwrap_or(200);
         s.push_str(&format!(
-            "  if command -v curl >/dev/null 2>&1; then code=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout} {url} 2>/dev/null); \
-             else code=$(wget -q -S -O /dev/null -T {timeout} {url} 2>&1 | awk '/HTTP\\//{{c=$2}} END{{print c}}'); fi\n\
+            "  if command -v curl >/dev/null 2>&1; then code=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout} -- {url} 2>/dev/null); \
+             else code=$(wget -q -S -O /dev/null -T {timeout} -- {url} 2>&1 | awk '/HTTP\\//{{c=$2}} END{{print c}}'); fi\n\
              \x20 [ -n \"$code\" ] || code=000\n\
              \x20 if [ \"$code\" != {want} ]; then ok=0; why=\"{url_msg} answered $code, expected {want}\"; fi\n",
             url_msg = substitute(h.url.as_deref().unwrap_or(""), env).replace(['"', '$', '`', '\\'], "")
@@ -1690,7 +1690,7 @@ mod tests {
         env.insert("PORT".to_string(), "8081".to_string());
         let s = gate_script(&h, "shop", &env);
         assert!(
-            s.contains("--max-time 5 http://127.0.0.1:8081/health"),
+            s.contains("--max-time 5 -- http://127.0.0.1:8081/health"),
             "{s}"
         );
         assert!(s.contains("[ \"$code\" != 204 ]"), "{s}");
