@@ -519,8 +519,8 @@ fn probe_script(p: &EsParams, l: &Layout) -> String {
          echo \"MEM $(awk '/^MemTotal:/ {print $2}' /proc/meminfo)\"\n",
     );
     s.push_str(&format!(
-        "echo \"ACT $(systemctl is-active {svc} 2>/dev/null || true)\"\n\
-         echo \"ENA $(systemctl is-enabled {svc} 2>/dev/null || true)\"\n",
+        "echo \"ACT $(systemctl is-active -- {svc} 2>/dev/null || true)\"\n\
+         echo \"ENA $(systemctl is-enabled -- {svc} 2>/dev/null || true)\"\n",
         svc = q(&p.service)
     ));
     s.push_str(&format!(
@@ -954,7 +954,7 @@ impl Module for ElasticsearchCluster {
         if planned.enable {
             run_ok(
                 host,
-                &format!("systemctl enable {svc} 2>&1"),
+                &format!("systemctl enable -- {svc} 2>&1"),
                 None,
                 "enabling the service",
             )?;
@@ -969,7 +969,7 @@ impl Module for ElasticsearchCluster {
             ServiceAction::Start => {
                 run_ok(
                     host,
-                    &format!("systemctl start {svc} 2>&1"),
+                    &format!("systemctl start -- {svc} 2>&1"),
                     None,
                     "starting the service",
                 )?;
@@ -999,7 +999,7 @@ impl Module for ElasticsearchCluster {
                 steps.push("allocation primaries".into());
                 run_ok(
                     host,
-                    &format!("systemctl restart {svc} 2>&1"),
+                    &format!("systemctl restart -- {svc} 2>&1"),
                     None,
                     "restarting the service",
                 )?;
