@@ -155,3 +155,26 @@ fn five_local_hosts_creating_under_one_parent_do_not_race() {
         }
     }
 }
+
+/// `copy: src=/dev/zero` read the device for ever on the controller.
+#[test]
+fn a_controller_source_must_be_a_regular_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("out");
+    let run = run_in(
+        dir.path(),
+        ONE_HOST,
+        &format!(
+            "- hosts: all\n  gather_facts: no\n  tasks:\n    - name: copy zero\n      copy:\n        src: /dev/zero\n        dest: {}\n",
+            dest.display()
+        ),
+        &[],
+    )
+    .expect_code(2);
+    let msg = run.results("copy zero")[0]["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("not a regular file"), "{msg}");
+    assert!(!dest.exists());
+}

@@ -899,6 +899,10 @@ impl PlayRunner<'_> {
                 "{module} source `{src}` is a directory; directories are not supported yet"
             ));
         }
+        // A device or FIFO (`/dev/zero`) would be read for ever.
+        if !path.is_file() {
+            return Err(format!("{module} source `{src}` is not a regular file"));
+        }
         let bytes = std::fs::read(&path)
             .map_err(|e| format!("cannot read {module} source `{src}`: {e}"))?;
         map.remove("src");
