@@ -365,3 +365,46 @@ fn password_first_contact_and_sftp_writes_keep_the_owner() {
         "deploy:deploy 640"
     );
 }
+
+/// Over real SSH (the persistent shell, then an exec channel for a
+/// command with stdin): a command printing without end fails its task at
+/// `--max-command-output`, is not left running on the host, and the host
+/// carries on with the next task.
+#[test]
+fn a_flooding_command_is_stopped_at_the_output_limit() {
+    let f = fleet();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inv = inventory(f, dir.path(), &[("flood", &[("flooder", "herd-18", "")])]);
+    write_files(
+        dir.path(),
+        &[(
+            "flood.yml",
+            "- hosts: flood\n  gather_facts: no\n  tasks:\n    - name: flood\n      command: cat /dev/zero\n      ignore_errors: true\n    - name: flood stderr\n      shell: cat /dev/zero >&2\n      ignore_errors: true\n    - name: flood with stdin\n      command: cat /dev/zero\n      args:\n        stdin: x\n      ignore_errors: true\n    - name: nothing left running\n      shell: sleep 1; if pgrep -a -x cat; then exit 1; fi\n",
+        )],
+    );
+    let started = std::time::Instant::now();
+    let r = run(
+        dir.path(),
+        "flood.yml",
+        &inv,
+        &f.known_hosts,
+        &["--max-command-output", "1048576"],
+    )
+    .expect_code(0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+    for (task, stream) in [
+        ("flood", "stdout"),
+        ("flood stderr", "stderr"),
+        ("flood with stdin", "stdout"),
+    ] {
+        let res = r.results(task);
+        let msg = res[0]["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(&format!("{stream} passed the limit of 1048576 bytes")),
+            "{task}: {msg}"
+        );
+    }
+    // Exit 0: the floods' failures are ignored and `nothing left running`
+    // found no `cat` still going on the host.
+    assert_eq!(r.results("nothing left running").len(), 1);
+}
