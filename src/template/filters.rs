@@ -1310,6 +1310,39 @@ mod unit {
     use crate::template::testutil::{e, eval, r, render};
     use serde_json::json;
 
+    mod quote_filter {
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(proptest::test_runner::Config::with_cases(200))]
+
+            /// `{{ x | quote }}` in a `shell:` command reaches the command as
+            /// exactly `x`, through a real `/bin/sh` (the filter keeps
+            /// Python's shlex.quote text, so it is not the modules' helper).
+            #[test]
+            fn round_trips_through_sh(
+                word in proptest::collection::vec(
+                    prop_oneof![
+                        Just("'".to_string()),
+                        Just("$(id)`id`".to_string()),
+                        Just("\n*?-~".to_string()),
+                        "[^\u{0}]{0,6}",
+                    ],
+                    0..6,
+                ).prop_map(|v| v.concat())
+            ) {
+                let q = super::super::shell_quote(&word);
+                let out = std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(format!("printf %s {q}"))
+                    .output()
+                    .map(|o| o.stdout)
+                    .unwrap_or_default();
+                prop_assert_eq!(out, word.as_bytes().to_vec());
+            }
+        }
+    }
+
     #[test]
     fn bool_follows_ansible_words() {
         for t in [
