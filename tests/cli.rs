@@ -119,8 +119,20 @@ fn a_limit_matching_no_host_is_an_error_like_ansible() {
         run.stderr()
     );
     assert!(!run.stdout().contains("never reached"), "{}", run.stdout());
-    // A limit that matches a host still runs, and an empty inventory only
-    // warns, as in Ansible.
+    // The implicit localhost is not an inventory host: ansible-playbook
+    // 2.18 exits 1 for `--limit localhost` here too.
+    Herd::new([
+        "run",
+        "-i",
+        "inventory.ini",
+        "--limit",
+        "localhost",
+        "site.yml",
+    ])
+    .current_dir(&fixture)
+    .run()
+    .expect_code(1);
+    // A limit that matches a host still runs.
     Herd::new(["run", "-i", "inventory.ini", "--limit", "h1", "site.yml"])
         .current_dir(&fixture)
         .run()
