@@ -45,6 +45,23 @@ pub enum HostError {
     },
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// `herd` was interrupted by this signal; the command was stopped.
+    #[error("interrupted by {}: the command was stopped", signal_name(*.signal))]
+    Interrupted { signal: i32 },
+    /// The task ran past its `timeout:`; the command was stopped. The
+    /// words are Ansible's.
+    #[error("The command action failed to execute in the expected time frame ({seconds}) and was terminated")]
+    TaskTimeout { seconds: u64 },
+}
+
+/// `SIGINT`, `SIGTERM`, ... for messages.
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        n => format!("signal {n}"),
+    }
 }
 
 /// Ownership and permissions applied to a file before it is renamed into place.

@@ -22,6 +22,9 @@ impl Host for LocalHost {
     }
 
     fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+        use std::os::unix::process::CommandExt;
+        // Its own process group, so a stopped command takes its children
+        // with it (see `stop`).
         let mut child = Command::new("/bin/sh")
             .arg("-c")
             .arg(script)
@@ -32,9 +35,11 @@ impl Host for LocalHost {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()?;
-        // Feed stdin from its own thread and drain stderr from another, so a
-        // child that fills one pipe while we wait on the other cannot deadlock.
+        // Feed stdin and drain both pipes from threads of their own, so a
+        // child that fills one pipe while we wait on the other cannot
+        // deadlock, and the wait below can give up on the command.
         let writer = match (stdin, child.stdin.take()) {
             (Some(data), Some(mut pipe)) => {
                 let data = data.to_vec();
@@ -45,22 +50,32 @@ impl Host for LocalHost {
             }
             _ => None,
         };
-        let mut stderr_pipe = child.stderr.take();
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(p) = stderr_pipe.as_mut() {
-                let _ = p.read_to_end(&mut buf);
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
             }
-            buf
-        });
-        let mut stdout = Vec::new();
-        if let Some(mut p) = child.stdout.take() {
-            p.read_to_end(&mut stdout)?;
-        }
-        let status = child.wait()?;
+            if let Some(cancel) = crate::cancel::check() {
+                stop(&mut child);
+                // The pipe threads end when the group's last writer is gone.
+                return Err(cancel.into_error());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         if let Some(w) = writer {
             let _ = w.join();
         }
+        let stdout = out_reader.join().unwrap_or_default();
         let stderr = err_reader.join().unwrap_or_default();
         Ok(ExecOutput {
             rc: status.code().unwrap_or(-1),
@@ -68,4 +83,27 @@ impl Host for LocalHost {
             stderr,
         })
     }
+}
+
+/// Stop a command and everything it started: SIGTERM to its process
+/// group, SIGKILL to what is left after a second.
+fn stop(child: &mut std::process::Child) {
+    let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
+        return;
+    };
+    // SAFETY: plain system calls on a process group we created.
+    unsafe {
+        libc::killpg(pgid, libc::SIGTERM);
+    }
+    for _ in 0..50 {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: as above; children of the command may outlive it.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
+    let _ = child.wait();
 }

@@ -12,6 +12,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use herdsman_modules::cancel::{self, Cancel};
 use herdsman_modules::ExecOutput;
 use ssh2::{BlockDirections, Channel, Session};
 
@@ -27,6 +28,9 @@ pub struct Limits {
     /// How long to wait for the server's close after the command's output
     /// ended (its exit status travels with it).
     pub close_wait: Duration,
+    /// Give up when [`cancel::check`] says so (an interrupted run, a task
+    /// past its `timeout:`); off for the command that stops the others.
+    pub cancellable: bool,
 }
 
 /// How many unanswered keepalive intervals mean the peer is gone, like
@@ -43,6 +47,9 @@ pub enum DrainError {
     Timeout,
     /// The transport failed; the session should be considered dead.
     Io(std::io::Error),
+    /// The run was interrupted or the task's deadline passed; the channel
+    /// is still open and its command still running.
+    Cancelled(Cancel),
 }
 
 /// What a finished command produced, with transport byte counts.
@@ -120,6 +127,11 @@ fn drain_nonblocking(
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             return Err(DrainError::Timeout);
+        }
+        if limits.cancellable {
+            if let Some(c) = cancel::check() {
+                return Err(DrainError::Cancelled(c));
+            }
         }
         alive.tick(now)?;
         if !progress {
@@ -219,6 +231,11 @@ fn drain_frame_nonblocking(
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             return Err(DrainError::Timeout);
+        }
+        if limits.cancellable {
+            if let Some(c) = cancel::check() {
+                return Err(DrainError::Cancelled(c));
+            }
         }
         alive.tick(now)?;
         if !progress {

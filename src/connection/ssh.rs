@@ -30,6 +30,49 @@ pub use super::known_hosts::HostKeyChecking;
 use super::known_hosts::{self, HostKeyVerdict};
 use super::shell;
 
+/// How long stopping a session's commands may take (see [`STOP_SESSION_COMMANDS`]).
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Run on a new channel of a session to stop what its other channels run:
+/// sshd starts each channel's command as a session leader, so it finds the
+/// sshd process serving this connection (its own nearest `sshd*` ancestor),
+/// and sends every other child of it, process group and all, SIGTERM, then
+/// SIGKILL to what is left after a second. Processes of other connections
+/// (another `herd` on the same host) are never touched. The SFTP server is
+/// left alone: it runs no command, and the session keeps using it.
+/// Written for a plain POSIX sh with /proc; only builtins in the loops.
+pub const STOP_SESSION_COMMANDS: &str = r#"p=$$ sshd=
+for _ in 1 2 3 4 5 6 7 8; do
+  read -r s </proc/$p/stat || exit 1
+  s=${s##*) }; set -- $s
+  read -r c </proc/$2/comm || exit 1
+  case $c in sshd*) sshd=$2; break ;; esac
+  p=$2
+done
+[ -n "$sshd" ] || exit 1
+groups=
+for d in /proc/[0-9]*; do
+  g=${d#/proc/}
+  [ "$g" = "$p" ] && continue
+  read -r s <$d/stat 2>/dev/null || continue
+  s=${s##*) }; set -- $s
+  [ "$2" = "$sshd" ] || continue
+  read -r c <$d/comm 2>/dev/null
+  [ "$c" = sftp-server ] && continue
+  groups="$groups -$g"
+done
+[ -n "$groups" ] || exit 0
+kill -s TERM -- $groups 2>/dev/null
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  left=
+  for g in $groups; do kill -s 0 -- $g 2>/dev/null && left="$left $g"; done
+  [ -n "$left" ] || exit 0
+  sleep 0.1
+done
+kill -s KILL -- $left 2>/dev/null
+exit 0
+"#;
+
 /// Where to connect and as whom.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SshTarget {
@@ -675,6 +718,7 @@ impl SshHost {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
             close_wait: self.options.connect_timeout,
+            cancellable: true,
         };
         let result = exec::drain(&conn.session, fd, &mut channel, stdin, &limits);
         self.stats.execs += 1;
@@ -725,6 +769,53 @@ impl SshHost {
                 self.stats.exec_time += started.elapsed();
                 self.unreachable("connection lost during a command", e)
             }
+            DrainError::Cancelled(cancel) => {
+                // Closing the channel alone would leave the command running
+                // (sshd does not signal a command without a terminal).
+                self.stop_remote();
+                if let Some(conn) = self.conn.as_mut() {
+                    let fd = conn.sock.as_raw_fd();
+                    let closed =
+                        exec::abandon(&conn.session, fd, &mut channel, Duration::from_millis(500));
+                    if !closed {
+                        conn.abandoned.push(channel);
+                    }
+                }
+                self.stats.exec_time += started.elapsed();
+                cancel.into_error()
+            }
+        }
+    }
+
+    /// Stop every command this session runs on the host (see
+    /// [`STOP_SESSION_COMMANDS`]), on a channel of its own, bounded by a
+    /// few seconds. If that cannot be done the session is dropped: a
+    /// session that cannot open a channel carries nothing more anyway.
+    fn stop_remote(&mut self) {
+        let Some(conn) = &self.conn else {
+            return;
+        };
+        let fd = conn.sock.as_raw_fd();
+        let within = self.options.connect_timeout.min(STOP_WAIT);
+        let stopped = (|| {
+            let mut channel = conn.channel_session(within).ok()?;
+            let deadline = Instant::now() + within;
+            exec::complete(&conn.session, fd, deadline, || {
+                channel.exec(STOP_SESSION_COMMANDS)
+            })
+            .ok()?;
+            let limits = Limits {
+                timeout: Some(within),
+                keepalive: Duration::ZERO,
+                close_wait: within,
+                cancellable: false,
+            };
+            let done = exec::drain(&conn.session, fd, &mut channel, &[], &limits).ok()?;
+            (done.output.rc == 0).then_some(())
+        })();
+        if stopped.is_none() {
+            tracing::warn!(host = %self.target.name, "could not stop the commands in flight");
+            self.drop_conn();
         }
     }
 
@@ -775,6 +866,7 @@ impl SshHost {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
             close_wait: self.options.connect_timeout,
+            cancellable: true,
         };
         let result = exec::drain_frame(
             &conn.session,
@@ -839,6 +931,9 @@ impl Host for SshHost {
     }
 
     fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+        if let Some(cancel) = herdsman_modules::cancel::check() {
+            return Err(cancel.into_error());
+        }
         match stdin {
             Some(data) if !data.is_empty() => self.run_exec(script, data),
             _ if self.options.persistent_shell => self.run_in_shell(script),
