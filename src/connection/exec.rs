@@ -25,6 +25,8 @@ pub struct Limits {
     pub timeout: Option<Duration>,
     /// Send a keepalive after this long without traffic; zero disables.
     pub keepalive: Duration,
+    /// Give the peer up after this many keepalives without an answer.
+    pub keepalive_count: u32,
     /// How long to wait for the server's close after the command's output
     /// ended (its exit status travels with it).
     pub close_wait: Duration,
@@ -32,10 +34,6 @@ pub struct Limits {
     /// past its `timeout:`); off for the command that stops the others.
     pub cancellable: bool,
 }
-
-/// How many unanswered keepalive intervals mean the peer is gone, like
-/// OpenSSH's `ServerAliveCountMax`.
-const KEEPALIVE_COUNT_MAX: u32 = 3;
 
 /// Never sleep in `poll` longer than this, so deadlines and keepalives are
 /// looked at even if the socket stays quiet.
@@ -84,7 +82,7 @@ fn drain_nonblocking(
 ) -> Result<Finished, DrainError> {
     let start = Instant::now();
     let deadline = limits.timeout.map(|t| start + t);
-    let mut alive = Keepalive::new(session, limits.keepalive, start);
+    let mut alive = Keepalive::new(session, limits.keepalive, limits.keepalive_count, start);
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut written = 0usize;
@@ -181,7 +179,7 @@ fn drain_frame_nonblocking(
 ) -> Result<bool, DrainError> {
     let start = Instant::now();
     let deadline = limits.timeout.map(|t| start + t);
-    let mut alive = Keepalive::new(session, limits.keepalive, start);
+    let mut alive = Keepalive::new(session, limits.keepalive, limits.keepalive_count, start);
     let mut written = 0usize;
     let mut buf = vec![0u8; 64 * 1024];
     let mut chunk = Vec::new();
@@ -469,16 +467,20 @@ fn wait_socket(session: &Session, sock: RawFd, wait: Duration) -> Result<bool, D
 struct Keepalive<'a> {
     session: &'a Session,
     interval: Duration,
+    /// Intervals without a word from the peer that mean it is gone, like
+    /// OpenSSH's `ServerAliveCountMax`.
+    count_max: u32,
     next: Option<Instant>,
     last_heard: Instant,
 }
 
 impl<'a> Keepalive<'a> {
-    fn new(session: &'a Session, interval: Duration, now: Instant) -> Self {
+    fn new(session: &'a Session, interval: Duration, count_max: u32, now: Instant) -> Self {
         let next = (!interval.is_zero()).then(|| now + interval);
         Keepalive {
             session,
             interval,
+            count_max: count_max.max(1),
             next,
             last_heard: now,
         }
@@ -495,12 +497,13 @@ impl<'a> Keepalive<'a> {
         if now < next {
             return Ok(());
         }
-        if now.duration_since(self.last_heard) > self.interval * KEEPALIVE_COUNT_MAX {
+        if now.duration_since(self.last_heard) > self.interval * self.count_max {
             return Err(DrainError::Io(std::io::Error::new(
                 ErrorKind::TimedOut,
                 format!(
-                    "no answer to {KEEPALIVE_COUNT_MAX} keepalives in {}s",
-                    (self.interval * KEEPALIVE_COUNT_MAX).as_secs()
+                    "no answer to {} keepalives in {}s",
+                    self.count_max,
+                    (self.interval * self.count_max).as_secs()
                 ),
             )));
         }

@@ -38,7 +38,10 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 /// sshd process serving this connection (its own nearest `sshd*` ancestor),
 /// and sends every other child of it, process group and all, SIGTERM, then
 /// SIGKILL to what is left after a second. Processes of other connections
-/// (another `herd` on the same host) are never touched. The SFTP server is
+/// (another `herd` on the same host) are never touched. A login user who
+/// may `sudo -n` signals through sudo, so commands run with `become` stop
+/// too (with a sudo password they stop only if they die with their
+/// parent). The SFTP server is
 /// left alone: it runs no command, and the session keeps using it.
 /// Written for a plain POSIX sh with /proc; only builtins in the loops.
 pub const STOP_SESSION_COMMANDS: &str = r#"p=$$ sshd=
@@ -62,14 +65,16 @@ for d in /proc/[0-9]*; do
   groups="$groups -$g"
 done
 [ -n "$groups" ] || exit 0
-kill -s TERM -- $groups 2>/dev/null
+K=kill
+[ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && K="sudo -n kill"; }
+$K -s TERM -- $groups 2>/dev/null
 for _ in 1 2 3 4 5 6 7 8 9 10; do
   left=
-  for g in $groups; do kill -s 0 -- $g 2>/dev/null && left="$left $g"; done
+  for g in $groups; do $K -s 0 -- $g 2>/dev/null && left="$left $g"; done
   [ -n "$left" ] || exit 0
   sleep 0.1
 done
-kill -s KILL -- $left 2>/dev/null
+$K -s KILL -- $left 2>/dev/null
 exit 0
 "#;
 
@@ -127,6 +132,10 @@ pub struct SshOptions {
     pub command_timeout: Option<Duration>,
     /// Keepalive period during quiet commands; zero disables keepalives.
     pub keepalive_interval: Duration,
+    /// Unanswered keepalives in a row after which the peer is taken for
+    /// gone (`ServerAliveCountMax`): a silent connection is given up after
+    /// `keepalive_interval * keepalive_count_max` (15 s x 3 by default).
+    pub keepalive_count_max: u32,
     pub host_key_checking: HostKeyChecking,
     /// Read in order; new keys go to the first.
     pub known_hosts_files: Vec<PathBuf>,
@@ -151,6 +160,7 @@ impl std::fmt::Debug for SshOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("keepalive_interval", &self.keepalive_interval)
+            .field("keepalive_count_max", &self.keepalive_count_max)
             .field("host_key_checking", &self.host_key_checking)
             .field("known_hosts_files", &self.known_hosts_files)
             .field(
@@ -172,6 +182,7 @@ impl Default for SshOptions {
             connect_timeout: Duration::from_secs(10),
             command_timeout: None,
             keepalive_interval: Duration::from_secs(15),
+            keepalive_count_max: 3,
             host_key_checking: HostKeyChecking::AcceptNew,
             known_hosts_files: ssh_dir
                 .iter()
@@ -576,7 +587,14 @@ impl SshHost {
             file.close()
         })();
         if let Err(e) = upload {
-            let _ = sftp.unlink(&tmp);
+            let cleaned = sftp.unlink(&tmp).is_ok();
+            // The server refused the data (disk full, quota) but still
+            // answers: SFTP v3 says only "failure", so the write is made
+            // again through a command, which fails with the host's own
+            // words ("No space left on device") and cleans up after itself.
+            if cleaned && e.code() == ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_SOCKET_SEND) {
+                return Ok(SftpWrite::Unavailable);
+            }
             return Err(sftp_error("write file", &e));
         }
         // OpenSSH speaks SFTP v3, whose rename refuses to replace a file; so
@@ -717,6 +735,7 @@ impl SshHost {
         let limits = Limits {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
+            keepalive_count: self.options.keepalive_count_max,
             close_wait: self.options.connect_timeout,
             cancellable: true,
         };
@@ -807,6 +826,7 @@ impl SshHost {
             let limits = Limits {
                 timeout: Some(within),
                 keepalive: Duration::ZERO,
+                keepalive_count: 0,
                 close_wait: within,
                 cancellable: false,
             };
@@ -865,6 +885,7 @@ impl SshHost {
         let limits = Limits {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
+            keepalive_count: self.options.keepalive_count_max,
             close_wait: self.options.connect_timeout,
             cancellable: true,
         };
@@ -1567,6 +1588,7 @@ pub(crate) mod test_sshd {
                 connect_timeout: Duration::from_secs(5),
                 command_timeout: Some(Duration::from_secs(60)),
                 keepalive_interval: Duration::from_secs(15),
+                keepalive_count_max: 3,
                 host_key_checking: super::HostKeyChecking::AcceptNew,
                 known_hosts_files: vec![self.dir.path().join("dot-ssh/known_hosts")],
                 key_passphrase: None,
