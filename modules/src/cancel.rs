@@ -65,7 +65,10 @@ pub fn check() -> Option<Cancel> {
 
 /// Time left before this thread's task deadline, if it has one.
 pub fn remaining() -> Option<Duration> {
-    DEADLINE.with(|d| d.get().map(|(at, _)| at.saturating_duration_since(Instant::now())))
+    DEADLINE.with(|d| {
+        d.get()
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()))
+    })
 }
 
 /// Sleep for `d`, waking early (and saying why) when the run is
@@ -133,10 +136,7 @@ mod tests {
     fn sleep_wakes_at_the_deadline() {
         let _g = TaskDeadline::start(0);
         let started = Instant::now();
-        assert_eq!(
-            sleep(Duration::from_secs(5)),
-            Err(Cancel::TaskTimeout(0))
-        );
+        assert_eq!(sleep(Duration::from_secs(5)), Err(Cancel::TaskTimeout(0)));
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

@@ -219,9 +219,11 @@ pub fn default_write_file<H: Host + ?Sized>(
     attrs: &FileAttrs,
 ) -> Result<(), HostError> {
     let p = quote(path);
+    // The temp file goes on any exit, a stopped command's too: a shell
+    // killed by a signal it does not trap skips its EXIT trap.
     let mut script = format!(
         "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.herd.XXXXXX\"); \
-         trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
+         trap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM; cat > \"$t\"; "
     );
     // A replaced file keeps its owner and group unless others are given,
     // as an in-place edit would (failing quietly when not root).

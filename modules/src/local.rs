@@ -59,8 +59,18 @@ impl Host for LocalHost {
                 buf
             })
         };
-        let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let out_reader = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err_reader = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;

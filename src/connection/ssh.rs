@@ -647,7 +647,17 @@ impl SshHost {
             "{} || {{ rc=$?; rm -f {t}; exit $rc; }}",
             steps.join(" && ")
         );
-        let out = self.run(&wrapped, None)?;
+        let out = match self.run(&wrapped, None) {
+            Ok(out) => out,
+            Err(e) => {
+                // Not renamed (stopped, or the command never ran): the temp
+                // file must not stay behind.
+                if let Some(sftp) = self.sftp() {
+                    let _ = sftp.unlink(&tmp);
+                }
+                return Err(e);
+            }
+        };
         if out.success() {
             Ok(SftpWrite::Done)
         } else {

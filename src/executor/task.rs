@@ -452,7 +452,9 @@ impl PlayRunner<'_> {
                     .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 {
                     Some(n) => n,
-                    None => return ItemOutcome::failed("`timeout` must be a whole number of seconds"),
+                    None => {
+                        return ItemOutcome::failed("`timeout` must be a whole number of seconds")
+                    }
                 },
                 Err(e) => return ItemOutcome::failed(format!("template error in `timeout`: {e}")),
             },
