@@ -117,3 +117,46 @@ fn stop(child: &mut std::process::Child) {
     }
     let _ = child.wait();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_command_past_the_task_deadline_is_stopped_with_its_children() {
+        let mut host = LocalHost::new("local");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("pid");
+        let started = Instant::now();
+        let err = {
+            let _deadline = crate::cancel::TaskDeadline::start(1);
+            host.run(
+                &format!("sleep 46 & echo $! > {}; wait", pidfile.display()),
+                None,
+            )
+            .expect_err("runs out of time")
+        };
+        assert!(
+            matches!(err, HostError::TaskTimeout { seconds: 1 }),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        let pid = std::fs::read_to_string(&pidfile).expect("pid");
+        // The background child went with the command (its process group).
+        // Gone, or a zombie waiting for whoever reaps orphans here.
+        let alive =
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|stat| {
+                !stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('Z'))
+            });
+        assert!(!alive, "the command's child {pid} still runs");
+        let out = host.run("echo next", None).expect("run after");
+        assert_eq!(out.stdout, b"next\n");
+    }
+}

@@ -1855,6 +1855,49 @@ mod tests {
     }
 
     #[test]
+    fn a_task_deadline_stops_the_command_on_the_host_and_keeps_the_session() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = SshHost::connect(&sshd.target(), &sshd.options()).expect("connect");
+        let running = |pattern: &str| {
+            std::process::Command::new("pgrep")
+                .args(["-f", pattern])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        // On the persistent shell, and on a channel of its own (stdin).
+        for (script, stdin, pattern) in [
+            ("sleep 47.25", None, "sleep 47[.]25"),
+            (
+                "cat >/dev/null; sleep 47.5",
+                Some(&b"x"[..]),
+                "sleep 47[.]5",
+            ),
+        ] {
+            let started = Instant::now();
+            let err = {
+                let _deadline = herdsman_modules::cancel::TaskDeadline::start(1);
+                host.run(script, stdin).expect_err("runs out of time")
+            };
+            assert!(
+                matches!(err, HostError::TaskTimeout { seconds: 1 }),
+                "{err}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+            assert!(!running(pattern), "`{script}` still runs");
+            let out = host.run("echo still here", None).expect("run after");
+            assert_eq!(out.stdout, b"still here\n");
+        }
+        assert_eq!(host.stats().reconnects, 0);
+    }
+
+    #[test]
     fn command_timeout_then_session_still_works() {
         if skip() {
             return;
