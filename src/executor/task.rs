@@ -205,7 +205,11 @@ impl PlayRunner<'_> {
         for (idx, item) in items.into_iter().enumerate() {
             if idx > 0 {
                 if let Some(p) = lc.pause {
-                    std::thread::sleep(Duration::from_secs_f64(p.clamp(0.0, 3600.0)));
+                    // Cut short by an interrupt; the next item then stops
+                    // at its first command.
+                    let _ = herdsman_modules::cancel::sleep(Duration::from_secs_f64(
+                        p.clamp(0.0, 3600.0),
+                    ));
                 }
             }
             let mut extra = Map::new();

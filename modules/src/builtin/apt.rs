@@ -609,7 +609,8 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
             }
             if i + 1 < tries {
                 let delay = (1u64 << i.min(6)).min(max_delay);
-                std::thread::sleep(std::time::Duration::from_secs(delay));
+                crate::cancel::sleep(std::time::Duration::from_secs(delay))
+                    .map_err(|c| c.into_error())?;
             }
         }
         last?;
