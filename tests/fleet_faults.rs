@@ -523,12 +523,16 @@ fn a_host_rebooted_mid_play_leaves_the_play_and_the_others_finish() {
 
 /// SIGINT or SIGTERM to a run with `sleep` in flight on two hosts (one
 /// over SFTP as root, one with become), after files were written: the
-/// sleeps are gone from the hosts, the recap is printed with the hosts'
-/// counts, the exit code is `code`, and each file is whole (old or new)
-/// with no temp file beside it. `during` is the task the signal lands in.
+/// sleeps are gone from the hosts, a process an earlier task left in the
+/// background is not, the recap is printed with the hosts' counts, the
+/// exit code is `code`, and each file is whole (old or new) with no temp
+/// file beside it. `during` is the task the signal lands in.
 fn interrupted(signal: libc::c_int, code: i32, during: &str, sleep: &str) {
     let f = fleet();
     let tag = format!("/tmp/herdtest-faults-sig{signal}");
+    // Left running in the background by an earlier task, as a daemon
+    // started with `nohup ... &` is: the interrupt must not take it.
+    let daemon = format!("{sleep}9");
     let dir = tempfile::tempdir().expect("tempdir");
     let inv = inventory(
         f,
@@ -558,7 +562,8 @@ fn interrupted(signal: libc::c_int, code: i32, during: &str, sleep: &str) {
             (
                 "pb.yml",
                 &play(&format!(
-                    "    - name: write\n      copy: {{src: '{{{{ item }}}}', dest: {tag}/data}}\n      loop: [a.txt, b.txt, a.txt, b.txt, a.txt, b.txt, a.txt, b.txt]\n\
+                    "    - name: background\n      shell: nohup {daemon} >/dev/null 2>&1 &\n\
+                     \x20   - name: write\n      copy: {{src: '{{{{ item }}}}', dest: {tag}/data}}\n      loop: [a.txt, b.txt, a.txt, b.txt, a.txt, b.txt, a.txt, b.txt]\n\
                      \x20   - name: long\n      command: {sleep}\n\
                      \x20   - name: never\n      command: 'true'\n"
                 )),
@@ -610,6 +615,11 @@ fn interrupted(signal: libc::c_int, code: i32, during: &str, sleep: &str) {
             !left.status.success(),
             "`{sleep}` still runs on {h}: {}",
             String::from_utf8_lossy(&left.stdout)
+        );
+        let bg = f.ssh(h, &format!("pkill -x -f '{daemon}'"));
+        assert!(
+            bg.status.success(),
+            "the background `{daemon}` on {h} was stopped too"
         );
         let listing = f.ssh_ok(h, &format!("ls -A {tag}; sha1sum < {tag}/data"));
         let (names, sum) = listing.rsplit_once("data\n").expect("data in listing");

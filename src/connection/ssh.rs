@@ -33,17 +33,20 @@ use super::shell;
 /// How long stopping a session's commands may take (see [`STOP_SESSION_COMMANDS`]).
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// Run on a new channel of a session to stop what its other channels run:
-/// sshd starts each channel's command as a session leader, so it finds the
-/// sshd process serving this connection (its own nearest `sshd*` ancestor),
-/// and sends every other child of it, process group and all, SIGTERM, then
-/// SIGKILL to what is left after a second. Processes of other connections
-/// (another `herd` on the same host) are never touched. A login user who
-/// may `sudo -n` signals through sudo, so commands run with `become` stop
-/// too (with a sudo password they stop only if they die with their
-/// parent). The SFTP server is
-/// left alone: it runs no command, and the session keeps using it.
-/// Written for a plain POSIX sh with /proc; only builtins in the loops.
+/// Run on a new channel of a session to stop the commands its other
+/// channels run: sshd starts each channel's command as a child of the sshd
+/// process serving the connection, so the script finds that process (its
+/// own nearest `sshd*` ancestor) and sends every other child of it and
+/// all their descendants SIGTERM, then SIGKILL to what is left after a
+/// second. Processes of other connections (another `herd` on the same
+/// host) are never touched, nor are processes earlier commands left in
+/// the background (their parent `sh -c` is gone, so they are no longer
+/// below the session's shell, even if they are still in its process
+/// group). A login user who may `sudo -n` signals through sudo, so
+/// commands run with `become` stop too (with a sudo password they stop
+/// only if they die with their parent). The SFTP server is left alone: it
+/// runs no command, and the session keeps using it. Written for a plain
+/// POSIX sh with /proc; only builtins in the loops.
 pub const STOP_SESSION_COMMANDS: &str = r#"p=$$ sshd=
 for _ in 1 2 3 4 5 6 7 8; do
   read -r s </proc/$p/stat || exit 1
@@ -53,28 +56,42 @@ for _ in 1 2 3 4 5 6 7 8; do
   p=$2
 done
 [ -n "$sshd" ] || exit 1
-groups=
+table=
 for d in /proc/[0-9]*; do
-  g=${d#/proc/}
-  [ "$g" = "$p" ] && continue
   read -r s <$d/stat 2>/dev/null || continue
   s=${s##*) }; set -- $s
-  [ "$2" = "$sshd" ] || continue
-  read -r c <$d/comm 2>/dev/null
-  [ "$c" = sftp-server ] && continue
-  groups="$groups -$g"
+  table="$table ${d#/proc/}:$2"
 done
-[ -n "$groups" ] || exit 0
+stop=" "
+for e in $table; do
+  pid=${e%%:*}
+  [ "${e#*:}" = "$sshd" ] && [ "$pid" != "$p" ] || continue
+  read -r c </proc/$pid/comm 2>/dev/null
+  [ "$c" = sftp-server ] || stop="$stop$pid "
+done
+[ "$stop" != " " ] || exit 0
+more=1
+while [ -n "$more" ]; do
+  more=
+  for e in $table; do
+    case $stop in
+      *" ${e#*:} "*) case $stop in *" ${e%%:*} "*) ;; *) stop="$stop${e%%:*} "; more=1 ;; esac ;;
+    esac
+  done
+done
 K=kill
 [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && K="sudo -n kill"; }
-$K -s TERM -- $groups 2>/dev/null
+$K -s TERM $stop 2>/dev/null
 for _ in 1 2 3 4 5 6 7 8 9 10; do
   left=
-  for g in $groups; do $K -s 0 -- $g 2>/dev/null && left="$left $g"; done
+  for pid in $stop; do
+    read -r s </proc/$pid/stat 2>/dev/null || continue
+    case ${s##*) } in Z*) ;; *) left="$left $pid" ;; esac
+  done
   [ -n "$left" ] || exit 0
   sleep 0.1
 done
-$K -s KILL -- $left 2>/dev/null
+$K -s KILL $left 2>/dev/null
 exit 0
 "#;
 
