@@ -503,13 +503,14 @@ fn a_host_rebooted_mid_play_leaves_the_play_and_the_others_finish() {
     let (run, detected) = connection_fault(
         host,
         "ansible_ssh_common_args='-o ServerAliveInterval=1 -o ServerAliveCountMax=3'",
-        "sleep 10",
+        "sleep 15",
         || {
             // From a transient unit: the reboot may take this ssh session
             // down before it returns.
             let _ = f.ssh(host, "systemd-run --on-active=0 systemctl reboot");
         },
-        Duration::from_secs(8),
+        // A shutdown on a busy machine takes its time to reach the link.
+        Duration::from_secs(14),
     );
     // sshd is stopped with the rest: the connection ends (no keepalive
     // wait), and the command's end is not taken for its result.

@@ -147,15 +147,23 @@ mod tests {
             started.elapsed()
         );
         let pid = std::fs::read_to_string(&pidfile).expect("pid");
-        // The background child went with the command (its process group).
-        // Gone, or a zombie waiting for whoever reaps orphans here.
-        let alive =
+        // The background child went with the command (its process group):
+        // gone, or a zombie waiting for whoever reaps orphans here, once
+        // the kernel has delivered the signal (bounded wait).
+        let alive = || {
             std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|stat| {
                 !stat
                     .rsplit_once(") ")
                     .is_some_and(|(_, r)| r.starts_with('Z'))
-            });
-        assert!(!alive, "the command's child {pid} still runs");
+            })
+        };
+        for _ in 0..100 {
+            if !alive() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "the command's child {pid} still runs");
         let out = host.run("echo next", None).expect("run after");
         assert_eq!(out.stdout, b"next\n");
     }
