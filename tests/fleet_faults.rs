@@ -6,6 +6,9 @@
 //! every wait, and checks that the other hosts finish and that the recap
 //! and exit code say what happened.
 //!
+//! One test runs on the controller alone (`ansible_connection=local`), so
+//! SIGINT handling is covered without the fleet too.
+//!
 //! Faults are injected inside the host only: its own network namespace
 //! (`nsenter -n`) or its own processes, found as descendants of the
 //! launcher fleet.sh recorded for it.
@@ -778,4 +781,48 @@ fn the_timeout_keyword_fails_the_task_as_ansible_does_and_stops_the_command() {
         !local.status.success(),
         "the timed-out local command still runs"
     );
+}
+
+/// The same on the controller itself (`ansible_connection=local`), without
+/// the fleet: SIGINT mid-command stops the command and its children, the
+/// recap is printed, exit 99; a second task never starts.
+#[test]
+fn sigint_on_a_local_run_stops_the_command_and_exits_99() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(
+        dir.path(),
+        &[
+            ("inventory.ini", "box ansible_connection=local\n"),
+            (
+                "pb.yml",
+                "- hosts: box\n  gather_facts: no\n  tasks:\n    - name: long\n      shell: sleep 44 & sleep 43; wait\n    - name: never\n      command: 'true'\n",
+            ),
+        ],
+    );
+    let bg = Background::start(
+        vec![
+            "run".into(),
+            "pb.yml".into(),
+            "-i".into(),
+            "inventory.ini".into(),
+            "--output".into(),
+            "jsonl".into(),
+        ],
+        dir.path(),
+    );
+    bg.wait_task("long", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    bg.signal(libc::SIGINT);
+    let run = bg.finish(Duration::from_secs(10)).expect_code(99);
+    assert_eq!(run.stat("box", "failed"), 1, "{}", run.stdout());
+    assert!(run.results("never").is_empty());
+    let msg = result(&run, "long", "box")["msg"].to_string();
+    assert!(msg.contains("interrupted by SIGINT"), "{msg}");
+    for pattern in ["sleep 44", "sleep 43"] {
+        let left = Command::new("pgrep")
+            .args(["-x", "-f", pattern])
+            .output()
+            .expect("pgrep");
+        assert!(!left.status.success(), "`{pattern}` still runs");
+    }
 }
