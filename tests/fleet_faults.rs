@@ -160,7 +160,7 @@ impl Background {
         match self.done.recv_timeout(within) {
             Ok(output) => Run {
                 output,
-                label: self.label,
+                label: self.label.clone(),
             },
             Err(_) => {
                 self.signal(libc::SIGKILL);
@@ -170,6 +170,15 @@ impl Background {
                     self.lines.lock().map(|l| l.join("\n")).unwrap_or_default()
                 );
             }
+        }
+    }
+}
+
+/// A test that fails half-way does not leave its `herd` running.
+impl Drop for Background {
+    fn drop(&mut self) {
+        if matches!(self.done.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+            self.signal(libc::SIGKILL);
         }
     }
 }
