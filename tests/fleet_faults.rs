@@ -602,6 +602,11 @@ fn interrupted(signal: libc::c_int, code: i32, during: &str, sleep: &str) {
     // The recap came, with both hosts, and nothing ran after the signal.
     let recap = run.recap();
     assert!(recap.contains_key("root23") && recap.contains_key("become24"));
+    for h in ["root23", "become24"] {
+        // The task the signal cut short counts as failed, not as done
+        // (a loop stopped between items too).
+        assert_eq!(run.stat(h, "failed"), 1, "{}", run.stdout());
+    }
     assert!(run.results("never").is_empty(), "{}", run.stdout());
     if during == "long" {
         for h in ["root23", "become24"] {

@@ -202,7 +202,14 @@ impl PlayRunner<'_> {
         let mut any_failed = false;
         let mut all_skipped = total > 0;
         let mut unreachable = false;
+        let mut cut_short = None;
         for (idx, item) in items.into_iter().enumerate() {
+            // An interrupted run starts no further item, and the loop is
+            // not reported as done when it is not.
+            if let Some(signal) = herdsman_modules::cancel::interrupted().filter(|_| idx > 0) {
+                cut_short = Some(HostError::Interrupted { signal }.to_string());
+                break;
+            }
             if idx > 0 {
                 if let Some(p) = lc.pause {
                     // Cut short by an interrupt; the next item then stops
@@ -252,7 +259,7 @@ impl PlayRunner<'_> {
         }
         let status = if unreachable {
             Status::Unreachable
-        } else if any_failed {
+        } else if any_failed || cut_short.is_some() {
             Status::Failed
         } else if all_skipped {
             Status::Skipped
@@ -267,10 +274,13 @@ impl PlayRunner<'_> {
             "msg".into(),
             Value::from(if any_failed {
                 "One or more items failed"
+            } else if cut_short.is_some() {
+                "Not every item ran"
             } else {
                 "All items completed"
             }),
         );
+        agg.msg = cut_short;
         agg
     }
 
