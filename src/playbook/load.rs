@@ -77,6 +77,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "ignore_errors",
     "diff",
     "order",
+    "timeout",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
@@ -102,7 +103,6 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     ("fact_path", "local facts are not supported"),
     ("become_flags", "only plain sudo is supported"),
     ("become_exe", "only plain sudo is supported"),
-    ("timeout", "task timeouts are not supported"),
     (
         "ignore_unreachable",
         "unreachable hosts always leave the play",
@@ -773,6 +773,7 @@ impl Loader {
                     inherited.ignore_errors = self.expression_flag(v, "ignore_errors")
                 }
                 "diff" => inherited.diff = self.boolean(v, "diff"),
+                "timeout" => inherited.timeout = self.number_or_template(v, "timeout", &mut checks),
                 "order" => play.order = self.choice(v, "order", ORDERS),
                 _ => self.bad_play_keyword(k, &key),
             }
