@@ -209,8 +209,8 @@ fn host_processes(f: &Fleet, host: &str) -> Vec<(i32, String)> {
     }
     let mut out = Vec::new();
     let mut frontier = vec![launcher];
-    // The tree is a few dozen processes deep at most; bounded anyway.
-    for _ in 0..64 {
+    // One visit per process of the host; bounded anyway.
+    for _ in 0..parent.len() {
         let Some(p) = frontier.pop() else { break };
         for (&child, &pp) in &parent {
             if pp == p {

@@ -276,7 +276,9 @@ fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, 
     );
     if let Some(deb) = &p.deb {
         if is_url(deb) {
-            s.push_str("d=$(mktemp) || exit 1; trap 'rm -f \"$d\"' EXIT; trap 'exit 143' HUP INT TERM\n");
+            s.push_str(
+                "d=$(mktemp) || exit 1; trap 'rm -f \"$d\"' EXIT; trap 'exit 143' HUP INT TERM\n",
+            );
             s.push_str(&fetch_snippet(deb));
         } else {
             s.push_str(&format!("d={}\n", quote(deb)));
