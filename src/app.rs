@@ -1,6 +1,7 @@
 //! Top-level flow: turn a parsed command line into loaded, validated inputs
 //! and hand them to the executor or the inventory printer. Exit codes:
-//! 0 success, 1 usage or load error, 2 some host failed, 4 some host unreachable.
+//! 0 success, 1 usage or load error, 2 some host failed, 4 some host unreachable,
+//! 99 interrupted by SIGINT, 143 stopped by SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,45 @@ pub mod exit {
     pub const USAGE_OR_LOAD: u8 = 1;
     pub const HOST_FAILED: u8 = 2;
     pub const HOST_UNREACHABLE: u8 = 4;
+    /// SIGINT (Ctrl-C): ansible-playbook's "User interrupted execution" code.
+    pub const INTERRUPTED: u8 = 99;
+    /// SIGTERM: 128 + 15, what a shell reports for ansible-playbook killed
+    /// by it (herd stops its commands and prints the recap first).
+    pub const TERMINATED: u8 = 143;
+
+    /// The exit code for a run stopped by `signal`.
+    pub fn for_signal(signal: i32) -> u8 {
+        if signal == libc::SIGTERM {
+            TERMINATED
+        } else {
+            INTERRUPTED
+        }
+    }
+}
+
+/// SIGINT and SIGTERM stop the run cleanly: the first one is recorded (see
+/// `herdsman_modules::cancel`), every command in flight is stopped on its
+/// host, no new task starts, and the recap is printed. A second one means
+/// "now": herd exits at once with the same code.
+fn install_signal_handlers() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        if herdsman_modules::cancel::interrupted().is_some() {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(i32::from(exit::for_signal(signal))) }
+        }
+        herdsman_modules::cancel::interrupt(signal);
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a handler that only does an
+        // atomic store or _exit, both async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
 }
 
 /// Why `herd` stopped before running anything.
@@ -200,6 +240,7 @@ fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
             None
         },
     };
+    install_signal_handlers();
     let (sink, printer) = crate::output::start_printer(args.output, args.verbose);
     for w in &project.inventory.warnings {
         sink.send(crate::output::Event::Warning {
@@ -209,7 +250,15 @@ fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
     let result = crate::executor::run(&project, &opts, &sink);
     drop(sink);
     let _ = printer.join();
-    Ok(result?.exit_code())
+    let recap = result?;
+    if let Some(signal) = herdsman_modules::cancel::interrupted() {
+        eprintln!(
+            "error: interrupted by {}",
+            herdsman_modules::host::signal_name(signal)
+        );
+        return Ok(exit::for_signal(signal));
+    }
+    Ok(recap.exit_code())
 }
 
 fn cmd_inventory(args: InventoryArgs) -> Result<u8, AppError> {

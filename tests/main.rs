@@ -11,6 +11,7 @@ mod fleet_ansible_parity;
 mod fleet_compose_deploy;
 mod fleet_docker_install;
 mod fleet_elasticsearch_cluster;
+mod fleet_faults;
 mod fleet_jump;
 mod fleet_ssh;
 mod fleet_sysctl_tuning;

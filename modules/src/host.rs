@@ -58,6 +58,23 @@ pub enum HostError {
     /// environment name); nothing was run.
     #[error("refused before running: {0}")]
     Quote(#[from] crate::shell_quote::QuoteError),
+    /// `herd` was interrupted by this signal; the command was stopped.
+    #[error("interrupted by {}: the command was stopped", signal_name(*.signal))]
+    Interrupted { signal: i32 },
+    /// The task ran past its `timeout:`; the command was stopped. The
+    /// words are Ansible's.
+    #[error("The command action failed to execute in the expected time frame ({seconds}) and was terminated")]
+    TaskTimeout { seconds: u64 },
+}
+
+/// `SIGINT`, `SIGTERM`, ... for messages.
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        n => format!("signal {n}"),
+    }
 }
 
 /// Ownership and permissions applied to a file before it is renamed into place.
@@ -215,9 +232,11 @@ pub fn default_write_file<H: Host + ?Sized>(
     attrs: &FileAttrs,
 ) -> Result<(), HostError> {
     let p = quote(path);
+    // The temp file goes on any exit, a stopped command's too: a shell
+    // killed by a signal it does not trap skips its EXIT trap.
     let mut script = format!(
         "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.herd.XXXXXX\"); \
-         trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
+         trap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM; cat > \"$t\"; "
     );
     // A replaced file keeps its owner and group unless others are given,
     // as an in-place edit would (failing quietly when not root).
@@ -257,6 +276,84 @@ pub fn default_write_file<H: Host + ?Sized>(
 mod tests {
     use super::*;
     use crate::local::LocalHost;
+
+    /// Runs the write's script, and stops it with SIGTERM (as `herd` stops
+    /// commands on an interrupt) while it is copying stdin to the temp file.
+    struct StoppedMidWrite {
+        dir: std::path::PathBuf,
+    }
+
+    impl Host for StoppedMidWrite {
+        fn name(&self) -> &str {
+            "stopped"
+        }
+        fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+            use std::os::unix::process::CommandExt;
+            let mut child = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(std::process::Stdio::piped())
+                .process_group(0)
+                .spawn()?;
+            let mut pipe = child.stdin.take().expect("stdin");
+            // Half the content, and the pipe kept open: cat is mid-copy.
+            let data = stdin.unwrap_or_default();
+            pipe.write_all(&data[..data.len() / 2])?;
+            let temp_exists = || {
+                std::fs::read_dir(&self.dir)
+                    .map(|d| {
+                        d.flatten()
+                            .any(|e| e.file_name().to_string_lossy().starts_with(".herd."))
+                    })
+                    .unwrap_or(false)
+            };
+            for _ in 0..200 {
+                if temp_exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(temp_exists(), "the write never made its temp file");
+            let pgid = libc::pid_t::try_from(child.id()).expect("pid");
+            // SAFETY: the process group of the shell started above.
+            unsafe {
+                libc::killpg(pgid, libc::SIGTERM);
+            }
+            let status = child.wait()?;
+            drop(pipe);
+            Ok(ExecOutput {
+                rc: status.code().unwrap_or(143),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_write_stopped_by_sigterm_leaves_the_old_file_and_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data");
+        std::fs::write(&path, "old\n").expect("write");
+        let mut host = StoppedMidWrite {
+            dir: dir.path().to_path_buf(),
+        };
+        let content = vec![b'n'; 1 << 20];
+        let err = default_write_file(
+            &mut host,
+            &path.display().to_string(),
+            &content,
+            &FileAttrs::default(),
+        )
+        .expect_err("stopped");
+        assert!(matches!(err, HostError::Command { rc: 143, .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old\n");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["data"]);
+    }
 
     #[test]
     fn fetch_file_copies_every_piece_and_the_tail() {

@@ -148,7 +148,7 @@ pub fn fetch_script(r: &Request, extra_cleanup: &str) -> Result<(String, Vec<u8>
     let mut s = format!(
         "umask 077\n\
          c=$(mktemp) && w=$(mktemp) && b=$(mktemp) && h=$(mktemp) || exit 1\n\
-         trap 'rm -f \"$c\" \"$w\" \"$b\" \"$h\" {extra_cleanup}' EXIT\n\
+         trap 'rm -f \"$c\" \"$w\" \"$b\" \"$h\" {extra_cleanup}' EXIT; trap 'exit 143' HUP INT TERM\n\
          head -c {} > \"$c\"; head -c {} > \"$w\"; cat > \"$b\"\n",
         curl.len(),
         wget.len()

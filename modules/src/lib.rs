@@ -8,6 +8,7 @@
 //! the "apply, then plan is empty" idempotency tests exercise.
 
 pub mod account;
+pub mod cancel;
 pub mod clock;
 pub mod host;
 pub mod http;

@@ -45,6 +45,9 @@ impl Host for LocalHost {
     }
 
     fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+        use std::os::unix::process::CommandExt;
+        // Its own process group, so a stopped command takes its children
+        // with it (see `stop`).
         let mut child = Command::new("/bin/sh")
             .arg("-c")
             .arg(script)
@@ -55,9 +58,11 @@ impl Host for LocalHost {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()?;
-        // Feed stdin from its own thread and drain stderr from another, so a
-        // child that fills one pipe while we wait on the other cannot deadlock.
+        // Feed stdin and drain both pipes from threads of their own, so a
+        // child that fills one pipe while we wait on the other cannot
+        // deadlock, and the wait below can give up on the command.
         let writer = match (stdin, child.stdin.take()) {
             (Some(data), Some(mut pipe)) => {
                 let data = data.to_vec();
@@ -68,36 +73,64 @@ impl Host for LocalHost {
             }
             _ => None,
         };
+        // Both pipes drain in threads of their own, each keeping at most
+        // `limit` bytes; the wait below can then give up on the command when
+        // the run is interrupted, its deadline passes or a stream runs over.
         let limit = self.max_output;
-        let stderr_pipe = child.stderr.take();
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let over = match stderr_pipe {
-                Some(p) => read_bounded(p, limit, &mut buf).unwrap_or(false),
-                None => false,
-            };
-            (buf, over)
-        });
-        let mut stdout = Vec::new();
-        let stdout_over = match child.stdout.take() {
-            Some(p) => read_bounded(p, limit, &mut stdout)?,
-            None => false,
+        let over: std::sync::Arc<std::sync::Mutex<Option<&'static str>>> = Default::default();
+        let drain = |pipe: Option<Box<dyn Read + Send>>, stream: &'static str| {
+            let over = std::sync::Arc::clone(&over);
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(p) = pipe {
+                    if read_bounded(p, limit, &mut buf).unwrap_or(false) {
+                        if let Ok(mut o) = over.lock() {
+                            o.get_or_insert(stream);
+                        }
+                    }
+                }
+                buf
+            })
         };
-        if stdout_over {
-            // Stop it rather than wait for it: the shell dies here, and a
-            // command it started dies of SIGPIPE at its next write.
-            let _ = child.kill();
-        }
-        let status = child.wait()?;
+        let out_reader = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            "stdout",
+        );
+        let err_reader = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            "stderr",
+        );
+        let over_stream = || over.lock().ok().and_then(|o| *o);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if let Some(cancel) = crate::cancel::check() {
+                stop(&mut child);
+                // The pipe threads end when the group's last writer is gone.
+                return Err(cancel.into_error());
+            }
+            if let Some(stream) = over_stream() {
+                // Stop it rather than wait for it: a command still writing
+                // would otherwise only die of SIGPIPE at its next write.
+                stop(&mut child);
+                return Err(HostError::OutputLimit { stream, limit });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         if let Some(w) = writer {
             let _ = w.join();
         }
-        let (stderr, stderr_over) = err_reader.join().unwrap_or_default();
-        if stdout_over || stderr_over {
-            return Err(HostError::OutputLimit {
-                stream: if stdout_over { "stdout" } else { "stderr" },
-                limit,
-            });
+        let stdout = out_reader.join().unwrap_or_default();
+        let stderr = err_reader.join().unwrap_or_default();
+        if let Some(stream) = over_stream() {
+            return Err(HostError::OutputLimit { stream, limit });
         }
         Ok(ExecOutput {
             rc: status.code().unwrap_or(-1),
@@ -107,9 +140,78 @@ impl Host for LocalHost {
     }
 }
 
+/// Stop a command and everything it started: SIGTERM to its process
+/// group, SIGKILL to what is left after a second.
+fn stop(child: &mut std::process::Child) {
+    let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
+        return;
+    };
+    // SAFETY: plain system calls on a process group we created.
+    unsafe {
+        libc::killpg(pgid, libc::SIGTERM);
+    }
+    for _ in 0..50 {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: as above; children of the command may outlive it.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_command_past_the_task_deadline_is_stopped_with_its_children() {
+        let mut host = LocalHost::new("local");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("pid");
+        let started = Instant::now();
+        let err = {
+            let _deadline = crate::cancel::TaskDeadline::start(1);
+            host.run(
+                &format!("sleep 46 & echo $! > {}; wait", pidfile.display()),
+                None,
+            )
+            .expect_err("runs out of time")
+        };
+        assert!(
+            matches!(err, HostError::TaskTimeout { seconds: 1 }),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        let pid = std::fs::read_to_string(&pidfile).expect("pid");
+        // The background child went with the command (its process group):
+        // gone, or a zombie waiting for whoever reaps orphans here, once
+        // the kernel has delivered the signal (bounded wait).
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|stat| {
+                !stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('Z'))
+            })
+        };
+        for _ in 0..100 {
+            if !alive() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "the command's child {pid} still runs");
+        let out = host.run("echo next", None).expect("run after");
+        assert_eq!(out.stdout, b"next\n");
+    }
 
     /// Whether process `pid` still exists (a zombie counts as gone).
     fn alive(pid: &str) -> bool {

@@ -223,7 +223,7 @@ pub fn validate(
         None => ".".to_string(),
     };
     let script = format!(
-        "t=$(mktemp {}/.herd.validate.XXXXXX) || exit 1; trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; {}",
+        "t=$(mktemp {}/.herd.validate.XXXXXX) || exit 1; trap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM; cat > \"$t\"; {}",
         quote(&dir),
         cmd
     );

@@ -12,6 +12,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use herdsman_modules::cancel::{self, Cancel};
 use herdsman_modules::ExecOutput;
 use ssh2::{BlockDirections, Channel, Session};
 
@@ -24,17 +25,18 @@ pub struct Limits {
     pub timeout: Option<Duration>,
     /// Send a keepalive after this long without traffic; zero disables.
     pub keepalive: Duration,
+    /// Give the peer up after this many keepalives without an answer.
+    pub keepalive_count: u32,
     /// How long to wait for the server's close after the command's output
     /// ended (its exit status travels with it).
     pub close_wait: Duration,
     /// Bytes the command may print on each stream; past it the command is
     /// given up on like a timed-out one (its channel closed).
     pub max_output: u64,
+    /// Give up when [`cancel::check`] says so (an interrupted run, a task
+    /// past its `timeout:`); off for the command that stops the others.
+    pub cancellable: bool,
 }
-
-/// How many unanswered keepalive intervals mean the peer is gone, like
-/// OpenSSH's `ServerAliveCountMax`.
-const KEEPALIVE_COUNT_MAX: u32 = 3;
 
 /// Never sleep in `poll` longer than this, so deadlines and keepalives are
 /// looked at even if the socket stays quiet.
@@ -49,6 +51,9 @@ pub enum DrainError {
     OutputLimit { stream: &'static str },
     /// The transport failed; the session should be considered dead.
     Io(std::io::Error),
+    /// The run was interrupted or the task's deadline passed; the channel
+    /// is still open and its command still running.
+    Cancelled(Cancel),
 }
 
 /// What a finished command produced, with transport byte counts.
@@ -83,7 +88,7 @@ fn drain_nonblocking(
 ) -> Result<Finished, DrainError> {
     let start = Instant::now();
     let deadline = limits.timeout.map(|t| after(start, t));
-    let mut alive = Keepalive::new(session, limits.keepalive, start);
+    let mut alive = Keepalive::new(session, limits.keepalive, limits.keepalive_count, start);
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut written = 0usize;
@@ -130,6 +135,11 @@ fn drain_nonblocking(
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             return Err(DrainError::Timeout);
+        }
+        if limits.cancellable {
+            if let Some(c) = cancel::check() {
+                return Err(DrainError::Cancelled(c));
+            }
         }
         alive.tick(now)?;
         if !progress {
@@ -179,7 +189,7 @@ fn drain_frame_nonblocking(
 ) -> Result<bool, DrainError> {
     let start = Instant::now();
     let deadline = limits.timeout.map(|t| after(start, t));
-    let mut alive = Keepalive::new(session, limits.keepalive, start);
+    let mut alive = Keepalive::new(session, limits.keepalive, limits.keepalive_count, start);
     let mut written = 0usize;
     let mut buf = vec![0u8; 64 * 1024];
     let mut chunk = Vec::new();
@@ -240,6 +250,11 @@ fn drain_frame_nonblocking(
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             return Err(DrainError::Timeout);
+        }
+        if limits.cancellable {
+            if let Some(c) = cancel::check() {
+                return Err(DrainError::Cancelled(c));
+            }
         }
         alive.tick(now)?;
         if !progress {
@@ -495,16 +510,20 @@ fn wait_socket(session: &Session, sock: RawFd, wait: Duration) -> Result<bool, D
 struct Keepalive<'a> {
     session: &'a Session,
     interval: Duration,
+    /// Intervals without a word from the peer that mean it is gone, like
+    /// OpenSSH's `ServerAliveCountMax`.
+    count_max: u32,
     next: Option<Instant>,
     last_heard: Instant,
 }
 
 impl<'a> Keepalive<'a> {
-    fn new(session: &'a Session, interval: Duration, now: Instant) -> Self {
+    fn new(session: &'a Session, interval: Duration, count_max: u32, now: Instant) -> Self {
         let next = (!interval.is_zero()).then(|| after(now, interval));
         Keepalive {
             session,
             interval,
+            count_max: count_max.max(1),
             next,
             last_heard: now,
         }
@@ -521,12 +540,13 @@ impl<'a> Keepalive<'a> {
         if now < next {
             return Ok(());
         }
-        if now.duration_since(self.last_heard) > self.interval * KEEPALIVE_COUNT_MAX {
+        if now.duration_since(self.last_heard) > self.interval * self.count_max {
             return Err(DrainError::Io(std::io::Error::new(
                 ErrorKind::TimedOut,
                 format!(
-                    "no answer to {KEEPALIVE_COUNT_MAX} keepalives in {}s",
-                    (self.interval * KEEPALIVE_COUNT_MAX).as_secs()
+                    "no answer to {} keepalives in {}s",
+                    self.count_max,
+                    (self.interval * self.count_max).as_secs()
                 ),
             )));
         }

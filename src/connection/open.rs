@@ -327,6 +327,12 @@ pub fn ssh_settings(
     {
         options.keepalive_interval = k;
     }
+    if let Some(n) = from_args
+        .server_alive_count_max
+        .or(from_file.server_alive_count_max)
+    {
+        options.keepalive_count_max = n;
+    }
     options.key_passphrase = settings.key_passphrase.clone();
     options.proxy_jump = from_args
         .proxy_jump
@@ -380,7 +386,7 @@ mod tests {
     #[test]
     fn common_args_options_are_honoured_or_reported() {
         let v = vars(json!({"ansible_ssh_common_args":
-            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/tmp/kh -o Port=2200 -o ConnectTimeout=3 -J bastion -C"}));
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/tmp/kh -o Port=2200 -o ConnectTimeout=3 -o ServerAliveInterval=2 -o ServerAliveCountMax=4 -J bastion -C"}));
         let (t, o, ignored) = ssh_settings(
             "db1",
             &v,
@@ -391,6 +397,9 @@ mod tests {
         assert_eq!(o.host_key_checking, HostKeyChecking::Off);
         assert_eq!(o.known_hosts_files[0], PathBuf::from("/tmp/kh"));
         assert_eq!(o.connect_timeout, Duration::from_secs(3));
+        // A silent connection is given up after 2 s x 4.
+        assert_eq!(o.keepalive_interval, Duration::from_secs(2));
+        assert_eq!(o.keepalive_count_max, 4);
         assert_eq!(o.proxy_jump.as_deref(), Some("bastion"));
         assert_eq!(ignored, vec!["-C".to_string()]);
     }

@@ -30,6 +30,71 @@ pub use super::known_hosts::HostKeyChecking;
 use super::known_hosts::{self, HostKeyVerdict};
 use super::shell;
 
+/// How long stopping a session's commands may take (see [`STOP_SESSION_COMMANDS`]).
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Run on a new channel of a session to stop the commands its other
+/// channels run: sshd starts each channel's command as a child of the sshd
+/// process serving the connection, so the script finds that process (its
+/// own nearest `sshd*` ancestor) and sends every other child of it and
+/// all their descendants SIGTERM, then SIGKILL to what is left after a
+/// second. Processes of other connections (another `herd` on the same
+/// host) are never touched, nor are processes earlier commands left in
+/// the background (their parent `sh -c` is gone, so they are no longer
+/// below the session's shell, even if they are still in its process
+/// group). A login user who may `sudo -n` signals through sudo, so
+/// commands run with `become` stop too (with a sudo password they stop
+/// only if they die with their parent). The SFTP server is left alone: it
+/// runs no command, and the session keeps using it. Written for a plain
+/// POSIX sh with /proc; only builtins in the loops.
+pub const STOP_SESSION_COMMANDS: &str = r#"p=$$ sshd=
+for _ in 1 2 3 4 5 6 7 8; do
+  read -r s </proc/$p/stat || exit 1
+  s=${s##*) }; set -- $s
+  read -r c </proc/$2/comm || exit 1
+  case $c in sshd*) sshd=$2; break ;; esac
+  p=$2
+done
+[ -n "$sshd" ] || exit 1
+table=
+for d in /proc/[0-9]*; do
+  read -r s <$d/stat 2>/dev/null || continue
+  s=${s##*) }; set -- $s
+  table="$table ${d#/proc/}:$2"
+done
+stop=" "
+for e in $table; do
+  pid=${e%%:*}
+  [ "${e#*:}" = "$sshd" ] && [ "$pid" != "$p" ] || continue
+  read -r c </proc/$pid/comm 2>/dev/null
+  [ "$c" = sftp-server ] || stop="$stop$pid "
+done
+[ "$stop" != " " ] || exit 0
+more=1
+while [ -n "$more" ]; do
+  more=
+  for e in $table; do
+    case $stop in
+      *" ${e#*:} "*) case $stop in *" ${e%%:*} "*) ;; *) stop="$stop${e%%:*} "; more=1 ;; esac ;;
+    esac
+  done
+done
+K=kill
+[ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && K="sudo -n kill"; }
+$K -s TERM $stop 2>/dev/null
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  left=
+  for pid in $stop; do
+    read -r s </proc/$pid/stat 2>/dev/null || continue
+    case ${s##*) } in Z*) ;; *) left="$left $pid" ;; esac
+  done
+  [ -n "$left" ] || exit 0
+  sleep 0.1
+done
+$K -s KILL $left 2>/dev/null
+exit 0
+"#;
+
 /// Where to connect and as whom.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SshTarget {
@@ -86,6 +151,10 @@ pub struct SshOptions {
     pub max_output: u64,
     /// Keepalive period during quiet commands; zero disables keepalives.
     pub keepalive_interval: Duration,
+    /// Unanswered keepalives in a row after which the peer is taken for
+    /// gone (`ServerAliveCountMax`): a silent connection is given up after
+    /// `keepalive_interval * keepalive_count_max` (15 s x 3 by default).
+    pub keepalive_count_max: u32,
     pub host_key_checking: HostKeyChecking,
     /// Read in order; new keys go to the first.
     pub known_hosts_files: Vec<PathBuf>,
@@ -111,6 +180,7 @@ impl std::fmt::Debug for SshOptions {
             .field("command_timeout", &self.command_timeout)
             .field("max_output", &self.max_output)
             .field("keepalive_interval", &self.keepalive_interval)
+            .field("keepalive_count_max", &self.keepalive_count_max)
             .field("host_key_checking", &self.host_key_checking)
             .field("known_hosts_files", &self.known_hosts_files)
             .field(
@@ -133,6 +203,7 @@ impl Default for SshOptions {
             command_timeout: None,
             max_output: herdsman_modules::DEFAULT_MAX_OUTPUT,
             keepalive_interval: Duration::from_secs(15),
+            keepalive_count_max: 3,
             host_key_checking: HostKeyChecking::AcceptNew,
             known_hosts_files: ssh_dir
                 .iter()
@@ -537,7 +608,14 @@ impl SshHost {
             file.close()
         })();
         if let Err(e) = upload {
-            let _ = sftp.unlink(&tmp);
+            let cleaned = sftp.unlink(&tmp).is_ok();
+            // The server refused the data (disk full, quota) but still
+            // answers: SFTP v3 says only "failure", so the write is made
+            // again through a command, which fails with the host's own
+            // words ("No space left on device") and cleans up after itself.
+            if cleaned && e.code() == ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_SOCKET_SEND) {
+                return Ok(SftpWrite::Unavailable);
+            }
             return Err(sftp_error("write file", &e));
         }
         // OpenSSH speaks SFTP v3, whose rename refuses to replace a file; so
@@ -590,7 +668,17 @@ impl SshHost {
             "{} || {{ rc=$?; rm -f {t}; exit $rc; }}",
             steps.join(" && ")
         );
-        let out = self.run(&wrapped, None)?;
+        let out = match self.run(&wrapped, None) {
+            Ok(out) => out,
+            Err(e) => {
+                // Not renamed (stopped, or the command never ran): the temp
+                // file must not stay behind.
+                if let Some(sftp) = self.sftp() {
+                    let _ = sftp.unlink(&tmp);
+                }
+                return Err(e);
+            }
+        };
         if out.success() {
             Ok(SftpWrite::Done)
         } else {
@@ -688,8 +776,10 @@ impl SshHost {
         let limits = Limits {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
+            keepalive_count: self.options.keepalive_count_max,
             close_wait: self.options.connect_timeout,
             max_output: self.options.max_output,
+            cancellable: true,
         };
         let result = exec::drain(&conn.session, fd, &mut channel, stdin, &limits);
         self.stats.execs += 1;
@@ -748,6 +838,55 @@ impl SshHost {
                 self.stats.exec_time += started.elapsed();
                 self.unreachable("connection lost during a command", e)
             }
+            DrainError::Cancelled(cancel) => {
+                // Closing the channel alone would leave the command running
+                // (sshd does not signal a command without a terminal).
+                self.stop_remote();
+                if let Some(conn) = self.conn.as_mut() {
+                    let fd = conn.sock.as_raw_fd();
+                    let closed =
+                        exec::abandon(&conn.session, fd, &mut channel, Duration::from_millis(500));
+                    if !closed {
+                        conn.abandoned.push(channel);
+                    }
+                }
+                self.stats.exec_time += started.elapsed();
+                cancel.into_error()
+            }
+        }
+    }
+
+    /// Stop every command this session runs on the host (see
+    /// [`STOP_SESSION_COMMANDS`]), on a channel of its own, bounded by a
+    /// few seconds. If that cannot be done the session is dropped: a
+    /// session that cannot open a channel carries nothing more anyway.
+    fn stop_remote(&mut self) {
+        let Some(conn) = &self.conn else {
+            return;
+        };
+        let fd = conn.sock.as_raw_fd();
+        let within = self.options.connect_timeout.min(STOP_WAIT);
+        let stopped = (|| {
+            let mut channel = conn.channel_session(within).ok()?;
+            let deadline = Instant::now() + within;
+            exec::complete(&conn.session, fd, deadline, || {
+                channel.exec(STOP_SESSION_COMMANDS)
+            })
+            .ok()?;
+            let limits = Limits {
+                timeout: Some(within),
+                keepalive: Duration::ZERO,
+                keepalive_count: 0,
+                close_wait: within,
+                max_output: self.options.max_output,
+                cancellable: false,
+            };
+            let done = exec::drain(&conn.session, fd, &mut channel, &[], &limits).ok()?;
+            (done.output.rc == 0).then_some(())
+        })();
+        if stopped.is_none() {
+            tracing::warn!(host = %self.target.name, "could not stop the commands in flight");
+            self.drop_conn();
         }
     }
 
@@ -797,8 +936,10 @@ impl SshHost {
         let limits = Limits {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
+            keepalive_count: self.options.keepalive_count_max,
             close_wait: self.options.connect_timeout,
             max_output: self.options.max_output,
+            cancellable: true,
         };
         let result = exec::drain_frame(
             &conn.session,
@@ -873,6 +1014,9 @@ impl Host for SshHost {
     }
 
     fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+        if let Some(cancel) = herdsman_modules::cancel::check() {
+            return Err(cancel.into_error());
+        }
         match stdin {
             Some(data) if !data.is_empty() => self.run_exec(script, data),
             _ if self.options.persistent_shell => self.run_in_shell(script),
@@ -1507,6 +1651,7 @@ pub(crate) mod test_sshd {
                 command_timeout: Some(Duration::from_secs(60)),
                 max_output: herdsman_modules::DEFAULT_MAX_OUTPUT,
                 keepalive_interval: Duration::from_secs(15),
+                keepalive_count_max: 3,
                 host_key_checking: super::HostKeyChecking::AcceptNew,
                 known_hosts_files: vec![self.dir.path().join("dot-ssh/known_hosts")],
                 key_passphrase: None,
@@ -1760,6 +1905,49 @@ mod tests {
         host.run("cat", Some(b"")).expect("run");
         let stats = host.stats();
         assert_eq!((stats.execs, stats.shell_execs), (3, 2));
+    }
+
+    #[test]
+    fn a_task_deadline_stops_the_command_on_the_host_and_keeps_the_session() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let mut host = SshHost::connect(&sshd.target(), &sshd.options()).expect("connect");
+        let running = |pattern: &str| {
+            std::process::Command::new("pgrep")
+                .args(["-f", pattern])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        // On the persistent shell, and on a channel of its own (stdin).
+        for (script, stdin, pattern) in [
+            ("sleep 47.25", None, "sleep 47[.]25"),
+            (
+                "cat >/dev/null; sleep 47.5",
+                Some(&b"x"[..]),
+                "sleep 47[.]5",
+            ),
+        ] {
+            let started = Instant::now();
+            let err = {
+                let _deadline = herdsman_modules::cancel::TaskDeadline::start(1);
+                host.run(script, stdin).expect_err("runs out of time")
+            };
+            assert!(
+                matches!(err, HostError::TaskTimeout { seconds: 1 }),
+                "{err}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+            assert!(!running(pattern), "`{script}` still runs");
+            let out = host.run("echo still here", None).expect("run after");
+            assert_eq!(out.stdout, b"still here\n");
+        }
+        assert_eq!(host.stats().reconnects, 0);
     }
 
     #[test]

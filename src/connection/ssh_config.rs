@@ -5,7 +5,8 @@
 //! Owns parsing `Host` blocks and resolving one host's settings with
 //! OpenSSH's rule that the first value obtained wins. Understood: `HostName`,
 //! `User`, `Port`, `IdentityFile`, `IdentitiesOnly`, `StrictHostKeyChecking`,
-//! `UserKnownHostsFile`, `ConnectTimeout`, `ServerAliveInterval`, `ProxyJump`
+//! `UserKnownHostsFile`, `ConnectTimeout`, `ServerAliveInterval`,
+//! `ServerAliveCountMax`, `ProxyJump`
 //! (handed on as written; `jump` parses it). Not understood: `Match` blocks
 //! (their settings are skipped, never applied to the wrong host), `Include`,
 //! `ProxyCommand`; they are listed in
@@ -46,6 +47,7 @@ pub struct SshConfigHost {
     pub user_known_hosts_files: Vec<PathBuf>,
     pub connect_timeout: Option<Duration>,
     pub server_alive_interval: Option<Duration>,
+    pub server_alive_count_max: Option<u32>,
     /// `ProxyJump` as written, `none` included (it switches a jump off).
     pub proxy_jump: Option<String>,
 }
@@ -155,6 +157,9 @@ impl SshConfig {
                     }
                     "serveraliveinterval" if out.server_alive_interval.is_none() => {
                         out.server_alive_interval = first.parse().ok().map(Duration::from_secs);
+                    }
+                    "serveralivecountmax" if out.server_alive_count_max.is_none() => {
+                        out.server_alive_count_max = first.parse().ok().filter(|n| *n > 0);
                     }
                     _ => {}
                 }

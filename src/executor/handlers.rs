@@ -10,6 +10,9 @@ impl PlayRunner<'_> {
     pub fn flush_handlers(&self, batch: &[usize]) {
         let force = self.opts.force_handlers || self.play.force_handlers.unwrap_or(false);
         for handler in &self.play.handlers {
+            if self.ended() {
+                return;
+            }
             let name = handler.name.clone().unwrap_or_default();
             let hosts: Vec<usize> = batch
                 .iter()

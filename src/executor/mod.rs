@@ -149,6 +149,9 @@ pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Rec
             check: opts.check,
         });
         for play in &playbook.plays {
+            if herdsman_modules::cancel::interrupted().is_some() {
+                break;
+            }
             let mut hosts = project.inventory.select(&play.hosts)?;
             if let Some(limit) = &limit {
                 hosts.retain(|h| limit.contains(h));
@@ -159,6 +162,14 @@ pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Rec
             let runner = PlayRunner::new(project, playbook, play, opts, sink, &pool, &state, hosts);
             runner.run();
         }
+    }
+    if let Some(signal) = herdsman_modules::cancel::interrupted() {
+        sink.send(Event::Warning {
+            message: format!(
+                "interrupted by {}: commands in flight were stopped on their hosts and no further task was started",
+                herdsman_modules::host::signal_name(signal)
+            ),
+        });
     }
     let mut recap = Recap::default();
     if let Ok(stats) = state.stats.lock() {
@@ -317,8 +328,11 @@ impl<'a> PlayRunner<'a> {
         }
     }
 
+    /// `meta: end_play` was reached, or the run was interrupted: no
+    /// further task (or handler) starts.
     pub fn ended(&self) -> bool {
         self.play_ended.load(std::sync::atomic::Ordering::SeqCst)
+            || herdsman_modules::cancel::interrupted().is_some()
     }
 
     /// Host indexes split into `serial` batches (all at once without it).

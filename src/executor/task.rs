@@ -203,10 +203,19 @@ impl PlayRunner<'_> {
         let mut any_failed = false;
         let mut all_skipped = total > 0;
         let mut unreachable = false;
+        let mut cut_short = None;
         for (idx, item) in items.into_iter().enumerate() {
+            // An interrupted run starts no further item, and the loop is
+            // not reported as done when it is not.
+            if let Some(signal) = herdsman_modules::cancel::interrupted().filter(|_| idx > 0) {
+                cut_short = Some(HostError::Interrupted { signal }.to_string());
+                break;
+            }
             if idx > 0 {
                 if let Some(p) = lc.pause {
-                    std::thread::sleep(bounded_secs(p));
+                    // Cut short by an interrupt; the next item then stops
+                    // at its first command.
+                    let _ = herdsman_modules::cancel::sleep(bounded_secs(p));
                 }
             }
             let mut extra = Map::new();
@@ -249,7 +258,7 @@ impl PlayRunner<'_> {
         }
         let status = if unreachable {
             Status::Unreachable
-        } else if any_failed {
+        } else if any_failed || cut_short.is_some() {
             Status::Failed
         } else if all_skipped {
             Status::Skipped
@@ -264,10 +273,13 @@ impl PlayRunner<'_> {
             "msg".into(),
             Value::from(if any_failed {
                 "One or more items failed"
+            } else if cut_short.is_some() {
+                "Not every item ran"
             } else {
                 "All items completed"
             }),
         );
+        agg.msg = cut_short;
         agg
     }
 
@@ -428,14 +440,57 @@ impl PlayRunner<'_> {
                     o.msg = Some(format!("retries exhausted after {attempt} attempts"));
                     return o;
                 }
-                Ok(false) => std::thread::sleep(bounded_secs(delay)),
+                Ok(false) => {
+                    if let Err(c) = herdsman_modules::cancel::sleep(bounded_secs(delay)) {
+                        return error_outcome(ModuleError::Host(c.into_error()));
+                    }
+                }
                 Err(e) => return ItemOutcome::failed(format!("error in `until`: {e}")),
             }
         }
     }
 
-    /// Render the arguments and run the action once.
+    /// Run the action once, within the task's `timeout:` when it has one
+    /// (as in Ansible, each loop item and each retry gets the whole time).
+    /// A task that runs out of time fails with Ansible's message and
+    /// `timedout.period`, whatever the module made of its stopped command.
     fn perform(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
+        let seconds = match &task.timeout {
+            None => 0,
+            Some(v) => match self.project.templar.render_value("timeout", v, ctx) {
+                Ok(v) => match v
+                    .as_u64()
+                    .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f.ceil() as u64))
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                {
+                    Some(n) => n,
+                    None => {
+                        return ItemOutcome::failed("`timeout` must be a whole number of seconds")
+                    }
+                },
+                Err(e) => return ItemOutcome::failed(format!("template error in `timeout`: {e}")),
+            },
+        };
+        if seconds == 0 {
+            return self.perform_once(task, i, ctx);
+        }
+        let deadline = herdsman_modules::cancel::TaskDeadline::start(seconds);
+        let o = self.perform_once(task, i, ctx);
+        if !deadline.expired() || o.status == Status::Unreachable {
+            return o;
+        }
+        let mut timed_out = ItemOutcome::failed(HostError::TaskTimeout { seconds }.to_string());
+        let mut period = Map::new();
+        period.insert("period".into(), Value::from(seconds));
+        timed_out
+            .result
+            .insert("timedout".into(), Value::Object(period));
+        timed_out.delegated_to = o.delegated_to;
+        timed_out
+    }
+
+    /// Render the arguments and run the action once.
+    fn perform_once(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
         let TaskKind::Action { action, args } = &task.kind else {
             return ItemOutcome::failed("not an action");
         };

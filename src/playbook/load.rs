@@ -77,6 +77,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "ignore_errors",
     "diff",
     "order",
+    "timeout",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
@@ -102,7 +103,6 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     ("fact_path", "local facts are not supported"),
     ("become_flags", "only plain sudo is supported"),
     ("become_exe", "only plain sudo is supported"),
-    ("timeout", "task timeouts are not supported"),
     (
         "ignore_unreachable",
         "unreachable hosts always leave the play",
@@ -143,6 +143,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "retries",
     "until",
     "delay",
+    "timeout",
     "run_once",
     "delegate_to",
     "environment",
@@ -184,7 +185,6 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
     ("async", "background tasks are not supported"),
     ("poll", "background tasks are not supported"),
     ("throttle", "use `serial` or --forks to limit parallelism"),
-    ("timeout", "task timeouts are not supported"),
     (
         "ignore_unreachable",
         "unreachable hosts always leave the play",
@@ -355,6 +355,7 @@ struct Inherited {
     diff: Option<bool>,
     run_once: Option<bool>,
     delegate_to: Option<String>,
+    timeout: Option<Value>,
     vars: Map<String, Value>,
     environment: Map<String, Value>,
 }
@@ -388,6 +389,7 @@ struct Own {
     retries: Option<Value>,
     until: Option<Vec<String>>,
     delay: Option<Value>,
+    timeout: Option<Value>,
     run_once: Option<bool>,
     delegate_to: Option<String>,
     environment: Option<Map<String, Value>>,
@@ -425,6 +427,7 @@ impl Own {
             diff: self.diff.or(inh.diff),
             run_once: self.run_once.or(inh.run_once),
             delegate_to: self.delegate_to.clone().or_else(|| inh.delegate_to.clone()),
+            timeout: self.timeout.clone().or_else(|| inh.timeout.clone()),
             vars,
             environment,
         }
@@ -455,6 +458,7 @@ impl Own {
         task.delay = self.delay;
         task.run_once = eff.run_once.unwrap_or(false);
         task.delegate_to = eff.delegate_to;
+        task.timeout = eff.timeout;
         task.environment = eff.environment;
         task.no_log = eff.no_log.unwrap_or(false);
         task.vars = eff.vars;
@@ -769,6 +773,7 @@ impl Loader {
                     inherited.ignore_errors = self.expression_flag(v, "ignore_errors")
                 }
                 "diff" => inherited.diff = self.boolean(v, "diff"),
+                "timeout" => inherited.timeout = self.number_or_template(v, "timeout", &mut checks),
                 "order" => play.order = self.choice(v, "order", ORDERS),
                 _ => self.bad_play_keyword(k, &key),
             }
@@ -1344,6 +1349,7 @@ impl Loader {
                 "tags" => own.tags = self.tags(v),
                 "retries" => own.retries = self.number_or_template(v, "retries", checks),
                 "delay" => own.delay = self.number_or_template(v, "delay", checks),
+                "timeout" => own.timeout = self.number_or_template(v, "timeout", checks),
                 "run_once" => own.run_once = self.boolean(v, "run_once"),
                 "delegate_to" => {
                     own.delegate_to = self.text(v, "delegate_to");

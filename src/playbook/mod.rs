@@ -353,6 +353,30 @@ mod tests {
     }
 
     #[test]
+    fn timeout_is_read_on_plays_tasks_and_blocks_and_inherited() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pb.yml");
+        std::fs::write(
+            &path,
+            "- hosts: all\n  timeout: 9\n  tasks:\n    - name: own\n      command: 'true'\n      timeout: 5\n\
+             \x20   - name: section\n      timeout: \"{{ t }}\"\n      block:\n\
+             \x20       - name: inherits\n          command: 'true'\n\
+             \x20       - name: overrides\n          command: 'true'\n          timeout: 2\n\
+             \x20   - name: from the play\n      command: 'true'\n",
+        )
+        .expect("write");
+        let pb = super::load_playbook(&path).expect("loads");
+        let tasks = &pb.plays[0].tasks;
+        assert_eq!(tasks[0].timeout, Some(serde_json::json!(5)));
+        let TaskKind::Block { block, .. } = &tasks[1].kind else {
+            panic!("not a block")
+        };
+        assert_eq!(block[0].timeout, Some(serde_json::json!("{{ t }}")));
+        assert_eq!(block[1].timeout, Some(serde_json::json!(2)));
+        assert_eq!(tasks[2].timeout, Some(serde_json::json!(9)));
+    }
+
+    #[test]
     fn block_keywords_are_pushed_down() {
         let pb = super::load_playbook(Path::new(
             "tests/fixtures/playbooks/all-keywords/playbook.yml",

@@ -221,6 +221,8 @@ pub struct Task {
     pub retries: Option<Value>,
     pub until: Option<Vec<String>>,
     pub delay: Option<Value>,
+    /// `timeout:` seconds (a number or a template); 0 or none: no limit.
+    pub timeout: Option<Value>,
     pub run_once: bool,
     pub delegate_to: Option<String>,
     pub environment: Map<String, Value>,
@@ -267,6 +269,7 @@ impl Task {
             retries: None,
             until: None,
             delay: None,
+            timeout: None,
             run_once: false,
             delegate_to: None,
             environment: Map::new(),

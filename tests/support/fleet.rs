@@ -13,6 +13,12 @@
 //! - `herd-11`, `herd-12`: `docker_install`, from bare hosts.
 //! - `herd-13`..`herd-18`: `elasticsearch_cluster` (3 masters, 2 data, one
 //!   node added later).
+//! - `herd-19`..`herd-25`: fault tests (`fleet_faults.rs`), one fault each,
+//!   so a cut link or a stopped sshd never stalls another test:
+//!   `herd-19` link cut, `herd-20` sshd stopped (SIGSTOP), `herd-21` sshd
+//!   killed, `herd-22` disk full and the `timeout:` keyword, `herd-23` and
+//!   `herd-24` herd interrupted (SIGINT, SIGTERM), `herd-25` two `herd`
+//!   runs at once. (The reboot fault uses `herd-07` under its lock.)
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -31,7 +37,7 @@ use serde_json::Value;
 
 use crate::support::{repo, Herd, Run};
 
-pub const FLEET_SIZE: usize = 18;
+pub const FLEET_SIZE: usize = 25;
 
 pub struct FleetHost {
     pub name: String,

@@ -276,7 +276,9 @@ fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, 
     );
     if let Some(deb) = &p.deb {
         if is_url(deb) {
-            s.push_str("d=$(mktemp) || exit 1; trap 'rm -f \"$d\"' EXIT\n");
+            s.push_str(
+                "d=$(mktemp) || exit 1; trap 'rm -f \"$d\"' EXIT; trap 'exit 143' HUP INT TERM\n",
+            );
             s.push_str(&fetch_snippet(deb));
         } else {
             s.push_str(&format!("d={}\n", quote(deb)));
@@ -609,7 +611,8 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
             }
             if i + 1 < tries {
                 let delay = (1u64 << i.min(6)).min(max_delay);
-                std::thread::sleep(std::time::Duration::from_secs(delay));
+                crate::cancel::sleep(std::time::Duration::from_secs(delay))
+                    .map_err(|c| c.into_error())?;
             }
         }
         last?;
@@ -642,7 +645,7 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
                 }
                 None => {
                     let script = format!(
-                        "set -e\nd=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT; d=\"$d/package.deb\"\n{}{}{} \"$d\"\n",
+                        "set -e\nd=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT; trap 'exit 143' HUP INT TERM; d=\"$d/package.deb\"\n{}{}{} \"$d\"\n",
                         fetch_snippet(deb),
                         env_prefix(),
                         join(&argv)

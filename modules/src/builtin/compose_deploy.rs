@@ -550,7 +550,9 @@ fn probe_script(
     switch: Option<&str>,
 ) -> String {
     let mut s = String::from(PROBE_FUNCTIONS);
-    s.push_str("T=$(mktemp -d) || exit 3; trap 'rm -rf \"$T\"' EXIT\n");
+    s.push_str(
+        "T=$(mktemp -d) || exit 3; trap 'rm -rf \"$T\"' EXIT; trap 'exit 143' HUP INT TERM\n",
+    );
     if let Some(l) = live {
         s.push_str(&format!("file LIVE {}\n", quote(l)));
     }

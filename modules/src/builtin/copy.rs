@@ -394,7 +394,7 @@ fn copy_on_host(
 ) -> Result<(), ModuleError> {
     let dw = quote(dest);
     let mut script = format!(
-        "t=$(mktemp \"$(dirname -- {dw})/.herd.XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\ncp -- {} \"$t\"\n\
+        "t=$(mktemp \"$(dirname -- {dw})/.herd.XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM\ncp -- {} \"$t\"\n\
          if [ -e {dw} ]; then chown --reference={dw} \"$t\" 2>/dev/null || true; fi\n",
         quote(src)
     );

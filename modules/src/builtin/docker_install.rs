@@ -757,7 +757,7 @@ fn validate_script(argv: &[String]) -> String {
          command -v {bin} >/dev/null 2>&1 || {{ echo 'MODE none'; exit 0; }}\n\
          t=$(mktemp /tmp/.herd-daemon-json.XXXXXX) || exit 1\n\
          p=$(mktemp /tmp/.herd-dockerd-pid.XXXXXX) || {{ rm -f \"$t\"; exit 1; }}\n\
-         trap 'rm -f \"$t\" \"$p\"' EXIT\n\
+         trap 'rm -f \"$t\" \"$p\"' EXIT; trap 'exit 143' HUP INT TERM\n\
          cat > \"$t\"\n\
          echo $$ > \"$p\"\n\
          echo \"TMP $t\"\n\
@@ -983,7 +983,7 @@ impl Module for DockerInstall {
                 let u = quote(url);
                 let script = format!(
                     "# docker_install key\nset -e\ninstall -d -m 0755 /etc/apt/keyrings\n\
-                     t=$(mktemp /etc/apt/keyrings/.docker.XXXXXX); trap 'rm -f \"$t\"' EXIT\n\
+                     t=$(mktemp /etc/apt/keyrings/.docker.XXXXXX); trap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM\n\
                      if command -v curl >/dev/null 2>&1; then curl -fsSL --max-time 60 -o \"$t\" {u}; \
                      elif command -v wget >/dev/null 2>&1; then wget -q -T 60 -O \"$t\" {u}; \
                      else echo 'neither curl nor wget is installed on the host' >&2; exit 69; fi\n\

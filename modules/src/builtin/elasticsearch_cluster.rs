@@ -1077,7 +1077,7 @@ fn install(p: &EsParams, l: &Layout, host: &mut dyn Host) -> Result<(), ModuleEr
         None => None,
     };
     let mut s = format!(
-        "set -e\nmkdir -p {root}\nt=$(mktemp -d {tmp})\ntrap 'rm -rf \"$t\"' EXIT\n",
+        "set -e\nmkdir -p {root}\nt=$(mktemp -d {tmp})\ntrap 'rm -rf \"$t\"' EXIT; trap 'exit 143' HUP INT TERM\n",
         root = quote(root),
         tmp = quote(&format!("{root}/.herd-es.XXXXXX"))
     );

@@ -187,7 +187,7 @@ fn request(p: &GetUrlParams, url: &str) -> Result<Request, ModuleError> {
 fn fetch(p: &GetUrlParams, url: &str, prefix: &str) -> Result<(String, Vec<u8>), ModuleError> {
     if let Some(path) = url.strip_prefix("file://") {
         let script = format!(
-            "{prefix}trap 'rm -f \"$o\"' EXIT\n\
+            "{prefix}trap 'rm -f \"$o\"' EXIT; trap 'exit 143' HUP INT TERM\n\
              if cp -- {} \"$o\"; then rc=0; code=200; else rc=37; code=; fi\n",
             quote(path)
         );

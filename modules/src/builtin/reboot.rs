@@ -103,8 +103,11 @@ impl Module for Reboot {
         let start = Instant::now();
         let id_cmd = p.boot_time_command.as_deref().unwrap_or(BOOT_ID);
         let before = boot_id(host, id_cmd)?;
+        // Every wait gives way to an interrupted run or the task's
+        // `timeout:`: the polls below treat host errors as "not back yet".
+        let pause_for = |d: Duration| crate::cancel::sleep(d).map_err(|c| c.into_error());
         if let Some(d) = p.pre_reboot_delay.filter(|d| *d > 0) {
-            std::thread::sleep(Duration::from_secs(d));
+            pause_for(Duration::from_secs(d))?;
         }
         match host.run(&reboot_script(p), None) {
             Ok(out) if !out.success() => {
@@ -123,7 +126,7 @@ impl Module for Reboot {
         let mut last_error = String::from("the host did not come back");
         let mut back = false;
         while start.elapsed() < timeout {
-            std::thread::sleep(pause);
+            pause_for(pause)?;
             match boot_id(host, id_cmd) {
                 Ok(id) if !id.is_empty() && id != before => {}
                 Ok(_) => {
@@ -163,7 +166,7 @@ impl Module for Reboot {
             });
         }
         if let Some(d) = p.post_reboot_delay.filter(|d| *d > 0) {
-            std::thread::sleep(Duration::from_secs(d));
+            pause_for(Duration::from_secs(d))?;
         }
         let mut result = Map::new();
         result.insert("rebooted".into(), json!(true));
@@ -232,5 +235,39 @@ mod tests {
         assert_eq!(out.result["rebooted"], true);
         // boot id, reboot, 2 failed polls, boot id, test command.
         assert_eq!(h.calls, 6);
+    }
+
+    #[test]
+    fn the_wait_for_the_host_ends_with_the_task_timeout() {
+        let p: RebootParams = crate::module::parse_params(
+            "reboot",
+            &json!({"connect_timeout": 1, "reboot_timeout": 600}),
+        )
+        .expect("params");
+        // Never comes back.
+        let mut h = FakeHost {
+            calls: 0,
+            rebooted: false,
+            down_for: u32::MAX,
+        };
+        let started = std::time::Instant::now();
+        let err = {
+            let _deadline = crate::cancel::TaskDeadline::start(2);
+            Reboot
+                .apply(&p, Plan::default(), &mut h)
+                .expect_err("gives up")
+        };
+        assert!(
+            matches!(
+                err,
+                ModuleError::Host(HostError::TaskTimeout { seconds: 2 })
+            ),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

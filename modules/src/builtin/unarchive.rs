@@ -181,7 +181,7 @@ fn source(p: &UnarchiveParams) -> Result<Source, ModuleError> {
 fn stage(src: &Source) -> Result<(String, Option<Vec<u8>>), ModuleError> {
     Ok(match src {
         Source::Bytes(b) => (
-            "a=$(mktemp) || exit 1; trap 'rm -f \"$a\"' EXIT; cat > \"$a\"\n".into(),
+            "a=$(mktemp) || exit 1; trap 'rm -f \"$a\"' EXIT; trap 'exit 143' HUP INT TERM; cat > \"$a\"\n".into(),
             Some(b.clone()),
         ),
         Source::Remote(path) => (
