@@ -460,9 +460,11 @@ impl<'a> PlayRunner<'a> {
         );
         m.insert("ansible_play_name".into(), Value::from(self.play_name()));
         m.insert("omit".into(), Value::from(OMIT));
+        // Absolute, as in Ansible: `{{ playbook_dir }}/out` must not turn
+        // into `/out` when the playbook was named without a directory.
         m.insert(
             "playbook_dir".into(),
-            Value::from(self.playbook.dir.display().to_string()),
+            Value::from(absolute_dir(&self.playbook.dir).display().to_string()),
         );
         m.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
         m.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
@@ -605,6 +607,15 @@ impl<'a> PlayRunner<'a> {
             s.failed = s.failed.saturating_sub(1);
         }
     }
+}
+
+/// `dir` made absolute against the working directory (an empty `dir` is
+/// the working directory itself).
+fn absolute_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    if dir.as_os_str().is_empty() {
+        return std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    }
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// `hostvars`: each host's inventory vars with its facts over them. Facts
