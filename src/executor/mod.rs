@@ -599,6 +599,13 @@ impl<'a> PlayRunner<'a> {
         }
     }
 
+    /// Count a change for host `i` whose task failed after making it.
+    pub fn count_changed(&self, i: usize) {
+        if let Ok(mut stats) = self.run.stats.lock() {
+            stats.entry(self.names[i].clone()).or_default().changed += 1;
+        }
+    }
+
     pub fn count_rescued(&self, i: usize) {
         if let Ok(mut stats) = self.run.stats.lock() {
             let s = stats.entry(self.names[i].clone()).or_default();
