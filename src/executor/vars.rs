@@ -3,6 +3,10 @@
 //! whatever `host` and `port` are for that host at that moment. [`LazyVars`]
 //! does the same: it holds the merged JSON variables and renders a value
 //! that contains a template only when a template reads it.
+//! A variable whose template needs an undefined value is undefined to its
+//! reader (`is defined` is false, `default` applies, and errors name the
+//! missing variable); variables defined in terms of each other are an
+//! error naming the cycle.
 //!
 //! Merge order, lowest first: inventory (group_vars, host_vars) < gathered
 //! facts < play vars < play vars_files < task and block vars < set_fact and
@@ -229,7 +233,8 @@ mod tests {
 
     #[test]
     fn variables_render_through_each_other() {
-        let (t, c) = ctx(json!({"greeting": "hello {{ who }}", "who": "{{ name }}", "name": "ada"}));
+        let (t, c) =
+            ctx(json!({"greeting": "hello {{ who }}", "who": "{{ name }}", "name": "ada"}));
         let v = t.render_value("msg", &json!("{{ greeting }}"), &c).unwrap();
         assert_eq!(v, json!("hello ada"));
     }
@@ -254,7 +259,9 @@ mod tests {
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
         // Whole values too.
         let (t, c) = ctx(json!({"broken": "{{ missing_inner }}"}));
-        let e = t.render_value("msg", &json!("{{ broken }}"), &c).unwrap_err();
+        let e = t
+            .render_value("msg", &json!("{{ broken }}"), &c)
+            .unwrap_err();
         assert!(e.reason().contains("`missing_inner`"), "{e}");
     }
 
@@ -279,7 +286,10 @@ mod tests {
             let e = t.render_value("msg", &json!(source), &c).unwrap_err();
             let reason = e.reason();
             assert!(reason.starts_with(template::LOOP_PREFIX), "{reason}");
-            assert!(reason.contains("a -> b -> a") || reason.contains("b -> a -> b"), "{reason}");
+            assert!(
+                reason.contains("a -> b -> a") || reason.contains("b -> a -> b"),
+                "{reason}"
+            );
         }
         let e = t.eval_condition("when", "c", &c).unwrap_err();
         assert!(e.reason().contains("`c`"), "{e}");

@@ -25,6 +25,13 @@
 //!   `'%s' % x` formatting works, and `x | mandatory` names `x` —
 //!   `chain.rs`, with `testdata/undefined.json` recorded from Jinja2 with
 //!   an Ansible-style undefined;
+//! - an undefined value never turns into null: a whole-value `"{{ x }}"`,
+//!   one nested in a list or mapping, and a condition that comes out
+//!   undefined are errors naming it ([`TemplateError::Undefined`]); a
+//!   lazy variable whose template needed something undefined is
+//!   undefined itself, and errors name what is really missing
+//!   ([`note_undefined_variable`]) — `tests/fixtures/undefined` records
+//!   what Ansible 2.18 does with each task field;
 //! - `combine` follows Ansible's `merge_hash` (`testdata/combine.json`),
 //!   key order included;
 //! - a condition containing `{{ }}` is rendered, then the text evaluated;
@@ -1063,7 +1070,10 @@ mod undefined_values {
     fn defined_and_defaulted_values_pass() {
         let vars = json!({"n": null, "l": [1, 2]});
         assert_eq!(value(json!("{{ n }}"), vars.clone()).unwrap(), json!(null));
-        assert_eq!(value(json!("{{ l }}"), vars.clone()).unwrap(), json!([1, 2]));
+        assert_eq!(
+            value(json!("{{ l }}"), vars.clone()).unwrap(),
+            json!([1, 2])
+        );
         assert_eq!(
             value(json!("{{ x | default([]) }}"), vars.clone()).unwrap(),
             json!([])
