@@ -32,6 +32,48 @@ fn recorded() -> Value {
 /// The value every case that must not leak defines (see the cases).
 const SECRET: &str = "s3cr3t";
 
+/// Where herd differs from ansible-core 2.18 on purpose: the case, herd's
+/// exit code, the variable herd's message must name, and why.
+const KNOWN_DIFFERENCES: &[(&str, i32, &str, &str)] = &[
+    (
+        "meta_when.yml",
+        2,
+        "nosuch_end",
+        "ansible-core stops the whole run (exit 1) when the `when` of a meta \
+         task fails; herd fails the host, as for any other task",
+    ),
+    (
+        "vars_files_undefined.yml",
+        2,
+        "nosuch_dir",
+        "ansible-core skips a vars_files entry it cannot render and says so \
+         only with -vvv; herd fails the play's hosts, naming the variable",
+    ),
+];
+
+/// A known difference: herd's own expectation, checked as strictly.
+fn compare_known(case: &str, rc: i32, name: &str) -> Vec<String> {
+    let (_dir, run) = run_case(case);
+    let text = format!("{}{}", run.stdout(), run.stderr());
+    let mut diffs = Vec::new();
+    if run.code() != rc {
+        diffs.push(format!(
+            "{case}: exit code {} (herd's own {rc})",
+            run.code()
+        ));
+    }
+    if !text.contains(&format!("`{name}` is undefined")) {
+        diffs.push(format!("{case}: output does not name `{name}`: {text}"));
+    }
+    if !text.contains(&format!("{case}:")) {
+        diffs.push(format!("{case}: output does not say where: {text}"));
+    }
+    if text.contains(SECRET) {
+        diffs.push(format!("{case}: a variable's value was printed"));
+    }
+    diffs
+}
+
 /// Copy the cases into a fresh directory and run `case` there.
 fn run_case(case: &str) -> (tempfile::TempDir, Run) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -331,6 +373,11 @@ fn compare(case: &str, ansible: &Value) -> Vec<String> {
 }
 
 fn check(case: &str) {
+    if let Some((_, rc, name, _)) = KNOWN_DIFFERENCES.iter().find(|k| k.0 == case) {
+        let diffs = compare_known(case, *rc, name);
+        assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+        return;
+    }
     let data = recorded();
     let ansible = &data["cases"][case];
     assert!(ansible.is_object(), "{case} is not recorded");
@@ -346,7 +393,12 @@ fn every_case_matches_ansible() {
     assert!(cases.len() >= 30, "the recording has {} cases", cases.len());
     let diffs: Vec<String> = cases
         .iter()
-        .flat_map(|(case, ansible)| compare(case, ansible))
+        .flat_map(
+            |(case, ansible)| match KNOWN_DIFFERENCES.iter().find(|k| k.0 == case) {
+                Some((_, rc, name, _)) => compare_known(case, *rc, name),
+                None => compare(case, ansible),
+            },
+        )
         .collect();
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
@@ -373,6 +425,12 @@ fn loop_over_undefined_fails() {
 #[test]
 fn when_on_undefined_fails() {
     check("when_undefined.yml");
+}
+
+/// A failing `when` on a meta task fails the host (see KNOWN_DIFFERENCES).
+#[test]
+fn meta_when_on_undefined_fails_the_host() {
+    check("meta_when.yml");
 }
 
 /// `a: "{{ b }}"`, `b: "{{ a }}"` is an error naming both, at once.

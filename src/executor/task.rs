@@ -33,8 +33,9 @@ pub struct ItemOutcome {
     /// Ansible, a loop stops at this item and the task fails as a whole.
     pub aborts_loop: bool,
     /// The action changed the host before the task failed (a
-    /// `changed_when` that could not be evaluated): counted as changed
-    /// too, as Ansible counts it.
+    /// `changed_when` that could not be evaluated, an item of a failed
+    /// loop): when the failure is ignored, the change is counted too, as
+    /// Ansible counts it.
     pub also_changed: bool,
 }
 
@@ -165,7 +166,9 @@ impl PlayRunner<'_> {
             }
         }
         self.count(i, status);
-        if outcome.also_changed && status != Status::Changed {
+        // Ansible counts the change of a failure it ignores, not of one
+        // that fails the host.
+        if outcome.also_changed && status == Status::Ignored {
             self.count_changed(i);
         }
         match status {
@@ -303,7 +306,7 @@ impl PlayRunner<'_> {
                     notify.push(n.clone());
                 }
             }
-            any_changed |= o.status == Status::Changed;
+            any_changed |= o.status == Status::Changed || o.also_changed;
             any_failed |= o.status == Status::Failed;
             any_ignored |= o.status == Status::Ignored;
             unreachable |= o.status == Status::Unreachable;
@@ -338,6 +341,7 @@ impl PlayRunner<'_> {
             Status::Ok
         };
         let mut agg = ItemOutcome::new(status);
+        agg.also_changed = any_changed;
         agg.notify = notify;
         agg.result.insert("results".into(), Value::Array(results));
         agg.result.insert(
@@ -484,6 +488,8 @@ impl PlayRunner<'_> {
                     Err(e) => {
                         let mut f = ItemOutcome::template_failed(task, "changed_when", &e);
                         f.also_changed = o.status == Status::Changed;
+                        // Ansible fails the item and goes on with the loop.
+                        f.aborts_loop = false;
                         return f;
                     }
                 }
@@ -504,6 +510,8 @@ impl PlayRunner<'_> {
                     Err(e) => {
                         let mut f = ItemOutcome::template_failed(task, "failed_when", &e);
                         f.also_changed = o.status == Status::Changed;
+                        // Ansible fails the item and goes on with the loop.
+                        f.aborts_loop = false;
                         return f;
                     }
                 }
