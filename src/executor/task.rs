@@ -414,19 +414,6 @@ impl PlayRunner<'_> {
         let Some(ig) = &task.ignore_errors else {
             return o;
         };
-        if o.status != Status::Failed && template::is_template(ig) {
-            // Checked for every run, failed or not, as Ansible checks its
-            // fields before the action.
-            if let Err(e) = self
-                .project
-                .templar
-                .eval_condition("ignore_errors", ig, ctx)
-            {
-                let mut failed = ItemOutcome::template_failed(task, "ignore_errors", &e);
-                failed.status = Status::Ignored;
-                return failed;
-            }
-        }
         if o.status == Status::Failed {
             match self
                 .project
@@ -522,8 +509,8 @@ impl PlayRunner<'_> {
 
     /// The task's own fields, rendered before the action as Ansible does
     /// (an undefined variable in any of them fails the task without
-    /// running it): `notify` (returned, rendered), `environment` and
-    /// `become_user`.
+    /// running it): `notify` (returned, rendered), `ignore_errors`,
+    /// `environment` and `become_user`.
     fn task_fields(
         &self,
         task: &Task,
@@ -543,6 +530,19 @@ impl PlayRunner<'_> {
                 "environment",
                 &e,
             )));
+        }
+        if let Some(ig) = task
+            .ignore_errors
+            .as_ref()
+            .filter(|ig| template::is_template(ig))
+        {
+            if let Err(e) = templar.eval_condition("ignore_errors", ig, ctx) {
+                // Ignored all the same, as in Ansible (the field's text is
+                // not empty).
+                let mut o = ItemOutcome::template_failed(task, "ignore_errors", &e);
+                o.status = Status::Ignored;
+                return Err(Box::new(o));
+            }
         }
         let become_user = task.become_user.as_ref().or(self.play.become_user.as_ref());
         if let Some(user) = become_user {
