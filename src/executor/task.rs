@@ -580,11 +580,12 @@ impl PlayRunner<'_> {
                       default: f64|
          -> Result<f64, template::TemplateError> {
             match v {
-                Some(v) => Ok(templar
-                    .render_value(field, v, ctx)?
-                    .as_f64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .unwrap_or(default)),
+                Some(v) => {
+                    let v = templar.render_value(field, v, ctx)?;
+                    Ok(v.as_f64()
+                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                        .unwrap_or(default))
+                }
                 None => Ok(default),
             }
         };
