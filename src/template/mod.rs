@@ -1101,6 +1101,10 @@ mod undefined_values {
             ("nosuch == 'x'", "nosuch"),
             ("{{ nosuch }}", "nosuch"),
             ("on and '{{ nosuch }}'", "nosuch"),
+            ("nosuch is even", "nosuch"),
+            ("nosuch is eq 1", "nosuch"),
+            ("nosuch is in [1]", "nosuch"),
+            ("nosuch is iterable", "nosuch"),
         ] {
             let e = err(cond);
             assert!(e.is_undefined(), "{cond}: {e:?}");
@@ -1113,5 +1117,8 @@ mod undefined_values {
         assert!(ok("nosuch is undefined"));
         assert!(!ok("nosuch | default(false)"));
         assert!(!ok("'a' if false"));
+        assert!(!ok("nosuch is number"));
+        assert!(!ok("nosuch is sameas none"));
+        assert!(ok("2 is even and 1 is in [1] and 'a' is lower"));
     }
 }
