@@ -35,6 +35,25 @@ thread_local! {
 /// builds new objects each time) are an error too.
 const MAX_DEPTH: usize = 32;
 
+/// One entry of `RESOLVING`, removed when dropped (even by a panic, so a
+/// worker thread never keeps a stale entry that looks like a cycle).
+struct Resolving;
+
+impl Resolving {
+    fn push(id: usize, key: &str) -> Resolving {
+        RESOLVING.with(|r| r.borrow_mut().push((id, key.to_string())));
+        Resolving
+    }
+}
+
+impl Drop for Resolving {
+    fn drop(&mut self) {
+        RESOLVING.with(|r| {
+            r.borrow_mut().pop();
+        });
+    }
+}
+
 /// Merged variables of one host for one task, rendered on access.
 pub struct LazyVars {
     pub vars: Map<String, Value>,
@@ -92,10 +111,11 @@ impl LazyVars {
                 msg,
             )));
         }
-        RESOLVING.with(|r| r.borrow_mut().push((id, key.to_string())));
-        let ctx = minijinja::Value::from_dyn_object(self.clone());
-        let rendered = self.templar.render_value_raw(key, value, &ctx);
-        RESOLVING.with(|r| r.borrow_mut().pop());
+        let rendered = {
+            let _resolving = Resolving::push(id, key);
+            let ctx = minijinja::Value::from_dyn_object(self.clone());
+            self.templar.render_value_raw(key, value, &ctx)
+        };
         match rendered {
             Ok(v) => Some(template::from_json(&v)),
             Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
