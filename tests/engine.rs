@@ -352,3 +352,22 @@ fn no_log_hides_results() {
         .unwrap_or("")
         .contains("no_log"));
 }
+
+/// `playbook_dir` is absolute, as in Ansible, also for a playbook named
+/// without a directory: `{{ playbook_dir }}/out` stays under it.
+#[test]
+fn playbook_dir_is_absolute() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_in(
+        dir.path(),
+        "[one]\na ansible_connection=local\n",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: show\n      debug: msg=\"{{ playbook_dir }}\"\n",
+        &[],
+    )
+    .expect_code(0);
+    let shown = run.results("show")[0]["output"]["msg"].clone();
+    let want = dir.path().canonicalize().expect("canonical tempdir");
+    let got = std::path::PathBuf::from(shown.as_str().unwrap_or_default());
+    assert!(got.is_absolute(), "playbook_dir {shown}");
+    assert_eq!(got.canonicalize().ok(), Some(want), "playbook_dir {shown}");
+}

@@ -20,3 +20,4 @@ mod fleet_system_b;
 mod fleet_volume_backup;
 mod hostile;
 mod local_example;
+mod undefined;

@@ -18,10 +18,14 @@ impl PlayRunner<'_> {
                 .iter()
                 .copied()
                 .filter(|&i| {
+                    // `notify` is rendered per host; a templated handler
+                    // name is matched rendered too.
+                    let rendered = self.handler_name(handler, &name, i);
                     let Ok(mut h) = self.hosts[i].lock() else {
                         return false;
                     };
                     let notified = h.notified.contains(&name)
+                        || h.notified.contains(&rendered)
                         || handler.listen.iter().any(|l| h.notified.contains(l));
                     if !notified {
                         return false;
@@ -29,6 +33,7 @@ impl PlayRunner<'_> {
                     let runs = !h.unreachable && (force || (!h.failed && !h.ended));
                     if runs {
                         h.notified.shift_remove(&name);
+                        h.notified.shift_remove(&rendered);
                         for l in &handler.listen {
                             h.notified.shift_remove(l);
                         }
@@ -45,5 +50,18 @@ impl PlayRunner<'_> {
                 self.run_task(handler, &hosts, true);
             }
         }
+    }
+
+    /// The handler's name as host `i` sees it (rendered when it is a
+    /// template; as written when that fails, so it still matches itself).
+    fn handler_name(&self, handler: &crate::playbook::Task, name: &str, i: usize) -> String {
+        if !crate::template::is_template(name) {
+            return name.to_string();
+        }
+        let ctx = self.context(i, &handler.vars, &serde_json::Map::new());
+        self.project
+            .templar
+            .render_str("name", name, &ctx)
+            .unwrap_or_else(|_| name.to_string())
     }
 }

@@ -492,9 +492,11 @@ impl<'a> PlayRunner<'a> {
         );
         m.insert("ansible_play_name".into(), Value::from(self.play_name()));
         m.insert("omit".into(), Value::from(OMIT));
+        // Absolute, as in Ansible: `{{ playbook_dir }}/out` must not turn
+        // into `/out` when the playbook was named without a directory.
         m.insert(
             "playbook_dir".into(),
-            Value::from(self.playbook.dir.display().to_string()),
+            Value::from(absolute_dir(&self.playbook.dir).display().to_string()),
         );
         m.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
         m.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
@@ -629,6 +631,13 @@ impl<'a> PlayRunner<'a> {
         }
     }
 
+    /// Count a change for host `i` whose task failed after making it.
+    pub fn count_changed(&self, i: usize) {
+        if let Ok(mut stats) = self.run.stats.lock() {
+            stats.entry(self.names[i].clone()).or_default().changed += 1;
+        }
+    }
+
     pub fn count_rescued(&self, i: usize) {
         if let Ok(mut stats) = self.run.stats.lock() {
             let s = stats.entry(self.names[i].clone()).or_default();
@@ -637,6 +646,15 @@ impl<'a> PlayRunner<'a> {
             s.failed = s.failed.saturating_sub(1);
         }
     }
+}
+
+/// `dir` made absolute against the working directory (an empty `dir` is
+/// the working directory itself).
+fn absolute_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    if dir.as_os_str().is_empty() {
+        return std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    }
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// `hostvars`: each host's inventory vars with its facts over them. Facts

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::actions::{self, MetaAction};
+use crate::executor::task::template_message;
 use crate::executor::PlayRunner;
 use crate::output::{Event, HostResult, Status};
 use crate::playbook::{self, Strategy, Task, TaskKind};
@@ -116,12 +117,17 @@ impl PlayRunner<'_> {
         let mut by_file: indexmap::IndexMap<String, Vec<usize>> = indexmap::IndexMap::new();
         for &i in active {
             let ctx = self.context(i, &task.vars, &serde_json::Map::new());
-            if !self.when_holds(task, &ctx) {
-                continue;
+            match self.when_holds(task, &ctx) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(msg) => {
+                    self.fail_host(i, task, &msg);
+                    continue;
+                }
             }
             match self.project.templar.render_str("include_tasks", file, &ctx) {
                 Ok(f) => by_file.entry(f).or_default().push(i),
-                Err(e) => self.fail_host(i, task, &format!("include_tasks: {e}")),
+                Err(e) => self.fail_host(i, task, &template_message(task, "include_tasks", &e)),
             }
         }
         for (file, hosts) in by_file {
@@ -176,10 +182,14 @@ impl PlayRunner<'_> {
             MetaAction::EndHost => {
                 for &i in active {
                     let ctx = self.context(i, &task.vars, &serde_json::Map::new());
-                    if self.when_holds(task, &ctx) {
-                        if let Ok(mut h) = self.hosts[i].lock() {
-                            h.ended = true;
+                    match self.when_holds(task, &ctx) {
+                        Ok(true) => {
+                            if let Ok(mut h) = self.hosts[i].lock() {
+                                h.ended = true;
+                            }
                         }
+                        Ok(false) => {}
+                        Err(msg) => self.fail_host(i, task, &msg),
                     }
                 }
             }
@@ -194,14 +204,17 @@ impl PlayRunner<'_> {
     }
 
     /// Whether every `when` of a control task (include, meta) holds; a
-    /// condition that can't be evaluated counts as false.
-    fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> bool {
-        task.when.iter().all(|c| {
-            self.project
-                .templar
-                .eval_condition("when", c, ctx)
-                .unwrap_or(false)
-        })
+    /// condition that can't be evaluated (an undefined variable) fails the
+    /// host with the returned message, as in Ansible.
+    fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> Result<bool, String> {
+        for c in &task.when {
+            match self.project.templar.eval_condition("when", c, ctx) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => return Err(template_message(task, "when", &e)),
+            }
+        }
+        Ok(true)
     }
 
     /// Mark host `i` failed for `task` with a message and report it.

@@ -27,6 +27,17 @@ pub struct ItemOutcome {
     pub changes: Vec<String>,
     pub output: Option<Value>,
     pub delegated_to: Option<String>,
+    /// The handlers this run notifies if it changed something (the task's
+    /// `notify`, rendered).
+    pub notify: Vec<String>,
+    /// A template failed (an undefined variable, a bad filter): as in
+    /// Ansible, a loop stops at this item and the task fails as a whole.
+    pub aborts_loop: bool,
+    /// The action changed the host before the task failed (a
+    /// `changed_when` that could not be evaluated, an item of a failed
+    /// loop): when the failure is ignored, the change is counted too, as
+    /// Ansible counts it.
+    pub also_changed: bool,
 }
 
 impl ItemOutcome {
@@ -39,11 +50,21 @@ impl ItemOutcome {
             changes: Vec::new(),
             output: None,
             delegated_to: None,
+            notify: Vec::new(),
+            aborts_loop: false,
+            also_changed: false,
         }
     }
     fn failed(msg: impl Into<String>) -> Self {
         let mut o = ItemOutcome::new(Status::Failed);
         o.msg = Some(msg.into());
+        o
+    }
+    /// A task field that failed to render: the message names the field,
+    /// what is wrong (the undefined variable), the task and where it is.
+    pub fn template_failed(task: &Task, field: &str, e: &template::TemplateError) -> Self {
+        let mut o = ItemOutcome::failed(template_message(task, field, e));
+        o.aborts_loop = true;
         o
     }
     fn is_failed(&self) -> bool {
@@ -72,6 +93,9 @@ impl ItemOutcome {
         Value::Object(m)
     }
 }
+
+/// What `debug: var=x` prints for an undefined `x`, as Ansible does.
+const NOT_DEFINED: &str = "VARIABLE IS NOT DEFINED!";
 
 const NO_LOG_MSG: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
@@ -136,13 +160,18 @@ impl PlayRunner<'_> {
         if status == Status::Changed {
             for &t in &targets {
                 if let Ok(mut h) = self.hosts[t].lock() {
-                    for n in &task.notify {
+                    for n in &outcome.notify {
                         h.notified.insert(n.clone());
                     }
                 }
             }
         }
         self.count(i, status);
+        // Ansible counts the change of a failure it ignores, not of one
+        // that fails the host.
+        if outcome.also_changed && status == Status::Ignored {
+            self.count_changed(i);
+        }
         match status {
             Status::Failed => {
                 if let Ok(mut h) = self.hosts[i].lock() {
@@ -167,10 +196,18 @@ impl PlayRunner<'_> {
         start: Instant,
     ) -> ItemOutcome {
         let ctx = self.context(i, &task.vars, &Map::new());
-        let items = match self.project.templar.render_value("loop", items, &ctx) {
+        let loop_field = match task.loop_kind {
+            LoopKind::Loop => "loop",
+            LoopKind::WithItems => "with_items",
+        };
+        let items = match self.project.templar.render_value(loop_field, items, &ctx) {
             Ok(v) => v,
             Err(e) => {
-                let o = ItemOutcome::failed(format!("loop: {e}"));
+                let o = self.ignoring_errors(
+                    task,
+                    &ctx,
+                    ItemOutcome::template_failed(task, loop_field, &e),
+                );
                 self.report(task, i, name, &o, None, start);
                 return o;
             }
@@ -185,25 +222,47 @@ impl PlayRunner<'_> {
                 .collect(),
             (Value::Array(a), LoopKind::Loop) => a,
             (Value::String(s), LoopKind::WithItems) => vec![Value::String(s)],
-            (Value::Null, _) => Vec::new(),
+            // `with_items: "{{ x }}"` with x null runs once, with item None.
+            (Value::Null, LoopKind::WithItems) => vec![Value::Null],
             (other, _) => {
                 let kind = match other {
                     Value::Object(_) => "a mapping (use `| dict2items`)",
+                    Value::Null => "None (null)",
                     _ => "not a list",
                 };
-                let o = ItemOutcome::failed(format!("loop value is {kind}"));
+                let mut o = ItemOutcome::failed(format!(
+                    "`{loop_field}` needs a list, and its value is {kind} (task `{}` at {})",
+                    task.display_name(),
+                    task.span
+                ));
+                o.aborts_loop = true;
+                let o = self.ignoring_errors(task, &ctx, o);
                 self.report(task, i, name, &o, None, start);
                 return o;
             }
         };
         let lc = &task.loop_control;
         let total = items.len();
+        if total == 0 {
+            // Nothing to loop over: the task is skipped, and says so.
+            let mut o = ItemOutcome::new(Status::Skipped);
+            o.msg = Some("No items in the list".into());
+            o.result
+                .insert("skipped_reason".into(), Value::from("No items in the list"));
+            o.result.insert("results".into(), Value::Array(Vec::new()));
+            self.report(task, i, name, &o, None, start);
+            return o;
+        }
         let mut results = Vec::with_capacity(total);
         let mut any_changed = false;
         let mut any_failed = false;
-        let mut all_skipped = total > 0;
+        let mut any_ignored = false;
+        let mut all_skipped = true;
         let mut unreachable = false;
         let mut cut_short = None;
+        let mut notify: Vec<String> = Vec::new();
+        // An item whose templates failed ends the loop; the task fails with it.
+        let mut aborted: Option<ItemOutcome> = None;
         for (idx, item) in items.into_iter().enumerate() {
             // An interrupted run starts no further item, and the loop is
             // not reported as done when it is not.
@@ -231,18 +290,35 @@ impl PlayRunner<'_> {
             ansible_loop.insert("length".into(), Value::from(total));
             extra.insert("ansible_loop".into(), Value::Object(ansible_loop));
             let ctx = self.context(i, &task.vars, &extra);
-            let label = match &lc.label {
-                Some(l) => self
+            let (label, o) = match &lc.label {
+                Some(l) => match self
                     .project
                     .templar
                     .render_str("loop_control.label", l, &ctx)
-                    .unwrap_or_else(|_| l.clone()),
-                None => item_label(&item),
+                {
+                    Ok(label) => (label, self.run_item(task, i, &ctx)),
+                    // As in Ansible, the item fails and the loop goes on.
+                    Err(e) => {
+                        let mut o = ItemOutcome::template_failed(task, "loop_control.label", &e);
+                        o.aborts_loop = false;
+                        (l.clone(), self.ignoring_errors(task, &ctx, o))
+                    }
+                },
+                None => (item_label(&item), self.run_item(task, i, &ctx)),
             };
-            let o = self.run_item(task, i, &ctx);
+            if o.aborts_loop {
+                aborted = Some(o);
+                break;
+            }
             self.report(task, i, name, &o, Some(label), Instant::now());
-            any_changed |= o.status == Status::Changed;
+            for n in &o.notify {
+                if !notify.contains(n) {
+                    notify.push(n.clone());
+                }
+            }
+            any_changed |= o.status == Status::Changed || o.also_changed;
             any_failed |= o.status == Status::Failed;
+            any_ignored |= o.status == Status::Ignored;
             unreachable |= o.status == Status::Unreachable;
             all_skipped &= o.status == Status::Skipped;
             let mut r = match o.registered() {
@@ -256,10 +332,17 @@ impl PlayRunner<'_> {
                 break;
             }
         }
+        if let Some(mut o) = aborted {
+            self.report(task, i, name, &o, None, Instant::now());
+            o.result.insert("results".into(), Value::Array(results));
+            return o;
+        }
         let status = if unreachable {
             Status::Unreachable
         } else if any_failed || cut_short.is_some() {
             Status::Failed
+        } else if any_ignored {
+            Status::Ignored
         } else if all_skipped {
             Status::Skipped
         } else if any_changed {
@@ -268,10 +351,12 @@ impl PlayRunner<'_> {
             Status::Ok
         };
         let mut agg = ItemOutcome::new(status);
+        agg.also_changed = any_changed;
+        agg.notify = notify;
         agg.result.insert("results".into(), Value::Array(results));
         agg.result.insert(
             "msg".into(),
-            Value::from(if any_failed {
+            Value::from(if any_failed || any_ignored {
                 "One or more items failed"
             } else if cut_short.is_some() {
                 "Not every item ran"
@@ -311,7 +396,7 @@ impl PlayRunner<'_> {
             host: self.names[i].clone(),
             task: name.to_string(),
             status: o.status,
-            changed: o.status == Status::Changed,
+            changed: o.status == Status::Changed || o.also_changed,
             duration_ms: start.elapsed().as_millis() as u64,
             msg,
             item,
@@ -322,9 +407,46 @@ impl PlayRunner<'_> {
         }));
     }
 
-    /// One item: `when`, then the action with `retries`/`until`, then
-    /// `changed_when`, `failed_when` and `ignore_errors`.
+    /// One item: `when`, then the task's own fields, then the action with
+    /// `retries`/`until`, then `changed_when`, `failed_when` and
+    /// `ignore_errors`.
     fn run_item(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
+        let o = self.run_item_unignored(task, i, ctx);
+        self.ignoring_errors(task, ctx, o)
+    }
+
+    /// `ignore_errors` applied to a failed outcome. When `ignore_errors`
+    /// itself can't be rendered, the task fails with that error, and is
+    /// ignored: Ansible does the same (the field's text is not empty).
+    fn ignoring_errors(
+        &self,
+        task: &Task,
+        ctx: &minijinja::Value,
+        mut o: ItemOutcome,
+    ) -> ItemOutcome {
+        let Some(ig) = &task.ignore_errors else {
+            return o;
+        };
+        if o.status == Status::Failed {
+            match self
+                .project
+                .templar
+                .eval_condition("ignore_errors", ig, ctx)
+            {
+                Ok(true) => o.status = Status::Ignored,
+                Ok(false) => {}
+                Err(e) => {
+                    let aborts = o.aborts_loop;
+                    o = ItemOutcome::template_failed(task, "ignore_errors", &e);
+                    o.aborts_loop = aborts;
+                    o.status = Status::Ignored;
+                }
+            }
+        }
+        o
+    }
+
+    fn run_item_unignored(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
         let templar = &self.project.templar;
         for cond in &task.when {
             match templar.eval_condition("when", cond, ctx) {
@@ -339,14 +461,19 @@ impl PlayRunner<'_> {
                         .insert("false_condition".into(), Value::from(cond.as_str()));
                     return o;
                 }
-                Err(e) => return ItemOutcome::failed(format!("error in `when` condition: {e}")),
+                Err(e) => return ItemOutcome::template_failed(task, "when", &e),
             }
         }
+        let notify = match self.task_fields(task, ctx) {
+            Ok(notify) => notify,
+            Err(o) => return *o,
+        };
         let mut o = match &task.until {
             None => self.perform(task, i, ctx),
             Some(until) => self.perform_until(task, i, ctx, until),
         };
-        if matches!(o.status, Status::Unreachable | Status::Skipped) {
+        o.notify = notify;
+        if matches!(o.status, Status::Unreachable | Status::Skipped) || o.aborts_loop {
             return o;
         }
         if task.changed_when.is_some() || task.failed_when.is_some() {
@@ -358,7 +485,13 @@ impl PlayRunner<'_> {
                             o.status = if changed { Status::Changed } else { Status::Ok };
                         }
                     }
-                    Err(e) => return ItemOutcome::failed(format!("error in `changed_when`: {e}")),
+                    Err(e) => {
+                        let mut f = ItemOutcome::template_failed(task, "changed_when", &e);
+                        f.also_changed = o.status == Status::Changed;
+                        // Ansible fails the item and goes on with the loop.
+                        f.aborts_loop = false;
+                        return f;
+                    }
                 }
             }
             if let Some(conds) = &task.failed_when {
@@ -374,21 +507,67 @@ impl PlayRunner<'_> {
                             o.msg = None;
                         }
                     }
-                    Err(e) => return ItemOutcome::failed(format!("error in `failed_when`: {e}")),
-                }
-            }
-        }
-        if o.status == Status::Failed {
-            if let Some(ig) = &task.ignore_errors {
-                if templar
-                    .eval_condition("ignore_errors", ig, ctx)
-                    .unwrap_or(false)
-                {
-                    o.status = Status::Ignored;
+                    Err(e) => {
+                        let mut f = ItemOutcome::template_failed(task, "failed_when", &e);
+                        f.also_changed = o.status == Status::Changed;
+                        // Ansible fails the item and goes on with the loop.
+                        f.aborts_loop = false;
+                        return f;
+                    }
                 }
             }
         }
         o
+    }
+
+    /// The task's own fields, rendered before the action as Ansible does
+    /// (an undefined variable in any of them fails the task without
+    /// running it): `notify` (returned, rendered), `ignore_errors`,
+    /// `environment` and `become_user`.
+    fn task_fields(
+        &self,
+        task: &Task,
+        ctx: &minijinja::Value,
+    ) -> Result<Vec<String>, Box<ItemOutcome>> {
+        let templar = &self.project.templar;
+        let mut notify = Vec::with_capacity(task.notify.len());
+        for n in &task.notify {
+            match templar.render_str("notify", n, ctx) {
+                Ok(n) => notify.push(n),
+                Err(e) => return Err(Box::new(ItemOutcome::template_failed(task, "notify", &e))),
+            }
+        }
+        if let Err(e) = self.environment_for(task, ctx) {
+            return Err(Box::new(ItemOutcome::template_failed(
+                task,
+                "environment",
+                &e,
+            )));
+        }
+        if let Some(ig) = task
+            .ignore_errors
+            .as_ref()
+            .filter(|ig| template::is_template(ig))
+        {
+            if let Err(e) = templar.eval_condition("ignore_errors", ig, ctx) {
+                // Ignored all the same, as in Ansible (the field's text is
+                // not empty).
+                let mut o = ItemOutcome::template_failed(task, "ignore_errors", &e);
+                o.status = Status::Ignored;
+                return Err(Box::new(o));
+            }
+        }
+        let become_user = task.become_user.as_ref().or(self.play.become_user.as_ref());
+        if let Some(user) = become_user {
+            if let Err(e) = templar.render_str("become_user", user, ctx) {
+                return Err(Box::new(ItemOutcome::template_failed(
+                    task,
+                    "become_user",
+                    &e,
+                )));
+            }
+        }
+        Ok(notify)
     }
 
     /// The context with this result registered under the task's `register`
@@ -409,27 +588,34 @@ impl PlayRunner<'_> {
         until: &[String],
     ) -> ItemOutcome {
         let templar = &self.project.templar;
-        let number = |v: &Option<Value>, default: f64| -> f64 {
+        let number = |field: &str,
+                      v: &Option<Value>,
+                      default: f64|
+         -> Result<f64, template::TemplateError> {
             match v {
-                Some(v) => templar
-                    .render_value("retries", v, ctx)
-                    .ok()
-                    .and_then(|v| {
-                        v.as_f64()
-                            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    })
-                    .unwrap_or(default),
-                None => default,
+                Some(v) => {
+                    let v = templar.render_value(field, v, ctx)?;
+                    Ok(v.as_f64()
+                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                        .unwrap_or(default))
+                }
+                None => Ok(default),
             }
         };
-        let retries = number(&task.retries, 3.0).clamp(1.0, 10_000.0) as u32;
-        let delay = number(&task.delay, 5.0).clamp(0.0, 3600.0);
+        let retries = match number("retries", &task.retries, 3.0) {
+            Ok(n) => n.clamp(1.0, 10_000.0) as u32,
+            Err(e) => return ItemOutcome::template_failed(task, "retries", &e),
+        };
+        let delay = match number("delay", &task.delay, 5.0) {
+            Ok(n) => n.clamp(0.0, 3600.0),
+            Err(e) => return ItemOutcome::template_failed(task, "delay", &e),
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut o = self.perform(task, i, ctx);
             o.result.insert("attempts".into(), Value::from(attempt));
-            if o.status == Status::Unreachable {
+            if o.status == Status::Unreachable || o.aborts_loop {
                 return o;
             }
             let rctx = self.with_registered(task, i, &o);
@@ -445,7 +631,7 @@ impl PlayRunner<'_> {
                         return error_outcome(ModuleError::Host(c.into_error()));
                     }
                 }
-                Err(e) => return ItemOutcome::failed(format!("error in `until`: {e}")),
+                Err(e) => return ItemOutcome::template_failed(task, "until", &e),
             }
         }
     }
@@ -497,15 +683,47 @@ impl PlayRunner<'_> {
         let Some(act) = actions::lookup(action) else {
             return ItemOutcome::failed(format!("unknown action `{action}`"));
         };
-        let templar = &self.project.templar;
-        let args = match templar.render_value(action, args, ctx) {
+        let args = match self.render_args(task, action, args, ctx) {
             Ok(v) => strip_omitted(v),
-            Err(e) => return ItemOutcome::failed(format!("template error in arguments: {e}")),
+            Err(o) => return *o,
         };
         match act {
             Action::Module(m) => self.run_module(m, args, task, i, ctx),
             Action::Engine(e) => self.run_engine_action(e, args, task, i, ctx),
         }
+    }
+
+    /// The action's arguments rendered, each under its own name so that an
+    /// error says which argument it is in.
+    fn render_args(
+        &self,
+        task: &Task,
+        action: &str,
+        args: &Value,
+        ctx: &minijinja::Value,
+    ) -> Result<Value, Box<ItemOutcome>> {
+        let templar = &self.project.templar;
+        let Value::Object(map) = args else {
+            return templar
+                .render_value(action, args, ctx)
+                .map_err(|e| Box::new(ItemOutcome::template_failed(task, action, &e)));
+        };
+        let mut out = Map::new();
+        for (k, v) in map {
+            let field = format!("{action}.{k}");
+            let key = if template::is_template(k) {
+                templar
+                    .render_str(&field, k, ctx)
+                    .map_err(|e| Box::new(ItemOutcome::template_failed(task, &field, &e)))?
+            } else {
+                k.clone()
+            };
+            let value = templar
+                .render_value(&field, v, ctx)
+                .map_err(|e| Box::new(ItemOutcome::template_failed(task, &field, &e)))?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
     }
 
     fn run_engine_action(
@@ -535,10 +753,15 @@ impl PlayRunner<'_> {
                 }
                 let mut out = Map::new();
                 if let Some(var) = p.var {
-                    let v = templar
-                        .eval("debug.var", &var, ctx)
-                        .map(|v| template::to_json(&v))
-                        .unwrap_or_else(|_| Value::from("VARIABLE IS NOT DEFINED!"));
+                    // As in Ansible: an undefined variable (or one whose
+                    // template needs an undefined value) prints a marker
+                    // and is no failure; any other error is.
+                    let v = match templar.eval("debug.var", &var, ctx) {
+                        Ok(v) if v.is_undefined() => Value::from(NOT_DEFINED),
+                        Ok(v) => template::to_json(&v),
+                        Err(e) if e.is_undefined() => Value::from(NOT_DEFINED),
+                        Err(e) => return ItemOutcome::template_failed(task, "debug.var", &e),
+                    };
                     out.insert(var, v);
                 } else {
                     out.insert(
@@ -577,9 +800,7 @@ impl PlayRunner<'_> {
                             o.result.insert("evaluated_to".into(), Value::Bool(false));
                             return o;
                         }
-                        Err(e) => {
-                            return ItemOutcome::failed(format!("error in assertion `{cond}`: {e}"))
-                        }
+                        Err(e) => return ItemOutcome::template_failed(task, "assert.that", &e),
                     }
                 }
                 let mut o = ItemOutcome::new(Status::Ok);
@@ -651,7 +872,15 @@ impl PlayRunner<'_> {
         };
         let content = match self.project.templar.render_file(&src, ctx) {
             Ok(c) => c,
-            Err(e) => return ItemOutcome::failed(e.to_string()),
+            Err(e) => {
+                let mut o = ItemOutcome::failed(format!(
+                    "{e} (task `{}` at {})",
+                    task.display_name(),
+                    task.span
+                ));
+                o.aborts_loop = true;
+                return o;
+            }
         };
         let mut copy = Map::new();
         copy.insert("dest".into(), Value::from(p.dest));
@@ -718,7 +947,7 @@ impl PlayRunner<'_> {
         let delegate = match &task.delegate_to {
             Some(d) => match templar.render_str("delegate_to", d, ctx) {
                 Ok(d) => Some(d),
-                Err(e) => return ItemOutcome::failed(format!("delegate_to: {e}")),
+                Err(e) => return ItemOutcome::template_failed(task, "delegate_to", &e),
             },
             None => None,
         };
@@ -742,11 +971,11 @@ impl PlayRunner<'_> {
         };
         let become_ = match self.become_for(task, &target_vars, ctx) {
             Ok(b) => b,
-            Err(e) => return ItemOutcome::failed(format!("become: {e}")),
+            Err(e) => return ItemOutcome::template_failed(task, "become", &e),
         };
         let env = match self.environment_for(task, ctx) {
             Ok(env) => env,
-            Err(e) => return ItemOutcome::failed(format!("environment: {e}")),
+            Err(e) => return ItemOutcome::template_failed(task, "environment", &e),
         };
         if let Some(bad) = env.iter().position(|(k, _)| !is_env_name(k)) {
             // Name the task and where it is, never the rendered name: it
@@ -995,7 +1224,7 @@ impl PlayRunner<'_> {
             .or_else(|| self.play.become_user.clone())
             .or_else(|| self.opts.become_user.clone());
         let user = match user {
-            Some(user) => user,
+            Some(user) => templar.render_str("become_user", &user, ctx)?,
             None => var_text("ansible_become_user")?.unwrap_or_else(|| "root".into()),
         };
         let password = match var_text("ansible_become_password")? {
@@ -1034,6 +1263,27 @@ fn bounded_secs(s: f64) -> Duration {
         return Duration::ZERO;
     }
     Duration::from_secs_f64(s.clamp(0.0, 3600.0))
+}
+
+/// The message for a task field that failed to render: the field, what
+/// is wrong (for an undefined value, which variable), the task and its
+/// `file:line:col`. Never a variable's value.
+pub fn template_message(task: &Task, field: &str, e: &template::TemplateError) -> String {
+    let what = if e.is_undefined() {
+        "undefined variable"
+    } else {
+        "template error"
+    };
+    let line = match e.line() {
+        n if n > 1 => format!(" (line {n} of the value)"),
+        _ => String::new(),
+    };
+    format!(
+        "{what} in `{field}`{line}: {} (task `{}` at {})",
+        e.reason(),
+        task.display_name(),
+        task.span
+    )
 }
 
 /// Plan, then (outside check mode, when there is something to do) apply.

@@ -436,17 +436,11 @@ impl Validator<'_> {
 }
 
 fn reason(err: &TemplateError) -> String {
-    match err {
-        TemplateError::Render { reason, .. } => reason.clone(),
-        TemplateError::File { reason, .. } => reason.clone(),
-    }
+    err.reason().to_string()
 }
 
 fn reported_line(err: &TemplateError) -> usize {
-    match err {
-        TemplateError::Render { line, .. } => (*line).max(1),
-        TemplateError::File { .. } => 1,
-    }
+    err.line().max(1)
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

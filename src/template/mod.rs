@@ -25,6 +25,13 @@
 //!   `'%s' % x` formatting works, and `x | mandatory` names `x` —
 //!   `chain.rs`, with `testdata/undefined.json` recorded from Jinja2 with
 //!   an Ansible-style undefined;
+//! - an undefined value never turns into null: a whole-value `"{{ x }}"`,
+//!   one nested in a list or mapping, and a condition that comes out
+//!   undefined are errors naming it ([`TemplateError::Undefined`]); a
+//!   lazy variable whose template needed something undefined is
+//!   undefined itself, and errors name what is really missing
+//!   ([`note_undefined_variable`]) — `tests/fixtures/undefined` records
+//!   what Ansible 2.18 does with each task field;
 //! - `combine` follows Ansible's `merge_hash` (`testdata/combine.json`),
 //!   key order included;
 //! - a condition containing `{{ }}` is rendered, then the text evaluated;
@@ -91,33 +98,184 @@ pub enum TemplateError {
         line: usize,
         reason: String,
     },
+    /// A value was needed and is undefined; `reason` names it
+    /// ("`x` is undefined"), never its neighbours' values.
+    #[error("{name}:{line}: {reason}")]
+    Undefined {
+        name: String,
+        line: usize,
+        reason: String,
+    },
     #[error("template file {path}: {reason}")]
     File { path: PathBuf, reason: String },
 }
 
 impl TemplateError {
     fn from_minijinja(name: &str, e: &minijinja::Error) -> Self {
-        // minijinja's detail names the undefined variable or the bad token;
-        // it never includes the values of variables.
-        let mut reason = e.kind().to_string();
-        if let Some(detail) = e.detail() {
-            // The one minijinja message that quotes operands ("unable to
-            // calculate 1 / 0"); the operands may be secrets.
-            let detail = if detail.starts_with("unable to calculate") {
-                "unable to calculate (overflow or division by zero)"
-            } else {
-                detail
-            };
-            reason = format!("{reason}: {detail}");
-        }
+        let reason = describe(e);
         // Expressions are compiled under minijinja's own placeholder name;
         // the caller's name (file or task field) is the useful one.
         let own_name = e.name().filter(|n| *n != "<expression>");
-        TemplateError::Render {
-            name: own_name.unwrap_or(name).to_string(),
-            line: e.line().unwrap_or(0),
-            reason,
+        let name = own_name.unwrap_or(name).to_string();
+        let line = e.line().unwrap_or(0);
+        if e.kind() == minijinja::ErrorKind::UndefinedError {
+            TemplateError::Undefined { name, line, reason }
+        } else {
+            TemplateError::Render { name, line, reason }
         }
+    }
+
+    /// True when the error is an undefined value being used.
+    pub fn is_undefined(&self) -> bool {
+        matches!(self, TemplateError::Undefined { .. })
+    }
+
+    /// What went wrong, without where (for messages that say where).
+    pub fn reason(&self) -> &str {
+        match self {
+            TemplateError::Render { reason, .. }
+            | TemplateError::Undefined { reason, .. }
+            | TemplateError::File { reason, .. } => reason,
+        }
+    }
+
+    /// The line inside the template (0 when unknown or a file error).
+    pub fn line(&self) -> usize {
+        match self {
+            TemplateError::Render { line, .. } | TemplateError::Undefined { line, .. } => *line,
+            TemplateError::File { .. } => 0,
+        }
+    }
+}
+
+/// A minijinja error as one line that never holds a variable's value.
+/// An undefined value is named (`` `x` is undefined ``), and when `x` is
+/// itself a variable whose template needed something undefined, the
+/// variable that is really missing is named, with the way to it.
+pub fn describe(e: &minijinja::Error) -> String {
+    let kind = e.kind();
+    if kind == minijinja::ErrorKind::UndefinedError {
+        return match e.detail() {
+            Some(detail) => explain_undefined(detail),
+            None => "undefined value".to_string(),
+        };
+    }
+    // minijinja's detail names the undefined variable or the bad token;
+    // it never includes the values of variables.
+    let mut reason = kind.to_string();
+    if let Some(detail) = e.detail() {
+        // The one minijinja message that quotes operands ("unable to
+        // calculate 1 / 0"); the operands may be secrets.
+        let detail = if detail.starts_with("unable to calculate") {
+            "unable to calculate (overflow or division by zero)"
+        } else {
+            detail
+        };
+        if kind == minijinja::ErrorKind::InvalidOperation && detail.starts_with(LOOP_PREFIX) {
+            // A variable cycle says what it is on its own.
+            return detail.to_string();
+        }
+        reason = format!("{reason}: {detail}");
+    }
+    reason
+}
+
+/// How a variable cycle's error starts (see `executor::vars`).
+pub const LOOP_PREFIX: &str = "recursive loop";
+
+/// "`x` is undefined", or, when `x` is a variable whose own template
+/// needed an undefined value, what was missing and how it was reached.
+fn explain_undefined(detail: &str) -> String {
+    let (missing, via) = undefined_parts(detail);
+    if via.is_empty() {
+        return missing;
+    }
+    let path = via
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(" -> ");
+    format!("{missing} (reached through {path})")
+}
+
+/// What is really missing behind minijinja's "`x.y` is undefined", and the
+/// variables (outermost first) whose templates led to it.
+fn undefined_parts(detail: &str) -> (String, Vec<String>) {
+    let root = detail
+        .strip_prefix('`')
+        .and_then(|d| d.split_once('`'))
+        .map(|(expr, _)| expr)
+        .and_then(|expr| expr.split(['.', '[']).next());
+    let Some(root) = root else {
+        return (detail.to_string(), Vec::new());
+    };
+    WHY_UNDEFINED.with(|w| {
+        let w = w.borrow();
+        match w.iter().rev().find(|n| n.var == root) {
+            Some(note) => {
+                let mut via = note.via.clone();
+                via.insert(0, root.to_string());
+                (note.missing.clone(), via)
+            }
+            None => (detail.to_string(), Vec::new()),
+        }
+    })
+}
+
+/// Why a variable read lazily came out undefined: its template needed
+/// `missing`, reached through the variables in `via`.
+#[derive(Debug, Clone)]
+struct UndefinedNote {
+    var: String,
+    missing: String,
+    via: Vec<String>,
+}
+
+thread_local! {
+    /// Notes about variables whose templates failed on an undefined value
+    /// during the current top-level render (on this thread).
+    static WHY_UNDEFINED: std::cell::RefCell<Vec<UndefinedNote>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+    /// How many `Templar` calls are running on this thread; notes are
+    /// forgotten when an outermost call starts.
+    static ENTRIES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Remember that variable `var` is undefined for templates because its
+/// own template failed with `e` (an undefined value), so that the error
+/// of whoever reads `var` can name what is really missing.
+pub fn note_undefined_variable(var: &str, e: &minijinja::Error) {
+    let (missing, via) = match e.detail() {
+        Some(detail) => undefined_parts(detail),
+        None => ("undefined value".to_string(), Vec::new()),
+    };
+    WHY_UNDEFINED.with(|w| {
+        w.borrow_mut().push(UndefinedNote {
+            var: var.to_string(),
+            missing,
+            via,
+        })
+    });
+}
+
+/// Marks one public `Templar` call; the outermost forgets old notes.
+struct Entry;
+
+impl Entry {
+    fn enter() -> Entry {
+        ENTRIES.with(|n| {
+            if n.get() == 0 {
+                WHY_UNDEFINED.with(|w| w.borrow_mut().clear());
+            }
+            n.set(n.get() + 1);
+        });
+        Entry
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        ENTRIES.with(|n| n.set(n.get().saturating_sub(1)));
     }
 }
 
@@ -199,56 +357,130 @@ impl Templar {
         source: &str,
         ctx: &Context,
     ) -> Result<String, TemplateError> {
+        let _entry = Entry::enter();
+        self.render_str_raw(name, source, ctx)
+            .map_err(|e| TemplateError::from_minijinja(name, &e))
+    }
+
+    fn render_str_raw(
+        &self,
+        name: &str,
+        source: &str,
+        ctx: &Context,
+    ) -> Result<String, minijinja::Error> {
         if !is_template(source) {
             return Ok(source.to_string());
         }
         let source = chain::rewrite_template(source);
-        let tmpl = self
-            .env
-            .template_from_named_str(name, &source)
-            .map_err(|e| TemplateError::from_minijinja(name, &e))?;
+        let tmpl = self.env.template_from_named_str(name, &source)?;
         tmpl.render(ctx)
-            .map_err(|e| TemplateError::from_minijinja(name, &e))
     }
 
     /// Render every string inside `value`. A string that is exactly one
-    /// `{{ expr }}` keeps the native type of `expr`.
+    /// `{{ expr }}` keeps the native type of `expr`. An undefined value
+    /// anywhere is an error naming it, as in Ansible; it never becomes
+    /// null.
     pub fn render_value(
         &self,
         name: &str,
         value: &Value,
         ctx: &Context,
     ) -> Result<Value, TemplateError> {
+        let _entry = Entry::enter();
+        self.render_value_raw(name, value, ctx)
+            .map_err(|e| TemplateError::from_minijinja(name, &e))
+    }
+
+    /// [`Templar::render_value`] with minijinja's own error, for lazy
+    /// variables that hand the error on to the template that read them.
+    pub fn render_value_raw(
+        &self,
+        name: &str,
+        value: &Value,
+        ctx: &Context,
+    ) -> Result<Value, minijinja::Error> {
         match value {
             Value::String(s) => {
                 if let Some(expr) = single_expression(s) {
-                    let v = self.eval(name, expr, ctx)?;
-                    Ok(to_json(&v))
+                    let v = self.eval_raw(expr, ctx)?;
+                    self.defined_json(name, expr, &v, ctx)
                 } else if is_template(s) {
-                    Ok(Value::String(self.render_str(name, s, ctx)?))
+                    Ok(Value::String(self.render_str_raw(name, s, ctx)?))
                 } else {
                     Ok(value.clone())
                 }
             }
             Value::Array(items) => items
                 .iter()
-                .map(|v| self.render_value(name, v, ctx))
+                .map(|v| self.render_value_raw(name, v, ctx))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             Value::Object(map) => {
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
                     let k = if is_template(k) {
-                        self.render_str(name, k, ctx)?
+                        self.render_str_raw(name, k, ctx)?
                     } else {
                         k.clone()
                     };
-                    out.insert(k, self.render_value(name, v, ctx)?);
+                    out.insert(k, self.render_value_raw(name, v, ctx)?);
                 }
                 Ok(Value::Object(out))
             }
             other => Ok(other.clone()),
         }
+    }
+
+    /// `v`, the value of `{{ expr }}`, as JSON; an undefined value, or one
+    /// inside a list or mapping, is an error naming what is undefined.
+    fn defined_json(
+        &self,
+        name: &str,
+        expr: &str,
+        v: &minijinja::Value,
+        ctx: &Context,
+    ) -> Result<Value, minijinja::Error> {
+        if v.is_undefined() {
+            // Printing the expression fails the way Jinja2 fails, naming
+            // the undefined value; the silent undefined of `x if c` (no
+            // `else`) prints as nothing, as in Jinja2.
+            let text = self.render_str_raw(name, &format!("{{{{ {expr} }}}}"), ctx)?;
+            return Ok(Value::String(text));
+        }
+        if holds_undefined(v, 0) {
+            return Err(self.name_undefined_in(expr, ctx));
+        }
+        Ok(to_json(v))
+    }
+
+    /// The error for an expression whose value holds an undefined value
+    /// (`[1, x]`): the variables it reads that are undefined, by name.
+    fn name_undefined_in(&self, expr: &str, ctx: &Context) -> minijinja::Error {
+        let mut missing: Vec<String> = match self.env.compile_expression(expr) {
+            Ok(compiled) => compiled
+                .undeclared_variables(true)
+                .into_iter()
+                .filter(|path| {
+                    self.eval_raw(&format!("{path} is defined"), ctx)
+                        .map(|d| !d.is_true())
+                        .unwrap_or(false)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        missing.sort();
+        let detail = match missing.as_slice() {
+            [] => "the value holds an undefined value".to_string(),
+            [one] => format!("`{one}` is undefined"),
+            many => format!(
+                "{} are undefined",
+                many.iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        minijinja::Error::new(minijinja::ErrorKind::UndefinedError, detail)
     }
 
     /// Evaluate a bare expression (`x is defined and y | bool`).
@@ -258,19 +490,22 @@ impl Templar {
         expr: &str,
         ctx: &Context,
     ) -> Result<minijinja::Value, TemplateError> {
-        let expr = chain::rewrite_expression(expr);
-        let compiled = self
-            .env
-            .compile_expression(&expr)
-            .map_err(|e| TemplateError::from_minijinja(name, &e))?;
-        compiled
-            .eval(ctx)
+        let _entry = Entry::enter();
+        self.eval_raw(expr, ctx)
             .map_err(|e| TemplateError::from_minijinja(name, &e))
+    }
+
+    fn eval_raw(&self, expr: &str, ctx: &Context) -> Result<minijinja::Value, minijinja::Error> {
+        let expr = chain::rewrite_expression(expr);
+        self.env.compile_expression(&expr)?.eval(ctx)
     }
 
     /// Evaluate a condition with Python truthiness: empty strings, lists
     /// and dicts, `0` and `None` are false, and so is nothing else, so a
     /// variable holding the string `"false"` is true (use `x | bool`).
+    /// A condition that comes out undefined (`x`, `a and x`) is an error
+    /// naming it, as in Ansible; `x is defined` and `x | default(...)`
+    /// are how to test for it.
     ///
     /// A condition containing `{{ }}` is handled as Ansible does: it is
     /// rendered to text first and that text is evaluated, so `"{{ flag }}"`
@@ -282,9 +517,11 @@ impl Templar {
         expr: &str,
         ctx: &Context,
     ) -> Result<bool, TemplateError> {
+        let _entry = Entry::enter();
         if !is_template(expr) {
-            let v = self.eval(name, expr, ctx)?;
-            return Ok(filters::truthy(&v));
+            return self
+                .condition_raw(name, expr, ctx)
+                .map_err(|e| TemplateError::from_minijinja(name, &e));
         }
         let text = self.render_str(name, expr, ctx)?;
         let text = text.trim();
@@ -292,17 +529,37 @@ impl Templar {
             return Ok(false);
         }
         // The text came from variables: report the failure without it.
-        let v = self.eval(name, text, ctx).map_err(|e| {
-            let line = match &e {
-                TemplateError::Render { line, .. } => *line,
-                TemplateError::File { .. } => 0,
-            };
-            TemplateError::Render {
-                name: name.to_string(),
-                line,
-                reason: "the condition's templated text is not a valid expression".into(),
+        self.condition_raw(name, text, ctx).map_err(|e| {
+            let (name, line) = (name.to_string(), e.line().unwrap_or(0));
+            if e.kind() == minijinja::ErrorKind::UndefinedError {
+                TemplateError::Undefined {
+                    name,
+                    line,
+                    reason: describe(&e),
+                }
+            } else {
+                TemplateError::Render {
+                    name,
+                    line,
+                    reason: "the condition's templated text is not a valid expression".into(),
+                }
             }
-        })?;
+        })
+    }
+
+    fn condition_raw(
+        &self,
+        name: &str,
+        expr: &str,
+        ctx: &Context,
+    ) -> Result<bool, minijinja::Error> {
+        let v = self.eval_raw(expr, ctx)?;
+        if v.is_undefined() {
+            // Printing it fails naming what is undefined; the silent
+            // undefined of `x if c` is false.
+            let text = self.render_str_raw(name, &format!("{{{{ {expr} }}}}"), ctx)?;
+            return Ok(!text.is_empty());
+        }
         Ok(filters::truthy(&v))
     }
 
@@ -331,6 +588,7 @@ impl Templar {
 
     /// Render a template file; `name` in errors is the file's path.
     pub fn render_file(&self, path: &Path, ctx: &Context) -> Result<String, TemplateError> {
+        let _entry = Entry::enter();
         let source = std::fs::read_to_string(path).map_err(|e| TemplateError::File {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -371,6 +629,13 @@ impl Templar {
                 line: line + 1,
                 reason,
             },
+            TemplateError::Undefined { name, line, reason } if line > 0 => {
+                TemplateError::Undefined {
+                    name,
+                    line: line + 1,
+                    reason,
+                }
+            }
             other => other,
         };
         let tmpl = env.template_from_named_str(&name, &body).map_err(shift)?;
@@ -393,9 +658,40 @@ pub fn single_expression(s: &str) -> Option<&str> {
     Some(inner.trim())
 }
 
-/// A template value as JSON (undefined and none become null).
+/// A template value as JSON (undefined and none become null: callers
+/// that must not lose an undefined value check first, as
+/// [`Templar::render_value`] does).
 pub fn to_json(v: &minijinja::Value) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// True when a list or mapping inside `v` (not `v` itself) holds an
+/// undefined value. Lazy iterables (`range`, generators) are not walked.
+fn holds_undefined(v: &minijinja::Value, depth: usize) -> bool {
+    use minijinja::value::ValueKind;
+    // Values come from YAML and templates: deeper than this is a cycle
+    // or not worth walking.
+    if depth > 64 {
+        return false;
+    }
+    let kind = v.kind();
+    if !matches!(kind, ValueKind::Seq | ValueKind::Map) {
+        return false;
+    }
+    let Ok(iter) = v.try_iter() else {
+        return false;
+    };
+    for item in iter {
+        let child = if kind == ValueKind::Map {
+            v.get_item(&item).unwrap_or(minijinja::Value::UNDEFINED)
+        } else {
+            item
+        };
+        if child.is_undefined() || holds_undefined(&child, depth + 1) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A JSON value as a template value.
@@ -526,7 +822,7 @@ mod unit {
     #[test]
     fn undefined_variable_is_named() {
         let e = render("line1\n{{ x }}", json!({})).unwrap_err();
-        let TemplateError::Render { name, line, reason } = &e else {
+        let TemplateError::Undefined { name, line, reason } = &e else {
             panic!("{e:?}")
         };
         assert_eq!(name, "test");
@@ -735,5 +1031,95 @@ mod core_tests {
         assert!(t
             .eval_condition("c", " {{ ports | length == 2 }} ", &ctx)
             .expect("cond"));
+    }
+}
+
+#[cfg(test)]
+mod undefined_values {
+    use super::*;
+    use serde_json::json;
+
+    fn t() -> Templar {
+        Templar::new(Vec::new())
+    }
+
+    fn value(source: Value, vars: Value) -> Result<Value, TemplateError> {
+        t().render_value("arg", &source, &from_json(&vars))
+    }
+
+    /// A whole-value `"{{ x }}"` used to become null; it fails naming `x`,
+    /// nested in lists and mappings too.
+    #[test]
+    fn an_undefined_value_is_an_error_not_null() {
+        for source in [
+            json!("{{ nosuch }}"),
+            json!("x {{ nosuch }} y"),
+            json!({"a": [1, "{{ nosuch }}"]}),
+            json!({"a": {"b": "{{ nosuch }}"}}),
+            json!("{{ [1, nosuch] }}"),
+            json!("{{ {'k': nosuch} }}"),
+            json!("{{ d.nosuch }}"),
+        ] {
+            let e = value(source.clone(), json!({"d": {"x": "s3cr3t"}})).unwrap_err();
+            assert!(e.is_undefined(), "{source}: {e:?}");
+            assert!(e.reason().contains("nosuch"), "{source}: {e}");
+            assert!(!e.to_string().contains("s3cr3t"), "{source}: {e}");
+        }
+    }
+
+    #[test]
+    fn defined_and_defaulted_values_pass() {
+        let vars = json!({"n": null, "l": [1, 2]});
+        assert_eq!(value(json!("{{ n }}"), vars.clone()).unwrap(), json!(null));
+        assert_eq!(
+            value(json!("{{ l }}"), vars.clone()).unwrap(),
+            json!([1, 2])
+        );
+        assert_eq!(
+            value(json!("{{ x | default([]) }}"), vars.clone()).unwrap(),
+            json!([])
+        );
+        assert_eq!(
+            value(json!("{{ x.y.z | default(omit) }}"), vars.clone()).unwrap(),
+            json!(OMIT)
+        );
+        // Jinja2's `x if c` without `else` is a silent undefined: nothing.
+        assert_eq!(value(json!("{{ 'a' if false }}"), vars).unwrap(), json!(""));
+    }
+
+    /// A condition that comes out undefined fails naming it; `and`/`or`
+    /// short-circuit as in Python; tests and `default` see undefined.
+    #[test]
+    fn conditions_on_undefined_values_fail() {
+        let t = t();
+        let ctx = from_json(&json!({"off": false, "on": true}));
+        let err = |c: &str| t.eval_condition("when", c, &ctx).unwrap_err();
+        for (cond, name) in [
+            ("nosuch", "nosuch"),
+            ("on and nosuch", "nosuch"),
+            ("nosuch or on", "nosuch"),
+            ("not nosuch", "nosuch"),
+            ("nosuch == 'x'", "nosuch"),
+            ("{{ nosuch }}", "nosuch"),
+            ("on and '{{ nosuch }}'", "nosuch"),
+            ("nosuch is even", "nosuch"),
+            ("nosuch is eq 1", "nosuch"),
+            ("nosuch is in [1]", "nosuch"),
+            ("nosuch is iterable", "nosuch"),
+        ] {
+            let e = err(cond);
+            assert!(e.is_undefined(), "{cond}: {e:?}");
+            assert!(e.reason().contains(&format!("`{name}`")), "{cond}: {e}");
+        }
+        let ok = |c: &str| t.eval_condition("when", c, &ctx).unwrap();
+        assert!(!ok("off and nosuch"));
+        assert!(ok("on or nosuch"));
+        assert!(!ok("nosuch is defined"));
+        assert!(ok("nosuch is undefined"));
+        assert!(!ok("nosuch | default(false)"));
+        assert!(!ok("'a' if false"));
+        assert!(!ok("nosuch is number"));
+        assert!(!ok("nosuch is sameas none"));
+        assert!(ok("2 is even and 1 is in [1] and 'a' is lower"));
     }
 }

@@ -83,6 +83,7 @@ pub fn register(env: &mut Environment<'static>) {
     add(env, &["all"], |s: &State, seq: &Value| {
         Ok::<_, Error>(items(s, seq, "all")?.iter().all(Value::is_true))
     });
+    strict_builtin_tests(env);
     // Jinja2's `sequence` is anything with a length and indexing (strings
     // and dicts too); `iterable` excludes none. minijinja's differ.
     env.add_test("sequence", |v: &Value| {
@@ -91,15 +92,17 @@ pub fn register(env: &mut Environment<'static>) {
             ValueKind::Seq | ValueKind::Map | ValueKind::String | ValueKind::Bytes
         )
     });
+    // Iterating an undefined value fails in Jinja2, so does this test.
     env.add_test("iterable", |v: &Value| {
-        matches!(
+        defined(v)?;
+        Ok::<_, Error>(matches!(
             v.kind(),
             ValueKind::Seq
                 | ValueKind::Map
                 | ValueKind::String
                 | ValueKind::Bytes
                 | ValueKind::Iterable
-        )
+        ))
     });
     add(env, &["nan"], |v: &Value| {
         f64::try_from(v.clone()).is_ok_and(f64::is_nan)
@@ -125,6 +128,61 @@ pub fn register(env: &mut Environment<'static>) {
             _ => false,
         },
     );
+}
+
+/// Jinja2's tests that compute with the value (`x is even`, `x is eq 1`,
+/// `x is in l`, `x is lower`) fail on an undefined value, as Ansible's
+/// do (recorded in `tests/fixtures/undefined/cases/tests_on_undefined.yml`);
+/// minijinja's answer false. Tests of the value's kind (`is number`,
+/// `is none`, `is defined`, `is sameas`) still see it without failing.
+fn strict_builtin_tests(env: &mut Environment<'static>) {
+    use minijinja::tests as t;
+    fn cmp(env: &mut Environment<'static>, names: &[&'static str], f: fn(&Value, &Value) -> bool) {
+        for name in names {
+            env.add_test(*name, move |v: &Value, other: &Value| {
+                defined(v)?;
+                Ok::<_, Error>(f(v, other))
+            });
+        }
+    }
+    cmp(env, &["eq", "equalto", "=="], t::is_eq);
+    cmp(env, &["ne", "!="], t::is_ne);
+    cmp(env, &["lt", "lessthan", "<"], t::is_lt);
+    cmp(env, &["le", "<="], t::is_le);
+    cmp(env, &["gt", "greaterthan", ">"], t::is_gt);
+    cmp(env, &["ge", ">="], t::is_ge);
+    cmp(env, &["divisibleby"], t::is_divisibleby);
+    env.add_test("in", |s: &State, v: &Value, other: &Value| {
+        defined(v)?;
+        t::is_in(s, v, other)
+    });
+    env.add_test("odd", |v: &Value| {
+        defined(v)?;
+        Ok::<_, Error>(t::is_odd(v.clone()))
+    });
+    env.add_test("even", |v: &Value| {
+        defined(v)?;
+        Ok::<_, Error>(t::is_even(v.clone()))
+    });
+    env.add_test("lower", |v: &Value| {
+        defined(v)?;
+        Ok::<_, Error>(t::is_lower(v))
+    });
+    env.add_test("upper", |v: &Value| {
+        defined(v)?;
+        Ok::<_, Error>(t::is_upper(v))
+    });
+}
+
+/// Fails on an undefined value with minijinja's own error, which names it.
+fn defined(v: &Value) -> Result<(), Error> {
+    if v.is_undefined() {
+        // Looking into an undefined value is minijinja's undefined error,
+        // carrying where the value came from (the variable's name).
+        v.get_attr("value")?;
+        return Err(Error::new(ErrorKind::UndefinedError, "undefined value"));
+    }
+    Ok(())
 }
 
 /// Register a test under each name and its `ansible.builtin.` FQCN.
