@@ -18,3 +18,4 @@ mod fleet_system_a;
 mod fleet_system_b;
 mod fleet_volume_backup;
 mod local_example;
+mod no_log;

@@ -119,9 +119,31 @@ impl RunState {
 }
 
 /// Run every playbook of the project; returns the recap.
+/// Mark every password the run knows before anything is printed: the
+/// inventory's and `-e`'s password variables, `-k`, `-K` and the key
+/// passphrase. Templated ones are marked when they are rendered.
+fn mark_secrets(project: &Project, opts: &RunOptions) {
+    let secrets = crate::secrets::global();
+    for host in project.inventory.hosts.keys() {
+        secrets.mark_password_vars(&project.inventory.host_vars(host));
+    }
+    secrets.mark_password_vars(&opts.extra_vars);
+    for pw in [
+        &opts.become_password,
+        &opts.connect.password,
+        &opts.connect.key_passphrase,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        secrets.mark(pw);
+    }
+}
+
 pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Recap, RunError> {
     let pool = pool::build(opts.forks)?;
     let state = RunState::new();
+    mark_secrets(project, opts);
     let limit: Option<IndexSet<String>> = match &opts.limit {
         Some(p) => Some(project.inventory.select(p)?.into_iter().collect()),
         None => None,

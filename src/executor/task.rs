@@ -107,14 +107,15 @@ impl PlayRunner<'_> {
 
     fn run_on_host(&self, task: &Task, i: usize, name: &str, all_hosts: &[usize]) {
         let start = Instant::now();
+        let ctx = self.context(i, &task.vars, &Map::new());
+        let censor = self.no_log(task, &ctx);
         let outcome = match &task.loop_items {
             None => {
-                let ctx = self.context(i, &task.vars, &Map::new());
                 let o = self.run_item(task, i, &ctx);
-                self.report(task, i, name, &o, None, start);
+                self.report(task, i, name, &o, None, censor, start);
                 o
             }
-            Some(items) => self.run_loop(task, i, name, items, start),
+            Some(items) => self.run_loop(task, i, name, items, censor, start),
         };
         let status = outcome.status;
         // register/notify apply to the host that ran and, for run_once, to
@@ -157,12 +158,27 @@ impl PlayRunner<'_> {
         }
     }
 
+    /// Whether `no_log` hides this task's results on this host. A
+    /// `no_log` that cannot be evaluated hides them: a typo must not print
+    /// what it was meant to hide.
+    fn no_log(&self, task: &Task, ctx: &minijinja::Value) -> bool {
+        match &task.no_log {
+            None => false,
+            Some(expr) => self
+                .project
+                .templar
+                .eval_condition("no_log", expr, ctx)
+                .unwrap_or(true),
+        }
+    }
+
     fn run_loop(
         &self,
         task: &Task,
         i: usize,
         name: &str,
         items: &Value,
+        censor: bool,
         start: Instant,
     ) -> ItemOutcome {
         let ctx = self.context(i, &task.vars, &Map::new());
@@ -170,7 +186,7 @@ impl PlayRunner<'_> {
             Ok(v) => v,
             Err(e) => {
                 let o = ItemOutcome::failed(format!("loop: {e}"));
-                self.report(task, i, name, &o, None, start);
+                self.report(task, i, name, &o, None, censor, start);
                 return o;
             }
         };
@@ -191,7 +207,7 @@ impl PlayRunner<'_> {
                     _ => "not a list",
                 };
                 let o = ItemOutcome::failed(format!("loop value is {kind}"));
-                self.report(task, i, name, &o, None, start);
+                self.report(task, i, name, &o, None, censor, start);
                 return o;
             }
         };
@@ -222,6 +238,9 @@ impl PlayRunner<'_> {
             extra.insert("ansible_loop".into(), Value::Object(ansible_loop));
             let ctx = self.context(i, &task.vars, &extra);
             let label = match &lc.label {
+                // Ansible's label for a hidden item; neither the item nor
+                // its label is rendered for display.
+                _ if censor => "None".to_string(),
                 Some(l) => self
                     .project
                     .templar
@@ -230,7 +249,7 @@ impl PlayRunner<'_> {
                 None => item_label(&item),
             };
             let o = self.run_item(task, i, &ctx);
-            self.report(task, i, name, &o, Some(label), Instant::now());
+            self.report(task, i, name, &o, Some(label), censor, Instant::now());
             any_changed |= o.status == Status::Changed;
             any_failed |= o.status == Status::Failed;
             unreachable |= o.status == Status::Unreachable;
@@ -270,6 +289,7 @@ impl PlayRunner<'_> {
         agg
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn report(
         &self,
         task: &Task,
@@ -277,10 +297,11 @@ impl PlayRunner<'_> {
         name: &str,
         o: &ItemOutcome,
         item: Option<String>,
+        censor: bool,
         start: Instant,
     ) {
         let show_diff = task.diff.unwrap_or(self.opts.diff);
-        let (msg, diffs, output, changes) = if task.no_log {
+        let (msg, diffs, output, changes) = if censor {
             (Some(NO_LOG_MSG.to_string()), Vec::new(), None, Vec::new())
         } else {
             (
@@ -306,6 +327,7 @@ impl PlayRunner<'_> {
             diffs,
             output,
             changes,
+            censored: censor,
         }));
     }
 
@@ -920,6 +942,11 @@ impl PlayRunner<'_> {
             None => var_text("ansible_become_pass")?,
         }
         .or_else(|| self.opts.become_password.clone());
+        if let Some(pw) = &password {
+            // A templated password (`{{ vault_sudo_password }}`) is known
+            // only now.
+            crate::secrets::mark(pw);
+        }
         Ok(Some(Become { user, password }))
     }
 
