@@ -12,6 +12,7 @@ mod fleet_compose_deploy;
 mod fleet_docker_install;
 mod fleet_elasticsearch_cluster;
 mod fleet_jump;
+mod fleet_secrets;
 mod fleet_ssh;
 mod fleet_sysctl_tuning;
 mod fleet_system_a;
