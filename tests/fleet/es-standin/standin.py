@@ -642,6 +642,15 @@ def main():
         bootstrap_checks(cfg, warn)
         os.makedirs(cfg["data"], exist_ok=True)
         os.makedirs(cfg["logs"], exist_ok=True)
+        # Elasticsearch writes its node metadata under <path.data>/_state at
+        # its first start, before any cluster forms; so does the stand-in,
+        # so a data directory says nothing about whether a cluster formed.
+        state = os.path.join(cfg["data"], "_state")
+        os.makedirs(state, exist_ok=True)
+        node_id = os.path.join(state, "node-id")
+        if not os.path.exists(node_id):
+            with open(node_id, "w") as f:
+                f.write(str(uuidlib.uuid4()) + "\n")
     except (ConfigError, OSError) as e:
         sys.stderr.write("ERROR: %s\n" % e)
         sys.exit(78)
