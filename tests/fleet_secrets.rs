@@ -4,7 +4,8 @@
 //! password login, file content written under `no_log` with `--diff`, and
 //! the output of a failing registered command under `no_log`) go through a
 //! run that loops, diffs, becomes, registers and fails, with `-vvv` in
-//! both output formats. Neither output stream may show any of them, and
+//! both output formats (a task also prints both passwords on purpose:
+//! they must come out masked). Neither output stream may show any of them, and
 //! while herd runs neither the target's process list nor the controller's
 //! command lines may hold one.
 
@@ -158,6 +159,9 @@ const PLAYBOOK: &str = r#"- hosts: secrets
       assert:
         that: who.stdout == 'root'
       when: inventory_hostname == 'sec-sudo'
+    - name: passwords are masked
+      debug:
+        msg: "login {{ ansible_password | default('none') }} sudo {{ ansible_become_password | default('none') }}"
     - name: command input
       copy:
         content: "{{ command_secret }}\n"
@@ -371,6 +375,7 @@ fn secrets_appear_in_no_output_and_on_no_command_line() {
             let out = run.stdout();
             assert!(out.contains("(item=None)"), "{out}");
             assert!(out.contains("TASK [become worked]"), "{out}");
+            assert!(out.contains("\"login ******** sudo none\""), "{out}");
             assert!(!out.contains("TASK [never reached]"), "{out}");
         }
     }
@@ -401,6 +406,18 @@ fn check_jsonl_run(run: &Run) {
         become_
             .iter()
             .any(|r| r["host"] == "sec-sudo" && r["status"] == "ok"),
+        "{stdout}"
+    );
+    // Printed on purpose, and still masked.
+    let mut shown: Vec<String> = run
+        .results("passwords are masked")
+        .iter()
+        .map(|r| r["output"]["msg"].as_str().unwrap_or_default().to_string())
+        .collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        ["login ******** sudo none", "login none sudo ********"],
         "{stdout}"
     );
     let failed = run.results("failing command");
