@@ -63,8 +63,8 @@ impl Secrets {
     }
 
     /// Mark `value` secret from now on. Its JSON-escaped form is marked
-    /// too (a value with a quote or a newline is printed escaped in JSON
-    /// lines), and so is each longer line of a multi-line value (diffs and
+    /// too (a value with a quote or a newline shows escaped in printed
+    /// JSON, as in `debug` output), and so is each longer line of a multi-line value (diffs and
     /// command output are printed line by line).
     pub fn mark(&self, value: &str) {
         if value.is_empty() {

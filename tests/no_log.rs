@@ -171,3 +171,37 @@ fn inventory_passwords_are_masked_wherever_they_would_be_printed() {
         assert!(all.contains("bad ********"), "{output}:\n{all}");
     }
 }
+
+/// Masking works on values, not on printed JSON: a password that is also
+/// a key or a status word leaves every line valid JSON with its fields.
+#[test]
+fn a_password_that_looks_like_json_keys_keeps_json_lines_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(
+        dir.path(),
+        &[
+            (
+                "inventory.ini",
+                "localhost ansible_connection=local ansible_password=status\n",
+            ),
+            (
+                "site.yml",
+                "- hosts: localhost\n  gather_facts: no\n  tasks:\n    - name: show\n      debug:\n        msg: \"{{ ansible_password }}\"\n",
+            ),
+        ],
+    );
+    let run = Herd::new([
+        "run",
+        "site.yml",
+        "-i",
+        "inventory.ini",
+        "--output",
+        "jsonl",
+    ])
+    .current_dir(dir.path())
+    .run()
+    .expect_code(0);
+    let shown = run.results("show");
+    assert_eq!(shown[0]["status"], "ok", "{}", run.stdout());
+    assert_eq!(shown[0]["output"]["msg"], "********", "{}", run.stdout());
+}

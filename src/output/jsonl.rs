@@ -12,10 +12,9 @@ pub fn run(rx: Receiver<Event>) {
     for mut event in rx {
         event.redact(secrets);
         let mut out = stdout.lock();
+        // Masked field by field, never as serialized text: a password that
+        // happens to equal a key or a status word must not break the JSON.
         if let Ok(line) = serde_json::to_string(&event) {
-            // Masked once more as text: a secret JSON-escaped by the
-            // serializer is marked in that form too.
-            let line = secrets.redact(&line);
             // A closed stdout (e.g. `| head`) must not kill the run.
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
