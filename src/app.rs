@@ -157,13 +157,13 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(AppError::Load(diags)) => {
             for d in &diags {
-                eprint!("{}", d.render());
+                eprint!("{}", crate::secrets::redact(&d.render()));
             }
             eprintln!("error: {} problem(s) found; nothing was run", diags.len());
             ExitCode::from(exit::USAGE_OR_LOAD)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::secrets::redact(&e.to_string()));
             ExitCode::from(exit::USAGE_OR_LOAD)
         }
     }
@@ -183,7 +183,7 @@ fn init_tracing(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::secrets::RedactingStderr)
         .try_init();
 }
 

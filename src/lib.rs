@@ -13,5 +13,6 @@ pub mod inventory;
 pub mod kv;
 pub mod output;
 pub mod playbook;
+pub mod secrets;
 pub mod template;
 pub mod yaml;

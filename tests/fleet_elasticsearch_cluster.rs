@@ -1,8 +1,9 @@
 //! `elasticsearch_cluster` on six fleet hosts (`herd-13`..`herd-18`),
 //! through the example playbook `playbooks/elasticsearch-cluster.yml`, against
 //! the Elasticsearch stand-in of `tests/fleet/es-standin/` (packaged like an
-//! Elasticsearch tarball and served from the fleet's repository): three
-//! masters and two data nodes bootstrap a cluster, a sixth node joins with
+//! Elasticsearch tarball and served from the fleet's repository): a first
+//! bootstrap fails on the hosts' limits, then three masters and two data
+//! nodes bootstrap the cluster on the rerun, a sixth node joins with
 //! `--limit`, and a heap change rolls through the cluster one node at a time.
 //! Every step is checked on the hosts: the files, the processes' limits, the
 //! cluster's own view of its nodes and health, and the stand-ins' event logs
@@ -203,7 +204,36 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
     let five = inventory(f, dir.path(), false);
     let six = inventory(f, dir.path(), true);
 
-    // 1. Three masters and two data nodes, from bare hosts.
+    // 0. A first bootstrap that fails: without /etc/es-standin.conf the
+    // stand-ins refuse to start on the fleet's nofile limit, as
+    // Elasticsearch's bootstrap checks would, after writing `_state` as
+    // Elasticsearch does. The run of step 1 must still bootstrap.
+    for h in MASTERS.iter().chain(DATA.iter()) {
+        f.ssh_ok(h, "rm -f /etc/es-standin.conf");
+    }
+    let r = run(f, &five, &vars, &[]).expect_code(2);
+    for h in MASTERS.iter().chain(DATA.iter()) {
+        assert_eq!(r.stat(h, "failed"), 1, "{h}:\n{}", r.stdout());
+        assert!(
+            f.ssh(h, "test -d /var/lib/elasticsearch/_state")
+                .status
+                .success(),
+            "{h}: the failed first start left no _state"
+        );
+    }
+    for h in MASTERS {
+        let yml = f.ssh_ok(
+            h,
+            &format!("cat /opt/elasticsearch-{VERSION}/config/elasticsearch.yml"),
+        );
+        assert!(yml.contains("cluster.initial_master_nodes"), "{h}: {yml}");
+    }
+    for h in MASTERS.iter().chain(DATA.iter()) {
+        f.ssh_ok(h, "echo 'limit_checks = warn' > /etc/es-standin.conf");
+    }
+
+    // 1. Three masters and two data nodes bootstrap the cluster (on hosts
+    // where that failed once).
     let r = run(f, &five, &vars, &[]).expect_code(0);
     for h in MASTERS.iter().chain(DATA.iter()) {
         assert_eq!(r.stat(h, "changed"), 1, "{h}:\n{}", r.stdout());

@@ -19,6 +19,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use ssh2::{Channel, Session};
 
 use super::exec;
+use super::known_hosts::HostKeyChecking;
 use super::ssh::{open_session, Dial, SshError, SshOptions, SshTarget};
 
 /// One hop of a `ProxyJump` value.
@@ -89,8 +91,32 @@ impl JumpSpec {
     }
 }
 
-/// (user, address, port) of a bastion.
-type BastionKey = (String, String, u16);
+/// What makes two targets' bastions the same connection: where it goes
+/// and as whom, and how its host key was checked. Targets with different
+/// host-key policies or known_hosts files get sessions of their own, so a
+/// target that asked for strict checking never rides on a session a
+/// lenient target opened (the first connect checks the key, later users
+/// of the session do not).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BastionKey {
+    user: String,
+    address: String,
+    port: u16,
+    host_key_checking: HostKeyChecking,
+    known_hosts_files: Vec<PathBuf>,
+}
+
+impl BastionKey {
+    fn new(target: &SshTarget, options: &SshOptions) -> Self {
+        BastionKey {
+            user: target.user.clone(),
+            address: target.address.clone(),
+            port: target.port,
+            host_key_checking: options.host_key_checking,
+            known_hosts_files: options.known_hosts_files.clone(),
+        }
+    }
+}
 
 /// A bastion's place in the registry; its lock serialises connects to it.
 type BastionSlot = Arc<Mutex<Slot>>;
@@ -131,7 +157,7 @@ impl JumpRegistry {
         target: &SshTarget,
         options: &SshOptions,
     ) -> Result<Arc<Bastion>, Arc<SshError>> {
-        let key = (target.user.clone(), target.address.clone(), target.port);
+        let key = BastionKey::new(target, options);
         let slot = {
             let mut slots = self.slots.lock().map_err(|_| Arc::new(poisoned(target)))?;
             slots.entry(key).or_default().clone()
@@ -829,6 +855,50 @@ mod tests {
             assert_eq!(host.stats().reconnects, 1);
         }
         assert_eq!(registry.live_bastions(), 1);
+    }
+
+    /// Each target's host-key policy applies to its bastion: a lenient
+    /// target that connects first must not open the way for a strict one
+    /// whose known_hosts does not know the bastion.
+    #[test]
+    fn a_bastion_is_shared_only_under_the_same_host_key_policy() {
+        if skip() {
+            return;
+        }
+        let sshd = Sshd::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bastion = SshTarget {
+            name: "bastion".into(),
+            ..sshd.target()
+        };
+        let with = |policy: HostKeyChecking, file: &str| SshOptions {
+            host_key_checking: policy,
+            known_hosts_files: vec![dir.path().join(file)],
+            ..sshd.options()
+        };
+        let registry = JumpRegistry::default();
+        let off = registry
+            .bastion(&bastion, &with(HostKeyChecking::Off, "off"))
+            .expect("no checking: connects");
+        let strict = registry.bastion(&bastion, &with(HostKeyChecking::Strict, "strict"));
+        assert!(
+            strict.is_err(),
+            "a strict target reused the session of a target that checks nothing"
+        );
+        // The same policy and files share one session.
+        let again = registry
+            .bastion(&bastion, &with(HostKeyChecking::Off, "off"))
+            .expect("shared");
+        assert!(Arc::ptr_eq(&off, &again));
+        // Accept-new records the key in its own file, then strict with that
+        // file knows it: two policies, two sessions.
+        registry
+            .bastion(&bastion, &with(HostKeyChecking::AcceptNew, "learned"))
+            .expect("accept-new connects");
+        registry
+            .bastion(&bastion, &with(HostKeyChecking::Strict, "learned"))
+            .expect("strict with the learned key connects");
+        assert_eq!(registry.live_bastions(), 3);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use ssh2::{CheckResult, KnownHostFileKind, Session};
 use super::ssh::SshError;
 
 /// What to do with a host key that is not in any known_hosts file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HostKeyChecking {
     /// Unknown hosts are refused; changed keys are refused.
     Strict,

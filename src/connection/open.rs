@@ -293,6 +293,9 @@ pub fn ssh_settings(
         ],
     )
     .or_else(|| settings.password.clone());
+    if let Some(pw) = &password {
+        crate::secrets::mark(pw);
+    }
 
     let mut options = SshOptions {
         host_key_checking: settings

@@ -90,6 +90,7 @@ impl PlayRunner<'_> {
                     diffs: Vec::new(),
                     output: None,
                     changes: Vec::new(),
+                    censored: false,
                 }));
             })
         });

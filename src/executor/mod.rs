@@ -125,9 +125,34 @@ impl RunState {
 }
 
 /// Run every playbook of the project; returns the recap.
+/// Mark every password the run knows before anything is printed: the
+/// inventory's and `-e`'s password variables, `-k`, `-K` and the key
+/// passphrase. Templated ones are marked when they are rendered.
+fn mark_secrets(
+    secrets: &crate::secrets::Secrets,
+    inventory: &crate::inventory::Inventory,
+    opts: &RunOptions,
+) {
+    for host in inventory.hosts.keys() {
+        secrets.mark_password_vars(&inventory.host_vars(host));
+    }
+    secrets.mark_password_vars(&opts.extra_vars);
+    for pw in [
+        &opts.become_password,
+        &opts.connect.password,
+        &opts.connect.key_passphrase,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        secrets.mark(pw);
+    }
+}
+
 pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Recap, RunError> {
     let pool = pool::build(opts.forks)?;
     let state = RunState::new();
+    mark_secrets(crate::secrets::global(), &project.inventory, opts);
     let limit: Option<IndexSet<String>> = match &opts.limit {
         Some(p) => Some(project.inventory.select(p)?.into_iter().collect()),
         None => None,
@@ -681,4 +706,40 @@ fn hostvars_object(project: &Project, run: &RunState) -> minijinja::Value {
         names,
         templar: project.templar.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Secrets;
+
+    #[test]
+    fn every_password_the_run_knows_is_marked_before_it_starts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hosts.ini");
+        std::fs::write(
+            &path,
+            "[web]\nw1 ansible_password=inv-login-pw\n[web:vars]\nansible_become_pass=group-become-pw\n",
+        )
+        .expect("write inventory");
+        let inventory = crate::inventory::Inventory::load(&[path]).expect("inventory");
+        let mut opts = RunOptions {
+            become_password: Some("dash-K-pw".into()),
+            ..RunOptions::default()
+        };
+        opts.connect.password = Some("dash-k-pw".into());
+        opts.connect.key_passphrase = Some("key-pass-pw".into());
+        opts.extra_vars.insert(
+            "ansible_become_password".into(),
+            Value::from("extra-become-pw"),
+        );
+        let secrets = Secrets::new();
+        mark_secrets(&secrets, &inventory, &opts);
+        let text = "inv-login-pw group-become-pw dash-K-pw dash-k-pw key-pass-pw extra-become-pw";
+        assert_eq!(
+            secrets.redact(text),
+            ["********"; 6].join(" "),
+            "every password masked"
+        );
+    }
 }

@@ -235,6 +235,7 @@ impl PlayRunner<'_> {
             diffs: Vec::new(),
             output: None,
             changes: Vec::new(),
+            censored: false,
         }));
     }
 

@@ -132,14 +132,15 @@ impl PlayRunner<'_> {
 
     fn run_on_host(&self, task: &Task, i: usize, name: &str, all_hosts: &[usize]) {
         let start = Instant::now();
+        let ctx = self.context(i, &task.vars, &Map::new());
+        let censor = self.no_log(task, &ctx);
         let outcome = match &task.loop_items {
             None => {
-                let ctx = self.context(i, &task.vars, &Map::new());
                 let o = self.run_item(task, i, &ctx);
-                self.report(task, i, name, &o, None, start);
+                self.report(task, i, name, &o, None, censor, start);
                 o
             }
-            Some(items) => self.run_loop(task, i, name, items, start),
+            Some(items) => self.run_loop(task, i, name, items, censor, start),
         };
         let status = outcome.status;
         // register/notify apply to the host that ran and, for run_once, to
@@ -187,12 +188,27 @@ impl PlayRunner<'_> {
         }
     }
 
+    /// Whether `no_log` hides this task's results on this host. A
+    /// `no_log` that cannot be evaluated hides them: a typo must not print
+    /// what it was meant to hide.
+    fn no_log(&self, task: &Task, ctx: &minijinja::Value) -> bool {
+        match &task.no_log {
+            None => false,
+            Some(expr) => self
+                .project
+                .templar
+                .eval_condition("no_log", expr, ctx)
+                .unwrap_or(true),
+        }
+    }
+
     fn run_loop(
         &self,
         task: &Task,
         i: usize,
         name: &str,
         items: &Value,
+        censor: bool,
         start: Instant,
     ) -> ItemOutcome {
         let ctx = self.context(i, &task.vars, &Map::new());
@@ -208,7 +224,7 @@ impl PlayRunner<'_> {
                     &ctx,
                     ItemOutcome::template_failed(task, loop_field, &e),
                 );
-                self.report(task, i, name, &o, None, start);
+                self.report(task, i, name, &o, None, censor, start);
                 return o;
             }
         };
@@ -237,7 +253,7 @@ impl PlayRunner<'_> {
                 ));
                 o.aborts_loop = true;
                 let o = self.ignoring_errors(task, &ctx, o);
-                self.report(task, i, name, &o, None, start);
+                self.report(task, i, name, &o, None, censor, start);
                 return o;
             }
         };
@@ -250,7 +266,7 @@ impl PlayRunner<'_> {
             o.result
                 .insert("skipped_reason".into(), Value::from("No items in the list"));
             o.result.insert("results".into(), Value::Array(Vec::new()));
-            self.report(task, i, name, &o, None, start);
+            self.report(task, i, name, &o, None, censor, start);
             return o;
         }
         let mut results = Vec::with_capacity(total);
@@ -291,6 +307,9 @@ impl PlayRunner<'_> {
             extra.insert("ansible_loop".into(), Value::Object(ansible_loop));
             let ctx = self.context(i, &task.vars, &extra);
             let (label, o) = match &lc.label {
+                // Ansible's label for a hidden item; neither the item nor
+                // its label is rendered for display.
+                _ if censor => ("None".to_string(), self.run_item(task, i, &ctx)),
                 Some(l) => match self
                     .project
                     .templar
@@ -310,7 +329,7 @@ impl PlayRunner<'_> {
                 aborted = Some(o);
                 break;
             }
-            self.report(task, i, name, &o, Some(label), Instant::now());
+            self.report(task, i, name, &o, Some(label), censor, Instant::now());
             for n in &o.notify {
                 if !notify.contains(n) {
                     notify.push(n.clone());
@@ -333,7 +352,7 @@ impl PlayRunner<'_> {
             }
         }
         if let Some(mut o) = aborted {
-            self.report(task, i, name, &o, None, Instant::now());
+            self.report(task, i, name, &o, None, censor, Instant::now());
             o.result.insert("results".into(), Value::Array(results));
             return o;
         }
@@ -368,6 +387,7 @@ impl PlayRunner<'_> {
         agg
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn report(
         &self,
         task: &Task,
@@ -375,10 +395,11 @@ impl PlayRunner<'_> {
         name: &str,
         o: &ItemOutcome,
         item: Option<String>,
+        censor: bool,
         start: Instant,
     ) {
         let show_diff = task.diff.unwrap_or(self.opts.diff);
-        let (msg, diffs, output, changes) = if task.no_log {
+        let (msg, diffs, output, changes) = if censor {
             (Some(NO_LOG_MSG.to_string()), Vec::new(), None, Vec::new())
         } else {
             (
@@ -404,6 +425,7 @@ impl PlayRunner<'_> {
             diffs,
             output,
             changes,
+            censored: censor,
         }));
     }
 
@@ -1232,6 +1254,11 @@ impl PlayRunner<'_> {
             None => var_text("ansible_become_pass")?,
         }
         .or_else(|| self.opts.become_password.clone());
+        if let Some(pw) = &password {
+            // A templated password (`{{ vault_sudo_password }}`) is known
+            // only now.
+            crate::secrets::mark(pw);
+        }
         Ok(Some(Become { user, password }))
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use herdsman_modules::FileDiff;
 
 use crate::output::recap::Recap;
+use crate::secrets::Secrets;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +45,10 @@ pub struct HostResult {
     /// The change lines of the plan (what would change in check mode).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
+    /// `no_log` hid this result: `msg` is the notice, `item` is `None`,
+    /// and nothing else of the result is here.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub censored: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +78,63 @@ pub enum Event {
     Profile {
         tasks: Vec<TaskProfile>,
     },
+}
+
+impl Event {
+    /// Every text of the event with the values marked secret masked.
+    pub fn redact(&mut self, secrets: &Secrets) {
+        if secrets.is_empty() {
+            return;
+        }
+        let s = |text: &mut String| secrets.redact_string(text);
+        match self {
+            Event::PlaybookStart { path, .. } => s(path),
+            Event::PlayStart { name, hosts } => {
+                s(name);
+                hosts.iter_mut().for_each(s);
+            }
+            Event::TaskStart {
+                name,
+                location,
+                hosts,
+                ..
+            } => {
+                s(name);
+                s(location);
+                hosts.iter_mut().for_each(s);
+            }
+            Event::HostResult(r) => {
+                s(&mut r.host);
+                s(&mut r.task);
+                r.msg.iter_mut().for_each(s);
+                r.item.iter_mut().for_each(s);
+                r.delegated_to.iter_mut().for_each(s);
+                for d in &mut r.diffs {
+                    s(&mut d.path);
+                    s(&mut d.before);
+                    s(&mut d.after);
+                }
+                if let Some(o) = &mut r.output {
+                    secrets.redact_value(o);
+                }
+                r.changes.iter_mut().for_each(s);
+            }
+            Event::Warning { message } => s(message),
+            Event::Recap(recap) => {
+                let hosts = std::mem::take(&mut recap.hosts);
+                for (mut h, stats) in hosts {
+                    s(&mut h);
+                    recap.hosts.insert(h, stats);
+                }
+            }
+            Event::Profile { tasks } => {
+                for t in tasks {
+                    s(&mut t.task);
+                    s(&mut t.location);
+                }
+            }
+        }
+    }
 }
 
 /// One task's round trips and time, summed over the hosts it ran on

@@ -40,13 +40,18 @@ impl HumanPrinter {
     }
 
     pub fn run(mut self, rx: Receiver<Event>) {
-        for event in rx {
+        let secrets = crate::secrets::global();
+        for mut event in rx {
+            event.redact(secrets);
             self.handle(event);
         }
         self.stop_progress();
     }
 
     fn line(&self, text: &str) {
+        // Masked again as printed text, for what the event's own fields
+        // could not show (a secret split by JSON pretty-printing).
+        let text = crate::secrets::redact(text);
         match &self.progress {
             Some(pb) => pb.println(text),
             None => {
@@ -165,15 +170,26 @@ impl HumanPrinter {
             Status::Ignored => style(format!("failed: {host}{item} (ignored)")).red(),
         };
         let mut text = painted.to_string();
-        if let Some(output) = &r.output {
+        let failed = matches!(
+            r.status,
+            Status::Failed | Status::Unreachable | Status::Ignored
+        );
+        if r.censored {
+            // ansible-playbook's shape for a `no_log` result: the notice
+            // as JSON, on failures always and otherwise with -v.
+            if failed || self.verbosity > 0 {
+                let notice =
+                    serde_json::to_string(r.msg.as_deref().unwrap_or_default()).unwrap_or_default();
+                text.push_str(&format!(
+                    " => {{\"censored\": {notice}, \"changed\": {}}}",
+                    r.changed
+                ));
+            }
+        } else if let Some(output) = &r.output {
             let pretty = serde_json::to_string_pretty(output).unwrap_or_default();
             text.push_str(&format!(" => {pretty}"));
         } else if let Some(msg) = &r.msg {
-            if matches!(
-                r.status,
-                Status::Failed | Status::Unreachable | Status::Ignored
-            ) || self.verbosity > 0
-            {
+            if failed || self.verbosity > 0 {
                 text.push_str(&format!(" => {msg}"));
             }
         }

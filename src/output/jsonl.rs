@@ -8,8 +8,12 @@ use crate::output::event::Event;
 
 pub fn run(rx: Receiver<Event>) {
     let stdout = std::io::stdout();
-    for event in rx {
+    let secrets = crate::secrets::global();
+    for mut event in rx {
+        event.redact(secrets);
         let mut out = stdout.lock();
+        // Masked field by field, never as serialized text: a password that
+        // happens to equal a key or a status word must not break the JSON.
         if let Ok(line) = serde_json::to_string(&event) {
             // A closed stdout (e.g. `| head`) must not kill the run.
             let _ = writeln!(out, "{line}");

@@ -350,7 +350,7 @@ struct Inherited {
     become_: Option<bool>,
     become_user: Option<String>,
     ignore_errors: Option<String>,
-    no_log: Option<bool>,
+    no_log: Option<String>,
     check_mode: Option<bool>,
     diff: Option<bool>,
     run_once: Option<bool>,
@@ -393,7 +393,7 @@ struct Own {
     run_once: Option<bool>,
     delegate_to: Option<String>,
     environment: Option<Map<String, Value>>,
-    no_log: Option<bool>,
+    no_log: Option<String>,
     vars: Option<Map<String, Value>>,
     check_mode: Option<bool>,
     diff: Option<bool>,
@@ -422,7 +422,7 @@ impl Own {
                 .ignore_errors
                 .clone()
                 .or_else(|| inh.ignore_errors.clone()),
-            no_log: self.no_log.or(inh.no_log),
+            no_log: self.no_log.clone().or_else(|| inh.no_log.clone()),
             check_mode: self.check_mode.or(inh.check_mode),
             diff: self.diff.or(inh.diff),
             run_once: self.run_once.or(inh.run_once),
@@ -460,7 +460,7 @@ impl Own {
         task.delegate_to = eff.delegate_to;
         task.timeout = eff.timeout;
         task.environment = eff.environment;
-        task.no_log = eff.no_log.unwrap_or(false);
+        task.no_log = eff.no_log;
         task.vars = eff.vars;
         task.check_mode = eff.check_mode;
         task.diff = eff.diff;
@@ -768,7 +768,11 @@ impl Loader {
                 "environment" => play.environment = self.environment(v, &mut checks),
                 "tags" => play.tags = self.tags(v),
                 "check_mode" => play.check_mode = self.boolean(v, "check_mode"),
-                "no_log" => play.no_log = self.boolean(v, "no_log"),
+                "no_log" => {
+                    // Ansible applies a play's no_log to every task in it.
+                    play.no_log = self.expression_flag(v, "no_log");
+                    inherited.no_log = play.no_log.clone();
+                }
                 "ignore_errors" => {
                     inherited.ignore_errors = self.expression_flag(v, "ignore_errors")
                 }
@@ -1356,7 +1360,7 @@ impl Loader {
                     collect_checks(v, "delegate_to", checks);
                 }
                 "environment" => own.environment = Some(self.environment(v, checks)),
-                "no_log" => own.no_log = self.boolean(v, "no_log"),
+                "no_log" => own.no_log = self.expression_flag(v, "no_log"),
                 "args" => match &v.value {
                     NodeValue::Map(_) => args = Some(*v),
                     NodeValue::Null => {}
@@ -1653,7 +1657,8 @@ impl Loader {
         }
     }
 
-    /// `ignore_errors`: a boolean or a template, kept as an expression.
+    /// `ignore_errors`, `no_log`: a boolean or a template, kept as an
+    /// expression.
     fn expression_flag(&mut self, v: &Node, what: &str) -> Option<String> {
         match &v.value {
             NodeValue::Bool(b) => Some(b.to_string()),

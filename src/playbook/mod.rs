@@ -324,7 +324,7 @@ mod tests {
                     "check_mode",
                     json!(p.check_mode.map(|b| b.to_string())),
                 );
-                put(&mut m, "no_log", json!(p.no_log.map(|b| b.to_string())));
+                put(&mut m, "no_log", json!(p.no_log));
                 put(&mut m, "order", json!(p.order));
                 put(&mut m, "pre_tasks", tasks(&p.pre_tasks, base));
                 put(&mut m, "tasks", tasks(&p.tasks, base));
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(render.tags, vec!["protected", "config"]);
         assert_eq!(render.become_user.as_deref(), Some("app"));
         assert_eq!(render.become_, Some(true));
-        assert!(render.no_log);
+        assert_eq!(render.no_log.as_deref(), Some("true"));
         assert_eq!(
             render.vars.get("section"),
             Some(&serde_json::json!("protected"))

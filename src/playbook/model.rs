@@ -59,7 +59,8 @@ pub struct Play {
     pub environment: Map<String, Value>,
     pub tags: Vec<String>,
     pub check_mode: Option<bool>,
-    pub no_log: Option<bool>,
+    /// `no_log` for every task of the play, as for a task.
+    pub no_log: Option<String>,
     /// `order:` as written (`inventory`, `reverse_inventory`, `sorted`,
     /// `reverse_sorted`, `shuffle`); `None` means inventory order.
     pub order: Option<String>,
@@ -226,7 +227,9 @@ pub struct Task {
     pub run_once: bool,
     pub delegate_to: Option<String>,
     pub environment: Map<String, Value>,
-    pub no_log: bool,
+    /// `no_log`: an expression ("true", "{{ quiet }}"), from the task, a
+    /// block or the play; `None` logs.
+    pub no_log: Option<String>,
     pub vars: Map<String, Value>,
     pub check_mode: Option<bool>,
     pub diff: Option<bool>,
@@ -273,7 +276,7 @@ impl Task {
             run_once: false,
             delegate_to: None,
             environment: Map::new(),
-            no_log: false,
+            no_log: None,
             vars: Map::new(),
             check_mode: None,
             diff: None,

@@ -11,14 +11,20 @@
 //! finds the masters.
 //!
 //! Bootstrap: `cluster.initial_master_nodes` goes only into a master's
-//! first config of a brand-new cluster: when no master answers with a
-//! formed cluster (`GET /` has a `cluster_uuid`) and the node has no cluster
-//! state of its own (`<path.data>/_state`). Once the cluster is healthy the
-//! setting is taken out of the file again (no restart: it is read only at
-//! the first start), as Elasticsearch's guide asks, so the next run plans
-//! nothing.
+//! config while the cluster has not formed: when no node of the cluster
+//! (masters and data nodes of the inventory) answers `GET /` with a
+//! committed `cluster_uuid` of this cluster name. What the nodes say is the
+//! only evidence: Elasticsearch writes `<path.data>/_state` at its first
+//! start, so a first bootstrap that failed leaves one behind, and reading
+//! that directory as "already in a cluster" dropped the setting on the rerun
+//! and the cluster could never form. (A formed cluster with every node down
+//! looks new too; its nodes hold cluster state and ignore the setting, and
+//! it is removed again once the cluster is healthy.) Once the cluster is
+//! healthy the setting is taken out of the file again (no restart: it is
+//! read only at the first start), as Elasticsearch's guide asks, so the
+//! next run plans nothing.
 //!
-//! The plan looks at the host and asks the masters over HTTP in one script
+//! The plan looks at the host and asks the nodes over HTTP in one script
 //! (one round trip) and changes nothing. Apply, in order: system user and
 //! directories; download (`url` + `checksum`, fetched by the host's curl)
 //! or upload (`src`, read on the controller by the engine) and unpack into
@@ -214,6 +220,9 @@ struct Layout {
     address: String,
     port: u64,
     seed_hosts: Vec<String>,
+    /// Every node's address (masters, then the other data nodes): who is
+    /// asked whether the cluster has formed.
+    node_addresses: Vec<String>,
     initial_masters: Vec<String>,
     home: String,
     current: String,
@@ -315,6 +324,11 @@ fn layout(p: &EsParams) -> Result<Layout, ModuleError> {
         roles,
         port,
         seed_hosts: masters.iter().map(|m| inv.address(m).to_string()).collect(),
+        node_addresses: masters
+            .iter()
+            .chain(data.iter().filter(|d| !masters.contains(d)))
+            .map(|n| inv.address(n).to_string())
+            .collect(),
         initial_masters: masters.to_vec(),
         current: format!(
             "{}/elasticsearch-current",
@@ -476,10 +490,10 @@ struct Probed {
     mem_kb: u64,
     active: bool,
     enabled: bool,
-    has_state: bool,
     curl: bool,
-    /// Per master: (HTTP status, body); status 0 when it did not answer.
-    masters: Vec<(u16, String)>,
+    /// Per node of the cluster: `GET /`'s (HTTP status, body); status 0
+    /// when it did not answer.
+    nodes: Vec<(u16, String)>,
 }
 
 fn probe_script(p: &EsParams, l: &Layout) -> String {
@@ -523,16 +537,12 @@ fn probe_script(p: &EsParams, l: &Layout) -> String {
          echo \"ENA $(systemctl is-enabled -- {svc} 2>/dev/null || true)\"\n",
         svc = q(&p.service)
     ));
-    s.push_str(&format!(
-        "echo \"STATE $(yn test -d {})\"\n",
-        q(&format!("{}/_state", p.data_dir))
-    ));
     s.push_str("echo \"CURL $(yn command -v curl)\"\n");
     s.push_str("if command -v curl >/dev/null; then\n");
-    for (i, addr) in l.seed_hosts.iter().enumerate() {
+    for (i, addr) in l.node_addresses.iter().enumerate() {
         let url = format!("http://{addr}:{}/", l.port);
         s.push_str(&format!(
-            "r=$(curl -s -m 3 -w ' %{{http_code}}' {} 2>/dev/null | tr -d '\\n'); echo \"M{i} ${{r:- 000}}\"\n",
+            "r=$(curl -s -m 3 -w ' %{{http_code}}' {} 2>/dev/null | tr -d '\\n'); echo \"N{i} ${{r:- 000}}\"\n",
             q(&url)
         ));
     }
@@ -540,15 +550,15 @@ fn probe_script(p: &EsParams, l: &Layout) -> String {
     s
 }
 
-fn parse_probe(out: &str, n_masters: usize) -> Result<Probed, ProbeError> {
+fn parse_probe(out: &str, n_nodes: usize) -> Result<Probed, ProbeError> {
     let get = |tag: &str| tagged_line(out, tag);
     let yes = |tag: &str| -> Result<bool, ProbeError> { Ok(get(tag)?.trim() == "yes") };
     let file = |tag: &str| tagged_file(out, tag);
     let curl = yes("CURL")?;
-    let mut masters = Vec::with_capacity(n_masters);
-    for i in 0..n_masters {
-        let tag = format!("M{i}");
-        masters.push(match tagged(out, &tag) {
+    let mut nodes = Vec::with_capacity(n_nodes);
+    for i in 0..n_nodes {
+        let tag = format!("N{i}");
+        nodes.push(match tagged(out, &tag) {
             Some(line) => {
                 let (body, code) = line.rsplit_once(' ').unwrap_or(("", line));
                 (code.trim().parse().unwrap_or(0), body.trim().to_string())
@@ -575,13 +585,13 @@ fn parse_probe(out: &str, n_masters: usize) -> Result<Probed, ProbeError> {
         mem_kb: get("MEM")?.trim().parse().unwrap_or(0),
         active: get("ACT")?.trim() == "active",
         enabled: get("ENA")?.trim() == "enabled",
-        has_state: yes("STATE")?,
         curl,
-        masters,
+        nodes,
     })
 }
 
-/// The cluster a master reports from `GET /`, when it has joined one.
+/// The cluster a node reports from `GET /`, when one has formed: its
+/// committed UUID (`_na_` until then) under this cluster name.
 fn formed_cluster(status: u16, body: &str, cluster: &str) -> Option<String> {
     if status != 200 {
         return None;
@@ -656,7 +666,7 @@ impl Module for ElasticsearchCluster {
                 out.stderr_str().trim_end()
             )));
         }
-        let probed = parse_probe(&out.stdout_str(), l.seed_hosts.len())?;
+        let probed = parse_probe(&out.stdout_str(), l.node_addresses.len())?;
         if !probed.curl {
             return Err(ModuleError::failed(
                 "elasticsearch_cluster needs curl on the host for the cluster API (install curl)",
@@ -664,10 +674,12 @@ impl Module for ElasticsearchCluster {
         }
         let heap = heap.unwrap_or_else(|| default_heap(probed.mem_kb));
         let formed = probed
-            .masters
+            .nodes
             .iter()
             .find_map(|(st, body)| formed_cluster(*st, body, p.cluster_name.trim()));
-        let bootstrap = l.master && formed.is_none() && !probed.has_state;
+        // Only the nodes' answer decides, never a data directory (see the
+        // module doc).
+        let bootstrap = l.master && formed.is_none();
 
         let mut plan = Plan::default();
         let mut warnings = Vec::new();
@@ -1404,9 +1416,13 @@ mod tests {
         link: Option<String>,
         active: bool,
         enabled: bool,
+        /// `<path.data>/_state` exists: Elasticsearch writes it at its
+        /// first start, whether or not a cluster formed.
         has_state: bool,
-        /// A master answers `GET /` with a formed cluster.
+        /// The nodes answer `GET /` with a formed cluster.
         formed: bool,
+        /// Only this node (0..3 masters, 3 the data node) answers `GET /`.
+        only_answering: Option<usize>,
         max_map_count: (bool, u64),
         /// Every script but the probe, in order, shortened to its gist.
         log: Vec<String>,
@@ -1449,9 +1465,13 @@ mod tests {
                 u = yn(self.user),
             ));
             let uuid = if self.formed { "abc" } else { "_na_" };
-            for i in 0..3 {
+            for i in 0..4 {
+                if self.only_answering.is_some_and(|only| only != i) {
+                    out.push_str(&format!("N{i}  000\n"));
+                    continue;
+                }
                 out.push_str(&format!(
-                    "M{i} {{\"cluster_name\": \"logs\", \"cluster_uuid\": \"{uuid}\"}} 200\n"
+                    "N{i} {{\"cluster_name\": \"logs\", \"cluster_uuid\": \"{uuid}\"}} 200\n"
                 ));
             }
             out
@@ -1607,6 +1627,55 @@ mod tests {
         let again = DynModule::plan(m, &p, &mut h).expect("plan");
         assert!(again.is_empty(), "{:?}", again.changes);
         assert_eq!(again.result["bootstrap"], json!(false));
+    }
+
+    /// A first bootstrap that failed (the masters started, wrote
+    /// `_state`, and no cluster formed) is retried with the bootstrap
+    /// setting: the directory says nothing about a cluster.
+    #[test]
+    fn a_failed_first_bootstrap_keeps_the_bootstrap_setting_on_the_rerun() {
+        let p = params_for("m1", json!({}));
+        let mut h = bare();
+        let m = &ElasticsearchCluster;
+        let first = DynModule::plan(m, &p, &mut h).expect("plan");
+        let yml = first
+            .diffs
+            .iter()
+            .find(|d| d.path == YML)
+            .expect("yml")
+            .after
+            .clone();
+        assert!(yml.contains("cluster.initial_master_nodes"), "{yml}");
+        // What the failed run left: the files, an installed and running
+        // node with its `_state`, and no cluster.
+        h.files.insert(YML.into(), yml.clone());
+        h.user = true;
+        h.installed = true;
+        h.link = Some("/opt/elasticsearch-8.11.1".into());
+        h.active = true;
+        h.enabled = true;
+        h.has_state = true;
+        h.formed = false;
+        let rerun = DynModule::plan(m, &p, &mut h).expect("plan");
+        assert_eq!(rerun.result["bootstrap"], json!(true));
+        assert!(
+            !rerun.diffs.iter().any(|d| d.path == YML),
+            "the rerun must not take cluster.initial_master_nodes out: {:?}",
+            rerun.diffs
+        );
+    }
+
+    /// Any node of the cluster that reports it formed is enough, a data
+    /// node included (the masters may all be down).
+    #[test]
+    fn a_cluster_formed_as_any_node_reports_gets_no_bootstrap_setting() {
+        let mut h = bare();
+        h.formed = true;
+        h.only_answering = Some(3);
+        let plan = DynModule::plan(&ElasticsearchCluster, &params_for("m2", json!({})), &mut h)
+            .expect("plan");
+        assert_eq!(plan.result["bootstrap"], json!(false));
+        assert_eq!(plan.result["cluster_uuid"], json!("abc"));
     }
 
     #[test]

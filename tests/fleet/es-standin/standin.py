@@ -146,8 +146,6 @@ def raise_error(msg):
 
 def bootstrap_checks(cfg, warn):
     """Elasticsearch's production-mode checks that the unit's limits decide."""
-    if os.geteuid() == 0:
-        raise ConfigError("can not run elasticsearch as root")
     if cfg["host"].startswith("127.") or cfg["host"] in ("localhost", "::1", "_local_"):
         return  # development mode: Elasticsearch skips these checks on loopback
     # The fleet's hosts are containers without CAP_SYS_RESOURCE: no unit
@@ -638,10 +636,22 @@ def main():
         sys.stderr.write("WARNING: %s\n" % msg)
 
     try:
+        if os.geteuid() == 0:
+            raise ConfigError("can not run elasticsearch as root")
         cfg = load_config(a.conf)
-        bootstrap_checks(cfg, warn)
         os.makedirs(cfg["data"], exist_ok=True)
         os.makedirs(cfg["logs"], exist_ok=True)
+        # Elasticsearch writes its node metadata under <path.data>/_state
+        # when the node is built, before the bootstrap checks and before any
+        # cluster forms; so does the stand-in. A first start that fails its
+        # bootstrap checks leaves `_state` behind, as a real one does.
+        state = os.path.join(cfg["data"], "_state")
+        os.makedirs(state, exist_ok=True)
+        node_id = os.path.join(state, "node-id")
+        if not os.path.exists(node_id):
+            with open(node_id, "w") as f:
+                f.write(str(uuidlib.uuid4()) + "\n")
+        bootstrap_checks(cfg, warn)
     except (ConfigError, OSError) as e:
         sys.stderr.write("ERROR: %s\n" % e)
         sys.exit(78)
