@@ -15,4 +15,5 @@ pub mod output;
 pub mod playbook;
 pub mod secrets;
 pub mod template;
+pub mod vault;
 pub mod yaml;

@@ -125,8 +125,41 @@ impl Node {
     }
 }
 
-/// Parse one YAML document. An empty file is `Null`.
+/// Parse one YAML document. An empty file is `Null`. A vault-encrypted
+/// file is decrypted first and inline `!vault` values are decrypted, with
+/// this run's vault passwords ([`crate::vault::keyring`]); what comes out of
+/// a vault is marked secret.
 pub fn parse(path: &Path, text: &str) -> Result<Node, Diagnostic> {
+    parse_with(path, text, true)
+}
+
+/// [`parse`], with vault decryption switched off (`!vault` values stay
+/// their vault text) when `vault` is false.
+pub fn parse_with(path: &Path, text: &str, vault: bool) -> Result<Node, Diagnostic> {
+    if vault && crate::vault::is_encrypted(text) {
+        let plain = crate::vault::keyring()
+            .decrypt(&path.display().to_string(), text)
+            .map_err(|e| Diagnostic::new(path, 1, 1, e.to_string()).with_len(14))?;
+        let node = parse_plain(path, &plain, vault)?;
+        mark_leaves(&node);
+        return Ok(node);
+    }
+    parse_plain(path, text, vault)
+}
+
+/// Whole vault files: every string value is a secret, except very short
+/// ones (a `yes` or an `app` masked everywhere would hide the output).
+fn mark_leaves(node: &Node) {
+    match &node.value {
+        NodeValue::Str(s) if s.chars().count() >= 4 => crate::secrets::mark(s),
+        NodeValue::Int(i) if i.to_string().len() >= 4 => crate::secrets::mark(&i.to_string()),
+        NodeValue::Seq(items) => items.iter().for_each(mark_leaves),
+        NodeValue::Map(entries) => entries.iter().for_each(|(_, v)| mark_leaves(v)),
+        _ => {}
+    }
+}
+
+fn parse_plain(path: &Path, text: &str, vault: bool) -> Result<Node, Diagnostic> {
     let mut options = serde_saphyr::Options::default();
     // Ansible reads `mode: 0755` as octal.
     options.legacy_octal_numbers = true;
@@ -151,7 +184,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Node, Diagnostic> {
         Diagnostic::new(path, line, col, format!("invalid YAML: {message}"))
     })?;
     let path = Arc::new(path.to_path_buf());
-    Ok(raw.into_node(&path, text))
+    let mut errors = Vec::new();
+    let node = raw.into_node(&path, text, vault, &mut errors);
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(node),
+    }
 }
 
 /// Read and parse a YAML file.
@@ -188,7 +226,13 @@ const YAML11_BOOLS: &[&str] = &[
 ];
 
 impl RawNode {
-    fn into_node(self, path: &Arc<PathBuf>, text: &str) -> Node {
+    fn into_node(
+        self,
+        path: &Arc<PathBuf>,
+        text: &str,
+        vault: bool,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Node {
         let source = match (self.byte_offset, self.byte_len) {
             (Some(o), Some(l)) => text.get(o as usize..(o + l) as usize),
             _ => None,
@@ -203,14 +247,44 @@ impl RawNode {
             },
             RawValue::Int(i) => NodeValue::Int(i),
             RawValue::Float(f) => NodeValue::Float(f),
-            RawValue::Str(s) => NodeValue::Str(s),
-            RawValue::Seq(items) => {
-                NodeValue::Seq(items.into_iter().map(|n| n.into_node(path, text)).collect())
+            // serde-saphyr drops the tag; the source text still has it.
+            RawValue::Str(s) if vault && source.is_some_and(|t| t.starts_with("!vault")) => {
+                let what = format!("{}:{}:{}", path.display(), self.line, self.col);
+                match crate::vault::keyring().decrypt(&what, &s) {
+                    Ok(plain) => {
+                        crate::secrets::mark(&plain);
+                        NodeValue::Str(plain)
+                    }
+                    Err(e) => {
+                        errors.push(
+                            Diagnostic::new(
+                                path.as_ref().clone(),
+                                self.line as usize,
+                                self.col as usize,
+                                e.to_string(),
+                            )
+                            .with_len(6),
+                        );
+                        NodeValue::Null
+                    }
+                }
             }
+            RawValue::Str(s) => NodeValue::Str(s),
+            RawValue::Seq(items) => NodeValue::Seq(
+                items
+                    .into_iter()
+                    .map(|n| n.into_node(path, text, vault, errors))
+                    .collect(),
+            ),
             RawValue::Map(entries) => NodeValue::Map(
                 entries
                     .into_iter()
-                    .map(|(k, v)| (k.into_node(path, text), v.into_node(path, text)))
+                    .map(|(k, v)| {
+                        (
+                            k.into_node(path, text, vault, errors),
+                            v.into_node(path, text, vault, errors),
+                        )
+                    })
                     .collect(),
             ),
         };

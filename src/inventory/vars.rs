@@ -125,13 +125,6 @@ fn files_in(dir: &Path, found: &mut Vec<PathBuf>) {
 fn read_file(path: &Path) -> Result<Map<String, Value>, Diagnostic> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Diagnostic::new(path, 0, 0, format!("cannot read vars file: {e}")))?;
-    if text.starts_with("$ANSIBLE_VAULT") {
-        return Err(
-            Diagnostic::new(path, 1, 1, "vault-encrypted vars files are not supported")
-                .with_len(14)
-                .with_help("decrypt it with `ansible-vault decrypt` or keep the secret elsewhere"),
-        );
-    }
     let node = crate::yaml::parse(path, &text)?;
     match &node.value {
         NodeValue::Null => Ok(Map::new()),
