@@ -133,6 +133,8 @@ pub enum AppError {
     #[error("host `{0}` is not in the inventory")]
     UnknownHost(String),
     #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
+    #[error(transparent)]
     Pattern(#[from] crate::inventory::pattern::PatternError),
 }
 
@@ -188,6 +190,13 @@ fn init_tracing(cli: &Cli) {
 }
 
 pub fn run_command(command: Command) -> Result<u8, AppError> {
+    let inventory = match &command {
+        Command::Run(a) => &a.inventory,
+        Command::Validate(a) => &a.inventory,
+        Command::Inventory(a) => &a.inventory,
+    };
+    // Before anything is loaded: every YAML loader decrypts with these.
+    crate::vault::keyring().set(crate::vault::load_secrets(&inventory.vault_sources())?);
     match command {
         Command::Run(args) => cmd_run(*args),
         Command::Validate(args) => {

@@ -132,6 +132,26 @@ pub struct InventoryOpts {
     /// Inventory file or directory (repeatable).
     #[arg(short = 'i', long = "inventory")]
     pub inventory: Vec<PathBuf>,
+    /// Vault password file, or an executable that prints the password (repeatable).
+    #[arg(long = "vault-password-file", alias = "vault-pass-file")]
+    pub vault_password_files: Vec<PathBuf>,
+    /// Vault password as LABEL@FILE, LABEL@SCRIPT or LABEL@prompt (repeatable).
+    #[arg(long = "vault-id")]
+    pub vault_ids: Vec<String>,
+    /// Ask for the vault password (needs a terminal).
+    #[arg(short = 'J', long = "ask-vault-pass", alias = "ask-vault-password")]
+    pub ask_vault_pass: bool,
+}
+
+impl InventoryOpts {
+    /// Where this run's vault passwords come from.
+    pub fn vault_sources(&self) -> crate::vault::PasswordSources {
+        crate::vault::PasswordSources {
+            password_files: self.vault_password_files.clone(),
+            vault_ids: self.vault_ids.clone(),
+            ask: self.ask_vault_pass,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

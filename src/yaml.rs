@@ -248,7 +248,7 @@ impl RawNode {
             RawValue::Int(i) => NodeValue::Int(i),
             RawValue::Float(f) => NodeValue::Float(f),
             // serde-saphyr drops the tag; the source text still has it.
-            RawValue::Str(s) if vault && source.is_some_and(|t| t.starts_with("!vault")) => {
+            RawValue::Str(s) if vault && tagged_vault(text, self.byte_offset) => {
                 let what = format!("{}:{}:{}", path.display(), self.line, self.col);
                 match crate::vault::keyring().decrypt(&what, &s) {
                     Ok(plain) => {
@@ -298,6 +298,31 @@ impl RawNode {
             },
         }
     }
+}
+
+/// Whether the scalar starting at `offset` carries the `!vault` tag.
+/// serde-saphyr drops unknown tags and its span starts at the value (the
+/// quote, the text, or the first line of a block scalar), so the tag is
+/// looked for in the text just before it: `!vault`, then for a block
+/// scalar its `|`/`>` indicator (with chomping/indent marks).
+fn tagged_vault(text: &str, offset: Option<u64>) -> bool {
+    let Some(before) = offset.and_then(|o| text.get(..o as usize)) else {
+        return false;
+    };
+    let before = before.trim_end();
+    let before = match before.strip_suffix(|c: char| matches!(c, '-' | '+' | '1'..='9')) {
+        Some(b) => b.trim_end_matches(|c: char| matches!(c, '-' | '+' | '1'..='9')),
+        None => before,
+    };
+    let before = before
+        .strip_suffix(['|', '>'])
+        .map(str::trim_end)
+        .unwrap_or(before);
+    before.ends_with("!vault")
+        && before[..before.len() - "!vault".len()]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, ':' | '-' | '[' | ',' | '{'))
 }
 
 impl<'de> Deserialize<'de> for RawNode {
@@ -419,6 +444,49 @@ mod tests {
         let play = &n.as_seq().unwrap()[0];
         let (k, _) = &play.as_map().unwrap()[1];
         assert_eq!((k.span.line, k.span.col, k.span.len), (2, 3, 5));
+    }
+
+    #[test]
+    fn vault_tags_are_found_before_the_value() {
+        let text =
+            "a: !vault |\n  $X\nb: !vault '$X'\nc: !vault $X\nd: |-\n  $X\ne: !vault >+2\n  $X\n";
+        let raw: RawNode = serde_saphyr::from_str(text).unwrap();
+        let RawValue::Map(m) = raw.value else {
+            panic!("a map")
+        };
+        let tagged: Vec<bool> = m
+            .iter()
+            .map(|(_, v)| tagged_vault(text, v.byte_offset))
+            .collect();
+        assert_eq!(tagged, [true, true, true, false, true]);
+    }
+
+    #[test]
+    fn vault_files_and_inline_values_decrypt_with_the_keyring() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vault");
+        let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        crate::vault::keyring().set(vec![
+            crate::vault::VaultSecret::new("default", "herd-test-password"),
+            crate::vault::VaultSecret::new("dev", "dev-password"),
+        ]);
+        let v = json(&read("file-1.2-dev.yml"));
+        assert_eq!(
+            v,
+            serde_json::json!({"db_password": "s3cr3t-from-file", "db_user": "app"})
+        );
+        let v = json(&format!(
+            "{}{}",
+            read("string-1.1.yml"),
+            read("string-1.2-dev.yml").replace("api_token", "dev")
+        ));
+        assert_eq!(
+            v,
+            serde_json::json!({"api_token": "inline-s3cret", "dev": "inline-dev-s3cret"})
+        );
+        assert_eq!(
+            crate::secrets::redact("x inline-s3cret s3cr3t-from-file"),
+            "x ******** ********"
+        );
     }
 
     #[test]

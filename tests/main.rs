@@ -23,3 +23,4 @@ mod hostile;
 mod local_example;
 mod no_log;
 mod undefined;
+mod vault;

@@ -1,0 +1,140 @@
+//! ansible-vault through the `herd` binary: an encrypted group_vars file and
+//! an inline `!vault` value reach a task and never its output; a missing or
+//! wrong password is an error naming the file. And the other direction:
+//! what herd encrypts, the real `ansible-vault` 2.18 (installed by
+//! `bench/setup-ansible.sh`) decrypts. A missing ansible-vault fails the
+//! test; it is never skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{repo, write_files, Herd, Run};
+
+const FILE_SECRET: &str = "s3cr3t-from-file";
+const INLINE_SECRET: &str = "inline-s3cret";
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo().join("tests/fixtures/vault").join(name)).expect("fixture")
+}
+
+fn ansible_vault() -> PathBuf {
+    let playbook = std::env::var("HERD_ANSIBLE_PLAYBOOK")
+        .unwrap_or_else(|_| "/var/cache/herd-bench/venv/bin/ansible-playbook".into());
+    PathBuf::from(playbook).with_file_name("ansible-vault")
+}
+
+/// A local project: group_vars/all.yml is the ansible-vault 1.1 fixture,
+/// the play has an inline `!vault` var from `encrypt_string`.
+fn project(dir: &Path) {
+    let inline = fixture("string-1.1.yml");
+    let inline = inline.replace('\n', "\n    ");
+    let site = format!(
+        "- hosts: localhost\n  gather_facts: no\n  vars:\n    {}\n  tasks:\n    - name: write\n      copy:\n        content: \"{{{{ db_password }}:{{{{ api_token }}}}\\n\"\n        dest: \"{{{{ out }}}}\"\n",
+        inline.trim_end()
+    )
+    .replace("{{ db_password }:", "{{ db_password }}:");
+    write_files(
+        dir,
+        &[
+            ("inventory.ini", "localhost ansible_connection=local\n"),
+            ("group_vars/all.yml", &fixture("file-1.1.yml")),
+            ("site.yml", &site),
+            ("pw.txt", "herd-test-password\n"),
+            ("wrong.txt", "not-the-password\n"),
+        ],
+    );
+}
+
+fn run(dir: &Path, extra: &[&str]) -> Run {
+    let out = format!("out={}", dir.join("out.txt").display());
+    let mut args = vec!["run", "site.yml", "-i", "inventory.ini", "-e", &out];
+    args.extend_from_slice(extra);
+    Herd::new(args)
+        .env_remove("ANSIBLE_VAULT_PASSWORD_FILE")
+        .current_dir(dir)
+        .run()
+}
+
+#[test]
+fn vault_values_reach_the_task_and_never_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    for extra in [
+        &["--vault-password-file", "pw.txt", "--diff", "-vvv"][..],
+        &["--vault-id", "default@pw.txt", "--output", "jsonl", "-vvv"][..],
+    ] {
+        let _ = std::fs::remove_file(dir.path().join("out.txt"));
+        let r = run(dir.path(), extra).expect_code(0);
+        let written = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+        assert_eq!(written, format!("{FILE_SECRET}:{INLINE_SECRET}\n"));
+        for secret in [FILE_SECRET, INLINE_SECRET] {
+            assert!(
+                !r.stdout().contains(secret) && !r.stderr().contains(secret),
+                "`{secret}` printed by herd {}:\n{}\n{}",
+                r.label,
+                r.stdout(),
+                r.stderr()
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_or_wrong_vault_password_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let r = run(dir.path(), &[]).expect_code(1);
+    assert!(r.stderr().contains("all.yml"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("--vault-password-file"),
+        "{}",
+        r.stderr()
+    );
+    let r = run(dir.path(), &["--vault-password-file", "wrong.txt"]).expect_code(1);
+    assert!(r.stderr().contains("all.yml"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("no vault password matches"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!r.stderr().contains("not-the-password"), "{}", r.stderr());
+    assert!(!dir.path().join("out.txt").exists());
+    // --ask-vault-pass without a terminal is an error, not a hang.
+    let r = run(dir.path(), &["--ask-vault-pass"]).expect_code(1);
+    assert!(r.stderr().contains("without a terminal"), "{}", r.stderr());
+}
+
+#[test]
+fn ansible_vault_reads_what_herd_encrypts() {
+    let ansible = ansible_vault();
+    assert!(
+        ansible.exists(),
+        "{} is missing: run bench/setup-ansible.sh (or set HERD_ANSIBLE_PLAYBOOK)",
+        ansible.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plain = "db_password: round-trip\nlist:\n  - 1\n";
+    let pw = dir.path().join("pw.txt");
+    std::fs::write(&pw, "herd-test-password\n").unwrap();
+    for (label, flag) in [("default", "--vault-password-file"), ("dev", "--vault-id")] {
+        let secret = herdsman::vault::VaultSecret::new(label, "herd-test-password");
+        let file = dir.path().join(format!("{label}.yml"));
+        std::fs::write(&file, herdsman::vault::encrypt(plain, &secret).unwrap()).unwrap();
+        let source = if label == "dev" {
+            format!("dev@{}", pw.display())
+        } else {
+            pw.display().to_string()
+        };
+        let out = Command::new(&ansible)
+            .args(["view", flag, &source])
+            .arg(&file)
+            .output()
+            .expect("run ansible-vault");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), plain);
+    }
+}
