@@ -264,11 +264,10 @@ pub fn load_secrets(src: &PasswordSources) -> Result<Vec<VaultSecret>, VaultErro
     if src.ask {
         out.push(VaultSecret::new(DEFAULT_ID, prompt(None)?));
     }
-    if src.vault_ids.is_empty() && src.password_files.is_empty() && !src.ask {
-        if let Some(path) = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE") {
-            if !path.is_empty() {
-                out.push(VaultSecret::new(DEFAULT_ID, read_source(Path::new(&path))?));
-            }
+    // Ansible adds the configured password file to whatever the flags give.
+    if let Some(path) = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE") {
+        if !path.is_empty() {
+            out.push(VaultSecret::new(DEFAULT_ID, read_source(Path::new(&path))?));
         }
     }
     Ok(out)

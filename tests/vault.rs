@@ -12,6 +12,7 @@ use crate::support::{repo, write_files, Herd, Run};
 
 const FILE_SECRET: &str = "s3cr3t-from-file";
 const INLINE_SECRET: &str = "inline-s3cret";
+const EXTRA_SECRET: &str = "from-extra-file-token";
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo().join("tests/fixtures/vault").join(name)).expect("fixture")
@@ -41,6 +42,8 @@ fn project(dir: &Path) {
             ("site.yml", &site),
             ("pw.txt", "herd-test-password\n"),
             ("wrong.txt", "not-the-password\n"),
+            ("extra.yml", &fixture("extra-1.2-dev.yml")),
+            ("dev.txt", "dev-password\n"),
         ],
     );
 }
@@ -59,15 +62,34 @@ fn run(dir: &Path, extra: &[&str]) -> Run {
 fn vault_values_reach_the_task_and_never_the_output() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
-    for extra in [
-        &["--vault-password-file", "pw.txt", "--diff", "-vvv"][..],
-        &["--vault-id", "default@pw.txt", "--output", "jsonl", "-vvv"][..],
+    for (extra, token) in [
+        (
+            &["--vault-password-file", "pw.txt", "--diff", "-vvv"][..],
+            INLINE_SECRET,
+        ),
+        (
+            &["--vault-id", "default@pw.txt", "--output", "jsonl", "-vvv"][..],
+            INLINE_SECRET,
+        ),
+        // -e @file: a vault 1.2 file whose `dev` password is tried first.
+        (
+            &[
+                "--vault-password-file",
+                "pw.txt",
+                "--vault-id",
+                "dev@dev.txt",
+                "-e",
+                "@extra.yml",
+                "-vvv",
+            ][..],
+            EXTRA_SECRET,
+        ),
     ] {
         let _ = std::fs::remove_file(dir.path().join("out.txt"));
         let r = run(dir.path(), extra).expect_code(0);
         let written = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
-        assert_eq!(written, format!("{FILE_SECRET}:{INLINE_SECRET}\n"));
-        for secret in [FILE_SECRET, INLINE_SECRET] {
+        assert_eq!(written, format!("{FILE_SECRET}:{token}\n"));
+        for secret in [FILE_SECRET, INLINE_SECRET, EXTRA_SECRET] {
             assert!(
                 !r.stdout().contains(secret) && !r.stderr().contains(secret),
                 "`{secret}` printed by herd {}:\n{}\n{}",
