@@ -1,7 +1,7 @@
 //! Values that must never be printed: ssh and sudo passwords (from the
 //! inventory, `-k`, `-K`), key passphrases, and whatever else is marked
-//! secret later (decrypted vault values are meant to go through
-//! [`Secrets::mark`] too). Whoever learns such a value marks it here;
+//! secret later (decrypted vault values: `crate::yaml` marks them as it
+//! decrypts). Whoever learns such a value marks it here;
 //! everything that writes where a user or a log can read it (the event
 //! printer for human and JSON lines output, errors and warnings on stderr,
 //! tracing) passes its text through [`Secrets::redact`], so a marked value
