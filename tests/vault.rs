@@ -124,6 +124,9 @@ fn missing_or_wrong_vault_password_names_the_file() {
     // --ask-vault-pass without a terminal is an error, not a hang.
     let r = run(dir.path(), &["--ask-vault-pass"]).expect_code(1);
     assert!(r.stderr().contains("without a terminal"), "{}", r.stderr());
+    let r = run(dir.path(), &["--vault-id", "dev@prompt"]).expect_code(1);
+    assert!(r.stderr().contains("vault id `dev`"), "{}", r.stderr());
+    assert!(r.stderr().contains("without a terminal"), "{}", r.stderr());
 }
 
 #[test]
