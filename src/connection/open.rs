@@ -26,6 +26,12 @@ use super::ssh_config::{SshConfig, SshConfigHost};
 #[derive(Clone, Default)]
 pub struct ConnectSettings {
     pub remote_user: Option<String>,
+    /// ansible.cfg `remote_user`: below a play's `remote_user`.
+    pub config_remote_user: Option<String>,
+    /// ansible.cfg `[ssh_connection] ssh_args`: placed before
+    /// `ansible_ssh_common_args` on Ansible's ssh command line, so its
+    /// options win as ssh's first-given value does.
+    pub ssh_args: Option<String>,
     pub private_key: Option<PathBuf>,
     /// `--host-key-checking`; `None` = ssh config, then accept-new.
     pub host_key_checking: Option<HostKeyChecking>,
@@ -240,6 +246,15 @@ pub fn ssh_settings(
 ) -> (SshTarget, SshOptions, Vec<String>) {
     let mut ignored = Vec::new();
     let mut arg_lines = Vec::new();
+    if let Some(args) = settings
+        .ssh_args
+        .as_deref()
+        .filter(|a| !a.trim().is_empty())
+    {
+        let (lines, rest) = args_as_config_lines(args);
+        arg_lines.extend(lines);
+        ignored.extend(rest);
+    }
     for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
         if let Some(args) = var_str(vars, &[key]) {
             let (lines, rest) = args_as_config_lines(args);
@@ -273,6 +288,7 @@ pub fn ssh_settings(
     let user = var_string(vars, &["ansible_user", "ansible_ssh_user"])
         .or_else(|| settings.remote_user.clone())
         .or_else(|| play.remote_user.map(str::to_string))
+        .or_else(|| settings.config_remote_user.clone())
         .or_else(|| from_args.user.clone())
         .or_else(|| from_file.user.clone())
         .unwrap_or_else(super::ssh::current_user);

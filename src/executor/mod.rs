@@ -53,6 +53,9 @@ pub struct RunOptions {
     pub connect: ConnectSettings,
     /// `-K`: the become password for every host without `ansible_become_password`.
     pub become_password: Option<String>,
+    /// ansible.cfg `gathering = explicit`: a play without `gather_facts:`
+    /// does not gather (false, the default, gathers as Ansible does).
+    pub gather_explicit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -323,7 +326,7 @@ impl<'a> PlayRunner<'a> {
             if self.ended() {
                 break;
             }
-            if self.play.gather_facts.unwrap_or(true) {
+            if self.play.gather_facts.unwrap_or(!self.opts.gather_explicit) {
                 self.gather_facts(&batch);
             }
             self.run_list(&self.play.pre_tasks, &batch);
