@@ -457,6 +457,41 @@ mod tests {
     }
 
     #[test]
+    fn ansible_cfg_remote_user_and_ssh_args_are_the_lowest_defaults() {
+        let settings = ConnectSettings {
+            config_remote_user: Some("cfguser".into()),
+            ssh_args: Some("-C -o Port=2201\n-o ConnectTimeout=4".into()),
+            ..ConnectSettings::default()
+        };
+        let (t, o, ignored) =
+            ssh_settings("db1", &Map::new(), PlayConnection::default(), &settings);
+        assert_eq!((t.user.as_str(), t.port), ("cfguser", 2201));
+        assert_eq!(o.connect_timeout, Duration::from_secs(4));
+        assert_eq!(ignored, vec!["-C".to_string()]);
+        // A play's remote_user beats the file; -u beats both; the inventory beats all.
+        let play = PlayConnection {
+            connection: None,
+            remote_user: Some("playuser"),
+        };
+        let (t, _, _) = ssh_settings("db1", &Map::new(), play, &settings);
+        assert_eq!(t.user, "playuser");
+        let flag = ConnectSettings {
+            remote_user: Some("flaguser".into()),
+            ..settings.clone()
+        };
+        let (t, _, _) = ssh_settings("db1", &Map::new(), play, &flag);
+        assert_eq!(t.user, "flaguser");
+        let v = vars(json!({"ansible_user": "invuser"}));
+        let (t, _, _) = ssh_settings("db1", &v, play, &flag);
+        assert_eq!(t.user, "invuser");
+        // ssh_args come first on Ansible's ssh command line, so they win over
+        // ansible_ssh_common_args as ssh's first value does.
+        let v = vars(json!({"ansible_ssh_common_args": "-o Port=2299"}));
+        let (t, _, _) = ssh_settings("db1", &v, PlayConnection::default(), &settings);
+        assert_eq!(t.port, 2201);
+    }
+
+    #[test]
     fn command_line_beats_config_and_localhost_is_local() {
         let settings = ConnectSettings {
             host_key_checking: Some(HostKeyChecking::Strict),
