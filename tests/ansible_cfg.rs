@@ -139,6 +139,53 @@ fn run_uses_the_cfg_inventory_and_gathering() {
 }
 
 #[test]
+fn forks_come_from_the_file_then_the_env_then_the_flag() {
+    let p = project();
+    write_files(
+        p.path(),
+        &[(
+            "forks.yml",
+            "- hosts: local\n  tasks:\n    - name: forks\n      debug:\n        var: ansible_forks\n",
+        )],
+    );
+    let forks = |run: crate::support::Run| -> serde_json::Value {
+        let results = run.results("forks");
+        assert_eq!(results.len(), 1, "{}", run.stdout());
+        results[0]["output"]["ansible_forks"].clone()
+    };
+    let base = || herd_in(p.path(), &["run", "forks.yml", "--output", "jsonl"]);
+    assert_eq!(forks(base().run().expect_code(0)), 3);
+    assert_eq!(
+        forks(base().env("ANSIBLE_FORKS", "4").run().expect_code(0)),
+        4
+    );
+    let flag = herd_in(
+        p.path(),
+        &["run", "forks.yml", "--output", "jsonl", "-f", "5"],
+    )
+    .env("ANSIBLE_FORKS", "4")
+    .run()
+    .expect_code(0);
+    assert_eq!(forks(flag), 5);
+    // Without a config, herd's own default.
+    std::fs::remove_file(p.path().join("ansible.cfg")).expect("rm");
+    let run = herd_in(
+        p.path(),
+        &[
+            "run",
+            "forks.yml",
+            "--output",
+            "jsonl",
+            "-i",
+            "inventory/hosts.ini",
+        ],
+    )
+    .run()
+    .expect_code(0);
+    assert_eq!(forks(run), 20);
+}
+
+#[test]
 fn a_bad_cfg_line_is_a_load_error_with_its_position() {
     let p = project();
     write_files(

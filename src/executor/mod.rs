@@ -528,6 +528,8 @@ impl<'a> PlayRunner<'a> {
         );
         m.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
         m.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
+        // As in Ansible: the effective forks (flag, ANSIBLE_FORKS, ansible.cfg).
+        m.insert("ansible_forks".into(), Value::from(self.opts.forks));
         m.insert(
             "inventory_dir".into(),
             self.project
