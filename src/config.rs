@@ -710,9 +710,12 @@ impl AnsibleConfig {
 fn unused_keys(path: &Path, ini: &Ini) -> Vec<String> {
     let mut out = Vec::new();
     for (section, (line, keys)) in &ini.sections {
-        let known_section = SETTINGS
-            .iter()
-            .any(|s| s.ini.iter().any(|(sec, _)| sec == section));
+        // `[DEFAULT]` keys are seen from every section (configparser).
+        let any_section = section == "DEFAULT";
+        let known_section = any_section
+            || SETTINGS
+                .iter()
+                .any(|s| s.ini.iter().any(|(sec, _)| sec == section));
         if !known_section {
             out.push(format!(
                 "{}:{line}: herd does not act on section `[{section}]`; its settings are ignored",
@@ -721,9 +724,11 @@ fn unused_keys(path: &Path, ini: &Ini) -> Vec<String> {
             continue;
         }
         for (key, value) in keys {
-            let used = SETTINGS
-                .iter()
-                .any(|s| s.ini.iter().any(|(sec, k)| sec == section && k == key));
+            let used = SETTINGS.iter().any(|s| {
+                s.ini
+                    .iter()
+                    .any(|(sec, k)| (any_section || sec == section) && k == key)
+            });
             if !used {
                 out.push(format!(
                     "{}:{}: herd does not act on `{key}` in `[{section}]`; it is ignored",
@@ -866,6 +871,28 @@ mod tests {
         let config =
             AnsibleConfig::from_sources(None, &env(&[]), Path::new(CWD), None).expect("loads");
         assert_eq!(config, AnsibleConfig::default());
+    }
+
+    #[test]
+    fn default_section_keys_count_for_every_section() {
+        let ini = Ini::parse(
+            Path::new("/p/ansible.cfg"),
+            "[DEFAULT]\nremote_user = d\nnope = 1\n[defaults]\n",
+        )
+        .expect("parses");
+        let config = AnsibleConfig::from_ini(
+            Some(Path::new("/p/ansible.cfg")),
+            &ini,
+            &env(&[]),
+            Path::new(CWD),
+            None,
+        )
+        .expect("loads");
+        assert_eq!(config.remote_user.as_deref(), Some("d"));
+        assert_eq!(
+            config.warnings,
+            ["/p/ansible.cfg:3: herd does not act on `nope` in `[DEFAULT]`; it is ignored"]
+        );
     }
 
     #[test]
