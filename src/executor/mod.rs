@@ -644,7 +644,7 @@ impl<'a> PlayRunner<'a> {
             if warned.insert(o.to_lowercase()) {
                 self.sink.send(Event::Warning {
                     message: format!(
-                        "ssh option `{o}` from ansible_ssh_*_args is not supported and was ignored"
+                        "ssh option `{o}` from ansible_ssh_*_args or ansible.cfg ssh_args is not supported and was ignored"
                     ),
                 });
             }
