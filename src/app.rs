@@ -10,6 +10,7 @@ use clap::Parser;
 use serde_json::{Map, Value};
 
 use crate::cli::{Cli, Command, InventoryArgs, RunArgs};
+use crate::config::AnsibleConfig;
 use crate::connection::open::ConnectSettings;
 use crate::executor::RunOptions;
 
@@ -136,6 +137,8 @@ pub enum AppError {
     Vault(#[from] crate::vault::VaultError),
     #[error(transparent)]
     Pattern(#[from] crate::inventory::pattern::PatternError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 pub fn main() -> ExitCode {
@@ -190,19 +193,26 @@ fn init_tracing(cli: &Cli) {
 }
 
 pub fn run_command(command: Command) -> Result<u8, AppError> {
+    // ansible.cfg and ANSIBLE_* first: they are the defaults the flags override.
+    let config = AnsibleConfig::load()?;
     let inventory = match &command {
         Command::Run(a) => &a.inventory,
         Command::Validate(a) => &a.inventory,
         Command::Inventory(a) => &a.inventory,
     };
     // Before anything is loaded: every YAML loader decrypts with these.
-    crate::vault::keyring().set(crate::vault::load_secrets(&inventory.vault_sources())?);
+    let vault_sources = crate::vault::PasswordSources {
+        configured: config.vault_password_file.clone(),
+        ..inventory.vault_sources()
+    };
+    crate::vault::keyring().set(crate::vault::load_secrets(&vault_sources)?);
     match command {
-        Command::Run(args) => cmd_run(*args),
+        Command::Run(args) => cmd_run(*args, &config),
         Command::Validate(args) => {
             let _extra = parse_extra_vars(&args.extra_vars)?;
-            let project =
-                load_project(&args.playbooks, &args.inventory.inventory).map_err(AppError::Load)?;
+            print_config_warnings(&config);
+            let inventories = inventory_paths(&args.inventory.inventory, &config);
+            let project = load_project(&args.playbooks, &inventories).map_err(AppError::Load)?;
             print_warnings(&project);
             let plays: usize = project.playbooks.iter().map(|p| p.plays.len()).sum();
             println!(
@@ -213,8 +223,51 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
             );
             Ok(exit::OK)
         }
-        Command::Inventory(args) => cmd_inventory(args),
+        Command::Inventory(args) => {
+            print_config_warnings(&config);
+            cmd_inventory(args, &config)
+        }
     }
+}
+
+/// `-i` paths, else ansible.cfg's `inventory`.
+fn inventory_paths(cli: &[PathBuf], config: &AnsibleConfig) -> Vec<PathBuf> {
+    if cli.is_empty() {
+        config.inventory.clone()
+    } else {
+        cli.to_vec()
+    }
+}
+
+fn print_config_warnings(config: &AnsibleConfig) {
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// Whether any play or task of the run asks for become (for the
+/// become_method check).
+fn uses_become(project: &Project) -> bool {
+    fn tasks(list: &[crate::playbook::model::Task]) -> bool {
+        list.iter().any(|t| {
+            t.become_ == Some(true)
+                || match &t.kind {
+                    crate::playbook::model::TaskKind::Block {
+                        block,
+                        rescue,
+                        always,
+                    } => tasks(block) || tasks(rescue) || tasks(always),
+                    _ => false,
+                }
+        })
+    }
+    project.playbooks.iter().flat_map(|pb| &pb.plays).any(|p| {
+        p.become_ == Some(true)
+            || tasks(&p.pre_tasks)
+            || tasks(&p.tasks)
+            || tasks(&p.post_tasks)
+            || tasks(&p.handlers)
+    })
 }
 
 /// Non-fatal load problems, on stderr so stdout stays clean for tools.
@@ -224,33 +277,40 @@ fn print_warnings(project: &Project) {
     }
 }
 
-fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
+fn cmd_run(args: RunArgs, config: &AnsibleConfig) -> Result<u8, AppError> {
     let extra_vars = parse_extra_vars(&args.extra_vars)?;
-    let project =
-        load_project(&args.playbooks, &args.inventory.inventory).map_err(AppError::Load)?;
-    let connect = connect_settings(&args)?;
+    let inventories = inventory_paths(&args.inventory.inventory, config);
+    let project = load_project(&args.playbooks, &inventories).map_err(AppError::Load)?;
+    let become_ = args.become_ || config.become_ == Some(true);
+    config.check_become_method(become_ || uses_become(&project))?;
+    let connect = connect_settings(&args, config)?;
+    let ask_become_pass = args.ask_become_pass || config.become_ask_pass == Some(true);
     let opts = RunOptions {
-        forks: usize::from(args.forks),
+        forks: usize::from(args.forks.or(config.forks).unwrap_or(20)),
         check: args.check,
         diff: args.diff,
         tags: args.tags,
         skip_tags: args.skip_tags,
-        become_: args.become_,
-        become_user: args.become_user,
+        become_,
+        become_user: args.become_user.or_else(|| config.become_user.clone()),
         limit: args.limit,
         extra_vars,
         force_handlers: args.force_handlers,
         verbosity: args.verbose,
         profile: args.profile,
         connect,
-        become_password: if args.ask_become_pass {
+        become_password: if ask_become_pass {
             Some(ask("BECOME password: ")?)
         } else {
             None
         },
+        gather_explicit: config.gathering.is_some_and(|g| !g.gathers_by_default()),
     };
     install_signal_handlers();
     let (sink, printer) = crate::output::start_printer(args.output, args.verbose);
+    for w in &config.warnings {
+        sink.send(crate::output::Event::Warning { message: w.clone() });
+    }
     for w in &project.inventory.warnings {
         sink.send(crate::output::Event::Warning {
             message: w.to_string(),
@@ -270,8 +330,9 @@ fn cmd_run(args: RunArgs) -> Result<u8, AppError> {
     Ok(recap.exit_code())
 }
 
-fn cmd_inventory(args: InventoryArgs) -> Result<u8, AppError> {
-    let mut inventory = Inventory::load(&args.inventory.inventory).map_err(AppError::Load)?;
+fn cmd_inventory(args: InventoryArgs, config: &AnsibleConfig) -> Result<u8, AppError> {
+    let inventories = inventory_paths(&args.inventory.inventory, config);
+    let mut inventory = Inventory::load(&inventories).map_err(AppError::Load)?;
     for w in &inventory.warnings {
         eprintln!("warning: {w}");
     }
@@ -302,7 +363,10 @@ fn cmd_inventory(args: InventoryArgs) -> Result<u8, AppError> {
     Ok(exit::OK)
 }
 
-fn connect_settings(args: &RunArgs) -> Result<ConnectSettings, AppError> {
+/// Connection settings: flags over ansible.cfg/ANSIBLE_* over herd's defaults.
+/// ansible.cfg `host_key_checking = True` maps to `strict` (Ansible would
+/// ask about an unknown key; herd cannot ask, so it refuses), `False` to `off`.
+fn connect_settings(args: &RunArgs, config: &AnsibleConfig) -> Result<ConnectSettings, AppError> {
     use crate::cli::HostKeyCheckingArg;
     use crate::connection::ssh::HostKeyChecking;
     let ssh_config = crate::connection::ssh_config::default_path()
@@ -310,12 +374,26 @@ fn connect_settings(args: &RunArgs) -> Result<ConnectSettings, AppError> {
         .and_then(|p| crate::connection::ssh_config::SshConfig::load(&p).ok());
     Ok(ConnectSettings {
         remote_user: args.user.clone(),
-        private_key: args.private_key.clone(),
-        host_key_checking: args.host_key_checking.map(|h| match h {
-            HostKeyCheckingArg::Strict => HostKeyChecking::Strict,
-            HostKeyCheckingArg::AcceptNew => HostKeyChecking::AcceptNew,
-            HostKeyCheckingArg::Off => HostKeyChecking::Off,
-        }),
+        config_remote_user: config.remote_user.clone(),
+        ssh_args: config.ssh_args.clone(),
+        private_key: args
+            .private_key
+            .clone()
+            .or_else(|| config.private_key_file.clone()),
+        host_key_checking: args
+            .host_key_checking
+            .map(|h| match h {
+                HostKeyCheckingArg::Strict => HostKeyChecking::Strict,
+                HostKeyCheckingArg::AcceptNew => HostKeyChecking::AcceptNew,
+                HostKeyCheckingArg::Off => HostKeyChecking::Off,
+            })
+            .or(config.host_key_checking.map(|strict| {
+                if strict {
+                    HostKeyChecking::Strict
+                } else {
+                    HostKeyChecking::Off
+                }
+            })),
         known_hosts: args.known_hosts.clone(),
         password: if args.ask_pass {
             Some(ask("SSH password: ")?)
@@ -327,7 +405,10 @@ fn connect_settings(args: &RunArgs) -> Result<ConnectSettings, AppError> {
         } else {
             None
         },
-        connect_timeout: args.timeout.map(std::time::Duration::from_secs),
+        connect_timeout: args
+            .timeout
+            .or(config.timeout)
+            .map(std::time::Duration::from_secs),
         command_timeout: args.command_timeout.map(std::time::Duration::from_secs),
         max_output: args.max_command_output,
         ssh_config,

@@ -60,9 +60,9 @@ pub struct RunArgs {
     /// Extra variables: `k=v k2=v2`, YAML/JSON, or `@file` (repeatable).
     #[arg(short = 'e', long = "extra-vars")]
     pub extra_vars: Vec<String>,
-    /// Hosts worked on at once.
-    #[arg(short = 'f', long = "forks", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
-    pub forks: u16,
+    /// Hosts worked on at once [default: ansible.cfg `forks`, else 20].
+    #[arg(short = 'f', long = "forks", value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: Option<u16>,
     /// Report what would change; change nothing.
     #[arg(short = 'C', long = "check")]
     pub check: bool,
@@ -129,7 +129,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct InventoryOpts {
-    /// Inventory file or directory (repeatable).
+    /// Inventory file or directory (repeatable) [default: ansible.cfg
+    /// `inventory`].
     #[arg(short = 'i', long = "inventory")]
     pub inventory: Vec<PathBuf>,
     /// Vault password file, or an executable that prints the password (repeatable).
@@ -150,6 +151,7 @@ impl InventoryOpts {
             password_files: self.vault_password_files.clone(),
             vault_ids: self.vault_ids.clone(),
             ask: self.ask_vault_pass,
+            configured: None,
         }
     }
 }

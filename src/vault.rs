@@ -242,9 +242,12 @@ pub struct PasswordSources {
     pub password_files: Vec<PathBuf>,
     pub vault_ids: Vec<String>,
     pub ask: bool,
+    /// `vault_password_file` of ansible.cfg or `ANSIBLE_VAULT_PASSWORD_FILE`
+    /// (see [`crate::config`]), which Ansible adds to what the flags give.
+    pub configured: Option<PathBuf>,
 }
 
-/// Read every password the flags and `ANSIBLE_VAULT_PASSWORD_FILE` name.
+/// Read every password the flags and the configuration name.
 pub fn load_secrets(src: &PasswordSources) -> Result<Vec<VaultSecret>, VaultError> {
     let mut out = Vec::new();
     for id in &src.vault_ids {
@@ -265,10 +268,8 @@ pub fn load_secrets(src: &PasswordSources) -> Result<Vec<VaultSecret>, VaultErro
         out.push(VaultSecret::new(DEFAULT_ID, prompt(None)?));
     }
     // Ansible adds the configured password file to whatever the flags give.
-    if let Some(path) = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE") {
-        if !path.is_empty() {
-            out.push(VaultSecret::new(DEFAULT_ID, read_source(Path::new(&path))?));
-        }
+    if let Some(path) = &src.configured {
+        out.push(VaultSecret::new(DEFAULT_ID, read_source(path)?));
     }
     Ok(out)
 }

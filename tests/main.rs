@@ -4,6 +4,7 @@
 
 mod support;
 
+mod ansible_cfg;
 mod ansible_inventory;
 mod cli;
 mod engine;

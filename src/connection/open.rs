@@ -26,6 +26,12 @@ use super::ssh_config::{SshConfig, SshConfigHost};
 #[derive(Clone, Default)]
 pub struct ConnectSettings {
     pub remote_user: Option<String>,
+    /// ansible.cfg `remote_user`: below a play's `remote_user`.
+    pub config_remote_user: Option<String>,
+    /// ansible.cfg `[ssh_connection] ssh_args`: placed before
+    /// `ansible_ssh_common_args` on Ansible's ssh command line, so its
+    /// options win as ssh's first-given value does.
+    pub ssh_args: Option<String>,
     pub private_key: Option<PathBuf>,
     /// `--host-key-checking`; `None` = ssh config, then accept-new.
     pub host_key_checking: Option<HostKeyChecking>,
@@ -240,6 +246,15 @@ pub fn ssh_settings(
 ) -> (SshTarget, SshOptions, Vec<String>) {
     let mut ignored = Vec::new();
     let mut arg_lines = Vec::new();
+    if let Some(args) = settings
+        .ssh_args
+        .as_deref()
+        .filter(|a| !a.trim().is_empty())
+    {
+        let (lines, rest) = args_as_config_lines(args);
+        arg_lines.extend(lines);
+        ignored.extend(rest);
+    }
     for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
         if let Some(args) = var_str(vars, &[key]) {
             let (lines, rest) = args_as_config_lines(args);
@@ -273,6 +288,7 @@ pub fn ssh_settings(
     let user = var_string(vars, &["ansible_user", "ansible_ssh_user"])
         .or_else(|| settings.remote_user.clone())
         .or_else(|| play.remote_user.map(str::to_string))
+        .or_else(|| settings.config_remote_user.clone())
         .or_else(|| from_args.user.clone())
         .or_else(|| from_file.user.clone())
         .unwrap_or_else(super::ssh::current_user);
@@ -438,6 +454,41 @@ mod tests {
         let two = vars(json!({"ansible_ssh_common_args": "-J a,b"}));
         let (t, o, _) = ssh_settings("db1", &two, PlayConnection::default(), &settings);
         assert!(bastion_target(&t, &o, &settings).is_err());
+    }
+
+    #[test]
+    fn ansible_cfg_remote_user_and_ssh_args_are_the_lowest_defaults() {
+        let settings = ConnectSettings {
+            config_remote_user: Some("cfguser".into()),
+            ssh_args: Some("-C -o Port=2201\n-o ConnectTimeout=4".into()),
+            ..ConnectSettings::default()
+        };
+        let (t, o, ignored) =
+            ssh_settings("db1", &Map::new(), PlayConnection::default(), &settings);
+        assert_eq!((t.user.as_str(), t.port), ("cfguser", 2201));
+        assert_eq!(o.connect_timeout, Duration::from_secs(4));
+        assert_eq!(ignored, vec!["-C".to_string()]);
+        // A play's remote_user beats the file; -u beats both; the inventory beats all.
+        let play = PlayConnection {
+            connection: None,
+            remote_user: Some("playuser"),
+        };
+        let (t, _, _) = ssh_settings("db1", &Map::new(), play, &settings);
+        assert_eq!(t.user, "playuser");
+        let flag = ConnectSettings {
+            remote_user: Some("flaguser".into()),
+            ..settings.clone()
+        };
+        let (t, _, _) = ssh_settings("db1", &Map::new(), play, &flag);
+        assert_eq!(t.user, "flaguser");
+        let v = vars(json!({"ansible_user": "invuser"}));
+        let (t, _, _) = ssh_settings("db1", &v, play, &flag);
+        assert_eq!(t.user, "invuser");
+        // ssh_args come first on Ansible's ssh command line, so they win over
+        // ansible_ssh_common_args as ssh's first value does.
+        let v = vars(json!({"ansible_ssh_common_args": "-o Port=2299"}));
+        let (t, _, _) = ssh_settings("db1", &v, PlayConnection::default(), &settings);
+        assert_eq!(t.port, 2201);
     }
 
     #[test]

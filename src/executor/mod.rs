@@ -53,6 +53,9 @@ pub struct RunOptions {
     pub connect: ConnectSettings,
     /// `-K`: the become password for every host without `ansible_become_password`.
     pub become_password: Option<String>,
+    /// ansible.cfg `gathering = explicit`: a play without `gather_facts:`
+    /// does not gather (false, the default, gathers as Ansible does).
+    pub gather_explicit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -323,7 +326,7 @@ impl<'a> PlayRunner<'a> {
             if self.ended() {
                 break;
             }
-            if self.play.gather_facts.unwrap_or(true) {
+            if self.play.gather_facts.unwrap_or(!self.opts.gather_explicit) {
                 self.gather_facts(&batch);
             }
             self.run_list(&self.play.pre_tasks, &batch);
@@ -525,6 +528,8 @@ impl<'a> PlayRunner<'a> {
         );
         m.insert("ansible_check_mode".into(), Value::Bool(self.opts.check));
         m.insert("ansible_diff_mode".into(), Value::Bool(self.opts.diff));
+        // As in Ansible: the effective forks (flag, ANSIBLE_FORKS, ansible.cfg).
+        m.insert("ansible_forks".into(), Value::from(self.opts.forks));
         m.insert(
             "inventory_dir".into(),
             self.project
@@ -639,7 +644,7 @@ impl<'a> PlayRunner<'a> {
             if warned.insert(o.to_lowercase()) {
                 self.sink.send(Event::Warning {
                     message: format!(
-                        "ssh option `{o}` from ansible_ssh_*_args is not supported and was ignored"
+                        "ssh option `{o}` from ansible_ssh_*_args or ansible.cfg ssh_args is not supported and was ignored"
                     ),
                 });
             }

@@ -37,11 +37,22 @@ impl Herd {
             .collect::<Vec<_>>()
             .join(" ");
         cmd.args(&args).current_dir(repo()).env_remove("HERD_LOG");
+        // The caller's ANSIBLE_* settings must not leak into a test run.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ANSIBLE_") {
+                cmd.env_remove(key);
+            }
+        }
         Herd { cmd, label }
     }
 
     pub fn env_remove(mut self, key: &str) -> Self {
         self.cmd.env_remove(key);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
         self
     }
 
