@@ -9,6 +9,7 @@ pub mod cli;
 pub mod connection;
 pub mod diagnostic;
 pub mod executor;
+pub mod fuzz;
 pub mod inventory;
 pub mod kv;
 pub mod output;

@@ -156,8 +156,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Node, Diagnostic> {
 
 /// Read and parse a YAML file.
 pub fn parse_file(path: &Path) -> Result<Node, Diagnostic> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::new(path, 0, 0, format!("cannot read file: {e}")))?;
+    let text = crate::diagnostic::read_source(path, "file")?;
     parse(path, &text)
 }
 

@@ -30,7 +30,7 @@ pub mod vars;
 pub mod yaml;
 
 mod hostname;
-mod literal;
+pub(crate) mod literal;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -613,15 +613,10 @@ impl Inventory {
             ));
             return;
         }
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::diagnostic::read_source(path, "inventory file") {
             Ok(t) => t,
-            Err(e) => {
-                errors.push(Diagnostic::new(
-                    path,
-                    0,
-                    0,
-                    format!("cannot read inventory file: {e}"),
-                ));
+            Err(d) => {
+                errors.push(d);
                 return;
             }
         };

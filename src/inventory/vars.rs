@@ -123,8 +123,7 @@ fn files_in(dir: &Path, found: &mut Vec<PathBuf>) {
 
 /// One vars file: a YAML (or JSON) mapping, or empty.
 fn read_file(path: &Path) -> Result<Map<String, Value>, Diagnostic> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::new(path, 0, 0, format!("cannot read vars file: {e}")))?;
+    let text = crate::diagnostic::read_source(path, "vars file")?;
     if text.starts_with("$ANSIBLE_VAULT") {
         return Err(
             Diagnostic::new(path, 1, 1, "vault-encrypted vars files are not supported")

@@ -56,6 +56,7 @@
 mod chain;
 mod crypt;
 pub mod filters;
+pub(crate) mod guard;
 mod header;
 mod ipaddr;
 mod jinja;
@@ -120,6 +121,36 @@ impl TemplateError {
     }
 }
 
+/// A template whose code minijinja's parser cannot take (see [`guard`]).
+fn guard_template(
+    name: &str,
+    source: &str,
+    syntax: &minijinja::syntax::SyntaxConfig,
+) -> Result<(), TemplateError> {
+    match guard::unary_run_in_template(source, syntax) {
+        Some(line) => Err(too_many_unary(name, line)),
+        None => Ok(()),
+    }
+}
+
+fn guard_expression(name: &str, expr: &str) -> Result<(), TemplateError> {
+    match guard::unary_run_in_expression(expr) {
+        Some(line) => Err(too_many_unary(name, line)),
+        None => Ok(()),
+    }
+}
+
+fn too_many_unary(name: &str, line: usize) -> TemplateError {
+    TemplateError::Render {
+        name: name.to_string(),
+        line,
+        reason: format!(
+            "syntax error: more than {} `-`/`not` operators in a row",
+            guard::MAX_UNARY_RUN
+        ),
+    }
+}
+
 /// True when `s` needs rendering at all (saves building a template).
 pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
@@ -181,6 +212,15 @@ impl Templar {
                     format!("cannot read {}: {e}", c.display()),
                 )
             })?;
+            if let Some(line) = guard::unary_run_in_template(&source, &Default::default()) {
+                let TemplateError::Render { reason, .. } = too_many_unary(name, line) else {
+                    unreachable!("too_many_unary gives a Render error")
+                };
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::SyntaxError,
+                    format!("{name}:{line}: {reason}"),
+                ));
+            }
             Ok(Some(chain::rewrite_template(&source).into_owned()))
         });
         lookups::register(&mut env, search_paths);
@@ -189,6 +229,12 @@ impl Templar {
 
     pub fn env(&self) -> &Environment<'static> {
         &self.env
+    }
+
+    /// A Templar over a changed copy of another one's environment (the
+    /// fuzzer takes out the lookups that run commands or write files).
+    pub(crate) fn from_env(env: Environment<'static>) -> Self {
+        Templar { env: Arc::new(env) }
     }
 
     /// Render a string to text.
@@ -201,6 +247,7 @@ impl Templar {
         if !is_template(source) {
             return Ok(source.to_string());
         }
+        guard_template(name, source, self.env.syntax())?;
         let source = chain::rewrite_template(source);
         let tmpl = self
             .env
@@ -257,6 +304,7 @@ impl Templar {
         expr: &str,
         ctx: &Context,
     ) -> Result<minijinja::Value, TemplateError> {
+        guard_expression(name, expr)?;
         let expr = chain::rewrite_expression(expr);
         let compiled = self
             .env
@@ -310,6 +358,7 @@ impl Templar {
         if !is_template(source) {
             return Ok(());
         }
+        guard_template(name, source, self.env.syntax())?;
         self.env
             .template_from_named_str(name, source)
             .map(|_| ())
@@ -322,6 +371,7 @@ impl Templar {
         if is_template(expr) {
             return self.check_syntax(name, expr);
         }
+        guard_expression(name, expr)?;
         self.env
             .compile_expression(expr)
             .map(|_| ())
@@ -341,6 +391,7 @@ impl Templar {
             reason,
         })?;
         let Some(header) = header else {
+            guard_template(&name, &source, self.env.syntax())?;
             let source = chain::rewrite_template(&source);
             let tmpl = self
                 .env
@@ -359,6 +410,9 @@ impl Templar {
                 line: 1,
                 reason,
             })?;
+        if let Some(line) = guard::unary_run_in_template(header.body, env.syntax()) {
+            return Err(too_many_unary(&name, line + 1));
+        }
         let body = if header.changes_delimiters() {
             std::borrow::Cow::Borrowed(header.body)
         } else {
@@ -439,6 +493,36 @@ mod unit {
     use super::testutil::{eval, r, render};
     use super::*;
     use serde_json::json;
+
+    /// Found by the fuzzer: minijinja's parser recursed once per `-` or
+    /// `not` and a long run aborted the process with a stack overflow.
+    #[test]
+    fn long_prefix_operator_runs_are_errors_not_stack_overflows() {
+        let run = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let t = Templar::new(Vec::new());
+                let ctx = Context::from(());
+                let minus = format!("a\n{{{{ {}1 }}}}", "-".repeat(100_000));
+                let nots = format!("{}x", "not ".repeat(100_000));
+                let errors = [
+                    t.render_str("t", &minus, &ctx).unwrap_err(),
+                    t.check_syntax("t", &minus).unwrap_err(),
+                    t.eval("when", &nots, &ctx).unwrap_err(),
+                    t.check_expression("when", &nots).unwrap_err(),
+                ];
+                errors.map(|e| e.to_string())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            run[0].starts_with("t:2: syntax error: more than 32"),
+            "{}",
+            run[0]
+        );
+        assert!(run[2].starts_with("when:1: syntax error"), "{}", run[2]);
+    }
 
     #[test]
     fn prints_like_python() {
