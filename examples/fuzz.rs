@@ -8,6 +8,7 @@
 //! ```text
 //! fuzz [--total N] [--seed S] [--jobs J] [--chunk C] [--only a,b]
 //!      [--hang-ms MS] [--findings DIR] [--corpus DIR]
+//! fuzz --dump LOADER INDEX [--seed S]    # print one input
 //! ```
 
 use std::collections::VecDeque;
@@ -31,6 +32,8 @@ struct Args {
     corpus: Option<PathBuf>,
     /// `--worker T START END EVERY`
     worker: Option<(usize, u64, u64, u64)>,
+    /// `--dump LOADER INDEX`: write that input to stdout.
+    dump: Option<(String, u64)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         findings: root.join("target/fuzz-findings"),
         corpus: Config::default_corpus(&root),
         worker: None,
+        dump: None,
     };
     let mut it = std::env::args().skip(1);
     let num = |v: Option<String>, flag: &str| -> Result<u64, String> {
@@ -81,6 +85,10 @@ fn parse_args() -> Result<Args, String> {
                 let every = num(it.next(), &flag)?;
                 a.worker = Some((t, start, end, every));
             }
+            "--dump" => {
+                let name = it.next().ok_or("--dump needs a loader and an index")?;
+                a.dump = Some((name, num(it.next(), &flag)?));
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -108,6 +116,15 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some((name, index)) = &args.dump {
+        let Some(t) = Fuzzer::target(name) else {
+            eprintln!("fuzz: no loader `{name}`");
+            std::process::exit(2);
+        };
+        let input = Fuzzer::new(config(&args)).input(t, *index);
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), &input);
+        return;
+    }
     if let Some((t, start, end, every)) = args.worker {
         worker(&args, t, start, end, every);
     } else {
