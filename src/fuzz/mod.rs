@@ -493,7 +493,10 @@ mod tests {
             corpus: Config::default_corpus(&root),
             root,
             findings: findings.clone(),
-            hang_after: Duration::from_secs(1),
+            // Debug code runs about ten times slower than release: the
+            // release run (`bench/fuzz.sh`) holds inputs to 1 s, this one
+            // to 3 s so a loaded CI machine does not flake.
+            hang_after: Duration::from_secs(if cfg!(debug_assertions) { 3 } else { 1 }),
             kill_after: Duration::from_secs(30),
         };
         let fuzzer = Fuzzer::new(config);

@@ -494,6 +494,29 @@ mod unit {
     use super::*;
     use serde_json::json;
 
+    /// The resource bombs a template can hold are errors, quickly: huge
+    /// ranges and loops over them, string and list repetition, huge powers,
+    /// unbounded macro recursion (minijinja's own limits, checked here so
+    /// a change of engine or of a filter cannot lose them).
+    #[test]
+    fn resource_bombs_are_errors_not_hangs() {
+        let t = Templar::new(Vec::new());
+        let ctx = Context::from(());
+        let start = std::time::Instant::now();
+        for (src, reason) in [
+            ("{{ range(10**12) | length }}", "range has too many elements"),
+            ("{% for i in range(999999999) %}{% endfor %}", "range has too many elements"),
+            ("{{ ('a' * 10**12) | length }}", "repeated string is too large"),
+            ("{{ ([1] * 999999999) | length }}", "too large"),
+            ("{{ 10**10**10 }}", "unable to calculate"),
+            ("{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}", "recursion"),
+        ] {
+            let e = t.render_str("t", src, &ctx).unwrap_err().to_string();
+            assert!(e.contains(reason), "{src}: {e}");
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
     /// Found by the fuzzer: minijinja's parser recursed once per `-` or
     /// `not` and a long run aborted the process with a stack overflow.
     #[test]
