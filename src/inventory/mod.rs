@@ -125,6 +125,9 @@ pub struct Inventory {
     pub warnings: Vec<Diagnostic>,
     /// The file being parsed, recorded as new hosts' `source`.
     current_source: Option<PathBuf>,
+    /// (group, host) pairs already in `Group::hosts`, so adding a host is
+    /// not a scan of its group (100,000 hosts took minutes).
+    members: HashSet<(String, String)>,
     /// Group memberships and depths, computed on first use; every change
     /// to the group graph resets it.
     graph_cache: OnceLock<GraphCache>,
@@ -152,6 +155,7 @@ impl Default for Inventory {
             vars_dirs: Vec::new(),
             warnings: Vec::new(),
             current_source: None,
+            members: HashSet::new(),
             graph_cache: OnceLock::new(),
         };
         inv.ensure_group("all");
@@ -437,7 +441,7 @@ impl Inventory {
             host.vars.insert("ansible_port".into(), Value::from(port));
         }
         if let Some(g) = self.groups.get_mut(group) {
-            if !g.hosts.iter().any(|h| h == name) {
+            if self.members.insert((group.to_string(), name.to_string())) {
                 g.hosts.push(name.to_string());
             }
         }
@@ -516,14 +520,14 @@ impl Inventory {
                 direct.entry(h).or_default().push(&g.name);
             }
         }
-        let mut leave = Vec::new();
+        let mut leave = HashSet::new();
         let mut join = Vec::new();
         for h in self.hosts.keys() {
             let groups = direct.get(h.as_str()).cloned().unwrap_or_default();
             let real = groups.iter().any(|g| *g != "all" && *g != "ungrouped");
             if groups.contains(&"ungrouped") {
                 if real {
-                    leave.push(h.clone());
+                    leave.insert(h.clone());
                 }
             } else if !real {
                 join.push(h.clone());
@@ -531,6 +535,12 @@ impl Inventory {
         }
         if let Some(u) = self.groups.get_mut("ungrouped") {
             u.hosts.retain(|h| !leave.contains(h));
+            for h in &leave {
+                self.members.remove(&("ungrouped".to_string(), h.clone()));
+            }
+            for h in &join {
+                self.members.insert(("ungrouped".to_string(), h.clone()));
+            }
             u.hosts.extend(join);
         }
         self.graph_cache = OnceLock::new();
@@ -827,6 +837,22 @@ fn sort_keys(v: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+    /// Found by the fuzzer: each host added scanned its group's list, so
+    /// `web[0:99999]` took minutes to load.
+    #[test]
+    fn a_hundred_thousand_hosts_load_in_linear_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.ini");
+        std::fs::write(&path, "[web]\nweb[0:99999]\n[db]\nweb[0:99999]\n").unwrap();
+        let start = std::time::Instant::now();
+        let inv = super::Inventory::load(&[path]).unwrap();
+        assert_eq!(inv.group_hosts("web").len(), 100_000);
+        assert_eq!(inv.groups["db"].hosts.len(), 100_000);
+        assert!(inv.groups["ungrouped"].hosts.is_empty());
+        // Minutes before; well under a second in release, a few in debug.
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -22,8 +22,15 @@ use regex::Regex;
 
 use super::{hostname, Inventory, LOCALHOST};
 
+/// The longest term a pattern may hold. Host names are at most 253
+/// characters; a glob or regular expression longer than this is a mistake,
+/// and compiling it (once per term) made a long pattern take seconds.
+pub const MAX_TERM: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
+    #[error("a host pattern term may be at most {MAX_TERM} characters; one has {len}")]
+    TermTooLong { len: usize },
     #[error("invalid regular expression in host pattern `{pattern}`")]
     BadRegex { pattern: String },
     #[error("no host at index {index} of `{pattern}`: it matches {count} host(s)")]
@@ -37,6 +44,9 @@ pub enum PatternError {
 /// Hosts matching `pattern`, in Ansible's order (see the module docs).
 pub fn select(inv: &Inventory, pattern: &str) -> Result<Vec<String>, PatternError> {
     let mut terms = split(pattern);
+    if let Some(t) = terms.iter().find(|t| t.len() > MAX_TERM) {
+        return Err(PatternError::TermTooLong { len: t.len() });
+    }
     // Plain terms first, then intersections, then exclusions.
     let mut ordered: Vec<String> = terms
         .iter()
@@ -189,7 +199,11 @@ impl Matcher {
             Some(re) => format!("^(?:{re})"),
             None => format!("^(?s:{})$", glob_to_regex(expr)),
         };
-        Regex::new(&source)
+        // A bound on the compiled size keeps a pathological expression
+        // (`(a{1000}){1000}`) from taking seconds to compile.
+        regex::RegexBuilder::new(&source)
+            .size_limit(1 << 20)
+            .build()
             .map(Matcher)
             .map_err(|_| PatternError::BadRegex {
                 pattern: expr.to_string(),
@@ -299,6 +313,25 @@ mod tests {
 
     fn sel(p: &str) -> Vec<String> {
         inv().select(p).unwrap()
+    }
+
+    /// Found by the fuzzer: a 64 KiB term (`~(~(~(...`) took seconds to
+    /// compile. Long lists of short terms (`--limit a,b,c,...`) still work.
+    #[test]
+    fn over_long_terms_are_refused_quickly() {
+        let start = std::time::Instant::now();
+        let long = format!("&{}", "~(".repeat(30_000));
+        assert_eq!(
+            inv().select(&long),
+            Err(PatternError::TermTooLong { len: 60_001 })
+        );
+        assert!(matches!(
+            inv().select("~(a{1000}){1000}"),
+            Err(PatternError::BadRegex { .. })
+        ));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let list = vec!["db1"; 5000].join(",");
+        assert_eq!(inv().select(&list).unwrap(), ["db1"]);
     }
 
     #[test]

@@ -66,6 +66,10 @@ fn path_get(v: &Value, path: &str) -> Value {
 /// between digits and (for base 0 or a matching base) a `0x`/`0o`/`0b`
 /// prefix are accepted.
 fn py_int(text: &str, base: u32) -> Option<i64> {
+    // Python refuses other bases (ValueError); `from_str_radix` would panic.
+    if base != 0 && !(2..=36).contains(&base) {
+        return None;
+    }
     let t = text.trim();
     let (neg, t) = match t.strip_prefix('-') {
         Some(r) => (true, r),

@@ -494,6 +494,16 @@ mod unit {
     use super::*;
     use serde_json::json;
 
+    /// Found by the fuzzer: a base outside 2..=36 panicked in
+    /// `from_str_radix`. Jinja2 falls back to `int(float(value))`.
+    #[test]
+    fn int_with_an_impossible_base_falls_back_like_jinja() {
+        assert_eq!(
+            r("{{ '12' | int(0, 1) }} {{ '12' | int(0, 99) }} {{ 'x' | int(7, 265536) }}"),
+            "12 12 7"
+        );
+    }
+
     /// The resource bombs a template can hold are errors, quickly: huge
     /// ranges and loops over them, string and list repetition, huge powers,
     /// unbounded macro recursion (minijinja's own limits, checked here so
@@ -504,12 +514,24 @@ mod unit {
         let ctx = Context::from(());
         let start = std::time::Instant::now();
         for (src, reason) in [
-            ("{{ range(10**12) | length }}", "range has too many elements"),
-            ("{% for i in range(999999999) %}{% endfor %}", "range has too many elements"),
-            ("{{ ('a' * 10**12) | length }}", "repeated string is too large"),
+            (
+                "{{ range(10**12) | length }}",
+                "range has too many elements",
+            ),
+            (
+                "{% for i in range(999999999) %}{% endfor %}",
+                "range has too many elements",
+            ),
+            (
+                "{{ ('a' * 10**12) | length }}",
+                "repeated string is too large",
+            ),
             ("{{ ([1] * 999999999) | length }}", "too large"),
             ("{{ 10**10**10 }}", "unable to calculate"),
-            ("{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}", "recursion"),
+            (
+                "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}",
+                "recursion",
+            ),
         ] {
             let e = t.render_str("t", src, &ctx).unwrap_err().to_string();
             assert!(e.contains(reason), "{src}: {e}");
