@@ -347,7 +347,17 @@ fn run_batch(
                 ..Stats::default()
             });
         }
-        return rest(b, index + 1);
+        // The inputs between the last report and the hang ran but were not
+        // counted: run them again.
+        let mut out = rest(b, index + 1);
+        if next < index {
+            out.push(Batch {
+                start: next,
+                end: index,
+                ..b
+            });
+        }
+        return out;
     }
     if !b.precise {
         // The crash is one of the next REPORT_EVERY inputs: find which.

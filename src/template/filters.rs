@@ -75,6 +75,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("replace", replace);
     env.add_filter("truncate", truncate);
     env.add_filter("center", center);
+    env.add_filter("format", super::jinja::format);
     env.add_filter("wordcount", |s: String| {
         s.split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .filter(|w| !w.is_empty())

@@ -31,6 +31,11 @@ pub fn unknown_method_callback(
         let () = from_args(args)?;
         return Ok(value.clone());
     }
+    if method == "format" {
+        if let Some(s) = value.as_str() {
+            super::jinja::str_format_widths(s, args)?;
+        }
+    }
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
 
@@ -43,6 +48,7 @@ fn pad(s: &str, width: usize, fill: Option<&str>, left: bool) -> Result<String, 
             "the fill character must be exactly one character long",
         ));
     };
+    super::jinja::check_width("padding", width)?;
     let len = s.chars().count();
     if width <= len {
         return Ok(s.to_string());
@@ -85,6 +91,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
         }
         "zfill" => {
             let (width,): (usize,) = from_args(args)?;
+            super::jinja::check_width("zfill", width)?;
             let (sign, digits) = match s.strip_prefix(['-', '+']) {
                 Some(rest) => (&s[..1], rest),
                 None => ("", s),
@@ -98,6 +105,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
         }
         "ljust" | "rjust" | "center" => {
             let (width, fill): (usize, Option<String>) = from_args(args)?;
+            super::jinja::check_width(method, width)?;
             match method {
                 "ljust" => Value::from(pad(s, width, fill.as_deref(), false)?),
                 "rjust" => Value::from(pad(s, width, fill.as_deref(), true)?),

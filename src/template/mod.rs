@@ -504,6 +504,32 @@ mod unit {
         );
     }
 
+    /// Found by the fuzzer: `center(999999999)`, `indent(999999999)`,
+    /// `'%999999999d' % 1` and `'{:>99999999}'.format(1)` built gigabytes.
+    #[test]
+    fn huge_widths_are_errors() {
+        let t = Templar::new(Vec::new());
+        let ctx = Context::from(());
+        for src in [
+            "{{ 'a' | center(999999999) }}",
+            "{{ 'a' | indent(999999999) }}",
+            "{{ '%999999999d' % 1 }}",
+            "{{ '%.999999999f' | format(1.5) }}",
+            "{{ '%*d' % (999999999, 1) }}",
+            "{{ '{:>99999999}'.format(1) }}",
+            "{{ '{:>{}}'.format(1, 99999999) }}",
+            "{{ 'a'.ljust(999999999) }}",
+            "{{ '1'.zfill(999999999) }}",
+        ] {
+            let e = t.render_str("t", src, &ctx).unwrap_err().to_string();
+            assert!(e.contains("may be at most 65536"), "{src}: {e}");
+        }
+        assert_eq!(
+            r("{{ '%5d|%-3s|%.2f|%%' % (42, 'a', 1.5) }} {{ '{:>5}{{}}'.format(7) }} {{ 'a' | center(5) }}"),
+            "   42|a  |1.50|%     7{}   a  "
+        );
+    }
+
     /// The resource bombs a template can hold are errors, quickly: huge
     /// ranges and loops over them, string and list repetition, huge powers,
     /// unbounded macro recursion (minijinja's own limits, checked here so
