@@ -105,6 +105,7 @@ fn config(a: &Args) -> Config {
         hang_after,
         // Inputs just over the line finish and are timed; real hangs end here.
         kill_after: hang_after + Duration::from_secs(1),
+        max_input: herdsman::fuzz::mutate::MAX_INPUT,
     }
 }
 

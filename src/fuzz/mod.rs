@@ -66,6 +66,8 @@ pub struct Config {
     pub hang_after: Duration,
     /// The watchdog saves an input running this long and exits the process.
     pub kill_after: Duration,
+    /// The largest input, in bytes (at most [`mutate::MAX_INPUT`]).
+    pub max_input: usize,
 }
 
 impl Config {
@@ -234,7 +236,12 @@ impl Fuzzer {
     /// Input `index` of `target`: the same bytes every time.
     pub fn input(&self, target: usize, index: u64) -> Vec<u8> {
         let mut rng = Rng::for_input(self.config.seed, target, index);
-        mutate::generate(&mut rng, &self.seeds[target], &TARGETS[target].grammar)
+        mutate::generate(
+            &mut rng,
+            &self.seeds[target],
+            &TARGETS[target].grammar,
+            self.config.max_input,
+        )
     }
 
     /// Save input `index` under `findings/<kind>/`, with a note beside it.
@@ -498,6 +505,13 @@ mod tests {
             // to 3 s so a loaded CI machine does not flake.
             hang_after: Duration::from_secs(if cfg!(debug_assertions) { 3 } else { 1 }),
             kill_after: Duration::from_secs(30),
+            // Debug YAML parsing is slow enough that 64 KiB inputs take
+            // seconds on a busy machine; the release run uses the full size.
+            max_input: if cfg!(debug_assertions) {
+                16 * 1024
+            } else {
+                mutate::MAX_INPUT
+            },
         };
         let fuzzer = Fuzzer::new(config);
         let per_target = 10_000u64.div_ceil(TARGETS.len() as u64);

@@ -50,7 +50,8 @@ impl Rng {
     }
 }
 
-/// Inputs never grow past this; loaders see at most this many bytes.
+/// Inputs never grow past this (unless a smaller cap is given to
+/// [`generate`]); loaders see at most this many bytes.
 pub const MAX_INPUT: usize = 64 * 1024;
 
 /// What a format's mutations draw on.
@@ -105,13 +106,14 @@ const NUMBERS: &[&str] = &[
 const INTERESTING_BYTES: &[u8] = b"\0\xff\n\r\t \"'{}[]():-#=%\\|&*!?,.<>@~`$";
 
 /// One input from the seeds for a target.
-pub fn generate(rng: &mut Rng, seeds: &[Vec<u8>], grammar: &Grammar) -> Vec<u8> {
+pub fn generate(rng: &mut Rng, seeds: &[Vec<u8>], grammar: &Grammar, cap: usize) -> Vec<u8> {
+    let cap = cap.min(MAX_INPUT);
     let strategy = rng.below(100);
     let mut data: Vec<u8> = match seeds.len() {
         _ if seeds.is_empty() || strategy >= 88 => synthesize(rng, grammar),
         _ if strategy < 6 => {
             let mut s = seeds[rng.below(seeds.len())].clone();
-            s.truncate(MAX_INPUT);
+            s.truncate(cap);
             return s;
         }
         _ if strategy < 74 => seeds[rng.below(seeds.len())].clone(),
@@ -129,7 +131,7 @@ pub fn generate(rng: &mut Rng, seeds: &[Vec<u8>], grammar: &Grammar) -> Vec<u8> 
     for _ in 0..rounds {
         mutate(rng, &mut data, grammar);
         // Growth compounds over rounds; cut back every time.
-        data.truncate(MAX_INPUT);
+        data.truncate(cap);
     }
     data
 }
@@ -292,12 +294,13 @@ mod tests {
     fn the_same_seed_and_index_give_the_same_input() {
         let seeds = vec![b"hello: world\n- a\n".to_vec(), b"[x]\ny=1\n".to_vec()];
         for i in 0..200 {
-            let a = generate(&mut Rng::for_input(7, 2, i), &seeds, &G);
-            let b = generate(&mut Rng::for_input(7, 2, i), &seeds, &G);
+            let a = generate(&mut Rng::for_input(7, 2, i), &seeds, &G, MAX_INPUT);
+            let b = generate(&mut Rng::for_input(7, 2, i), &seeds, &G, MAX_INPUT);
             assert_eq!(a, b);
         }
-        let a = generate(&mut Rng::for_input(7, 2, 1), &seeds, &G);
-        let differs = (2..20).any(|i| generate(&mut Rng::for_input(7, 2, i), &seeds, &G) != a);
+        let a = generate(&mut Rng::for_input(7, 2, 1), &seeds, &G, MAX_INPUT);
+        let differs =
+            (2..20).any(|i| generate(&mut Rng::for_input(7, 2, i), &seeds, &G, MAX_INPUT) != a);
         assert!(differs);
     }
 
@@ -305,7 +308,9 @@ mod tests {
     fn inputs_stay_under_the_size_cap() {
         let seeds = vec![vec![b'x'; MAX_INPUT]];
         for i in 0..50 {
-            assert!(generate(&mut Rng::for_input(1, 0, i), &seeds, &G).len() <= MAX_INPUT);
+            assert!(
+                generate(&mut Rng::for_input(1, 0, i), &seeds, &G, MAX_INPUT).len() <= MAX_INPUT
+            );
         }
     }
 }
