@@ -520,13 +520,14 @@ mod unit {
             "{{ '{:>{}}'.format(1, 99999999) }}",
             "{{ 'a'.ljust(999999999) }}",
             "{{ '1'.zfill(999999999) }}",
+            "{{ 'a' | slice(999999) }}",
         ] {
             let e = t.render_str("t", src, &ctx).unwrap_err().to_string();
             assert!(e.contains("may be at most 65536"), "{src}: {e}");
         }
         assert_eq!(
-            r("{{ '%5d|%-3s|%.2f|%%' % (42, 'a', 1.5) }} {{ '{:>5}{{}}'.format(7) }} {{ 'a' | center(5) }}"),
-            "   42|a  |1.50|%     7{}   a  "
+            r("{{ '%5d|%-3s|%.2f|%%' % (42, 'a', 1.5) }} {{ '{:>5}{{}}'.format(7) }} {{ 'a' | center(5) }} {{ [1, 2, 3] | slice(2) | list }}"),
+            "   42|a  |1.50|%     7{}   a   [[1, 2], [3]]"
         );
     }
 
