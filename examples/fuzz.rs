@@ -216,13 +216,12 @@ fn supervise(args: &Args) {
     std::thread::scope(|s| {
         for job in 0..args.jobs {
             let (queue, stats, fuzzer) = (&queue, &stats, &fuzzer);
-            s.spawn(move || loop {
-                let Some(batch) = queue.lock().map(|mut q| q.pop_front()).ok().flatten() else {
-                    break;
-                };
-                for more in run_batch(args, fuzzer, job, batch, stats) {
-                    if let Ok(mut q) = queue.lock() {
-                        q.push_front(more);
+            s.spawn(move || {
+                while let Some(batch) = pop(queue) {
+                    for more in run_batch(args, fuzzer, job, batch, stats) {
+                        if let Ok(mut q) = queue.lock() {
+                            q.push_front(more);
+                        }
                     }
                 }
             });
@@ -249,6 +248,11 @@ fn supervise(args: &Args) {
     if bad > 0 {
         std::process::exit(1);
     }
+}
+
+/// The next batch; the lock is released before it runs.
+fn pop(queue: &Mutex<VecDeque<Batch>>) -> Option<Batch> {
+    queue.lock().ok()?.pop_front()
 }
 
 /// Run one batch in a child; returns the batches left to run when it died.
