@@ -73,7 +73,10 @@ impl Diagnostic {
 
     /// Render with the source line and carets, reading the file for the line.
     pub fn render(&self) -> String {
-        let source = std::fs::read_to_string(&self.path).ok();
+        // Lossily, so a file with a stray bad byte still shows its line.
+        let source = std::fs::read(&self.path)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         self.render_with_source(source.as_deref())
     }
 
@@ -134,6 +137,24 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
+/// Read a user's file as text. A file that is not UTF-8 is an error at the
+/// line and column of its first bad byte, so the user can find it; a file
+/// that cannot be read at all is an error about the whole file. `what`
+/// names the file in messages ("inventory file", "vars file").
+pub fn read_source(path: &Path, what: &str) -> Result<String, Diagnostic> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Diagnostic::new(path, 0, 0, format!("cannot read {what}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // `good` is valid UTF-8 by construction.
+        let good = std::str::from_utf8(good).unwrap_or_default();
+        let line = good.matches('\n').count() + 1;
+        let col = good.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        Diagnostic::new(path, line, col, format!("{what} is not valid UTF-8"))
+            .with_help("save the file as UTF-8")
+    })
+}
+
 /// The closest candidate to `word`, if one is close enough to suggest.
 pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
@@ -158,6 +179,19 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_utf8_file_points_at_the_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        std::fs::write(&path, b"[web]\nw\xc3\xa9b1 x=\xff\n").unwrap();
+        let d = read_source(&path, "inventory file").unwrap_err();
+        assert_eq!((d.line, d.col), (2, 8));
+        assert_eq!(d.message, "inventory file is not valid UTF-8");
+        assert!(d.render().contains("2 | w\u{e9}b1 x=\u{fffd}"));
+        std::fs::write(&path, "ok\n").unwrap();
+        assert_eq!(read_source(&path, "inventory file").unwrap(), "ok\n");
+    }
 
     #[test]
     fn renders_caret_under_token() {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod diagnostic;
 pub mod executor;
+pub mod fuzz;
 pub mod inventory;
 pub mod kv;
 pub mod output;

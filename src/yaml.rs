@@ -194,8 +194,7 @@ fn parse_plain(path: &Path, text: &str, vault: bool) -> Result<Node, Diagnostic>
 
 /// Read and parse a YAML file.
 pub fn parse_file(path: &Path) -> Result<Node, Diagnostic> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::new(path, 0, 0, format!("cannot read file: {e}")))?;
+    let text = crate::diagnostic::read_source(path, "file")?;
     parse(path, &text)
 }
 

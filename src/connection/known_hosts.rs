@@ -160,20 +160,65 @@ struct KnownHostsFile {
     entries: Vec<(Entry, String)>,
 }
 
+impl KnownHostsFile {
+    fn parse(text: &str) -> KnownHostsFile {
+        let entries = text
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| parse_line(l, i + 1).map(|e| (e, l.to_string())))
+            .collect();
+        let revoked = text
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| parse_revoked(l).map(|(h, k)| (i + 1, h, k)))
+            .collect();
+        KnownHostsFile { revoked, entries }
+    }
+
+    /// The `@revoked` line that names one of the host's names with this key.
+    fn revoked_line(&self, lookups: &[String], hosts: &[&str], actual_b64: &str) -> Option<usize> {
+        self.revoked
+            .iter()
+            .find(|(_, patterns, key)| {
+                key == actual_b64
+                    && patterns
+                        .iter()
+                        .any(|p| p == "*" || lookups.contains(p) || hosts.contains(&p.as_str()))
+            })
+            .map(|(line, _, _)| *line)
+    }
+}
+
 /// A missing or unreadable file is skipped, as OpenSSH does.
 fn load(path: &Path) -> Option<KnownHostsFile> {
     let text = fs::read_to_string(path).ok()?;
-    let entries = text
-        .lines()
-        .enumerate()
-        .filter_map(|(i, l)| parse_line(l, i + 1).map(|e| (e, l.to_string())))
-        .collect();
-    let revoked = text
-        .lines()
-        .enumerate()
-        .filter_map(|(i, l)| parse_revoked(l).map(|(h, k)| (i + 1, h, k)))
-        .collect();
-    Some(KnownHostsFile { revoked, entries })
+    Some(KnownHostsFile::parse(&text))
+}
+
+/// What a known_hosts text says about a host presenting `blob`, without a
+/// session: the key types recorded for it, the `@revoked` line refusing the
+/// key, and the line and fingerprint a changed-key error would name. This
+/// is every step of [`verify`] that reads the file (the fuzzer drives it).
+pub(crate) fn judge_text(
+    text: &str,
+    hosts: &[&str],
+    port: u16,
+    blob: &[u8],
+) -> (Vec<String>, Option<usize>, Option<(usize, String)>) {
+    let file = KnownHostsFile::parse(text);
+    let lookups: Vec<String> = hosts.iter().map(|h| lookup_name(h, port)).collect();
+    let mut types = Vec::new();
+    for (entry, _) in &file.entries {
+        if lookups.iter().any(|l| entry.names.matches(l)) && !types.contains(&entry.key_type) {
+            types.push(entry.key_type.clone());
+        }
+    }
+    let b64 = STANDARD.encode(blob);
+    let revoked = file.revoked_line(&lookups, hosts, &b64);
+    let stale = lookups.iter().find_map(|l| {
+        stale_entry(&file, l, key_type(blob), &b64).map(|e| (e.line, entry_fingerprint(e)))
+    });
+    (types, revoked, stale)
 }
 
 /// The key types recorded for any of `hosts` on `port`, in file order.
@@ -256,18 +301,13 @@ pub fn verify(
     for path in files {
         let Some(file) = load(path) else { continue };
         // A revoked key is refused whatever else the files say.
-        for (line, patterns, key) in &file.revoked {
-            let names_it = patterns
-                .iter()
-                .any(|p| p == "*" || lookups.contains(p) || hosts.contains(&p.as_str()));
-            if names_it && *key == actual_b64 {
-                return Err(SshError::HostKeyRevoked {
-                    host: display_host.to_string(),
-                    fingerprint: actual_fp,
-                    file: path.clone(),
-                    line: *line,
-                });
-            }
+        if let Some(line) = file.revoked_line(&lookups, hosts, &actual_b64) {
+            return Err(SshError::HostKeyRevoked {
+                host: display_host.to_string(),
+                fingerprint: actual_fp,
+                file: path.clone(),
+                line,
+            });
         }
         loaded.push((path, file));
     }

@@ -14,7 +14,12 @@ use regex::Regex;
 
 /// A bound on what one inventory line may expand to, so a typo like
 /// `web[1:99999999999]` is an error instead of exhausting memory.
-pub const MAX_HOSTS: usize = 1_000_000;
+/// (A million took seconds to load: more than a typo deserves.)
+pub const MAX_HOSTS: usize = 100_000;
+
+/// A bound on the bytes of host names one line may expand to (a long name
+/// times a large range).
+pub const MAX_NAME_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RangeError {
@@ -34,6 +39,8 @@ pub enum RangeError {
     Unclosed,
     #[error("a host range may expand to at most {MAX_HOSTS} hosts")]
     TooLarge,
+    #[error("a host range may expand to at most {} MiB of host names", MAX_NAME_BYTES >> 20)]
+    TooLong,
 }
 
 /// Split `host:port` / `[host]:port`. `None` when the text is not a host
@@ -62,14 +69,46 @@ pub fn expand(text: &str) -> Result<(Vec<String>, Option<i64>), RangeError> {
     Ok((names, port))
 }
 
-/// Expand the first `[..]` range, then recurse for the ones after it.
+/// Expand every `[..]` range of a line, left to right. The number of
+/// hosts (and the bytes of their names) is known from the ranges alone, so
+/// a line that would expand too far is refused before anything is built:
+/// `w[1:2]` written 64 times is 2^64 hosts, not a long wait.
 fn expand_ranges(line: &str) -> Result<Vec<String>, RangeError> {
-    let open = line.find('[').ok_or(RangeError::Unclosed)?;
-    let close = line[open..]
-        .find(']')
-        .map(|i| open + i)
-        .ok_or(RangeError::Unclosed)?;
-    let (head, range, tail) = (&line[..open], &line[open + 1..close], &line[close + 1..]);
+    // Literal text and ranges alternate: text, range, text, ..., text.
+    let mut pieces: Vec<Vec<String>> = Vec::new();
+    let mut total: usize = 1;
+    let mut rest = line;
+    while let Some(open) = rest.find('[') {
+        let close = rest[open..]
+            .find(']')
+            .map(|i| open + i)
+            .ok_or(RangeError::Unclosed)?;
+        pieces.push(vec![rest[..open].to_string()]);
+        let items = range_items(&rest[open + 1..close])?;
+        total = total
+            .checked_mul(items.len())
+            .filter(|&n| n <= MAX_HOSTS)
+            .ok_or(RangeError::TooLarge)?;
+        pieces.push(items);
+        rest = &rest[close + 1..];
+    }
+    pieces.push(vec![rest.to_string()]);
+    // No name is longer than the line it came from.
+    if total.saturating_mul(line.len()) > MAX_NAME_BYTES {
+        return Err(RangeError::TooLong);
+    }
+    let mut hosts = vec![String::new()];
+    for alternatives in &pieces {
+        hosts = hosts
+            .iter()
+            .flat_map(|h| alternatives.iter().map(move |a| format!("{h}{a}")))
+            .collect();
+    }
+    Ok(hosts)
+}
+
+/// The items of one range (`01:10`, `a:c`, `1:10:2`), without brackets.
+fn range_items(range: &str) -> Result<Vec<String>, RangeError> {
     let bounds: Vec<&str> = range.split(':').collect();
     if bounds.len() != 2 && bounds.len() != 3 {
         return Err(RangeError::Shape);
@@ -96,7 +135,7 @@ fn expand_ranges(line: &str) -> Result<Vec<String>, RangeError> {
     };
     const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let is_letter = |s: &str| s.len() == 1 && LETTERS.contains(s);
-    let items: Vec<String> = if is_letter(beg) && is_letter(end) {
+    if is_letter(beg) && is_letter(end) {
         let (b, e) = (
             LETTERS.find(beg).unwrap_or(0),
             LETTERS.find(end).unwrap_or(0),
@@ -104,40 +143,26 @@ fn expand_ranges(line: &str) -> Result<Vec<String>, RangeError> {
         if b > e {
             return Err(RangeError::Backwards);
         }
-        LETTERS[b..=e]
+        return Ok(LETTERS[b..=e]
             .chars()
             .step_by(step)
             .map(String::from)
-            .collect()
-    } else {
-        let b: i64 = beg.parse().map_err(|_| RangeError::NotANumber)?;
-        let e: i64 = end.parse().map_err(|_| RangeError::NotANumber)?;
-        // Ansible silently expands `[5:1]` to nothing; a line that adds no
-        // host is always a mistake, so it is an error here.
-        if b > e {
-            return Err(RangeError::Backwards);
-        }
-        if (i128::from(e) - i128::from(b)) / step as i128 >= MAX_HOSTS as i128 {
-            return Err(RangeError::TooLarge);
-        }
-        (b..=e)
-            .step_by(step)
-            .map(|n| format!("{n:0width$}"))
-            .collect()
-    };
-    let mut hosts = Vec::new();
-    for item in items {
-        let name = format!("{head}{item}{tail}");
-        if name.contains('[') {
-            hosts.extend(expand_ranges(&name)?);
-        } else {
-            hosts.push(name);
-        }
-        if hosts.len() > MAX_HOSTS {
-            return Err(RangeError::TooLarge);
-        }
+            .collect());
     }
-    Ok(hosts)
+    let b: i64 = beg.parse().map_err(|_| RangeError::NotANumber)?;
+    let e: i64 = end.parse().map_err(|_| RangeError::NotANumber)?;
+    // Ansible silently expands `[5:1]` to nothing; a line that adds no
+    // host is always a mistake, so it is an error here.
+    if b > e {
+        return Err(RangeError::Backwards);
+    }
+    if (i128::from(e) - i128::from(b)) / step as i128 >= MAX_HOSTS as i128 {
+        return Err(RangeError::TooLarge);
+    }
+    Ok((b..=e)
+        .step_by(step)
+        .map(|n| format!("{n:0width$}"))
+        .collect())
 }
 
 fn bracketed_hostport() -> &'static Regex {
@@ -233,5 +258,17 @@ mod tests {
         assert_eq!(expand("w[1:2"), Err(RangeError::Unclosed));
         assert_eq!(expand("w[1:99999999999]"), Err(RangeError::TooLarge));
         assert_eq!(expand("w[0:999]-[0:9999]"), Err(RangeError::TooLarge));
+    }
+
+    /// Found by the fuzzer: 64 two-host ranges on one line is 2^64 hosts;
+    /// it took seconds (expanding a million names first) before failing.
+    #[test]
+    fn many_small_ranges_on_one_line_are_refused_at_once() {
+        let line = "web[1:2]".repeat(64);
+        let start = std::time::Instant::now();
+        assert_eq!(expand(&line), Err(RangeError::TooLarge));
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        let long = format!("w[0:99999]{}", "x".repeat(1000));
+        assert_eq!(expand(&long), Err(RangeError::TooLong));
     }
 }

@@ -22,8 +22,15 @@ use regex::Regex;
 
 use super::{hostname, Inventory, LOCALHOST};
 
+/// The longest term a pattern may hold. Host names are at most 253
+/// characters; a glob or regular expression longer than this is a mistake,
+/// and compiling it (once per term) made a long pattern take seconds.
+pub const MAX_TERM: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
+    #[error("a host pattern term may be at most {MAX_TERM} characters; one has {len}")]
+    TermTooLong { len: usize },
     #[error("invalid regular expression in host pattern `{pattern}`")]
     BadRegex { pattern: String },
     #[error("no host at index {index} of `{pattern}`: it matches {count} host(s)")]
@@ -37,6 +44,13 @@ pub enum PatternError {
 /// Hosts matching `pattern`, in Ansible's order (see the module docs).
 pub fn select(inv: &Inventory, pattern: &str) -> Result<Vec<String>, PatternError> {
     let mut terms = split(pattern);
+    // A term given twice adds, keeps or drops nothing the first did not;
+    // compiling it once per mention made a long repeated list take seconds.
+    let mut seen = HashSet::new();
+    terms.retain(|t| seen.insert(t.clone()));
+    if let Some(t) = terms.iter().find(|t| t.len() > MAX_TERM) {
+        return Err(PatternError::TermTooLong { len: t.len() });
+    }
     // Plain terms first, then intersections, then exclusions.
     let mut ordered: Vec<String> = terms
         .iter()
@@ -78,13 +92,12 @@ pub fn select(inv: &Inventory, pattern: &str) -> Result<Vec<String>, PatternErro
 pub fn split(pattern: &str) -> Vec<String> {
     let parts: Vec<String> = if pattern.contains(',') {
         pattern.split(',').map(str::to_string).collect()
-    } else if hostname::parse_address(pattern).is_some() {
+    } else if pattern.len() <= MAX_TERM && hostname::parse_address(pattern).is_some() {
+        // (A longer one is no address, and matching the address
+        // expressions against 64 KiB took seconds: found by the fuzzer.)
         vec![pattern.to_string()]
     } else {
-        colon_terms()
-            .find_iter(pattern)
-            .map(|m| m.as_str().to_string())
-            .collect()
+        colon_terms(pattern)
     };
     parts
         .into_iter()
@@ -189,7 +202,11 @@ impl Matcher {
             Some(re) => format!("^(?:{re})"),
             None => format!("^(?s:{})$", glob_to_regex(expr)),
         };
-        Regex::new(&source)
+        // A bound on the compiled size keeps a pathological expression
+        // (`(a{1000}){1000}`) from taking seconds to compile.
+        regex::RegexBuilder::new(&source)
+            .size_limit(1 << 20)
+            .build()
             .map(Matcher)
             .map_err(|_| PatternError::BadRegex {
                 pattern: expr.to_string(),
@@ -268,9 +285,60 @@ fn push_class_char(out: &mut String, c: char) {
     }
 }
 
-fn colon_terms() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"(?:[^\s:\[\]]|\[[^\]]*\])+").expect("valid regex"))
+/// The runs of `(?:[^\s:\[\]]|\[[^\]]*\])+`: terms split on colons and
+/// spaces outside `[...]`. By hand, in one pass: the regex's `find_iter`
+/// rescanned to the end for every unclosed `[`, quadratic in the pattern
+/// (64 KiB took seconds; found by the fuzzer).
+fn colon_terms(pattern: &str) -> Vec<String> {
+    let bytes = pattern.as_bytes();
+    // For each position, where the next `]` is.
+    let mut next_close = vec![None; bytes.len() + 1];
+    for i in (0..bytes.len()).rev() {
+        next_close[i] = if bytes[i] == b']' {
+            Some(i)
+        } else {
+            next_close[i + 1]
+        };
+    }
+    let mut terms = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'[' {
+            if let Some(close) = next_close[i + 1] {
+                start.get_or_insert(i);
+                i = close + 1;
+                continue;
+            }
+        }
+        let space = unicode_space_len(pattern, i);
+        if c == b'[' || c == b']' || c == b':' || c.is_ascii_whitespace() || space > 0 {
+            if let Some(s) = start.take() {
+                terms.push(pattern[s..i].to_string());
+            }
+            i += space.max(1);
+            continue;
+        }
+        start.get_or_insert(i);
+        i += 1;
+    }
+    if let Some(s) = start {
+        terms.push(pattern[s..].to_string());
+    }
+    terms
+}
+
+/// The length of a non-ASCII whitespace character (which `\s` matches)
+/// starting at `i`, or 0.
+fn unicode_space_len(text: &str, i: usize) -> usize {
+    if text.as_bytes()[i] < 0x80 || !text.is_char_boundary(i) {
+        return 0;
+    }
+    match text[i..].chars().next() {
+        Some(c) if c.is_whitespace() => c.len_utf8(),
+        _ => 0,
+    }
 }
 
 fn subscript_re() -> &'static Regex {
@@ -299,6 +367,33 @@ mod tests {
 
     fn sel(p: &str) -> Vec<String> {
         inv().select(p).unwrap()
+    }
+
+    /// Found by the fuzzer: a 64 KiB term (`~(~(~(...`) took seconds to
+    /// compile. Long lists of short terms (`--limit a,b,c,...`) still work.
+    #[test]
+    fn over_long_terms_are_refused_quickly() {
+        let start = std::time::Instant::now();
+        let long = format!("&{}", "~(".repeat(30_000));
+        assert_eq!(
+            inv().select(&long),
+            Err(PatternError::TermTooLong { len: 60_001 })
+        );
+        assert!(matches!(
+            inv().select("~(a{1000}){1000}"),
+            Err(PatternError::BadRegex { .. })
+        ));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(split("a\u{2003}b:é\u{3000}c"), ["a", "b", "é", "c"]);
+        let colons = "[a ".repeat(20_000) + "web01:db1";
+        assert_eq!(split(&colons).last().map(String::as_str), Some("db1"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let list = vec!["db1"; 5000].join(",");
+        assert_eq!(inv().select(&list).unwrap(), ["db1"]);
+        let start = std::time::Instant::now();
+        let globs = vec!["db1web*,&web*,!web0[12]"; 3000].join(",");
+        assert_eq!(sel(&globs), sel("db1web*,&web*,!web0[12]"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

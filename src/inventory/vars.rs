@@ -123,8 +123,7 @@ fn files_in(dir: &Path, found: &mut Vec<PathBuf>) {
 
 /// One vars file: a YAML (or JSON) mapping, or empty.
 fn read_file(path: &Path) -> Result<Map<String, Value>, Diagnostic> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::new(path, 0, 0, format!("cannot read vars file: {e}")))?;
+    let text = crate::diagnostic::read_source(path, "vars file")?;
     let node = crate::yaml::parse(path, &text)?;
     match &node.value {
         NodeValue::Null => Ok(Map::new()),

@@ -519,12 +519,21 @@ impl Loader {
     /// Read and parse one YAML file, remembering its lines for sub-spans.
     /// `from` is the span that named the file (an import), if any.
     fn parse(&mut self, path: &Path, from: Option<&Span>) -> Option<Node> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::diagnostic::read_source(path, "file") {
             Ok(t) => t,
-            Err(e) => {
+            // Not UTF-8: the error points into the file itself.
+            Err(d) if d.line > 0 => {
+                self.error(d);
+                return None;
+            }
+            Err(d) => {
                 let d = match from {
-                    Some(span) => span.diagnostic(format!("cannot read `{}`: {e}", path.display())),
-                    None => Diagnostic::new(path, 0, 0, format!("cannot read file: {e}")),
+                    Some(span) => span.diagnostic(format!(
+                        "cannot read `{}`: {}",
+                        path.display(),
+                        d.message.trim_start_matches("cannot read file: ")
+                    )),
+                    None => d,
                 };
                 self.error(d);
                 return None;
@@ -621,7 +630,9 @@ impl Loader {
             NodeValue::Seq(items) => items,
             NodeValue::Null => {
                 self.error(
-                    Diagnostic::new(path, 0, 0, "the playbook is empty").with_help(
+                    // At the top of the file: editors and CI annotations
+                    // need a line to point at.
+                    Diagnostic::new(path, 1, 1, "the playbook is empty").with_help(
                         "a playbook is a list of plays, each starting with `- hosts: ...`",
                     ),
                 );
@@ -2289,6 +2300,19 @@ mod tests {
         let r = parse_kv(s, check_raw).unwrap();
         let m: Map<String, Value> = r.options.into_iter().map(|o| (o.key, o.value)).collect();
         (Value::Object(m), r.raw)
+    }
+
+    #[test]
+    fn empty_and_non_utf8_playbooks_point_into_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pb.yml");
+        std::fs::write(&p, "# nothing\n").unwrap();
+        let e = load_playbook(&p).unwrap_err();
+        assert_eq!((e[0].line, e[0].col), (1, 1), "{}", e[0]);
+        std::fs::write(&p, b"- hosts: all\n  name: \xff\n").unwrap();
+        let e = load_playbook(&p).unwrap_err();
+        assert_eq!((e[0].line, e[0].col), (2, 9), "{}", e[0]);
+        assert_eq!(e[0].message, "file is not valid UTF-8");
     }
 
     #[test]

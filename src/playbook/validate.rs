@@ -419,6 +419,15 @@ impl Validator<'_> {
     /// Where minijinja places a syntax error in `source`: (byte offset, length).
     fn template_error_offset(&self, source: &str, expression: bool) -> Option<(usize, usize)> {
         let env = self.templar.env();
+        // What the guard refused must not reach minijinja's parser.
+        let refused = if expression {
+            crate::template::guard::unary_run_in_expression(source)
+        } else {
+            crate::template::guard::unary_run_in_template(source, env.syntax())
+        };
+        if refused.is_some() {
+            return None;
+        }
         let err = if expression {
             env.compile_expression(source).err()?
         } else {

@@ -19,6 +19,12 @@ pub const MAX_ITEMS: usize = 1_000_000;
 /// `rjust`, `zfill`, printf widths): minijinja's limit for `'x' * n`.
 pub const MAX_TEXT_LEN: usize = 100_000_000;
 
+/// The widest padding, indent, slice count or format width a template
+/// may ask for. Python builds whatever is asked; `center(999999999)` built
+/// a gigabyte and took seconds, so wider is an error. No real template
+/// pads past a few hundred columns.
+pub const MAX_WIDTH: usize = 65_536;
+
 /// Bytes a lookup may read from a controller file or command
 /// (`file`, `template`, `pipe`, `lines`): 64 MiB.
 pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
@@ -46,6 +52,16 @@ pub fn check_text_len(what: &str, len: usize) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// `what` asks for a width of `width`: an error past [`MAX_WIDTH`].
+pub fn check_width(what: &str, width: usize) -> Result<usize, Error> {
+    if width > MAX_WIDTH {
+        return Err(too_big(format!(
+            "{what}: a width may be at most {MAX_WIDTH} (the limit on padding and format widths)"
+        )));
+    }
+    Ok(width)
 }
 
 /// Read all of `r`, or fail once it passes [`MAX_READ_BYTES`] (never

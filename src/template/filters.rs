@@ -75,6 +75,15 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("replace", replace);
     env.add_filter("truncate", truncate);
     env.add_filter("center", center);
+    env.add_filter("format", super::jinja::format);
+    // `'a' | slice(999999)` built a million lists (found by the fuzzer).
+    env.add_filter(
+        "slice",
+        |state: &State, value: Value, count: usize, fill: Option<Value>| {
+            super::bounds::check_width("slice", count)?;
+            minijinja::filters::slice(state, value, count, fill)
+        },
+    );
     env.add_filter("wordcount", |s: String| {
         s.split(|c: char| !(c.is_alphanumeric() || c == '_'))
             .filter(|w| !w.is_empty())

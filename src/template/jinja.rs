@@ -5,7 +5,7 @@
 //! moves from Ansible to herd. `testdata/jinja2.json` holds the reference
 //! outputs.
 
-use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::value::{Kwargs, Rest, Value, ValueKind, ValueOrKwargs};
 use minijinja::{Error, State};
 
 use super::filters::{err, items, json, py_text, require_defined};
@@ -66,6 +66,10 @@ fn path_get(v: &Value, path: &str) -> Value {
 /// between digits and (for base 0 or a matching base) a `0x`/`0o`/`0b`
 /// prefix are accepted.
 fn py_int(text: &str, base: u32) -> Option<i64> {
+    // Python refuses other bases (ValueError); `from_str_radix` would panic.
+    if base != 0 && !(2..=36).contains(&base) {
+        return None;
+    }
     let t = text.trim();
     let (neg, t) = match t.strip_prefix('-') {
         Some(r) => (true, r),
@@ -245,7 +249,7 @@ pub(super) fn center(s: String, width: Option<usize>) -> Result<String, Error> {
     if width <= len {
         return Ok(s);
     }
-    super::bounds::check_text_len("center", width)?;
+    super::bounds::check_width("center", width)?;
     let marg = width - len;
     let left = marg / 2 + (marg & width & 1);
     Ok(format!(
@@ -253,6 +257,134 @@ pub(super) fn center(s: String, width: Option<usize>) -> Result<String, Error> {
         " ".repeat(left),
         " ".repeat(marg - left)
     ))
+}
+
+/// The `format` filter (Python's `'%d' % x` is rewritten to it), with
+/// printf widths and precisions bounded, then minijinja's own.
+pub(super) fn format(state: &State, fmt: Value, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    if let Some(f) = fmt.as_str() {
+        let values: Vec<Value> = args
+            .0
+            .iter()
+            .cloned()
+            .map(ValueOrKwargs::into_value)
+            .collect();
+        printf_widths(f, &values)?;
+    }
+    // minijinja's filter wants a state of its own; a blank one differs
+    // only in what it never reads here (blocks, macros).
+    let tmpl = state.env().template_from_str("")?;
+    let mut own = tmpl.new_state();
+    minijinja::filters::format(&mut own, &fmt, args)
+}
+
+/// Every width and precision of a printf format, literal or `*` (taken
+/// from `args` in order), checked against [`super::bounds::MAX_WIDTH`].
+fn printf_widths(fmt: &str, args: &[Value]) -> Result<(), Error> {
+    let b = fmt.as_bytes();
+    let mut i = 0;
+    let mut arg = 0;
+    let number = |i: &mut usize, arg: &mut usize| -> Result<(), Error> {
+        if b.get(*i) == Some(&b'*') {
+            *i += 1;
+            let n = args
+                .get(*arg)
+                .and_then(|v| i64::try_from(v.clone()).ok())
+                .unwrap_or(0);
+            *arg += 1;
+            super::bounds::check_width(
+                "format",
+                n.unsigned_abs().try_into().unwrap_or(usize::MAX),
+            )?;
+            return Ok(());
+        }
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        let n = fmt[start..*i]
+            .parse::<usize>()
+            .unwrap_or(if *i > start { usize::MAX } else { 0 });
+        super::bounds::check_width("format", n).map(|_| ())
+    };
+    while i < b.len() {
+        if b[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if b.get(i) == Some(&b'%') {
+            i += 1;
+            continue;
+        }
+        if b.get(i) == Some(&b'(') {
+            while i < b.len() && b[i] != b')' {
+                i += 1;
+            }
+            i += 1;
+        }
+        while b.get(i).is_some_and(|c| b"-#0 +".contains(c)) {
+            i += 1;
+        }
+        number(&mut i, &mut arg)?;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            number(&mut i, &mut arg)?;
+        }
+        arg += 1;
+    }
+    Ok(())
+}
+
+/// Widths and precisions in the `{...:spec}` fields of a `str.format`
+/// string. A width taken from an argument (`{:>{}}`, a field nested in a
+/// field) is checked against every integer argument.
+pub(super) fn str_format_widths(fmt: &str, args: &[Value]) -> Result<(), Error> {
+    let mut depth = 0usize;
+    let mut nested = false;
+    let mut in_spec = false;
+    let mut digits = String::new();
+    let check = |digits: &mut String| -> Result<(), Error> {
+        if !digits.is_empty() {
+            super::bounds::check_width("format", digits.parse().unwrap_or(usize::MAX))?;
+            digits.clear();
+        }
+        Ok(())
+    };
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // `{{` and `}}` outside a field are literal braces.
+            '{' | '}' if depth == 0 && chars.peek() == Some(&c) => {
+                chars.next();
+            }
+            '{' => {
+                depth += 1;
+                nested |= depth > 1;
+                check(&mut digits)?;
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                in_spec = false;
+                check(&mut digits)?;
+            }
+            ':' if depth == 1 => in_spec = true,
+            c if in_spec && c.is_ascii_digit() => digits.push(c),
+            _ => check(&mut digits)?,
+        }
+    }
+    check(&mut digits)?;
+    if nested {
+        for a in args {
+            if let Ok(n) = i64::try_from(a.clone()) {
+                super::bounds::check_width(
+                    "format",
+                    n.unsigned_abs().try_into().unwrap_or(usize::MAX),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Python's `str.splitlines()`.
@@ -310,10 +442,13 @@ pub(super) fn indent(
         Some(w) => {
             let n = usize::try_from(w.clone())
                 .map_err(|_| err("indent: width must be a number or a string"))?;
-            super::bounds::check_text_len("indent", n)?;
+            super::bounds::check_width("indent", n)?;
             " ".repeat(n)
         }
     };
+    if indention.len().saturating_mul(s.matches('\n').count() + 1) > 64 << 20 {
+        return Err(err("indent: the indented text would be too large"));
+    }
     // Jinja2 appends a newline so that splitlines keeps a trailing one.
     let text = format!("{s}\n");
     let lines = py_splitlines(&text);

@@ -31,6 +31,11 @@ pub fn unknown_method_callback(
         let () = from_args(args)?;
         return Ok(value.clone());
     }
+    if method == "format" {
+        if let Some(s) = value.as_str() {
+            super::jinja::str_format_widths(s, args)?;
+        }
+    }
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
 
@@ -47,7 +52,7 @@ fn pad(s: &str, width: usize, fill: Option<&str>, left: bool) -> Result<String, 
     if width <= len {
         return Ok(s.to_string());
     }
-    super::bounds::check_text_len(if left { "rjust" } else { "ljust" }, width)?;
+    super::bounds::check_width(if left { "rjust" } else { "ljust" }, width)?;
     let padding: String = std::iter::repeat_n(f, width - len).collect();
     Ok(if left {
         format!("{padding}{s}")
@@ -94,7 +99,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
             if width <= len {
                 Value::from(s)
             } else {
-                super::bounds::check_text_len("zfill", width)?;
+                super::bounds::check_width("zfill", width)?;
                 Value::from(format!("{sign}{}{digits}", "0".repeat(width - len)))
             }
         }
@@ -108,7 +113,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
                     if width <= len {
                         Value::from(s)
                     } else {
-                        super::bounds::check_text_len("center", width)?;
+                        super::bounds::check_width("center", width)?;
                         let marg = width - len;
                         let left = marg / 2 + (marg & width & 1);
                         let f = fill.unwrap_or_else(|| " ".into());

@@ -64,6 +64,7 @@ mod bounds;
 mod chain;
 mod crypt;
 pub mod filters;
+pub(crate) mod guard;
 mod header;
 mod ipaddr;
 mod jinja;
@@ -117,7 +118,14 @@ impl TemplateError {
         // the caller's name (file or task field) is the useful one.
         let own_name = e.name().filter(|n| *n != "<expression>");
         let name = own_name.unwrap_or(name).to_string();
-        let line = e.line().unwrap_or(0);
+        let line = e
+            .line()
+            .or_else(|| {
+                std::error::Error::source(e)
+                    .and_then(|s| s.downcast_ref::<guard::UnaryRunAt>())
+                    .map(|at| at.line)
+            })
+            .unwrap_or(0);
         if e.kind() == minijinja::ErrorKind::UndefinedError {
             TemplateError::Undefined { name, line, reason }
         } else {
@@ -279,6 +287,49 @@ impl Drop for Entry {
     }
 }
 
+/// A template whose code minijinja's parser cannot take (see [`guard`]).
+fn guard_template(
+    name: &str,
+    source: &str,
+    syntax: &minijinja::syntax::SyntaxConfig,
+) -> Result<(), TemplateError> {
+    match guard::unary_run_in_template(source, syntax) {
+        Some(line) => Err(too_many_unary(name, line)),
+        None => Ok(()),
+    }
+}
+
+fn guard_expression(name: &str, expr: &str) -> Result<(), TemplateError> {
+    match guard::unary_run_in_expression(expr) {
+        Some(line) => Err(too_many_unary(name, line)),
+        None => Ok(()),
+    }
+}
+
+/// The same refusal inside the engine's own error paths (nested values,
+/// conditions), keeping its line through [`guard::UnaryRunAt`].
+fn unary_run_error(line: usize) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::SyntaxError,
+        format!(
+            "more than {} `-`/`not` operators in a row",
+            guard::MAX_UNARY_RUN
+        ),
+    )
+    .with_source(guard::UnaryRunAt { line })
+}
+
+fn too_many_unary(name: &str, line: usize) -> TemplateError {
+    TemplateError::Render {
+        name: name.to_string(),
+        line,
+        reason: format!(
+            "syntax error: more than {} `-`/`not` operators in a row",
+            guard::MAX_UNARY_RUN
+        ),
+    }
+}
+
 /// True when `s` needs rendering at all (saves building a template).
 pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
@@ -340,6 +391,15 @@ impl Templar {
                     format!("cannot read {}: {e}", c.display()),
                 )
             })?;
+            if let Some(line) = guard::unary_run_in_template(&source, &Default::default()) {
+                let TemplateError::Render { reason, .. } = too_many_unary(name, line) else {
+                    unreachable!("too_many_unary gives a Render error")
+                };
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::SyntaxError,
+                    format!("{name}:{line}: {reason}"),
+                ));
+            }
             Ok(Some(chain::rewrite_template(&source).into_owned()))
         });
         lookups::register(&mut env, search_paths);
@@ -348,6 +408,12 @@ impl Templar {
 
     pub fn env(&self) -> &Environment<'static> {
         &self.env
+    }
+
+    /// A Templar over a changed copy of another one's environment (the
+    /// fuzzer takes out the lookups that run commands or write files).
+    pub(crate) fn from_env(env: Environment<'static>) -> Self {
+        Templar { env: Arc::new(env) }
     }
 
     /// Render a string to text.
@@ -370,6 +436,9 @@ impl Templar {
     ) -> Result<String, minijinja::Error> {
         if !is_template(source) {
             return Ok(source.to_string());
+        }
+        if let Some(line) = guard::unary_run_in_template(source, self.env.syntax()) {
+            return Err(unary_run_error(line));
         }
         let source = chain::rewrite_template(source);
         let tmpl = self.env.template_from_named_str(name, &source)?;
@@ -496,6 +565,9 @@ impl Templar {
     }
 
     fn eval_raw(&self, expr: &str, ctx: &Context) -> Result<minijinja::Value, minijinja::Error> {
+        if let Some(line) = guard::unary_run_in_expression(expr) {
+            return Err(unary_run_error(line));
+        }
         let expr = chain::rewrite_expression(expr);
         self.env.compile_expression(&expr)?.eval(ctx)
     }
@@ -568,6 +640,7 @@ impl Templar {
         if !is_template(source) {
             return Ok(());
         }
+        guard_template(name, source, self.env.syntax())?;
         self.env
             .template_from_named_str(name, source)
             .map(|_| ())
@@ -580,6 +653,7 @@ impl Templar {
         if is_template(expr) {
             return self.check_syntax(name, expr);
         }
+        guard_expression(name, expr)?;
         self.env
             .compile_expression(expr)
             .map(|_| ())
@@ -600,6 +674,7 @@ impl Templar {
             reason,
         })?;
         let Some(header) = header else {
+            guard_template(&name, &source, self.env.syntax())?;
             let source = chain::rewrite_template(&source);
             let tmpl = self
                 .env
@@ -618,6 +693,9 @@ impl Templar {
                 line: 1,
                 reason,
             })?;
+        if let Some(line) = guard::unary_run_in_template(header.body, env.syntax()) {
+            return Err(too_many_unary(&name, line + 1));
+        }
         let body = if header.changes_delimiters() {
             std::borrow::Cow::Borrowed(header.body)
         } else {
@@ -736,6 +814,108 @@ mod unit {
     use super::testutil::{eval, r, render};
     use super::*;
     use serde_json::json;
+
+    /// Found by the fuzzer: a base outside 2..=36 panicked in
+    /// `from_str_radix`. Jinja2 falls back to `int(float(value))`.
+    #[test]
+    fn int_with_an_impossible_base_falls_back_like_jinja() {
+        assert_eq!(
+            r("{{ '12' | int(0, 1) }} {{ '12' | int(0, 99) }} {{ 'x' | int(7, 265536) }}"),
+            "12 12 7"
+        );
+    }
+
+    /// Found by the fuzzer: `center(999999999)`, `indent(999999999)`,
+    /// `'%999999999d' % 1` and `'{:>99999999}'.format(1)` built gigabytes.
+    #[test]
+    fn huge_widths_are_errors() {
+        let t = Templar::new(Vec::new());
+        let ctx = Context::from(());
+        for src in [
+            "{{ 'a' | center(999999999) }}",
+            "{{ 'a' | indent(999999999) }}",
+            "{{ '%999999999d' % 1 }}",
+            "{{ '%.999999999f' | format(1.5) }}",
+            "{{ '%*d' % (999999999, 1) }}",
+            "{{ '{:>99999999}'.format(1) }}",
+            "{{ '{:>{}}'.format(1, 99999999) }}",
+            "{{ 'a'.ljust(999999999) }}",
+            "{{ '1'.zfill(999999999) }}",
+            "{{ 'a' | slice(999999) }}",
+        ] {
+            let e = t.render_str("t", src, &ctx).unwrap_err().to_string();
+            assert!(e.contains("may be at most 65536"), "{src}: {e}");
+        }
+        assert_eq!(
+            r("{{ '%5d|%-3s|%.2f|%%' % (42, 'a', 1.5) }} {{ '{:>5}{{}}'.format(7) }} {{ 'a' | center(5) }} {{ [1, 2, 3] | slice(2) | list }}"),
+            "   42|a  |1.50|%     7{}   a   [[1, 2], [3]]"
+        );
+    }
+
+    /// The resource bombs a template can hold are errors, quickly: huge
+    /// ranges and loops over them, string and list repetition, huge powers,
+    /// unbounded macro recursion (minijinja's own limits, checked here so
+    /// a change of engine or of a filter cannot lose them).
+    #[test]
+    fn resource_bombs_are_errors_not_hangs() {
+        let t = Templar::new(Vec::new());
+        let ctx = Context::from(());
+        let start = std::time::Instant::now();
+        for (src, reason) in [
+            (
+                "{{ range(10**12) | length }}",
+                "range has too many elements",
+            ),
+            (
+                "{% for i in range(999999999) %}{% endfor %}",
+                "range has too many elements",
+            ),
+            (
+                "{{ ('a' * 10**12) | length }}",
+                "repeated string is too large",
+            ),
+            ("{{ ([1] * 999999999) | length }}", "too large"),
+            ("{{ 10**10**10 }}", "unable to calculate"),
+            (
+                "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}",
+                "recursion",
+            ),
+        ] {
+            let e = t.render_str("t", src, &ctx).unwrap_err().to_string();
+            assert!(e.contains(reason), "{src}: {e}");
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    /// Found by the fuzzer: minijinja's parser recursed once per `-` or
+    /// `not` and a long run aborted the process with a stack overflow.
+    #[test]
+    fn long_prefix_operator_runs_are_errors_not_stack_overflows() {
+        let run = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let t = Templar::new(Vec::new());
+                let ctx = Context::from(());
+                let minus = format!("a\n{{{{ {}1 }}}}", "-".repeat(100_000));
+                let nots = format!("{}x", "not ".repeat(100_000));
+                let errors = [
+                    t.render_str("t", &minus, &ctx).unwrap_err(),
+                    t.check_syntax("t", &minus).unwrap_err(),
+                    t.eval("when", &nots, &ctx).unwrap_err(),
+                    t.check_expression("when", &nots).unwrap_err(),
+                ];
+                errors.map(|e| e.to_string())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            run[0].starts_with("t:2: syntax error: more than 32"),
+            "{}",
+            run[0]
+        );
+        assert!(run[2].starts_with("when:1: syntax error"), "{}", run[2]);
+    }
 
     #[test]
     fn prints_like_python() {
