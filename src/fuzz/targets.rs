@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use serde_json::json;
 
 use super::mutate::Grammar;
@@ -143,7 +144,118 @@ pub const TARGETS: &[Target] = &[
         grammar: SSH_CONFIG,
         run: run_proxy_jump,
     },
+    Target {
+        name: "ansible_cfg",
+        seeds: ansible_cfg_seeds,
+        builtin: &["[defaults]\ninventory = ./hosts ; inline\nforks: 7\nhost_key_checking = False\n  continued\n[privilege_escalation]\nbecome = yes\n[ssh_connection]\nssh_args = -o ServerAliveInterval=5\n"],
+        grammar: ANSIBLE_CFG,
+        run: run_ansible_cfg,
+    },
+    Target {
+        name: "vault",
+        seeds: vault_seeds,
+        builtin: &[],
+        grammar: VAULT,
+        run: run_vault,
+    },
 ];
+
+const ANSIBLE_CFG: Grammar = Grammar {
+    dict: &[
+        "[defaults]\n",
+        "[privilege_escalation]\n",
+        "[ssh_connection]\n",
+        "[DEFAULT]\n",
+        "[",
+        "]",
+        " = ",
+        ": ",
+        " ; ",
+        "# ",
+        "\n    ",
+        "%(x)s",
+        "~/",
+        "inventory",
+        "forks",
+        "timeout",
+        "gathering",
+        "become_method",
+        "host_key_checking",
+        "roles_path",
+        "ssh_args",
+        "yes",
+        "False",
+        "-1",
+        "99999999999999999999",
+        "\r\n",
+    ],
+    nest: &["[", "\n    ", "%("],
+};
+
+const VAULT: Grammar = Grammar {
+    dict: &[
+        "$ANSIBLE_VAULT;1.1;AES256\n",
+        "$ANSIBLE_VAULT;1.2;AES256;dev\n",
+        "$ANSIBLE_VAULT;9.9;AES256\n",
+        ";",
+        "\n",
+        "0a",
+        "00",
+        "ff",
+        "6162",
+        "!vault |\n  ",
+        "secret: !vault |\n          ",
+    ],
+    nest: &["$ANSIBLE_VAULT;1.1;AES256\n", "0a0a"],
+};
+
+fn ansible_cfg_seeds(files: &[SeedFile]) -> Vec<Vec<u8>> {
+    texts(files, |f| ext_of(&f.path) == "cfg")
+}
+
+fn vault_seeds(files: &[SeedFile]) -> Vec<Vec<u8>> {
+    texts(files, |f| {
+        std::str::from_utf8(&f.bytes).is_ok_and(|t| t.contains("$ANSIBLE_VAULT"))
+    })
+}
+
+/// `ansible.cfg`: parsed, then read into settings with no environment.
+/// Syntax errors carry `path:line:col`; a bad value names its line.
+fn run_ansible_cfg(_: &Scratch, data: &[u8]) -> Outcome {
+    use crate::config::{AnsibleConfig, ConfigError, Ini};
+    let path = Path::new("ansible.cfg");
+    let text = String::from_utf8_lossy(data);
+    let env: IndexMap<String, String> = IndexMap::new();
+    let result = Ini::parse(path, &text)
+        .and_then(|ini| AnsibleConfig::from_ini(Some(path), &ini, &env, Path::new("/"), None));
+    match result {
+        Ok(_) => Outcome::Accepted,
+        Err(ConfigError::Syntax { line, col, .. }) if line > 0 && col > 0 => {
+            Outcome::Rejected { unpositioned: None }
+        }
+        Err(e @ ConfigError::Syntax { .. }) => Outcome::Rejected {
+            unpositioned: Some(e.to_string()),
+        },
+        Err(_) => Outcome::Rejected { unpositioned: None },
+    }
+}
+
+/// A vault text, whole or inside YAML as `!vault`, decrypted with the
+/// fixtures' test password and a wrong one.
+fn run_vault(_: &Scratch, data: &[u8]) -> Outcome {
+    let text = String::from_utf8_lossy(data);
+    let secrets = [
+        crate::vault::VaultSecret::new("default", "herd-test-password"),
+        crate::vault::VaultSecret::new("dev", "wrong"),
+    ];
+    let whole = crate::vault::decrypt("fuzz.yml", text.trim(), &secrets);
+    // Inline values go through the YAML front end, which finds the tags.
+    let inline = crate::yaml::parse(Path::new("fuzz.yml"), &text);
+    match (whole, inline) {
+        (Ok(_), _) | (_, Ok(_)) => Outcome::Accepted,
+        _ => Outcome::Rejected { unpositioned: None },
+    }
+}
 
 // ---------------------------------------------------------------- grammars
 
