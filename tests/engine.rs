@@ -2,27 +2,11 @@
 //! hosts, failure limits, serial batches, strategies, handlers, run_once,
 //! retries, includes, loops, variable precedence, environment, no_log.
 
-use std::path::Path;
-
-use crate::support::{write_files, Herd, Run};
+use crate::support::{run_in, write_files};
 
 const TWO_HOSTS: &str = "[pair]\na ansible_connection=local\nb ansible_connection=local\n";
 const THREE_HOSTS: &str =
     "[trio]\na ansible_connection=local\nb ansible_connection=local\nc ansible_connection=local\n";
-
-fn run_in(dir: &Path, inventory: &str, playbook: &str, extra: &[&str]) -> Run {
-    write_files(dir, &[("inventory.ini", inventory), ("site.yml", playbook)]);
-    let mut args = vec![
-        "run",
-        "site.yml",
-        "-i",
-        "inventory.ini",
-        "--output",
-        "jsonl",
-    ];
-    args.extend_from_slice(extra);
-    Herd::new(args).current_dir(dir).run()
-}
 
 #[test]
 fn a_failing_host_does_not_stop_the_others() {

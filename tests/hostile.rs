@@ -2,25 +2,9 @@
 //! shell, and the bounds that keep a command or template from exhausting
 //! the controller.
 
-use std::path::Path;
-
-use crate::support::{write_files, Herd, Run};
+use crate::support::{run_in, write_files, Herd};
 
 const ONE_HOST: &str = "h1 ansible_connection=local\n";
-
-fn run_in(dir: &Path, inventory: &str, playbook: &str, extra: &[&str]) -> Run {
-    write_files(dir, &[("inventory.ini", inventory), ("site.yml", playbook)]);
-    let mut args = vec![
-        "run",
-        "site.yml",
-        "-i",
-        "inventory.ini",
-        "--output",
-        "jsonl",
-    ];
-    args.extend_from_slice(extra);
-    Herd::new(args).current_dir(dir).run()
-}
 
 /// An `environment:` name from a variable used to be pasted after `export`
 /// unquoted, so `A=1; touch <file>; B` ran `touch` on the host.

@@ -142,7 +142,7 @@ fn find_close(code: &str, close: &str) -> Option<usize> {
 }
 
 /// Index just past the string literal starting at `i`.
-fn skip_string(bytes: &[u8], i: usize, quote: u8) -> usize {
+pub(super) fn skip_string(bytes: &[u8], i: usize, quote: u8) -> usize {
     let mut j = i + 1;
     while j < bytes.len() {
         match bytes[j] {

@@ -94,7 +94,7 @@ fn unary_run(bytes: &[u8], close: Option<&[u8]>) -> (usize, Option<usize>) {
             true
         } else {
             if b == b'\'' || b == b'"' {
-                i = skip_string(bytes, i, b);
+                i = super::chain::skip_string(bytes, i, b);
             } else if !b.is_ascii_whitespace() {
                 run = 0;
                 i += 1;
@@ -124,19 +124,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         return Some(0);
     }
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Index just past the string literal starting at `i`.
-fn skip_string(bytes: &[u8], i: usize, quote: u8) -> usize {
-    let mut j = i + 1;
-    while j < bytes.len() {
-        match bytes[j] {
-            b'\\' => j += 2,
-            c if c == quote => return j + 1,
-            _ => j += 1,
-        }
-    }
-    bytes.len()
 }
 
 #[cfg(test)]

@@ -132,6 +132,22 @@ impl Run {
     }
 }
 
+/// Write `inventory.ini` and `site.yml` under `dir`, then `herd run` them
+/// there with JSON lines output and `extra` arguments.
+pub fn run_in(dir: &Path, inventory: &str, playbook: &str, extra: &[&str]) -> Run {
+    write_files(dir, &[("inventory.ini", inventory), ("site.yml", playbook)]);
+    let mut args = vec![
+        "run",
+        "site.yml",
+        "-i",
+        "inventory.ini",
+        "--output",
+        "jsonl",
+    ];
+    args.extend_from_slice(extra);
+    Herd::new(args).current_dir(dir).run()
+}
+
 /// Write `files` (relative path, content) under `dir`.
 pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
     for (rel, content) in files {
