@@ -302,8 +302,10 @@ fn printf_widths(fmt: &str, args: &[Value]) -> Result<(), Error> {
         while b.get(*i).is_some_and(u8::is_ascii_digit) {
             *i += 1;
         }
-        let n = fmt[start..*i]
-            .parse::<usize>()
+        // `start` is past the end after an unclosed `%(`: no digits then.
+        let n = fmt
+            .get(start..*i)
+            .and_then(|d| d.parse::<usize>().ok())
             .unwrap_or(if *i > start { usize::MAX } else { 0 });
         super::bounds::check_width("format", n).map(|_| ())
     };
@@ -321,7 +323,7 @@ fn printf_widths(fmt: &str, args: &[Value]) -> Result<(), Error> {
             while i < b.len() && b[i] != b')' {
                 i += 1;
             }
-            i += 1;
+            i = (i + 1).min(b.len());
         }
         while b.get(i).is_some_and(|c| b"-#0 +".contains(c)) {
             i += 1;

@@ -826,6 +826,18 @@ mod unit {
     }
 
     /// Found by the fuzzer: `center(999999999)`, `indent(999999999)`,
+    /// An unclosed `%(` in a printf format made the width check slice past
+    /// the end of the text (found by the fuzzer).
+    #[test]
+    fn an_unclosed_printf_mapping_key_is_no_panic() {
+        let t = Templar::new(Vec::new());
+        let ctx = Context::from(());
+        for src in ["x=%s y=%(((", "%(", "%(a", "%("] {
+            let _ = t.eval("when", &format!("'{src}' % 1"), &ctx);
+            let _ = t.render_str("t", &format!("{{{{ '{src}' % 1 }}}}"), &ctx);
+        }
+    }
+
     /// `'%999999999d' % 1` and `'{:>99999999}'.format(1)` built gigabytes.
     #[test]
     fn huge_widths_are_errors() {
