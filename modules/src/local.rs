@@ -107,6 +107,10 @@ impl Host for LocalHost {
             "stderr",
         );
         let over_stream = || over.lock().ok().and_then(|o| *o);
+        // Short commands (most of a play) end within a millisecond or two:
+        // look often at first, then every 20 ms, so a quick command is not
+        // held up by the polling that lets a long one be stopped.
+        let mut nap = std::time::Duration::from_millis(1);
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
@@ -122,7 +126,8 @@ impl Host for LocalHost {
                 stop(&mut child);
                 return Err(HostError::OutputLimit { stream, limit });
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(20));
         };
         if let Some(w) = writer {
             let _ = w.join();
