@@ -136,6 +136,8 @@ pub enum AppError {
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
     #[error(transparent)]
+    VaultCommand(#[from] crate::vault_cli::VaultCliError),
+    #[error(transparent)]
     Pattern(#[from] crate::inventory::pattern::PatternError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -196,16 +198,20 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
     // ansible.cfg and ANSIBLE_* first: they are the defaults the flags override.
     let config = AnsibleConfig::load()?;
     let inventory = match &command {
-        Command::Run(a) => &a.inventory,
-        Command::Validate(a) => &a.inventory,
-        Command::Inventory(a) => &a.inventory,
+        Command::Run(a) => Some(&a.inventory),
+        Command::Validate(a) => Some(&a.inventory),
+        Command::Inventory(a) => Some(&a.inventory),
+        // `herd vault` reads its passwords itself, per subcommand.
+        Command::Vault(_) => None,
     };
-    // Before anything is loaded: every YAML loader decrypts with these.
-    let vault_sources = crate::vault::PasswordSources {
-        configured: config.vault_password_file.clone(),
-        ..inventory.vault_sources()
-    };
-    crate::vault::keyring().set(crate::vault::load_secrets(&vault_sources)?);
+    if let Some(inventory) = inventory {
+        // Before anything is loaded: every YAML loader decrypts with these.
+        let vault_sources = crate::vault::PasswordSources {
+            configured: config.vault_password_file.clone(),
+            ..inventory.vault_sources()
+        };
+        crate::vault::keyring().set(crate::vault::load_secrets(&vault_sources)?);
+    }
     match command {
         Command::Run(args) => cmd_run(*args, &config),
         Command::Validate(args) => {
@@ -226,6 +232,11 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
         Command::Inventory(args) => {
             print_config_warnings(&config);
             cmd_inventory(args, &config)
+        }
+        Command::Vault(args) => {
+            print_config_warnings(&config);
+            crate::vault_cli::run(&args, config.vault_password_file.clone())?;
+            Ok(exit::OK)
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show an inventory, like ansible-inventory.
     Inventory(InventoryArgs),
+    /// Encrypt, decrypt, view and edit ansible-vault files, like ansible-vault.
+    Vault(crate::vault_cli::VaultArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -133,26 +135,14 @@ pub struct InventoryOpts {
     /// `inventory`].
     #[arg(short = 'i', long = "inventory")]
     pub inventory: Vec<PathBuf>,
-    /// Vault password file, or an executable that prints the password (repeatable).
-    #[arg(long = "vault-password-file", alias = "vault-pass-file")]
-    pub vault_password_files: Vec<PathBuf>,
-    /// Vault password as LABEL@FILE, LABEL@SCRIPT or LABEL@prompt (repeatable).
-    #[arg(long = "vault-id")]
-    pub vault_ids: Vec<String>,
-    /// Ask for the vault password (needs a terminal).
-    #[arg(short = 'J', long = "ask-vault-pass", alias = "ask-vault-password")]
-    pub ask_vault_pass: bool,
+    #[command(flatten)]
+    pub vault: crate::vault_cli::VaultPasswordOpts,
 }
 
 impl InventoryOpts {
     /// Where this run's vault passwords come from.
     pub fn vault_sources(&self) -> crate::vault::PasswordSources {
-        crate::vault::PasswordSources {
-            password_files: self.vault_password_files.clone(),
-            vault_ids: self.vault_ids.clone(),
-            ask: self.ask_vault_pass,
-            configured: None,
-        }
+        self.vault.sources()
     }
 }
 

@@ -18,4 +18,5 @@ pub mod playbook;
 pub mod secrets;
 pub mod template;
 pub mod vault;
+pub mod vault_cli;
 pub mod yaml;

@@ -1,6 +1,6 @@
 //! ansible-vault, format 1.1 and 1.2 with AES256: reading vault-encrypted
-//! files and inline `!vault` values, and writing them (a library function;
-//! there is no `herd vault` subcommand). Also owns the vault passwords of a
+//! files and inline `!vault` values, and writing them (`herd vault`, in
+//! [`crate::vault_cli`], is the command over these functions). Also owns the vault passwords of a
 //! run (`--vault-password-file`, `--vault-id`, `--ask-vault-pass`,
 //! `ANSIBLE_VAULT_PASSWORD_FILE`), kept in one process-wide [`Keyring`] so
 //! every YAML loader can decrypt without threading it through.

@@ -25,3 +25,4 @@ mod local_example;
 mod no_log;
 mod undefined;
 mod vault;
+mod vault_cli;
