@@ -81,6 +81,7 @@ pub struct FakeHost<S = ()> {
     /// Every `write_file`, in order.
     pub uploads: Vec<Upload>,
     rules: Vec<Rule<S>>,
+    on_write: Option<WriteHook<S>>,
     strict: bool,
     over: Option<(Box<dyn Host>, String)>,
 }
@@ -126,6 +127,10 @@ pub type Reply = Result<ExecOutput, HostError>;
 /// A computed answer: sees the whole host (its state and files), the
 /// command and its stdin.
 pub type Handler<S> = Box<dyn FnMut(&mut FakeHost<S>, &str, Option<&[u8]>) -> Reply + Send>;
+
+/// What a fake does when a file is written (besides keeping it): a
+/// model that reacts to a file, a log of writes among the commands.
+pub type WriteHook<S> = Box<dyn FnMut(&mut FakeHost<S>, &str, &[u8]) + Send>;
 
 enum Answer<S> {
     Fixed(ExecOutput),
@@ -179,6 +184,7 @@ impl<S: Send> FakeHost<S> {
             inputs: Vec::new(),
             uploads: Vec::new(),
             rules: Vec::new(),
+            on_write: None,
             strict: false,
             over: None,
         }
@@ -226,6 +232,16 @@ impl<S: Send> FakeHost<S> {
         if let Some(rule) = self.rules.last_mut() {
             rule.left = Some(n);
         }
+        self
+    }
+
+    /// Call `f` with the path and content of every `write_file`, after
+    /// it is recorded.
+    pub fn on_write(
+        mut self,
+        f: impl FnMut(&mut FakeHost<S>, &str, &[u8]) + Send + 'static,
+    ) -> Self {
+        self.on_write = Some(Box::new(f));
         self
     }
 
@@ -345,6 +361,10 @@ impl<S: Send> Host for FakeHost<S> {
             content: String::from_utf8_lossy(content).into_owned(),
             attrs: attrs.clone(),
         });
+        if let Some(mut f) = self.on_write.take() {
+            f(self, path, content);
+            self.on_write = Some(f);
+        }
         if self.over.is_some() {
             return default_write_file(self, path, content, attrs);
         }
@@ -405,6 +425,11 @@ mod tests {
     fn handlers_change_the_state_and_files_and_uploads_are_kept() {
         let mut h = FakeHost::with_state(Service::default())
             .named("web1")
+            .on_write(|h, path, _| {
+                if path == "/etc/start" {
+                    h.active = true;
+                }
+            })
             .file("/etc/app.conf", "a=1\n")
             .handle(Match::prefix("systemctl start"), |h, _, _| {
                 h.active = true;
@@ -431,6 +456,10 @@ mod tests {
             .expect("write");
         assert_eq!(h.files["/etc/new"], "n\n");
         assert_eq!(h.writes(), [("/etc/new".to_string(), "n\n".to_string())]);
+        h.active = false;
+        h.write_file("/etc/start", b"", &FileAttrs::default())
+            .expect("write");
+        assert!(h.active, "the write hook ran");
         let mut copy = Vec::new();
         assert_eq!(h.fetch_file("/etc/new", &mut copy).expect("fetch"), Some(2));
         assert_eq!(h.read_file("/nope").expect("read"), None);
