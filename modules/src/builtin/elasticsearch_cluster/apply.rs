@@ -18,6 +18,9 @@ use super::params::{EsParams, Health, ReadOnlyPolicy};
 use super::plan::{Planned, ServiceAction};
 use super::{invalid, DEFAULT_WAIT, MAX_MAP_COUNT, SYSCTL_FILE};
 
+/// Added to a failure after allocation went to `primaries`: how to undo it.
+const ALLOCATION_LEFT: &str = "; shard allocation is still `primaries`: once the node is back, PUT /_cluster/settings {\"persistent\": {\"cluster.routing.allocation.enable\": null}}";
+
 pub(super) fn apply(p: &EsParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, ModuleError> {
     let planned: Planned = plan.state_as()?;
     let l = &planned.layout;
@@ -253,8 +256,7 @@ fn rolling_restart(
         "restarting the service",
     )?;
     steps.push("restarted".into());
-    let left = "; shard allocation is still `primaries`: once the node is back, \
-                PUT /_cluster/settings {\"persistent\": {\"cluster.routing.allocation.enable\": null}}";
+    let left = ALLOCATION_LEFT;
     wait_joined(host, p, l, base, timeout).map_err(|m| failed(format!("{m}{left}"), result))?;
     steps.push("joined".into());
     wait_health(host, base, Health::Yellow, timeout)
