@@ -117,8 +117,6 @@ impl Kind {
     }
 }
 
-/// An archive name for a path or an image reference: `/opt/deploy/prod`
-
 /// A volume as `docker volume inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Volume {

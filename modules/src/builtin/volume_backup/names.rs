@@ -53,6 +53,7 @@ pub(super) fn glob_match(pattern: &str, name: &str) -> bool {
     regex::Regex::new(&re).is_ok_and(|r| r.is_match(name))
 }
 
+/// An archive name for a path or an image reference: `/opt/deploy/prod`
 /// becomes `opt-deploy-prod`, `herd/busybox:1` `herd-busybox-1`.
 pub(super) fn name_for(s: &str) -> String {
     let mut out = String::new();
