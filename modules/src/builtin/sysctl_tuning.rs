@@ -429,21 +429,23 @@ struct Probed {
     bridge: bool,
 }
 
+/// The probe's shell; the call with this run's paths follows it.
+const PROBE: &str = include_str!("sysctl_tuning/probe.sh");
+
 /// One script that prints the three files (base64, so any content survives
 /// the line protocol) and each key's live value and writability.
 fn probe_script(paths: &Paths, keys: &[&str]) -> String {
-    let mut s = String::from(
-        "file() { if [ -f \"$2\" ]; then printf '%s ' \"$1\"; base64 -w0 < \"$2\" || exit 3; echo; else echo \"$1 -\"; fi; }\n\
-         key() { if [ -e \"$2\" ]; then if [ -w \"$2\" ]; then w=w; else w=r; fi; \
-         printf '%s %s %s\\n' \"$1\" \"$w\" \"$(tr '\\n\\t' '  ' < \"$2\")\"; else echo \"$1 -\"; fi; }\n",
+    let mut s = format!(
+        "{PROBE}probe {} {} {}",
+        quote(&paths.sysctl),
+        quote(&paths.limits),
+        quote(&paths.modules)
     );
-    s.push_str(&format!("file SF {}\n", quote(&paths.sysctl)));
-    s.push_str(&format!("file LF {}\n", quote(&paths.limits)));
-    s.push_str(&format!("file MF {}\n", quote(&paths.modules)));
-    for (i, k) in keys.iter().enumerate() {
-        s.push_str(&format!("key K{i} {}\n", quote(&proc_path(k))));
+    for k in keys {
+        s.push(' ');
+        s.push_str(&quote(&proc_path(k)));
     }
-    s.push_str("if [ -d /proc/sys/net/bridge ]; then echo BR yes; fi\ntrue\n");
+    s.push('\n');
     s
 }
 
