@@ -29,6 +29,7 @@ pub mod pattern;
 pub mod vars;
 pub mod yaml;
 
+mod dynamic;
 mod hostname;
 pub(crate) mod literal;
 
