@@ -14,6 +14,7 @@
 
 pub mod facts;
 pub mod handlers;
+mod loops;
 pub mod pool;
 pub mod strategy;
 pub mod task;

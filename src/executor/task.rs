@@ -14,7 +14,7 @@ use crate::actions::{self, Action, EngineAction};
 use crate::connection::task_host::{Become, TaskHost};
 use crate::executor::{PlayRunner, OMIT};
 use crate::output::{Event, HostResult, Status};
-use crate::playbook::{self, LoopKind, Task, TaskKind};
+use crate::playbook::{self, Task, TaskKind};
 use crate::template;
 
 /// What one run of an action (one loop item) came to.
@@ -41,7 +41,7 @@ pub struct ItemOutcome {
 }
 
 impl ItemOutcome {
-    fn new(status: Status) -> Self {
+    pub(crate) fn new(status: Status) -> Self {
         ItemOutcome {
             status,
             result: Map::new(),
@@ -55,7 +55,7 @@ impl ItemOutcome {
             also_changed: false,
         }
     }
-    fn failed(msg: impl Into<String>) -> Self {
+    pub(crate) fn failed(msg: impl Into<String>) -> Self {
         let mut o = ItemOutcome::new(Status::Failed);
         o.msg = Some(msg.into());
         o
@@ -212,47 +212,10 @@ impl PlayRunner<'_> {
         start: Instant,
     ) -> ItemOutcome {
         let ctx = self.context(i, &task.vars, &Map::new());
-        let loop_field = match task.loop_kind {
-            LoopKind::Loop => "loop",
-            LoopKind::WithItems => "with_items",
-        };
-        let items = match self.project.templar.render_value(loop_field, items, &ctx) {
-            Ok(v) => v,
-            Err(e) => {
-                let o = self.ignoring_errors(
-                    task,
-                    &ctx,
-                    ItemOutcome::template_failed(task, loop_field, &e),
-                );
-                self.report(task, i, name, &o, None, censor, start);
-                return o;
-            }
-        };
-        let items: Vec<Value> = match (items, &task.loop_kind) {
-            (Value::Array(a), LoopKind::WithItems) => a
-                .into_iter()
-                .flat_map(|v| match v {
-                    Value::Array(inner) => inner,
-                    other => vec![other],
-                })
-                .collect(),
-            (Value::Array(a), LoopKind::Loop) => a,
-            (Value::String(s), LoopKind::WithItems) => vec![Value::String(s)],
-            // `with_items: "{{ x }}"` with x null runs once, with item None.
-            (Value::Null, LoopKind::WithItems) => vec![Value::Null],
-            (other, _) => {
-                let kind = match other {
-                    Value::Object(_) => "a mapping (use `| dict2items`)",
-                    Value::Null => "None (null)",
-                    _ => "not a list",
-                };
-                let mut o = ItemOutcome::failed(format!(
-                    "`{loop_field}` needs a list, and its value is {kind} (task `{}` at {})",
-                    task.display_name(),
-                    task.span
-                ));
-                o.aborts_loop = true;
-                let o = self.ignoring_errors(task, &ctx, o);
+        let items = match self.loop_items(task, items, &ctx) {
+            Ok(items) => items,
+            Err(o) => {
+                let o = self.ignoring_errors(task, &ctx, *o);
                 self.report(task, i, name, &o, None, censor, start);
                 return o;
             }
@@ -279,7 +242,7 @@ impl PlayRunner<'_> {
         let mut notify: Vec<String> = Vec::new();
         // An item whose templates failed ends the loop; the task fails with it.
         let mut aborted: Option<ItemOutcome> = None;
-        for (idx, item) in items.into_iter().enumerate() {
+        for (idx, item) in items.iter().cloned().enumerate() {
             // An interrupted run starts no further item, and the loop is
             // not reported as done when it is not.
             if let Some(signal) = herdsman_modules::cancel::interrupted().filter(|_| idx > 0) {
@@ -293,18 +256,7 @@ impl PlayRunner<'_> {
                     let _ = herdsman_modules::cancel::sleep(bounded_secs(p));
                 }
             }
-            let mut extra = Map::new();
-            extra.insert(lc.loop_var.clone(), item.clone());
-            if let Some(iv) = &lc.index_var {
-                extra.insert(iv.clone(), Value::from(idx));
-            }
-            let mut ansible_loop = Map::new();
-            ansible_loop.insert("index".into(), Value::from(idx + 1));
-            ansible_loop.insert("index0".into(), Value::from(idx));
-            ansible_loop.insert("first".into(), Value::Bool(idx == 0));
-            ansible_loop.insert("last".into(), Value::Bool(idx + 1 == total));
-            ansible_loop.insert("length".into(), Value::from(total));
-            extra.insert("ansible_loop".into(), Value::Object(ansible_loop));
+            let extra = super::loops::item_vars(lc, &items, idx);
             let ctx = self.context(i, &task.vars, &extra);
             let (label, o) = match &lc.label {
                 // Ansible's label for a hidden item; neither the item nor
@@ -346,6 +298,10 @@ impl PlayRunner<'_> {
             };
             r.insert(lc.loop_var.clone(), item);
             r.insert("ansible_loop_var".into(), Value::from(lc.loop_var.as_str()));
+            if let Some(iv) = &lc.index_var {
+                r.insert(iv.clone(), Value::from(idx));
+                r.insert("ansible_index_var".into(), Value::from(iv.as_str()));
+            }
             results.push(Value::Object(r));
             if unreachable {
                 break;
@@ -388,7 +344,7 @@ impl PlayRunner<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn report(
+    pub(crate) fn report(
         &self,
         task: &Task,
         i: usize,
@@ -432,7 +388,7 @@ impl PlayRunner<'_> {
     /// One item: `when`, then the task's own fields, then the action with
     /// `retries`/`until`, then `changed_when`, `failed_when` and
     /// `ignore_errors`.
-    fn run_item(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
+    pub(crate) fn run_item(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
         let o = self.run_item_unignored(task, i, ctx);
         self.ignoring_errors(task, ctx, o)
     }
@@ -440,7 +396,7 @@ impl PlayRunner<'_> {
     /// `ignore_errors` applied to a failed outcome. When `ignore_errors`
     /// itself can't be rendered, the task fails with that error, and is
     /// ignored: Ansible does the same (the field's text is not empty).
-    fn ignoring_errors(
+    pub(crate) fn ignoring_errors(
         &self,
         task: &Task,
         ctx: &minijinja::Value,

@@ -1,0 +1,169 @@
+//! The items of a task's loop and what each item sees: `loop:` as given,
+//! `with_items:` flattened one level, `with_<lookup>:` through that lookup
+//! (the same functions `lookup()`/`query()` run, see
+//! `template::lookups::LOOKUPS`), and `loop_control`'s `loop_var`,
+//! `index_var` and `extended` (`ansible_loop.*`) as Ansible sets them.
+
+use serde_json::{Map, Value};
+
+use crate::executor::task::ItemOutcome;
+use crate::executor::PlayRunner;
+use crate::playbook::{LoopControl, LoopKind, Task};
+
+/// The task field a loop is written in (for messages).
+pub(crate) fn loop_field(kind: &LoopKind) -> &'static str {
+    match kind {
+        LoopKind::Loop => "loop",
+        LoopKind::WithItems => "with_items",
+        LoopKind::Lookup(keyword) => keyword,
+    }
+}
+
+impl PlayRunner<'_> {
+    /// The items of `task`'s loop for the host whose context is `ctx`; an
+    /// error is the task's failed outcome (not yet reported).
+    pub(crate) fn loop_items(
+        &self,
+        task: &Task,
+        raw: &Value,
+        ctx: &minijinja::Value,
+    ) -> Result<Vec<Value>, Box<ItemOutcome>> {
+        let field = loop_field(&task.loop_kind);
+        let templar = &self.project.templar;
+        let rendered = templar
+            .render_value(field, raw, ctx)
+            .map_err(|e| Box::new(ItemOutcome::template_failed(task, field, &e)))?;
+        match (rendered, &task.loop_kind) {
+            (Value::Array(a), LoopKind::WithItems) => Ok(a
+                .into_iter()
+                .flat_map(|v| match v {
+                    Value::Array(inner) => inner,
+                    other => vec![other],
+                })
+                .collect()),
+            (Value::Array(a), LoopKind::Loop) => Ok(a),
+            (Value::String(s), LoopKind::WithItems) => Ok(vec![Value::String(s)]),
+            // `with_items: "{{ x }}"` with x null runs once, with item None.
+            (Value::Null, LoopKind::WithItems) => Ok(vec![Value::Null]),
+            (terms, LoopKind::Lookup(keyword)) => self.lookup_items(task, keyword, terms, ctx),
+            (other, _) => {
+                let kind = match other {
+                    Value::Object(_) => "a mapping (use `| dict2items`)",
+                    Value::Null => "None (null)",
+                    _ => "not a list",
+                };
+                let mut o = ItemOutcome::failed(format!(
+                    "`{field}` needs a list, and its value is {kind} (task `{}` at {})",
+                    task.display_name(),
+                    task.span
+                ));
+                o.aborts_loop = true;
+                Err(Box::new(o))
+            }
+        }
+    }
+
+    /// `with_<lookup>: terms`: as Ansible, a list is the lookup's terms and
+    /// anything else is its one term; the lookup's results are the items.
+    fn lookup_items(
+        &self,
+        task: &Task,
+        keyword: &str,
+        terms: Value,
+        ctx: &minijinja::Value,
+    ) -> Result<Vec<Value>, Box<ItemOutcome>> {
+        let kind = keyword.strip_prefix("with_").unwrap_or(keyword);
+        let terms = match terms {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+        let ctx = minijinja::context! {
+            __herd_lookup => kind,
+            __herd_terms => crate::template::from_json(&Value::Array(terms)),
+            ..ctx.clone()
+        };
+        let items = self
+            .project
+            .templar
+            .eval(keyword, "query(__herd_lookup, *__herd_terms)", &ctx)
+            .map_err(|e| Box::new(ItemOutcome::template_failed(task, keyword, &e)))?;
+        match crate::template::to_json(&items) {
+            Value::Array(a) => Ok(a),
+            other => Ok(vec![other]),
+        }
+    }
+}
+
+/// The variables item `idx` of `items` adds: the loop variable, the index
+/// variable, and with `extended` Ansible's `ansible_loop`.
+pub(crate) fn item_vars(lc: &LoopControl, items: &[Value], idx: usize) -> Map<String, Value> {
+    let mut extra = Map::new();
+    extra.insert(lc.loop_var.clone(), items[idx].clone());
+    if let Some(iv) = &lc.index_var {
+        extra.insert(iv.clone(), Value::from(idx));
+    }
+    if lc.extended {
+        extra.insert("ansible_loop".into(), Value::Object(extended(lc, items, idx)));
+    }
+    extra
+}
+
+/// `ansible_loop` of item `idx`: `previtem`/`nextitem` only where there is
+/// one, `allitems` unless `extended_allitems: false`, as in Ansible.
+fn extended(lc: &LoopControl, items: &[Value], idx: usize) -> Map<String, Value> {
+    let total = items.len();
+    let mut l = Map::new();
+    if lc.extended_allitems {
+        l.insert("allitems".into(), Value::Array(items.to_vec()));
+    }
+    l.insert("index".into(), Value::from(idx + 1));
+    l.insert("index0".into(), Value::from(idx));
+    l.insert("first".into(), Value::Bool(idx == 0));
+    l.insert("last".into(), Value::Bool(idx + 1 == total));
+    l.insert("length".into(), Value::from(total));
+    l.insert("revindex".into(), Value::from(total - idx));
+    l.insert("revindex0".into(), Value::from(total - idx - 1));
+    if idx > 0 {
+        l.insert("previtem".into(), items[idx - 1].clone());
+    }
+    if idx + 1 < total {
+        l.insert("nextitem".into(), items[idx + 1].clone());
+    }
+    l
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn extended_fields_as_ansible_sets_them() {
+        let lc = LoopControl {
+            extended: true,
+            index_var: Some("i".into()),
+            ..LoopControl::default()
+        };
+        let items = vec![json!("a"), json!("b"), json!("c")];
+        let v = item_vars(&lc, &items, 0);
+        assert_eq!(v["item"], "a");
+        assert_eq!(v["i"], 0);
+        let l = &v["ansible_loop"];
+        assert_eq!(l["revindex"], 3);
+        assert_eq!(l["revindex0"], 2);
+        assert_eq!(l["nextitem"], "b");
+        assert!(l.get("previtem").is_none());
+        assert_eq!(l["allitems"], json!(["a", "b", "c"]));
+        let l = &item_vars(&lc, &items, 2)["ansible_loop"];
+        assert_eq!((l["last"].clone(), l["previtem"].clone()), (json!(true), json!("b")));
+        assert!(l.get("nextitem").is_none());
+        let plain = item_vars(&LoopControl::default(), &items, 1);
+        assert!(plain.get("ansible_loop").is_none());
+        let no_all = LoopControl {
+            extended: true,
+            extended_allitems: false,
+            ..LoopControl::default()
+        };
+        assert!(item_vars(&no_all, &items, 1)["ansible_loop"].get("allitems").is_none());
+    }
+}
