@@ -110,7 +110,11 @@ impl PlayRunner<'_> {
             hosts: hosts.iter().map(|&i| self.names[i].clone()).collect(),
             handler,
         });
-        let runs: &[usize] = if task.run_once { &hosts[..1] } else { hosts };
+        let runs: &[usize] = if task.run_once || bypasses_host_loop(task) {
+            &hosts[..1]
+        } else {
+            hosts
+        };
         self.pool.install(|| {
             runs.par_iter()
                 .for_each(|&i| self.run_on_host(task, i, &name, hosts))
@@ -741,6 +745,10 @@ impl PlayRunner<'_> {
                         Err(e) => return ItemOutcome::template_failed(task, "debug.var", &e),
                     };
                     out.insert(var, v);
+                } else if args.get("msg").is_some_and(Value::is_null) {
+                    // A template that came out None (`lookup(..., errors=
+                    // 'ignore')`) prints as empty text, as in Ansible.
+                    out.insert("msg".into(), Value::from(""));
                 } else {
                     out.insert(
                         "msg".into(),
@@ -823,6 +831,9 @@ impl PlayRunner<'_> {
                     }
                 }
             }
+            EngineAction::IncludeVars => self.run_include_vars(&args, task, i),
+            EngineAction::AddHost => self.run_add_host(&args),
+            EngineAction::GroupBy => self.run_group_by(&args, i),
             EngineAction::Meta => ItemOutcome::new(Status::Ok),
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 ItemOutcome::failed("include_tasks cannot be used inside a loop here")
@@ -931,7 +942,7 @@ impl PlayRunner<'_> {
         };
         let target = delegate.clone().unwrap_or_else(|| self.names[i].clone());
         let target_vars = match &delegate {
-            Some(d) => self.project.inventory.host_vars(d),
+            Some(d) => self.run.inventory().host_vars(d),
             None => self.inventory_vars[i].clone(),
         };
         let (conn, connect_time) = self.connection_timed(&target, &target_vars);
@@ -1117,7 +1128,7 @@ impl PlayRunner<'_> {
     /// The inventory as a module that asked for it sees it: every group's
     /// hosts and every host's address, whatever the play selected.
     fn inventory_view(&self, i: usize) -> herdsman_modules::inventory::InventoryView {
-        let inv = &self.project.inventory;
+        let inv = self.run.inventory();
         let addresses = inv
             .group_hosts("all")
             .into_iter()
@@ -1413,6 +1424,16 @@ pub fn truthy_json(v: &Value) -> bool {
             s.to_ascii_lowercase().as_str(),
             "yes" | "true" | "1" | "on" | "y"
         ),
+        _ => false,
+    }
+}
+
+/// `add_host` runs once for all the task's hosts, as in Ansible.
+fn bypasses_host_loop(task: &Task) -> bool {
+    match &task.kind {
+        TaskKind::Action { action, .. } => {
+            matches!(actions::lookup(action), Some(Action::Engine(e)) if e.bypasses_host_loop())
+        }
         _ => false,
     }
 }

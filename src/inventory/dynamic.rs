@@ -9,6 +9,12 @@ use serde_json::{Map, Value};
 
 use super::Inventory;
 
+/// `host:port` (or `[v6]:port`) as a name and a port, as `add_host`
+/// reads its `name`; anything else is the name as given.
+pub fn parse_host_address(text: &str) -> (String, Option<i64>) {
+    super::hostname::parse_address(text).unwrap_or_else(|| (text.to_string(), None))
+}
+
 impl Inventory {
     /// An inventory holding `groups` (name -> hosts) and nothing else.
     pub fn from_groups(groups: &IndexMap<String, Vec<String>>) -> Inventory {
@@ -83,6 +89,17 @@ impl Inventory {
             return made;
         }
         self.add_host(host, group, None);
+        // Hosts of a group stay in inventory order, whichever host of a
+        // parallel `group_by` came first.
+        let order: std::collections::HashMap<String, usize> = self
+            .hosts
+            .keys()
+            .enumerate()
+            .map(|(i, h)| (h.clone(), i))
+            .collect();
+        if let Some(g) = self.groups.get_mut(group) {
+            g.hosts.sort_by_key(|h| order.get(h).copied().unwrap_or(usize::MAX));
+        }
         true
     }
 }

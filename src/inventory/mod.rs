@@ -30,6 +30,7 @@ pub mod vars;
 pub mod yaml;
 
 mod dynamic;
+pub use dynamic::parse_host_address;
 mod hostname;
 pub(crate) mod literal;
 

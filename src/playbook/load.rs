@@ -232,16 +232,11 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
         "import_playbook",
         "`import_playbook` is only allowed at the top level of a playbook, beside plays",
     ),
-    (
-        "include_vars",
-        "put the variables in `vars_files` of the play",
-    ),
 ];
 
 /// Well-known Ansible modules that herd does not implement (yet), so their
 /// users get "not available" rather than "unknown".
 const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
-    "add_host",
     "assemble",
     "async_status",
     "debconf",
@@ -252,7 +247,6 @@ const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
     "gather_facts",
     "getent",
     "git",
-    "group_by",
     "iptables",
     "known_hosts",
     "package_facts",

@@ -912,7 +912,7 @@ fn fileglob(search_paths: &[PathBuf], pattern: &str) -> Result<Vec<String>, Erro
         })?
         .filter_map(Result::ok)
         .filter(|e| e.path().is_file() && matcher.is_match(e.file_name()))
-        .map(|e| e.path().display().to_string())
+        .map(|e| absolute(&e.path()).display().to_string())
         .collect();
     found.sort();
     Ok(found)
