@@ -223,24 +223,42 @@ fn compare(case: &str, ansible: &Value) -> Vec<String> {
             d.push(format!(
                 "{host}: {} task results [{}] (Ansible {} [{}])",
                 ours.len(),
-                names(ours.iter().map(|r| format!("{}={}", r.task, r.status)).collect()),
+                names(
+                    ours.iter()
+                        .map(|r| format!("{}={}", r.task, r.status))
+                        .collect()
+                ),
                 theirs.len(),
-                names(theirs.iter().map(|r| format!("{}={}", r["task"], r["status"])).collect())
+                names(
+                    theirs
+                        .iter()
+                        .map(|r| format!("{}={}", r["task"], r["status"]))
+                        .collect()
+                )
             ));
         }
         for (o, t) in ours.iter().zip(theirs) {
             let task = t["task"].as_str().unwrap_or_default();
             if o.task != task {
-                d.push(format!("{host}: task `{}` where Ansible ran `{task}`", o.task));
+                d.push(format!(
+                    "{host}: task `{}` where Ansible ran `{task}`",
+                    o.task
+                ));
                 continue;
             }
             if o.status != t["status"] {
-                d.push(format!("{host}: task `{task}`: {} (Ansible {})", o.status, t["status"]));
+                d.push(format!(
+                    "{host}: task `{task}`: {} (Ansible {})",
+                    o.status, t["status"]
+                ));
             }
             compare_items(task, o, t, &mut d);
             if let (Some(want), Some(got)) = (t.get("output"), &o.output) {
                 if want["msg"] != *got {
-                    d.push(format!("{host}: task `{task}`: debug printed {got} (Ansible {})", want["msg"]));
+                    d.push(format!(
+                        "{host}: task `{task}`: debug printed {got} (Ansible {})",
+                        want["msg"]
+                    ));
                 }
             }
         }

@@ -93,7 +93,8 @@ impl PlayRunner<'_> {
         self.refresh_inventory_view();
         let mut o = ItemOutcome::new(if changed { Status::Changed } else { Status::Ok });
         o.result.insert("add_group".into(), Value::from(group));
-        o.result.insert("parent_groups".into(), Value::from(parents));
+        o.result
+            .insert("parent_groups".into(), Value::from(parents));
         o
     }
 }

@@ -23,10 +23,12 @@ type Loaded = (Map<String, Value>, Vec<PathBuf>);
 
 impl PlayRunner<'_> {
     pub(crate) fn run_include_vars(&self, args: &Value, task: &Task, i: usize) -> ItemOutcome {
-        let p = match herdsman_modules::module::parse_params::<IncludeVarsParams>("include_vars", args) {
-            Ok(p) => p,
-            Err(e) => return ItemOutcome::failed(e.to_string()),
-        };
+        let p =
+            match herdsman_modules::module::parse_params::<IncludeVarsParams>("include_vars", args)
+            {
+                Ok(p) => p,
+                Err(e) => return ItemOutcome::failed(e.to_string()),
+            };
         let loaded = match (&p.dir, p.file.as_ref().or(p.raw.as_ref())) {
             (Some(_), Some(_)) => Err(
                 "You are mixing file only and dir only arguments, these are incompatible".into(),
@@ -169,9 +171,13 @@ fn walk_sorted(dir: &Path, depth: u64) -> Result<Vec<(PathBuf, Vec<String>)>, St
     let mut pending = vec![(dir.to_path_buf(), 1u64)];
     while let Some((d, level)) = pending.pop() {
         if out.len() >= MAX_DIRS {
-            return Err(format!("{} holds more than {MAX_DIRS} directories", dir.display()));
+            return Err(format!(
+                "{} holds more than {MAX_DIRS} directories",
+                dir.display()
+            ));
         }
-        let entries = std::fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))?;
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))?;
         let mut names = Vec::new();
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
@@ -217,7 +223,10 @@ mod tests {
         let dir = d.path().join("v");
         let all = params(serde_json::json!({"dir": "v", "ignore_unknown_extensions": true}));
         let (vars, files) = load_dir(&dir, &all).unwrap();
-        let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, ["a.yaml", "b.yml", "c.json", "s.yml", "d.yml"]);
         assert_eq!(vars["shared"], "b");
         let top = params(serde_json::json!({"dir": "v", "depth": 1, "files_matching": "^[ab]"}));
@@ -225,8 +234,13 @@ mod tests {
         assert_eq!(vars.keys().collect::<Vec<_>>(), ["a", "shared", "b"]);
         let strict = params(serde_json::json!({"dir": "v", "depth": 1}));
         let e = load_dir(&dir, &strict).unwrap_err();
-        assert!(e.contains("notes.txt does not have a valid extension"), "{e}");
-        let ignoring = params(serde_json::json!({"dir": "v", "ignore_files": ["notes.txt", "b.yml"], "depth": 1}));
+        assert!(
+            e.contains("notes.txt does not have a valid extension"),
+            "{e}"
+        );
+        let ignoring = params(
+            serde_json::json!({"dir": "v", "ignore_files": ["notes.txt", "b.yml"], "depth": 1}),
+        );
         let (vars, _) = load_dir(&dir, &ignoring).unwrap();
         assert_eq!(vars["shared"], "a");
     }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::executor::task::ItemOutcome;
 use crate::executor::PlayRunner;
+use crate::output::Status;
 use crate::playbook::{LoopControl, LoopKind, Task};
 
 /// The task field a loop is written in (for messages).
@@ -94,6 +95,85 @@ impl PlayRunner<'_> {
     }
 }
 
+/// What the items of a loop add up to, as they finish.
+pub(crate) struct LoopTally {
+    results: Vec<Value>,
+    notify: Vec<String>,
+    any_changed: bool,
+    any_failed: bool,
+    any_ignored: bool,
+    all_skipped: bool,
+    unreachable: bool,
+}
+
+impl LoopTally {
+    pub(crate) fn new(total: usize) -> Self {
+        LoopTally {
+            results: Vec::with_capacity(total),
+            notify: Vec::new(),
+            any_changed: false,
+            any_failed: false,
+            any_ignored: false,
+            all_skipped: true,
+            unreachable: false,
+        }
+    }
+
+    /// Count one item's outcome and keep its registered result; true when
+    /// the loop must stop (the host became unreachable).
+    pub(crate) fn add(&mut self, o: &ItemOutcome, registered: Value) -> bool {
+        for n in &o.notify {
+            if !self.notify.contains(n) {
+                self.notify.push(n.clone());
+            }
+        }
+        self.any_changed |= o.status == Status::Changed || o.also_changed;
+        self.any_failed |= o.status == Status::Failed;
+        self.any_ignored |= o.status == Status::Ignored;
+        self.unreachable |= o.status == Status::Unreachable;
+        self.all_skipped &= o.status == Status::Skipped;
+        self.results.push(registered);
+        self.unreachable
+    }
+
+    pub(crate) fn into_results(self) -> Value {
+        Value::Array(self.results)
+    }
+
+    /// The task's outcome once the loop is over; `cut_short` says why not
+    /// every item ran.
+    pub(crate) fn finish(self, cut_short: Option<String>) -> ItemOutcome {
+        let status = if self.unreachable {
+            Status::Unreachable
+        } else if self.any_failed || cut_short.is_some() {
+            Status::Failed
+        } else if self.any_ignored {
+            Status::Ignored
+        } else if self.all_skipped {
+            Status::Skipped
+        } else if self.any_changed {
+            Status::Changed
+        } else {
+            Status::Ok
+        };
+        let msg = if self.any_failed || self.any_ignored {
+            "One or more items failed"
+        } else if cut_short.is_some() {
+            "Not every item ran"
+        } else {
+            "All items completed"
+        };
+        let mut agg = ItemOutcome::new(status);
+        agg.also_changed = self.any_changed;
+        agg.notify = self.notify;
+        agg.result
+            .insert("results".into(), Value::Array(self.results));
+        agg.result.insert("msg".into(), Value::from(msg));
+        agg.msg = cut_short;
+        agg
+    }
+}
+
 /// The variables item `idx` of `items` adds: the loop variable, the index
 /// variable, and with `extended` Ansible's `ansible_loop`.
 pub(crate) fn item_vars(lc: &LoopControl, items: &[Value], idx: usize) -> Map<String, Value> {
@@ -103,7 +183,10 @@ pub(crate) fn item_vars(lc: &LoopControl, items: &[Value], idx: usize) -> Map<St
         extra.insert(iv.clone(), Value::from(idx));
     }
     if lc.extended {
-        extra.insert("ansible_loop".into(), Value::Object(extended(lc, items, idx)));
+        extra.insert(
+            "ansible_loop".into(),
+            Value::Object(extended(lc, items, idx)),
+        );
     }
     extra
 }
@@ -155,7 +238,10 @@ mod tests {
         assert!(l.get("previtem").is_none());
         assert_eq!(l["allitems"], json!(["a", "b", "c"]));
         let l = &item_vars(&lc, &items, 2)["ansible_loop"];
-        assert_eq!((l["last"].clone(), l["previtem"].clone()), (json!(true), json!("b")));
+        assert_eq!(
+            (l["last"].clone(), l["previtem"].clone()),
+            (json!(true), json!("b"))
+        );
         assert!(l.get("nextitem").is_none());
         let plain = item_vars(&LoopControl::default(), &items, 1);
         assert!(plain.get("ansible_loop").is_none());
@@ -164,6 +250,8 @@ mod tests {
             extended_allitems: false,
             ..LoopControl::default()
         };
-        assert!(item_vars(&no_all, &items, 1)["ansible_loop"].get("allitems").is_none());
+        assert!(item_vars(&no_all, &items, 1)["ansible_loop"]
+            .get("allitems")
+            .is_none());
     }
 }

@@ -136,7 +136,10 @@ impl RunState {
     }
 
     /// Change the inventory with `f`, which says whether it changed anything.
-    pub fn change_inventory(&self, f: impl FnOnce(&mut crate::inventory::Inventory) -> bool) -> bool {
+    pub fn change_inventory(
+        &self,
+        f: impl FnOnce(&mut crate::inventory::Inventory) -> bool,
+    ) -> bool {
         let Ok(mut inv) = self.inventory.write() else {
             return false;
         };

@@ -236,14 +236,8 @@ impl PlayRunner<'_> {
             self.report(task, i, name, &o, None, censor, start);
             return o;
         }
-        let mut results = Vec::with_capacity(total);
-        let mut any_changed = false;
-        let mut any_failed = false;
-        let mut any_ignored = false;
-        let mut all_skipped = true;
-        let mut unreachable = false;
+        let mut tally = super::loops::LoopTally::new(total);
         let mut cut_short = None;
-        let mut notify: Vec<String> = Vec::new();
         // An item whose templates failed ends the loop; the task fails with it.
         let mut aborted: Option<ItemOutcome> = None;
         for (idx, item) in items.iter().cloned().enumerate() {
@@ -286,16 +280,6 @@ impl PlayRunner<'_> {
                 break;
             }
             self.report(task, i, name, &o, Some(label), censor, Instant::now());
-            for n in &o.notify {
-                if !notify.contains(n) {
-                    notify.push(n.clone());
-                }
-            }
-            any_changed |= o.status == Status::Changed || o.also_changed;
-            any_failed |= o.status == Status::Failed;
-            any_ignored |= o.status == Status::Ignored;
-            unreachable |= o.status == Status::Unreachable;
-            all_skipped &= o.status == Status::Skipped;
             let mut r = match o.registered() {
                 Value::Object(m) => m,
                 _ => Map::new(),
@@ -306,45 +290,16 @@ impl PlayRunner<'_> {
                 r.insert(iv.clone(), Value::from(idx));
                 r.insert("ansible_index_var".into(), Value::from(iv.as_str()));
             }
-            results.push(Value::Object(r));
-            if unreachable {
+            if tally.add(&o, Value::Object(r)) {
                 break;
             }
         }
         if let Some(mut o) = aborted {
             self.report(task, i, name, &o, None, censor, Instant::now());
-            o.result.insert("results".into(), Value::Array(results));
+            o.result.insert("results".into(), tally.into_results());
             return o;
         }
-        let status = if unreachable {
-            Status::Unreachable
-        } else if any_failed || cut_short.is_some() {
-            Status::Failed
-        } else if any_ignored {
-            Status::Ignored
-        } else if all_skipped {
-            Status::Skipped
-        } else if any_changed {
-            Status::Changed
-        } else {
-            Status::Ok
-        };
-        let mut agg = ItemOutcome::new(status);
-        agg.also_changed = any_changed;
-        agg.notify = notify;
-        agg.result.insert("results".into(), Value::Array(results));
-        agg.result.insert(
-            "msg".into(),
-            Value::from(if any_failed || any_ignored {
-                "One or more items failed"
-            } else if cut_short.is_some() {
-                "Not every item ran"
-            } else {
-                "All items completed"
-            }),
-        );
-        agg.msg = cut_short;
-        agg
+        tally.finish(cut_short)
     }
 
     #[allow(clippy::too_many_arguments)]

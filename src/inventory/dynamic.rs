@@ -31,7 +31,12 @@ impl Inventory {
 
     /// `add_host`: `name` (new or known) joins `groups` (made when new)
     /// and gets `vars` over its own. True when anything changed.
-    pub fn add_dynamic_host(&mut self, name: &str, groups: &[String], vars: &Map<String, Value>) -> bool {
+    pub fn add_dynamic_host(
+        &mut self,
+        name: &str,
+        groups: &[String],
+        vars: &Map<String, Value>,
+    ) -> bool {
         let mut changed = !self.hosts.contains_key(name);
         if changed {
             self.add_host(name, "ungrouped", None);
@@ -58,7 +63,10 @@ impl Inventory {
         self.make_group(group);
         for p in parents {
             changed |= self.make_group(p);
-            let linked = self.groups.get(p).is_some_and(|g| g.children.iter().any(|c| c == group));
+            let linked = self
+                .groups
+                .get(p)
+                .is_some_and(|g| g.children.iter().any(|c| c == group));
             // A link that would make a loop is refused, as in Ansible.
             if !linked && p != group && self.add_child(p, group).is_ok() {
                 changed = true;
@@ -85,7 +93,10 @@ impl Inventory {
     /// `host` becomes a direct member of `group` (made when new).
     fn join_group(&mut self, host: &str, group: &str) -> bool {
         let made = self.make_group(group);
-        if self.members.contains(&(group.to_string(), host.to_string())) {
+        if self
+            .members
+            .contains(&(group.to_string(), host.to_string()))
+        {
             return made;
         }
         self.add_host(host, group, None);
@@ -98,7 +109,8 @@ impl Inventory {
             .map(|(i, h)| (h.clone(), i))
             .collect();
         if let Some(g) = self.groups.get_mut(group) {
-            g.hosts.sort_by_key(|h| order.get(h).copied().unwrap_or(usize::MAX));
+            g.hosts
+                .sort_by_key(|h| order.get(h).copied().unwrap_or(usize::MAX));
         }
         true
     }

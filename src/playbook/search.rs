@@ -73,7 +73,10 @@ mod tests {
             candidates(&bases, "vars", "vars/x.yml"),
             ["/pb/tasks/vars/x.yml", "/pb/vars/x.yml"].map(PathBuf::from)
         );
-        assert_eq!(candidates(&bases, "vars", "/etc/x.yml"), [PathBuf::from("/etc/x.yml")]);
+        assert_eq!(
+            candidates(&bases, "vars", "/etc/x.yml"),
+            [PathBuf::from("/etc/x.yml")]
+        );
     }
 
     #[test]
@@ -83,7 +86,10 @@ mod tests {
         std::fs::write(dir.path().join("vars/a.yml"), "a: 1\n").unwrap();
         std::fs::write(dir.path().join("a.yml"), "a: 2\n").unwrap();
         let bases = vec![dir.path().to_path_buf()];
-        assert_eq!(find(&bases, "vars", "a.yml").unwrap(), dir.path().join("vars/a.yml"));
+        assert_eq!(
+            find(&bases, "vars", "a.yml").unwrap(),
+            dir.path().join("vars/a.yml")
+        );
         assert_eq!(find(&bases, "vars", "b.yml").unwrap_err().len(), 2);
     }
 }

@@ -591,9 +591,10 @@ fn subelements(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
         match subelement(json, &path, skip_missing)? {
             Some((parent, sub)) => {
                 let parent = super::from_json(&parent);
-                out.extend(sub.iter().map(|s| {
-                    Value::from(vec![parent.clone(), super::from_json(s)])
-                }));
+                out.extend(
+                    sub.iter()
+                        .map(|s| Value::from(vec![parent.clone(), super::from_json(s)])),
+                );
             }
             None => continue,
         }
