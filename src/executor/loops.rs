@@ -78,20 +78,57 @@ impl PlayRunner<'_> {
             Value::Array(a) => a,
             other => vec![other],
         };
+        let task_dirs: Vec<String> = if kind == "first_found" {
+            self.first_found_dirs(task)
+        } else {
+            Vec::new()
+        };
         let ctx = minijinja::context! {
             __herd_lookup => kind,
             __herd_terms => crate::template::from_json(&Value::Array(terms)),
+            __herd_task_dirs => task_dirs,
             ..ctx.clone()
+        };
+        let expr = if kind == "first_found" {
+            format!(
+                "query(__herd_lookup, *__herd_terms, {}=__herd_task_dirs)",
+                crate::template::lookups::TASK_DIRS_KWARG
+            )
+        } else {
+            "query(__herd_lookup, *__herd_terms)".to_string()
         };
         let items = self
             .project
             .templar
-            .eval(keyword, "query(__herd_lookup, *__herd_terms)", &ctx)
+            .eval(keyword, &expr, &ctx)
             .map_err(|e| Box::new(ItemOutcome::template_failed(task, keyword, &e)))?;
         match crate::template::to_json(&items) {
             Value::Array(a) => Ok(a),
             other => Ok(vec![other]),
         }
+    }
+}
+
+impl PlayRunner<'_> {
+    /// Where `with_first_found` looks for a task's files, as Ansible does:
+    /// the `vars/`, `templates/` or `files/` directory (by the action) and
+    /// then the directory itself, beside the task's file and the playbook.
+    fn first_found_dirs(&self, task: &Task) -> Vec<String> {
+        let action = match &task.kind {
+            crate::playbook::TaskKind::Action { action, .. } => action.as_str(),
+            _ => "",
+        };
+        let subdir = ["template", "var", "file"]
+            .into_iter()
+            .find(|s| action.contains(s))
+            .map(|s| format!("{s}s"))
+            .unwrap_or_else(|| "files".into());
+        let bases = crate::playbook::search::task_bases(&task.span.path, &self.playbook.dir);
+        bases
+            .iter()
+            .flat_map(|b| [b.join(&subdir), b.clone()])
+            .map(|p| p.display().to_string())
+            .collect()
     }
 }
 

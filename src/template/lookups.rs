@@ -323,6 +323,12 @@ fn first_found(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
         .kwargs
         .get::<Option<Vec<String>>>("files")?
         .unwrap_or_default();
+    // Where a `with_first_found` loop's task looks for its files (set by
+    // the executor from the task's action, as Ansible's `_subdir`).
+    let task_dirs = a
+        .kwargs
+        .get::<Option<Vec<String>>>(TASK_DIRS_KWARG)?
+        .unwrap_or_default();
     a.no_more_kwargs()?;
     for t in &a.terms {
         // A term may be a dict with `files`, `paths` and `skip`.
@@ -338,6 +344,7 @@ fn first_found(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
             files.push(super::pyfmt::py_str(t));
         }
     }
+    dirs.extend(task_dirs.into_iter().map(PathBuf::from));
     dirs.extend(file_dirs(a.search_paths));
     dirs.extend(a.search_paths.iter().cloned());
     for f in &files {
@@ -353,6 +360,10 @@ fn first_found(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
         ))
     }
 }
+
+/// The keyword argument the executor passes to `first_found` in a loop:
+/// the task's own search directories.
+pub const TASK_DIRS_KWARG: &str = "_herd_task_dirs";
 
 /// A found path made absolute, as Ansible reports them.
 fn absolute(p: &Path) -> PathBuf {
@@ -1453,6 +1464,42 @@ mod unit {
         assert!(e.contains("nosuch"), "{e}");
         let e = render(&t, "{{ lookup('file', undefined_name) }}").unwrap_err();
         assert!(e.contains("undefined_name"), "{e}");
+    }
+
+    /// The lookups added with the table: community.general's `cartesian`
+    /// (as `nested`), `random_choice` and `inventory_hostnames` (host
+    /// patterns over the `groups` the template sees).
+    #[test]
+    fn table_lookups() {
+        let (_d, t) = setup();
+        assert_eq!(
+            render(&t, "{{ query('cartesian', ['a', 'b'], [1]) }}").unwrap(),
+            "[['a', 1], ['b', 1]]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('nested', [[1, 2]], [3]) }}").unwrap(),
+            "[[1, 2, 3]]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('together', 1, [2, 3]) }}").unwrap(),
+            "[[1, 2], [None, 3]]"
+        );
+        assert_eq!(
+            render(&t, "{{ lookup('random_choice', 'only') }}").unwrap(),
+            "only"
+        );
+        assert_eq!(render(&t, "{{ lookup('items', []) }}").unwrap(), "[]");
+        let groups = "{% set groups = {'all': ['a', 'b', 'c'], 'web': ['a', 'b'], 'db': ['c']} %}";
+        assert_eq!(
+            render(
+                &t,
+                &format!("{groups}{{{{ query('inventory_hostnames', 'all:!db') }}}}")
+            )
+            .unwrap(),
+            "['a', 'b']"
+        );
+        assert!(super::for_loop_keyword("with_nested").is_some());
+        assert!(super::for_loop_keyword("with_nosuch").is_none());
     }
 
     /// Sequences at the edge of i64 used to overflow (a panic in a debug
