@@ -31,9 +31,23 @@ impl PlayRunner<'_> {
     ) -> Result<Vec<Value>, Box<ItemOutcome>> {
         let field = loop_field(&task.loop_kind);
         let templar = &self.project.templar;
-        let rendered = templar
-            .render_value(field, raw, ctx)
-            .map_err(|e| Box::new(ItemOutcome::template_failed(task, field, &e)))?;
+        let rendered = match (&task.loop_kind, raw) {
+            // As Ansible: a `with_first_found` term whose variables are not
+            // defined is left out, not an error.
+            (LoopKind::Lookup("with_first_found"), Value::Array(terms)) => Value::Array(
+                terms
+                    .iter()
+                    .filter_map(|t| match templar.render_value(field, t, ctx) {
+                        Err(e) if e.is_undefined() => None,
+                        r => Some(r),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Box::new(ItemOutcome::template_failed(task, field, &e)))?,
+            ),
+            _ => templar
+                .render_value(field, raw, ctx)
+                .map_err(|e| Box::new(ItemOutcome::template_failed(task, field, &e)))?,
+        };
         match (rendered, &task.loop_kind) {
             (Value::Array(a), LoopKind::WithItems) => Ok(a
                 .into_iter()
