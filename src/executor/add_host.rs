@@ -64,7 +64,7 @@ impl PlayRunner<'_> {
         let changed = self
             .run
             .change_inventory(|inv| inv.add_dynamic_host(&name, &groups, &vars));
-        self.refresh_inventory_view();
+        self.refresh_inventory_view(&name);
         let mut o = ItemOutcome::new(if changed { Status::Changed } else { Status::Ok });
         let mut added = Map::new();
         added.insert("host_name".into(), Value::from(name));
@@ -90,7 +90,7 @@ impl PlayRunner<'_> {
         let changed = self
             .run
             .change_inventory(|inv| inv.add_dynamic_group(&host, &group, &parents));
-        self.refresh_inventory_view();
+        self.refresh_inventory_view(&host);
         let mut o = ItemOutcome::new(if changed { Status::Changed } else { Status::Ok });
         o.result.insert("add_group".into(), Value::from(group));
         o.result

@@ -288,7 +288,7 @@ pub struct PlayRunner<'a> {
     /// Host names, index-aligned with `hosts`.
     pub names: Vec<String>,
     /// Inventory variables per host (computed once per play).
-    pub inventory_vars: Vec<Map<String, Value>>,
+    pub inventory_vars: Vec<RwLock<Map<String, Value>>>,
     /// Play vars with vars_files merged over them.
     pub play_vars: RwLock<Map<String, Value>>,
     /// `groups` and `hostvars`, shared by every context (made again when
@@ -312,7 +312,10 @@ impl<'a> PlayRunner<'a> {
         hosts: Vec<String>,
     ) -> Self {
         let inventory = run.inventory();
-        let inventory_vars = hosts.iter().map(|h| inventory.host_vars(h)).collect();
+        let inventory_vars = hosts
+            .iter()
+            .map(|h| RwLock::new(inventory.host_vars(h)))
+            .collect();
         let (groups, hostvars) = inventory_view(project, run);
         // The recap lists hosts in inventory order, not in the order their
         // first results happened to arrive.
@@ -500,7 +503,7 @@ impl<'a> PlayRunner<'a> {
         extra: &Map<String, Value>,
     ) -> minijinja::Value {
         let name = &self.names[i];
-        let mut all = self.inventory_vars[i].clone();
+        let mut all = self.inventory_vars_of(i);
         let facts = self.run.facts_of(name);
         // Gathered facts sit below play vars; set_fact/register above task vars.
         let (gathered, set): (Map<String, Value>, Map<String, Value>) = facts
@@ -773,9 +776,24 @@ fn hostvars_object(
 }
 
 impl PlayRunner<'_> {
-    /// After `add_host` or `group_by`: later tasks see the new `groups`
-    /// and `hostvars`.
-    pub(crate) fn refresh_inventory_view(&self) {
+    /// Host `i`'s inventory variables as the inventory is now.
+    pub fn inventory_vars_of(&self, i: usize) -> Map<String, Value> {
+        match self.inventory_vars[i].read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// After `add_host` or `group_by` changed `host`: later tasks see the
+    /// new `groups` and `hostvars`, and `host` (when in this play) the
+    /// variables of its new groups.
+    pub(crate) fn refresh_inventory_view(&self, host: &str) {
+        if let Some(i) = self.names.iter().position(|n| n == host) {
+            let vars = self.run.inventory().host_vars(host);
+            if let Ok(mut v) = self.inventory_vars[i].write() {
+                *v = vars;
+            }
+        }
         let (groups, hostvars) = inventory_view(self.project, self.run);
         if let Ok(mut g) = self.groups.write() {
             *g = groups;

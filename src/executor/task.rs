@@ -898,7 +898,7 @@ impl PlayRunner<'_> {
         let target = delegate.clone().unwrap_or_else(|| self.names[i].clone());
         let target_vars = match &delegate {
             Some(d) => self.run.inventory().host_vars(d),
-            None => self.inventory_vars[i].clone(),
+            None => self.inventory_vars_of(i),
         };
         let (conn, connect_time) = self.connection_timed(&target, &target_vars);
         let conn = match conn {

@@ -40,6 +40,7 @@ impl Inventory {
         let mut changed = !self.hosts.contains_key(name);
         if changed {
             self.add_host(name, "ungrouped", None);
+            self.read_vars_files(&[], &[name.to_string()]);
         }
         for g in groups {
             changed |= self.join_group(name, g);
@@ -87,7 +88,40 @@ impl Inventory {
         self.ensure_group(group);
         // A new group has no children, so it cannot be an ancestor of `all`.
         let _ = self.add_child("all", group);
+        self.read_vars_files(&[group.to_string()], &[]);
         true
+    }
+
+    /// `group_vars/`/`host_vars/` files of groups and hosts made during the
+    /// run, from every vars directory the inventory read, as Ansible's
+    /// vars plugin reads them when asked. A file that can't be read is left
+    /// out with a warning in the log.
+    fn read_vars_files(&mut self, groups: &[String], hosts: &[String]) {
+        for d in &mut self.vars_dirs {
+            let found = match super::vars::read(&d.dir, groups, hosts, d.from_playbook) {
+                Ok(found) => found,
+                Err(errors) => {
+                    for e in errors {
+                        tracing::warn!("{e}");
+                    }
+                    continue;
+                }
+            };
+            for (name, v) in found.groups {
+                self.group_vars_files
+                    .entry(name.clone())
+                    .or_default()
+                    .push(v.clone());
+                d.groups.insert(name, v);
+            }
+            for (name, v) in found.hosts {
+                self.host_vars_files
+                    .entry(name.clone())
+                    .or_default()
+                    .push(v.clone());
+                d.hosts.insert(name, v);
+            }
+        }
     }
 
     /// `host` becomes a direct member of `group` (made when new).
