@@ -26,6 +26,12 @@ pub enum EngineAction {
     ImportTasks,
     /// `setup` / `gather_facts`: gather facts as a task.
     Setup,
+    /// `include_vars`: variables from files, for the host.
+    IncludeVars,
+    /// `add_host`: a host added to the run's inventory.
+    AddHost,
+    /// `group_by`: the host joins a group made on the fly.
+    GroupBy,
 }
 
 impl EngineAction {
@@ -40,7 +46,16 @@ impl EngineAction {
         ("import_tasks", EngineAction::ImportTasks),
         ("setup", EngineAction::Setup),
         ("gather_facts", EngineAction::Setup),
+        ("include_vars", EngineAction::IncludeVars),
+        ("add_host", EngineAction::AddHost),
+        ("group_by", EngineAction::GroupBy),
     ];
+
+    /// Actions that run once for the whole host list, on its first host
+    /// (Ansible's `BYPASS_HOST_LOOP`), looped or not.
+    pub fn bypasses_host_loop(self) -> bool {
+        self == EngineAction::AddHost
+    }
 
     pub fn name(self) -> &'static str {
         EngineAction::ALL
@@ -84,7 +99,7 @@ pub fn all_names() -> Vec<&'static str> {
 pub fn takes_free_form(short: &str) -> bool {
     matches!(
         short,
-        "command" | "shell" | "raw" | "meta" | "include_tasks" | "import_tasks"
+        "command" | "shell" | "raw" | "meta" | "include_tasks" | "import_tasks" | "include_vars"
     )
 }
 
@@ -219,6 +234,11 @@ pub fn check_params(action: Action, args: &Value) -> Result<(), ParamError> {
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 parse_params::<IncludeParams>(e.name(), args).map(|_| ())
             }
+            EngineAction::IncludeVars => {
+                parse_params::<IncludeVarsParams>("include_vars", args).map(|_| ())
+            }
+            EngineAction::AddHost => needs_one_of(args, "add_host", &["name", "hostname", "host"]),
+            EngineAction::GroupBy => needs_one_of(args, "group_by", &["key"]),
             EngineAction::SetFact => match args {
                 Value::Object(m) if !m.is_empty() => Ok(()),
                 _ => Err(ParamError::Invalid {
@@ -246,6 +266,18 @@ pub fn check_params(action: Action, args: &Value) -> Result<(), ParamError> {
     }
 }
 
+/// An action whose parameters must name one of `keys`.
+fn needs_one_of(args: &Value, module: &'static str, keys: &[&str]) -> Result<(), ParamError> {
+    match args {
+        Value::Object(m) if keys.iter().any(|k| m.contains_key(*k)) => Ok(()),
+        _ => Err(ParamError::Invalid {
+            module,
+            path: "?".into(),
+            reason: format!("{module} needs one of: {}", keys.join(", ")),
+        }),
+    }
+}
+
 /// `set_fact`'s facts, without its own `cacheable` option.
 pub fn set_fact_values(args: &Value) -> Map<String, Value> {
     match args {
@@ -256,4 +288,24 @@ pub fn set_fact_values(args: &Value) -> Map<String, Value> {
             .collect(),
         _ => Map::new(),
     }
+}
+
+/// `include_vars`: one file (`file` or the free form) or a directory
+/// (`dir` with its filters). `hash_behaviour` is accepted; herd replaces
+/// values, Ansible's default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncludeVarsParams {
+    pub file: Option<String>,
+    #[serde(rename = "_raw_params")]
+    pub raw: Option<String>,
+    pub dir: Option<String>,
+    pub name: Option<String>,
+    pub depth: Option<u64>,
+    pub files_matching: Option<String>,
+    pub ignore_files: Option<OneOrMany>,
+    pub extensions: Option<Vec<String>>,
+    #[serde(default)]
+    pub ignore_unknown_extensions: bool,
+    pub hash_behaviour: Option<String>,
 }

@@ -22,6 +22,7 @@ mod fleet_system_b;
 mod fleet_volume_backup;
 mod hostile;
 mod local_example;
+mod loops;
 mod no_log;
 mod undefined;
 mod vault;

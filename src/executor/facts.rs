@@ -98,7 +98,7 @@ impl PlayRunner<'_> {
 
     pub fn gather_one(&self, i: usize) -> Result<Map<String, Value>, (Status, String)> {
         let conn = self
-            .connection(&self.names[i], &self.inventory_vars[i])
+            .connection(&self.names[i], &self.inventory_vars_of(i))
             .map_err(|e| (Status::Unreachable, e.to_string()))?;
         let mut guard = conn
             .lock()

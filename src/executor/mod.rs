@@ -12,8 +12,11 @@
 //! `max_fail_percentage` says so. Hosts that failed or were unreachable in
 //! one play are left out of the following plays, as in Ansible.
 
+mod add_host;
 pub mod facts;
 pub mod handlers;
+mod include_vars;
+mod loops;
 pub mod pool;
 pub mod strategy;
 pub mod task;
@@ -96,11 +99,18 @@ pub struct RunState {
     /// `--profile` totals per task (keyed by location and name), in the
     /// order tasks first ran.
     pub profile: Mutex<IndexMap<(String, String), TaskProfile>>,
+    /// The inventory as `add_host` and `group_by` have changed it so far.
+    pub inventory: Arc<RwLock<Arc<crate::inventory::Inventory>>>,
+    /// Variables from `include_vars`, per host (above task vars, below
+    /// `set_fact`, as in Ansible's precedence table).
+    pub included_vars: Arc<RwLock<IndexMap<String, Map<String, Value>>>>,
 }
 
 impl RunState {
-    fn new() -> Self {
+    fn new(inventory: &crate::inventory::Inventory) -> Self {
         RunState {
+            inventory: Arc::new(RwLock::new(Arc::new(inventory.clone()))),
+            included_vars: Arc::new(RwLock::new(IndexMap::new())),
             facts: Arc::new(RwLock::new(IndexMap::new())),
             connections: Mutex::new(HashMap::new()),
             warned_options: Mutex::new(IndexSet::new()),
@@ -115,6 +125,41 @@ impl RunState {
             .read()
             .map(|f| f.get(host).cloned().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// The inventory now (a snapshot: later changes don't reach it).
+    pub fn inventory(&self) -> Arc<crate::inventory::Inventory> {
+        match self.inventory.read() {
+            Ok(inv) => inv.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Change the inventory with `f`, which says whether it changed anything.
+    pub fn change_inventory(
+        &self,
+        f: impl FnOnce(&mut crate::inventory::Inventory) -> bool,
+    ) -> bool {
+        let Ok(mut inv) = self.inventory.write() else {
+            return false;
+        };
+        f(Arc::make_mut(&mut inv))
+    }
+
+    pub fn included_vars_of(&self, host: &str) -> Map<String, Value> {
+        self.included_vars
+            .read()
+            .map(|f| f.get(host).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    pub fn include_vars(&self, host: &str, values: Map<String, Value>) {
+        if let Ok(mut f) = self.included_vars.write() {
+            let entry = f.entry(host.to_string()).or_default();
+            for (k, v) in values {
+                entry.insert(k, v);
+            }
+        }
     }
 
     pub fn set_facts(&self, host: &str, values: Map<String, Value>) {
@@ -154,7 +199,7 @@ fn mark_secrets(
 
 pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Recap, RunError> {
     let pool = pool::build(opts.forks)?;
-    let state = RunState::new();
+    let state = RunState::new(&project.inventory);
     mark_secrets(crate::secrets::global(), &project.inventory, opts);
     let limit: Option<IndexSet<String>> = match &opts.limit {
         Some(p) => Some(project.inventory.select(p)?.into_iter().collect()),
@@ -180,7 +225,7 @@ pub fn run(project: &Project, opts: &RunOptions, sink: &EventSink) -> Result<Rec
             if herdsman_modules::cancel::interrupted().is_some() {
                 break;
             }
-            let mut hosts = project.inventory.select(&play.hosts)?;
+            let mut hosts = state.inventory().select(&play.hosts)?;
             if let Some(limit) = &limit {
                 hosts.retain(|h| limit.contains(h));
             }
@@ -243,12 +288,13 @@ pub struct PlayRunner<'a> {
     /// Host names, index-aligned with `hosts`.
     pub names: Vec<String>,
     /// Inventory variables per host (computed once per play).
-    pub inventory_vars: Vec<Map<String, Value>>,
+    pub inventory_vars: Vec<RwLock<Map<String, Value>>>,
     /// Play vars with vars_files merged over them.
     pub play_vars: RwLock<Map<String, Value>>,
-    /// `groups`, shared by every context.
-    pub groups: minijinja::Value,
-    pub hostvars: minijinja::Value,
+    /// `groups` and `hostvars`, shared by every context (made again when
+    /// `add_host` or `group_by` change the inventory).
+    pub groups: RwLock<minijinja::Value>,
+    pub hostvars: RwLock<minijinja::Value>,
     /// `meta: end_play` was reached.
     pub play_ended: std::sync::atomic::AtomicBool,
 }
@@ -265,14 +311,12 @@ impl<'a> PlayRunner<'a> {
         run: &'a RunState,
         hosts: Vec<String>,
     ) -> Self {
+        let inventory = run.inventory();
         let inventory_vars = hosts
             .iter()
-            .map(|h| project.inventory.host_vars(h))
+            .map(|h| RwLock::new(inventory.host_vars(h)))
             .collect();
-        let groups = template::from_json(
-            &serde_json::to_value(project.inventory.groups_map()).unwrap_or(Value::Null),
-        );
-        let hostvars = hostvars_object(project, run);
+        let (groups, hostvars) = inventory_view(project, run);
         // The recap lists hosts in inventory order, not in the order their
         // first results happened to arrive.
         if let Ok(mut stats) = run.stats.lock() {
@@ -300,8 +344,8 @@ impl<'a> PlayRunner<'a> {
             names: hosts,
             inventory_vars,
             play_vars: RwLock::new(play.vars.clone()),
-            groups,
-            hostvars,
+            groups: RwLock::new(groups),
+            hostvars: RwLock::new(hostvars),
             play_ended: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -459,7 +503,7 @@ impl<'a> PlayRunner<'a> {
         extra: &Map<String, Value>,
     ) -> minijinja::Value {
         let name = &self.names[i];
-        let mut all = self.inventory_vars[i].clone();
+        let mut all = self.inventory_vars_of(i);
         let facts = self.run.facts_of(name);
         // Gathered facts sit below play vars; set_fact/register above task vars.
         let (gathered, set): (Map<String, Value>, Map<String, Value>) = facts
@@ -470,14 +514,18 @@ impl<'a> PlayRunner<'a> {
             vars::overlay(&mut all, &pv);
         }
         vars::overlay(&mut all, task_vars);
+        vars::overlay(&mut all, &self.run.included_vars_of(name));
         vars::overlay(&mut all, &set);
         vars::overlay(&mut all, extra);
         vars::overlay(&mut all, &self.opts.extra_vars);
         let magic = self.magic_vars(i);
         vars::overlay(&mut all, &magic);
         let mut native = IndexMap::new();
-        native.insert("groups".to_string(), self.groups.clone());
-        native.insert("hostvars".to_string(), self.hostvars.clone());
+        for (key, value) in [("groups", &self.groups), ("hostvars", &self.hostvars)] {
+            if let Ok(v) = value.read() {
+                native.insert(key.to_string(), v.clone());
+            }
+        }
         vars::LazyVars {
             vars: all,
             native,
@@ -496,7 +544,7 @@ impl<'a> PlayRunner<'a> {
         );
         m.insert(
             "group_names".into(),
-            Value::from(self.project.inventory.group_names(name)),
+            Value::from(self.run.inventory().group_names(name)),
         );
         let play_hosts: Vec<Value> = self
             .hosts
@@ -687,21 +735,35 @@ fn absolute_dir(dir: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
+/// `groups` and `hostvars` as the inventory is now.
+fn inventory_view(project: &Project, run: &RunState) -> (minijinja::Value, minijinja::Value) {
+    let inventory = run.inventory();
+    let groups =
+        template::from_json(&serde_json::to_value(inventory.groups_map()).unwrap_or(Value::Null));
+    (groups, hostvars_object(project, run, inventory))
+}
+
 /// `hostvars`: each host's inventory vars with its facts over them. Facts
 /// are read when a template asks, so `hostvars[other]` sees what the other
 /// host gathered before the first task.
-fn hostvars_object(project: &Project, run: &RunState) -> minijinja::Value {
-    let inventory = Arc::new(project.inventory.clone());
+fn hostvars_object(
+    project: &Project,
+    run: &RunState,
+    inventory: Arc<crate::inventory::Inventory>,
+) -> minijinja::Value {
     let facts = run.facts.clone();
+    let included = run.included_vars.clone();
     let names: Vec<String> = inventory.hosts.keys().cloned().collect();
     let lookup = move |name: &str| -> Option<Map<String, Value>> {
         if !inventory.hosts.contains_key(name) && name != "localhost" {
             return None;
         }
         let mut vars = inventory.host_vars(name);
-        if let Ok(f) = facts.read() {
-            if let Some(host_facts) = f.get(name) {
-                vars::overlay(&mut vars, host_facts);
+        for layer in [&included, &facts] {
+            if let Ok(f) = layer.read() {
+                if let Some(host_layer) = f.get(name) {
+                    vars::overlay(&mut vars, host_layer);
+                }
             }
         }
         Some(vars)
@@ -711,6 +773,35 @@ fn hostvars_object(project: &Project, run: &RunState) -> minijinja::Value {
         names,
         templar: project.templar.clone(),
     })
+}
+
+impl PlayRunner<'_> {
+    /// Host `i`'s inventory variables as the inventory is now.
+    pub fn inventory_vars_of(&self, i: usize) -> Map<String, Value> {
+        match self.inventory_vars[i].read() {
+            Ok(v) => v.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// After `add_host` or `group_by` changed `host`: later tasks see the
+    /// new `groups` and `hostvars`, and `host` (when in this play) the
+    /// variables of its new groups.
+    pub(crate) fn refresh_inventory_view(&self, host: &str) {
+        if let Some(i) = self.names.iter().position(|n| n == host) {
+            let vars = self.run.inventory().host_vars(host);
+            if let Ok(mut v) = self.inventory_vars[i].write() {
+                *v = vars;
+            }
+        }
+        let (groups, hostvars) = inventory_view(self.project, self.run);
+        if let Ok(mut g) = self.groups.write() {
+            *g = groups;
+        }
+        if let Ok(mut h) = self.hostvars.write() {
+            *h = hostvars;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::actions::{self, Action, EngineAction};
 use crate::connection::task_host::{Become, TaskHost};
 use crate::executor::{PlayRunner, OMIT};
 use crate::output::{Event, HostResult, Status};
-use crate::playbook::{self, LoopKind, Task, TaskKind};
+use crate::playbook::{self, Task, TaskKind};
 use crate::template;
 
 /// What one run of an action (one loop item) came to.
@@ -41,7 +41,7 @@ pub struct ItemOutcome {
 }
 
 impl ItemOutcome {
-    fn new(status: Status) -> Self {
+    pub(crate) fn new(status: Status) -> Self {
         ItemOutcome {
             status,
             result: Map::new(),
@@ -55,7 +55,7 @@ impl ItemOutcome {
             also_changed: false,
         }
     }
-    fn failed(msg: impl Into<String>) -> Self {
+    pub(crate) fn failed(msg: impl Into<String>) -> Self {
         let mut o = ItemOutcome::new(Status::Failed);
         o.msg = Some(msg.into());
         o
@@ -110,7 +110,11 @@ impl PlayRunner<'_> {
             hosts: hosts.iter().map(|&i| self.names[i].clone()).collect(),
             handler,
         });
-        let runs: &[usize] = if task.run_once { &hosts[..1] } else { hosts };
+        let runs: &[usize] = if task.run_once || bypasses_host_loop(task) {
+            &hosts[..1]
+        } else {
+            hosts
+        };
         self.pool.install(|| {
             runs.par_iter()
                 .for_each(|&i| self.run_on_host(task, i, &name, hosts))
@@ -212,47 +216,10 @@ impl PlayRunner<'_> {
         start: Instant,
     ) -> ItemOutcome {
         let ctx = self.context(i, &task.vars, &Map::new());
-        let loop_field = match task.loop_kind {
-            LoopKind::Loop => "loop",
-            LoopKind::WithItems => "with_items",
-        };
-        let items = match self.project.templar.render_value(loop_field, items, &ctx) {
-            Ok(v) => v,
-            Err(e) => {
-                let o = self.ignoring_errors(
-                    task,
-                    &ctx,
-                    ItemOutcome::template_failed(task, loop_field, &e),
-                );
-                self.report(task, i, name, &o, None, censor, start);
-                return o;
-            }
-        };
-        let items: Vec<Value> = match (items, &task.loop_kind) {
-            (Value::Array(a), LoopKind::WithItems) => a
-                .into_iter()
-                .flat_map(|v| match v {
-                    Value::Array(inner) => inner,
-                    other => vec![other],
-                })
-                .collect(),
-            (Value::Array(a), LoopKind::Loop) => a,
-            (Value::String(s), LoopKind::WithItems) => vec![Value::String(s)],
-            // `with_items: "{{ x }}"` with x null runs once, with item None.
-            (Value::Null, LoopKind::WithItems) => vec![Value::Null],
-            (other, _) => {
-                let kind = match other {
-                    Value::Object(_) => "a mapping (use `| dict2items`)",
-                    Value::Null => "None (null)",
-                    _ => "not a list",
-                };
-                let mut o = ItemOutcome::failed(format!(
-                    "`{loop_field}` needs a list, and its value is {kind} (task `{}` at {})",
-                    task.display_name(),
-                    task.span
-                ));
-                o.aborts_loop = true;
-                let o = self.ignoring_errors(task, &ctx, o);
+        let items = match self.loop_items(task, items, &ctx) {
+            Ok(items) => items,
+            Err(o) => {
+                let o = self.ignoring_errors(task, &ctx, *o);
                 self.report(task, i, name, &o, None, censor, start);
                 return o;
             }
@@ -269,17 +236,11 @@ impl PlayRunner<'_> {
             self.report(task, i, name, &o, None, censor, start);
             return o;
         }
-        let mut results = Vec::with_capacity(total);
-        let mut any_changed = false;
-        let mut any_failed = false;
-        let mut any_ignored = false;
-        let mut all_skipped = true;
-        let mut unreachable = false;
+        let mut tally = super::loops::LoopTally::new(total);
         let mut cut_short = None;
-        let mut notify: Vec<String> = Vec::new();
         // An item whose templates failed ends the loop; the task fails with it.
         let mut aborted: Option<ItemOutcome> = None;
-        for (idx, item) in items.into_iter().enumerate() {
+        for (idx, item) in items.iter().cloned().enumerate() {
             // An interrupted run starts no further item, and the loop is
             // not reported as done when it is not.
             if let Some(signal) = herdsman_modules::cancel::interrupted().filter(|_| idx > 0) {
@@ -293,18 +254,7 @@ impl PlayRunner<'_> {
                     let _ = herdsman_modules::cancel::sleep(bounded_secs(p));
                 }
             }
-            let mut extra = Map::new();
-            extra.insert(lc.loop_var.clone(), item.clone());
-            if let Some(iv) = &lc.index_var {
-                extra.insert(iv.clone(), Value::from(idx));
-            }
-            let mut ansible_loop = Map::new();
-            ansible_loop.insert("index".into(), Value::from(idx + 1));
-            ansible_loop.insert("index0".into(), Value::from(idx));
-            ansible_loop.insert("first".into(), Value::Bool(idx == 0));
-            ansible_loop.insert("last".into(), Value::Bool(idx + 1 == total));
-            ansible_loop.insert("length".into(), Value::from(total));
-            extra.insert("ansible_loop".into(), Value::Object(ansible_loop));
+            let extra = super::loops::item_vars(lc, &items, idx);
             let ctx = self.context(i, &task.vars, &extra);
             let (label, o) = match &lc.label {
                 // Ansible's label for a hidden item; neither the item nor
@@ -330,65 +280,30 @@ impl PlayRunner<'_> {
                 break;
             }
             self.report(task, i, name, &o, Some(label), censor, Instant::now());
-            for n in &o.notify {
-                if !notify.contains(n) {
-                    notify.push(n.clone());
-                }
-            }
-            any_changed |= o.status == Status::Changed || o.also_changed;
-            any_failed |= o.status == Status::Failed;
-            any_ignored |= o.status == Status::Ignored;
-            unreachable |= o.status == Status::Unreachable;
-            all_skipped &= o.status == Status::Skipped;
             let mut r = match o.registered() {
                 Value::Object(m) => m,
                 _ => Map::new(),
             };
             r.insert(lc.loop_var.clone(), item);
             r.insert("ansible_loop_var".into(), Value::from(lc.loop_var.as_str()));
-            results.push(Value::Object(r));
-            if unreachable {
+            if let Some(iv) = &lc.index_var {
+                r.insert(iv.clone(), Value::from(idx));
+                r.insert("ansible_index_var".into(), Value::from(iv.as_str()));
+            }
+            if tally.add(&o, Value::Object(r)) {
                 break;
             }
         }
         if let Some(mut o) = aborted {
             self.report(task, i, name, &o, None, censor, Instant::now());
-            o.result.insert("results".into(), Value::Array(results));
+            o.result.insert("results".into(), tally.into_results());
             return o;
         }
-        let status = if unreachable {
-            Status::Unreachable
-        } else if any_failed || cut_short.is_some() {
-            Status::Failed
-        } else if any_ignored {
-            Status::Ignored
-        } else if all_skipped {
-            Status::Skipped
-        } else if any_changed {
-            Status::Changed
-        } else {
-            Status::Ok
-        };
-        let mut agg = ItemOutcome::new(status);
-        agg.also_changed = any_changed;
-        agg.notify = notify;
-        agg.result.insert("results".into(), Value::Array(results));
-        agg.result.insert(
-            "msg".into(),
-            Value::from(if any_failed || any_ignored {
-                "One or more items failed"
-            } else if cut_short.is_some() {
-                "Not every item ran"
-            } else {
-                "All items completed"
-            }),
-        );
-        agg.msg = cut_short;
-        agg
+        tally.finish(cut_short)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn report(
+    pub(crate) fn report(
         &self,
         task: &Task,
         i: usize,
@@ -432,7 +347,7 @@ impl PlayRunner<'_> {
     /// One item: `when`, then the task's own fields, then the action with
     /// `retries`/`until`, then `changed_when`, `failed_when` and
     /// `ignore_errors`.
-    fn run_item(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
+    pub(crate) fn run_item(&self, task: &Task, i: usize, ctx: &minijinja::Value) -> ItemOutcome {
         let o = self.run_item_unignored(task, i, ctx);
         self.ignoring_errors(task, ctx, o)
     }
@@ -440,7 +355,7 @@ impl PlayRunner<'_> {
     /// `ignore_errors` applied to a failed outcome. When `ignore_errors`
     /// itself can't be rendered, the task fails with that error, and is
     /// ignored: Ansible does the same (the field's text is not empty).
-    fn ignoring_errors(
+    pub(crate) fn ignoring_errors(
         &self,
         task: &Task,
         ctx: &minijinja::Value,
@@ -785,6 +700,10 @@ impl PlayRunner<'_> {
                         Err(e) => return ItemOutcome::template_failed(task, "debug.var", &e),
                     };
                     out.insert(var, v);
+                } else if args.get("msg").is_some_and(Value::is_null) {
+                    // A template that came out None (`lookup(..., errors=
+                    // 'ignore')`) prints as empty text, as in Ansible.
+                    out.insert("msg".into(), Value::from(""));
                 } else {
                     out.insert(
                         "msg".into(),
@@ -867,6 +786,9 @@ impl PlayRunner<'_> {
                     }
                 }
             }
+            EngineAction::IncludeVars => self.run_include_vars(&args, task, i),
+            EngineAction::AddHost => self.run_add_host(&args),
+            EngineAction::GroupBy => self.run_group_by(&args, i),
             EngineAction::Meta => ItemOutcome::new(Status::Ok),
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 ItemOutcome::failed("include_tasks cannot be used inside a loop here")
@@ -975,8 +897,8 @@ impl PlayRunner<'_> {
         };
         let target = delegate.clone().unwrap_or_else(|| self.names[i].clone());
         let target_vars = match &delegate {
-            Some(d) => self.project.inventory.host_vars(d),
-            None => self.inventory_vars[i].clone(),
+            Some(d) => self.run.inventory().host_vars(d),
+            None => self.inventory_vars_of(i),
         };
         let (conn, connect_time) = self.connection_timed(&target, &target_vars);
         let conn = match conn {
@@ -1161,7 +1083,7 @@ impl PlayRunner<'_> {
     /// The inventory as a module that asked for it sees it: every group's
     /// hosts and every host's address, whatever the play selected.
     fn inventory_view(&self, i: usize) -> herdsman_modules::inventory::InventoryView {
-        let inv = &self.project.inventory;
+        let inv = self.run.inventory();
         let addresses = inv
             .group_hosts("all")
             .into_iter()
@@ -1457,6 +1379,16 @@ pub fn truthy_json(v: &Value) -> bool {
             s.to_ascii_lowercase().as_str(),
             "yes" | "true" | "1" | "on" | "y"
         ),
+        _ => false,
+    }
+}
+
+/// `add_host` runs once for all the task's hosts, as in Ansible.
+fn bypasses_host_loop(task: &Task) -> bool {
+    match &task.kind {
+        TaskKind::Action { action, .. } => {
+            matches!(actions::lookup(action), Some(Action::Engine(e)) if e.bypasses_host_loop())
+        }
         _ => false,
     }
 }

@@ -29,6 +29,8 @@ pub mod pattern;
 pub mod vars;
 pub mod yaml;
 
+mod dynamic;
+pub use dynamic::parse_host_address;
 mod hostname;
 pub(crate) mod literal;
 

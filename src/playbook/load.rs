@@ -232,59 +232,11 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
         "import_playbook",
         "`import_playbook` is only allowed at the top level of a playbook, beside plays",
     ),
-    (
-        "include_vars",
-        "put the variables in `vars_files` of the play",
-    ),
-];
-
-/// `with_*` loops other than `with_items`, and how to write them with `loop`.
-const WITH_LOOPS: &[(&str, &str)] = &[
-    (
-        "with_dict",
-        "use `loop: \"{{ your_dict | dict2items }}\"` and `item.key`/`item.value`",
-    ),
-    ("with_list", "use `loop:` with the same list"),
-    (
-        "with_fileglob",
-        "use `loop: \"{{ query('fileglob', 'pattern') }}\"`",
-    ),
-    (
-        "with_nested",
-        "use `loop: \"{{ list_a | product(list_b) | list }}\"`",
-    ),
-    (
-        "with_together",
-        "use `loop: \"{{ list_a | zip(list_b) | list }}\"`",
-    ),
-    (
-        "with_sequence",
-        "use `loop: \"{{ range(start, end + 1) | list }}\"`",
-    ),
-    (
-        "with_subelements",
-        "use `loop: \"{{ list | subelements('key') }}\"`",
-    ),
-    (
-        "with_indexed_items",
-        "use `loop:` with `loop_control: {index_var: index}`",
-    ),
-    ("with_flattened", "use `loop: \"{{ list | flatten }}\"`"),
-    (
-        "with_first_found",
-        "use `loop: \"{{ query('first_found', files) }}\"`",
-    ),
-    (
-        "with_lines",
-        "use `loop: \"{{ query('lines', 'command') }}\"`",
-    ),
-    ("with_random_choice", "use `\"{{ list | random }}\"`"),
 ];
 
 /// Well-known Ansible modules that herd does not implement (yet), so their
 /// users get "not available" rather than "unknown".
 const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
-    "add_host",
     "assemble",
     "async_status",
     "debconf",
@@ -295,7 +247,6 @@ const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
     "gather_facts",
     "getent",
     "git",
-    "group_by",
     "iptables",
     "known_hosts",
     "package_facts",
@@ -326,7 +277,14 @@ const FREE_FORM_OPTIONS: &[&str] = &[
     "strip_empty_ends",
 ];
 
-const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "index_var", "label", "pause", "extended"];
+const LOOP_CONTROL_KEYS: &[&str] = &[
+    "loop_var",
+    "index_var",
+    "label",
+    "pause",
+    "extended",
+    "extended_allitems",
+];
 
 const ORDERS: &[&str] = &[
     "inventory",
@@ -1065,6 +1023,8 @@ impl Loader {
                 } else {
                     keywords.push((kw, k, v));
                 }
+            } else if let Some(l) = crate::template::lookups::for_loop_keyword(&key) {
+                keywords.push((l.with_keyword, k, v));
             } else if actions::lookup(&key).is_some() {
                 actions_found.push((key, k, v));
             } else {
@@ -1094,7 +1054,7 @@ impl Loader {
                 broken = true;
             }
             for (kw, k, _) in &keywords {
-                if NOT_ON_BLOCK.contains(kw) {
+                if NOT_ON_BLOCK.contains(kw) || kw.starts_with("with_") {
                     self.error(
                         k.span
                             .diagnostic(format!("`{kw}` is not valid on a block"))
@@ -1180,10 +1140,9 @@ impl Loader {
                 if short == "include_tasks" {
                     return Some(own.into_task(TaskKind::IncludeTasks { file }, span, inh, spans));
                 }
-                if let Some((kw, k, _)) = keywords
-                    .iter()
-                    .find(|(kw, _, _)| matches!(*kw, "loop" | "with_items" | "loop_control"))
-                {
+                if let Some((kw, k, _)) = keywords.iter().find(|(kw, _, _)| {
+                    matches!(*kw, "loop" | "loop_control") || kw.starts_with("with_")
+                }) {
                     self.error(
                         k.span
                             .diagnostic(format!("`{kw}` cannot be used on `import_tasks`"))
@@ -1227,22 +1186,20 @@ impl Loader {
             );
             return;
         }
-        if let Some((_, help)) = WITH_LOOPS.iter().find(|(n, _)| *n == key) {
-            self.error(
-                k.span
-                    .diagnostic(format!("unsupported keyword `{key}`"))
-                    .with_label("only `loop` and `with_items` loops are supported")
-                    .with_help(*help),
-            );
-            return;
-        }
-        if key.starts_with("with_") {
-            self.error(
-                k.span
-                    .diagnostic(format!("unsupported keyword `{key}`"))
-                    .with_label("only `loop` and `with_items` loops are supported")
-                    .with_help("use `loop:` with a filter or `query(...)`"),
-            );
+        if let Some(name) = key.strip_prefix("with_") {
+            let known: Vec<&str> = crate::template::lookups::LOOKUPS
+                .iter()
+                .map(|l| l.with_keyword)
+                .collect();
+            let mut d = k
+                .span
+                .diagnostic(format!("unknown loop keyword `{key}`"))
+                .with_label(format!("herd has no `{name}` lookup to loop over"));
+            d = match did_you_mean(key, known.iter().copied()) {
+                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                None => d.with_help(format!("loops herd knows: loop, {}", known.join(", "))),
+            };
+            self.error(d);
             return;
         }
         let short = actions::short_name(key);
@@ -1294,7 +1251,7 @@ impl Loader {
     /// `args:` node, which is merged into the action's arguments.
     fn own_keywords<'n>(
         &mut self,
-        keywords: &[(&str, &'n Node, &'n Node)],
+        keywords: &[(&'static str, &'n Node, &'n Node)],
         ctx: &Ctx,
         checks: &mut Vec<TemplateCheck>,
     ) -> (Own, Option<&'n Node>) {
@@ -1312,7 +1269,7 @@ impl Loader {
                 "changed_when" => own.changed_when = self.conditions(v, "changed_when", checks),
                 "failed_when" => own.failed_when = self.conditions(v, "failed_when", checks),
                 "until" => own.until = self.conditions(v, "until", checks),
-                "loop" | "with_items" => {
+                _ if kw == "loop" || kw.starts_with("with_") => {
                     if let Some(other) = loop_key {
                         self.error(
                             k.span
@@ -1323,12 +1280,16 @@ impl Loader {
                     }
                     loop_key = Some(kw);
                     match &v.value {
+                        NodeValue::Map(_) if kw.starts_with("with_") && kw != "with_items" => {
+                            collect_checks(v, kw, checks);
+                            own.loop_items = Some((v.to_json(), LoopKind::Lookup(kw)));
+                        }
                         NodeValue::Seq(_) | NodeValue::Str(_) => {
                             collect_checks(v, kw, checks);
-                            let kind = if kw == "loop" {
-                                LoopKind::Loop
-                            } else {
-                                LoopKind::WithItems
+                            let kind = match kw {
+                                "loop" => LoopKind::Loop,
+                                "with_items" => LoopKind::WithItems,
+                                other => LoopKind::Lookup(other),
                             };
                             own.loop_items = Some((v.to_json(), kind));
                         }
@@ -1411,6 +1372,9 @@ impl Loader {
                     _ => self.wrong_type(val, "pause", "a number of seconds"),
                 },
                 "extended" => lc.extended = self.boolean(val, "extended").unwrap_or(false),
+                "extended_allitems" => {
+                    lc.extended_allitems = self.boolean(val, "extended_allitems").unwrap_or(true)
+                }
                 _ => {
                     let mut d = k
                         .span

@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod model;
+pub mod search;
 pub mod validate;
 
 use std::collections::HashMap;

@@ -173,6 +173,9 @@ pub enum LoopKind {
     Loop,
     /// `with_items:` flattens one level, as Ansible does.
     WithItems,
+    /// `with_<lookup>:` (the keyword, e.g. `with_nested`): the value's
+    /// terms go to that lookup, whose results are the items.
+    Lookup(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +186,8 @@ pub struct LoopControl {
     pub label: Option<String>,
     pub pause: Option<f64>,
     pub extended: bool,
+    /// With `extended`, whether `ansible_loop.allitems` is set.
+    pub extended_allitems: bool,
 }
 
 impl Default for LoopControl {
@@ -193,6 +198,7 @@ impl Default for LoopControl {
             label: None,
             pause: None,
             extended: false,
+            extended_allitems: true,
         }
     }
 }

@@ -1,11 +1,14 @@
 //! `lookup(kind, *terms, **kwargs)` and `query`/`q`, with the lookup
 //! plugins playbooks reach for on the controller: `env`, `file`,
 //! `template`, `vars`, `first_found`, `fileglob`, `pipe`, `lines`,
-//! `password`, and
-//! the ones behind
+//! `password`, `inventory_hostnames`, `random_choice`, and the ones behind
 //! `with_*` loops (`list`/`items`, `dict`, `sequence`, `together`,
-//! `nested`, `indexed_items`, `flattened`, `subelements`), also under
-//! their `ansible.builtin.` names.
+//! `nested`, `indexed_items`, `subelements`, and community.general's
+//! `flattened` and `cartesian`), also under their `ansible.builtin.` names.
+//!
+//! Every lookup is one function registered in [`LOOKUPS`], which also
+//! names the `with_<lookup>` loop keyword it backs; the loader and the
+//! executor read the same table, so a lookup added here is a loop too.
 //!
 //! As in Ansible, `lookup` joins several string results with `,` and
 //! `query` always gives a list; `wantlist=True` and `errors='ignore'|'warn'`
@@ -16,6 +19,101 @@ use std::sync::Arc;
 
 use minijinja::value::{Kwargs, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
+
+/// What a lookup function is given besides the template state.
+pub(crate) struct Args<'a> {
+    search_paths: &'a [PathBuf],
+    /// The lookup's short name (`nested`, not `ansible.builtin.nested`).
+    kind: &'a str,
+    /// The terms; a list given as one term counts as many terms, unless
+    /// the lookup keeps lists (see [`Lookup::keeps_lists`]).
+    terms: Vec<Value>,
+    kwargs: &'a Kwargs,
+}
+
+impl Args<'_> {
+    /// The terms as text, as Python's `str()` shows them.
+    fn text_terms(&self) -> Vec<String> {
+        self.terms.iter().map(super::pyfmt::py_str).collect()
+    }
+
+    /// Every keyword argument was read; an unknown one is an error naming it.
+    fn no_more_kwargs(&self) -> Result<(), Error> {
+        self.kwargs
+            .assert_all_used()
+            .map_err(lookup_arg_err(self.kind))
+    }
+}
+
+type LookupFn = fn(&State, &Args) -> Result<Vec<Value>, Error>;
+
+/// One lookup plugin: its name, the `with_*` keyword that loops over it,
+/// whether list terms stay whole, and the function that runs it.
+pub struct Lookup {
+    pub name: &'static str,
+    pub with_keyword: &'static str,
+    keeps_lists: bool,
+    run: LookupFn,
+}
+
+const fn lookup(name: &'static str, with_keyword: &'static str, run: LookupFn) -> Lookup {
+    Lookup {
+        name,
+        with_keyword,
+        keeps_lists: false,
+        run,
+    }
+}
+
+const fn lookup_of_lists(name: &'static str, with_keyword: &'static str, run: LookupFn) -> Lookup {
+    Lookup {
+        name,
+        with_keyword,
+        keeps_lists: true,
+        run,
+    }
+}
+
+/// Every lookup herd has. `with_items` is here for `lookup('items')`;
+/// the loop keyword itself flattens in the executor, as Ansible does.
+pub const LOOKUPS: &[Lookup] = &[
+    lookup("env", "with_env", env),
+    lookup("file", "with_file", file),
+    lookup("template", "with_template", template),
+    lookup("vars", "with_vars", vars),
+    lookup("first_found", "with_first_found", first_found),
+    lookup_of_lists("list", "with_list", list),
+    lookup_of_lists("items", "with_items", list),
+    lookup("dict", "with_dict", dict),
+    lookup("password", "with_password", password_lookup),
+    lookup("pipe", "with_pipe", pipe),
+    lookup("lines", "with_lines", pipe),
+    lookup("fileglob", "with_fileglob", fileglob_lookup),
+    lookup("sequence", "with_sequence", sequence_lookup),
+    lookup("indexed_items", "with_indexed_items", indexed_items),
+    lookup("flattened", "with_flattened", flattened),
+    lookup_of_lists("together", "with_together", together),
+    lookup_of_lists("nested", "with_nested", nested),
+    lookup_of_lists("cartesian", "with_cartesian", nested),
+    lookup_of_lists("subelements", "with_subelements", subelements),
+    lookup("random_choice", "with_random_choice", random_choice),
+    lookup(
+        "inventory_hostnames",
+        "with_inventory_hostnames",
+        inventory_hostnames,
+    ),
+];
+
+/// The lookup a `with_*` loop keyword runs (`with_nested` -> `nested`).
+pub fn for_loop_keyword(keyword: &str) -> Option<&'static Lookup> {
+    LOOKUPS.iter().find(|l| l.with_keyword == keyword)
+}
+
+/// A lookup by its short or `ansible.builtin.` name.
+pub fn find_lookup(kind: &str) -> Option<&'static Lookup> {
+    let kind = kind.strip_prefix("ansible.builtin.").unwrap_or(kind);
+    LOOKUPS.iter().find(|l| l.name == kind)
+}
 
 pub fn register(env: &mut Environment<'static>, search_paths: Vec<PathBuf>) {
     let paths = Arc::new(search_paths);
@@ -28,6 +126,7 @@ pub fn register(env: &mut Environment<'static>, search_paths: Vec<PathBuf>) {
                 .is_some_and(|v| v.is_true());
             let results = run_guarded(state, &p, &kind, &terms, &kwargs)?;
             Ok::<_, Error>(match results {
+                None if wantlist => Value::from(Vec::<Value>::new()),
                 None => Value::from(()),
                 Some(r) if wantlist => Value::from(r),
                 Some(r) => join_results(r),
@@ -52,9 +151,12 @@ fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
-/// `lookup()`'s single value: strings joined with `,`, else the one item,
-/// else the list.
+/// `lookup()`'s single value: nothing found is an empty list (as in
+/// Ansible), strings are joined with `,`, else the one item, else the list.
 fn join_results(r: Vec<Value>) -> Value {
+    if r.is_empty() {
+        return Value::from(r);
+    }
     if r.iter().all(|v| v.kind() == ValueKind::String) {
         let parts: Vec<&str> = r.iter().filter_map(|v| v.as_str()).collect();
         return Value::from(parts.join(","));
@@ -82,7 +184,13 @@ fn run_guarded(
     }
     match run(state, search_paths, kind, terms, kwargs) {
         Ok(r) => Ok(Some(r)),
-        Err(e) if errors != "strict" && e.kind() != ErrorKind::UnknownFunction => {
+        Err(e)
+            if errors != "strict"
+                && !matches!(
+                    e.kind(),
+                    ErrorKind::UnknownFunction | ErrorKind::UndefinedError
+                ) =>
+        {
             tracing::warn!(
                 "lookup('{kind}') failed and errors='{errors}': {}",
                 e.kind()
@@ -100,7 +208,12 @@ fn run(
     terms: &[Value],
     kwargs: &Kwargs,
 ) -> Result<Vec<Value>, Error> {
-    let kind = kind.strip_prefix("ansible.builtin.").unwrap_or(kind);
+    let Some(lookup) = find_lookup(kind) else {
+        return Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!("lookup plugin '{kind}' is not supported"),
+        ));
+    };
     // Terms given as one list (`lookup('file', files)`) count as many terms.
     let mut flat = Vec::new();
     for t in terms {
@@ -108,311 +221,486 @@ fn run(
             // Reuse minijinja's message, which names the undefined variable.
             minijinja::value::StringInput::new(state, t)?;
         }
-        let keeps_lists = matches!(
-            kind,
-            "list" | "items" | "together" | "nested" | "subelements"
-        );
-        if t.kind() == ValueKind::Seq && !keeps_lists {
+        if t.kind() == ValueKind::Seq && !lookup.keeps_lists {
             flat.extend(t.try_iter()?);
         } else {
             flat.push(t.clone());
         }
     }
-    let text_terms = || -> Vec<String> { flat.iter().map(super::pyfmt::py_str).collect() };
-    match kind {
-        "env" => {
-            let default = kwargs.get::<Option<Value>>("default")?;
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            Ok(text_terms()
-                .iter()
-                .map(|name| match std::env::var(name) {
-                    Ok(v) => Value::from(v),
-                    Err(_) => default.clone().unwrap_or_else(|| Value::from("")),
-                })
-                .collect())
+    let args = Args {
+        search_paths,
+        kind: lookup.name,
+        terms: flat,
+        kwargs,
+    };
+    (lookup.run)(state, &args)
+}
+
+fn env(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    let default = a.kwargs.get::<Option<Value>>("default")?;
+    a.no_more_kwargs()?;
+    Ok(a.text_terms()
+        .iter()
+        .map(|name| match std::env::var(name) {
+            Ok(v) => Value::from(v),
+            Err(_) => default.clone().unwrap_or_else(|| Value::from("")),
+        })
+        .collect())
+}
+
+fn file(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    let rstrip = flag(a.kwargs, "rstrip", true)?;
+    let lstrip = flag(a.kwargs, "lstrip", false)?;
+    a.no_more_kwargs()?;
+    let mut out = Vec::new();
+    for name in a.text_terms() {
+        let path = find(&file_dirs(a.search_paths), &name)
+            .ok_or_else(|| err(format!("lookup('file'): could not find file '{name}'")))?;
+        let mut text = read(&path, "file")?;
+        if rstrip {
+            text = text.trim_end().to_string();
         }
-        "file" => {
-            let rstrip = flag(kwargs, "rstrip", true)?;
-            let lstrip = flag(kwargs, "lstrip", false)?;
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut out = Vec::new();
-            for name in text_terms() {
-                let path = find(&file_dirs(search_paths), &name)
-                    .ok_or_else(|| err(format!("lookup('file'): could not find file '{name}'")))?;
-                let mut text = read(&path, "file")?;
-                if rstrip {
-                    text = text.trim_end().to_string();
-                }
-                if lstrip {
-                    text = text.trim_start().to_string();
-                }
-                out.push(Value::from(text));
-            }
-            Ok(out)
+        if lstrip {
+            text = text.trim_start().to_string();
         }
-        "template" => {
-            let extra = kwargs.get::<Option<Value>>("template_vars")?;
-            // Options of Ansible's template lookup that change nothing here.
-            for ignored in ["convert_data", "jinja2_native"] {
-                kwargs.get::<Option<Value>>(ignored)?;
-            }
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut dirs: Vec<PathBuf> = search_paths.to_vec();
-            dirs.push(PathBuf::from("."));
-            let mut out = Vec::new();
-            for name in text_terms() {
-                let path = find(&dirs, &name).ok_or_else(|| {
-                    err(format!(
-                        "lookup('template'): could not find template '{name}'"
+        out.push(Value::from(text));
+    }
+    Ok(out)
+}
+
+fn template(state: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    let extra = a.kwargs.get::<Option<Value>>("template_vars")?;
+    // Options of Ansible's template lookup that change nothing here.
+    for ignored in ["convert_data", "jinja2_native"] {
+        a.kwargs.get::<Option<Value>>(ignored)?;
+    }
+    a.no_more_kwargs()?;
+    let mut dirs: Vec<PathBuf> = a.search_paths.to_vec();
+    dirs.push(PathBuf::from("."));
+    let mut out = Vec::new();
+    for name in a.text_terms() {
+        let path = find(&dirs, &name).ok_or_else(|| {
+            err(format!(
+                "lookup('template'): could not find template '{name}'"
+            ))
+        })?;
+        out.push(Value::from(render_template(state, &path, extra.as_ref())?));
+    }
+    Ok(out)
+}
+
+fn vars(state: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    let default = a.kwargs.get::<Option<Value>>("default")?;
+    a.no_more_kwargs()?;
+    let mut out = Vec::new();
+    for name in a.text_terms() {
+        match state.lookup(&name).filter(|v| !v.is_undefined()) {
+            Some(v) => out.push(v),
+            None => match &default {
+                Some(d) => out.push(d.clone()),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::UndefinedError,
+                        format!("lookup('vars'): no variable named '{name}'"),
                     ))
-                })?;
-                out.push(Value::from(render_template(state, &path, extra.as_ref())?));
-            }
-            Ok(out)
-        }
-        "vars" => {
-            let default = kwargs.get::<Option<Value>>("default")?;
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut out = Vec::new();
-            for name in text_terms() {
-                match state.lookup(&name).filter(|v| !v.is_undefined()) {
-                    Some(v) => out.push(v),
-                    None => match &default {
-                        Some(d) => out.push(d.clone()),
-                        None => {
-                            return Err(Error::new(
-                                ErrorKind::UndefinedError,
-                                format!("lookup('vars'): no variable named '{name}'"),
-                            ))
-                        }
-                    },
                 }
-            }
-            Ok(out)
+            },
         }
-        "first_found" => {
-            let skip = flag(kwargs, "skip", false)?;
-            let mut dirs = kwargs
-                .get::<Option<Vec<String>>>("paths")?
-                .unwrap_or_default()
+    }
+    Ok(out)
+}
+
+fn first_found(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    let mut skip = flag(a.kwargs, "skip", false)?;
+    let mut dirs = a
+        .kwargs
+        .get::<Option<Vec<String>>>("paths")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect::<Vec<_>>();
+    let mut files = a
+        .kwargs
+        .get::<Option<Vec<String>>>("files")?
+        .unwrap_or_default();
+    // Where a `with_first_found` loop's task looks for its files (set by
+    // the executor from the task's action, as Ansible's `_subdir`).
+    let task_dirs = a
+        .kwargs
+        .get::<Option<Vec<String>>>(TASK_DIRS_KWARG)?
+        .unwrap_or_default();
+    a.no_more_kwargs()?;
+    for t in &a.terms {
+        // A term may be a dict with `files`, `paths` and `skip`.
+        if t.kind() == ValueKind::Map {
+            for f in t.get_attr("files")?.try_iter().into_iter().flatten() {
+                files.push(super::pyfmt::py_str(&f));
+            }
+            for p in t.get_attr("paths")?.try_iter().into_iter().flatten() {
+                dirs.push(PathBuf::from(super::pyfmt::py_str(&p)));
+            }
+            skip |= t.get_attr("skip")?.is_true();
+        } else {
+            files.push(super::pyfmt::py_str(t));
+        }
+    }
+    dirs.extend(task_dirs.into_iter().map(PathBuf::from));
+    dirs.extend(file_dirs(a.search_paths));
+    dirs.extend(a.search_paths.iter().cloned());
+    for f in &files {
+        if let Some(p) = find(&dirs, f) {
+            return Ok(vec![Value::from(absolute(&p).display().to_string())]);
+        }
+    }
+    if skip {
+        Ok(Vec::new())
+    } else {
+        Err(err(
+            "lookup('first_found'): none of the files was found (use skip=True to allow that)",
+        ))
+    }
+}
+
+/// The keyword argument the executor passes to `first_found` in a loop:
+/// the task's own search directories.
+pub const TASK_DIRS_KWARG: &str = "_herd_task_dirs";
+
+/// A found path made absolute, as Ansible reports them.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// `list` keeps its terms as given; `items` flattens list terms one level.
+fn list(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    let mut out = Vec::new();
+    for t in &a.terms {
+        if t.kind() == ValueKind::Seq && a.kind == "items" {
+            out.extend(t.try_iter()?);
+        } else {
+            out.push(t.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn dict(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    let mut out = Vec::new();
+    for t in &a.terms {
+        if t.kind() != ValueKind::Map {
+            return Err(err("lookup('dict'): with_dict expects a dict"));
+        }
+        for k in t.try_iter()? {
+            let v = t.get_item(&k)?;
+            out.push(Value::from_pairs([("key", k), ("value", v)]));
+        }
+    }
+    Ok(out)
+}
+
+fn password_lookup(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    let opts = PasswordOptions {
+        length: a.kwargs.get("length")?,
+        chars: a.kwargs.get("chars")?,
+        seed: a.kwargs.get("seed")?,
+        encrypt: a.kwargs.get("encrypt")?,
+    };
+    a.no_more_kwargs()?;
+    let mut out = Vec::new();
+    for term in a.text_terms() {
+        out.push(Value::from(password(a.search_paths, &term, &opts)?));
+    }
+    Ok(out)
+}
+
+/// `pipe` and `lines`: run on the controller through the shell, as Ansible
+/// does; `pipe` strips the trailing newline, `lines` splits the output.
+fn pipe(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    let kind = a.kind;
+    a.no_more_kwargs()?;
+    let mut out = Vec::new();
+    for command in a.text_terms() {
+        let (status, stdout) = run_bounded(kind, &command)?;
+        if !status.success() {
+            // The command may hold secrets: name the lookup and the
+            // exit code only.
+            return Err(err(format!(
+                "lookup('{kind}'): the command failed with {status}"
+            )));
+        }
+        let text = String::from_utf8_lossy(&stdout).into_owned();
+        if kind == "pipe" {
+            out.push(Value::from(text.trim_end_matches('\n').to_string()));
+        } else {
+            out.extend(text.lines().map(Value::from));
+        }
+    }
+    Ok(out)
+}
+
+fn fileglob_lookup(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    let mut out = Vec::new();
+    for pattern in a.text_terms() {
+        out.extend(
+            fileglob(a.search_paths, &pattern)?
                 .into_iter()
-                .map(PathBuf::from)
-                .collect::<Vec<_>>();
-            let mut files = kwargs
-                .get::<Option<Vec<String>>>("files")?
-                .unwrap_or_default();
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            for t in &flat {
-                // A term may be a dict with `files` and `paths`.
-                if t.kind() == ValueKind::Map {
-                    for f in t.get_attr("files")?.try_iter().into_iter().flatten() {
-                        files.push(super::pyfmt::py_str(&f));
-                    }
-                    for p in t.get_attr("paths")?.try_iter().into_iter().flatten() {
-                        dirs.push(PathBuf::from(super::pyfmt::py_str(&p)));
-                    }
-                } else {
-                    files.push(super::pyfmt::py_str(t));
+                .map(Value::from),
+        );
+    }
+    Ok(out)
+}
+
+fn sequence_lookup(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    let mut out = Vec::new();
+    for spec in a.text_terms() {
+        out.extend(sequence(&spec)?.into_iter().map(Value::from));
+    }
+    Ok(out)
+}
+
+fn indexed_items(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    Ok(a.terms
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Value::from(vec![Value::from(i), v.clone()]))
+        .collect())
+}
+
+/// community.general's `flattened`: every nested list, all levels.
+fn flattened(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    fn walk(v: Value, out: &mut Vec<Value>) {
+        match v.try_iter() {
+            Ok(items) if v.kind() == ValueKind::Seq => {
+                for i in items {
+                    walk(i, out);
                 }
             }
-            dirs.extend(file_dirs(search_paths));
-            dirs.extend(search_paths.iter().cloned());
-            for f in &files {
-                if let Some(p) = find(&dirs, f) {
-                    return Ok(vec![Value::from(p.display().to_string())]);
-                }
-            }
-            if skip {
-                Ok(Vec::new())
-            } else {
-                Err(err(
-                    "lookup('first_found'): none of the files was found (use skip=True to allow that)",
-                ))
+            _ => out.push(v),
+        }
+    }
+    let mut out = Vec::new();
+    for t in &a.terms {
+        walk(t.clone(), &mut out);
+    }
+    Ok(out)
+}
+
+/// A term as a list: a list as it is, anything else as a list of one
+/// (Ansible's `listify_lookup_plugin_terms`).
+fn listify(t: &Value) -> Vec<Value> {
+    if t.kind() == ValueKind::Seq {
+        t.try_iter().map(|i| i.collect()).unwrap_or_default()
+    } else {
+        vec![t.clone()]
+    }
+}
+
+/// A combination flattened one level, as Ansible's `_flatten` does.
+fn flatten_once(parts: Vec<Value>) -> Value {
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        if p.kind() == ValueKind::Seq {
+            out.extend(p.try_iter().into_iter().flatten());
+        } else {
+            out.push(p);
+        }
+    }
+    Value::from(out)
+}
+
+/// `with_together`: items side by side, missing ones are None.
+fn together(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    if a.terms.is_empty() {
+        return Err(err(
+            "lookup('together'): with_together requires at least one element in each list",
+        ));
+    }
+    let lists: Vec<Vec<Value>> = a.terms.iter().map(listify).collect();
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    Ok((0..longest)
+        .map(|i| {
+            flatten_once(
+                lists
+                    .iter()
+                    .map(|l| l.get(i).cloned().unwrap_or(Value::from(())))
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+/// `with_nested` (and community.general's `with_cartesian`): every
+/// combination, first list outermost.
+fn nested(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    if a.terms.is_empty() {
+        return Err(err(format!(
+            "lookup('{}'): with_{} requires at least one element in the nested list",
+            a.kind, a.kind
+        )));
+    }
+    let mut result: Vec<Vec<Value>> = vec![Vec::new()];
+    for t in &a.terms {
+        let pool = listify(t);
+        let mut next = Vec::new();
+        for prefix in &result {
+            for item in &pool {
+                let mut p = prefix.clone();
+                p.push(item.clone());
+                next.push(p);
             }
         }
-        "list" | "items" => {
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut out = Vec::new();
-            for t in flat {
-                if t.kind() == ValueKind::Seq && kind == "items" {
-                    out.extend(t.try_iter()?);
-                } else {
-                    out.push(t);
-                }
-            }
-            Ok(out)
+        result = next;
+    }
+    Ok(result.into_iter().map(flatten_once).collect())
+}
+
+/// `with_subelements: [users, 'groups', {skip_missing: true}]`: each
+/// element of each item's sub-list, paired with the item without that
+/// sub-list (as Ansible pairs them). A dict stands for its values.
+fn subelements(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    let usage = || {
+        err("lookup('subelements'): expects a list of two or three items, first a dict or a list, second a string pointing to the subkey")
+    };
+    let (Some(list), Some(key)) = (a.terms.first(), a.terms.get(1)) else {
+        return Err(usage());
+    };
+    if a.terms.len() > 3 || key.kind() != ValueKind::String {
+        return Err(usage());
+    }
+    let skip_missing = match a.terms.get(2) {
+        Some(f) if f.kind() == ValueKind::Map => f.get_attr("skip_missing")?.is_true(),
+        Some(_) => return Err(usage()),
+        None => false,
+    };
+    let elements: Vec<Value> = match list.kind() {
+        ValueKind::Seq => list.try_iter()?.collect(),
+        ValueKind::Map if list.get_attr("skipped")?.is_true() => return Ok(Vec::new()),
+        ValueKind::Map => list
+            .try_iter()?
+            .map(|k| list.get_item(&k))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(usage()),
+    };
+    let path: Vec<&str> = key.as_str().unwrap_or_default().split('.').collect();
+    let mut out = Vec::new();
+    for item in elements {
+        if item.kind() != ValueKind::Map {
+            return Err(err("lookup('subelements'): expects a dictionary item"));
         }
-        "dict" => {
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut out = Vec::new();
-            for t in &flat {
-                if t.kind() != ValueKind::Map {
-                    return Err(err("lookup('dict'): expects a dictionary"));
-                }
-                for k in t.try_iter()? {
-                    let v = t.get_item(&k)?;
-                    out.push(Value::from_pairs([("key", k), ("value", v)]));
-                }
-            }
-            Ok(out)
+        if item.get_attr("skipped")?.is_true() {
+            continue;
         }
-        "password" => {
-            let mut out = Vec::new();
-            let opts = PasswordOptions {
-                length: kwargs.get("length")?,
-                chars: kwargs.get("chars")?,
-                seed: kwargs.get("seed")?,
-                encrypt: kwargs.get("encrypt")?,
-            };
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            for term in text_terms() {
-                out.push(Value::from(password(search_paths, &term, &opts)?));
-            }
-            Ok(out)
-        }
-        "pipe" | "lines" => {
-            // Runs on the controller through the shell, as Ansible does;
-            // `pipe` strips the trailing newline, `lines` splits the output.
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut out = Vec::new();
-            for command in text_terms() {
-                let (status, stdout) = run_bounded(kind, &command)?;
-                if !status.success() {
-                    // The command may hold secrets: name the lookup and the
-                    // exit code only.
-                    return Err(err(format!(
-                        "lookup('{kind}'): the command failed with {status}"
-                    )));
-                }
-                let text = String::from_utf8_lossy(&stdout).into_owned();
-                if kind == "pipe" {
-                    out.push(Value::from(text.trim_end_matches('\n').to_string()));
-                } else {
-                    out.extend(text.lines().map(Value::from));
-                }
-            }
-            Ok(out)
-        }
-        "fileglob" => {
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut out = Vec::new();
-            for pattern in text_terms() {
+        let json = super::to_json(&item);
+        match subelement(json, &path, skip_missing)? {
+            Some((parent, sub)) => {
+                let parent = super::from_json(&parent);
                 out.extend(
-                    fileglob(search_paths, &pattern)?
-                        .into_iter()
-                        .map(Value::from),
+                    sub.iter()
+                        .map(|s| Value::from(vec![parent.clone(), super::from_json(s)])),
                 );
             }
-            Ok(out)
+            None => continue,
         }
-        "sequence" => {
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut out = Vec::new();
-            for spec in text_terms() {
-                out.extend(sequence(&spec)?.into_iter().map(Value::from));
-            }
-            Ok(out)
-        }
-        "indexed_items" => {
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            Ok(flat
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| Value::from(vec![Value::from(i), v]))
-                .collect())
-        }
-        "flattened" => {
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            fn walk(v: Value, out: &mut Vec<Value>) {
-                match v.try_iter() {
-                    Ok(items) if v.kind() == ValueKind::Seq => {
-                        for i in items {
-                            walk(i, out);
-                        }
-                    }
-                    _ => out.push(v),
-                }
-            }
-            let mut out = Vec::new();
-            for t in flat {
-                walk(t, &mut out);
-            }
-            Ok(out)
-        }
-        "together" => {
-            // `with_together`: items side by side, missing ones are None.
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let lists: Vec<Vec<Value>> = flat
-                .iter()
-                .map(|t| t.try_iter().map(|i| i.collect()).unwrap_or_default())
-                .collect();
-            let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
-            Ok((0..longest)
-                .map(|i| {
-                    Value::from(
-                        lists
-                            .iter()
-                            .map(|l| l.get(i).cloned().unwrap_or(Value::from(())))
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .collect())
-        }
-        "nested" => {
-            // `with_nested`: every combination, first list outermost.
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let mut result: Vec<Vec<Value>> = vec![Vec::new()];
-            for t in &flat {
-                let pool: Vec<Value> = t.try_iter().map(|i| i.collect()).unwrap_or_default();
-                let mut next = Vec::new();
-                for prefix in &result {
-                    for item in &pool {
-                        let mut p = prefix.clone();
-                        p.push(item.clone());
-                        next.push(p);
-                    }
-                }
-                result = next;
-            }
-            Ok(result.into_iter().map(Value::from).collect())
-        }
-        "subelements" => {
-            // `with_subelements: [users, 'groups']`, optional flags dict.
-            kwargs.assert_all_used().map_err(lookup_arg_err(kind))?;
-            let (Some(list), Some(key)) = (flat.first(), flat.get(1)) else {
-                return Err(err("lookup('subelements'): expects a list and a key"));
-            };
-            let skip_missing = flat
-                .get(2)
-                .map(|f| f.get_attr("skip_missing").map(|v| v.is_true()))
-                .transpose()?
-                .unwrap_or(false);
-            let key = super::pyfmt::py_str(key);
-            let mut out = Vec::new();
-            for item in list.try_iter()? {
-                let mut sub = item.clone();
-                for part in key.split('.') {
-                    sub = sub.get_attr(part).unwrap_or(Value::UNDEFINED);
-                }
-                if sub.is_undefined() {
-                    if skip_missing {
-                        continue;
-                    }
-                    return Err(err(format!(
-                        "lookup('subelements'): an item has no key '{key}'"
-                    )));
-                }
-                for s in sub.try_iter()? {
-                    out.push(Value::from(vec![item.clone(), s]));
-                }
-            }
-            Ok(out)
-        }
-        other => Err(Error::new(
-            ErrorKind::UnknownFunction,
-            format!("lookup plugin '{other}' is not supported"),
-        )),
     }
+    Ok(out)
+}
+
+/// The list at `path` inside `item`, and `item` without it; `None` when a
+/// key is missing and `skip_missing` is set.
+fn subelement(
+    mut item: serde_json::Value,
+    path: &[&str],
+    skip_missing: bool,
+) -> Result<Option<(serde_json::Value, Vec<serde_json::Value>)>, Error> {
+    let Some((last, parents)) = path.split_last() else {
+        return Ok(None);
+    };
+    let mut at = &mut item;
+    for key in parents {
+        match at.get_mut(*key) {
+            Some(v @ serde_json::Value::Object(_)) => at = v,
+            Some(_) if skip_missing => return Ok(None),
+            Some(_) => {
+                return Err(err(format!(
+                    "lookup('subelements'): the key {key} should point to a dictionary"
+                )))
+            }
+            None if skip_missing => return Ok(None),
+            None => {
+                return Err(err(format!(
+                    "lookup('subelements'): could not find '{key}' key in an iterated item"
+                )))
+            }
+        }
+    }
+    let sub = match at.as_object_mut().and_then(|m| m.shift_remove(*last)) {
+        Some(serde_json::Value::Array(a)) => a,
+        Some(_) => {
+            return Err(err(format!(
+                "lookup('subelements'): the key {last} should point to a list"
+            )))
+        }
+        None if skip_missing => return Ok(None),
+        None => {
+            return Err(err(format!(
+                "lookup('subelements'): could not find '{last}' key in an iterated item"
+            )))
+        }
+    };
+    Ok(Some((item, sub)))
+}
+
+/// One of the terms, picked at random (all of them when there are none).
+fn random_choice(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    if a.terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| err("lookup('random_choice'): no random numbers available"))?;
+    let i = (u64::from_le_bytes(bytes) % a.terms.len() as u64) as usize;
+    Ok(vec![a.terms[i].clone()])
+}
+
+/// Hosts matching a host pattern, from the `groups` the template sees (so
+/// hosts added by `add_host` and groups made by `group_by` count).
+fn inventory_hostnames(state: &State, a: &Args) -> Result<Vec<Value>, Error> {
+    a.no_more_kwargs()?;
+    let groups = state
+        .lookup("groups")
+        .filter(|g| g.kind() == ValueKind::Map)
+        .ok_or_else(|| err("lookup('inventory_hostnames'): no inventory groups are known"))?;
+    let mut map: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
+    for g in groups.try_iter()? {
+        let hosts = groups.get_item(&g)?;
+        map.insert(
+            super::pyfmt::py_str(&g),
+            hosts
+                .try_iter()
+                .into_iter()
+                .flatten()
+                .map(|h| super::pyfmt::py_str(&h))
+                .collect(),
+        );
+    }
+    let inv = crate::inventory::Inventory::from_groups(&map);
+    let pattern = a.text_terms().join(",");
+    // As Ansible: a pattern that cannot be read matches nothing.
+    Ok(inv
+        .select(&pattern)
+        .unwrap_or_default()
+        .into_iter()
+        .map(Value::from)
+        .collect())
 }
 
 /// Options of `lookup('password', ...)` given as keyword arguments; the
@@ -636,7 +924,7 @@ fn fileglob(search_paths: &[PathBuf], pattern: &str) -> Result<Vec<String>, Erro
         })?
         .filter_map(Result::ok)
         .filter(|e| e.path().is_file() && matcher.is_match(e.file_name()))
-        .map(|e| e.path().display().to_string())
+        .map(|e| absolute(&e.path()).display().to_string())
         .collect();
     found.sort();
     Ok(found)
@@ -1168,12 +1456,50 @@ mod unit {
                 "{{ query('subelements', [{'n': 1, 'g': ['a']}, {'n': 2}], 'g', {'skip_missing': true}) }}"
             )
             .unwrap(),
-            "[[{'n': 1, 'g': ['a']}, 'a']]"
+            // As ansible-core 2.18: the item is paired without its sub-list
+            // (tests/fixtures/loops/ansible-2.18.json, with_subelements.yml).
+            "[[{'n': 1}, 'a']]"
         );
         let e = render(&t, "{{ lookup('nosuch', 'x') }}").unwrap_err();
         assert!(e.contains("nosuch"), "{e}");
         let e = render(&t, "{{ lookup('file', undefined_name) }}").unwrap_err();
         assert!(e.contains("undefined_name"), "{e}");
+    }
+
+    /// The lookups added with the table: community.general's `cartesian`
+    /// (as `nested`), `random_choice` and `inventory_hostnames` (host
+    /// patterns over the `groups` the template sees).
+    #[test]
+    fn table_lookups() {
+        let (_d, t) = setup();
+        assert_eq!(
+            render(&t, "{{ query('cartesian', ['a', 'b'], [1]) }}").unwrap(),
+            "[['a', 1], ['b', 1]]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('nested', [[1, 2]], [3]) }}").unwrap(),
+            "[[1, 2, 3]]"
+        );
+        assert_eq!(
+            render(&t, "{{ query('together', 1, [2, 3]) }}").unwrap(),
+            "[[1, 2], [None, 3]]"
+        );
+        assert_eq!(
+            render(&t, "{{ lookup('random_choice', 'only') }}").unwrap(),
+            "only"
+        );
+        assert_eq!(render(&t, "{{ lookup('items', []) }}").unwrap(), "[]");
+        let groups = "{% set groups = {'all': ['a', 'b', 'c'], 'web': ['a', 'b'], 'db': ['c']} %}";
+        assert_eq!(
+            render(
+                &t,
+                &format!("{groups}{{{{ query('inventory_hostnames', 'all:!db') }}}}")
+            )
+            .unwrap(),
+            "['a', 'b']"
+        );
+        assert!(super::for_loop_keyword("with_nested").is_some());
+        assert!(super::for_loop_keyword("with_nosuch").is_none());
     }
 
     /// Sequences at the edge of i64 used to overflow (a panic in a debug
