@@ -125,6 +125,12 @@ pub struct RunArgs {
     /// More detail (repeatable).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Scheduled-job flags (lock, log file, metrics, notify).
+    #[command(flatten)]
+    pub jobs: crate::jobs::JobArgs,
+    /// ansible-playbook's listing flags and --start-at-task.
+    #[command(flatten)]
+    pub list: crate::jobs::list::ListArgs,
 }
 
 #[derive(Debug, Args)]
