@@ -427,6 +427,13 @@ impl PlayRunner<'_> {
             changes,
             censored: censor,
         }));
+        if !censor {
+            let ms = start.elapsed().as_millis() as u64;
+            if let Some(b) = crate::jobs::backup::report(task, &self.names[i], name, &o.result, ms)
+            {
+                self.sink.send(Event::Backup(b));
+            }
+        }
     }
 
     /// One item: `when`, then the task's own fields, then the action with

@@ -5,6 +5,7 @@
 //! it failed, and `--detailed-exitcode` gives a drift check its own exit
 //! code. The run itself is `app::cmd_run`; this module runs around it.
 
+pub mod backup;
 pub mod list;
 pub mod lock;
 pub mod metrics;

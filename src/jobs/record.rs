@@ -50,6 +50,11 @@ impl Summary {
                     msg: r.msg.clone(),
                 });
             }
+            Event::Backup(b) => {
+                if let Ok(v) = serde_json::to_value(b) {
+                    self.backups.push(v);
+                }
+            }
             Event::Recap(recap) => {
                 self.ran = true;
                 self.hosts = recap.hosts.clone();
