@@ -44,7 +44,8 @@ pub fn load_project(
     let mut playbooks = Vec::new();
     for path in playbook_paths {
         match playbook::load_playbook(path) {
-            Ok(pb) => {
+            Ok(mut pb) => {
+                crate::adhoc::relocate(&mut pb);
                 if let Err(mut e) = inventory.add_vars_dir(&pb.dir) {
                     errors.append(&mut e);
                 }
@@ -186,6 +187,7 @@ pub fn main() -> ExitCode {
 fn init_tracing(cli: &Cli) {
     let verbosity = match &cli.command {
         Command::Run(r) => r.verbose,
+        Command::Adhoc(a) => a.verbose,
         _ => 0,
     };
     let default = match verbosity {
@@ -208,6 +210,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
         Command::Run(a) => &a.inventory,
         Command::Validate(a) => &a.inventory,
         Command::Inventory(a) => &a.inventory,
+        Command::Adhoc(a) => &a.inventory,
     };
     // Before anything is loaded: every YAML loader decrypts with these.
     let vault_sources = crate::vault::PasswordSources {
@@ -236,6 +239,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
             print_config_warnings(&config);
             cmd_inventory(args, &config)
         }
+        Command::Adhoc(a) => crate::adhoc::run(*a, |args, job| cmd_run(args, &config, job)),
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show an inventory, like ansible-inventory.
     Inventory(InventoryArgs),
+    /// Run one module on the hosts of a pattern, like the `ansible` command.
+    Adhoc(Box<crate::adhoc::AdhocArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -4,6 +4,7 @@
 //! `Event`s to one printer.
 
 pub mod actions;
+pub mod adhoc;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -282,20 +282,28 @@ fn metrics_file_shows_success_then_failure_and_keeps_the_last_success() {
     );
 }
 
-/// An HTTP server on 127.0.0.1 answering each request with the next of
-/// `statuses`; returns its URL and the bodies it received.
-fn webhook(statuses: Vec<u16>) -> (String, mpsc::Receiver<Value>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    let url = format!(
-        "http://{}/hook/secret-token",
-        listener.local_addr().unwrap()
-    );
+/// An HTTP server on `addr` (127.0.0.1 here, the fleet bridge address in
+/// the fleet test) answering each request with the next of `statuses`;
+/// returns its port and the bodies it received. It stops after the last
+/// status or 300 s, whichever comes first.
+pub fn webhook_on(addr: &str, statuses: Vec<u16>) -> (u16, mpsc::Receiver<Value>) {
+    let listener = TcpListener::bind((addr, 0)).expect("bind the webhook address");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("local address").port();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(300);
         for status in statuses {
-            let Ok((mut conn, _)) = listener.accept() else {
-                return;
+            let mut conn = loop {
+                match listener.accept() {
+                    Ok((conn, _)) => break conn,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(_) => return,
+                }
             };
+            conn.set_nonblocking(false).ok();
             conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
             let mut reader = BufReader::new(conn.try_clone().expect("clone"));
             let mut len = 0usize;
@@ -315,7 +323,13 @@ fn webhook(statuses: Vec<u16>) -> (String, mpsc::Receiver<Value>) {
             let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
         }
     });
-    (url, rx)
+    (port, rx)
+}
+
+/// [`webhook_on`] 127.0.0.1, with the URL of its hook.
+fn webhook(statuses: Vec<u16>) -> (String, mpsc::Receiver<Value>) {
+    let (port, rx) = webhook_on("127.0.0.1", statuses);
+    (format!("http://127.0.0.1:{port}/hook/secret-token"), rx)
 }
 
 #[test]
@@ -493,4 +507,114 @@ fn start_at_task_skips_the_tasks_before_the_match_across_plays() {
         none.stderr()
     );
     assert!(none.events().is_empty(), "nothing ran");
+}
+
+/// `herd adhoc` with `args` in `dir` (inventory.ini there).
+fn adhoc_in(dir: &Path, args: &[&str]) -> crate::support::Run {
+    let mut all = vec!["adhoc"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-i", "inventory.ini"]);
+    crate::support::Herd::new(all).current_dir(dir).run()
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn adhoc_ping_and_shell_print_one_line_per_host_like_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(dir.path(), &[("inventory.ini", WEB_DB)]);
+    let ping = adhoc_in(dir.path(), &["web", "-m", "ping", "-o"]).expect_code(0);
+    assert_eq!(
+        sorted_lines(&ping.stdout()),
+        [
+            r#"w1 | SUCCESS => {"changed": false,"ping": "pong"}"#,
+            r#"w2 | SUCCESS => {"changed": false,"ping": "pong"}"#
+        ]
+    );
+    let up = adhoc_in(
+        dir.path(),
+        &["all", "-m", "shell", "-a", "uptime", "-f", "1", "-l", "d1"],
+    )
+    .expect_code(0);
+    let out = up.stdout();
+    assert!(
+        out.starts_with("d1 | CHANGED | rc=0 >>\n") && out.contains("load average"),
+        "{out}"
+    );
+    let one = adhoc_in(
+        dir.path(),
+        &["web", "-m", "shell", "-a", "echo hi; echo err >&2", "-o"],
+    )
+    .expect_code(0);
+    assert_eq!(
+        sorted_lines(&one.stdout()),
+        [
+            "w1 | CHANGED | rc=0 | (stdout) hi (stderr) err",
+            "w2 | CHANGED | rc=0 | (stdout) hi (stderr) err"
+        ]
+    );
+    // The default module is command; a failure on one host exits 2.
+    let bad = adhoc_in(
+        dir.path(),
+        &["web", "-a", "test {{ inventory_hostname }} = w1"],
+    )
+    .expect_code(2);
+    assert!(
+        bad.stdout().contains("w2 | FAILED | rc=1 >>"),
+        "{}",
+        bad.stdout()
+    );
+    assert!(
+        bad.stdout().contains("w1 | CHANGED | rc=0 >>"),
+        "{}",
+        bad.stdout()
+    );
+}
+
+#[test]
+fn adhoc_check_become_and_jsonl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(
+        dir.path(),
+        &[("inventory.ini", WEB_DB), ("motd.txt", "hello\n")],
+    );
+    let dest = dir.path().join("motd");
+    let copy_args = format!("src=motd.txt dest={}", dest.display());
+    // A relative src is found from the current directory, as with `ansible`.
+    let check = adhoc_in(
+        dir.path(),
+        &["w1", "-m", "copy", "-a", &copy_args, "--check", "-o"],
+    )
+    .expect_code(0);
+    assert!(
+        check.stdout().starts_with("w1 | CHANGED => {"),
+        "{}",
+        check.stdout()
+    );
+    assert!(!dest.exists(), "check mode wrote nothing");
+    adhoc_in(dir.path(), &["w1", "-m", "copy", "-a", &copy_args]).expect_code(0);
+    assert_eq!(std::fs::read_to_string(&dest).expect("copied"), "hello\n");
+    let id = adhoc_in(
+        dir.path(),
+        &["w1", "-b", "-m", "command", "-a", "id -u", "-o"],
+    )
+    .expect_code(0);
+    assert_eq!(id.stdout(), "w1 | CHANGED | rc=0 | (stdout) 0\n");
+    let jsonl = adhoc_in(dir.path(), &["db", "-m", "ping", "--output", "jsonl"]).expect_code(0);
+    let results = jsonl.results("ping");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["host"], "d1");
+    assert_eq!(results[0]["output"]["ping"], "pong");
+    assert_eq!(jsonl.stat("d1", "ok"), 1);
+    // A bad argument is a load error that points at the generated task.
+    let typo = adhoc_in(dir.path(), &["w1", "-m", "copy", "-a", "dets=/tmp/x"]).expect_code(1);
+    assert!(
+        typo.stderr().contains("(herd adhoc)") && typo.stderr().contains("dets"),
+        "{}",
+        typo.stderr()
+    );
 }

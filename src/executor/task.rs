@@ -409,7 +409,10 @@ impl PlayRunner<'_> {
                 } else {
                     Vec::new()
                 },
-                o.output.clone(),
+                // Ad-hoc runs show the module's whole result, as `ansible`.
+                o.output
+                    .clone()
+                    .or_else(|| crate::adhoc::active().then(|| o.registered())),
                 o.changes.clone(),
             )
         };

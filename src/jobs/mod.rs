@@ -89,7 +89,11 @@ impl JobRun {
     /// The printer for `format`, behind the recorder: returns the sink the
     /// run sends to and the printer's handle (it ends after the recorder).
     pub fn start_output(&self, format: OutputFormat, verbosity: u8) -> (EventSink, JoinHandle<()>) {
-        let (printer_sink, printer) = crate::output::start_printer(format, verbosity);
+        let (printer_sink, printer) = if crate::adhoc::active() && format == OutputFormat::Human {
+            crate::adhoc::start_printer()
+        } else {
+            crate::output::start_printer(format, verbosity)
+        };
         let log = self.log.lock().ok().and_then(|mut l| l.take());
         let (sink, handle) = record::start(printer_sink, log, self.summary.clone());
         if let Ok(mut r) = self.recorder.lock() {
