@@ -13,6 +13,7 @@ mod fleet_compose_deploy;
 mod fleet_docker_install;
 mod fleet_elasticsearch_cluster;
 mod fleet_faults;
+mod fleet_jobs;
 mod fleet_jump;
 mod fleet_secrets;
 mod fleet_ssh;
