@@ -1,7 +1,8 @@
 //! Top-level flow: turn a parsed command line into loaded, validated inputs
 //! and hand them to the executor or the inventory printer. Exit codes:
 //! 0 success, 1 usage or load error, 2 some host failed, 4 some host unreachable,
-//! 99 interrupted by SIGINT, 143 stopped by SIGTERM.
+//! 10 changes pending (`--check --detailed-exitcode`), 75 `--lock` held
+//! by another run, 99 interrupted by SIGINT, 143 stopped by SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,7 +44,8 @@ pub fn load_project(
     let mut playbooks = Vec::new();
     for path in playbook_paths {
         match playbook::load_playbook(path) {
-            Ok(pb) => {
+            Ok(mut pb) => {
+                crate::adhoc::relocate(&mut pb);
                 if let Err(mut e) = inventory.add_vars_dir(&pb.dir) {
                     errors.append(&mut e);
                 }
@@ -82,6 +84,11 @@ pub mod exit {
     /// SIGTERM: 128 + 15, what a shell reports for ansible-playbook killed
     /// by it (herd stops its commands and prints the recap first).
     pub const TERMINATED: u8 = 143;
+    /// `--check --detailed-exitcode`: some host has changes pending and
+    /// none failed or was unreachable.
+    pub const CHANGES_PENDING: u8 = 10;
+    /// `--lock`: another run holds the lock (EX_TEMPFAIL: try again later).
+    pub const LOCKED: u8 = 75;
 
     /// The exit code for a run stopped by `signal`.
     pub fn for_signal(signal: i32) -> u8 {
@@ -141,6 +148,9 @@ pub enum AppError {
     Pattern(#[from] crate::inventory::pattern::PatternError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A scheduled-job flag could not be honoured (lock or log file).
+    #[error("{0}")]
+    Job(String),
 }
 
 pub fn main() -> ExitCode {
@@ -179,6 +189,7 @@ pub fn main() -> ExitCode {
 fn init_tracing(cli: &Cli) {
     let verbosity = match &cli.command {
         Command::Run(r) => r.verbose,
+        Command::Adhoc(a) => a.verbose,
         _ => 0,
     };
     let default = match verbosity {
@@ -201,6 +212,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
         Command::Run(a) => Some(&a.inventory),
         Command::Validate(a) => Some(&a.inventory),
         Command::Inventory(a) => Some(&a.inventory),
+        Command::Adhoc(a) => Some(&a.inventory),
         // `herd vault` reads its passwords itself, per subcommand.
         Command::Vault(_) => None,
     };
@@ -213,7 +225,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
         crate::vault::keyring().set(crate::vault::load_secrets(&vault_sources)?);
     }
     match command {
-        Command::Run(args) => cmd_run(*args, &config),
+        Command::Run(args) => crate::jobs::run(*args, |args, job| cmd_run(args, &config, job)),
         Command::Validate(args) => {
             let _extra = parse_extra_vars(&args.extra_vars)?;
             print_config_warnings(&config);
@@ -238,6 +250,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
             crate::vault_cli::run(&args, config.vault_password_file.clone())?;
             Ok(exit::OK)
         }
+        Command::Adhoc(a) => crate::adhoc::run(*a, |args, job| cmd_run(args, &config, job)),
     }
 }
 
@@ -288,10 +301,17 @@ fn print_warnings(project: &Project) {
     }
 }
 
-fn cmd_run(args: RunArgs, config: &AnsibleConfig) -> Result<u8, AppError> {
+fn cmd_run(
+    args: RunArgs,
+    config: &AnsibleConfig,
+    job: &crate::jobs::JobRun,
+) -> Result<u8, AppError> {
     let extra_vars = parse_extra_vars(&args.extra_vars)?;
     let inventories = inventory_paths(&args.inventory.inventory, config);
-    let project = load_project(&args.playbooks, &inventories).map_err(AppError::Load)?;
+    let mut project = load_project(&args.playbooks, &inventories).map_err(AppError::Load)?;
+    if let Some(code) = crate::jobs::list::before_run(&args, &mut project)? {
+        return Ok(code);
+    }
     let become_ = args.become_ || config.become_ == Some(true);
     config.check_become_method(become_ || uses_become(&project))?;
     let connect = connect_settings(&args, config)?;
@@ -318,7 +338,7 @@ fn cmd_run(args: RunArgs, config: &AnsibleConfig) -> Result<u8, AppError> {
         gather_explicit: config.gathering.is_some_and(|g| !g.gathers_by_default()),
     };
     install_signal_handlers();
-    let (sink, printer) = crate::output::start_printer(args.output, args.verbose);
+    let (sink, printer) = job.start_output(args.output, args.verbose);
     for w in &config.warnings {
         sink.send(crate::output::Event::Warning { message: w.clone() });
     }
@@ -338,7 +358,7 @@ fn cmd_run(args: RunArgs, config: &AnsibleConfig) -> Result<u8, AppError> {
         );
         return Ok(exit::for_signal(signal));
     }
-    Ok(recap.exit_code())
+    Ok(job.exit_code(&recap))
 }
 
 fn cmd_inventory(args: InventoryArgs, config: &AnsibleConfig) -> Result<u8, AppError> {

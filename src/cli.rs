@@ -27,6 +27,8 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Encrypt, decrypt, view and edit ansible-vault files, like ansible-vault.
     Vault(crate::vault_cli::VaultArgs),
+    /// Run one module on the hosts of a pattern, like the `ansible` command.
+    Adhoc(Box<crate::adhoc::AdhocArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -127,6 +129,12 @@ pub struct RunArgs {
     /// More detail (repeatable).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Scheduled-job flags (lock, log file, metrics, notify).
+    #[command(flatten)]
+    pub jobs: crate::jobs::JobArgs,
+    /// ansible-playbook's listing flags and --start-at-task.
+    #[command(flatten)]
+    pub list: crate::jobs::list::ListArgs,
 }
 
 #[derive(Debug, Args)]

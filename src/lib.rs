@@ -4,6 +4,7 @@
 //! `Event`s to one printer.
 
 pub mod actions;
+pub mod adhoc;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod diagnostic;
 pub mod executor;
 pub mod fuzz;
 pub mod inventory;
+pub mod jobs;
 pub mod kv;
 pub mod output;
 pub mod playbook;

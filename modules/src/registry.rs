@@ -38,6 +38,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::unarchive::Unarchive,
     &builtin::reboot::Reboot,
     &builtin::volume_backup::VolumeBackup,
+    &builtin::ping::Ping,
 ];
 
 /// Every built-in module, in a stable order.

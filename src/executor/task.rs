@@ -324,7 +324,10 @@ impl PlayRunner<'_> {
                 } else {
                     Vec::new()
                 },
-                o.output.clone(),
+                // Ad-hoc runs show the module's whole result, as `ansible`.
+                o.output
+                    .clone()
+                    .or_else(|| crate::adhoc::active().then(|| o.registered())),
                 o.changes.clone(),
             )
         };
@@ -342,6 +345,13 @@ impl PlayRunner<'_> {
             changes,
             censored: censor,
         }));
+        if !censor {
+            let ms = start.elapsed().as_millis() as u64;
+            if let Some(b) = crate::jobs::backup::report(task, &self.names[i], name, &o.result, ms)
+            {
+                self.sink.send(Event::Backup(b));
+            }
+        }
     }
 
     /// One item: `when`, then the task's own fields, then the action with

@@ -78,6 +78,8 @@ pub enum Event {
     Profile {
         tasks: Vec<TaskProfile>,
     },
+    /// After a `volume_backup` task on a host: archives, retention, time.
+    Backup(crate::jobs::backup::BackupReport),
 }
 
 impl Event {
@@ -132,6 +134,17 @@ impl Event {
                     s(&mut t.task);
                     s(&mut t.location);
                 }
+            }
+            Event::Backup(b) => {
+                s(&mut b.host);
+                s(&mut b.task);
+                b.backup_dir.iter_mut().for_each(s);
+                for a in &mut b.archives {
+                    s(&mut a.name);
+                    s(&mut a.path);
+                }
+                b.removed.iter_mut().for_each(s);
+                b.failures.iter_mut().for_each(s);
             }
         }
     }

@@ -21,6 +21,8 @@ pub struct HumanPrinter {
     /// Hosts that have not reported for the current task.
     waiting: IndexSet<String>,
     task: String,
+    /// `volume_backup` reports, printed after the recap.
+    backups: Vec<crate::jobs::backup::BackupReport>,
 }
 
 /// A `TITLE [name] ****` banner padded to 80 columns like Ansible's.
@@ -36,6 +38,7 @@ impl HumanPrinter {
             progress: None,
             waiting: IndexSet::new(),
             task: String::new(),
+            backups: Vec::new(),
         }
     }
 
@@ -143,11 +146,13 @@ impl HumanPrinter {
             Event::Recap(recap) => {
                 self.stop_progress();
                 self.print_recap(&recap);
+                self.print_backups();
             }
             Event::Profile { tasks } => {
                 self.stop_progress();
                 self.print_profile(&tasks);
             }
+            Event::Backup(report) => self.backups.push(report),
         }
     }
 
@@ -240,6 +245,18 @@ impl HumanPrinter {
                 "{name} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={}",
                 s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored
             ));
+        }
+    }
+
+    /// The `volume_backup` section after the recap: per host the archives
+    /// (path, size, SHA-256), what retention removed, and failures.
+    fn print_backups(&self) {
+        if self.backups.is_empty() {
+            return;
+        }
+        self.line(&style(banner("BACKUPS")).bold().to_string());
+        for line in crate::jobs::backup::render(&self.backups) {
+            self.line(&line);
         }
     }
 

@@ -19,6 +19,7 @@ pub mod group;
 pub mod hostname;
 pub mod lineinfile;
 pub mod mount;
+pub mod ping;
 pub mod reboot;
 pub mod stat;
 pub mod sysctl;
