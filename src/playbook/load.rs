@@ -370,6 +370,30 @@ struct Ctx {
     handlers: bool,
 }
 
+/// A task's keys, sorted: keywords, `block`/`rescue`/`always`, and the
+/// action(s) found (more than one is an error).
+#[derive(Default)]
+struct TaskKeys<'n> {
+    keywords: Vec<(&'static str, &'n Node, &'n Node)>,
+    actions: Vec<(String, &'n Node, &'n Node)>,
+    block_parts: Vec<(&'static str, &'n Node, &'n Node)>,
+    broken: bool,
+}
+
+impl TaskKeys<'_> {
+    fn is_block(&self) -> bool {
+        self.block_parts.iter().any(|(n, _, _)| *n == "block")
+    }
+}
+
+/// What `include_task` needs from the task being read.
+struct TaskInclude<'a, 'n> {
+    short: &'a str,
+    args: &'a Value,
+    value: &'n Node,
+    keywords: &'a [(&'static str, &'n Node, &'n Node)],
+}
+
 /// A task's own keyword values, before inheritance.
 #[derive(Default)]
 struct Own {
@@ -1053,92 +1077,17 @@ impl Loader {
             .first()
             .map(|(k, _)| k.span.clone())
             .unwrap_or(node.span.clone());
-        let mut keywords: Vec<(&str, &Node, &Node)> = Vec::new();
-        let mut actions_found: Vec<(String, &Node, &Node)> = Vec::new();
-        let mut block_parts: Vec<(&str, &Node, &Node)> = Vec::new();
-        let mut broken = false;
-        for (k, v) in entries {
-            let key = k.key_text().unwrap_or_default();
-            if let Some(kw) = TASK_KEYWORDS.iter().find(|s| **s == key) {
-                if matches!(*kw, "block" | "rescue" | "always") {
-                    block_parts.push((kw, k, v));
-                } else {
-                    keywords.push((kw, k, v));
-                }
-            } else if actions::lookup(&key).is_some() {
-                actions_found.push((key, k, v));
-            } else {
-                self.bad_task_key(k, &key);
-                broken = true;
-            }
-        }
-
-        let is_block = block_parts.iter().any(|(n, _, _)| *n == "block");
-        if !is_block {
-            if let Some((n, k, _)) = block_parts.first() {
-                self.error(
-                    k.span
-                        .diagnostic(format!("`{n}` is only valid together with `block`"))
-                        .with_help("put the tasks to protect under `block:`"),
-                );
-                broken = true;
-            }
-        }
-        if is_block {
-            if let Some((name, k, _)) = actions_found.first() {
-                self.error(
-                    k.span
-                        .diagnostic(format!("a block cannot also run an action (`{name}`)"))
-                        .with_help("move the action into the block's task list"),
-                );
-                broken = true;
-            }
-            for (kw, k, _) in &keywords {
-                if NOT_ON_BLOCK.contains(kw) {
-                    self.error(
-                        k.span
-                            .diagnostic(format!("`{kw}` is not valid on a block"))
-                            .with_help("set it on the tasks inside the block"),
-                    );
-                    broken = true;
-                }
-            }
-        } else if actions_found.len() > 1 {
-            let names: Vec<&str> = actions_found.iter().map(|(n, _, _)| n.as_str()).collect();
-            let (_, first_key, _) = &actions_found[0];
-            let (_, second_key, _) = &actions_found[1];
-            self.error(
-                second_key
-                    .span
-                    .diagnostic(format!(
-                        "conflicting action statements: {}",
-                        names.join(", ")
-                    ))
-                    .with_label(format!(
-                        "`{}` is already at {}",
-                        names[0],
-                        short_location(&first_key.span)
-                    ))
-                    .with_help("a task runs exactly one module; split it into separate tasks"),
-            );
-            broken = true;
-        } else if actions_found.is_empty() && !broken {
-            self.error(
-                span.diagnostic("task has no action")
-                    .with_label("this task")
-                    .with_help("add a module to run, e.g. `debug: msg=hello`"),
-            );
-            broken = true;
-        }
+        let mut keys = self.classify_task_keys(entries);
+        self.check_task_shape(&mut keys, &span);
 
         let mut checks = Vec::new();
-        let (own, args_node) = self.own_keywords(&keywords, ctx, &mut checks);
+        let (own, args_node) = self.own_keywords(&keys.keywords, ctx, &mut checks);
 
-        if is_block {
+        if keys.is_block() {
             let pushed = own.pushed_down(inh);
             let mut parts: [Vec<Task>; 3] = Default::default();
             let mut block_key = None;
-            for (name, k, v) in &block_parts {
+            for (name, k, v) in &keys.block_parts {
                 let i = match *name {
                     "block" => {
                         block_key = Some(k.span.clone());
@@ -1160,12 +1109,12 @@ impl Loader {
                 rescue,
                 always,
             };
-            return (!broken).then(|| own.into_task(kind, span, inh, spans));
+            return (!keys.broken).then(|| own.into_task(kind, span, inh, spans));
         }
-        if broken {
+        if keys.broken {
             return None;
         }
-        let (name, key, value) = actions_found.pop()?;
+        let (name, key, value) = keys.actions.pop()?;
         let short = actions::short_name(&name).to_string();
         let mut spans = TaskSpans {
             action: Some(key.span.clone()),
@@ -1176,34 +1125,13 @@ impl Loader {
         let args = self.action_args(&short, value, args_node, &mut spans)?;
         match short.as_str() {
             "import_tasks" | "include_tasks" => {
-                let file = self.include_file(&short, &args, &spans, value)?;
-                if short == "include_tasks" {
-                    return Some(own.into_task(TaskKind::IncludeTasks { file }, span, inh, spans));
-                }
-                if let Some((kw, k, _)) = keywords
-                    .iter()
-                    .find(|(kw, _, _)| matches!(*kw, "loop" | "with_items" | "loop_control"))
-                {
-                    self.error(
-                        k.span
-                            .diagnostic(format!("`{kw}` cannot be used on `import_tasks`"))
-                            .with_help("use `include_tasks` to loop over a task file"),
-                    );
-                    return None;
-                }
-                let file_span = spans
-                    .arg_values
-                    .get("file")
-                    .or_else(|| spans.arg_values.get("_raw_params"))
-                    .cloned()
-                    .unwrap_or(value.span.clone());
-                let block = self.import_tasks(&file, &file_span, &own.pushed_down(inh), ctx)?;
-                let kind = TaskKind::Block {
-                    block,
-                    rescue: Vec::new(),
-                    always: Vec::new(),
+                let include = TaskInclude {
+                    short: &short,
+                    args: &args,
+                    value,
+                    keywords: &keys.keywords,
                 };
-                Some(own.into_task(kind, span, inh, spans))
+                self.include_task(include, own, span, inh, spans, ctx)
             }
             _ => Some(own.into_task(
                 TaskKind::Action {
@@ -1215,6 +1143,130 @@ impl Loader {
                 spans,
             )),
         }
+    }
+
+    /// Sort a task's keys into keywords, block parts and actions; an
+    /// unknown key is reported here.
+    fn classify_task_keys<'n>(&mut self, entries: &'n [(Node, Node)]) -> TaskKeys<'n> {
+        let mut keys = TaskKeys::default();
+        for (k, v) in entries {
+            let key = k.key_text().unwrap_or_default();
+            if let Some(kw) = TASK_KEYWORDS.iter().find(|s| **s == key) {
+                if matches!(*kw, "block" | "rescue" | "always") {
+                    keys.block_parts.push((kw, k, v));
+                } else {
+                    keys.keywords.push((kw, k, v));
+                }
+            } else if actions::lookup(&key).is_some() {
+                keys.actions.push((key, k, v));
+            } else {
+                self.bad_task_key(k, &key);
+                keys.broken = true;
+            }
+        }
+        keys
+    }
+
+    /// The one-action-per-task rule and what a block may carry.
+    fn check_task_shape(&mut self, keys: &mut TaskKeys<'_>, span: &Span) {
+        let is_block = keys.is_block();
+        if !is_block {
+            if let Some((n, k, _)) = keys.block_parts.first() {
+                self.error(
+                    k.span
+                        .diagnostic(format!("`{n}` is only valid together with `block`"))
+                        .with_help("put the tasks to protect under `block:`"),
+                );
+                keys.broken = true;
+            }
+        }
+        if is_block {
+            if let Some((name, k, _)) = keys.actions.first() {
+                self.error(
+                    k.span
+                        .diagnostic(format!("a block cannot also run an action (`{name}`)"))
+                        .with_help("move the action into the block's task list"),
+                );
+                keys.broken = true;
+            }
+            for (kw, k, _) in &keys.keywords {
+                if NOT_ON_BLOCK.contains(kw) {
+                    self.error(
+                        k.span
+                            .diagnostic(format!("`{kw}` is not valid on a block"))
+                            .with_help("set it on the tasks inside the block"),
+                    );
+                    keys.broken = true;
+                }
+            }
+        } else if keys.actions.len() > 1 {
+            let names: Vec<&str> = keys.actions.iter().map(|(n, _, _)| n.as_str()).collect();
+            let (_, first_key, _) = &keys.actions[0];
+            let (_, second_key, _) = &keys.actions[1];
+            self.error(
+                second_key
+                    .span
+                    .diagnostic(format!(
+                        "conflicting action statements: {}",
+                        names.join(", ")
+                    ))
+                    .with_label(format!(
+                        "`{}` is already at {}",
+                        names[0],
+                        short_location(&first_key.span)
+                    ))
+                    .with_help("a task runs exactly one module; split it into separate tasks"),
+            );
+            keys.broken = true;
+        } else if keys.actions.is_empty() && !keys.broken {
+            self.error(
+                span.diagnostic("task has no action")
+                    .with_label("this task")
+                    .with_help("add a module to run, e.g. `debug: msg=hello`"),
+            );
+            keys.broken = true;
+        }
+    }
+
+    /// `include_tasks` (resolved at run time) and `import_tasks` (read now).
+    fn include_task(
+        &mut self,
+        inc: TaskInclude<'_, '_>,
+        own: Own,
+        span: Span,
+        inh: &Inherited,
+        spans: TaskSpans,
+        ctx: &Ctx,
+    ) -> Option<Task> {
+        let file = self.include_file(inc.short, inc.args, &spans, inc.value)?;
+        if inc.short == "include_tasks" {
+            return Some(own.into_task(TaskKind::IncludeTasks { file }, span, inh, spans));
+        }
+        if let Some((kw, k, _)) = inc
+            .keywords
+            .iter()
+            .find(|(kw, _, _)| matches!(*kw, "loop" | "with_items" | "loop_control"))
+        {
+            self.error(
+                k.span
+                    .diagnostic(format!("`{kw}` cannot be used on `import_tasks`"))
+                    .with_help("use `include_tasks` to loop over a task file"),
+            );
+            return None;
+        }
+        let file_span = spans
+            .arg_values
+            .get("file")
+            .or_else(|| spans.arg_values.get("_raw_params"))
+            .cloned()
+            .unwrap_or(inc.value.span.clone());
+        let block = self.import_tasks(&file, &file_span, &own.pushed_down(inh), ctx)?;
+        let kind = TaskKind::Block {
+            block,
+            rescue: Vec::new(),
+            always: Vec::new(),
+        };
+        Some(own.into_task(kind, span, inh, spans))
     }
 
     fn bad_task_key(&mut self, k: &Node, key: &str) {
