@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod executor;
 pub mod fuzz;
 pub mod inventory;
+pub mod known_modules;
 pub mod kv;
 pub mod output;
 pub mod playbook;

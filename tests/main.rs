@@ -21,6 +21,7 @@ mod fleet_system_a;
 mod fleet_system_b;
 mod fleet_volume_backup;
 mod hostile;
+mod keywords;
 mod local_example;
 mod no_log;
 mod undefined;

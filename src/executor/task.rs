@@ -703,7 +703,7 @@ impl PlayRunner<'_> {
             return ItemOutcome::failed("not an action");
         };
         let Some(act) = actions::lookup(action) else {
-            return ItemOutcome::failed(format!("unknown action `{action}`"));
+            return unimplemented_module(action);
         };
         let args = match self.render_args(task, action, args, ctx) {
             Ok(v) => strip_omitted(v),
@@ -1474,4 +1474,16 @@ fn item_label(item: &Value) -> String {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The failure of a task whose module Ansible knows but herd does not
+/// implement (the loader let it through; `validate` warned about it).
+fn unimplemented_module(action: &str) -> ItemOutcome {
+    let fqcn = crate::known_modules::resolve(action, &[])
+        .filter(|f| *f != action)
+        .map(|f| format!(" ({f})"))
+        .unwrap_or_default();
+    ItemOutcome::failed(format!(
+        "module `{action}`{fqcn} is not implemented in herd"
+    ))
 }

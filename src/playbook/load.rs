@@ -78,6 +78,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "diff",
     "order",
     "timeout",
+    "collections",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
@@ -85,10 +86,6 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     (
         "roles",
         "roles are not supported yet; use `import_tasks` with a task file",
-    ),
-    (
-        "collections",
-        "only ansible.builtin and ansible.posix modules are built in",
     ),
     (
         "vars_prompt",
@@ -155,6 +152,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "block",
     "rescue",
     "always",
+    "collections",
 ];
 
 /// Keywords that make no sense on a block (Ansible rejects them too).
@@ -204,10 +202,6 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
     ("become_exe", "only plain sudo is supported"),
     ("debugger", "the task debugger is not supported"),
     ("module_defaults", "set the parameters on each task"),
-    (
-        "collections",
-        "only ansible.builtin and ansible.posix modules are built in",
-    ),
     (
         "sudo",
         "this old keyword was removed from Ansible; use `become`",
@@ -279,39 +273,6 @@ const WITH_LOOPS: &[(&str, &str)] = &[
         "use `loop: \"{{ query('lines', 'command') }}\"`",
     ),
     ("with_random_choice", "use `\"{{ list | random }}\"`"),
-];
-
-/// Well-known Ansible modules that herd does not implement (yet), so their
-/// users get "not available" rather than "unknown".
-const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
-    "add_host",
-    "assemble",
-    "async_status",
-    "debconf",
-    "dnf",
-    "expect",
-    "fetch",
-    "find",
-    "gather_facts",
-    "getent",
-    "git",
-    "group_by",
-    "iptables",
-    "known_hosts",
-    "package_facts",
-    "pause",
-    "ping",
-    "pip",
-    "replace",
-    "script",
-    "service_facts",
-    "setup",
-    "slurp",
-    "synchronize",
-    "tempfile",
-    "wait_for_connection",
-    "yum",
-    "yum_repository",
 ];
 
 /// Options that Ansible pulls out of a free-form command line (`chdir=/tmp ls`).
@@ -510,6 +471,8 @@ struct Loader {
     /// Files being loaded, outermost first: (canonical path, path as shown).
     stack: Vec<(PathBuf, PathBuf)>,
     sources: SourceLines,
+    /// The play's `collections` keyword: where short module names are looked up.
+    collections: Vec<String>,
 }
 
 impl Loader {
@@ -519,6 +482,7 @@ impl Loader {
             playbook_dir,
             stack: Vec::new(),
             sources: SourceLines::default(),
+            collections: Vec::new(),
         }
     }
 
@@ -741,6 +705,7 @@ impl Loader {
     }
 
     fn play(&mut self, node: &Node, dir: &Path, depth: usize) -> Option<Play> {
+        self.collections.clear();
         let entries = node.as_map().unwrap_or_default();
         let first = entries
             .first()
@@ -814,6 +779,7 @@ impl Loader {
                 "diff" => inherited.diff = self.boolean(v, "diff"),
                 "timeout" => inherited.timeout = self.number_or_template(v, "timeout", &mut checks),
                 "order" => play.order = self.choice(v, "order", ORDERS),
+                "collections" => self.collections = task_collections(entries),
                 _ => self.bad_play_keyword(k, &key),
             }
         }
@@ -1157,7 +1123,7 @@ impl Loader {
                 } else {
                     keys.keywords.push((kw, k, v));
                 }
-            } else if actions::lookup(&key).is_some() {
+            } else if actions::lookup(&key).is_some() || self.known_module(&key, entries) {
                 keys.actions.push((key, k, v));
             } else {
                 self.bad_task_key(k, &key);
@@ -1269,6 +1235,16 @@ impl Loader {
         Some(own.into_task(kind, span, inh, spans))
     }
 
+    /// A module Ansible knows (in its `ansible.builtin` list or a common
+    /// collection) that herd does not implement: the task loads, `validate`
+    /// warns, and it fails only on a host that reaches it. The task's own
+    /// `collections` keyword and the play's are searched for short names.
+    fn known_module(&self, key: &str, entries: &[(Node, Node)]) -> bool {
+        let mut collections = task_collections(entries);
+        collections.extend(self.collections.iter().cloned());
+        crate::known_modules::resolve(key, &collections).is_some()
+    }
+
     fn bad_task_key(&mut self, k: &Node, key: &str) {
         if let Some((_, help)) = TASK_UNSUPPORTED.iter().find(|(n, _)| *n == key) {
             self.error(
@@ -1298,22 +1274,16 @@ impl Loader {
             return;
         }
         let short = actions::short_name(key);
-        if ANSIBLE_MODULES_NOT_BUILT_IN.contains(&short) {
-            self.error(
-                k.span
-                    .diagnostic(format!("module `{key}` is not available in herd"))
-                    .with_label("Ansible has this module; herd does not implement it yet")
-                    .with_help(format!(
-                        "built-in modules: {}",
-                        actions::all_names().join(", ")
-                    )),
-            );
-            return;
-        }
         let prefix = &key[..key.len() - short.len()];
         let modules = actions::all_names();
         let keyword = did_you_mean(key, TASK_KEYWORDS.iter().copied());
-        let module = did_you_mean(short, modules.iter().copied());
+        let module = did_you_mean(
+            short,
+            modules
+                .iter()
+                .copied()
+                .chain(crate::known_modules::short_names()),
+        );
         let closer_keyword = match (keyword, module) {
             (Some(kw), Some(m)) => {
                 strsim::damerau_levenshtein(key, kw) <= strsim::damerau_levenshtein(short, m)
@@ -1332,7 +1302,7 @@ impl Loader {
         } else if key.split('.').count() >= 3 {
             k.span
                 .diagnostic(format!("unknown module `{key}`"))
-                .with_label("herd builds in ansible.builtin and ansible.posix modules only")
+                .with_label("neither herd nor Ansible's common collections have this module")
                 .with_help(format!("built-in modules: {}", modules.join(", ")))
         } else {
             k.span
@@ -1505,7 +1475,8 @@ impl Loader {
             }
             NodeValue::Str(text) => {
                 collect_checks(value, short, &mut spans.checks);
-                let free_form = actions::takes_free_form(short);
+                // A module herd does not implement keeps its text unchecked.
+                let free_form = actions::takes_free_form(short) || actions::lookup(short).is_none();
                 let parsed = match parse_kv(
                     text,
                     free_form && !matches!(short, "include_tasks" | "import_tasks" | "meta"),
@@ -2340,6 +2311,21 @@ fn typed(s: &str) -> Value {
                 _ => Value::String(s.to_string()),
             }
         }
+    }
+}
+
+/// The names in a task's `collections:` keyword (a list or one name).
+fn task_collections(entries: &[(Node, Node)]) -> Vec<String> {
+    let Some((_, v)) = entries
+        .iter()
+        .find(|(k, _)| k.key_text().as_deref() == Some("collections"))
+    else {
+        return Vec::new();
+    };
+    match &v.value {
+        NodeValue::Seq(items) => items.iter().filter_map(|i| i.key_text()).collect(),
+        NodeValue::Str(s) => vec![s.clone()],
+        _ => Vec::new(),
     }
 }
 

@@ -1,0 +1,139 @@
+//! Keywords, action forms and module names Ansible projects use, each run
+//! by `herd` and compared with what ansible-playbook 2.18 did on the same
+//! files (recorded under `tests/fixtures/keywords/<case>/` by `record.sh`
+//! there: `ansible.jsonl`, `ansible.rc`). Parser errors and `validate`
+//! warnings are insta snapshots.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{repo, Herd, Run};
+
+fn case_dir(case: &str) -> PathBuf {
+    repo().join("tests/fixtures/keywords").join(case)
+}
+
+/// `herd run` on a recorded case (local connection), with the case's `args`.
+fn run_case(case: &str) -> Run {
+    let dir = case_dir(case);
+    let mut args: Vec<String> = [
+        "run",
+        "site.yml",
+        "-i",
+        "inventory.ini",
+        "--output",
+        "jsonl",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Ok(extra) = std::fs::read_to_string(dir.join("args")) {
+        args.extend(extra.split_whitespace().map(str::to_string));
+    }
+    Herd::new(args).current_dir(&dir).run()
+}
+
+/// (host, task, status, changed) of every host result, in order per host,
+/// so that the interleaving of hosts (which differs by design) is ignored.
+fn outcomes(events: &[Value]) -> Vec<(String, String, String, bool)> {
+    let mut out: Vec<(String, String, String, bool)> = events
+        .iter()
+        .filter(|e| e["event"] == "host_result")
+        .map(|e| {
+            (
+                e["host"].as_str().unwrap_or_default().to_string(),
+                e["task"].as_str().unwrap_or_default().to_string(),
+                e["status"].as_str().unwrap_or_default().to_string(),
+                e["changed"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn recorded(case: &str) -> (Vec<Value>, i32) {
+    let dir = case_dir(case);
+    let text = std::fs::read_to_string(dir.join("ansible.jsonl")).expect("recorded ansible.jsonl");
+    let events = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("recorded JSON line"))
+        .collect();
+    let rc = std::fs::read_to_string(dir.join("ansible.rc"))
+        .expect("recorded ansible.rc")
+        .trim()
+        .parse()
+        .expect("exit code");
+    (events, rc)
+}
+
+fn recap_of(events: &[Value]) -> Value {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "recap")
+        .map(|e| e["hosts"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Run `case` under herd and assert the same outcomes per host, the same
+/// recap and the same exit code as the recorded ansible-playbook run.
+fn same_as_ansible(case: &str) -> Run {
+    let run = run_case(case);
+    let (ansible, rc) = recorded(case);
+    let herd = run.events();
+    assert_eq!(
+        outcomes(&herd),
+        outcomes(&ansible),
+        "{case}: per-host outcomes differ\n--- herd stderr\n{}",
+        run.stderr()
+    );
+    assert_eq!(recap_of(&herd), recap_of(&ansible), "{case}: recap differs");
+    assert_eq!(
+        run.code(),
+        rc,
+        "{case}: exit code differs\n{}",
+        run.stderr()
+    );
+    run
+}
+
+/// The `msg` of `host`'s result for `task` under herd.
+fn msg(run: &Run, host: &str, task: &str) -> String {
+    run.results(task)
+        .iter()
+        .find(|e| e["host"] == host)
+        .and_then(|e| e["msg"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `herd validate` on a case: its stderr, with the case path made relative.
+fn validate_stderr(case: &str) -> String {
+    let run = Herd::new(["validate", "site.yml", "-i", "inventory.ini"])
+        .current_dir(&case_dir(case))
+        .run();
+    run.stderr()
+}
+
+// ---- module names -------------------------------------------------------
+
+#[test]
+fn unimplemented_module_fails_only_the_host_that_reaches_it() {
+    let run = same_as_ansible("unimplemented-module");
+    assert_eq!(
+        msg(&run, "one", "reached"),
+        "module `yum` (ansible.builtin.dnf) is not implemented in herd"
+    );
+}
+
+#[test]
+fn unimplemented_module_is_a_validate_warning() {
+    let run = Herd::new(["validate", "site.yml", "-i", "inventory.ini"])
+        .current_dir(&case_dir("unimplemented-module"))
+        .run()
+        .expect_code(0);
+    insta::assert_snapshot!(run.stderr());
+}
