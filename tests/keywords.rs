@@ -137,3 +137,22 @@ fn unimplemented_module_is_a_validate_warning() {
         .expect_code(0);
     insta::assert_snapshot!(run.stderr());
 }
+
+// ---- action and local_action --------------------------------------------
+
+#[test]
+fn local_action_runs_on_localhost_and_action_on_the_host() {
+    let run = same_as_ansible("local-action");
+    for task in [
+        "local_action free form",
+        "local_action mapping",
+        "local_action with args",
+    ] {
+        assert_eq!(
+            run.results(task)[0]["delegated_to"],
+            "localhost",
+            "{task} was not delegated"
+        );
+    }
+    assert_eq!(run.results("show")[0]["output"]["msg"], "one ghost two");
+}

@@ -172,14 +172,6 @@ const NOT_ON_BLOCK: &[&str] = &[
 
 /// Ansible task keywords we know but do not run, with what to do instead.
 const TASK_UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "local_action",
-        "write the module as the action and add `delegate_to: localhost`",
-    ),
-    (
-        "action",
-        "write the module name as the task's key, e.g. `copy: ...`",
-    ),
     ("async", "background tasks are not supported"),
     ("poll", "background tasks are not supported"),
     ("throttle", "use `serial` or --forks to limit parallelism"),
@@ -1043,6 +1035,9 @@ impl Loader {
             .first()
             .map(|(k, _)| k.span.clone())
             .unwrap_or(node.span.clone());
+        // `action:` and `local_action:` become the module key they name.
+        let expanded = self.action_keywords(entries);
+        let entries: &[(Node, Node)] = expanded.as_deref().unwrap_or(entries);
         let mut keys = self.classify_task_keys(entries);
         self.check_task_shape(&mut keys, &span);
 
@@ -1111,6 +1106,135 @@ impl Loader {
         }
     }
 
+    /// `action: module k=v` / `action: {module: m, k: v}` and the same for
+    /// `local_action`, rewritten as the task key `module` with its
+    /// arguments (and `delegate_to: localhost` for `local_action`), as
+    /// Ansible's argument parser does. `None` when the task has neither.
+    fn action_keywords(&mut self, entries: &[(Node, Node)]) -> Option<Vec<(Node, Node)>> {
+        let is_action =
+            |k: &Node| matches!(k.key_text().as_deref(), Some("action" | "local_action"));
+        if !entries.iter().any(|(k, _)| is_action(k)) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(entries.len() + 1);
+        for (k, v) in entries {
+            if !is_action(k) {
+                out.push((k.clone(), v.clone()));
+                continue;
+            }
+            let local = k.key_text().as_deref() == Some("local_action");
+            if local {
+                let delegated = entries
+                    .iter()
+                    .find(|(k, _)| k.key_text().as_deref() == Some("delegate_to"));
+                if let Some((d, _)) = delegated {
+                    self.error(
+                        d.span
+                            .diagnostic("`delegate_to` and `local_action` are mutually exclusive")
+                            .with_help("`local_action` already runs the module on localhost"),
+                    );
+                }
+                let localhost = |text: &str| Node {
+                    value: NodeValue::Str(text.to_string()),
+                    span: k.span.clone(),
+                };
+                out.push((localhost("delegate_to"), localhost("localhost")));
+            }
+            match self.action_module(k, v) {
+                Some(pair) => out.push(pair),
+                // Keep the key: it is reported as having no module.
+                None => out.push((k.clone(), v.clone())),
+            }
+        }
+        Some(out)
+    }
+
+    /// The (module key, arguments) an `action`/`local_action` value names.
+    fn action_module(&mut self, k: &Node, v: &Node) -> Option<(Node, Node)> {
+        let name = k.key_text().unwrap_or_default();
+        match &v.value {
+            NodeValue::Str(text) => {
+                let start = text.len() - text.trim_start().len();
+                let module: String = text[start..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                if module.is_empty() {
+                    self.error(v.span.diagnostic(format!("`{name}` names no module")));
+                    return None;
+                }
+                let module_span = self.sources.sub_span(
+                    &v.span,
+                    text,
+                    text[..start].chars().count(),
+                    module.chars().count(),
+                );
+                let rest_at = start + module.len();
+                let rest = text[rest_at..].trim_start();
+                let rest_offset = text.len() - rest.len();
+                let rest_span = self.sources.sub_span(
+                    &v.span,
+                    text,
+                    text[..rest_offset].chars().count(),
+                    rest.chars().count(),
+                );
+                let args = if rest.is_empty() {
+                    NodeValue::Null
+                } else {
+                    NodeValue::Str(rest.to_string())
+                };
+                Some((
+                    Node {
+                        value: NodeValue::Str(module),
+                        span: module_span,
+                    },
+                    Node {
+                        value: args,
+                        span: rest_span,
+                    },
+                ))
+            }
+            NodeValue::Map(entries) => {
+                let module = entries
+                    .iter()
+                    .find(|(mk, _)| mk.key_text().as_deref() == Some("module"));
+                let Some((_, m)) = module.filter(|(_, m)| m.as_str().is_some()) else {
+                    self.error(
+                        k.span
+                            .diagnostic(format!("`{name}` names no module"))
+                            .with_help("add `module: <name>` beside its parameters"),
+                    );
+                    return None;
+                };
+                let rest: Vec<(Node, Node)> = entries
+                    .iter()
+                    .filter(|(mk, _)| mk.key_text().as_deref() != Some("module"))
+                    .cloned()
+                    .collect();
+                let args = if rest.is_empty() {
+                    NodeValue::Null
+                } else {
+                    NodeValue::Map(rest)
+                };
+                Some((
+                    m.clone(),
+                    Node {
+                        value: args,
+                        span: v.span.clone(),
+                    },
+                ))
+            }
+            _ => {
+                self.wrong_type(
+                    v,
+                    &name,
+                    "`module key=value` text or a mapping with `module:`",
+                );
+                None
+            }
+        }
+    }
+
     /// Sort a task's keys into keywords, block parts and actions; an
     /// unknown key is reported here.
     fn classify_task_keys<'n>(&mut self, entries: &'n [(Node, Node)]) -> TaskKeys<'n> {
@@ -1125,6 +1249,9 @@ impl Loader {
                 }
             } else if actions::lookup(&key).is_some() || self.known_module(&key, entries) {
                 keys.actions.push((key, k, v));
+            } else if matches!(key.as_str(), "action" | "local_action") {
+                // Its value named no module; `action_keywords` said so.
+                keys.broken = true;
             } else {
                 self.bad_task_key(k, &key);
                 keys.broken = true;
