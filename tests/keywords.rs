@@ -156,3 +156,79 @@ fn local_action_runs_on_localhost_and_action_on_the_host() {
     }
     assert_eq!(run.results("show")[0]["output"]["msg"], "one ghost two");
 }
+
+// ---- facts ----------------------------------------------------------------
+
+/// The JSON type of a value, and for a mapping its keys: the "shape" two
+/// machines share when their values differ.
+fn shape(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            format!("object{keys:?}")
+        }
+        Value::Array(a) => format!("array of {}", a.first().map(shape).unwrap_or_default()),
+        Value::String(_) => "string".into(),
+        Value::Number(_) => "number".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Null => "null".into(),
+    }
+}
+
+#[test]
+fn facts_have_the_names_and_shapes_of_ansible_setup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = crate::support::run_in(
+        dir.path(),
+        "localhost ansible_connection=local\n",
+        "- hosts: all\n  tasks:\n    - name: facts\n      debug: var=ansible_facts\n",
+        &[],
+    )
+    .expect_code(0);
+    let facts = run.results("facts")[0]["output"]["ansible_facts"].clone();
+    let text = std::fs::read_to_string(case_dir("facts").join("ansible-setup.json"))
+        .expect("recorded setup facts");
+    let recorded: serde_json::Map<String, Value> = serde_json::from_str(&text).expect("JSON");
+    // Interface details vary by driver (`pciid`, `speed`, bridge members):
+    // compare the keys every interface of that kind has.
+    let optional = ["pciid", "speed", "id", "interfaces", "stp", "features"];
+    for (key, want) in &recorded {
+        let name = key.strip_prefix("ansible_").unwrap_or(key);
+        let got = &facts[name];
+        let (mut want, mut got) = (want.clone(), got.clone());
+        for v in [&mut want, &mut got] {
+            if let Value::Object(m) = v {
+                m.retain(|k, _| !optional.contains(&k.as_str()));
+            }
+        }
+        assert_eq!(shape(&got), shape(&want), "fact {key}: {got} vs {want}");
+    }
+    // Values that are the same on every Debian 12 machine.
+    for key in [
+        "distribution",
+        "distribution_major_version",
+        "pkg_mgr",
+        "os_family",
+        "system",
+    ] {
+        assert_eq!(facts[key], recorded[&format!("ansible_{key}")], "{key}");
+    }
+    assert_eq!(facts["lo"], recorded["ansible_lo"]);
+    assert_eq!(facts["selinux"], recorded["ansible_selinux"]);
+}
+
+#[test]
+fn gather_subset_and_local_facts_match_ansible() {
+    same_as_ansible("facts");
+    let run = run_case("facts");
+    let (ansible, _) = recorded("facts");
+    for task in ["network subset", "show local", "shapes"] {
+        let want = ansible
+            .iter()
+            .find(|e| e["task"] == task)
+            .map(|e| e["debug"].clone())
+            .unwrap_or_default();
+        assert_eq!(run.results(task)[0]["output"]["msg"], want, "{task}");
+    }
+}

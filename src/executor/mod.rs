@@ -13,6 +13,7 @@
 //! one play are left out of the following plays, as in Ansible.
 
 pub mod facts;
+mod facts_more;
 pub mod handlers;
 pub mod pool;
 pub mod strategy;

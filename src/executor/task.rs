@@ -849,7 +849,8 @@ impl PlayRunner<'_> {
                     Ok(p) => p,
                     Err(e) => return ItemOutcome::failed(e.to_string()),
                 };
-                match self.gather_one(i) {
+                let subset = p.gather_subset.map(|s| s.into_vec()).unwrap_or_default();
+                match self.gather_with(i, &subset, p.fact_path.as_deref()) {
                     Ok(facts) => {
                         let filter = p.filter.map(|f| f.into_vec()).unwrap_or_default();
                         let facts = crate::executor::facts::filter_facts(facts, &filter);

@@ -79,6 +79,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "order",
     "timeout",
     "collections",
+    "gather_subset",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
@@ -95,7 +96,6 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     ("throttle", "use `serial` or --forks to limit parallelism"),
     ("debugger", "the task debugger is not supported"),
     ("port", "set `ansible_port` in the inventory"),
-    ("gather_subset", "facts are gathered as a whole"),
     ("gather_timeout", "facts are gathered as a whole"),
     ("fact_path", "local facts are not supported"),
     ("become_flags", "only plain sudo is supported"),
@@ -772,6 +772,7 @@ impl Loader {
                 "timeout" => inherited.timeout = self.number_or_template(v, "timeout", &mut checks),
                 "order" => play.order = self.choice(v, "order", ORDERS),
                 "collections" => self.collections = task_collections(entries),
+                "gather_subset" => play.gather_subset = string_list(v),
                 _ => self.bad_play_keyword(k, &key),
             }
         }
@@ -2438,6 +2439,16 @@ fn typed(s: &str) -> Value {
                 _ => Value::String(s.to_string()),
             }
         }
+    }
+}
+
+/// A list of strings, or one string (comma-separated, as Ansible splits
+/// `gather_subset: network,!hardware`).
+fn string_list(v: &Node) -> Vec<String> {
+    match &v.value {
+        NodeValue::Seq(items) => items.iter().filter_map(|i| i.key_text()).collect(),
+        NodeValue::Str(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+        _ => Vec::new(),
     }
 }
 

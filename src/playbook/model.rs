@@ -45,6 +45,8 @@ pub struct Play {
     pub become_: Option<bool>,
     pub become_user: Option<String>,
     pub gather_facts: Option<bool>,
+    /// `gather_subset` (empty: `all`).
+    pub gather_subset: Vec<String>,
     pub connection: Option<String>,
     pub remote_user: Option<String>,
     pub pre_tasks: Vec<Task>,
@@ -82,6 +84,7 @@ impl Play {
             become_: None,
             become_user: None,
             gather_facts: None,
+            gather_subset: Vec::new(),
             connection: None,
             remote_user: None,
             pre_tasks: Vec::new(),
