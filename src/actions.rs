@@ -179,6 +179,14 @@ pub enum MetaAction {
     EndPlay,
     EndHost,
     ClearHostErrors,
+    /// Close the host's connection; the next task opens a new one.
+    ResetConnection,
+    /// Re-read the inventory (herd's is read once per run: a no-op).
+    RefreshInventory,
+    /// End the current `serial` batch (the whole play without `serial`).
+    EndBatch,
+    /// End the current role's tasks for the host.
+    EndRole,
 }
 
 impl MetaAction {
@@ -188,6 +196,10 @@ impl MetaAction {
         ("end_play", MetaAction::EndPlay),
         ("end_host", MetaAction::EndHost),
         ("clear_host_errors", MetaAction::ClearHostErrors),
+        ("reset_connection", MetaAction::ResetConnection),
+        ("refresh_inventory", MetaAction::RefreshInventory),
+        ("end_batch", MetaAction::EndBatch),
+        ("end_role", MetaAction::EndRole),
     ];
     pub fn parse(s: &str) -> Option<MetaAction> {
         MetaAction::ALL

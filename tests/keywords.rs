@@ -232,3 +232,12 @@ fn gather_subset_and_local_facts_match_ansible() {
         assert_eq!(run.results(task)[0]["output"]["msg"], want, "{task}");
     }
 }
+
+// ---- meta -------------------------------------------------------------------
+
+#[test]
+fn meta_reset_connection_refresh_inventory_and_end_batch_match_ansible() {
+    let run = same_as_ansible("meta");
+    // Host `one` ended its batch before `end`; `two` (the next batch) did not.
+    assert!(run.results("end").iter().all(|e| e["host"] == "two"));
+}

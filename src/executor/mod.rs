@@ -252,6 +252,8 @@ pub struct PlayRunner<'a> {
     pub hostvars: minijinja::Value,
     /// `meta: end_play` was reached.
     pub play_ended: std::sync::atomic::AtomicBool,
+    /// `meta: end_batch` was reached (reset at each `serial` batch).
+    pub batch_ended: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> PlayRunner<'a> {
@@ -304,6 +306,7 @@ impl<'a> PlayRunner<'a> {
             groups,
             hostvars,
             play_ended: std::sync::atomic::AtomicBool::new(false),
+            batch_ended: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -324,6 +327,8 @@ impl<'a> PlayRunner<'a> {
         }
         self.load_vars_files();
         for batch in self.batches() {
+            self.batch_ended
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             if self.ended() {
                 break;
             }
@@ -361,6 +366,7 @@ impl<'a> PlayRunner<'a> {
     /// further task (or handler) starts.
     pub fn ended(&self) -> bool {
         self.play_ended.load(std::sync::atomic::Ordering::SeqCst)
+            || self.batch_ended.load(std::sync::atomic::Ordering::SeqCst)
             || herdsman_modules::cancel::interrupted().is_some()
     }
 
