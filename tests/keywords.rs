@@ -241,3 +241,13 @@ fn meta_reset_connection_refresh_inventory_and_end_batch_match_ansible() {
     // Host `one` ended its batch before `end`; `two` (the next batch) did not.
     assert!(run.results("end").iter().all(|e| e["host"] == "two"));
 }
+
+// ---- become -------------------------------------------------------------------
+
+#[test]
+fn templated_become_is_decided_per_task_block_and_play() {
+    let run = same_as_ansible("become");
+    // The tasks that became tried sudo; the others ran as the connecting user.
+    assert!(msg(&run, "localhost", "become true").contains("sudo"));
+    assert_eq!(run.results("from play")[0]["status"], "ok");
+}

@@ -148,8 +148,9 @@ impl PlayRunner<'_> {
                         for (k, v) in &task.vars {
                             t.vars.entry(k.clone()).or_insert_with(|| v.clone());
                         }
-                        if t.become_.is_none() {
+                        if t.become_.is_none() && t.become_expr.is_none() {
                             t.become_ = task.become_;
+                            t.become_expr = task.become_expr.clone();
                         }
                         if t.become_user.is_none() {
                             t.become_user = task.become_user.clone();

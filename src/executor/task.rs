@@ -1234,10 +1234,13 @@ impl PlayRunner<'_> {
             }
         };
         let var_become = vars.get("ansible_become").map(truthy_json).unwrap_or(false);
-        let on = task
-            .become_
-            .or(self.play.become_)
-            .unwrap_or(self.opts.become_ || var_become);
+        let on = match self.templated_become(task, ctx)? {
+            Some(on) => on,
+            None => task
+                .become_
+                .or(self.play.become_)
+                .unwrap_or(self.opts.become_ || var_become),
+        };
         if !on {
             return Ok(None);
         }
@@ -1261,6 +1264,29 @@ impl PlayRunner<'_> {
             crate::secrets::mark(pw);
         }
         Ok(Some(Become { user, password }))
+    }
+
+    /// A templated `become` (`become: "{{ use_sudo }}"`) on the task, or on
+    /// the play when the task sets none: rendered for this host and read as
+    /// Ansible reads a boolean.
+    fn templated_become(
+        &self,
+        task: &Task,
+        ctx: &minijinja::Value,
+    ) -> Result<Option<bool>, template::TemplateError> {
+        let expr = match (&task.become_expr, task.become_) {
+            (Some(e), _) => e,
+            (None, None) => match (&self.play.become_expr, self.play.become_) {
+                (Some(e), _) => e,
+                _ => return Ok(None),
+            },
+            (None, Some(_)) => return Ok(None),
+        };
+        let v = self
+            .project
+            .templar
+            .render_value("become", &Value::from(expr.as_str()), ctx)?;
+        Ok(Some(truthy_json(&v)))
     }
 
     fn environment_for(

@@ -301,6 +301,8 @@ struct Inherited {
     tags: Vec<String>,
     notify: Vec<(String, Span)>,
     become_: Option<bool>,
+    /// A templated `become` (`"{{ x }}"`), decided per host at run time.
+    become_expr: Option<String>,
     become_user: Option<String>,
     ignore_errors: Option<String>,
     no_log: Option<String>,
@@ -361,6 +363,7 @@ struct Own {
     failed_when: Option<Vec<String>>,
     ignore_errors: Option<String>,
     become_: Option<bool>,
+    become_expr: Option<String>,
     become_user: Option<String>,
     tags: Vec<String>,
     retries: Option<Value>,
@@ -393,7 +396,17 @@ impl Own {
             when: inh.when.iter().chain(&self.when).cloned().collect(),
             tags: union(&inh.tags, &self.tags),
             notify,
-            become_: self.become_.or(inh.become_),
+            // `become` set here (plain or templated) wins as a whole.
+            become_: if self.become_expr.is_some() {
+                None
+            } else {
+                self.become_.or(inh.become_)
+            },
+            become_expr: if self.become_.is_some() {
+                None
+            } else {
+                self.become_expr.clone().or_else(|| inh.become_expr.clone())
+            },
             become_user: self.become_user.clone().or_else(|| inh.become_user.clone()),
             ignore_errors: self
                 .ignore_errors
@@ -428,6 +441,7 @@ impl Own {
         task.failed_when = self.failed_when;
         task.ignore_errors = eff.ignore_errors;
         task.become_ = eff.become_;
+        task.become_expr = eff.become_expr;
         task.become_user = eff.become_user;
         task.tags = eff.tags;
         task.retries = self.retries;
@@ -722,7 +736,10 @@ impl Loader {
                 }
                 "vars" => play.vars = self.vars(v, "vars", &mut checks),
                 "vars_files" => play.vars_files = self.vars_files(v, &mut checks),
-                "become" => play.become_ = self.boolean(v, "become"),
+                "become" => match self.become_flag(v, &mut checks) {
+                    Err(expr) => play.become_expr = Some(expr),
+                    Ok(b) => play.become_ = b,
+                },
                 "become_user" => {
                     play.become_user = self.text(v, "become_user");
                     collect_checks(v, "become_user", &mut checks);
@@ -887,6 +904,22 @@ impl Loader {
                 Vec::new()
             }
         }
+    }
+
+    /// `become`: a boolean, or (`Err`) a template decided per host at run
+    /// time, as Ansible templates every keyword.
+    fn become_flag(
+        &mut self,
+        v: &Node,
+        checks: &mut Vec<TemplateCheck>,
+    ) -> Result<Option<bool>, String> {
+        if let NodeValue::Str(s) = &v.value {
+            if is_template(s) {
+                collect_checks(v, "become", checks);
+                return Err(s.clone());
+            }
+        }
+        Ok(self.boolean(v, "become"))
     }
 
     fn become_method(&mut self, v: &Node) {
@@ -1505,7 +1538,10 @@ impl Loader {
                         .collect();
                 }
                 "ignore_errors" => own.ignore_errors = self.expression_flag(v, "ignore_errors"),
-                "become" => own.become_ = self.boolean(v, "become"),
+                "become" => match self.become_flag(v, checks) {
+                    Err(expr) => own.become_expr = Some(expr),
+                    Ok(b) => own.become_ = b,
+                },
                 "become_user" => {
                     own.become_user = self.text(v, "become_user");
                     collect_checks(v, "become_user", checks);

@@ -43,6 +43,8 @@ pub struct Play {
     /// Paths as written (may contain templates), relative to the playbook dir.
     pub vars_files: Vec<(String, Span)>,
     pub become_: Option<bool>,
+    /// A templated `become`, rendered per host (when `become_` is unset).
+    pub become_expr: Option<String>,
     pub become_user: Option<String>,
     pub gather_facts: Option<bool>,
     /// `gather_subset` (empty: `all`).
@@ -82,6 +84,7 @@ impl Play {
             vars: Map::new(),
             vars_files: Vec::new(),
             become_: None,
+            become_expr: None,
             become_user: None,
             gather_facts: None,
             gather_subset: Vec::new(),
@@ -220,6 +223,8 @@ pub struct Task {
     /// An expression ("true", "{{ x }}").
     pub ignore_errors: Option<String>,
     pub become_: Option<bool>,
+    /// A templated `become`, rendered per host (when `become_` is unset).
+    pub become_expr: Option<String>,
     pub become_user: Option<String>,
     pub tags: Vec<String>,
     pub retries: Option<Value>,
@@ -270,6 +275,7 @@ impl Task {
             failed_when: None,
             ignore_errors: None,
             become_: None,
+            become_expr: None,
             become_user: None,
             tags: Vec::new(),
             retries: None,
