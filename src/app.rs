@@ -145,6 +145,8 @@ pub enum AppError {
     Pattern(#[from] crate::inventory::pattern::PatternError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    VarsPrompt(#[from] crate::vars_prompt::VarsPromptError),
 }
 
 pub fn main() -> ExitCode {
@@ -289,7 +291,8 @@ fn print_warnings(project: &Project) {
 fn cmd_run(args: RunArgs, config: &AnsibleConfig) -> Result<u8, AppError> {
     let extra_vars = parse_extra_vars(&args.extra_vars)?;
     let inventories = inventory_paths(&args.inventory.inventory, config);
-    let project = load_project(&args.playbooks, &inventories).map_err(AppError::Load)?;
+    let mut project = load_project(&args.playbooks, &inventories).map_err(AppError::Load)?;
+    crate::vars_prompt::ask_all(&mut project.playbooks, &extra_vars)?;
     let become_ = args.become_ || config.become_ == Some(true);
     config.check_become_method(become_ || uses_become(&project))?;
     let connect = connect_settings(&args, config)?;

@@ -18,5 +18,6 @@ pub mod output;
 pub mod playbook;
 pub mod secrets;
 pub mod template;
+pub mod vars_prompt;
 pub mod vault;
 pub mod yaml;

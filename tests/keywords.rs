@@ -251,3 +251,20 @@ fn templated_become_is_decided_per_task_block_and_play() {
     assert!(msg(&run, "localhost", "become true").contains("sudo"));
     assert_eq!(run.results("from play")[0]["status"], "ok");
 }
+
+// ---- vars_prompt ----------------------------------------------------------------
+
+#[test]
+fn vars_prompt_takes_defaults_and_extra_vars_without_a_terminal() {
+    let run = same_as_ansible("vars-prompt");
+    assert_eq!(run.results("show")[0]["output"]["msg"], "1.0 s3");
+}
+
+#[test]
+fn vars_prompt_without_a_terminal_or_default_is_an_error_naming_it() {
+    let run = Herd::new(["run", "site.yml", "-i", "inventory.ini"])
+        .current_dir(&case_dir("vars-prompt"))
+        .run()
+        .expect_code(1);
+    insta::assert_snapshot!(run.stderr());
+}

@@ -80,6 +80,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "timeout",
     "collections",
     "gather_subset",
+    "vars_prompt",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
@@ -87,10 +88,6 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     (
         "roles",
         "roles are not supported yet; use `import_tasks` with a task file",
-    ),
-    (
-        "vars_prompt",
-        "herd runs unattended; pass values with `vars` or `vars_files`",
     ),
     ("module_defaults", "set the parameters on each task"),
     ("throttle", "use `serial` or --forks to limit parallelism"),
@@ -790,6 +787,7 @@ impl Loader {
                 "order" => play.order = self.choice(v, "order", ORDERS),
                 "collections" => self.collections = task_collections(entries),
                 "gather_subset" => play.gather_subset = string_list(v),
+                "vars_prompt" => play.vars_prompt = self.vars_prompt(v),
                 _ => self.bad_play_keyword(k, &key),
             }
         }
@@ -920,6 +918,75 @@ impl Loader {
             }
         }
         Ok(self.boolean(v, "become"))
+    }
+
+    /// `vars_prompt`: a list of `{name, prompt, default, private, confirm}`.
+    fn vars_prompt(&mut self, v: &Node) -> Vec<crate::playbook::model::VarPrompt> {
+        const KEYS: &[&str] = &[
+            "name",
+            "prompt",
+            "default",
+            "private",
+            "confirm",
+            "encrypt",
+            "salt_size",
+            "salt",
+            "unsafe",
+        ];
+        let NodeValue::Seq(items) = &v.value else {
+            self.wrong_type(v, "vars_prompt", "a list of prompts");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(entries) = item.as_map() else {
+                self.wrong_type(item, "vars_prompt", "a mapping with `name` and `prompt`");
+                continue;
+            };
+            let mut p = crate::playbook::model::VarPrompt {
+                name: String::new(),
+                prompt: String::new(),
+                default: None,
+                private: true,
+                confirm: false,
+                span: item.span.clone(),
+            };
+            for (k, val) in entries {
+                let key = k.key_text().unwrap_or_default();
+                match key.as_str() {
+                    "name" => p.name = self.text(val, "name").unwrap_or_default(),
+                    "prompt" => p.prompt = self.text(val, "prompt").unwrap_or_default(),
+                    "default" => p.default = Some(val.to_json()),
+                    "private" => p.private = self.boolean(val, "private").unwrap_or(true),
+                    "confirm" => p.confirm = self.boolean(val, "confirm").unwrap_or(false),
+                    k2 if KEYS.contains(&k2) => {
+                        self.error(
+                            k.span
+                                .diagnostic(format!("unsupported `vars_prompt` option `{k2}`"))
+                                .with_help("hash the value with the `password_hash` filter where it is used"),
+                        );
+                    }
+                    _ => {
+                        let mut d = k
+                            .span
+                            .diagnostic(format!("unknown `vars_prompt` option `{key}`"));
+                        if let Some(s) = did_you_mean(&key, KEYS.iter().copied()) {
+                            d = d.with_help(format!("did you mean `{s}`?"));
+                        }
+                        self.error(d);
+                    }
+                }
+            }
+            if p.name.is_empty() {
+                self.error(item.span.diagnostic("a `vars_prompt` entry needs a `name`"));
+                continue;
+            }
+            if p.prompt.is_empty() {
+                p.prompt = p.name.clone();
+            }
+            out.push(p);
+        }
+        out
     }
 
     fn become_method(&mut self, v: &Node) {

@@ -49,6 +49,8 @@ pub struct Play {
     pub gather_facts: Option<bool>,
     /// `gather_subset` (empty: `all`).
     pub gather_subset: Vec<String>,
+    /// `vars_prompt`: asked before the run, on the terminal.
+    pub vars_prompt: Vec<VarPrompt>,
     pub connection: Option<String>,
     pub remote_user: Option<String>,
     pub pre_tasks: Vec<Task>,
@@ -73,6 +75,19 @@ pub struct Play {
     pub checks: Vec<TemplateCheck>,
 }
 
+/// One `vars_prompt` entry.
+#[derive(Debug, Clone)]
+pub struct VarPrompt {
+    pub name: String,
+    pub prompt: String,
+    pub default: Option<Value>,
+    /// Asked without echo (Ansible's default).
+    pub private: bool,
+    /// Asked twice; the answers must match.
+    pub confirm: bool,
+    pub span: Span,
+}
+
 impl Play {
     /// A play with every keyword at its default (for the loader and tests).
     pub fn new(hosts: impl Into<String>, span: Span) -> Self {
@@ -88,6 +103,7 @@ impl Play {
             become_user: None,
             gather_facts: None,
             gather_subset: Vec::new(),
+            vars_prompt: Vec::new(),
             connection: None,
             remote_user: None,
             pre_tasks: Vec::new(),
