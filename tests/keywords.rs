@@ -268,3 +268,18 @@ fn vars_prompt_without_a_terminal_or_default_is_an_error_naming_it() {
         .expect_code(1);
     insta::assert_snapshot!(run.stderr());
 }
+
+// ---- module_defaults ------------------------------------------------------------
+
+#[test]
+fn module_defaults_fill_in_unset_arguments_innermost_first() {
+    let run = same_as_ansible("module-defaults");
+    assert_eq!(
+        run.results("show")[0]["output"]["msg"],
+        serde_json::json!(["/tmp", "/usr", "/", "/var"])
+    );
+    assert_eq!(
+        run.results("debug default")[0]["output"]["msg"],
+        "from the play"
+    );
+}

@@ -81,6 +81,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "collections",
     "gather_subset",
     "vars_prompt",
+    "module_defaults",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
@@ -89,7 +90,6 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
         "roles",
         "roles are not supported yet; use `import_tasks` with a task file",
     ),
-    ("module_defaults", "set the parameters on each task"),
     ("throttle", "use `serial` or --forks to limit parallelism"),
     ("debugger", "the task debugger is not supported"),
     ("port", "set `ansible_port` in the inventory"),
@@ -150,6 +150,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "rescue",
     "always",
     "collections",
+    "module_defaults",
 ];
 
 /// Keywords that make no sense on a block (Ansible rejects them too).
@@ -190,7 +191,6 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
     ("become_flags", "only plain sudo is supported"),
     ("become_exe", "only plain sudo is supported"),
     ("debugger", "the task debugger is not supported"),
-    ("module_defaults", "set the parameters on each task"),
     (
         "sudo",
         "this old keyword was removed from Ansible; use `become`",
@@ -300,6 +300,8 @@ struct Inherited {
     become_: Option<bool>,
     /// A templated `become` (`"{{ x }}"`), decided per host at run time.
     become_expr: Option<String>,
+    /// `module_defaults` from outside in (later entries win).
+    module_defaults: Vec<ModuleDefaults>,
     become_user: Option<String>,
     ignore_errors: Option<String>,
     no_log: Option<String>,
@@ -320,6 +322,15 @@ struct Ctx {
     depth: usize,
     /// Inside `handlers:` (where `listen` is allowed).
     handlers: bool,
+}
+
+/// One module's `module_defaults` entry: its short name, the parameters,
+/// and where they were written (for errors about them).
+#[derive(Clone)]
+struct ModuleDefaults {
+    module: String,
+    args: Map<String, Value>,
+    keys: Vec<(String, Span, Span)>,
 }
 
 /// A task's keys, sorted: keywords, `block`/`rescue`/`always`, and the
@@ -361,6 +372,7 @@ struct Own {
     ignore_errors: Option<String>,
     become_: Option<bool>,
     become_expr: Option<String>,
+    module_defaults: Vec<ModuleDefaults>,
     become_user: Option<String>,
     tags: Vec<String>,
     retries: Option<Value>,
@@ -404,6 +416,12 @@ impl Own {
             } else {
                 self.become_expr.clone().or_else(|| inh.become_expr.clone())
             },
+            module_defaults: inh
+                .module_defaults
+                .iter()
+                .chain(&self.module_defaults)
+                .cloned()
+                .collect(),
             become_user: self.become_user.clone().or_else(|| inh.become_user.clone()),
             ignore_errors: self
                 .ignore_errors
@@ -787,6 +805,9 @@ impl Loader {
                 "order" => play.order = self.choice(v, "order", ORDERS),
                 "collections" => self.collections = task_collections(entries),
                 "gather_subset" => play.gather_subset = string_list(v),
+                "module_defaults" => {
+                    inherited.module_defaults = self.module_defaults(v, &mut checks)
+                }
                 "vars_prompt" => play.vars_prompt = self.vars_prompt(v),
                 _ => self.bad_play_keyword(k, &key),
             }
@@ -989,6 +1010,68 @@ impl Loader {
         out
     }
 
+    /// `module_defaults: {module: {param: value}}` (`group/...` names are
+    /// not supported and reported).
+    fn module_defaults(
+        &mut self,
+        v: &Node,
+        checks: &mut Vec<TemplateCheck>,
+    ) -> Vec<ModuleDefaults> {
+        // Ansible also takes a list of such mappings.
+        let maps: Vec<&Node> = match &v.value {
+            NodeValue::Map(_) => vec![v],
+            NodeValue::Seq(items) => items.iter().collect(),
+            NodeValue::Null => Vec::new(),
+            _ => {
+                self.wrong_type(
+                    v,
+                    "module_defaults",
+                    "a mapping of module names to parameters",
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for m in maps {
+            let Some(entries) = m.as_map() else {
+                self.wrong_type(
+                    m,
+                    "module_defaults",
+                    "a mapping of module names to parameters",
+                );
+                continue;
+            };
+            for (k, params) in entries {
+                let name = k.key_text().unwrap_or_default();
+                if name.starts_with("group/") {
+                    self.error(
+                        k.span
+                            .diagnostic(format!("unsupported `module_defaults` group `{name}`"))
+                            .with_help("name each module instead"),
+                    );
+                    continue;
+                }
+                let Some(pairs) = params.as_map() else {
+                    self.wrong_type(params, &name, "a mapping of parameters");
+                    continue;
+                };
+                let mut d = ModuleDefaults {
+                    module: actions::short_name(&name).to_string(),
+                    args: Map::new(),
+                    keys: Vec::new(),
+                };
+                for (pk, pv) in pairs {
+                    let key = pk.key_text().unwrap_or_default();
+                    collect_checks(pv, &key, checks);
+                    d.keys.push((key.clone(), pk.span.clone(), pv.span.clone()));
+                    d.args.insert(key, pv.to_json());
+                }
+                out.push(d);
+            }
+        }
+        out
+    }
+
     fn become_method(&mut self, v: &Node) {
         match v.as_str() {
             Some("sudo") => {}
@@ -1184,7 +1267,13 @@ impl Loader {
             checks,
             ..TaskSpans::default()
         };
-        let args = self.action_args(&short, value, args_node, &mut spans)?;
+        let mut args = self.action_args(&short, value, args_node, &mut spans)?;
+        apply_module_defaults(
+            &short,
+            &own.pushed_down(inh).module_defaults,
+            &mut args,
+            &mut spans,
+        );
         match short.as_str() {
             "import_tasks" | "include_tasks" => {
                 let include = TaskInclude {
@@ -1605,6 +1694,7 @@ impl Loader {
                         .collect();
                 }
                 "ignore_errors" => own.ignore_errors = self.expression_flag(v, "ignore_errors"),
+                "module_defaults" => own.module_defaults = self.module_defaults(v, checks),
                 "become" => match self.become_flag(v, checks) {
                     Err(expr) => own.become_expr = Some(expr),
                     Ok(b) => own.become_ = b,
@@ -2540,6 +2630,31 @@ fn typed(s: &str) -> Value {
             match s.parse::<i64>() {
                 Ok(i) if plain_int => Value::from(i),
                 _ => Value::String(s.to_string()),
+            }
+        }
+    }
+}
+
+/// Fill in what a task's own arguments leave unset from the
+/// `module_defaults` for its module (the innermost setting wins).
+fn apply_module_defaults(
+    short: &str,
+    defaults: &[ModuleDefaults],
+    args: &mut Value,
+    spans: &mut TaskSpans,
+) {
+    let Value::Object(map) = args else {
+        return;
+    };
+    for d in defaults.iter().rev().filter(|d| d.module == short) {
+        for (key, key_span, value_span) in &d.keys {
+            if map.contains_key(key) {
+                continue;
+            }
+            if let Some(v) = d.args.get(key) {
+                map.insert(key.clone(), v.clone());
+                spans.arg_keys.insert(key.clone(), key_span.clone());
+                spans.arg_values.insert(key.clone(), value_span.clone());
             }
         }
     }
