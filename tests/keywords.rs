@@ -283,3 +283,24 @@ fn module_defaults_fill_in_unset_arguments_innermost_first() {
         "from the play"
     );
 }
+
+// ---- throttle and ignore_unreachable ---------------------------------------------
+
+#[test]
+fn throttle_and_ignore_unreachable_match_ansible() {
+    let run = same_as_ansible("throttle-unreachable");
+    assert_eq!(run.stat("ghost", "ignored"), 1);
+    assert_eq!(run.stat("ghost", "unreachable"), 1);
+    for host in ["one", "two"] {
+        let r = run.results("one at a time");
+        let status = r
+            .iter()
+            .find(|e| e["host"] == host)
+            .map(|e| e["status"].clone());
+        assert_eq!(
+            status,
+            Some(Value::from("ok")),
+            "{host} ran alongside the other"
+        );
+    }
+}

@@ -111,10 +111,31 @@ impl PlayRunner<'_> {
             handler,
         });
         let runs: &[usize] = if task.run_once { &hosts[..1] } else { hosts };
-        self.pool.install(|| {
-            runs.par_iter()
-                .for_each(|&i| self.run_on_host(task, i, &name, hosts))
-        });
+        // `throttle`: the hosts go in groups of that size, one group after
+        // the other.
+        let group = self.throttle(task, hosts[0]).unwrap_or(runs.len()).max(1);
+        for chunk in runs.chunks(group) {
+            self.pool.install(|| {
+                chunk
+                    .par_iter()
+                    .for_each(|&i| self.run_on_host(task, i, &name, hosts))
+            });
+        }
+    }
+
+    /// `throttle` rendered with the first host's variables (a template
+    /// that does not render to a positive number means no limit).
+    fn throttle(&self, task: &Task, first: usize) -> Option<usize> {
+        let v = task.throttle.as_ref()?;
+        let v = match v {
+            Value::String(s) => {
+                let ctx = self.context(first, &task.vars, &Map::new());
+                let text = self.project.templar.render_str("throttle", s, &ctx).ok()?;
+                Value::from(text.trim().parse::<u64>().ok()?)
+            }
+            other => other.clone(),
+        };
+        v.as_u64().filter(|n| *n > 0).map(|n| n as usize)
     }
 
     /// The task's name, rendered with the first host's variables.
@@ -166,6 +187,11 @@ impl PlayRunner<'_> {
                     }
                 }
             }
+        }
+        if status == Status::Unreachable && task.ignore_unreachable {
+            // Ansible counts it ok and ignored; the host stays in the play.
+            self.count(i, Status::Ignored);
+            return;
         }
         self.count(i, status);
         // Ansible counts the change of a failure it ignores, not of one

@@ -82,6 +82,8 @@ const PLAY_KEYWORDS: &[&str] = &[
     "gather_subset",
     "vars_prompt",
     "module_defaults",
+    "throttle",
+    "ignore_unreachable",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
@@ -90,17 +92,12 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
         "roles",
         "roles are not supported yet; use `import_tasks` with a task file",
     ),
-    ("throttle", "use `serial` or --forks to limit parallelism"),
     ("debugger", "the task debugger is not supported"),
     ("port", "set `ansible_port` in the inventory"),
     ("gather_timeout", "facts are gathered as a whole"),
     ("fact_path", "local facts are not supported"),
     ("become_flags", "only plain sudo is supported"),
     ("become_exe", "only plain sudo is supported"),
-    (
-        "ignore_unreachable",
-        "unreachable hosts always leave the play",
-    ),
     ("run_once", "set `run_once` on tasks"),
     (
         "user",
@@ -151,6 +148,8 @@ const TASK_KEYWORDS: &[&str] = &[
     "always",
     "collections",
     "module_defaults",
+    "throttle",
+    "ignore_unreachable",
 ];
 
 /// Keywords that make no sense on a block (Ansible rejects them too).
@@ -172,11 +171,6 @@ const NOT_ON_BLOCK: &[&str] = &[
 const TASK_UNSUPPORTED: &[(&str, &str)] = &[
     ("async", "background tasks are not supported"),
     ("poll", "background tasks are not supported"),
-    ("throttle", "use `serial` or --forks to limit parallelism"),
-    (
-        "ignore_unreachable",
-        "unreachable hosts always leave the play",
-    ),
     ("any_errors_fatal", "set `any_errors_fatal` on the play"),
     (
         "delegate_facts",
@@ -310,6 +304,8 @@ struct Inherited {
     run_once: Option<bool>,
     delegate_to: Option<String>,
     timeout: Option<Value>,
+    throttle: Option<Value>,
+    ignore_unreachable: Option<bool>,
     vars: Map<String, Value>,
     environment: Map<String, Value>,
 }
@@ -380,6 +376,8 @@ struct Own {
     delay: Option<Value>,
     timeout: Option<Value>,
     run_once: Option<bool>,
+    throttle: Option<Value>,
+    ignore_unreachable: Option<bool>,
     delegate_to: Option<String>,
     environment: Option<Map<String, Value>>,
     no_log: Option<String>,
@@ -431,6 +429,8 @@ impl Own {
             check_mode: self.check_mode.or(inh.check_mode),
             diff: self.diff.or(inh.diff),
             run_once: self.run_once.or(inh.run_once),
+            throttle: self.throttle.clone().or_else(|| inh.throttle.clone()),
+            ignore_unreachable: self.ignore_unreachable.or(inh.ignore_unreachable),
             delegate_to: self.delegate_to.clone().or_else(|| inh.delegate_to.clone()),
             timeout: self.timeout.clone().or_else(|| inh.timeout.clone()),
             vars,
@@ -463,6 +463,8 @@ impl Own {
         task.until = self.until;
         task.delay = self.delay;
         task.run_once = eff.run_once.unwrap_or(false);
+        task.throttle = eff.throttle;
+        task.ignore_unreachable = eff.ignore_unreachable.unwrap_or(false);
         task.delegate_to = eff.delegate_to;
         task.timeout = eff.timeout;
         task.environment = eff.environment;
@@ -807,6 +809,12 @@ impl Loader {
                 "gather_subset" => play.gather_subset = string_list(v),
                 "module_defaults" => {
                     inherited.module_defaults = self.module_defaults(v, &mut checks)
+                }
+                "throttle" => {
+                    inherited.throttle = self.number_or_template(v, "throttle", &mut checks)
+                }
+                "ignore_unreachable" => {
+                    inherited.ignore_unreachable = self.boolean(v, "ignore_unreachable")
                 }
                 "vars_prompt" => play.vars_prompt = self.vars_prompt(v),
                 _ => self.bad_play_keyword(k, &key),
@@ -1709,6 +1717,10 @@ impl Loader {
                 "delay" => own.delay = self.number_or_template(v, "delay", checks),
                 "timeout" => own.timeout = self.number_or_template(v, "timeout", checks),
                 "run_once" => own.run_once = self.boolean(v, "run_once"),
+                "throttle" => own.throttle = self.number_or_template(v, "throttle", checks),
+                "ignore_unreachable" => {
+                    own.ignore_unreachable = self.boolean(v, "ignore_unreachable")
+                }
                 "delegate_to" => {
                     own.delegate_to = self.text(v, "delegate_to");
                     collect_checks(v, "delegate_to", checks);

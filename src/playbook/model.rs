@@ -249,6 +249,12 @@ pub struct Task {
     /// `timeout:` seconds (a number or a template); 0 or none: no limit.
     pub timeout: Option<Value>,
     pub run_once: bool,
+    /// `throttle`: at most this many hosts run the task at once (a number
+    /// or a template); none or 0: `forks`.
+    pub throttle: Option<Value>,
+    /// `ignore_unreachable`: an unreachable result does not take the host
+    /// out of the play (counted ok and ignored, as in Ansible).
+    pub ignore_unreachable: bool,
     pub delegate_to: Option<String>,
     pub environment: Map<String, Value>,
     /// `no_log`: an expression ("true", "{{ quiet }}"), from the task, a
@@ -298,6 +304,8 @@ impl Task {
             until: None,
             delay: None,
             timeout: None,
+            throttle: None,
+            ignore_unreachable: false,
             run_once: false,
             delegate_to: None,
             environment: Map::new(),
