@@ -304,3 +304,17 @@ fn throttle_and_ignore_unreachable_match_ansible() {
         );
     }
 }
+
+// ---- delegate_facts -----------------------------------------------------------------
+
+#[test]
+fn delegate_facts_sends_delegated_facts_to_the_delegate() {
+    let run = same_as_ansible("delegate-facts");
+    let (ansible, _) = recorded("delegate-facts");
+    let want = ansible
+        .iter()
+        .find(|e| e["task"] == "show")
+        .map(|e| e["debug"].clone())
+        .unwrap_or_default();
+    assert_eq!(run.results("show")[0]["output"]["msg"], want);
+}

@@ -180,8 +180,20 @@ impl PlayRunner<'_> {
         subset: &[String],
         fact_path: Option<&str>,
     ) -> Result<Map<String, Value>, (Status, String)> {
+        self.gather_from(&self.names[i], &self.inventory_vars[i], subset, fact_path)
+    }
+
+    /// Facts of the host named `name` (any inventory host: a delegated
+    /// `setup` gathers from the delegate), with its inventory variables.
+    pub fn gather_from(
+        &self,
+        name: &str,
+        vars: &Map<String, Value>,
+        subset: &[String],
+        fact_path: Option<&str>,
+    ) -> Result<Map<String, Value>, (Status, String)> {
         let conn = self
-            .connection(&self.names[i], &self.inventory_vars[i])
+            .connection(name, vars)
             .map_err(|e| (Status::Unreachable, e.to_string()))?;
         let mut guard = conn
             .lock()

@@ -123,6 +123,36 @@ impl PlayRunner<'_> {
         }
     }
 
+    /// Who a `setup`/`set_fact` task's facts belong to, and (for `setup`)
+    /// the delegate to gather them from: with `delegate_to` and
+    /// `delegate_facts`, the delegate; otherwise host `i`.
+    #[allow(clippy::type_complexity)]
+    fn facts_owner(
+        &self,
+        task: &Task,
+        i: usize,
+        ctx: &minijinja::Value,
+    ) -> Result<(String, Option<String>), Box<ItemOutcome>> {
+        let delegate = match &task.delegate_to {
+            Some(d) => match self.project.templar.render_str("delegate_to", d, ctx) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    return Err(Box::new(ItemOutcome::template_failed(
+                        task,
+                        "delegate_to",
+                        &e,
+                    )))
+                }
+            },
+            None => None,
+        };
+        let owner = match (&delegate, task.delegate_facts) {
+            (Some(d), true) => d.clone(),
+            _ => self.names[i].clone(),
+        };
+        Ok((owner, delegate))
+    }
+
     /// `throttle` rendered with the first host's variables (a template
     /// that does not render to a positive number means no limit).
     fn throttle(&self, task: &Task, first: usize) -> Option<usize> {
@@ -823,7 +853,11 @@ impl PlayRunner<'_> {
             }
             EngineAction::SetFact => {
                 let facts = actions::set_fact_values(&args);
-                self.run.set_facts(&self.names[i], facts.clone());
+                let owner = match self.facts_owner(task, i, ctx) {
+                    Ok(o) => o,
+                    Err(o) => return *o,
+                };
+                self.run.set_facts(&owner.0, facts.clone());
                 let mut o = ItemOutcome::new(Status::Ok);
                 o.result
                     .insert("ansible_facts".into(), Value::Object(facts));
@@ -876,11 +910,24 @@ impl PlayRunner<'_> {
                     Err(e) => return ItemOutcome::failed(e.to_string()),
                 };
                 let subset = p.gather_subset.map(|s| s.into_vec()).unwrap_or_default();
-                match self.gather_with(i, &subset, p.fact_path.as_deref()) {
+                let (owner, source) = match self.facts_owner(task, i, ctx) {
+                    Ok(o) => o,
+                    Err(o) => return *o,
+                };
+                let gathered = match &source {
+                    // Delegated: the delegate's facts (for this host, or
+                    // for the delegate with `delegate_facts`).
+                    Some(d) => {
+                        let vars = self.project.inventory.host_vars(d);
+                        self.gather_from(d, &vars, &subset, p.fact_path.as_deref())
+                    }
+                    None => self.gather_with(i, &subset, p.fact_path.as_deref()),
+                };
+                match gathered {
                     Ok(facts) => {
                         let filter = p.filter.map(|f| f.into_vec()).unwrap_or_default();
                         let facts = crate::executor::facts::filter_facts(facts, &filter);
-                        self.run.set_facts(&self.names[i], facts.clone());
+                        self.run.set_facts(&owner, facts.clone());
                         let mut o = ItemOutcome::new(Status::Ok);
                         if let Some(inner) = facts.get("ansible_facts") {
                             o.result.insert("ansible_facts".into(), inner.clone());

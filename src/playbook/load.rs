@@ -150,6 +150,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "module_defaults",
     "throttle",
     "ignore_unreachable",
+    "delegate_facts",
 ];
 
 /// Keywords that make no sense on a block (Ansible rejects them too).
@@ -172,10 +173,6 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
     ("async", "background tasks are not supported"),
     ("poll", "background tasks are not supported"),
     ("any_errors_fatal", "set `any_errors_fatal` on the play"),
-    (
-        "delegate_facts",
-        "facts of delegated hosts are not supported",
-    ),
     ("connection", "set `connection` on the play"),
     (
         "remote_user",
@@ -306,6 +303,7 @@ struct Inherited {
     timeout: Option<Value>,
     throttle: Option<Value>,
     ignore_unreachable: Option<bool>,
+    delegate_facts: Option<bool>,
     vars: Map<String, Value>,
     environment: Map<String, Value>,
 }
@@ -378,6 +376,7 @@ struct Own {
     run_once: Option<bool>,
     throttle: Option<Value>,
     ignore_unreachable: Option<bool>,
+    delegate_facts: Option<bool>,
     delegate_to: Option<String>,
     environment: Option<Map<String, Value>>,
     no_log: Option<String>,
@@ -431,6 +430,7 @@ impl Own {
             run_once: self.run_once.or(inh.run_once),
             throttle: self.throttle.clone().or_else(|| inh.throttle.clone()),
             ignore_unreachable: self.ignore_unreachable.or(inh.ignore_unreachable),
+            delegate_facts: self.delegate_facts.or(inh.delegate_facts),
             delegate_to: self.delegate_to.clone().or_else(|| inh.delegate_to.clone()),
             timeout: self.timeout.clone().or_else(|| inh.timeout.clone()),
             vars,
@@ -465,6 +465,7 @@ impl Own {
         task.run_once = eff.run_once.unwrap_or(false);
         task.throttle = eff.throttle;
         task.ignore_unreachable = eff.ignore_unreachable.unwrap_or(false);
+        task.delegate_facts = eff.delegate_facts.unwrap_or(false);
         task.delegate_to = eff.delegate_to;
         task.timeout = eff.timeout;
         task.environment = eff.environment;
@@ -1721,6 +1722,7 @@ impl Loader {
                 "ignore_unreachable" => {
                     own.ignore_unreachable = self.boolean(v, "ignore_unreachable")
                 }
+                "delegate_facts" => own.delegate_facts = self.boolean(v, "delegate_facts"),
                 "delegate_to" => {
                     own.delegate_to = self.text(v, "delegate_to");
                     collect_checks(v, "delegate_to", checks);

@@ -256,6 +256,9 @@ pub struct Task {
     /// out of the play (counted ok and ignored, as in Ansible).
     pub ignore_unreachable: bool,
     pub delegate_to: Option<String>,
+    /// `delegate_facts`: facts a delegated `setup`/`set_fact` produces go
+    /// to the delegated host, not the current one.
+    pub delegate_facts: bool,
     pub environment: Map<String, Value>,
     /// `no_log`: an expression ("true", "{{ quiet }}"), from the task, a
     /// block or the play; `None` logs.
@@ -306,6 +309,7 @@ impl Task {
             timeout: None,
             throttle: None,
             ignore_unreachable: false,
+            delegate_facts: false,
             run_once: false,
             delegate_to: None,
             environment: Map::new(),
