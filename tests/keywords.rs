@@ -318,3 +318,9 @@ fn delegate_facts_sends_delegated_facts_to_the_delegate() {
         .unwrap_or_default();
     assert_eq!(run.results("show")[0]["output"]["msg"], want);
 }
+
+#[test]
+fn become_method_su_and_become_flags_match_ansible() {
+    let run = same_as_ansible("become-su");
+    assert_eq!(run.results("show")[0]["output"]["msg"], "nobody");
+}

@@ -123,6 +123,56 @@ impl PlayRunner<'_> {
         }
     }
 
+    /// `become_method` and `become_flags`: the task's, the play's, then the
+    /// host's `ansible_become_method`/`ansible_become_flags`.
+    fn become_how(
+        &self,
+        task: &Task,
+        vars: &Map<String, Value>,
+        ctx: &minijinja::Value,
+    ) -> Result<crate::connection::task_host::BecomeHow, Box<ItemOutcome>> {
+        use crate::connection::task_host::{BecomeHow, BecomeMethod};
+        let templar = &self.project.templar;
+        let pick = |own: &Option<String>, play: &Option<String>, var: &str| {
+            own.clone()
+                .or_else(|| play.clone())
+                .or_else(|| vars.get(var).and_then(Value::as_str).map(str::to_string))
+        };
+        let render = |what: &str, text: Option<String>| match text {
+            Some(t) => templar
+                .render_str(what, &t, ctx)
+                .map(Some)
+                .map_err(|e| Box::new(ItemOutcome::template_failed(task, what, &e))),
+            None => Ok(None),
+        };
+        let method = render(
+            "become_method",
+            pick(
+                &task.become_method,
+                &self.play.become_method,
+                "ansible_become_method",
+            ),
+        )?;
+        let flags = render(
+            "become_flags",
+            pick(
+                &task.become_flags,
+                &self.play.become_flags,
+                "ansible_become_flags",
+            ),
+        )?;
+        let method = match method.as_deref().map(str::trim) {
+            None | Some("sudo") => BecomeMethod::Sudo,
+            Some("su") => BecomeMethod::Su,
+            Some(_) => {
+                return Err(Box::new(ItemOutcome::failed(
+                    "unsupported become_method: herd has sudo and su",
+                )))
+            }
+        };
+        Ok(BecomeHow { method, flags })
+    }
+
     /// Who a `setup`/`set_fact` task's facts belong to, and (for `setup`)
     /// the delegate to gather them from: with `delegate_to` and
     /// `delegate_facts`, the delegate; otherwise host `i`.
@@ -1097,6 +1147,10 @@ impl PlayRunner<'_> {
                 ))
             }
         };
+        match self.become_how(task, &target_vars, ctx) {
+            Ok(how) => host.set_become_how(how),
+            Err(o) => return *o,
+        }
         let check = task
             .check_mode
             .unwrap_or(self.play.check_mode.unwrap_or(self.opts.check));

@@ -58,6 +58,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "become_flags",
     "gather_facts",
     "connection",
     "remote_user",
@@ -96,7 +97,6 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     ("port", "set `ansible_port` in the inventory"),
     ("gather_timeout", "facts are gathered as a whole"),
     ("fact_path", "local facts are not supported"),
-    ("become_flags", "only plain sudo is supported"),
     ("become_exe", "only plain sudo is supported"),
     ("run_once", "set `run_once` on tasks"),
     (
@@ -130,6 +130,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "become_flags",
     "tags",
     "retries",
     "until",
@@ -179,7 +180,6 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
         "set `remote_user` on the play or `ansible_user` in the inventory",
     ),
     ("port", "set `ansible_port` in the inventory"),
-    ("become_flags", "only plain sudo is supported"),
     ("become_exe", "only plain sudo is supported"),
     ("debugger", "the task debugger is not supported"),
     (
@@ -293,6 +293,8 @@ struct Inherited {
     become_expr: Option<String>,
     /// `module_defaults` from outside in (later entries win).
     module_defaults: Vec<ModuleDefaults>,
+    become_method: Option<String>,
+    become_flags: Option<String>,
     become_user: Option<String>,
     ignore_errors: Option<String>,
     no_log: Option<String>,
@@ -367,6 +369,8 @@ struct Own {
     become_: Option<bool>,
     become_expr: Option<String>,
     module_defaults: Vec<ModuleDefaults>,
+    become_method: Option<String>,
+    become_flags: Option<String>,
     become_user: Option<String>,
     tags: Vec<String>,
     retries: Option<Value>,
@@ -413,6 +417,14 @@ impl Own {
             } else {
                 self.become_expr.clone().or_else(|| inh.become_expr.clone())
             },
+            become_method: self
+                .become_method
+                .clone()
+                .or_else(|| inh.become_method.clone()),
+            become_flags: self
+                .become_flags
+                .clone()
+                .or_else(|| inh.become_flags.clone()),
             module_defaults: inh
                 .module_defaults
                 .iter()
@@ -457,6 +469,8 @@ impl Own {
         task.ignore_errors = eff.ignore_errors;
         task.become_ = eff.become_;
         task.become_expr = eff.become_expr;
+        task.become_method = eff.become_method;
+        task.become_flags = eff.become_flags;
         task.become_user = eff.become_user;
         task.tags = eff.tags;
         task.retries = self.retries;
@@ -762,7 +776,11 @@ impl Loader {
                     play.become_user = self.text(v, "become_user");
                     collect_checks(v, "become_user", &mut checks);
                 }
-                "become_method" => self.become_method(v),
+                "become_method" => play.become_method = self.become_method(v),
+                "become_flags" => {
+                    play.become_flags = self.text(v, "become_flags");
+                    collect_checks(v, "become_flags", &mut checks);
+                }
                 "gather_facts" => play.gather_facts = self.boolean(v, "gather_facts"),
                 "connection" => {
                     play.connection = self.choice(v, "connection", &["ssh", "local", "smart"])
@@ -1081,15 +1099,22 @@ impl Loader {
         out
     }
 
-    fn become_method(&mut self, v: &Node) {
+    fn become_method(&mut self, v: &Node) -> Option<String> {
         match v.as_str() {
-            Some("sudo") => {}
-            Some(other) => self.error(
-                v.span
-                    .diagnostic(format!("unsupported become_method `{other}`"))
-                    .with_label("expected: sudo"),
-            ),
-            None => self.wrong_type(v, "become_method", "a method name"),
+            Some(m @ ("sudo" | "su")) => Some(m.to_string()),
+            Some(m) if is_template(m) => Some(m.to_string()),
+            Some(other) => {
+                self.error(
+                    v.span
+                        .diagnostic(format!("unsupported become_method `{other}`"))
+                        .with_label("expected: sudo or su"),
+                );
+                None
+            }
+            None => {
+                self.wrong_type(v, "become_method", "a method name");
+                None
+            }
         }
     }
 
@@ -1712,7 +1737,11 @@ impl Loader {
                     own.become_user = self.text(v, "become_user");
                     collect_checks(v, "become_user", checks);
                 }
-                "become_method" => self.become_method(v),
+                "become_method" => own.become_method = self.become_method(v),
+                "become_flags" => {
+                    own.become_flags = self.text(v, "become_flags");
+                    collect_checks(v, "become_flags", checks);
+                }
                 "tags" => own.tags = self.tags(v),
                 "retries" => own.retries = self.number_or_template(v, "retries", checks),
                 "delay" => own.delay = self.number_or_template(v, "delay", checks),

@@ -45,6 +45,9 @@ pub struct Play {
     pub become_: Option<bool>,
     /// A templated `become`, rendered per host (when `become_` is unset).
     pub become_expr: Option<String>,
+    /// `become_method` (`sudo` or `su`) and `become_flags`.
+    pub become_method: Option<String>,
+    pub become_flags: Option<String>,
     pub become_user: Option<String>,
     pub gather_facts: Option<bool>,
     /// `gather_subset` (empty: `all`).
@@ -100,6 +103,8 @@ impl Play {
             vars_files: Vec::new(),
             become_: None,
             become_expr: None,
+            become_method: None,
+            become_flags: None,
             become_user: None,
             gather_facts: None,
             gather_subset: Vec::new(),
@@ -241,6 +246,9 @@ pub struct Task {
     pub become_: Option<bool>,
     /// A templated `become`, rendered per host (when `become_` is unset).
     pub become_expr: Option<String>,
+    /// `become_method` (`sudo` or `su`) and `become_flags`.
+    pub become_method: Option<String>,
+    pub become_flags: Option<String>,
     pub become_user: Option<String>,
     pub tags: Vec<String>,
     pub retries: Option<Value>,
@@ -301,6 +309,8 @@ impl Task {
             ignore_errors: None,
             become_: None,
             become_expr: None,
+            become_method: None,
+            become_flags: None,
             become_user: None,
             tags: Vec::new(),
             retries: None,
