@@ -108,8 +108,9 @@ pub struct AssertParams {
     pub quiet: bool,
 }
 
-/// `setup`: `gather_subset` is accepted (every subset is one round trip
-/// here, so all facts are gathered), `filter` narrows what is set.
+/// `setup`: `gather_subset` picks the fact groups kept (all are gathered
+/// in the one round trip), `filter` narrows what is set, `fact_path` is
+/// where local facts (`*.fact`) are read.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetupParams {
