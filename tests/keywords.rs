@@ -110,14 +110,6 @@ fn msg(run: &Run, host: &str, task: &str) -> String {
         .to_string()
 }
 
-/// `herd validate` on a case: its stderr, with the case path made relative.
-fn validate_stderr(case: &str) -> String {
-    let run = Herd::new(["validate", "site.yml", "-i", "inventory.ini"])
-        .current_dir(&case_dir(case))
-        .run();
-    run.stderr()
-}
-
 // ---- module names -------------------------------------------------------
 
 #[test]
