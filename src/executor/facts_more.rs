@@ -554,3 +554,60 @@ pub(crate) fn apply_gather_subset(facts: &mut Map<String, Value>, subset: &[Stri
     );
     facts.insert("module_setup".into(), Value::Bool(true));
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::executor::facts::{parse_facts, parse_facts_with};
+
+    const LINES: &str = "os_id=debian\ndistribution_version=12\ndebian_version=12.11\n\
+pkg_candidate=apt-get\nvirtualization_type=docker\nvirtualization_role=guest\n\
+lsb.release=12\nlsb.codename=bookworm\nlsb.description=Debian GNU/Linux 12 (bookworm)\nlsb.from_os_release=1\n\
+date_time=2026-12-04|04|1796427906|23|20261204T234506|45|12|06|23:45:06|UTC|+0000|Friday|5|48|2026|477203123\n\
+date_utc=2026-12-04T23:45:06|477203123\n\
+netattr=/sys/class/net/eth0/flags:0x1003\nnetattr=/sys/class/net/eth0/type:1\nnetattr=/sys/class/net/eth0/mtu:1400\n\
+netattr=/sys/class/net/eth0/address:02:fc:00:00:00:01\nnetattr=/sys/class/net/lo/flags:0x9\nnetattr=/sys/class/net/lo/type:772\n\
+addr=eth0 inet 192.0.2.2/24 192.0.2.255 global\naddr=eth0 inet6 fd00::2/64 - global\naddr=lo inet 127.0.0.1/8 - host\n\
+default_ipv4.interface=eth0\ndefault_ipv4.gateway=192.0.2.1\ndefault_ipv6.interface=eth0\ndefault_ipv6.gateway=fd00::1\n\
+local=app eyJhIjogMX0=\n";
+
+    #[test]
+    fn facts_take_ansibles_names_and_shapes() {
+        let f = parse_facts(LINES);
+        assert_eq!(f["ansible_distribution"], "Debian");
+        assert_eq!(f["ansible_distribution_version"], "12.11");
+        assert_eq!(f["ansible_distribution_major_version"], "12");
+        assert_eq!(f["ansible_os_family"], "Debian");
+        assert_eq!(f["ansible_pkg_mgr"], "apt");
+        assert_eq!(f["ansible_lsb"]["id"], "Debian");
+        assert_eq!(f["ansible_lsb"]["major_release"], "12");
+        assert_eq!(f["ansible_selinux"]["status"], "disabled");
+        assert_eq!(
+            f["ansible_date_time"]["iso8601_micro"],
+            "2026-12-04T23:45:06.477203Z"
+        );
+        assert_eq!(
+            f["ansible_date_time"]["iso8601_basic"],
+            "20261204T234506477203"
+        );
+        assert_eq!(f["ansible_interfaces"], serde_json::json!(["eth0", "lo"]));
+        assert_eq!(f["ansible_eth0"]["ipv4"]["network"], "192.0.2.0");
+        assert_eq!(f["ansible_eth0"]["type"], "ether");
+        assert_eq!(f["ansible_lo"]["type"], "loopback");
+        assert_eq!(f["ansible_default_ipv4"]["prefix"], "24");
+        assert_eq!(f["ansible_default_ipv4"]["macaddress"], "02:fc:00:00:00:01");
+        assert_eq!(f["ansible_default_ipv6"]["address"], "fd00::2");
+        assert_eq!(f["ansible_local"]["app"]["a"], 1);
+        assert_eq!(f["ansible_gather_subset"], serde_json::json!(["all"]));
+    }
+
+    #[test]
+    fn gather_subset_keeps_min_and_the_groups_asked_for() {
+        let subset = ["!all".to_string(), "network".to_string()];
+        let f = parse_facts_with(LINES, &subset);
+        assert!(f.contains_key("ansible_interfaces"));
+        assert!(f.contains_key("ansible_eth0"));
+        assert!(f.contains_key("ansible_distribution"));
+        assert!(!f.contains_key("ansible_virtualization_type"));
+        assert!(!f.contains_key("ansible_local"));
+    }
+}
