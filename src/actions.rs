@@ -123,8 +123,9 @@ pub struct AssertParams {
     pub quiet: bool,
 }
 
-/// `setup`: `gather_subset` is accepted (every subset is one round trip
-/// here, so all facts are gathered), `filter` narrows what is set.
+/// `setup`: `gather_subset` picks the fact groups kept (all are gathered
+/// in the one round trip), `filter` narrows what is set, `fact_path` is
+/// where local facts (`*.fact`) are read.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetupParams {
@@ -194,6 +195,14 @@ pub enum MetaAction {
     EndPlay,
     EndHost,
     ClearHostErrors,
+    /// Close the host's connection; the next task opens a new one.
+    ResetConnection,
+    /// Re-read the inventory (herd's is read once per run: a no-op).
+    RefreshInventory,
+    /// End the current `serial` batch (the whole play without `serial`).
+    EndBatch,
+    /// End the current role's tasks for the host.
+    EndRole,
 }
 
 impl MetaAction {
@@ -203,6 +212,10 @@ impl MetaAction {
         ("end_play", MetaAction::EndPlay),
         ("end_host", MetaAction::EndHost),
         ("clear_host_errors", MetaAction::ClearHostErrors),
+        ("reset_connection", MetaAction::ResetConnection),
+        ("refresh_inventory", MetaAction::RefreshInventory),
+        ("end_batch", MetaAction::EndBatch),
+        ("end_role", MetaAction::EndRole),
     ];
     pub fn parse(s: &str) -> Option<MetaAction> {
         MetaAction::ALL

@@ -25,6 +25,8 @@ pub struct Project {
     pub inventory: Inventory,
     pub playbooks: Vec<Playbook>,
     pub templar: Templar,
+    /// Problems that do not stop a run (modules herd does not implement).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Load inventories and playbooks and validate them. All problems found are
@@ -59,14 +61,18 @@ pub fn load_project(
         .map(|pb| playbook::template_search_paths(&pb.dir))
         .unwrap_or_default();
     let templar = Templar::new(search);
+    let mut warnings = Vec::new();
     for pb in &playbooks {
-        errors.extend(playbook::validate(pb, &templar));
+        let (e, w) = playbook::validate_with_warnings(pb, &templar);
+        errors.extend(e);
+        warnings.extend(w);
     }
     if errors.is_empty() {
         Ok(Project {
             inventory,
             playbooks,
             templar,
+            warnings,
         })
     } else {
         Err(errors)
@@ -151,6 +157,8 @@ pub enum AppError {
     /// A scheduled-job flag could not be honoured (lock or log file).
     #[error("{0}")]
     Job(String),
+    #[error(transparent)]
+    VarsPrompt(#[from] crate::vars_prompt::VarsPromptError),
 }
 
 pub fn main() -> ExitCode {
@@ -232,6 +240,9 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
             let inventories = inventory_paths(&args.inventory.inventory, &config);
             let project = load_project(&args.playbooks, &inventories).map_err(AppError::Load)?;
             print_warnings(&project);
+            for w in &project.warnings {
+                eprint!("{}", crate::secrets::redact(&w.render_as_warning()));
+            }
             let plays: usize = project.playbooks.iter().map(|p| p.plays.len()).sum();
             println!(
                 "ok: {} playbook(s), {} play(s), {} host(s) in the inventory",
@@ -312,6 +323,7 @@ fn cmd_run(
     if let Some(code) = crate::jobs::list::before_run(&args, &mut project)? {
         return Ok(code);
     }
+    crate::vars_prompt::ask_all(&mut project.playbooks, &extra_vars)?;
     let become_ = args.become_ || config.become_ == Some(true);
     config.check_become_method(become_ || uses_become(&project))?;
     let connect = connect_settings(&args, config)?;

@@ -81,6 +81,16 @@ impl Diagnostic {
     }
 
     /// Render against the given file text (tests pass it to stay hermetic).
+    /// [`render`](Self::render), headed `warning:` (a problem that does not
+    /// stop the run).
+    pub fn render_as_warning(&self) -> String {
+        let text = self.render();
+        match text.strip_prefix("error: ") {
+            Some(rest) => format!("warning: {rest}"),
+            None => text,
+        }
+    }
+
     pub fn render_with_source(&self, source: Option<&str>) -> String {
         let mut out = format!("error: {}\n", self.message);
         let line_text = source

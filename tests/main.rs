@@ -23,6 +23,7 @@ mod fleet_system_b;
 mod fleet_volume_backup;
 mod hostile;
 mod jobs;
+mod keywords;
 mod local_example;
 mod loops;
 mod no_log;

@@ -15,9 +15,28 @@ pub struct Become {
     pub password: Option<String>,
 }
 
+/// How to become: `become_method` and `become_flags`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BecomeHow {
+    pub method: BecomeMethod,
+    /// Replaces the method's default flags (sudo: `-H`), as in Ansible.
+    pub flags: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BecomeMethod {
+    #[default]
+    Sudo,
+    /// `su USER -c CMD`: works without a prompt when the connecting user is
+    /// root; a password would be asked on a terminal, which herd does not
+    /// drive.
+    Su,
+}
+
 pub struct TaskHost<'a> {
     inner: &'a mut dyn Host,
     become_: Option<Become>,
+    become_how: BecomeHow,
     /// `export` lines for the task's environment.
     env_prefix: String,
     counters: RoundTrips,
@@ -52,9 +71,15 @@ impl<'a> TaskHost<'a> {
         Ok(TaskHost {
             inner,
             become_,
+            become_how: BecomeHow::default(),
             env_prefix,
             counters: RoundTrips::default(),
         })
+    }
+
+    /// Use `become_method`/`become_flags` other than plain sudo.
+    pub fn set_become_how(&mut self, how: BecomeHow) {
+        self.become_how = how;
     }
 
     /// Round trips made through this wrapper so far.
@@ -66,6 +91,12 @@ impl<'a> TaskHost<'a> {
         self.counters.transfers += 1;
         self.counters.transfer_time += started.elapsed();
     }
+}
+
+/// su's words when it wanted a password it could not read.
+fn su_wants_password(stderr: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(stderr);
+    text.contains("Authentication failure") || text.contains("must be run from a terminal")
 }
 
 /// sudo's words when it would have to prompt.
@@ -132,6 +163,27 @@ impl TaskHost<'_> {
         let script = format!("{}{}", self.env_prefix, script);
         match &self.become_ {
             None => self.inner.run(&script, stdin),
+            Some(b) if self.become_how.method == BecomeMethod::Su => {
+                let flags = self.become_how.flags.as_deref().unwrap_or("");
+                let wrapped = format!(
+                    "if [ \"$(id -un)\" = {user} ]; then /bin/sh -c {s}; else su {flags} {user} -c {inner}; fi",
+                    user = quote(&b.user),
+                    s = quote(&script),
+                    inner = quote(&format!("/bin/sh -c {}", quote(&script))),
+                );
+                let out = self.inner.run(&wrapped, stdin)?;
+                if out.rc != 0 && su_wants_password(&out.stderr) {
+                    return Err(HostError::Command {
+                        action: "become",
+                        rc: out.rc,
+                        stderr: format!(
+                            "su needs a password typed on a terminal to become `{}`, which herd cannot give it: connect as root, or use become_method sudo",
+                            b.user
+                        ),
+                    });
+                }
+                Ok(out)
+            }
             Some(b) => {
                 // The environment goes inside the sudo'd shell so sudo's
                 // env_reset cannot drop it. Without a password, `sudo -n`
@@ -143,8 +195,10 @@ impl TaskHost<'_> {
                 // When the connection already is that user, sudo is skipped
                 // and `read` (one byte at a time on a pipe) drops the
                 // password line instead.
+                // `become_flags` replace sudo's default `-H`.
+                let flags = self.become_how.flags.as_deref().unwrap_or("-H");
                 let (same_user, sudo, input) = match &b.password {
-                    None => ("", "sudo -n -H", stdin.map(<[u8]>::to_vec)),
+                    None => ("", "sudo -n", stdin.map(<[u8]>::to_vec)),
                     // sudo reads the password up to the first newline:
                     // the rest would become the command's input.
                     Some(pw) if pw.contains(['\n', '\0']) => return Err(HostError::Command {
@@ -159,11 +213,11 @@ impl TaskHost<'_> {
                         input.extend_from_slice(pw.as_bytes());
                         input.push(b'\n');
                         input.extend_from_slice(stdin.unwrap_or_default());
-                        ("IFS= read -r _; ", "sudo -S -k -p '' -H", Some(input))
+                        ("IFS= read -r _; ", "sudo -S -k -p ''", Some(input))
                     }
                 };
                 let wrapped = format!(
-                    "if [ \"$(id -un)\" = {user} ]; then {same_user}/bin/sh -c {s}; else {sudo} -u {user} -- /bin/sh -c {s}; fi",
+                    "if [ \"$(id -un)\" = {user} ]; then {same_user}/bin/sh -c {s}; else {sudo} {flags} -u {user} -- /bin/sh -c {s}; fi",
                     user = quote(&b.user),
                     s = quote(&script)
                 );

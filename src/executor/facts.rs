@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::connection::task_host::TaskHost;
+use crate::executor::facts_more::{apply_gather_subset, RawFacts};
 use crate::executor::PlayRunner;
 use crate::output::{Event, HostResult, Status};
 
@@ -44,6 +45,75 @@ if command -v ip >/dev/null 2>&1; then
 fi
 awk '$1 ~ /^\// || $2 == "/" {print "mount=" $1 " " $2 " " $3 " " $4}' /proc/mounts 2>/dev/null
 env | awk '/^[A-Za-z_][A-Za-z0-9_]*=/ {print "env." $0}'
+echo "machine=$(uname -m)"
+echo "debian_version=$(cat /etc/debian_version 2>/dev/null)"
+echo "os_name=${NAME:-}"
+echo "os_pretty=${PRETTY_NAME:-}"
+u=$(id -u); echo "user_uid=$u"; echo "user_gid=$(id -g)"
+pw=$(getent passwd "$u" 2>/dev/null || grep "^[^:]*:[^:]*:$u:" /etc/passwd | head -n1)
+echo "user_dir=$(echo "$pw" | cut -d: -f6)"; echo "user_shell=$(echo "$pw" | cut -d: -f7)"
+echo "user_gecos=$(echo "$pw" | cut -d: -f5)"
+for m in apt-get dnf5 dnf yum zypper apk pacman pkg_add portage emerge swupd xbps-install; do
+  if command -v $m >/dev/null 2>&1; then echo "pkg_candidate=$m"; fi
+done
+# Virtualization, as Ansible's Linux checks read it (files only).
+vt=""; vr=""
+if [ -f /.dockerenv ] || grep -qs docker /proc/1/cgroup; then vt=docker; vr=guest
+elif [ -f /run/.containerenv ]; then vt=podman; vr=guest
+elif [ -r /run/systemd/container ]; then vt=$(cat /run/systemd/container); vr=guest
+elif tr '\0' '\n' </proc/1/environ 2>/dev/null | grep -qs '^container=lxc'; then vt=lxc; vr=guest
+elif grep -qs '/lxc/' /proc/1/cgroup; then vt=lxc; vr=guest
+elif [ -d /proc/vz ] && [ ! -d /proc/bc ]; then vt=openvz; vr=guest
+elif grep -qs '^flags.* hypervisor' /proc/cpuinfo; then
+  pn=$(cat /sys/class/dmi/id/product_name /sys/class/dmi/id/sys_vendor 2>/dev/null | tr '\n' ' ')
+  case "$pn" in
+    *KVM*|*QEMU*|*OpenStack*) vt=kvm;; *VMware*) vt=VMware;; *VirtualBox*) vt=virtualbox;;
+    *Xen*|*HVM*) vt=xen;; *Microsoft*) vt=VirtualPC;; *Amazon*) vt=kvm;; *Google*) vt=kvm;; *) vt=kvm;;
+  esac; vr=guest
+elif [ -e /dev/kvm ]; then vt=kvm; vr=host
+fi
+echo "virtualization_type=${vt:-NA}"; echo "virtualization_role=${vr:-NA}"
+if [ -r /etc/lsb-release ]; then
+  . /etc/lsb-release
+  echo "lsb.id=${DISTRIB_ID:-}"; echo "lsb.release=${DISTRIB_RELEASE:-}"
+  echo "lsb.codename=${DISTRIB_CODENAME:-}"; echo "lsb.description=${DISTRIB_DESCRIPTION:-}"
+elif command -v lsb_release >/dev/null 2>&1; then
+  echo "lsb.release=${VERSION_ID:-}"; echo "lsb.codename=${VERSION_CODENAME:-}"
+  echo "lsb.description=${PRETTY_NAME:-}"; echo "lsb.from_os_release=1"
+fi
+if [ -r /sys/fs/selinux/enforce ]; then
+  echo "selinux.status=enabled"; echo "selinux.enforce=$(cat /sys/fs/selinux/enforce)"
+  echo "selinux.policyvers=$(cat /sys/fs/selinux/policyvers 2>/dev/null)"
+  sed -n 's/^SELINUX=/selinux.config_mode=/p; s/^SELINUXTYPE=/selinux.type=/p' /etc/selinux/config 2>/dev/null
+fi
+date +'date_time=%Y-%m-%d|%d|%s|%H|%Y%m%dT%H%M%S|%M|%m|%S|%H:%M:%S|%Z|%z|%A|%w|%W|%Y|%N'
+date -u +'date_utc=%Y-%m-%dT%H:%M:%S|%N'
+if [ -d /sys/class/net ]; then
+  # One grep per attribute, not one cat per interface and attribute.
+  for a in flags type mtu address speed; do grep -Hs . /sys/class/net/*/$a | sed 's/^/netattr=/'; done
+  for b in /sys/class/net/*/bridge; do [ -d "$b" ] && echo "netattr=$b:bridge"; done
+fi
+if command -v ip >/dev/null 2>&1; then
+  ip -o addr show 2>/dev/null | awk '{dev=$2; sub(/@.*/, "", dev); brd="-"; scope="-";
+    for (i = 5; i < NF; i++) { if ($i == "brd") brd = $(i+1); if ($i == "scope") scope = $(i+1) }
+    print "addr=" dev " " $3 " " $4 " " brd " " scope}'
+  set -- $(ip -6 route show default 2>/dev/null | head -n1)
+  gw=""; dev=""
+  while [ $# -gt 0 ]; do case "$1" in via) gw=$2; shift;; dev) dev=$2; shift;; esac; shift; done
+  echo "default_ipv6.interface=$dev"; echo "default_ipv6.gateway=$gw"
+fi
+"#;
+
+/// Local facts (`/etc/ansible/facts.d/*.fact`, or setup's `fact_path`):
+/// an executable's output, else the file's text, base64 so any text fits
+/// on one line.
+const LOCAL_FACTS_SCRIPT: &str = r#"
+for f in "$fact_path"/*.fact; do
+  [ -f "$f" ] || continue
+  n=${f##*/}; n=${n%.fact}
+  if [ -x "$f" ]; then out=$("$f" 2>/dev/null | base64 | tr -d '\n'); else out=$(base64 <"$f" | tr -d '\n'); fi
+  echo "local=$n $out"
+done
 "#;
 
 impl PlayRunner<'_> {
@@ -96,32 +166,69 @@ impl PlayRunner<'_> {
         });
     }
 
+    /// Facts of host `i` for the play's `gather_subset` and the default
+    /// `facts.d` directory.
     pub fn gather_one(&self, i: usize) -> Result<Map<String, Value>, (Status, String)> {
+        self.gather_with(i, &self.play.gather_subset, None)
+    }
+
+    /// Facts of host `i`: `subset` as `gather_subset`, local facts from
+    /// `fact_path` (default `/etc/ansible/facts.d`). One round trip.
+    pub fn gather_with(
+        &self,
+        i: usize,
+        subset: &[String],
+        fact_path: Option<&str>,
+    ) -> Result<Map<String, Value>, (Status, String)> {
+        self.gather_from(&self.names[i], &self.inventory_vars_of(i), subset, fact_path)
+    }
+
+    /// Facts of the host named `name` (any inventory host: a delegated
+    /// `setup` gathers from the delegate), with its inventory variables.
+    pub fn gather_from(
+        &self,
+        name: &str,
+        vars: &Map<String, Value>,
+        subset: &[String],
+        fact_path: Option<&str>,
+    ) -> Result<Map<String, Value>, (Status, String)> {
         let conn = self
-            .connection(&self.names[i], &self.inventory_vars_of(i))
+            .connection(name, vars)
             .map_err(|e| (Status::Unreachable, e.to_string()))?;
         let mut guard = conn
             .lock()
             .map_err(|_| (Status::Failed, "connection lock poisoned".to_string()))?;
         let mut host =
             TaskHost::new(&mut **guard, None, &[]).map_err(|e| (Status::Failed, e.to_string()))?;
-        let out =
-            herdsman_modules::Host::run(&mut host, FACTS_SCRIPT, None).map_err(|e| match e {
-                herdsman_modules::HostError::Unreachable(m) => (Status::Unreachable, m),
-                other => (Status::Failed, other.to_string()),
-            })?;
-        Ok(parse_facts(&out.stdout_str()))
+        let script = format!(
+            "{FACTS_SCRIPT}fact_path={}\n{LOCAL_FACTS_SCRIPT}",
+            herdsman_modules::shell_quote::quote(fact_path.unwrap_or("/etc/ansible/facts.d"))
+        );
+        let out = herdsman_modules::Host::run(&mut host, &script, None).map_err(|e| match e {
+            herdsman_modules::HostError::Unreachable(m) => (Status::Unreachable, m),
+            other => (Status::Failed, other.to_string()),
+        })?;
+        Ok(parse_facts_with(&out.stdout_str(), subset))
     }
 }
 
 /// `key=value` lines into facts; `a.b=v` nests; `all_*` lists split on commas.
 pub fn parse_facts(text: &str) -> Map<String, Value> {
+    parse_facts_with(text, &[])
+}
+
+/// [`parse_facts`], keeping what `gather_subset` asks for.
+pub fn parse_facts_with(text: &str, subset: &[String]) -> Map<String, Value> {
     let mut facts = Map::new();
     let mut mounts = Vec::new();
+    let mut raw = RawFacts::default();
     for line in text.lines() {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
+        if raw.take(key, value) {
+            continue;
+        }
         if key == "mount" {
             let parts: Vec<&str> = value.splitn(4, ' ').collect();
             if let [device, mount, fstype, options] = parts[..] {
@@ -202,6 +309,8 @@ pub fn parse_facts(text: &str) -> Map<String, Value> {
     } else if facts.get("os_id") == Some(&Value::from("debian")) {
         facts.insert("os_family".into(), Value::from("Debian"));
     }
+    raw.finish(&mut facts);
+    apply_gather_subset(&mut facts, subset);
     let mut out = Map::new();
     for (k, v) in &facts {
         out.insert(format!("ansible_{k}"), v.clone());

@@ -14,6 +14,7 @@
 
 mod add_host;
 pub mod facts;
+mod facts_more;
 pub mod handlers;
 mod include_vars;
 mod loops;
@@ -297,6 +298,8 @@ pub struct PlayRunner<'a> {
     pub hostvars: RwLock<minijinja::Value>,
     /// `meta: end_play` was reached.
     pub play_ended: std::sync::atomic::AtomicBool,
+    /// `meta: end_batch` was reached (reset at each `serial` batch).
+    pub batch_ended: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> PlayRunner<'a> {
@@ -347,6 +350,7 @@ impl<'a> PlayRunner<'a> {
             groups: RwLock::new(groups),
             hostvars: RwLock::new(hostvars),
             play_ended: std::sync::atomic::AtomicBool::new(false),
+            batch_ended: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -367,6 +371,8 @@ impl<'a> PlayRunner<'a> {
         }
         self.load_vars_files();
         for batch in self.batches() {
+            self.batch_ended
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             if self.ended() {
                 break;
             }
@@ -404,6 +410,7 @@ impl<'a> PlayRunner<'a> {
     /// further task (or handler) starts.
     pub fn ended(&self) -> bool {
         self.play_ended.load(std::sync::atomic::Ordering::SeqCst)
+            || self.batch_ended.load(std::sync::atomic::Ordering::SeqCst)
             || herdsman_modules::cancel::interrupted().is_some()
     }
 

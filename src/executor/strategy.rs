@@ -148,8 +148,9 @@ impl PlayRunner<'_> {
                         for (k, v) in &task.vars {
                             t.vars.entry(k.clone()).or_insert_with(|| v.clone());
                         }
-                        if t.become_.is_none() {
+                        if t.become_.is_none() && t.become_expr.is_none() {
                             t.become_ = task.become_;
+                            t.become_expr = task.become_expr.clone();
                         }
                         if t.become_user.is_none() {
                             t.become_user = task.become_user.clone();
@@ -200,6 +201,39 @@ impl PlayRunner<'_> {
                     }
                 }
             }
+            MetaAction::ResetConnection => self.reset_connections(active),
+            MetaAction::RefreshInventory => {}
+            MetaAction::EndBatch => {
+                // Ansible evaluates `when` per host; one host for which it
+                // holds ends the batch for all.
+                let mut end = false;
+                for &i in active {
+                    let ctx = self.context(i, &task.vars, &serde_json::Map::new());
+                    match self.when_holds(task, &ctx) {
+                        Ok(true) => end = true,
+                        Ok(false) => self.meta_skipped(i, task),
+                        Err(msg) => self.fail_host(i, task, &msg),
+                    }
+                }
+                if end {
+                    self.batch_ended.store(true, Ordering::SeqCst);
+                }
+            }
+            MetaAction::EndRole => {
+                for &i in active {
+                    self.fail_host(i, task, "Cannot execute 'end_role' from outside of a role");
+                }
+            }
+        }
+    }
+
+    /// `meta: reset_connection`: drop the hosts' open connections; the next
+    /// task that needs one opens it again (with the variables then in force).
+    fn reset_connections(&self, active: &[usize]) {
+        if let Ok(mut table) = self.run.connections.lock() {
+            for &i in active {
+                table.remove(&self.names[i]);
+            }
         }
     }
 
@@ -215,6 +249,25 @@ impl PlayRunner<'_> {
             }
         }
         Ok(true)
+    }
+
+    /// A meta task whose `when` is false for host `i`: reported as skipped,
+    /// not counted in the recap (as ansible-playbook does).
+    fn meta_skipped(&self, i: usize, task: &Task) {
+        self.sink.send(Event::HostResult(HostResult {
+            host: self.names[i].clone(),
+            task: task.display_name(),
+            status: Status::Skipped,
+            changed: false,
+            duration_ms: 0,
+            msg: None,
+            item: None,
+            delegated_to: None,
+            diffs: Vec::new(),
+            output: None,
+            changes: Vec::new(),
+            censored: false,
+        }));
     }
 
     /// Mark host `i` failed for `task` with a message and report it.

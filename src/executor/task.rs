@@ -115,10 +115,111 @@ impl PlayRunner<'_> {
         } else {
             hosts
         };
-        self.pool.install(|| {
-            runs.par_iter()
-                .for_each(|&i| self.run_on_host(task, i, &name, hosts))
-        });
+        // `throttle`: the hosts go in groups of that size, one group after
+        // the other.
+        let group = self.throttle(task, hosts[0]).unwrap_or(runs.len()).max(1);
+        for chunk in runs.chunks(group) {
+            self.pool.install(|| {
+                chunk
+                    .par_iter()
+                    .for_each(|&i| self.run_on_host(task, i, &name, hosts))
+            });
+        }
+    }
+
+    /// `become_method` and `become_flags`: the task's, the play's, then the
+    /// host's `ansible_become_method`/`ansible_become_flags`.
+    fn become_how(
+        &self,
+        task: &Task,
+        vars: &Map<String, Value>,
+        ctx: &minijinja::Value,
+    ) -> Result<crate::connection::task_host::BecomeHow, Box<ItemOutcome>> {
+        use crate::connection::task_host::{BecomeHow, BecomeMethod};
+        let templar = &self.project.templar;
+        let pick = |own: &Option<String>, play: &Option<String>, var: &str| {
+            own.clone()
+                .or_else(|| play.clone())
+                .or_else(|| vars.get(var).and_then(Value::as_str).map(str::to_string))
+        };
+        let render = |what: &str, text: Option<String>| match text {
+            Some(t) => templar
+                .render_str(what, &t, ctx)
+                .map(Some)
+                .map_err(|e| Box::new(ItemOutcome::template_failed(task, what, &e))),
+            None => Ok(None),
+        };
+        let method = render(
+            "become_method",
+            pick(
+                &task.become_method,
+                &self.play.become_method,
+                "ansible_become_method",
+            ),
+        )?;
+        let flags = render(
+            "become_flags",
+            pick(
+                &task.become_flags,
+                &self.play.become_flags,
+                "ansible_become_flags",
+            ),
+        )?;
+        let method = match method.as_deref().map(str::trim) {
+            None | Some("sudo") => BecomeMethod::Sudo,
+            Some("su") => BecomeMethod::Su,
+            Some(_) => {
+                return Err(Box::new(ItemOutcome::failed(
+                    "unsupported become_method: herd has sudo and su",
+                )))
+            }
+        };
+        Ok(BecomeHow { method, flags })
+    }
+
+    /// Who a `setup`/`set_fact` task's facts belong to, and (for `setup`)
+    /// the delegate to gather them from: with `delegate_to` and
+    /// `delegate_facts`, the delegate; otherwise host `i`.
+    #[allow(clippy::type_complexity)]
+    fn facts_owner(
+        &self,
+        task: &Task,
+        i: usize,
+        ctx: &minijinja::Value,
+    ) -> Result<(String, Option<String>), Box<ItemOutcome>> {
+        let delegate = match &task.delegate_to {
+            Some(d) => match self.project.templar.render_str("delegate_to", d, ctx) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    return Err(Box::new(ItemOutcome::template_failed(
+                        task,
+                        "delegate_to",
+                        &e,
+                    )))
+                }
+            },
+            None => None,
+        };
+        let owner = match (&delegate, task.delegate_facts) {
+            (Some(d), true) => d.clone(),
+            _ => self.names[i].clone(),
+        };
+        Ok((owner, delegate))
+    }
+
+    /// `throttle` rendered with the first host's variables (a template
+    /// that does not render to a positive number means no limit).
+    fn throttle(&self, task: &Task, first: usize) -> Option<usize> {
+        let v = task.throttle.as_ref()?;
+        let v = match v {
+            Value::String(s) => {
+                let ctx = self.context(first, &task.vars, &Map::new());
+                let text = self.project.templar.render_str("throttle", s, &ctx).ok()?;
+                Value::from(text.trim().parse::<u64>().ok()?)
+            }
+            other => other.clone(),
+        };
+        v.as_u64().filter(|n| *n > 0).map(|n| n as usize)
     }
 
     /// The task's name, rendered with the first host's variables.
@@ -170,6 +271,11 @@ impl PlayRunner<'_> {
                     }
                 }
             }
+        }
+        if status == Status::Unreachable && task.ignore_unreachable {
+            // Ansible counts it ok and ignored; the host stays in the play.
+            self.count(i, Status::Ignored);
+            return;
         }
         self.count(i, status);
         // Ansible counts the change of a failure it ignores, not of one
@@ -628,7 +734,7 @@ impl PlayRunner<'_> {
             return ItemOutcome::failed("not an action");
         };
         let Some(act) = actions::lookup(action) else {
-            return ItemOutcome::failed(format!("unknown action `{action}`"));
+            return unimplemented_module(action);
         };
         let args = match self.render_args(task, action, args, ctx) {
             Ok(v) => strip_omitted(v),
@@ -726,7 +832,11 @@ impl PlayRunner<'_> {
             }
             EngineAction::SetFact => {
                 let facts = actions::set_fact_values(&args);
-                self.run.set_facts(&self.names[i], facts.clone());
+                let owner = match self.facts_owner(task, i, ctx) {
+                    Ok(o) => o,
+                    Err(o) => return *o,
+                };
+                self.run.set_facts(&owner.0, facts.clone());
                 let mut o = ItemOutcome::new(Status::Ok);
                 o.result
                     .insert("ansible_facts".into(), Value::Object(facts));
@@ -778,11 +888,25 @@ impl PlayRunner<'_> {
                     Ok(p) => p,
                     Err(e) => return ItemOutcome::failed(e.to_string()),
                 };
-                match self.gather_one(i) {
+                let subset = p.gather_subset.map(|s| s.into_vec()).unwrap_or_default();
+                let (owner, source) = match self.facts_owner(task, i, ctx) {
+                    Ok(o) => o,
+                    Err(o) => return *o,
+                };
+                let gathered = match &source {
+                    // Delegated: the delegate's facts (for this host, or
+                    // for the delegate with `delegate_facts`).
+                    Some(d) => {
+                        let vars = self.project.inventory.host_vars(d);
+                        self.gather_from(d, &vars, &subset, p.fact_path.as_deref())
+                    }
+                    None => self.gather_with(i, &subset, p.fact_path.as_deref()),
+                };
+                match gathered {
                     Ok(facts) => {
                         let filter = p.filter.map(|f| f.into_vec()).unwrap_or_default();
                         let facts = crate::executor::facts::filter_facts(facts, &filter);
-                        self.run.set_facts(&self.names[i], facts.clone());
+                        self.run.set_facts(&owner, facts.clone());
                         let mut o = ItemOutcome::new(Status::Ok);
                         if let Some(inner) = facts.get("ansible_facts") {
                             o.result.insert("ansible_facts".into(), inner.clone());
@@ -955,6 +1079,10 @@ impl PlayRunner<'_> {
                 ))
             }
         };
+        match self.become_how(task, &target_vars, ctx) {
+            Ok(how) => host.set_become_how(how),
+            Err(o) => return *o,
+        }
         let check = task
             .check_mode
             .unwrap_or(self.play.check_mode.unwrap_or(self.opts.check));
@@ -1165,10 +1293,13 @@ impl PlayRunner<'_> {
             }
         };
         let var_become = vars.get("ansible_become").map(truthy_json).unwrap_or(false);
-        let on = task
-            .become_
-            .or(self.play.become_)
-            .unwrap_or(self.opts.become_ || var_become);
+        let on = match self.templated_become(task, ctx)? {
+            Some(on) => on,
+            None => task
+                .become_
+                .or(self.play.become_)
+                .unwrap_or(self.opts.become_ || var_become),
+        };
         if !on {
             return Ok(None);
         }
@@ -1192,6 +1323,29 @@ impl PlayRunner<'_> {
             crate::secrets::mark(pw);
         }
         Ok(Some(Become { user, password }))
+    }
+
+    /// A templated `become` (`become: "{{ use_sudo }}"`) on the task, or on
+    /// the play when the task sets none: rendered for this host and read as
+    /// Ansible reads a boolean.
+    fn templated_become(
+        &self,
+        task: &Task,
+        ctx: &minijinja::Value,
+    ) -> Result<Option<bool>, template::TemplateError> {
+        let expr = match (&task.become_expr, task.become_) {
+            (Some(e), _) => e,
+            (None, None) => match (&self.play.become_expr, self.play.become_) {
+                (Some(e), _) => e,
+                _ => return Ok(None),
+            },
+            (None, Some(_)) => return Ok(None),
+        };
+        let v = self
+            .project
+            .templar
+            .render_value("become", &Value::from(expr.as_str()), ctx)?;
+        Ok(Some(truthy_json(&v)))
     }
 
     fn environment_for(
@@ -1416,4 +1570,16 @@ fn item_label(item: &Value) -> String {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The failure of a task whose module Ansible knows but herd does not
+/// implement (the loader let it through; `validate` warned about it).
+fn unimplemented_module(action: &str) -> ItemOutcome {
+    let fqcn = crate::known_modules::resolve(action, &[])
+        .filter(|f| *f != action)
+        .map(|f| format!(" ({f})"))
+        .unwrap_or_default();
+    ItemOutcome::failed(format!(
+        "module `{action}`{fqcn} is not implemented in herd"
+    ))
 }

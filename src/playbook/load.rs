@@ -58,6 +58,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "become_flags",
     "gather_facts",
     "connection",
     "remote_user",
@@ -78,6 +79,12 @@ const PLAY_KEYWORDS: &[&str] = &[
     "diff",
     "order",
     "timeout",
+    "collections",
+    "gather_subset",
+    "vars_prompt",
+    "module_defaults",
+    "throttle",
+    "ignore_unreachable",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
@@ -86,27 +93,11 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
         "roles",
         "roles are not supported yet; use `import_tasks` with a task file",
     ),
-    (
-        "collections",
-        "only ansible.builtin and ansible.posix modules are built in",
-    ),
-    (
-        "vars_prompt",
-        "herd runs unattended; pass values with `vars` or `vars_files`",
-    ),
-    ("module_defaults", "set the parameters on each task"),
-    ("throttle", "use `serial` or --forks to limit parallelism"),
     ("debugger", "the task debugger is not supported"),
     ("port", "set `ansible_port` in the inventory"),
-    ("gather_subset", "facts are gathered as a whole"),
     ("gather_timeout", "facts are gathered as a whole"),
     ("fact_path", "local facts are not supported"),
-    ("become_flags", "only plain sudo is supported"),
     ("become_exe", "only plain sudo is supported"),
-    (
-        "ignore_unreachable",
-        "unreachable hosts always leave the play",
-    ),
     ("run_once", "set `run_once` on tasks"),
     (
         "user",
@@ -139,6 +130,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "become",
     "become_user",
     "become_method",
+    "become_flags",
     "tags",
     "retries",
     "until",
@@ -155,6 +147,11 @@ const TASK_KEYWORDS: &[&str] = &[
     "block",
     "rescue",
     "always",
+    "collections",
+    "module_defaults",
+    "throttle",
+    "ignore_unreachable",
+    "delegate_facts",
 ];
 
 /// Keywords that make no sense on a block (Ansible rejects them too).
@@ -174,40 +171,17 @@ const NOT_ON_BLOCK: &[&str] = &[
 
 /// Ansible task keywords we know but do not run, with what to do instead.
 const TASK_UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "local_action",
-        "write the module as the action and add `delegate_to: localhost`",
-    ),
-    (
-        "action",
-        "write the module name as the task's key, e.g. `copy: ...`",
-    ),
     ("async", "background tasks are not supported"),
     ("poll", "background tasks are not supported"),
-    ("throttle", "use `serial` or --forks to limit parallelism"),
-    (
-        "ignore_unreachable",
-        "unreachable hosts always leave the play",
-    ),
     ("any_errors_fatal", "set `any_errors_fatal` on the play"),
-    (
-        "delegate_facts",
-        "facts of delegated hosts are not supported",
-    ),
     ("connection", "set `connection` on the play"),
     (
         "remote_user",
         "set `remote_user` on the play or `ansible_user` in the inventory",
     ),
     ("port", "set `ansible_port` in the inventory"),
-    ("become_flags", "only plain sudo is supported"),
     ("become_exe", "only plain sudo is supported"),
     ("debugger", "the task debugger is not supported"),
-    ("module_defaults", "set the parameters on each task"),
-    (
-        "collections",
-        "only ansible.builtin and ansible.posix modules are built in",
-    ),
     (
         "sudo",
         "this old keyword was removed from Ansible; use `become`",
@@ -232,37 +206,6 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
         "import_playbook",
         "`import_playbook` is only allowed at the top level of a playbook, beside plays",
     ),
-];
-
-/// Well-known Ansible modules that herd does not implement (yet), so their
-/// users get "not available" rather than "unknown".
-const ANSIBLE_MODULES_NOT_BUILT_IN: &[&str] = &[
-    "assemble",
-    "async_status",
-    "debconf",
-    "dnf",
-    "expect",
-    "fetch",
-    "find",
-    "gather_facts",
-    "getent",
-    "git",
-    "iptables",
-    "known_hosts",
-    "package_facts",
-    "pause",
-    "ping",
-    "pip",
-    "replace",
-    "script",
-    "service_facts",
-    "setup",
-    "slurp",
-    "synchronize",
-    "tempfile",
-    "wait_for_connection",
-    "yum",
-    "yum_repository",
 ];
 
 /// Options that Ansible pulls out of a free-form command line (`chdir=/tmp ls`).
@@ -306,6 +249,12 @@ struct Inherited {
     tags: Vec<String>,
     notify: Vec<(String, Span)>,
     become_: Option<bool>,
+    /// A templated `become` (`"{{ x }}"`), decided per host at run time.
+    become_expr: Option<String>,
+    /// `module_defaults` from outside in (later entries win).
+    module_defaults: Vec<ModuleDefaults>,
+    become_method: Option<String>,
+    become_flags: Option<String>,
     become_user: Option<String>,
     ignore_errors: Option<String>,
     no_log: Option<String>,
@@ -314,6 +263,9 @@ struct Inherited {
     run_once: Option<bool>,
     delegate_to: Option<String>,
     timeout: Option<Value>,
+    throttle: Option<Value>,
+    ignore_unreachable: Option<bool>,
+    delegate_facts: Option<bool>,
     vars: Map<String, Value>,
     environment: Map<String, Value>,
 }
@@ -326,6 +278,39 @@ struct Ctx {
     depth: usize,
     /// Inside `handlers:` (where `listen` is allowed).
     handlers: bool,
+}
+
+/// One module's `module_defaults` entry: its short name, the parameters,
+/// and where they were written (for errors about them).
+#[derive(Clone)]
+struct ModuleDefaults {
+    module: String,
+    args: Map<String, Value>,
+    keys: Vec<(String, Span, Span)>,
+}
+
+/// A task's keys, sorted: keywords, `block`/`rescue`/`always`, and the
+/// action(s) found (more than one is an error).
+#[derive(Default)]
+struct TaskKeys<'n> {
+    keywords: Vec<(&'static str, &'n Node, &'n Node)>,
+    actions: Vec<(String, &'n Node, &'n Node)>,
+    block_parts: Vec<(&'static str, &'n Node, &'n Node)>,
+    broken: bool,
+}
+
+impl TaskKeys<'_> {
+    fn is_block(&self) -> bool {
+        self.block_parts.iter().any(|(n, _, _)| *n == "block")
+    }
+}
+
+/// What `include_task` needs from the task being read.
+struct TaskInclude<'a, 'n> {
+    short: &'a str,
+    args: &'a Value,
+    value: &'n Node,
+    keywords: &'a [(&'static str, &'n Node, &'n Node)],
 }
 
 /// A task's own keyword values, before inheritance.
@@ -342,6 +327,10 @@ struct Own {
     failed_when: Option<Vec<String>>,
     ignore_errors: Option<String>,
     become_: Option<bool>,
+    become_expr: Option<String>,
+    module_defaults: Vec<ModuleDefaults>,
+    become_method: Option<String>,
+    become_flags: Option<String>,
     become_user: Option<String>,
     tags: Vec<String>,
     retries: Option<Value>,
@@ -349,6 +338,9 @@ struct Own {
     delay: Option<Value>,
     timeout: Option<Value>,
     run_once: Option<bool>,
+    throttle: Option<Value>,
+    ignore_unreachable: Option<bool>,
+    delegate_facts: Option<bool>,
     delegate_to: Option<String>,
     environment: Option<Map<String, Value>>,
     no_log: Option<String>,
@@ -374,7 +366,31 @@ impl Own {
             when: inh.when.iter().chain(&self.when).cloned().collect(),
             tags: union(&inh.tags, &self.tags),
             notify,
-            become_: self.become_.or(inh.become_),
+            // `become` set here (plain or templated) wins as a whole.
+            become_: if self.become_expr.is_some() {
+                None
+            } else {
+                self.become_.or(inh.become_)
+            },
+            become_expr: if self.become_.is_some() {
+                None
+            } else {
+                self.become_expr.clone().or_else(|| inh.become_expr.clone())
+            },
+            become_method: self
+                .become_method
+                .clone()
+                .or_else(|| inh.become_method.clone()),
+            become_flags: self
+                .become_flags
+                .clone()
+                .or_else(|| inh.become_flags.clone()),
+            module_defaults: inh
+                .module_defaults
+                .iter()
+                .chain(&self.module_defaults)
+                .cloned()
+                .collect(),
             become_user: self.become_user.clone().or_else(|| inh.become_user.clone()),
             ignore_errors: self
                 .ignore_errors
@@ -384,6 +400,9 @@ impl Own {
             check_mode: self.check_mode.or(inh.check_mode),
             diff: self.diff.or(inh.diff),
             run_once: self.run_once.or(inh.run_once),
+            throttle: self.throttle.clone().or_else(|| inh.throttle.clone()),
+            ignore_unreachable: self.ignore_unreachable.or(inh.ignore_unreachable),
+            delegate_facts: self.delegate_facts.or(inh.delegate_facts),
             delegate_to: self.delegate_to.clone().or_else(|| inh.delegate_to.clone()),
             timeout: self.timeout.clone().or_else(|| inh.timeout.clone()),
             vars,
@@ -409,12 +428,18 @@ impl Own {
         task.failed_when = self.failed_when;
         task.ignore_errors = eff.ignore_errors;
         task.become_ = eff.become_;
+        task.become_expr = eff.become_expr;
+        task.become_method = eff.become_method;
+        task.become_flags = eff.become_flags;
         task.become_user = eff.become_user;
         task.tags = eff.tags;
         task.retries = self.retries;
         task.until = self.until;
         task.delay = self.delay;
         task.run_once = eff.run_once.unwrap_or(false);
+        task.throttle = eff.throttle;
+        task.ignore_unreachable = eff.ignore_unreachable.unwrap_or(false);
+        task.delegate_facts = eff.delegate_facts.unwrap_or(false);
         task.delegate_to = eff.delegate_to;
         task.timeout = eff.timeout;
         task.environment = eff.environment;
@@ -444,6 +469,8 @@ struct Loader {
     /// Files being loaded, outermost first: (canonical path, path as shown).
     stack: Vec<(PathBuf, PathBuf)>,
     sources: SourceLines,
+    /// The play's `collections` keyword: where short module names are looked up.
+    collections: Vec<String>,
 }
 
 impl Loader {
@@ -453,6 +480,7 @@ impl Loader {
             playbook_dir,
             stack: Vec::new(),
             sources: SourceLines::default(),
+            collections: Vec::new(),
         }
     }
 
@@ -675,6 +703,7 @@ impl Loader {
     }
 
     fn play(&mut self, node: &Node, dir: &Path, depth: usize) -> Option<Play> {
+        self.collections.clear();
         let entries = node.as_map().unwrap_or_default();
         let first = entries
             .first()
@@ -699,12 +728,19 @@ impl Loader {
                 }
                 "vars" => play.vars = self.vars(v, "vars", &mut checks),
                 "vars_files" => play.vars_files = self.vars_files(v, &mut checks),
-                "become" => play.become_ = self.boolean(v, "become"),
+                "become" => match self.become_flag(v, &mut checks) {
+                    Err(expr) => play.become_expr = Some(expr),
+                    Ok(b) => play.become_ = b,
+                },
                 "become_user" => {
                     play.become_user = self.text(v, "become_user");
                     collect_checks(v, "become_user", &mut checks);
                 }
-                "become_method" => self.become_method(v),
+                "become_method" => play.become_method = self.become_method(v),
+                "become_flags" => {
+                    play.become_flags = self.text(v, "become_flags");
+                    collect_checks(v, "become_flags", &mut checks);
+                }
                 "gather_facts" => play.gather_facts = self.boolean(v, "gather_facts"),
                 "connection" => {
                     play.connection = self.choice(v, "connection", &["ssh", "local", "smart"])
@@ -748,6 +784,18 @@ impl Loader {
                 "diff" => inherited.diff = self.boolean(v, "diff"),
                 "timeout" => inherited.timeout = self.number_or_template(v, "timeout", &mut checks),
                 "order" => play.order = self.choice(v, "order", ORDERS),
+                "collections" => self.collections = task_collections(entries),
+                "gather_subset" => play.gather_subset = string_list(v),
+                "module_defaults" => {
+                    inherited.module_defaults = self.module_defaults(v, &mut checks)
+                }
+                "throttle" => {
+                    inherited.throttle = self.number_or_template(v, "throttle", &mut checks)
+                }
+                "ignore_unreachable" => {
+                    inherited.ignore_unreachable = self.boolean(v, "ignore_unreachable")
+                }
+                "vars_prompt" => play.vars_prompt = self.vars_prompt(v),
                 _ => self.bad_play_keyword(k, &key),
             }
         }
@@ -864,15 +912,169 @@ impl Loader {
         }
     }
 
-    fn become_method(&mut self, v: &Node) {
+    /// `become`: a boolean, or (`Err`) a template decided per host at run
+    /// time, as Ansible templates every keyword.
+    fn become_flag(
+        &mut self,
+        v: &Node,
+        checks: &mut Vec<TemplateCheck>,
+    ) -> Result<Option<bool>, String> {
+        if let NodeValue::Str(s) = &v.value {
+            if is_template(s) {
+                collect_checks(v, "become", checks);
+                return Err(s.clone());
+            }
+        }
+        Ok(self.boolean(v, "become"))
+    }
+
+    /// `vars_prompt`: a list of `{name, prompt, default, private, confirm}`.
+    fn vars_prompt(&mut self, v: &Node) -> Vec<crate::playbook::model::VarPrompt> {
+        const KEYS: &[&str] = &[
+            "name",
+            "prompt",
+            "default",
+            "private",
+            "confirm",
+            "encrypt",
+            "salt_size",
+            "salt",
+            "unsafe",
+        ];
+        let NodeValue::Seq(items) = &v.value else {
+            self.wrong_type(v, "vars_prompt", "a list of prompts");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(entries) = item.as_map() else {
+                self.wrong_type(item, "vars_prompt", "a mapping with `name` and `prompt`");
+                continue;
+            };
+            let mut p = crate::playbook::model::VarPrompt {
+                name: String::new(),
+                prompt: String::new(),
+                default: None,
+                private: true,
+                confirm: false,
+                span: item.span.clone(),
+            };
+            for (k, val) in entries {
+                let key = k.key_text().unwrap_or_default();
+                match key.as_str() {
+                    "name" => p.name = self.text(val, "name").unwrap_or_default(),
+                    "prompt" => p.prompt = self.text(val, "prompt").unwrap_or_default(),
+                    "default" => p.default = Some(val.to_json()),
+                    "private" => p.private = self.boolean(val, "private").unwrap_or(true),
+                    "confirm" => p.confirm = self.boolean(val, "confirm").unwrap_or(false),
+                    k2 if KEYS.contains(&k2) => {
+                        self.error(
+                            k.span
+                                .diagnostic(format!("unsupported `vars_prompt` option `{k2}`"))
+                                .with_help("hash the value with the `password_hash` filter where it is used"),
+                        );
+                    }
+                    _ => {
+                        let mut d = k
+                            .span
+                            .diagnostic(format!("unknown `vars_prompt` option `{key}`"));
+                        if let Some(s) = did_you_mean(&key, KEYS.iter().copied()) {
+                            d = d.with_help(format!("did you mean `{s}`?"));
+                        }
+                        self.error(d);
+                    }
+                }
+            }
+            if p.name.is_empty() {
+                self.error(item.span.diagnostic("a `vars_prompt` entry needs a `name`"));
+                continue;
+            }
+            if p.prompt.is_empty() {
+                p.prompt = p.name.clone();
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    /// `module_defaults: {module: {param: value}}` (`group/...` names are
+    /// not supported and reported).
+    fn module_defaults(
+        &mut self,
+        v: &Node,
+        checks: &mut Vec<TemplateCheck>,
+    ) -> Vec<ModuleDefaults> {
+        // Ansible also takes a list of such mappings.
+        let maps: Vec<&Node> = match &v.value {
+            NodeValue::Map(_) => vec![v],
+            NodeValue::Seq(items) => items.iter().collect(),
+            NodeValue::Null => Vec::new(),
+            _ => {
+                self.wrong_type(
+                    v,
+                    "module_defaults",
+                    "a mapping of module names to parameters",
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for m in maps {
+            let Some(entries) = m.as_map() else {
+                self.wrong_type(
+                    m,
+                    "module_defaults",
+                    "a mapping of module names to parameters",
+                );
+                continue;
+            };
+            for (k, params) in entries {
+                let name = k.key_text().unwrap_or_default();
+                if name.starts_with("group/") {
+                    self.error(
+                        k.span
+                            .diagnostic(format!("unsupported `module_defaults` group `{name}`"))
+                            .with_help("name each module instead"),
+                    );
+                    continue;
+                }
+                let Some(pairs) = params.as_map() else {
+                    self.wrong_type(params, &name, "a mapping of parameters");
+                    continue;
+                };
+                let mut d = ModuleDefaults {
+                    module: actions::short_name(&name).to_string(),
+                    args: Map::new(),
+                    keys: Vec::new(),
+                };
+                for (pk, pv) in pairs {
+                    let key = pk.key_text().unwrap_or_default();
+                    collect_checks(pv, &key, checks);
+                    d.keys.push((key.clone(), pk.span.clone(), pv.span.clone()));
+                    d.args.insert(key, pv.to_json());
+                }
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    fn become_method(&mut self, v: &Node) -> Option<String> {
         match v.as_str() {
-            Some("sudo") => {}
-            Some(other) => self.error(
-                v.span
-                    .diagnostic(format!("unsupported become_method `{other}`"))
-                    .with_label("expected: sudo"),
-            ),
-            None => self.wrong_type(v, "become_method", "a method name"),
+            Some(m @ ("sudo" | "su")) => Some(m.to_string()),
+            Some(m) if is_template(m) => Some(m.to_string()),
+            Some(other) => {
+                self.error(
+                    v.span
+                        .diagnostic(format!("unsupported become_method `{other}`"))
+                        .with_label("expected: sudo or su"),
+                );
+                None
+            }
+            None => {
+                self.wrong_type(v, "become_method", "a method name");
+                None
+            }
         }
     }
 
@@ -1011,94 +1213,20 @@ impl Loader {
             .first()
             .map(|(k, _)| k.span.clone())
             .unwrap_or(node.span.clone());
-        let mut keywords: Vec<(&str, &Node, &Node)> = Vec::new();
-        let mut actions_found: Vec<(String, &Node, &Node)> = Vec::new();
-        let mut block_parts: Vec<(&str, &Node, &Node)> = Vec::new();
-        let mut broken = false;
-        for (k, v) in entries {
-            let key = k.key_text().unwrap_or_default();
-            if let Some(kw) = TASK_KEYWORDS.iter().find(|s| **s == key) {
-                if matches!(*kw, "block" | "rescue" | "always") {
-                    block_parts.push((kw, k, v));
-                } else {
-                    keywords.push((kw, k, v));
-                }
-            } else if let Some(l) = crate::template::lookups::for_loop_keyword(&key) {
-                keywords.push((l.with_keyword, k, v));
-            } else if actions::lookup(&key).is_some() {
-                actions_found.push((key, k, v));
-            } else {
-                self.bad_task_key(k, &key);
-                broken = true;
-            }
-        }
-
-        let is_block = block_parts.iter().any(|(n, _, _)| *n == "block");
-        if !is_block {
-            if let Some((n, k, _)) = block_parts.first() {
-                self.error(
-                    k.span
-                        .diagnostic(format!("`{n}` is only valid together with `block`"))
-                        .with_help("put the tasks to protect under `block:`"),
-                );
-                broken = true;
-            }
-        }
-        if is_block {
-            if let Some((name, k, _)) = actions_found.first() {
-                self.error(
-                    k.span
-                        .diagnostic(format!("a block cannot also run an action (`{name}`)"))
-                        .with_help("move the action into the block's task list"),
-                );
-                broken = true;
-            }
-            for (kw, k, _) in &keywords {
-                if NOT_ON_BLOCK.contains(kw) || kw.starts_with("with_") {
-                    self.error(
-                        k.span
-                            .diagnostic(format!("`{kw}` is not valid on a block"))
-                            .with_help("set it on the tasks inside the block"),
-                    );
-                    broken = true;
-                }
-            }
-        } else if actions_found.len() > 1 {
-            let names: Vec<&str> = actions_found.iter().map(|(n, _, _)| n.as_str()).collect();
-            let (_, first_key, _) = &actions_found[0];
-            let (_, second_key, _) = &actions_found[1];
-            self.error(
-                second_key
-                    .span
-                    .diagnostic(format!(
-                        "conflicting action statements: {}",
-                        names.join(", ")
-                    ))
-                    .with_label(format!(
-                        "`{}` is already at {}",
-                        names[0],
-                        short_location(&first_key.span)
-                    ))
-                    .with_help("a task runs exactly one module; split it into separate tasks"),
-            );
-            broken = true;
-        } else if actions_found.is_empty() && !broken {
-            self.error(
-                span.diagnostic("task has no action")
-                    .with_label("this task")
-                    .with_help("add a module to run, e.g. `debug: msg=hello`"),
-            );
-            broken = true;
-        }
+        // `action:` and `local_action:` become the module key they name.
+        let expanded = self.action_keywords(entries);
+        let entries: &[(Node, Node)] = expanded.as_deref().unwrap_or(entries);
+        let mut keys = self.classify_task_keys(entries);
+        self.check_task_shape(&mut keys, &span);
 
         let mut checks = Vec::new();
-        let (own, args_node) = self.own_keywords(&keywords, ctx, &mut checks);
+        let (own, args_node) = self.own_keywords(&keys.keywords, ctx, &mut checks);
 
-        if is_block {
+        if keys.is_block() {
             let pushed = own.pushed_down(inh);
             let mut parts: [Vec<Task>; 3] = Default::default();
             let mut block_key = None;
-            for (name, k, v) in &block_parts {
+            for (name, k, v) in &keys.block_parts {
                 let i = match *name {
                     "block" => {
                         block_key = Some(k.span.clone());
@@ -1120,12 +1248,12 @@ impl Loader {
                 rescue,
                 always,
             };
-            return (!broken).then(|| own.into_task(kind, span, inh, spans));
+            return (!keys.broken).then(|| own.into_task(kind, span, inh, spans));
         }
-        if broken {
+        if keys.broken {
             return None;
         }
-        let (name, key, value) = actions_found.pop()?;
+        let (name, key, value) = keys.actions.pop()?;
         let short = actions::short_name(&name).to_string();
         let mut spans = TaskSpans {
             action: Some(key.span.clone()),
@@ -1133,36 +1261,22 @@ impl Loader {
             checks,
             ..TaskSpans::default()
         };
-        let args = self.action_args(&short, value, args_node, &mut spans)?;
+        let mut args = self.action_args(&short, value, args_node, &mut spans)?;
+        apply_module_defaults(
+            &short,
+            &own.pushed_down(inh).module_defaults,
+            &mut args,
+            &mut spans,
+        );
         match short.as_str() {
             "import_tasks" | "include_tasks" => {
-                let file = self.include_file(&short, &args, &spans, value)?;
-                if short == "include_tasks" {
-                    return Some(own.into_task(TaskKind::IncludeTasks { file }, span, inh, spans));
-                }
-                if let Some((kw, k, _)) = keywords.iter().find(|(kw, _, _)| {
-                    matches!(*kw, "loop" | "loop_control") || kw.starts_with("with_")
-                }) {
-                    self.error(
-                        k.span
-                            .diagnostic(format!("`{kw}` cannot be used on `import_tasks`"))
-                            .with_help("use `include_tasks` to loop over a task file"),
-                    );
-                    return None;
-                }
-                let file_span = spans
-                    .arg_values
-                    .get("file")
-                    .or_else(|| spans.arg_values.get("_raw_params"))
-                    .cloned()
-                    .unwrap_or(value.span.clone());
-                let block = self.import_tasks(&file, &file_span, &own.pushed_down(inh), ctx)?;
-                let kind = TaskKind::Block {
-                    block,
-                    rescue: Vec::new(),
-                    always: Vec::new(),
+                let include = TaskInclude {
+                    short: &short,
+                    args: &args,
+                    value,
+                    keywords: &keys.keywords,
                 };
-                Some(own.into_task(kind, span, inh, spans))
+                self.include_task(include, own, span, inh, spans, ctx)
             }
             _ => Some(own.into_task(
                 TaskKind::Action {
@@ -1174,6 +1288,272 @@ impl Loader {
                 spans,
             )),
         }
+    }
+
+    /// `action: module k=v` / `action: {module: m, k: v}` and the same for
+    /// `local_action`, rewritten as the task key `module` with its
+    /// arguments (and `delegate_to: localhost` for `local_action`), as
+    /// Ansible's argument parser does. `None` when the task has neither.
+    fn action_keywords(&mut self, entries: &[(Node, Node)]) -> Option<Vec<(Node, Node)>> {
+        let is_action =
+            |k: &Node| matches!(k.key_text().as_deref(), Some("action" | "local_action"));
+        if !entries.iter().any(|(k, _)| is_action(k)) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(entries.len() + 1);
+        for (k, v) in entries {
+            if !is_action(k) {
+                out.push((k.clone(), v.clone()));
+                continue;
+            }
+            let local = k.key_text().as_deref() == Some("local_action");
+            if local {
+                let delegated = entries
+                    .iter()
+                    .find(|(k, _)| k.key_text().as_deref() == Some("delegate_to"));
+                if let Some((d, _)) = delegated {
+                    self.error(
+                        d.span
+                            .diagnostic("`delegate_to` and `local_action` are mutually exclusive")
+                            .with_help("`local_action` already runs the module on localhost"),
+                    );
+                }
+                let localhost = |text: &str| Node {
+                    value: NodeValue::Str(text.to_string()),
+                    span: k.span.clone(),
+                };
+                out.push((localhost("delegate_to"), localhost("localhost")));
+            }
+            match self.action_module(k, v) {
+                Some(pair) => out.push(pair),
+                // Keep the key: it is reported as having no module.
+                None => out.push((k.clone(), v.clone())),
+            }
+        }
+        Some(out)
+    }
+
+    /// The (module key, arguments) an `action`/`local_action` value names.
+    fn action_module(&mut self, k: &Node, v: &Node) -> Option<(Node, Node)> {
+        let name = k.key_text().unwrap_or_default();
+        match &v.value {
+            NodeValue::Str(text) => {
+                let start = text.len() - text.trim_start().len();
+                let module: String = text[start..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                if module.is_empty() {
+                    self.error(v.span.diagnostic(format!("`{name}` names no module")));
+                    return None;
+                }
+                let module_span = self.sources.sub_span(
+                    &v.span,
+                    text,
+                    text[..start].chars().count(),
+                    module.chars().count(),
+                );
+                let rest_at = start + module.len();
+                let rest = text[rest_at..].trim_start();
+                let rest_offset = text.len() - rest.len();
+                let rest_span = self.sources.sub_span(
+                    &v.span,
+                    text,
+                    text[..rest_offset].chars().count(),
+                    rest.chars().count(),
+                );
+                let args = if rest.is_empty() {
+                    NodeValue::Null
+                } else {
+                    NodeValue::Str(rest.to_string())
+                };
+                Some((
+                    Node {
+                        value: NodeValue::Str(module),
+                        span: module_span,
+                    },
+                    Node {
+                        value: args,
+                        span: rest_span,
+                    },
+                ))
+            }
+            NodeValue::Map(entries) => {
+                let module = entries
+                    .iter()
+                    .find(|(mk, _)| mk.key_text().as_deref() == Some("module"));
+                let Some((_, m)) = module.filter(|(_, m)| m.as_str().is_some()) else {
+                    self.error(
+                        k.span
+                            .diagnostic(format!("`{name}` names no module"))
+                            .with_help("add `module: <name>` beside its parameters"),
+                    );
+                    return None;
+                };
+                let rest: Vec<(Node, Node)> = entries
+                    .iter()
+                    .filter(|(mk, _)| mk.key_text().as_deref() != Some("module"))
+                    .cloned()
+                    .collect();
+                let args = if rest.is_empty() {
+                    NodeValue::Null
+                } else {
+                    NodeValue::Map(rest)
+                };
+                Some((
+                    m.clone(),
+                    Node {
+                        value: args,
+                        span: v.span.clone(),
+                    },
+                ))
+            }
+            _ => {
+                self.wrong_type(
+                    v,
+                    &name,
+                    "`module key=value` text or a mapping with `module:`",
+                );
+                None
+            }
+        }
+    }
+
+    /// Sort a task's keys into keywords, block parts and actions; an
+    /// unknown key is reported here.
+    fn classify_task_keys<'n>(&mut self, entries: &'n [(Node, Node)]) -> TaskKeys<'n> {
+        let mut keys = TaskKeys::default();
+        for (k, v) in entries {
+            let key = k.key_text().unwrap_or_default();
+            if let Some(kw) = TASK_KEYWORDS.iter().find(|s| **s == key) {
+                if matches!(*kw, "block" | "rescue" | "always") {
+                    keys.block_parts.push((kw, k, v));
+                } else {
+                    keys.keywords.push((kw, k, v));
+                }
+            } else if let Some(l) = crate::template::lookups::for_loop_keyword(&key) {
+                keys.keywords.push((l.with_keyword, k, v));
+            } else if actions::lookup(&key).is_some() || self.known_module(&key, entries) {
+                keys.actions.push((key, k, v));
+            } else if matches!(key.as_str(), "action" | "local_action") {
+                // Its value named no module; `action_keywords` said so.
+                keys.broken = true;
+            } else {
+                self.bad_task_key(k, &key);
+                keys.broken = true;
+            }
+        }
+        keys
+    }
+
+    /// The one-action-per-task rule and what a block may carry.
+    fn check_task_shape(&mut self, keys: &mut TaskKeys<'_>, span: &Span) {
+        let is_block = keys.is_block();
+        if !is_block {
+            if let Some((n, k, _)) = keys.block_parts.first() {
+                self.error(
+                    k.span
+                        .diagnostic(format!("`{n}` is only valid together with `block`"))
+                        .with_help("put the tasks to protect under `block:`"),
+                );
+                keys.broken = true;
+            }
+        }
+        if is_block {
+            if let Some((name, k, _)) = keys.actions.first() {
+                self.error(
+                    k.span
+                        .diagnostic(format!("a block cannot also run an action (`{name}`)"))
+                        .with_help("move the action into the block's task list"),
+                );
+                keys.broken = true;
+            }
+            for (kw, k, _) in &keys.keywords {
+                if NOT_ON_BLOCK.contains(kw) || kw.starts_with("with_") {
+                    self.error(
+                        k.span
+                            .diagnostic(format!("`{kw}` is not valid on a block"))
+                            .with_help("set it on the tasks inside the block"),
+                    );
+                    keys.broken = true;
+                }
+            }
+        } else if keys.actions.len() > 1 {
+            let names: Vec<&str> = keys.actions.iter().map(|(n, _, _)| n.as_str()).collect();
+            let (_, first_key, _) = &keys.actions[0];
+            let (_, second_key, _) = &keys.actions[1];
+            self.error(
+                second_key
+                    .span
+                    .diagnostic(format!(
+                        "conflicting action statements: {}",
+                        names.join(", ")
+                    ))
+                    .with_label(format!(
+                        "`{}` is already at {}",
+                        names[0],
+                        short_location(&first_key.span)
+                    ))
+                    .with_help("a task runs exactly one module; split it into separate tasks"),
+            );
+            keys.broken = true;
+        } else if keys.actions.is_empty() && !keys.broken {
+            self.error(
+                span.diagnostic("task has no action")
+                    .with_label("this task")
+                    .with_help("add a module to run, e.g. `debug: msg=hello`"),
+            );
+            keys.broken = true;
+        }
+    }
+
+    /// `include_tasks` (resolved at run time) and `import_tasks` (read now).
+    fn include_task(
+        &mut self,
+        inc: TaskInclude<'_, '_>,
+        own: Own,
+        span: Span,
+        inh: &Inherited,
+        spans: TaskSpans,
+        ctx: &Ctx,
+    ) -> Option<Task> {
+        let file = self.include_file(inc.short, inc.args, &spans, inc.value)?;
+        if inc.short == "include_tasks" {
+            return Some(own.into_task(TaskKind::IncludeTasks { file }, span, inh, spans));
+        }
+        if let Some((kw, k, _)) = inc.keywords.iter().find(|(kw, _, _)| {
+            matches!(*kw, "loop" | "loop_control") || kw.starts_with("with_")
+        }) {
+            self.error(
+                k.span
+                    .diagnostic(format!("`{kw}` cannot be used on `import_tasks`"))
+                    .with_help("use `include_tasks` to loop over a task file"),
+            );
+            return None;
+        }
+        let file_span = spans
+            .arg_values
+            .get("file")
+            .or_else(|| spans.arg_values.get("_raw_params"))
+            .cloned()
+            .unwrap_or(inc.value.span.clone());
+        let block = self.import_tasks(&file, &file_span, &own.pushed_down(inh), ctx)?;
+        let kind = TaskKind::Block {
+            block,
+            rescue: Vec::new(),
+            always: Vec::new(),
+        };
+        Some(own.into_task(kind, span, inh, spans))
+    }
+
+    /// A module Ansible knows (in its `ansible.builtin` list or a common
+    /// collection) that herd does not implement: the task loads, `validate`
+    /// warns, and it fails only on a host that reaches it. The task's own
+    /// `collections` keyword and the play's are searched for short names.
+    fn known_module(&self, key: &str, entries: &[(Node, Node)]) -> bool {
+        let mut collections = task_collections(entries);
+        collections.extend(self.collections.iter().cloned());
+        crate::known_modules::resolve(key, &collections).is_some()
     }
 
     fn bad_task_key(&mut self, k: &Node, key: &str) {
@@ -1203,22 +1583,16 @@ impl Loader {
             return;
         }
         let short = actions::short_name(key);
-        if ANSIBLE_MODULES_NOT_BUILT_IN.contains(&short) {
-            self.error(
-                k.span
-                    .diagnostic(format!("module `{key}` is not available in herd"))
-                    .with_label("Ansible has this module; herd does not implement it yet")
-                    .with_help(format!(
-                        "built-in modules: {}",
-                        actions::all_names().join(", ")
-                    )),
-            );
-            return;
-        }
         let prefix = &key[..key.len() - short.len()];
         let modules = actions::all_names();
         let keyword = did_you_mean(key, TASK_KEYWORDS.iter().copied());
-        let module = did_you_mean(short, modules.iter().copied());
+        let module = did_you_mean(
+            short,
+            modules
+                .iter()
+                .copied()
+                .chain(crate::known_modules::short_names()),
+        );
         let closer_keyword = match (keyword, module) {
             (Some(kw), Some(m)) => {
                 strsim::damerau_levenshtein(key, kw) <= strsim::damerau_levenshtein(short, m)
@@ -1237,7 +1611,7 @@ impl Loader {
         } else if key.split('.').count() >= 3 {
             k.span
                 .diagnostic(format!("unknown module `{key}`"))
-                .with_label("herd builds in ansible.builtin and ansible.posix modules only")
+                .with_label("neither herd nor Ansible's common collections have this module")
                 .with_help(format!("built-in modules: {}", modules.join(", ")))
         } else {
             k.span
@@ -1316,17 +1690,30 @@ impl Loader {
                         .collect();
                 }
                 "ignore_errors" => own.ignore_errors = self.expression_flag(v, "ignore_errors"),
-                "become" => own.become_ = self.boolean(v, "become"),
+                "module_defaults" => own.module_defaults = self.module_defaults(v, checks),
+                "become" => match self.become_flag(v, checks) {
+                    Err(expr) => own.become_expr = Some(expr),
+                    Ok(b) => own.become_ = b,
+                },
                 "become_user" => {
                     own.become_user = self.text(v, "become_user");
                     collect_checks(v, "become_user", checks);
                 }
-                "become_method" => self.become_method(v),
+                "become_method" => own.become_method = self.become_method(v),
+                "become_flags" => {
+                    own.become_flags = self.text(v, "become_flags");
+                    collect_checks(v, "become_flags", checks);
+                }
                 "tags" => own.tags = self.tags(v),
                 "retries" => own.retries = self.number_or_template(v, "retries", checks),
                 "delay" => own.delay = self.number_or_template(v, "delay", checks),
                 "timeout" => own.timeout = self.number_or_template(v, "timeout", checks),
                 "run_once" => own.run_once = self.boolean(v, "run_once"),
+                "throttle" => own.throttle = self.number_or_template(v, "throttle", checks),
+                "ignore_unreachable" => {
+                    own.ignore_unreachable = self.boolean(v, "ignore_unreachable")
+                }
+                "delegate_facts" => own.delegate_facts = self.boolean(v, "delegate_facts"),
                 "delegate_to" => {
                     own.delegate_to = self.text(v, "delegate_to");
                     collect_checks(v, "delegate_to", checks);
@@ -1417,7 +1804,8 @@ impl Loader {
             }
             NodeValue::Str(text) => {
                 collect_checks(value, short, &mut spans.checks);
-                let free_form = actions::takes_free_form(short);
+                // A module herd does not implement keeps its text unchecked.
+                let free_form = actions::takes_free_form(short) || actions::lookup(short).is_none();
                 let parsed = match parse_kv(
                     text,
                     free_form && !matches!(short, "include_tasks" | "import_tasks" | "meta"),
@@ -2252,6 +2640,56 @@ fn typed(s: &str) -> Value {
                 _ => Value::String(s.to_string()),
             }
         }
+    }
+}
+
+/// Fill in what a task's own arguments leave unset from the
+/// `module_defaults` for its module (the innermost setting wins).
+fn apply_module_defaults(
+    short: &str,
+    defaults: &[ModuleDefaults],
+    args: &mut Value,
+    spans: &mut TaskSpans,
+) {
+    let Value::Object(map) = args else {
+        return;
+    };
+    for d in defaults.iter().rev().filter(|d| d.module == short) {
+        for (key, key_span, value_span) in &d.keys {
+            if map.contains_key(key) {
+                continue;
+            }
+            if let Some(v) = d.args.get(key) {
+                map.insert(key.clone(), v.clone());
+                spans.arg_keys.insert(key.clone(), key_span.clone());
+                spans.arg_values.insert(key.clone(), value_span.clone());
+            }
+        }
+    }
+}
+
+/// A list of strings, or one string (comma-separated, as Ansible splits
+/// `gather_subset: network,!hardware`).
+fn string_list(v: &Node) -> Vec<String> {
+    match &v.value {
+        NodeValue::Seq(items) => items.iter().filter_map(|i| i.key_text()).collect(),
+        NodeValue::Str(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The names in a task's `collections:` keyword (a list or one name).
+fn task_collections(entries: &[(Node, Node)]) -> Vec<String> {
+    let Some((_, v)) = entries
+        .iter()
+        .find(|(k, _)| k.key_text().as_deref() == Some("collections"))
+    else {
+        return Vec::new();
+    };
+    match &v.value {
+        NodeValue::Seq(items) => items.iter().filter_map(|i| i.key_text()).collect(),
+        NodeValue::Str(s) => vec![s.clone()],
+        _ => Vec::new(),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::yaml::Span;
 
 pub use load::{load_playbook, load_task_file};
 pub use model::*;
-pub use validate::validate;
+pub use validate::{validate, validate_with_warnings};
 
 /// Where `template:` `src` and `lookup('template')` find files.
 pub fn template_search_paths(playbook_dir: &Path) -> Vec<PathBuf> {

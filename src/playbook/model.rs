@@ -43,8 +43,17 @@ pub struct Play {
     /// Paths as written (may contain templates), relative to the playbook dir.
     pub vars_files: Vec<(String, Span)>,
     pub become_: Option<bool>,
+    /// A templated `become`, rendered per host (when `become_` is unset).
+    pub become_expr: Option<String>,
+    /// `become_method` (`sudo` or `su`) and `become_flags`.
+    pub become_method: Option<String>,
+    pub become_flags: Option<String>,
     pub become_user: Option<String>,
     pub gather_facts: Option<bool>,
+    /// `gather_subset` (empty: `all`).
+    pub gather_subset: Vec<String>,
+    /// `vars_prompt`: asked before the run, on the terminal.
+    pub vars_prompt: Vec<VarPrompt>,
     pub connection: Option<String>,
     pub remote_user: Option<String>,
     pub pre_tasks: Vec<Task>,
@@ -69,6 +78,19 @@ pub struct Play {
     pub checks: Vec<TemplateCheck>,
 }
 
+/// One `vars_prompt` entry.
+#[derive(Debug, Clone)]
+pub struct VarPrompt {
+    pub name: String,
+    pub prompt: String,
+    pub default: Option<Value>,
+    /// Asked without echo (Ansible's default).
+    pub private: bool,
+    /// Asked twice; the answers must match.
+    pub confirm: bool,
+    pub span: Span,
+}
+
 impl Play {
     /// A play with every keyword at its default (for the loader and tests).
     pub fn new(hosts: impl Into<String>, span: Span) -> Self {
@@ -80,8 +102,13 @@ impl Play {
             vars: Map::new(),
             vars_files: Vec::new(),
             become_: None,
+            become_expr: None,
+            become_method: None,
+            become_flags: None,
             become_user: None,
             gather_facts: None,
+            gather_subset: Vec::new(),
+            vars_prompt: Vec::new(),
             connection: None,
             remote_user: None,
             pre_tasks: Vec::new(),
@@ -223,6 +250,11 @@ pub struct Task {
     /// An expression ("true", "{{ x }}").
     pub ignore_errors: Option<String>,
     pub become_: Option<bool>,
+    /// A templated `become`, rendered per host (when `become_` is unset).
+    pub become_expr: Option<String>,
+    /// `become_method` (`sudo` or `su`) and `become_flags`.
+    pub become_method: Option<String>,
+    pub become_flags: Option<String>,
     pub become_user: Option<String>,
     pub tags: Vec<String>,
     pub retries: Option<Value>,
@@ -231,7 +263,16 @@ pub struct Task {
     /// `timeout:` seconds (a number or a template); 0 or none: no limit.
     pub timeout: Option<Value>,
     pub run_once: bool,
+    /// `throttle`: at most this many hosts run the task at once (a number
+    /// or a template); none or 0: `forks`.
+    pub throttle: Option<Value>,
+    /// `ignore_unreachable`: an unreachable result does not take the host
+    /// out of the play (counted ok and ignored, as in Ansible).
+    pub ignore_unreachable: bool,
     pub delegate_to: Option<String>,
+    /// `delegate_facts`: facts a delegated `setup`/`set_fact` produces go
+    /// to the delegated host, not the current one.
+    pub delegate_facts: bool,
     pub environment: Map<String, Value>,
     /// `no_log`: an expression ("true", "{{ quiet }}"), from the task, a
     /// block or the play; `None` logs.
@@ -273,12 +314,18 @@ impl Task {
             failed_when: None,
             ignore_errors: None,
             become_: None,
+            become_expr: None,
+            become_method: None,
+            become_flags: None,
             become_user: None,
             tags: Vec::new(),
             retries: None,
             until: None,
             delay: None,
             timeout: None,
+            throttle: None,
+            ignore_unreachable: false,
+            delegate_facts: false,
             run_once: false,
             delegate_to: None,
             environment: Map::new(),

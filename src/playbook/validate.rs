@@ -27,10 +27,20 @@ use crate::yaml::Span;
 /// Every problem found: module parameters, notify without a handler,
 /// template syntax (inline and files). Empty when the playbook is valid.
 pub fn validate(playbook: &Playbook, templar: &Templar) -> Vec<Diagnostic> {
+    validate_with_warnings(playbook, templar).0
+}
+
+/// [`validate`], plus the warnings: modules Ansible knows that herd does
+/// not implement (a host that reaches such a task fails).
+pub fn validate_with_warnings(
+    playbook: &Playbook,
+    templar: &Templar,
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut v = Validator {
         templar,
         playbook_dir: &playbook.dir,
         errors: Vec::new(),
+        warnings: Vec::new(),
         sources: SourceLines::default(),
         seen_files: HashSet::new(),
     };
@@ -49,9 +59,13 @@ pub fn validate(playbook: &Playbook, templar: &Templar) -> Vec<Diagnostic> {
             v.task(task, &handlers);
         }
     }
+    (dedup(v.errors), dedup(v.warnings))
+}
+
+/// Block keywords are pushed into every child; report each problem once.
+fn dedup(all: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = Vec::new();
-    for e in v.errors {
-        // Block keywords are pushed into every child; report each once.
+    for e in all {
         if !out.contains(&e) {
             out.push(e);
         }
@@ -90,6 +104,7 @@ struct Validator<'a> {
     templar: &'a Templar,
     playbook_dir: &'a Path,
     errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
     sources: SourceLines,
     /// Template and task files already checked (each is reported once).
     seen_files: HashSet<PathBuf>,
@@ -161,11 +176,29 @@ impl Validator<'_> {
         }
     }
 
+    /// A module Ansible knows and herd does not implement (the loader let it
+    /// through): a warning; its parameters stay unchecked.
+    fn unimplemented(&mut self, task: &Task, action: &str) {
+        let span = task.spans.action.as_ref().unwrap_or(&task.span);
+        let fqcn = crate::known_modules::resolve(action, &[])
+            .filter(|f| *f != action)
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        self.warnings.push(
+            span.diagnostic(format!(
+                "module `{action}`{fqcn} is not implemented in herd"
+            ))
+            .with_label("Ansible has this module; herd does not")
+            .with_help("a host that reaches this task fails; one skipped by `when` does not"),
+        );
+    }
+
     /// Module parameters, checked before rendering: unknown names always
     /// (a template cannot fix a misspelt key), missing or invalid values only
     /// when no value is a template (a template may render to the right thing).
     fn params(&mut self, task: &Task, action: &str, args: &Value) {
         let Some(found) = actions::lookup(action) else {
+            self.unimplemented(task, action);
             return;
         };
         let action_span = task.spans.action.as_ref().unwrap_or(&task.span);
