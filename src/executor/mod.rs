@@ -15,6 +15,7 @@
 pub mod facts;
 pub mod handlers;
 pub mod pool;
+pub mod roles;
 pub mod strategy;
 pub mod task;
 pub mod vars;
@@ -458,8 +459,31 @@ impl<'a> PlayRunner<'a> {
         task_vars: &Map<String, Value>,
         extra: &Map<String, Value>,
     ) -> minijinja::Value {
+        self.context_in_role(i, task_vars, None, extra)
+    }
+
+    /// [`PlayRunner::context`] for a task, with the layers of its role.
+    pub fn task_context(
+        &self,
+        i: usize,
+        task: &crate::playbook::Task,
+        extra: &Map<String, Value>,
+    ) -> minijinja::Value {
+        self.context_in_role(i, &task.vars, task.role.as_deref(), extra)
+    }
+
+    /// The context with role defaults (lowest), role vars (above play
+    /// vars) and role params (above set_fact), as Ansible layers them.
+    pub fn context_in_role(
+        &self,
+        i: usize,
+        task_vars: &Map<String, Value>,
+        role: Option<&crate::playbook::RoleInfo>,
+        extra: &Map<String, Value>,
+    ) -> minijinja::Value {
         let name = &self.names[i];
-        let mut all = self.inventory_vars[i].clone();
+        let mut all = self.role_defaults(role);
+        vars::overlay(&mut all, &self.inventory_vars[i]);
         let facts = self.run.facts_of(name);
         // Gathered facts sit below play vars; set_fact/register above task vars.
         let (gathered, set): (Map<String, Value>, Map<String, Value>) = facts
@@ -469,12 +493,17 @@ impl<'a> PlayRunner<'a> {
         if let Ok(pv) = self.play_vars.read() {
             vars::overlay(&mut all, &pv);
         }
+        self.overlay_role_vars(&mut all, role);
         vars::overlay(&mut all, task_vars);
         vars::overlay(&mut all, &set);
+        if let Some(role) = role {
+            vars::overlay(&mut all, &role.params);
+        }
         vars::overlay(&mut all, extra);
         vars::overlay(&mut all, &self.opts.extra_vars);
         let magic = self.magic_vars(i);
         vars::overlay(&mut all, &magic);
+        self.overlay_role_magic(&mut all, role);
         let mut native = IndexMap::new();
         native.insert("groups".to_string(), self.groups.clone());
         native.insert("hostvars".to_string(), self.hostvars.clone());

@@ -116,7 +116,7 @@ impl PlayRunner<'_> {
     fn run_include(&self, task: &Task, file: &str, active: &[usize]) {
         let mut by_file: indexmap::IndexMap<String, Vec<usize>> = indexmap::IndexMap::new();
         for &i in active {
-            let ctx = self.context(i, &task.vars, &serde_json::Map::new());
+            let ctx = self.task_context(i, task, &serde_json::Map::new());
             match self.when_holds(task, &ctx) {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -143,6 +143,7 @@ impl PlayRunner<'_> {
                 .unwrap_or_else(|| base.join(&file));
             match playbook::load_task_file(&path) {
                 Ok(mut tasks) => {
+                    crate::executor::roles::inherit_role(&mut tasks, task);
                     // Keywords on include_tasks apply to the included tasks.
                     for t in &mut tasks {
                         for (k, v) in &task.vars {
@@ -181,7 +182,7 @@ impl PlayRunner<'_> {
             MetaAction::EndPlay => self.play_ended.store(true, Ordering::SeqCst),
             MetaAction::EndHost => {
                 for &i in active {
-                    let ctx = self.context(i, &task.vars, &serde_json::Map::new());
+                    let ctx = self.task_context(i, task, &serde_json::Map::new());
                     match self.when_holds(task, &ctx) {
                         Ok(true) => {
                             if let Ok(mut h) = self.hosts[i].lock() {

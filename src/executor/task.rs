@@ -123,7 +123,7 @@ impl PlayRunner<'_> {
         if !template::is_template(&name) {
             return name;
         }
-        let ctx = self.context(first, &task.vars, &Map::new());
+        let ctx = self.task_context(first, task, &Map::new());
         self.project
             .templar
             .render_str("name", &name, &ctx)
@@ -132,7 +132,7 @@ impl PlayRunner<'_> {
 
     fn run_on_host(&self, task: &Task, i: usize, name: &str, all_hosts: &[usize]) {
         let start = Instant::now();
-        let ctx = self.context(i, &task.vars, &Map::new());
+        let ctx = self.task_context(i, task, &Map::new());
         let censor = self.no_log(task, &ctx);
         let outcome = match &task.loop_items {
             None => {
@@ -211,7 +211,7 @@ impl PlayRunner<'_> {
         censor: bool,
         start: Instant,
     ) -> ItemOutcome {
-        let ctx = self.context(i, &task.vars, &Map::new());
+        let ctx = self.task_context(i, task, &Map::new());
         let loop_field = match task.loop_kind {
             LoopKind::Loop => "loop",
             LoopKind::WithItems => "with_items",
@@ -305,7 +305,7 @@ impl PlayRunner<'_> {
             ansible_loop.insert("last".into(), Value::Bool(idx + 1 == total));
             ansible_loop.insert("length".into(), Value::from(total));
             extra.insert("ansible_loop".into(), Value::Object(ansible_loop));
-            let ctx = self.context(i, &task.vars, &extra);
+            let ctx = self.task_context(i, task, &extra);
             let (label, o) = match &lc.label {
                 // Ansible's label for a hidden item; neither the item nor
                 // its label is rendered for display.
@@ -599,7 +599,7 @@ impl PlayRunner<'_> {
         if let Some(reg) = &task.register {
             extra.insert(reg.clone(), o.registered());
         }
-        self.context(i, &task.vars, &extra)
+        self.task_context(i, task, &extra)
     }
 
     fn perform_until(
@@ -888,7 +888,7 @@ impl PlayRunner<'_> {
             Ok(p) => p,
             Err(e) => return ItemOutcome::failed(e.to_string()),
         };
-        let search = playbook::template_search_paths(&self.playbook.dir);
+        let search = self.template_search(task);
         let Some(src) = playbook::find_in(&search, &p.src) else {
             return ItemOutcome::failed(format!("template source `{}` not found", p.src));
         };
@@ -937,6 +937,9 @@ impl PlayRunner<'_> {
         ctx: &minijinja::Value,
     ) -> ItemOutcome {
         let templar = &self.project.templar;
+        if matches!(m.name(), "copy" | "unarchive") {
+            self.role_relative_src(&mut params, task);
+        }
         if m.name() == "copy" {
             if let Err(msg) = self.resolve_copy_src(&mut params) {
                 return ItemOutcome::failed(msg);

@@ -22,6 +22,10 @@ use crate::playbook::SourceLines;
 use crate::template::is_template;
 use crate::yaml::{self, Node, NodeValue, Span};
 
+#[path = "role.rs"]
+mod role;
+pub use role::configure_role_paths;
+
 /// Load a playbook file: plays, tasks, `import_tasks` resolved, block
 /// keywords pushed down. Every error is collected, each with path:line:col.
 pub fn load_playbook(path: &Path) -> Result<Playbook, Vec<Diagnostic>> {
@@ -82,10 +86,6 @@ const PLAY_KEYWORDS: &[&str] = &[
 
 /// Ansible play keywords we know but do not run, with what to do instead.
 const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "roles",
-        "roles are not supported yet; use `import_tasks` with a task file",
-    ),
     (
         "collections",
         "only ansible.builtin and ansible.posix modules are built in",
@@ -219,14 +219,6 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
     (
         "include",
         "use `include_tasks` (at run time) or `import_tasks` (at load time)",
-    ),
-    (
-        "include_role",
-        "roles are not supported yet; use `include_tasks`",
-    ),
-    (
-        "import_role",
-        "roles are not supported yet; use `import_tasks`",
     ),
     (
         "import_playbook",
@@ -486,6 +478,8 @@ struct Loader {
     /// Files being loaded, outermost first: (canonical path, path as shown).
     stack: Vec<(PathBuf, PathBuf)>,
     sources: SourceLines,
+    /// The roles of the play being loaded (see `role.rs`).
+    roles: role::RoleState,
 }
 
 impl Loader {
@@ -495,6 +489,7 @@ impl Loader {
             playbook_dir,
             stack: Vec::new(),
             sources: SourceLines::default(),
+            roles: role::RoleState::default(),
         }
     }
 
@@ -728,6 +723,7 @@ impl Loader {
         let mut inherited = Inherited::default();
         let mut sections: Vec<(&str, &Node)> = Vec::new();
         let mut checks = Vec::new();
+        let mut roles_node = None;
         for (k, v) in entries {
             let key = k.key_text().unwrap_or_default();
             match key.as_str() {
@@ -790,6 +786,7 @@ impl Loader {
                 "diff" => inherited.diff = self.boolean(v, "diff"),
                 "timeout" => inherited.timeout = self.number_or_template(v, "timeout", &mut checks),
                 "order" => play.order = self.choice(v, "order", ORDERS),
+                "roles" => roles_node = Some(v),
                 _ => self.bad_play_keyword(k, &key),
             }
         }
@@ -798,6 +795,10 @@ impl Loader {
             depth,
             handlers: false,
         };
+        self.begin_play_roles();
+        let role_tasks = roles_node
+            .map(|v| self.play_roles(v, &inherited, &ctx))
+            .unwrap_or_default();
         for (section, v) in sections {
             let ctx = Ctx {
                 handlers: section == "handlers",
@@ -811,6 +812,7 @@ impl Loader {
                 _ => play.tasks = tasks,
             }
         }
+        self.end_play_roles(&mut play, role_tasks);
         play.checks = checks;
         let Some(hosts) = hosts else {
             if !entries
@@ -1065,7 +1067,7 @@ impl Loader {
                 } else {
                     keywords.push((kw, k, v));
                 }
-            } else if actions::lookup(&key).is_some() {
+            } else if actions::lookup(&key).is_some() || role::is_role_action(&key) {
                 actions_found.push((key, k, v));
             } else {
                 self.bad_task_key(k, &key);
@@ -1175,6 +1177,9 @@ impl Loader {
         };
         let args = self.action_args(&short, value, args_node, &mut spans)?;
         match short.as_str() {
+            "import_role" | "include_role" => {
+                self.role_task(&short, &args, &keywords, own, span, inh, ctx, spans)
+            }
             "import_tasks" | "include_tasks" => {
                 let file = self.include_file(&short, &args, &spans, value)?;
                 if short == "include_tasks" {
