@@ -23,5 +23,6 @@ mod fleet_volume_backup;
 mod hostile;
 mod local_example;
 mod no_log;
+mod roles;
 mod undefined;
 mod vault;
