@@ -1030,3 +1030,46 @@ fn json_node(span: &Span, v: &Value) -> Node {
         span: span.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// The errors of loading `tests/fixtures/roles/errors/<case>`, rendered
+    /// with their source lines.
+    fn errors(case: &str) -> String {
+        // Fixed search folders, so the "looked in" lists do not depend on
+        // the machine's home directory.
+        super::configure_role_paths(
+            vec![PathBuf::from("/etc/herd-test/roles")],
+            vec![PathBuf::from("/etc/herd-test/collections")],
+        );
+        let path = PathBuf::from("tests/fixtures/roles/errors").join(case);
+        let cwd = std::env::current_dir()
+            .map(|d| format!("{}/", d.display()))
+            .unwrap_or_default();
+        match crate::playbook::load_playbook(&path) {
+            Ok(_) => "loaded without errors".into(),
+            Err(errors) => errors
+                .iter()
+                .map(|d| d.render().replace(&cwd, ""))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    #[test]
+    fn a_missing_role_lists_every_place_looked() {
+        insta::assert_snapshot!(errors("missing.yml"));
+    }
+
+    #[test]
+    fn bad_role_entries_and_role_tasks() {
+        insta::assert_snapshot!(errors("entries.yml"));
+    }
+
+    #[test]
+    fn a_dependency_cycle_is_an_error() {
+        insta::assert_snapshot!(errors("cycle.yml"));
+    }
+}
