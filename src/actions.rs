@@ -26,6 +26,8 @@ pub enum EngineAction {
     ImportTasks,
     /// `setup` / `gather_facts`: gather facts as a task.
     Setup,
+    /// A role's `argument_specs`, checked before its first task.
+    ValidateArgumentSpec,
 }
 
 impl EngineAction {
@@ -40,6 +42,7 @@ impl EngineAction {
         ("import_tasks", EngineAction::ImportTasks),
         ("setup", EngineAction::Setup),
         ("gather_facts", EngineAction::Setup),
+        ("validate_argument_spec", EngineAction::ValidateArgumentSpec),
     ];
 
     pub fn name(self) -> &'static str {
@@ -219,6 +222,14 @@ pub fn check_params(action: Action, args: &Value) -> Result<(), ParamError> {
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 parse_params::<IncludeParams>(e.name(), args).map(|_| ())
             }
+            EngineAction::ValidateArgumentSpec => match args.get("argument_spec") {
+                Some(Value::Object(_)) => Ok(()),
+                _ => Err(ParamError::Invalid {
+                    module: "validate_argument_spec",
+                    path: "argument_spec".into(),
+                    reason: "expected a mapping of options".into(),
+                }),
+            },
             EngineAction::SetFact => match args {
                 Value::Object(m) if !m.is_empty() => Ok(()),
                 _ => Err(ParamError::Invalid {

@@ -5,7 +5,7 @@
 //! task vars, set_fact, role params and `-e`, role magic variables,
 //! handlers of roles notified by name and by `role : name`, `copy` and
 //! `template` finding files in the role, `import_role`/`include_role`
-//! with `*_from`.
+//! with `*_from`, `argument_specs` checked before a role's first task.
 //!
 //! Every playbook in `tests/fixtures/roles/cases` was run by
 //! ansible-playbook 2.18 and what it did is recorded in
@@ -210,6 +210,27 @@ fn copy_and_template_find_sources_in_the_role_like_ansible() {
     check("files.yml");
 }
 
+#[test]
+fn argument_specs_are_checked_before_the_role_like_ansible() {
+    check("argspec.yml");
+    // The whole message, as Ansible words it (the recording keeps its
+    // first line only).
+    let (_dir, run) = run_case("argspec.yml");
+    let msgs: Vec<String> = run
+        .events()
+        .into_iter()
+        .filter_map(|e| e["msg"].as_str().map(str::to_string))
+        .collect();
+    let want = "Validation of arguments failed:\nmissing required arguments: listen_port\nvalue of mode must be one of: a, b, got: c";
+    assert!(msgs.iter().any(|m| m == want), "{msgs:#?}");
+    assert!(
+        msgs.iter().any(|m| m.starts_with(
+            "Validation of arguments failed:\nargument 'listen_port' is of type str and we were unable to convert to int"
+        )),
+        "{msgs:#?}"
+    );
+}
+
 /// Every recorded case has a test above.
 #[test]
 fn every_recorded_case_is_tested() {
@@ -218,6 +239,7 @@ fn every_recorded_case_is_tested() {
     assert_eq!(
         cases,
         [
+            "argspec.yml",
             "files.yml",
             "handlers.yml",
             "import_include.yml",

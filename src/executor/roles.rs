@@ -141,3 +141,172 @@ pub fn role_handler_name(handler: &Task, rendered: &str) -> Option<String> {
         .as_ref()
         .map(|r| format!("{} : {}", r.name, rendered))
 }
+
+impl PlayRunner<'_> {
+    /// `validate_argument_spec` (the check a role's `argument_specs` puts
+    /// before its tasks): each option's value is the role param, else the
+    /// variable of that name; `required`, `type` and `choices` are checked
+    /// as Ansible's argument spec validator does. `Err` holds Ansible's
+    /// failure message.
+    pub(crate) fn validate_argument_spec(
+        &self,
+        args: &Value,
+        ctx: &minijinja::Value,
+    ) -> Result<String, String> {
+        let spec = args
+            .get("argument_spec")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let provided = args
+            .get("provided_arguments")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut missing = Vec::new();
+        let mut errors = Vec::new();
+        let mut choice_errors = Vec::new();
+        for (name, option) in &spec {
+            let value = match provided.get(name) {
+                Some(v) => Some(v.clone()),
+                None => self
+                    .project
+                    .templar
+                    .eval("argument_spec", name, ctx)
+                    .ok()
+                    .filter(|v| !v.is_undefined())
+                    .map(|v| crate::template::to_json(&v)),
+            };
+            let Some(value) = value else {
+                if option.get("required").is_some_and(truthy) {
+                    missing.push(name.clone());
+                }
+                continue;
+            };
+            let kind = option.get("type").and_then(Value::as_str).unwrap_or("str");
+            let converted = match convert(&value, kind) {
+                Ok(v) => v,
+                Err(why) => {
+                    errors.push(format!(
+                        "argument '{name}' is of type {} and we were unable to convert to {kind}: {why}",
+                        type_name(&value)
+                    ));
+                    continue;
+                }
+            };
+            if let Some(Value::Array(choices)) = option.get("choices") {
+                let items: Vec<&Value> = match &converted {
+                    Value::Array(a) => a.iter().collect(),
+                    v => vec![v],
+                };
+                let allowed: Vec<String> = choices.iter().map(scalar_text).collect();
+                if let Some(bad) = items.iter().find(|i| !allowed.contains(&scalar_text(i))) {
+                    choice_errors.push(format!(
+                        "value of {name} must be one of: {}, got: {}",
+                        allowed.join(", "),
+                        scalar_text(bad)
+                    ));
+                }
+            }
+        }
+        missing.sort();
+        let mut messages = Vec::new();
+        if !missing.is_empty() {
+            messages.push(format!(
+                "missing required arguments: {}",
+                missing.join(", ")
+            ));
+        }
+        messages.extend(errors);
+        messages.extend(choice_errors);
+        if messages.is_empty() {
+            Ok("The arg spec validation passed".into())
+        } else {
+            Err(format!(
+                "Validation of arguments failed:\n{}",
+                messages.join("\n")
+            ))
+        }
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    crate::executor::task::truthy_json(v)
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// Ansible's `check_type_*` conversions for a role argument.
+fn convert(v: &Value, kind: &str) -> Result<Value, String> {
+    let text = scalar_text(v);
+    match kind {
+        "int" => match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(v.clone()),
+            Value::Bool(b) => Ok(Value::from(i64::from(*b))),
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("invalid literal for int() with base 10: '{s}'")),
+            _ => Err(format!("{text} cannot be converted to an int")),
+        },
+        "float" => match v {
+            Value::Number(_) => Ok(v.clone()),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .map(Value::from)
+                .map_err(|_| format!("could not convert string to float: '{s}'")),
+            _ => Err(format!("{text} cannot be converted to a float")),
+        },
+        "bool" => match v {
+            Value::Bool(_) => Ok(v.clone()),
+            _ => match text.to_ascii_lowercase().as_str() {
+                "yes" | "on" | "1" | "true" | "y" | "t" => Ok(Value::Bool(true)),
+                "no" | "off" | "0" | "false" | "n" | "f" => Ok(Value::Bool(false)),
+                _ => Err(format!(
+                    "The value '{text}' is not a valid boolean. Valid booleans include: 'yes', 'on', '1', 'true', 'no', 'off', '0', 'false'"
+                )),
+            },
+        },
+        "list" => match v {
+            Value::Array(_) => Ok(v.clone()),
+            Value::String(s) => Ok(Value::from(
+                s.split(',').map(|p| Value::from(p.to_string())).collect::<Vec<_>>(),
+            )),
+            Value::Number(_) => Ok(Value::from(vec![Value::from(text)])),
+            _ => Err(format!("{text} cannot be converted to a list")),
+        },
+        "dict" => match v {
+            Value::Object(_) => Ok(v.clone()),
+            Value::String(s) => serde_json::from_str::<Value>(s)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| format!("dictionary requested, could not parse JSON or key=value: {s}")),
+            _ => Err(format!("{text} cannot be converted to a dict")),
+        },
+        "str" | "path" => match v {
+            Value::Null => Ok(Value::from("None")),
+            Value::String(_) => Ok(v.clone()),
+            _ => Ok(Value::from(text)),
+        },
+        _ => Ok(v.clone()),
+    }
+}

@@ -868,6 +868,14 @@ impl PlayRunner<'_> {
                 }
             }
             EngineAction::Meta => ItemOutcome::new(Status::Ok),
+            EngineAction::ValidateArgumentSpec => match self.validate_argument_spec(&args, ctx) {
+                Ok(msg) => {
+                    let mut o = ItemOutcome::new(Status::Ok);
+                    o.msg = Some(msg);
+                    o
+                }
+                Err(msg) => ItemOutcome::failed(msg),
+            },
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 ItemOutcome::failed("include_tasks cannot be used inside a loop here")
             }

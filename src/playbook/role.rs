@@ -924,21 +924,28 @@ impl Loader {
             .trim_end_matches(".yml")
             .trim_end_matches(".yaml")
             .to_string();
-        let options = specs.get(&entry)?.get("options")?.clone();
+        let entry_spec = specs.get(&entry)?.clone();
+        let options = entry_spec
+            .get("options")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new()));
         let mut task = Own::default().into_task(
             TaskKind::Action {
                 action: "validate_argument_spec".into(),
                 args: serde_json::json!({
                     "argument_spec": options,
-                    "_role": data.name,
-                    "_entry_point": entry,
+                    "provided_arguments": data.params,
                 }),
             },
             spec.span.clone(),
             inh,
             TaskSpans::default(),
         );
-        task.name = Some(format!("Validating arguments against arg spec '{entry}'"));
+        let mut name = format!("Validating arguments against arg spec '{entry}'");
+        if let Some(short) = entry_spec.get("short_description").and_then(Value::as_str) {
+            name = format!("{name} - {short}");
+        }
+        task.name = Some(name);
         // Ansible's validation task is tagged `always`.
         if !task.tags.iter().any(|t| t == "always") {
             task.tags.push("always".into());
