@@ -310,3 +310,54 @@ fn convert(v: &Value, kind: &str) -> Result<Value, String> {
         _ => Ok(v.clone()),
     }
 }
+
+impl PlayRunner<'_> {
+    /// `include_role`: a task of its own, `ok` where its `when` holds and
+    /// `skipped` elsewhere (as Ansible reports it), then the role's tasks
+    /// on the hosts where it ran.
+    pub(crate) fn run_role_include(&self, task: &Task, block: &[Task], active: &[usize]) {
+        use crate::output::{Event, HostResult, Status};
+        if !self.tags_match(task) {
+            return;
+        }
+        self.sink.send(Event::TaskStart {
+            name: task.display_name(),
+            location: format!("{}:{}", task.span.path.display(), task.span.line),
+            hosts: active.iter().map(|&i| self.names[i].clone()).collect(),
+            handler: false,
+        });
+        let mut included = Vec::new();
+        for &i in active {
+            let ctx = self.task_context(i, task, &Map::new());
+            let status = match self.when_holds(task, &ctx) {
+                Ok(true) => {
+                    included.push(i);
+                    Status::Ok
+                }
+                Ok(false) => Status::Skipped,
+                Err(msg) => {
+                    self.fail_host(i, task, &msg);
+                    continue;
+                }
+            };
+            self.count(i, status);
+            self.sink.send(Event::HostResult(HostResult {
+                host: self.names[i].clone(),
+                task: task.display_name(),
+                status,
+                changed: false,
+                duration_ms: 0,
+                msg: None,
+                item: None,
+                delegated_to: None,
+                diffs: Vec::new(),
+                output: None,
+                changes: Vec::new(),
+                censored: false,
+            }));
+        }
+        if !included.is_empty() {
+            self.run_list(block, &included);
+        }
+    }
+}

@@ -45,6 +45,9 @@ impl PlayRunner<'_> {
                 return;
             }
             match &task.kind {
+                TaskKind::Block { block, .. } if task.role_include => {
+                    self.run_role_include(task, block, &active)
+                }
                 TaskKind::Block {
                     block,
                     rescue,
@@ -207,7 +210,7 @@ impl PlayRunner<'_> {
     /// Whether every `when` of a control task (include, meta) holds; a
     /// condition that can't be evaluated (an undefined variable) fails the
     /// host with the returned message, as in Ansible.
-    fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> Result<bool, String> {
+    pub(crate) fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> Result<bool, String> {
         for c in &task.when {
             match self.project.templar.eval_condition("when", c, ctx) {
                 Ok(true) => {}

@@ -276,6 +276,10 @@ pub struct Task {
     pub spans: TaskSpans,
     /// The role this task came from (`roles:`, `import_role`, a dependency).
     pub role: Option<Arc<RoleInfo>>,
+    /// This block is an `include_role`: it is a task of its own (reported
+    /// `ok` or `skipped` per host, its `when` decided once), and the role's
+    /// tasks run on the hosts where it ran.
+    pub role_include: bool,
 }
 
 impl Task {
@@ -332,6 +336,7 @@ impl Task {
             diff: None,
             spans: TaskSpans::default(),
             role: None,
+            role_include: false,
         }
     }
 }

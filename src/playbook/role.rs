@@ -775,16 +775,20 @@ impl Loader {
             return None;
         }
         let spec = self.role_action_spec(short, args, &spans, &span)?;
-        let pushed = own.pushed_down(inh);
-        let from_include = spec.from_include;
+        let mut pushed = own.pushed_down(inh);
+        if spec.from_include {
+            // The include's own `when` is decided once, on the include.
+            pushed.when = inh.when.clone();
+        }
         let tasks = self.expand_role(&spec, &pushed, ctx, false)?;
-        let _ = from_include;
         let kind = TaskKind::Block {
             block: tasks,
             rescue: Vec::new(),
             always: Vec::new(),
         };
-        Some(own.into_task(kind, span, inh, spans))
+        let mut task = own.into_task(kind, span, inh, spans);
+        task.role_include = spec.from_include;
+        Some(task)
     }
 
     /// The arguments of `import_role`/`include_role` as a role entry.
