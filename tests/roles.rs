@@ -228,6 +228,11 @@ fn argument_specs_are_checked_before_the_role_like_ansible() {
     );
 }
 
+#[test]
+fn roles_are_found_in_collections_roles_path_and_by_path_like_ansible() {
+    check("search.yml");
+}
+
 /// Every recorded case has a test above.
 #[test]
 fn every_recorded_case_is_tested() {
@@ -241,7 +246,8 @@ fn every_recorded_case_is_tested() {
             "handlers.yml",
             "import_include.yml",
             "order.yml",
-            "precedence.yml"
+            "precedence.yml",
+            "search.yml"
         ]
     );
 }
