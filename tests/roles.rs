@@ -233,6 +233,11 @@ fn roles_are_found_in_collections_roles_path_and_by_path_like_ansible() {
     check("search.yml");
 }
 
+#[test]
+fn include_role_with_a_loop_or_a_templated_name_runs_per_item_like_ansible() {
+    check("dynamic.yml");
+}
+
 /// Every recorded case has a test above.
 #[test]
 fn every_recorded_case_is_tested() {
@@ -242,6 +247,7 @@ fn every_recorded_case_is_tested() {
         cases,
         [
             "argspec.yml",
+            "dynamic.yml",
             "files.yml",
             "handlers.yml",
             "import_include.yml",

@@ -9,7 +9,12 @@ use crate::executor::PlayRunner;
 impl PlayRunner<'_> {
     pub fn flush_handlers(&self, batch: &[usize]) {
         let force = self.opts.force_handlers || self.play.force_handlers.unwrap_or(false);
-        for handler in &self.play.handlers {
+        let dynamic = self
+            .dynamic_handlers
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        for handler in self.play.handlers.iter().chain(&dynamic) {
             if self.ended() {
                 return;
             }

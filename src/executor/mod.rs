@@ -252,6 +252,9 @@ pub struct PlayRunner<'a> {
     pub hostvars: minijinja::Value,
     /// `meta: end_play` was reached.
     pub play_ended: std::sync::atomic::AtomicBool,
+    /// Handlers of roles loaded at run time (a looped or templated
+    /// `include_role`), after the play's own.
+    pub dynamic_handlers: Mutex<Vec<crate::playbook::Task>>,
 }
 
 impl<'a> PlayRunner<'a> {
@@ -304,6 +307,7 @@ impl<'a> PlayRunner<'a> {
             groups,
             hostvars,
             play_ended: std::sync::atomic::AtomicBool::new(false),
+            dynamic_handlers: Mutex::new(Vec::new()),
         }
     }
 

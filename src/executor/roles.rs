@@ -361,3 +361,177 @@ impl PlayRunner<'_> {
         }
     }
 }
+
+impl PlayRunner<'_> {
+    /// A looped or templated `include_role`: per host and item, its `when`
+    /// is checked and its arguments rendered; each distinct role is loaded
+    /// then and run on the hosts (and with the item) that asked for it.
+    pub(crate) fn run_dynamic_role(&self, task: &Task, args: &Value, active: &[usize]) {
+        use crate::output::{Event, Status};
+        if !self.tags_match(task) {
+            return;
+        }
+        self.sink.send(Event::TaskStart {
+            name: task.display_name(),
+            location: format!("{}:{}", task.span.path.display(), task.span.line),
+            hosts: active.iter().map(|&i| self.names[i].clone()).collect(),
+            handler: false,
+        });
+        let loop_var = task.loop_control.loop_var.clone();
+        let mut groups: indexmap::IndexMap<String, (Value, Option<Value>, Vec<usize>)> =
+            indexmap::IndexMap::new();
+        for &i in active {
+            let items = match self.include_items(task, i) {
+                Ok(items) => items,
+                Err(msg) => {
+                    self.fail_host(i, task, &msg);
+                    continue;
+                }
+            };
+            // Ansible counts a looped include `ok` once per item included.
+            let mut included = 0;
+            for item in items {
+                let mut extra = Map::new();
+                if let Some(item) = &item {
+                    extra.insert(loop_var.clone(), item.clone());
+                }
+                let ctx = self.task_context(i, task, &extra);
+                match self.when_holds(task, &ctx) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(msg) => {
+                        self.fail_host(i, task, &msg);
+                        break;
+                    }
+                }
+                let rendered = match self
+                    .project
+                    .templar
+                    .render_value("include_role", args, &ctx)
+                {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let msg = crate::executor::task::template_message(task, "include_role", &e);
+                        self.fail_host(i, task, &msg);
+                        break;
+                    }
+                };
+                included += 1;
+                let key = format!("{rendered}\u{0}{}", serde_json::json!(item));
+                groups
+                    .entry(key)
+                    .or_insert_with(|| (rendered, item.clone(), Vec::new()))
+                    .2
+                    .push(i);
+            }
+            let alive = self.hosts[i].lock().map(|h| h.active()).unwrap_or(false);
+            if alive {
+                let status = if included > 0 {
+                    Status::Ok
+                } else {
+                    Status::Skipped
+                };
+                for _ in 0..included.max(1) {
+                    self.count(i, status);
+                }
+                self.sink.send(Event::HostResult(simple_result(
+                    &self.names[i],
+                    task,
+                    status,
+                )));
+            }
+        }
+        for (_, (rendered, item, hosts)) in groups {
+            match playbook::load::load_included_role(&self.playbook.dir, &rendered, &task.span) {
+                Ok((mut tasks, handlers)) => {
+                    let mut vars = task.vars.clone();
+                    if let Some(item) = item {
+                        vars.insert(loop_var.clone(), item);
+                    }
+                    add_vars(&mut tasks, &vars);
+                    if let Ok(mut d) = self.dynamic_handlers.lock() {
+                        d.extend(handlers);
+                    }
+                    self.run_list(&tasks, &hosts);
+                }
+                Err(diags) => {
+                    let msg = diags
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    for i in hosts {
+                        self.fail_host(i, task, &format!("include_role: {msg}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The items of a looped `include_role` for host `i` (`[None]` without
+    /// a loop): `loop` as given, `with_items` flattened one level.
+    fn include_items(&self, task: &Task, i: usize) -> Result<Vec<Option<Value>>, String> {
+        let Some(items) = &task.loop_items else {
+            return Ok(vec![None]);
+        };
+        let ctx = self.task_context(i, task, &Map::new());
+        let flatten = task.loop_kind == crate::playbook::LoopKind::WithItems;
+        match self.project.templar.render_value("loop", items, &ctx) {
+            Ok(Value::Array(a)) => Ok(a
+                .into_iter()
+                .flat_map(|v| match v {
+                    Value::Array(inner) if flatten => inner,
+                    other => vec![other],
+                })
+                .map(Some)
+                .collect()),
+            Ok(_) => Err(format!(
+                "the loop of `include_role` needs a list (task `{}` at {})",
+                task.display_name(),
+                task.span
+            )),
+            Err(e) => Err(crate::executor::task::template_message(task, "loop", &e)),
+        }
+    }
+}
+
+/// Variables of the `include_role` task (and its loop item) for every
+/// task of the role, under the tasks' own.
+fn add_vars(tasks: &mut [Task], vars: &Map<String, Value>) {
+    for t in tasks {
+        for (k, v) in vars {
+            t.vars.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if let TaskKind::Block {
+            block,
+            rescue,
+            always,
+        } = &mut t.kind
+        {
+            add_vars(block, vars);
+            add_vars(rescue, vars);
+            add_vars(always, vars);
+        }
+    }
+}
+
+fn simple_result(
+    host: &str,
+    task: &Task,
+    status: crate::output::Status,
+) -> crate::output::HostResult {
+    crate::output::HostResult {
+        host: host.to_string(),
+        task: task.display_name(),
+        status,
+        changed: false,
+        duration_ms: 0,
+        msg: None,
+        item: None,
+        delegated_to: None,
+        diffs: Vec::new(),
+        output: None,
+        changes: Vec::new(),
+        censored: false,
+    }
+}

@@ -58,6 +58,11 @@ impl PlayRunner<'_> {
                         self.run_include(task, file, &active)
                     }
                 }
+                TaskKind::Action { action, args }
+                    if task.role_include && action == "include_role" =>
+                {
+                    self.run_dynamic_role(task, args, &active)
+                }
                 TaskKind::Action { action, args } if actions::short_name(action) == "meta" => {
                     self.run_meta(task, args, &active, batch)
                 }

@@ -24,7 +24,7 @@ use crate::yaml::{self, Node, NodeValue, Span};
 
 #[path = "role.rs"]
 mod role;
-pub use role::configure_role_paths;
+pub use role::{configure_role_paths, load_included_role};
 
 /// Load a playbook file: plays, tasks, `import_tasks` resolved, block
 /// keywords pushed down. Every error is collected, each with path:line:col.

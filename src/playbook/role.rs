@@ -760,19 +760,25 @@ impl Loader {
     ) -> Option<Task> {
         if let Some((kw, k, _)) = keywords
             .iter()
-            .find(|(kw, _, _)| matches!(*kw, "loop" | "with_items" | "loop_control"))
+            .find(|(kw, _, _)| short == "import_role" && is_loop_keyword(kw))
         {
-            let help = if short == "import_role" {
-                "use `include_role` to run a role for each item"
-            } else {
-                "herd expands `include_role` when the playbook loads; loop inside the role instead"
-            };
             self.error(
                 k.span
                     .diagnostic(format!("`{kw}` cannot be used on `{short}`"))
-                    .with_help(help),
+                    .with_help("use `include_role` to run a role for each item"),
             );
             return None;
+        }
+        if short == "include_role" && needs_run_time(args, keywords) {
+            // A loop or a templated name: loaded when reached, per host.
+            self.role_action_spec(short, &untemplated(args), &spans, &span)?;
+            let kind = TaskKind::Action {
+                action: "include_role".into(),
+                args: args.clone(),
+            };
+            let mut task = own.into_task(kind, span, inh, spans);
+            task.role_include = true;
+            return Some(task);
         }
         let spec = self.role_action_spec(short, args, &spans, &span)?;
         let mut pushed = own.pushed_down(inh);
@@ -956,6 +962,70 @@ impl Loader {
         }
         Some(task)
     }
+}
+
+fn is_loop_keyword(kw: &str) -> bool {
+    kw == "loop" || kw == "loop_control" || kw.starts_with("with_")
+}
+
+/// `include_role` that can only be resolved per host: looped, or with a
+/// templated role or file name.
+fn needs_run_time(args: &Value, keywords: &[(&str, &Node, &Node)]) -> bool {
+    keywords.iter().any(|(kw, _, _)| is_loop_keyword(kw))
+        || args.as_object().is_some_and(|m| {
+            [
+                "name",
+                "role",
+                "tasks_from",
+                "vars_from",
+                "defaults_from",
+                "handlers_from",
+            ]
+            .iter()
+            .any(|k| m.get(*k).and_then(Value::as_str).is_some_and(is_template))
+        })
+}
+
+/// The arguments with templated strings replaced by a plain placeholder,
+/// so their shape is checked when the playbook loads (not the role itself).
+fn untemplated(args: &Value) -> Value {
+    let mut out = args.clone();
+    if let Some(m) = out.as_object_mut() {
+        for v in m.values_mut() {
+            if v.as_str().is_some_and(is_template) {
+                *v = Value::from("__templated__");
+            }
+        }
+        m.remove("name");
+        m.remove("role");
+        m.insert("name".into(), Value::from("__templated__"));
+    }
+    out
+}
+
+/// Load the role an `include_role` names once its arguments are rendered
+/// (a looped or templated `include_role`): its tasks and its handlers,
+/// resolved from `playbook_dir` like any role.
+pub fn load_included_role(
+    playbook_dir: &Path,
+    args: &Value,
+    span: &Span,
+) -> Result<(Vec<Task>, Vec<Task>), Vec<crate::diagnostic::Diagnostic>> {
+    let mut loader = Loader::new(playbook_dir.to_path_buf());
+    let ctx = Ctx {
+        dir: playbook_dir.to_path_buf(),
+        depth: 0,
+        handlers: false,
+    };
+    let spans = TaskSpans::default();
+    let tasks = match loader.role_action_spec("include_role", args, &spans, span) {
+        Some(spec) => loader
+            .expand_role(&spec, &Inherited::default(), &ctx, false)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let handlers = std::mem::take(&mut loader.roles.late_handlers);
+    loader.finish((tasks, handlers))
 }
 
 fn json_bool(v: &Value) -> Option<bool> {
