@@ -298,7 +298,7 @@ impl RoleSpec {
         .to_string()
     }
 
-    fn from_file(&self, folder: &str) -> Option<&str> {
+    fn entry_file(&self, folder: &str) -> Option<&str> {
         self.from
             .iter()
             .find(|(f, _)| f == folder)
@@ -540,8 +540,8 @@ impl Loader {
         name: String,
         short_name: String,
     ) -> Option<RoleData> {
-        let defaults = self.role_vars_file(&path, "defaults", spec.from_file("defaults"), spec)?;
-        let role_vars = self.role_vars_file(&path, "vars", spec.from_file("vars"), spec)?;
+        let defaults = self.role_vars_file(&path, "defaults", spec.entry_file("defaults"), spec)?;
+        let role_vars = self.role_vars_file(&path, "vars", spec.entry_file("vars"), spec)?;
         let mut data = RoleData {
             key,
             name,
@@ -700,9 +700,9 @@ impl Loader {
         if let Some(check) = self.argument_spec_task(&data, spec, &inh) {
             tasks.push(check);
         }
-        if let Some(file) = role_file(&data.path, "tasks", spec.from_file("tasks")) {
+        if let Some(file) = role_file(&data.path, "tasks", spec.entry_file("tasks")) {
             tasks.extend(self.task_file(&file, &inh, ctx, Some(&spec.span)));
-        } else if let Some(f) = spec.from_file("tasks") {
+        } else if let Some(f) = spec.entry_file("tasks") {
             self.error(
                 spec.span
                     .diagnostic(format!("`tasks_from` file `{f}` not found"))
@@ -712,7 +712,7 @@ impl Loader {
         set_role(&mut tasks, &info);
         if self.roles.handled.insert(data.key.clone()) {
             let mut handlers = Vec::new();
-            if let Some(file) = role_file(&data.path, "handlers", spec.from_file("handlers")) {
+            if let Some(file) = role_file(&data.path, "handlers", spec.entry_file("handlers")) {
                 let hctx = Ctx {
                     handlers: true,
                     ..ctx.clone()
@@ -929,7 +929,7 @@ impl Loader {
                 .and_then(|v| v.get("argument_specs").cloned()),
             None => data.argument_specs.clone(),
         }?;
-        let entry = spec.from_file("tasks").unwrap_or("main");
+        let entry = spec.entry_file("tasks").unwrap_or("main");
         let entry = entry
             .trim_end_matches(".yml")
             .trim_end_matches(".yaml")
