@@ -238,6 +238,11 @@ fn include_role_with_a_loop_or_a_templated_name_runs_per_item_like_ansible() {
     check("dynamic.yml");
 }
 
+#[test]
+fn tags_select_role_tasks_and_include_role_like_ansible() {
+    check("tags.yml");
+}
+
 /// Every recorded case has a test above.
 #[test]
 fn every_recorded_case_is_tested() {
@@ -253,7 +258,8 @@ fn every_recorded_case_is_tested() {
             "import_include.yml",
             "order.yml",
             "precedence.yml",
-            "search.yml"
+            "search.yml",
+            "tags.yml"
         ]
     );
 }

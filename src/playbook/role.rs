@@ -783,8 +783,11 @@ impl Loader {
         let spec = self.role_action_spec(short, args, &spans, &span)?;
         let mut pushed = own.pushed_down(inh);
         if spec.from_include {
-            // The include's own `when` is decided once, on the include.
+            // The include's own `when` is decided once, on the include, and
+            // its tags select the include only (its tasks need their own,
+            // or `apply`), as for Ansible's dynamic includes.
             pushed.when = inh.when.clone();
+            pushed.tags = inh.tags.clone();
         }
         let tasks = self.expand_role(&spec, &pushed, ctx, false)?;
         let kind = TaskKind::Block {
