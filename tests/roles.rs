@@ -243,6 +243,11 @@ fn tags_select_role_tasks_and_include_role_like_ansible() {
     check("tags.yml");
 }
 
+#[test]
+fn a_private_include_role_shares_vars_along_its_dependency_chain_only() {
+    check("private.yml");
+}
+
 /// Every recorded case has a test above.
 #[test]
 fn every_recorded_case_is_tested() {
@@ -258,6 +263,7 @@ fn every_recorded_case_is_tested() {
             "import_include.yml",
             "order.yml",
             "precedence.yml",
+            "private.yml",
             "search.yml",
             "tags.yml"
         ]

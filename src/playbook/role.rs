@@ -690,7 +690,10 @@ impl Loader {
             if !self.roles.play.dependent_role_names.contains(&dep.name) {
                 self.roles.play.dependent_role_names.push(dep.name.clone());
             }
-            if let Some(tasks) = self.expand_role(dep_spec, &inh, ctx, from_roles) {
+            // A dependency is as public as the role that pulls it in.
+            let mut dep_spec = dep_spec.clone();
+            dep_spec.public = Some(public);
+            if let Some(tasks) = self.expand_role(&dep_spec, &inh, ctx, from_roles) {
                 out.extend(tasks);
             }
         }
