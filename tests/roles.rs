@@ -244,7 +244,7 @@ fn tags_select_role_tasks_and_include_role_like_ansible() {
 }
 
 #[test]
-fn a_private_include_role_shares_vars_along_its_dependency_chain_only() {
+fn include_role_vars_reach_its_dependency_chain_and_the_play_only_when_public() {
     check("private.yml");
 }
 

@@ -255,6 +255,8 @@ pub struct PlayRunner<'a> {
     /// Handlers of roles loaded at run time (a looped or templated
     /// `include_role`), after the play's own.
     pub dynamic_handlers: Mutex<Vec<crate::playbook::Task>>,
+    /// Defaults and vars of public `include_role`s that have run.
+    pub included_roles: RwLock<crate::playbook::PlayRoles>,
 }
 
 impl<'a> PlayRunner<'a> {
@@ -308,6 +310,7 @@ impl<'a> PlayRunner<'a> {
             hostvars,
             play_ended: std::sync::atomic::AtomicBool::new(false),
             dynamic_handlers: Mutex::new(Vec::new()),
+            included_roles: RwLock::new(crate::playbook::PlayRoles::default()),
         }
     }
 

@@ -17,6 +17,9 @@ impl PlayRunner<'_> {
     /// dependency chain) over them: the lowest layer of all.
     pub(crate) fn role_defaults(&self, role: Option<&RoleInfo>) -> Map<String, Value> {
         let mut all = self.play.roles.defaults.clone();
+        if let Ok(included) = self.included_roles.read() {
+            vars::overlay(&mut all, &included.defaults);
+        }
         if let Some(role) = role {
             vars::overlay(&mut all, &role.defaults);
         }
@@ -27,6 +30,9 @@ impl PlayRunner<'_> {
     /// (its dependencies' and parents', its `vars:` on the invocation).
     pub(crate) fn overlay_role_vars(&self, all: &mut Map<String, Value>, role: Option<&RoleInfo>) {
         vars::overlay(all, &self.play.roles.exports);
+        if let Ok(included) = self.included_roles.read() {
+            vars::overlay(all, &included.exports);
+        }
         if let Some(role) = role {
             vars::overlay(all, &role.vars);
         }
@@ -357,6 +363,7 @@ impl PlayRunner<'_> {
             }));
         }
         if !included.is_empty() {
+            self.publish_included_role(block);
             self.run_list(block, &included);
         }
     }
@@ -449,6 +456,7 @@ impl PlayRunner<'_> {
                         vars.insert(loop_var.clone(), item);
                     }
                     add_vars(&mut tasks, &vars);
+                    self.publish_included_role(&tasks);
                     if let Ok(mut d) = self.dynamic_handlers.lock() {
                         d.extend(handlers);
                     }
@@ -533,5 +541,22 @@ fn simple_result(
         output: None,
         changes: Vec::new(),
         censored: false,
+    }
+}
+
+impl PlayRunner<'_> {
+    /// A public `include_role` that runs shows the rest of the play its
+    /// defaults and vars (the role's block is the last of its tasks).
+    fn publish_included_role(&self, tasks: &[Task]) {
+        let Some(info) = tasks.last().and_then(|t| t.role.as_ref()) else {
+            return;
+        };
+        if info.public_defaults.is_empty() && info.public_vars.is_empty() {
+            return;
+        }
+        if let Ok(mut included) = self.included_roles.write() {
+            vars::overlay(&mut included.defaults, &info.public_defaults);
+            vars::overlay(&mut included.exports, &info.public_vars);
+        }
     }
 }

@@ -105,6 +105,10 @@ pub struct RoleInfo {
     pub vars: Map<String, Value>,
     /// Role params (`- role: x` with `foo: 1`), above set_fact.
     pub params: Map<String, Value>,
+    /// A public `include_role`: the defaults and vars it shows the play
+    /// once it has run (empty otherwise).
+    pub public_defaults: Map<String, Value>,
+    pub public_vars: Map<String, Value>,
 }
 
 impl Play {

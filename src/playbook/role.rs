@@ -238,6 +238,8 @@ impl RoleData {
             defaults,
             vars,
             params,
+            public_defaults: Map::new(),
+            public_vars: Map::new(),
         }
     }
 }
@@ -674,8 +676,11 @@ impl Loader {
         if !self.roles.ran.insert(data.key.clone()) && !allow_duplicates {
             return Some(Vec::new());
         }
+        // A public role shows the play its defaults and vars (its
+        // dependencies' included): `roles:` and `import_role` from the
+        // start, a public `include_role` from when it runs.
         let public = spec.public.unwrap_or(!spec.from_include);
-        if public {
+        if public && !spec.from_include {
             overlay(&mut self.roles.play.defaults, &data.default_vars());
             overlay(&mut self.roles.play.exports, &data.exported_vars());
         }
@@ -690,15 +695,21 @@ impl Loader {
             if !self.roles.play.dependent_role_names.contains(&dep.name) {
                 self.roles.play.dependent_role_names.push(dep.name.clone());
             }
-            // A dependency is as public as the role that pulls it in.
+            // A dependency shows the play nothing of its own: the role
+            // that pulls it in shows its variables, if it is public.
             let mut dep_spec = dep_spec.clone();
-            dep_spec.public = Some(public);
+            dep_spec.public = Some(false);
             if let Some(tasks) = self.expand_role(&dep_spec, &inh, ctx, from_roles) {
                 out.extend(tasks);
             }
         }
         let chain = self.roles.chain.clone();
-        let info = Arc::new(data.info(&chain));
+        let mut info = data.info(&chain);
+        if public && spec.from_include {
+            info.public_defaults = data.default_vars();
+            info.public_vars = data.exported_vars();
+        }
+        let info = Arc::new(info);
         let mut tasks = Vec::new();
         if let Some(check) = self.argument_spec_task(&data, spec, &inh) {
             tasks.push(check);
