@@ -32,6 +32,8 @@ pub enum EngineAction {
     AddHost,
     /// `group_by`: the host joins a group made on the fly.
     GroupBy,
+    /// A role's `argument_specs`, checked before its first task.
+    ValidateArgumentSpec,
 }
 
 impl EngineAction {
@@ -49,6 +51,7 @@ impl EngineAction {
         ("include_vars", EngineAction::IncludeVars),
         ("add_host", EngineAction::AddHost),
         ("group_by", EngineAction::GroupBy),
+        ("validate_argument_spec", EngineAction::ValidateArgumentSpec),
     ];
 
     /// Actions that run once for the whole host list, on its first host
@@ -252,6 +255,14 @@ pub fn check_params(action: Action, args: &Value) -> Result<(), ParamError> {
             }
             EngineAction::AddHost => needs_one_of(args, "add_host", &["name", "hostname", "host"]),
             EngineAction::GroupBy => needs_one_of(args, "group_by", &["key"]),
+            EngineAction::ValidateArgumentSpec => match args.get("argument_spec") {
+                Some(Value::Object(_)) => Ok(()),
+                _ => Err(ParamError::Invalid {
+                    module: "validate_argument_spec",
+                    path: "argument_spec".into(),
+                    reason: "expected a mapping of options".into(),
+                }),
+            },
             EngineAction::SetFact => match args {
                 Value::Object(m) if !m.is_empty() => Ok(()),
                 _ => Err(ParamError::Invalid {

@@ -216,6 +216,10 @@ fn init_tracing(cli: &Cli) {
 pub fn run_command(command: Command) -> Result<u8, AppError> {
     // ansible.cfg and ANSIBLE_* first: they are the defaults the flags override.
     let config = AnsibleConfig::load()?;
+    crate::playbook::load::configure_role_paths(
+        config.roles_path.clone(),
+        config.collections_path.clone(),
+    );
     let inventory = match &command {
         Command::Run(a) => Some(&a.inventory),
         Command::Validate(a) => Some(&a.inventory),

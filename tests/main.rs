@@ -27,6 +27,7 @@ mod keywords;
 mod local_example;
 mod loops;
 mod no_log;
+mod roles;
 mod undefined;
 mod vault;
 mod vault_cli;

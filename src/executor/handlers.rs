@@ -9,7 +9,12 @@ use crate::executor::PlayRunner;
 impl PlayRunner<'_> {
     pub fn flush_handlers(&self, batch: &[usize]) {
         let force = self.opts.force_handlers || self.play.force_handlers.unwrap_or(false);
-        for handler in &self.play.handlers {
+        let dynamic = self
+            .dynamic_handlers
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        for handler in self.play.handlers.iter().chain(&dynamic) {
             if self.ended() {
                 return;
             }
@@ -24,8 +29,10 @@ impl PlayRunner<'_> {
                     let Ok(mut h) = self.hosts[i].lock() else {
                         return false;
                     };
+                    let in_role = crate::executor::roles::role_handler_name(handler, &rendered);
                     let notified = h.notified.contains(&name)
                         || h.notified.contains(&rendered)
+                        || in_role.as_ref().is_some_and(|n| h.notified.contains(n))
                         || handler.listen.iter().any(|l| h.notified.contains(l));
                     if !notified {
                         return false;
@@ -34,6 +41,9 @@ impl PlayRunner<'_> {
                     if runs {
                         h.notified.shift_remove(&name);
                         h.notified.shift_remove(&rendered);
+                        if let Some(n) = &in_role {
+                            h.notified.shift_remove(n);
+                        }
                         for l in &handler.listen {
                             h.notified.shift_remove(l);
                         }
@@ -58,7 +68,7 @@ impl PlayRunner<'_> {
         if !crate::template::is_template(name) {
             return name.to_string();
         }
-        let ctx = self.context(i, &handler.vars, &serde_json::Map::new());
+        let ctx = self.task_context(i, handler, &serde_json::Map::new());
         self.project
             .templar
             .render_str("name", name, &ctx)

@@ -19,6 +19,7 @@ pub mod handlers;
 mod include_vars;
 mod loops;
 pub mod pool;
+pub mod roles;
 pub mod strategy;
 pub mod task;
 pub mod vars;
@@ -300,6 +301,11 @@ pub struct PlayRunner<'a> {
     pub play_ended: std::sync::atomic::AtomicBool,
     /// `meta: end_batch` was reached (reset at each `serial` batch).
     pub batch_ended: std::sync::atomic::AtomicBool,
+    /// Handlers of roles loaded at run time (a looped or templated
+    /// `include_role`), after the play's own.
+    pub dynamic_handlers: Mutex<Vec<crate::playbook::Task>>,
+    /// Defaults and vars of public `include_role`s that have run.
+    pub included_roles: RwLock<crate::playbook::PlayRoles>,
 }
 
 impl<'a> PlayRunner<'a> {
@@ -351,6 +357,8 @@ impl<'a> PlayRunner<'a> {
             hostvars: RwLock::new(hostvars),
             play_ended: std::sync::atomic::AtomicBool::new(false),
             batch_ended: std::sync::atomic::AtomicBool::new(false),
+            dynamic_handlers: Mutex::new(Vec::new()),
+            included_roles: RwLock::new(crate::playbook::PlayRoles::default()),
         }
     }
 
@@ -509,8 +517,31 @@ impl<'a> PlayRunner<'a> {
         task_vars: &Map<String, Value>,
         extra: &Map<String, Value>,
     ) -> minijinja::Value {
+        self.context_in_role(i, task_vars, None, extra)
+    }
+
+    /// [`PlayRunner::context`] for a task, with the layers of its role.
+    pub fn task_context(
+        &self,
+        i: usize,
+        task: &crate::playbook::Task,
+        extra: &Map<String, Value>,
+    ) -> minijinja::Value {
+        self.context_in_role(i, &task.vars, task.role.as_deref(), extra)
+    }
+
+    /// The context with role defaults (lowest), role vars (above play
+    /// vars) and role params (above set_fact), as Ansible layers them.
+    pub fn context_in_role(
+        &self,
+        i: usize,
+        task_vars: &Map<String, Value>,
+        role: Option<&crate::playbook::RoleInfo>,
+        extra: &Map<String, Value>,
+    ) -> minijinja::Value {
         let name = &self.names[i];
-        let mut all = self.inventory_vars_of(i);
+        let mut all = self.role_defaults(role);
+        vars::overlay(&mut all, &self.inventory_vars_of(i));
         let facts = self.run.facts_of(name);
         // Gathered facts sit below play vars; set_fact/register above task vars.
         let (gathered, set): (Map<String, Value>, Map<String, Value>) = facts
@@ -520,13 +551,18 @@ impl<'a> PlayRunner<'a> {
         if let Ok(pv) = self.play_vars.read() {
             vars::overlay(&mut all, &pv);
         }
+        self.overlay_role_vars(&mut all, role);
         vars::overlay(&mut all, task_vars);
         vars::overlay(&mut all, &self.run.included_vars_of(name));
         vars::overlay(&mut all, &set);
+        if let Some(role) = role {
+            vars::overlay(&mut all, &role.params);
+        }
         vars::overlay(&mut all, extra);
         vars::overlay(&mut all, &self.opts.extra_vars);
         let magic = self.magic_vars(i);
         vars::overlay(&mut all, &magic);
+        self.overlay_role_magic(&mut all, role);
         let mut native = IndexMap::new();
         for (key, value) in [("groups", &self.groups), ("hostvars", &self.hostvars)] {
             if let Ok(v) = value.read() {

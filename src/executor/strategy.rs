@@ -45,6 +45,9 @@ impl PlayRunner<'_> {
                 return;
             }
             match &task.kind {
+                TaskKind::Block { block, .. } if task.role_include => {
+                    self.run_role_include(task, block, &active)
+                }
                 TaskKind::Block {
                     block,
                     rescue,
@@ -54,6 +57,11 @@ impl PlayRunner<'_> {
                     if self.tags_match(task) {
                         self.run_include(task, file, &active)
                     }
+                }
+                TaskKind::Action { action, args }
+                    if task.role_include && action == "include_role" =>
+                {
+                    self.run_dynamic_role(task, args, &active)
                 }
                 TaskKind::Action { action, args } if actions::short_name(action) == "meta" => {
                     self.run_meta(task, args, &active, batch)
@@ -116,7 +124,7 @@ impl PlayRunner<'_> {
     fn run_include(&self, task: &Task, file: &str, active: &[usize]) {
         let mut by_file: indexmap::IndexMap<String, Vec<usize>> = indexmap::IndexMap::new();
         for &i in active {
-            let ctx = self.context(i, &task.vars, &serde_json::Map::new());
+            let ctx = self.task_context(i, task, &serde_json::Map::new());
             match self.when_holds(task, &ctx) {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -143,6 +151,7 @@ impl PlayRunner<'_> {
                 .unwrap_or_else(|| base.join(&file));
             match playbook::load_task_file(&path) {
                 Ok(mut tasks) => {
+                    crate::executor::roles::inherit_role(&mut tasks, task);
                     // Keywords on include_tasks apply to the included tasks.
                     for t in &mut tasks {
                         for (k, v) in &task.vars {
@@ -182,7 +191,7 @@ impl PlayRunner<'_> {
             MetaAction::EndPlay => self.play_ended.store(true, Ordering::SeqCst),
             MetaAction::EndHost => {
                 for &i in active {
-                    let ctx = self.context(i, &task.vars, &serde_json::Map::new());
+                    let ctx = self.task_context(i, task, &serde_json::Map::new());
                     match self.when_holds(task, &ctx) {
                         Ok(true) => {
                             if let Ok(mut h) = self.hosts[i].lock() {
@@ -208,7 +217,7 @@ impl PlayRunner<'_> {
                 // holds ends the batch for all.
                 let mut end = false;
                 for &i in active {
-                    let ctx = self.context(i, &task.vars, &serde_json::Map::new());
+                    let ctx = self.task_context(i, task, &serde_json::Map::new());
                     match self.when_holds(task, &ctx) {
                         Ok(true) => end = true,
                         Ok(false) => self.meta_skipped(i, task),
@@ -240,7 +249,7 @@ impl PlayRunner<'_> {
     /// Whether every `when` of a control task (include, meta) holds; a
     /// condition that can't be evaluated (an undefined variable) fails the
     /// host with the returned message, as in Ansible.
-    fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> Result<bool, String> {
+    pub(crate) fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> Result<bool, String> {
         for c in &task.when {
             match self.project.templar.eval_condition("when", c, ctx) {
                 Ok(true) => {}

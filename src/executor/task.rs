@@ -213,7 +213,7 @@ impl PlayRunner<'_> {
         let v = task.throttle.as_ref()?;
         let v = match v {
             Value::String(s) => {
-                let ctx = self.context(first, &task.vars, &Map::new());
+                let ctx = self.task_context(first, task, &Map::new());
                 let text = self.project.templar.render_str("throttle", s, &ctx).ok()?;
                 Value::from(text.trim().parse::<u64>().ok()?)
             }
@@ -228,7 +228,7 @@ impl PlayRunner<'_> {
         if !template::is_template(&name) {
             return name;
         }
-        let ctx = self.context(first, &task.vars, &Map::new());
+        let ctx = self.task_context(first, task, &Map::new());
         self.project
             .templar
             .render_str("name", &name, &ctx)
@@ -237,7 +237,7 @@ impl PlayRunner<'_> {
 
     fn run_on_host(&self, task: &Task, i: usize, name: &str, all_hosts: &[usize]) {
         let start = Instant::now();
-        let ctx = self.context(i, &task.vars, &Map::new());
+        let ctx = self.task_context(i, task, &Map::new());
         let censor = self.no_log(task, &ctx);
         let outcome = match &task.loop_items {
             None => {
@@ -321,7 +321,7 @@ impl PlayRunner<'_> {
         censor: bool,
         start: Instant,
     ) -> ItemOutcome {
-        let ctx = self.context(i, &task.vars, &Map::new());
+        let ctx = self.task_context(i, task, &Map::new());
         let items = match self.loop_items(task, items, &ctx) {
             Ok(items) => items,
             Err(o) => {
@@ -361,7 +361,7 @@ impl PlayRunner<'_> {
                 }
             }
             let extra = super::loops::item_vars(lc, &items, idx);
-            let ctx = self.context(i, &task.vars, &extra);
+            let ctx = self.task_context(i, task, &extra);
             let (label, o) = match &lc.label {
                 // Ansible's label for a hidden item; neither the item nor
                 // its label is rendered for display.
@@ -630,7 +630,7 @@ impl PlayRunner<'_> {
         if let Some(reg) = &task.register {
             extra.insert(reg.clone(), o.registered());
         }
-        self.context(i, &task.vars, &extra)
+        self.task_context(i, task, &extra)
     }
 
     fn perform_until(
@@ -924,6 +924,14 @@ impl PlayRunner<'_> {
             EngineAction::AddHost => self.run_add_host(&args),
             EngineAction::GroupBy => self.run_group_by(&args, i),
             EngineAction::Meta => ItemOutcome::new(Status::Ok),
+            EngineAction::ValidateArgumentSpec => match self.validate_argument_spec(&args, ctx) {
+                Ok(msg) => {
+                    let mut o = ItemOutcome::new(Status::Ok);
+                    o.msg = Some(msg);
+                    o
+                }
+                Err(msg) => ItemOutcome::failed(msg),
+            },
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 ItemOutcome::failed("include_tasks cannot be used inside a loop here")
             }
@@ -944,7 +952,7 @@ impl PlayRunner<'_> {
             Ok(p) => p,
             Err(e) => return ItemOutcome::failed(e.to_string()),
         };
-        let search = playbook::template_search_paths(&self.playbook.dir);
+        let search = self.template_search(task);
         let Some(src) = playbook::find_in(&search, &p.src) else {
             return ItemOutcome::failed(format!("template source `{}` not found", p.src));
         };
@@ -993,6 +1001,9 @@ impl PlayRunner<'_> {
         ctx: &minijinja::Value,
     ) -> ItemOutcome {
         let templar = &self.project.templar;
+        if matches!(m.name(), "copy" | "unarchive") {
+            self.role_relative_src(&mut params, task);
+        }
         if m.name() == "copy" {
             if let Err(msg) = self.resolve_copy_src(&mut params) {
                 return ItemOutcome::failed(msg);

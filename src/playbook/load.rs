@@ -22,6 +22,10 @@ use crate::playbook::SourceLines;
 use crate::template::is_template;
 use crate::yaml::{self, Node, NodeValue, Span};
 
+#[path = "role.rs"]
+mod role;
+pub use role::{configure_role_paths, load_included_role};
+
 /// Load a playbook file: plays, tasks, `import_tasks` resolved, block
 /// keywords pushed down. Every error is collected, each with path:line:col.
 pub fn load_playbook(path: &Path) -> Result<Playbook, Vec<Diagnostic>> {
@@ -89,10 +93,6 @@ const PLAY_KEYWORDS: &[&str] = &[
 
 /// Ansible play keywords we know but do not run, with what to do instead.
 const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "roles",
-        "roles are not supported yet; use `import_tasks` with a task file",
-    ),
     ("debugger", "the task debugger is not supported"),
     ("port", "set `ansible_port` in the inventory"),
     ("gather_timeout", "facts are gathered as a whole"),
@@ -193,14 +193,6 @@ const TASK_UNSUPPORTED: &[(&str, &str)] = &[
     (
         "include",
         "use `include_tasks` (at run time) or `import_tasks` (at load time)",
-    ),
-    (
-        "include_role",
-        "roles are not supported yet; use `include_tasks`",
-    ),
-    (
-        "import_role",
-        "roles are not supported yet; use `import_tasks`",
     ),
     (
         "import_playbook",
@@ -471,6 +463,8 @@ struct Loader {
     sources: SourceLines,
     /// The play's `collections` keyword: where short module names are looked up.
     collections: Vec<String>,
+    /// The roles of the play being loaded (see `role.rs`).
+    roles: role::RoleState,
 }
 
 impl Loader {
@@ -481,6 +475,7 @@ impl Loader {
             stack: Vec::new(),
             sources: SourceLines::default(),
             collections: Vec::new(),
+            roles: role::RoleState::default(),
         }
     }
 
@@ -715,6 +710,7 @@ impl Loader {
         let mut inherited = Inherited::default();
         let mut sections: Vec<(&str, &Node)> = Vec::new();
         let mut checks = Vec::new();
+        let mut roles_node = None;
         for (k, v) in entries {
             let key = k.key_text().unwrap_or_default();
             match key.as_str() {
@@ -796,6 +792,7 @@ impl Loader {
                     inherited.ignore_unreachable = self.boolean(v, "ignore_unreachable")
                 }
                 "vars_prompt" => play.vars_prompt = self.vars_prompt(v),
+                "roles" => roles_node = Some(v),
                 _ => self.bad_play_keyword(k, &key),
             }
         }
@@ -804,6 +801,10 @@ impl Loader {
             depth,
             handlers: false,
         };
+        self.begin_play_roles();
+        let role_tasks = roles_node
+            .map(|v| self.play_roles(v, &inherited, &ctx))
+            .unwrap_or_default();
         for (section, v) in sections {
             let ctx = Ctx {
                 handlers: section == "handlers",
@@ -817,6 +818,7 @@ impl Loader {
                 _ => play.tasks = tasks,
             }
         }
+        self.end_play_roles(&mut play, role_tasks);
         play.checks = checks;
         let Some(hosts) = hosts else {
             if !entries
@@ -1269,6 +1271,9 @@ impl Loader {
             &mut spans,
         );
         match short.as_str() {
+            "import_role" | "include_role" => {
+                self.role_task(&short, &args, &keys.keywords, own, span, inh, ctx, spans)
+            }
             "import_tasks" | "include_tasks" => {
                 let include = TaskInclude {
                     short: &short,
@@ -1433,7 +1438,10 @@ impl Loader {
                 }
             } else if let Some(l) = crate::template::lookups::for_loop_keyword(&key) {
                 keys.keywords.push((l.with_keyword, k, v));
-            } else if actions::lookup(&key).is_some() || self.known_module(&key, entries) {
+            } else if actions::lookup(&key).is_some()
+                || role::is_role_action(&key)
+                || self.known_module(&key, entries)
+            {
                 keys.actions.push((key, k, v));
             } else if matches!(key.as_str(), "action" | "local_action") {
                 // Its value named no module; `action_keywords` said so.

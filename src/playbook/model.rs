@@ -4,6 +4,7 @@
 //! the tasks they wrap by the loader, so the executor reads effective values.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -76,6 +77,47 @@ pub struct Play {
     /// Strings of the play itself (name, vars, vars_files, environment) that
     /// the validator checks as templates; tasks carry their own.
     pub checks: Vec<TemplateCheck>,
+    /// What the play's roles show to every task of the play.
+    pub roles: PlayRoles,
+}
+
+/// The variables and names a play's roles give every task of the play,
+/// in or out of a role (Ansible's role defaults and "exported" role vars).
+#[derive(Debug, Clone, Default)]
+pub struct PlayRoles {
+    /// Defaults of every public role (lowest precedence of all).
+    pub defaults: Map<String, Value>,
+    /// `vars/main.yml` of every public role and its dependencies (above
+    /// play vars and vars_files).
+    pub exports: Map<String, Value>,
+    /// `ansible_play_role_names`: the roles the play names itself.
+    pub play_role_names: Vec<String>,
+    /// `ansible_dependent_role_names`: roles pulled in as dependencies.
+    pub dependent_role_names: Vec<String>,
+}
+
+/// The role a task belongs to, with the variables that role gives it (its
+/// dependency chain already folded in, as Ansible's `get_vars(dep_chain)`).
+#[derive(Debug, Clone, Default)]
+pub struct RoleInfo {
+    /// As Ansible names it in output: `geerlingguy.docker`, `ns.coll.role`.
+    pub name: String,
+    /// `role_name`: without the collection.
+    pub short_name: String,
+    /// `role_path`: absolute.
+    pub path: PathBuf,
+    /// Parent roles' paths (innermost last), searched after this one.
+    pub parent_paths: Vec<PathBuf>,
+    /// Role defaults for this role's tasks (under the inventory).
+    pub defaults: Map<String, Value>,
+    /// Role vars for this role's tasks (above play vars, under task vars).
+    pub vars: Map<String, Value>,
+    /// Role params (`- role: x` with `foo: 1`), above set_fact.
+    pub params: Map<String, Value>,
+    /// A public `include_role`: the defaults and vars it shows the play
+    /// once it has run (empty otherwise).
+    pub public_defaults: Map<String, Value>,
+    pub public_vars: Map<String, Value>,
 }
 
 /// One `vars_prompt` entry.
@@ -126,6 +168,7 @@ impl Play {
             no_log: None,
             order: None,
             checks: Vec::new(),
+            roles: PlayRoles::default(),
         }
     }
 }
@@ -282,11 +325,26 @@ pub struct Task {
     pub diff: Option<bool>,
     /// Where things were written (for the validator's messages).
     pub spans: TaskSpans,
+    /// The role this task came from (`roles:`, `import_role`, a dependency).
+    pub role: Option<Arc<RoleInfo>>,
+    /// This block is an `include_role`: it is a task of its own (reported
+    /// `ok` or `skipped` per host, its `when` decided once), and the role's
+    /// tasks run on the hosts where it ran.
+    pub role_include: bool,
 }
 
 impl Task {
     /// The name shown in output: `name:` or the action's name.
     pub fn display_name(&self) -> String {
+        if let Some(role) = &self.role {
+            // As Ansible shows role tasks: `role : name`.
+            return format!("{} : {}", role.name, self.own_display_name());
+        }
+        self.own_display_name()
+    }
+
+    /// The name without the role prefix.
+    pub fn own_display_name(&self) -> String {
         if let Some(n) = &self.name {
             return n.clone();
         }
@@ -334,6 +392,8 @@ impl Task {
             check_mode: None,
             diff: None,
             spans: TaskSpans::default(),
+            role: None,
+            role_include: false,
         }
     }
 }

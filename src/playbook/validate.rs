@@ -84,6 +84,10 @@ impl Handlers {
         for t in tasks {
             if let Some(n) = &t.name {
                 self.names.push(n.clone());
+                if let Some(role) = &t.role {
+                    // Role handlers also answer to `role : name`.
+                    self.names.push(format!("{} : {}", role.name, n));
+                }
             }
             self.names.extend(t.listen.iter().cloned());
             if let TaskKind::Block {
@@ -292,7 +296,15 @@ impl Validator<'_> {
                 file_search_paths(dir)
             }
         };
-        let mut paths = search(self.playbook_dir);
+        let mut paths = crate::executor::roles::role_dirs(
+            task,
+            if is_template_module {
+                "templates"
+            } else {
+                "files"
+            },
+        );
+        paths.extend(search(self.playbook_dir));
         if task_dir != self.playbook_dir {
             paths.extend(search(task_dir));
         }

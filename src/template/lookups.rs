@@ -182,7 +182,8 @@ fn run_guarded(
     if !matches!(errors.as_str(), "strict" | "warn" | "ignore") {
         return Err(err("lookup: errors must be one of strict, warn or ignore"));
     }
-    match run(state, search_paths, kind, terms, kwargs) {
+    let with_role = with_role_dirs(state, search_paths);
+    match run(state, &with_role, kind, terms, kwargs) {
         Ok(r) => Ok(Some(r)),
         Err(e)
             if errors != "strict"
@@ -310,7 +311,7 @@ fn vars(state: &State, a: &Args) -> Result<Vec<Value>, Error> {
     Ok(out)
 }
 
-fn first_found(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
+fn first_found(state: &State, a: &Args) -> Result<Vec<Value>, Error> {
     let mut skip = flag(a.kwargs, "skip", false)?;
     let mut dirs = a
         .kwargs
@@ -343,6 +344,19 @@ fn first_found(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
         } else {
             files.push(super::pyfmt::py_str(t));
         }
+    }
+    if let Some(role) = role_path(state) {
+        // In a role, relative `paths` are the role's folders first.
+        dirs = dirs
+            .into_iter()
+            .flat_map(|d| {
+                if d.is_relative() {
+                    vec![role.join(&d), d]
+                } else {
+                    vec![d]
+                }
+            })
+            .collect();
     }
     dirs.extend(task_dirs.into_iter().map(PathBuf::from));
     dirs.extend(file_dirs(a.search_paths));
@@ -1105,6 +1119,26 @@ fn flag(kwargs: &Kwargs, name: &str, default: bool) -> Result<bool, Error> {
         .get::<Option<Value>>(name)?
         .map(|v| v.is_true())
         .unwrap_or(default))
+}
+
+/// The `role_path` of the task whose template runs the lookup, if any.
+fn role_path(state: &State) -> Option<PathBuf> {
+    state
+        .lookup("role_path")
+        .and_then(|v| v.as_str().map(PathBuf::from))
+}
+
+/// In a role, the role's `templates/` and the role itself come before the
+/// playbook's folders (so `file` finds the role's `files/` first), as
+/// Ansible's `path_dwim_relative` searches.
+fn with_role_dirs(state: &State, search_paths: &[PathBuf]) -> Vec<PathBuf> {
+    match role_path(state) {
+        Some(role) => [role.join("templates"), role]
+            .into_iter()
+            .chain(search_paths.iter().cloned())
+            .collect(),
+        None => search_paths.to_vec(),
+    }
 }
 
 /// Where `lookup('file')` looks: `files/` next to each `templates/` search
