@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use herdsman_modules::Registry;
 use serde_json::{Map, Value};
 
 use crate::cli::{Cli, Command, InventoryArgs, RunArgs};
@@ -24,6 +25,8 @@ pub struct Project {
     pub inventory: Inventory,
     pub playbooks: Vec<Playbook>,
     pub templar: Templar,
+    /// The modules tasks may name; the engine asks them what they need.
+    pub modules: Registry,
 }
 
 /// Load inventories and playbooks and validate them. All problems found are
@@ -31,6 +34,16 @@ pub struct Project {
 pub fn load_project(
     playbook_paths: &[PathBuf],
     inventories: &[PathBuf],
+) -> Result<Project, Vec<Diagnostic>> {
+    load_project_with(playbook_paths, inventories, Registry::builtin())
+}
+
+/// [`load_project`] with the modules tasks may name (the built-ins, or a
+/// test's set).
+pub fn load_project_with(
+    playbook_paths: &[PathBuf],
+    inventories: &[PathBuf],
+    modules: Registry,
 ) -> Result<Project, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut inventory = match Inventory::load(inventories) {
@@ -42,7 +55,7 @@ pub fn load_project(
     };
     let mut playbooks = Vec::new();
     for path in playbook_paths {
-        match playbook::load_playbook(path) {
+        match playbook::load_playbook_with(path, &modules) {
             Ok(pb) => {
                 if let Err(mut e) = inventory.add_vars_dir(&pb.dir) {
                     errors.append(&mut e);
@@ -58,13 +71,14 @@ pub fn load_project(
         .unwrap_or_default();
     let templar = Templar::new(search);
     for pb in &playbooks {
-        errors.extend(playbook::validate(pb, &templar));
+        errors.extend(playbook::validate_with(pb, &templar, &modules));
     }
     if errors.is_empty() {
         Ok(Project {
             inventory,
             playbooks,
             templar,
+            modules,
         })
     } else {
         Err(errors)

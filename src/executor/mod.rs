@@ -14,10 +14,14 @@
 
 pub mod facts;
 pub mod handlers;
+pub mod inputs;
 pub mod pool;
 pub mod strategy;
 pub mod task;
 pub mod vars;
+
+#[cfg(test)]
+mod capability_tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

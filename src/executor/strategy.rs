@@ -141,7 +141,7 @@ impl PlayRunner<'_> {
                 .into_iter()
                 .find(|p| p.exists())
                 .unwrap_or_else(|| base.join(&file));
-            match playbook::load_task_file(&path) {
+            match playbook::load_task_file_with(&path, &self.project.modules) {
                 Ok(mut tasks) => {
                     // Keywords on include_tasks apply to the included tasks.
                     for t in &mut tasks {

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use herdsman_modules::Registry;
 use serde_json::{Map, Value};
 
 use crate::actions;
@@ -25,8 +26,14 @@ use crate::yaml::{self, Node, NodeValue, Span};
 /// Load a playbook file: plays, tasks, `import_tasks` resolved, block
 /// keywords pushed down. Every error is collected, each with path:line:col.
 pub fn load_playbook(path: &Path) -> Result<Playbook, Vec<Diagnostic>> {
+    load_playbook_with(path, &Registry::builtin())
+}
+
+/// [`load_playbook`] with the modules a task may name.
+pub fn load_playbook_with(path: &Path, modules: &Registry) -> Result<Playbook, Vec<Diagnostic>> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut loader = Loader::new(dir.clone());
+    loader.modules = modules.clone();
     let plays = loader.playbook_file(path, None, 0);
     loader.finish(Playbook {
         path: path.to_path_buf(),
@@ -38,8 +45,14 @@ pub fn load_playbook(path: &Path) -> Result<Playbook, Vec<Diagnostic>> {
 /// Load a task file (for `include_tasks` at run time and `import_tasks`).
 /// Relative `import_tasks` inside it are found from the file's directory.
 pub fn load_task_file(path: &Path) -> Result<Vec<Task>, Vec<Diagnostic>> {
+    load_task_file_with(path, &Registry::builtin())
+}
+
+/// [`load_task_file`] with the modules a task may name.
+pub fn load_task_file_with(path: &Path, modules: &Registry) -> Result<Vec<Task>, Vec<Diagnostic>> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut loader = Loader::new(dir.clone());
+    loader.modules = modules.clone();
     let ctx = Ctx {
         dir,
         depth: 0,
@@ -486,6 +499,8 @@ struct Loader {
     /// Files being loaded, outermost first: (canonical path, path as shown).
     stack: Vec<(PathBuf, PathBuf)>,
     sources: SourceLines,
+    /// The modules a task may name.
+    modules: Registry,
 }
 
 impl Loader {
@@ -495,6 +510,7 @@ impl Loader {
             playbook_dir,
             stack: Vec::new(),
             sources: SourceLines::default(),
+            modules: Registry::builtin(),
         }
     }
 
@@ -844,7 +860,7 @@ impl Loader {
         let mut d = k.span.diagnostic(format!("unknown play keyword `{key}`"));
         if let Some(s) = did_you_mean(key, PLAY_KEYWORDS.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
-        } else if actions::lookup(key).is_some() {
+        } else if actions::lookup(&self.modules, key).is_some() {
             d = d.with_help("modules go in a task under `tasks:`");
         }
         self.error(d);
@@ -1065,7 +1081,7 @@ impl Loader {
                 } else {
                     keywords.push((kw, k, v));
                 }
-            } else if actions::lookup(&key).is_some() {
+            } else if actions::lookup(&self.modules, &key).is_some() {
                 actions_found.push((key, k, v));
             } else {
                 self.bad_task_key(k, &key);
@@ -1253,13 +1269,13 @@ impl Loader {
                     .with_label("Ansible has this module; herd does not implement it yet")
                     .with_help(format!(
                         "built-in modules: {}",
-                        actions::all_names().join(", ")
+                        actions::all_names(&self.modules).join(", ")
                     )),
             );
             return;
         }
         let prefix = &key[..key.len() - short.len()];
-        let modules = actions::all_names();
+        let modules = actions::all_names(&self.modules);
         let keyword = did_you_mean(key, TASK_KEYWORDS.iter().copied());
         let module = did_you_mean(short, modules.iter().copied());
         let closer_keyword = match (keyword, module) {
@@ -1453,7 +1469,7 @@ impl Loader {
             }
             NodeValue::Str(text) => {
                 collect_checks(value, short, &mut spans.checks);
-                let free_form = actions::takes_free_form(short);
+                let free_form = actions::takes_free_form(&self.modules, short);
                 let parsed = match parse_kv(
                     text,
                     free_form && !matches!(short, "include_tasks" | "import_tasks" | "meta"),
