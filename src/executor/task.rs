@@ -861,9 +861,9 @@ impl PlayRunner<'_> {
                         }
                         o
                     }
-                    Err((status, msg)) => {
-                        let mut o = ItemOutcome::new(status);
-                        o.msg = Some(msg);
+                    Err(e) => {
+                        let mut o = ItemOutcome::new(e.status());
+                        o.msg = Some(e.to_string());
                         o
                     }
                 }

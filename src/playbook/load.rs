@@ -2085,9 +2085,18 @@ struct Kv {
     raw: Option<String>,
 }
 
+/// Why a task's `k=v` argument text cannot be split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum SplitError {
+    #[error("unbalanced quotes")]
+    UnbalancedQuotes,
+    #[error("unclosed template block")]
+    UnclosedTemplate,
+}
+
 /// Split arguments as Ansible's `split_args` does: on whitespace, but not
 /// inside quotes or `{{ }}`/`{% %}`/`{# #}`. Returns byte ranges.
-fn split_args(s: &str) -> Result<Vec<(usize, usize)>, String> {
+fn split_args(s: &str) -> Result<Vec<(usize, usize)>, SplitError> {
     let mut tokens = Vec::new();
     let mut start: Option<usize> = None;
     let mut quote: Option<char> = None;
@@ -2135,10 +2144,10 @@ fn split_args(s: &str) -> Result<Vec<(usize, usize)>, String> {
         }
     }
     if quote.is_some() {
-        return Err("unbalanced quotes".into());
+        return Err(SplitError::UnbalancedQuotes);
     }
     if !jinja.is_empty() {
-        return Err("unclosed template block".into());
+        return Err(SplitError::UnclosedTemplate);
     }
     if let Some(b) = start {
         tokens.push((b, s.len()));
@@ -2149,7 +2158,7 @@ fn split_args(s: &str) -> Result<Vec<(usize, usize)>, String> {
 /// Ansible's `parse_kv`: `k=v` pairs into options (quotes removed, `\`
 /// escapes decoded), the rest into `_raw_params`. With `check_raw` (free-form
 /// modules) only the command options in [`FREE_FORM_OPTIONS`] are pulled out.
-fn parse_kv(s: &str, check_raw: bool) -> Result<Kv, String> {
+fn parse_kv(s: &str, check_raw: bool) -> Result<Kv, SplitError> {
     let tokens = split_args(s)?;
     let mut options = Vec::new();
     // Raw tokens as byte ranges, to rebuild the text with its own spacing.
