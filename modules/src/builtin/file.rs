@@ -756,7 +756,7 @@ fn finish_plan(
         } else {
             found.prev.as_ref()
         };
-        plan.diffs.push(state_diff(path, before, state, &want));
+        plan.diffs.push(state_diff(path, before, state, want));
         plan.state = plan_state(script, state, result_follow);
     }
     plan
