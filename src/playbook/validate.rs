@@ -613,6 +613,16 @@ mod tests {
         assert!(check(play, &[("files/app.conf", "x")]).is_empty());
     }
 
+    /// The check follows the module's declaration, not the name written:
+    /// the long name of `copy` is checked too, and `unarchive`, whose
+    /// controller file is read only when the task runs, is not.
+    #[test]
+    fn declared_sources_are_looked_up_under_any_name() {
+        let play = "- hosts: all\n  tasks:\n    - ansible.builtin.copy: src=app.conf dest=/etc/app.conf\n    - unarchive: src=a.tgz dest=/opt\n";
+        let errors = check(play, &[]);
+        assert_eq!(messages(&errors), ["file `app.conf` not found"]);
+    }
+
     #[test]
     fn templates_are_found_beside_imported_task_files() {
         let play = "- hosts: all\n  tasks:\n    - import_tasks: sub/tasks.yml\n";
