@@ -4,7 +4,7 @@
 //! Long Ansible names (`ansible.builtin.copy`) map to the short ones here.
 
 use herdsman_modules::module::parse_params;
-use herdsman_modules::{DynModule, ParamError};
+use herdsman_modules::{DynModule, ParamError, Registry};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -80,30 +80,41 @@ pub fn short_name(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// Find an action by short or long name.
-pub fn lookup(name: &str) -> Option<Action> {
+/// Find an action by short or long name among the engine's actions and
+/// `modules`.
+pub fn lookup(modules: &Registry, name: &str) -> Option<Action> {
     let short = short_name(name);
     if let Some((_, a)) = EngineAction::ALL.iter().find(|(n, _)| *n == short) {
         return Some(Action::Engine(*a));
     }
-    herdsman_modules::find(short).map(Action::Module)
+    modules.find(short).map(Action::Module)
 }
 
 /// Every known short name (for "did you mean").
-pub fn all_names() -> Vec<&'static str> {
+pub fn all_names(modules: &Registry) -> Vec<&'static str> {
     EngineAction::ALL
         .iter()
         .map(|(n, _)| *n)
-        .chain(herdsman_modules::registry().iter().map(|m| m.name()))
+        .chain(modules.iter().map(|m| m.name()))
         .collect()
 }
 
-/// Modules whose free-form argument (`command: ls -l`) is the command itself.
-pub fn takes_free_form(short: &str) -> bool {
-    matches!(
-        short,
-        "command" | "shell" | "raw" | "meta" | "include_tasks" | "import_tasks" | "include_vars"
-    )
+/// Actions whose free-form argument (`command: ls -l`, `meta: noop`,
+/// `include_tasks: x.yml`) is kept whole rather than read as `k=v` words:
+/// the engine's own that take one, and modules declaring
+/// [`herdsman_modules::Module::FREE_FORM`].
+pub fn takes_free_form(modules: &Registry, short: &str) -> bool {
+    match lookup(modules, short) {
+        Some(Action::Module(m)) => m.free_form(),
+        Some(Action::Engine(e)) => matches!(
+            e,
+            EngineAction::Meta
+                | EngineAction::IncludeTasks
+                | EngineAction::ImportTasks
+                | EngineAction::IncludeVars
+        ),
+        None => false,
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use herdsman_modules::Registry;
 use serde_json::{Map, Value};
 
 use crate::cli::{Cli, Command, InventoryArgs, RunArgs};
@@ -27,6 +28,8 @@ pub struct Project {
     pub templar: Templar,
     /// Problems that do not stop a run (modules herd does not implement).
     pub warnings: Vec<Diagnostic>,
+    /// The modules tasks may name; the engine asks them what they need.
+    pub modules: Registry,
 }
 
 /// Load inventories and playbooks and validate them. All problems found are
@@ -34,6 +37,16 @@ pub struct Project {
 pub fn load_project(
     playbook_paths: &[PathBuf],
     inventories: &[PathBuf],
+) -> Result<Project, Vec<Diagnostic>> {
+    load_project_with(playbook_paths, inventories, Registry::builtin())
+}
+
+/// [`load_project`] with the modules tasks may name (the built-ins, or a
+/// test's set).
+pub fn load_project_with(
+    playbook_paths: &[PathBuf],
+    inventories: &[PathBuf],
+    modules: Registry,
 ) -> Result<Project, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut inventory = match Inventory::load(inventories) {
@@ -45,7 +58,7 @@ pub fn load_project(
     };
     let mut playbooks = Vec::new();
     for path in playbook_paths {
-        match playbook::load_playbook(path) {
+        match playbook::load_playbook_with(path, &modules) {
             Ok(mut pb) => {
                 crate::adhoc::relocate(&mut pb);
                 if let Err(mut e) = inventory.add_vars_dir(&pb.dir) {
@@ -63,7 +76,7 @@ pub fn load_project(
     let templar = Templar::new(search);
     let mut warnings = Vec::new();
     for pb in &playbooks {
-        let (e, w) = playbook::validate_with_warnings(pb, &templar);
+        let (e, w) = playbook::validate_with_warnings(pb, &templar, &modules);
         errors.extend(e);
         warnings.extend(w);
     }
@@ -73,6 +86,7 @@ pub fn load_project(
             playbooks,
             templar,
             warnings,
+            modules,
         })
     } else {
         Err(errors)

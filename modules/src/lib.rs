@@ -9,6 +9,7 @@
 
 pub mod account;
 pub mod cancel;
+pub mod capability;
 pub mod clock;
 pub mod host;
 pub mod http;
@@ -27,5 +28,5 @@ pub mod builtin;
 
 pub use host::{ExecOutput, FetchFileError, FileAttrs, Host, HostError, DEFAULT_MAX_OUTPUT};
 pub use module::{DynModule, FileDiff, Module, ModuleError, Outcome, ParamError, Plan};
-pub use registry::{find, registry};
+pub use registry::{find, registry, Registry};
 pub use shell_quote::quote;

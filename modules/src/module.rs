@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::capability::ControllerInput;
 use crate::host::{Host, HostError};
 
 /// A unified diff of one file, shown with `--diff`.
@@ -170,6 +171,13 @@ pub trait Module: Sync + Send {
     /// The module reads the inventory's groups and addresses: the engine
     /// passes an [`crate::inventory::InventoryView`] as `_inventory`.
     const NEEDS_INVENTORY: bool = false;
+    /// A task's free-form argument (`command: ls -l`) is the module's
+    /// command: it is kept whole as `_raw_params` (only its leading
+    /// `k=v` words such as `chdir=` are options) and may not be split.
+    const FREE_FORM: bool = false;
+    /// Files on the controller the parameters name, which the engine reads
+    /// and passes in (see [`ControllerInput`]).
+    const CONTROLLER_INPUTS: &'static [ControllerInput] = &[];
 
     /// Look at the host and say what would change. Never mutates.
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError>;
@@ -190,6 +198,10 @@ pub trait DynModule: Sync + Send {
     fn check_params(&self, params: &Value) -> Result<(), ParamError>;
     /// See [`Module::NEEDS_INVENTORY`].
     fn needs_inventory(&self) -> bool;
+    /// See [`Module::FREE_FORM`].
+    fn free_form(&self) -> bool;
+    /// See [`Module::CONTROLLER_INPUTS`].
+    fn controller_inputs(&self) -> &'static [ControllerInput];
     fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError>;
     fn apply(
         &self,
@@ -208,6 +220,12 @@ impl<M: Module> DynModule for M {
     }
     fn needs_inventory(&self) -> bool {
         M::NEEDS_INVENTORY
+    }
+    fn free_form(&self) -> bool {
+        M::FREE_FORM
+    }
+    fn controller_inputs(&self) -> &'static [ControllerInput] {
+        M::CONTROLLER_INPUTS
     }
     fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let p = parse_params::<M::Params>(M::NAME, params)?;

@@ -3,6 +3,8 @@
 //! `ansible_facts.*` without the prefix). Reads only local files and
 //! commands on the host; sends no network traffic.
 
+use herdsman_modules::shell_quote::QuoteError;
+use herdsman_modules::HostError;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
@@ -136,7 +138,7 @@ impl PlayRunner<'_> {
                         self.run.set_facts(&self.names[i], facts);
                         (Status::Ok, None)
                     }
-                    Err((status, msg)) => (status, Some(msg)),
+                    Err(e) => (e.status(), Some(e.to_string())),
                 };
                 self.count(i, status);
                 if status == Status::Unreachable {
@@ -168,7 +170,7 @@ impl PlayRunner<'_> {
 
     /// Facts of host `i` for the play's `gather_subset` and the default
     /// `facts.d` directory.
-    pub fn gather_one(&self, i: usize) -> Result<Map<String, Value>, (Status, String)> {
+    pub fn gather_one(&self, i: usize) -> Result<Map<String, Value>, GatherError> {
         self.gather_with(i, &self.play.gather_subset, None)
     }
 
@@ -179,7 +181,7 @@ impl PlayRunner<'_> {
         i: usize,
         subset: &[String],
         fact_path: Option<&str>,
-    ) -> Result<Map<String, Value>, (Status, String)> {
+    ) -> Result<Map<String, Value>, GatherError> {
         self.gather_from(&self.names[i], &self.inventory_vars_of(i), subset, fact_path)
     }
 
@@ -191,24 +193,48 @@ impl PlayRunner<'_> {
         vars: &Map<String, Value>,
         subset: &[String],
         fact_path: Option<&str>,
-    ) -> Result<Map<String, Value>, (Status, String)> {
+    ) -> Result<Map<String, Value>, GatherError> {
         let conn = self
             .connection(name, vars)
-            .map_err(|e| (Status::Unreachable, e.to_string()))?;
-        let mut guard = conn
-            .lock()
-            .map_err(|_| (Status::Failed, "connection lock poisoned".to_string()))?;
-        let mut host =
-            TaskHost::new(&mut **guard, None, &[]).map_err(|e| (Status::Failed, e.to_string()))?;
+            .map_err(GatherError::Connect)?;
+        let mut guard = conn.lock().map_err(|_| GatherError::LockPoisoned)?;
+        let mut host = TaskHost::new(&mut **guard, None, &[])?;
         let script = format!(
             "{FACTS_SCRIPT}fact_path={}\n{LOCAL_FACTS_SCRIPT}",
             herdsman_modules::shell_quote::quote(fact_path.unwrap_or("/etc/ansible/facts.d"))
         );
         let out = herdsman_modules::Host::run(&mut host, &script, None).map_err(|e| match e {
-            herdsman_modules::HostError::Unreachable(m) => (Status::Unreachable, m),
-            other => (Status::Failed, other.to_string()),
+            HostError::Unreachable(m) => GatherError::Lost(m),
+            other => GatherError::Script(other),
         })?;
         Ok(parse_facts_with(&out.stdout_str(), subset))
+    }
+}
+
+/// Why facts could not be gathered from a host; [`GatherError::status`]
+/// says whether the host counts as failed or unreachable.
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error(transparent)]
+    Connect(HostError),
+    #[error("connection lock poisoned")]
+    LockPoisoned,
+    #[error(transparent)]
+    Session(#[from] QuoteError),
+    /// The connection dropped while the facts script ran.
+    #[error("{0}")]
+    Lost(String),
+    #[error(transparent)]
+    Script(HostError),
+}
+
+impl GatherError {
+    /// The task status for this error.
+    pub fn status(&self) -> Status {
+        match self {
+            GatherError::Connect(_) | GatherError::Lost(_) => Status::Unreachable,
+            _ => Status::Failed,
+        }
     }
 }
 

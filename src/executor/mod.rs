@@ -18,11 +18,15 @@ mod facts_more;
 pub mod handlers;
 mod include_vars;
 mod loops;
+pub mod inputs;
 pub mod pool;
 pub mod roles;
 pub mod strategy;
 pub mod task;
 pub mod vars;
+
+#[cfg(test)]
+mod capability_tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+use crate::executor::task::template_message;
 use crate::executor::{vars, PlayRunner};
 use crate::playbook::{self, RoleInfo, Task, TaskKind};
 
@@ -76,31 +77,6 @@ impl PlayRunner<'_> {
         let mut paths = role_dirs(task, "templates");
         paths.extend(playbook::template_search_paths(&self.playbook.dir));
         paths
-    }
-
-    /// `copy`/`unarchive` in a role: a relative `src` found in the role's
-    /// `files/` (or the role, or a parent role's) becomes that absolute
-    /// path; otherwise the playbook's folders are searched as before.
-    pub(crate) fn role_relative_src(&self, params: &mut Value, task: &Task) {
-        let Value::Object(map) = params else {
-            return;
-        };
-        let remote = ["remote_src"]
-            .iter()
-            .any(|k| map.get(*k).is_some_and(crate::executor::task::truthy_json));
-        let Some(src) = map.get("src").and_then(Value::as_str) else {
-            return;
-        };
-        if remote {
-            return;
-        }
-        if std::path::Path::new(src).is_absolute() || src.contains("://") {
-            return;
-        }
-        if let Some(found) = playbook::find_in(&role_dirs(task, "files"), src) {
-            let found = found.display().to_string();
-            map.insert("src".into(), Value::from(found));
-        }
     }
 }
 
@@ -341,8 +317,8 @@ impl PlayRunner<'_> {
                     Status::Ok
                 }
                 Ok(false) => Status::Skipped,
-                Err(msg) => {
-                    self.fail_host(i, task, &msg);
+                Err(e) => {
+                    self.fail_host(i, task, &template_message(task, "when", &e));
                     continue;
                 }
             };
@@ -406,8 +382,8 @@ impl PlayRunner<'_> {
                 match self.when_holds(task, &ctx) {
                     Ok(true) => {}
                     Ok(false) => continue,
-                    Err(msg) => {
-                        self.fail_host(i, task, &msg);
+                    Err(e) => {
+                        self.fail_host(i, task, &template_message(task, "when", &e));
                         break;
                     }
                 }

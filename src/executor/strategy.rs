@@ -13,6 +13,7 @@ use crate::executor::task::template_message;
 use crate::executor::PlayRunner;
 use crate::output::{Event, HostResult, Status};
 use crate::playbook::{self, Strategy, Task, TaskKind};
+use crate::template::TemplateError;
 
 impl PlayRunner<'_> {
     /// Run `tasks` on the hosts of `batch` that are still active.
@@ -128,8 +129,8 @@ impl PlayRunner<'_> {
             match self.when_holds(task, &ctx) {
                 Ok(true) => {}
                 Ok(false) => continue,
-                Err(msg) => {
-                    self.fail_host(i, task, &msg);
+                Err(e) => {
+                    self.fail_host(i, task, &template_message(task, "when", &e));
                     continue;
                 }
             }
@@ -149,7 +150,7 @@ impl PlayRunner<'_> {
                 .into_iter()
                 .find(|p| p.exists())
                 .unwrap_or_else(|| base.join(&file));
-            match playbook::load_task_file(&path) {
+            match playbook::load_task_file_with(&path, &self.project.modules) {
                 Ok(mut tasks) => {
                     crate::executor::roles::inherit_role(&mut tasks, task);
                     // Keywords on include_tasks apply to the included tasks.
@@ -199,7 +200,7 @@ impl PlayRunner<'_> {
                             }
                         }
                         Ok(false) => {}
-                        Err(msg) => self.fail_host(i, task, &msg),
+                        Err(e) => self.fail_host(i, task, &template_message(task, "when", &e)),
                     }
                 }
             }
@@ -221,7 +222,7 @@ impl PlayRunner<'_> {
                     match self.when_holds(task, &ctx) {
                         Ok(true) => end = true,
                         Ok(false) => self.meta_skipped(i, task),
-                        Err(msg) => self.fail_host(i, task, &msg),
+                        Err(e) => self.fail_host(i, task, &template_message(task, "when", &e)),
                     }
                 }
                 if end {
@@ -248,13 +249,11 @@ impl PlayRunner<'_> {
 
     /// Whether every `when` of a control task (include, meta) holds; a
     /// condition that can't be evaluated (an undefined variable) fails the
-    /// host with the returned message, as in Ansible.
-    pub(crate) fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> Result<bool, String> {
+    /// host (see [`template_message`]), as in Ansible.
+    pub(crate) fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> Result<bool, TemplateError> {
         for c in &task.when {
-            match self.project.templar.eval_condition("when", c, ctx) {
-                Ok(true) => {}
-                Ok(false) => return Ok(false),
-                Err(e) => return Err(template_message(task, "when", &e)),
+            if !self.project.templar.eval_condition("when", c, ctx)? {
+                return Ok(false);
             }
         }
         Ok(true)

@@ -6,12 +6,13 @@
 use std::time::{Duration, Instant};
 
 use herdsman_modules::shell_quote::is_env_name;
-use herdsman_modules::{DynModule, HostError, ModuleError};
+use herdsman_modules::{DynModule, HostError, ModuleError, Registry};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::actions::{self, Action, EngineAction};
 use crate::connection::task_host::{Become, TaskHost};
+use crate::executor::inputs::{self, InputContext};
 use crate::executor::{PlayRunner, OMIT};
 use crate::output::{Event, HostResult, Status};
 use crate::playbook::{self, Task, TaskKind};
@@ -110,7 +111,7 @@ impl PlayRunner<'_> {
             hosts: hosts.iter().map(|&i| self.names[i].clone()).collect(),
             handler,
         });
-        let runs: &[usize] = if task.run_once || bypasses_host_loop(task) {
+        let runs: &[usize] = if task.run_once || bypasses_host_loop(&self.project.modules, task) {
             &hosts[..1]
         } else {
             hosts
@@ -733,7 +734,7 @@ impl PlayRunner<'_> {
         let TaskKind::Action { action, args } = &task.kind else {
             return ItemOutcome::failed("not an action");
         };
-        let Some(act) = actions::lookup(action) else {
+        let Some(act) = actions::lookup(&self.project.modules, action) else {
             return unimplemented_module(action);
         };
         let args = match self.render_args(task, action, args, ctx) {
@@ -913,9 +914,9 @@ impl PlayRunner<'_> {
                         }
                         o
                     }
-                    Err((status, msg)) => {
-                        let mut o = ItemOutcome::new(status);
-                        o.msg = Some(msg);
+                    Err(e) => {
+                        let mut o = ItemOutcome::new(e.status());
+                        o.msg = Some(e.to_string());
                         o
                     }
                 }
@@ -986,7 +987,7 @@ impl PlayRunner<'_> {
         if !p.force {
             copy.insert("force".into(), Value::Bool(false));
         }
-        match herdsman_modules::find("copy") {
+        match self.project.modules.find("copy") {
             Some(m) => self.run_module(m, Value::Object(copy), task, i, ctx),
             None => ItemOutcome::failed("the copy module is missing from this build"),
         }
@@ -1001,31 +1002,14 @@ impl PlayRunner<'_> {
         ctx: &minijinja::Value,
     ) -> ItemOutcome {
         let templar = &self.project.templar;
-        if matches!(m.name(), "copy" | "unarchive") {
-            self.role_relative_src(&mut params, task);
-        }
-        if m.name() == "copy" {
-            if let Err(msg) = self.resolve_copy_src(&mut params) {
-                return ItemOutcome::failed(msg);
-            }
-        }
-        if m.name() == "unarchive" {
-            if let Err(msg) = self.resolve_unarchive_src(&mut params) {
-                return ItemOutcome::failed(msg);
-            }
-        }
-        if m.name() == "volume_backup" {
-            self.resolve_fetch_to(&mut params);
-        }
-        if m.name() == "compose_deploy" {
-            if let Err(msg) = self.resolve_compose_files(&mut params, ctx) {
-                return ItemOutcome::failed(msg);
-            }
-        }
-        if m.name() == "elasticsearch_cluster" {
-            if let Err(msg) = self.resolve_archive_src(&mut params, "elasticsearch_cluster") {
-                return ItemOutcome::failed(msg);
-            }
+        let inputs = InputContext {
+            playbook_dir: &self.playbook.dir,
+            templar,
+            vars: ctx,
+            first: &super::roles::role_dirs(task, "files"),
+        };
+        if let Err(e) = inputs::resolve(m, &mut params, &inputs) {
+            return ItemOutcome::failed(e.to_string());
         }
         if m.needs_inventory() {
             if let Value::Object(map) = &mut params {
@@ -1103,132 +1087,6 @@ impl PlayRunner<'_> {
         o
     }
 
-    /// `volume_backup`'s `fetch_to` is a controller directory: a relative
-    /// one is taken from the playbook's directory, as Ansible's `fetch`
-    /// takes its `dest`, not from wherever herd was started.
-    fn resolve_fetch_to(&self, params: &mut Value) {
-        let Value::Object(map) = params else {
-            return;
-        };
-        if let Some(Value::String(to)) = map.get("fetch_to") {
-            let path = std::path::Path::new(to.trim());
-            if !to.trim().is_empty() && path.is_relative() {
-                let abs = self.playbook.dir.join(path).display().to_string();
-                map.insert("fetch_to".into(), Value::from(abs));
-            }
-        }
-    }
-
-    /// `copy` with a controller-side `src`: read the file here and pass
-    /// its text as `content` (the module only sees the target host).
-    fn resolve_copy_src(&self, params: &mut Value) -> Result<(), String> {
-        let Value::Object(map) = params else {
-            return Ok(());
-        };
-        let remote = map.get("remote_src").map(truthy_json).unwrap_or(false);
-        let Some(bytes) = self.take_controller_src(map, "copy", remote)? else {
-            return Ok(());
-        };
-        match String::from_utf8(bytes) {
-            Ok(text) => map.insert("content".into(), Value::from(text)),
-            Err(e) => map.insert(
-                "_content_b64".into(),
-                Value::from(base64_encode(e.as_bytes())),
-            ),
-        };
-        Ok(())
-    }
-
-    /// `unarchive` with a controller-side `src`: read the archive here and
-    /// pass it base64-encoded as `_src_b64` (the module streams it to the
-    /// host); a URL or `remote_src` is the host's business.
-    fn resolve_unarchive_src(&self, params: &mut Value) -> Result<(), String> {
-        let Value::Object(map) = params else {
-            return Ok(());
-        };
-        let remote = map.get("remote_src").map(truthy_json).unwrap_or(false)
-            || map.get("copy").is_some_and(|c| !truthy_json(c))
-            || map
-                .get("src")
-                .and_then(Value::as_str)
-                .is_some_and(|s| s.contains("://"));
-        if let Some(bytes) = self.take_controller_src(map, "unarchive", remote)? {
-            map.insert("_src_b64".into(), Value::from(base64_encode(&bytes)));
-        }
-        Ok(())
-    }
-
-    /// `compose_deploy`'s `files`: each read on the controller (a `.j2`
-    /// rendered as a template, as `template` does, so `${VAR}` and
-    /// `$${VAR}` reach compose untouched) and passed as `_files`, named in
-    /// the project directory after the source without `.j2`.
-    fn resolve_compose_files(
-        &self,
-        params: &mut Value,
-        ctx: &minijinja::Value,
-    ) -> Result<(), String> {
-        let Value::Object(map) = params else {
-            return Ok(());
-        };
-        let names: Vec<String> = match map.get("files") {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => return Ok(()),
-        };
-        let mut files = Vec::new();
-        for src in names {
-            let template = src.ends_with(".j2");
-            let (first, second) = (
-                playbook::template_search_paths(&self.playbook.dir),
-                playbook::file_search_paths(&self.playbook.dir),
-            );
-            let search = if template {
-                [first, second].concat()
-            } else {
-                [second, first].concat()
-            };
-            let path = playbook::find_in(&search, &src)
-                .ok_or_else(|| format!("compose file `{src}` not found on the controller"))?;
-            let content = if template {
-                self.project
-                    .templar
-                    .render_file(&path, ctx)
-                    .map_err(|e| e.to_string())?
-            } else {
-                std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read compose file `{src}`: {e}"))?
-            };
-            let base = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let name = base.strip_suffix(".j2").unwrap_or(&base).to_string();
-            files.push(serde_json::json!({
-                "name": name,
-                "content": content,
-                "src": path.display().to_string(),
-            }));
-        }
-        map.insert("_files".into(), Value::Array(files));
-        Ok(())
-    }
-
-    /// A module whose `src` is always an archive on the controller (an
-    /// install tarball): read it here and pass it base64-encoded as
-    /// `_src_b64`, as for `unarchive`.
-    fn resolve_archive_src(&self, params: &mut Value, module: &str) -> Result<(), String> {
-        let Value::Object(map) = params else {
-            return Ok(());
-        };
-        if let Some(bytes) = self.take_controller_src(map, module, false)? {
-            map.insert("_src_b64".into(), Value::from(base64_encode(&bytes)));
-        }
-        Ok(())
-    }
-
     /// The inventory as a module that asked for it sees it: every group's
     /// hosts and every host's address, whatever the play selected.
     fn inventory_view(&self, i: usize) -> herdsman_modules::inventory::InventoryView {
@@ -1251,40 +1109,6 @@ impl PlayRunner<'_> {
             groups: inv.groups_map().into_iter().collect(),
             addresses,
         }
-    }
-
-    /// The controller file a module's `src` names, found in the playbook's
-    /// file paths and read; `src` is replaced by `_src_path` for messages.
-    /// `Ok(None)` when there is no `src` or it lives on the host (`remote`).
-    fn take_controller_src(
-        &self,
-        map: &mut Map<String, Value>,
-        module: &str,
-        remote: bool,
-    ) -> Result<Option<Vec<u8>>, String> {
-        let Some(src) = map.get("src").and_then(Value::as_str).map(str::to_string) else {
-            return Ok(None);
-        };
-        if remote {
-            return Ok(None);
-        }
-        let search = playbook::file_search_paths(&self.playbook.dir);
-        let path = playbook::find_in(&search, &src)
-            .ok_or_else(|| format!("{module} source `{src}` not found on the controller"))?;
-        if path.is_dir() {
-            return Err(format!(
-                "{module} source `{src}` is a directory; directories are not supported yet"
-            ));
-        }
-        // A device or FIFO (`/dev/zero`) would be read for ever.
-        if !path.is_file() {
-            return Err(format!("{module} source `{src}` is not a regular file"));
-        }
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("cannot read {module} source `{src}`: {e}"))?;
-        map.remove("src");
-        map.insert("_src_path".into(), Value::from(path.display().to_string()));
-        Ok(Some(bytes))
     }
 
     /// Who to become for this task. The inventory's become variables may
@@ -1559,10 +1383,10 @@ pub fn truthy_json(v: &Value) -> bool {
 }
 
 /// `add_host` runs once for all the task's hosts, as in Ansible.
-fn bypasses_host_loop(task: &Task) -> bool {
+fn bypasses_host_loop(modules: &Registry, task: &Task) -> bool {
     match &task.kind {
         TaskKind::Action { action, .. } => {
-            matches!(actions::lookup(action), Some(Action::Engine(e)) if e.bypasses_host_loop())
+            matches!(actions::lookup(modules, action), Some(Action::Engine(e)) if e.bypasses_host_loop())
         }
         _ => false,
     }
@@ -1577,12 +1401,6 @@ fn item_label(item: &Value) -> String {
         s
     }
 }
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 /// The failure of a task whose module Ansible knows but herd does not
 /// implement (the loader let it through; `validate` warned about it).
 fn unimplemented_module(action: &str) -> ItemOutcome {

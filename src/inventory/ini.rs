@@ -48,11 +48,13 @@ struct Pending {
 
 /// Parse one INI inventory into `inv`. Stops at the first error, as Ansible does.
 pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnostic> {
-    let mut group = "ungrouped".to_string();
-    let mut state = State::Hosts;
-    let mut pending: IndexMap<String, Pending> = IndexMap::new();
-    let err = |line: usize, col: usize, msg: String| Diagnostic::new(path, line, col + 1, msg);
-
+    let mut p = Parser {
+        inv,
+        path,
+        group: "ungrouped".to_string(),
+        state: State::Hosts,
+        pending: IndexMap::new(),
+    };
     for (index, raw) in text.lines().enumerate() {
         let lineno = index + 1;
         let line = raw.trim();
@@ -60,76 +62,128 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
             continue;
         }
         let indent = raw.chars().count() - raw.trim_start().chars().count();
-
         if let Some(c) = section_re().captures(line) {
-            let name = c[1].to_string();
-            let kind = c.get(2).map(|m| m.as_str()).unwrap_or("hosts");
-            state = match kind {
-                "hosts" => State::Hosts,
-                "vars" => State::Vars,
-                "children" => State::Children,
-                other => {
-                    let at = indent + line[..c.get(2).map_or(0, |m| m.start())].chars().count();
-                    let mut d = err(
-                        lineno,
-                        at,
-                        format!("section [{name}:{other}] has an unknown type `{other}`"),
-                    )
-                    .with_len(other.chars().count())
-                    .with_label("expected `vars` or `children`");
-                    // Typos like `child` or `var` are too short for edit distance alone.
-                    let guess = did_you_mean(other, ["vars", "children"]).or_else(|| {
-                        ["vars", "children"].into_iter().find(|c| {
-                            let head: String = other.chars().take(3).collect();
-                            head.chars().count() == 3 && c.starts_with(&head)
-                        })
-                    });
-                    d = match guess {
-                        Some(s) => d.with_help(format!("did you mean `[{name}:{s}]`?")),
-                        None => d.with_help(format!(
-                            "use [{name}] for hosts, [{name}:vars] for variables or [{name}:children] for child groups"
-                        )),
-                    };
-                    return Err(d);
-                }
-            };
-            if !inv.groups.contains_key(&name) {
-                // `[g:vars]` alone does not declare a group: remember it and
-                // complain at the end if nothing else declares it.
-                if state == State::Vars && !pending.contains_key(&name) {
-                    pending.insert(
-                        name.clone(),
-                        Pending {
-                            state,
-                            line: lineno,
-                            col: indent + 2,
-                            len: name.chars().count(),
-                            parents: Vec::new(),
-                        },
-                    );
-                }
-                inv.ensure_group(&name);
+            p.section(&c, line, indent, lineno)?;
+            continue;
+        }
+        p.not_a_section(line, indent, lineno)?;
+        match p.state {
+            State::Hosts => host_line(p.inv, path, lineno, raw, &p.group)?,
+            State::Vars => p.vars_line(line, indent, lineno)?,
+            State::Children => p.children_line(line, indent, lineno)?,
+        }
+    }
+    p.undeclared()
+}
+
+/// Where parsing is: the section being read and the groups named before
+/// they were declared.
+struct Parser<'a> {
+    inv: &'a mut Inventory,
+    path: &'a Path,
+    /// The group of the current section (`ungrouped` before the first).
+    group: String,
+    state: State,
+    pending: IndexMap<String, Pending>,
+}
+
+impl Parser<'_> {
+    /// An error at a 0-based column of a 1-based line.
+    fn err(&self, line: usize, col: usize, msg: String) -> Diagnostic {
+        Diagnostic::new(self.path, line, col + 1, msg)
+    }
+
+    /// A `[name]`, `[name:vars]` or `[name:children]` header: its group
+    /// becomes the current one, and a group named earlier is now declared.
+    fn section(
+        &mut self,
+        c: &regex::Captures<'_>,
+        line: &str,
+        indent: usize,
+        lineno: usize,
+    ) -> Result<(), Diagnostic> {
+        let name = c[1].to_string();
+        let kind = c.get(2).map(|m| m.as_str()).unwrap_or("hosts");
+        self.state = match kind {
+            "hosts" => State::Hosts,
+            "vars" => State::Vars,
+            "children" => State::Children,
+            other => {
+                let at = indent + line[..c.get(2).map_or(0, |m| m.start())].chars().count();
+                return Err(self.unknown_section_type(&name, other, lineno, at));
             }
-            if state != State::Vars {
-                if let Some(p) = pending.get(&name) {
-                    match p.state {
-                        State::Children => {
-                            add_pending_children(inv, &name, &mut pending).map_err(|e| {
-                                err(lineno, indent + 1, e.to_string())
-                                    .with_len(name.chars().count())
-                            })?
-                        }
-                        _ => {
-                            pending.shift_remove(&name);
-                        }
+        };
+        let (inv, pending) = (&mut *self.inv, &mut self.pending);
+        if !inv.groups.contains_key(&name) {
+            // `[g:vars]` alone does not declare a group: remember it and
+            // complain at the end if nothing else declares it.
+            if self.state == State::Vars && !pending.contains_key(&name) {
+                pending.insert(
+                    name.clone(),
+                    Pending {
+                        state: self.state,
+                        line: lineno,
+                        col: indent + 2,
+                        len: name.chars().count(),
+                        parents: Vec::new(),
+                    },
+                );
+            }
+            inv.ensure_group(&name);
+        }
+        if self.state != State::Vars {
+            if let Some(p) = pending.get(&name) {
+                match p.state {
+                    State::Children => add_pending_children(inv, &name, pending).map_err(|e| {
+                        Diagnostic::new(self.path, lineno, indent + 2, e.to_string())
+                            .with_len(name.chars().count())
+                    })?,
+                    _ => {
+                        pending.shift_remove(&name);
                     }
                 }
             }
-            group = name;
-            continue;
         }
+        self.group = name;
+        Ok(())
+    }
+
+    /// `[name:other]` with a type that is neither `vars` nor `children`.
+    fn unknown_section_type(
+        &self,
+        name: &str,
+        other: &str,
+        lineno: usize,
+        at: usize,
+    ) -> Diagnostic {
+        let d = self
+            .err(
+                lineno,
+                at,
+                format!("section [{name}:{other}] has an unknown type `{other}`"),
+            )
+            .with_len(other.chars().count())
+            .with_label("expected `vars` or `children`");
+        // Typos like `child` or `var` are too short for edit distance alone.
+        let guess = did_you_mean(other, ["vars", "children"]).or_else(|| {
+            ["vars", "children"].into_iter().find(|c| {
+                let head: String = other.chars().take(3).collect();
+                head.chars().count() == 3 && c.starts_with(&head)
+            })
+        });
+        match guess {
+            Some(s) => d.with_help(format!("did you mean `[{name}:{s}]`?")),
+            None => d.with_help(format!(
+                "use [{name}] for hosts, [{name}:vars] for variables or [{name}:children] for child groups"
+            )),
+        }
+    }
+
+    /// A line that looks like a section header but is not one.
+    fn not_a_section(&self, line: &str, indent: usize, lineno: usize) -> Result<(), Diagnostic> {
         if line.starts_with('[') && line.ends_with(']') {
-            return Err(err(lineno, indent, "invalid section header".to_string())
+            return Err(self
+                .err(lineno, indent, "invalid section header".to_string())
                 .with_len(line.chars().count())
                 .with_help(
                     "a section is `[group]`, `[group:vars]` or `[group:children]`, without spaces",
@@ -140,70 +194,91 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
         // `[::1]:22` and `[web]:22` are hosts: a `:port` follows the bracket.
         if let Some(close) = line.strip_prefix('[').and_then(|l| l.find(']')) {
             if line[close + 2..].starts_with(char::is_whitespace) {
-                return Err(err(lineno, indent, "invalid section header".to_string())
+                return Err(self
+                    .err(lineno, indent, "invalid section header".to_string())
                     .with_len(line[..close + 2].chars().count())
                     .with_help("only a `#` comment may follow a section header on its line"));
             }
         }
-
-        match state {
-            State::Hosts => host_line(inv, path, lineno, raw, &group)?,
-            State::Vars => {
-                let Some((k, v)) = line.split_once('=') else {
-                    return Err(err(
-                        lineno,
-                        indent,
-                        format!("expected `key=value` in [{group}:vars]"),
-                    )
-                    .with_len(line.chars().count())
-                    .with_help("each line of a :vars section sets one variable: `name=value`"));
-                };
-                let key = k.trim();
-                if key.is_empty() {
-                    return Err(err(
-                        lineno,
-                        indent,
-                        "missing variable name before `=`".to_string(),
-                    ));
-                }
-                let value = v.trim();
-                let value = python_literal(value).unwrap_or_else(|| Value::from(value));
-                inv.set_group_var(&group, key.to_string(), value);
-            }
-            State::Children => {
-                let Some(c) = groupname_re().captures(line) else {
-                    return Err(err(lineno, indent, "expected a group name".to_string())
-                        .with_len(line.chars().count())
-                        .with_help(format!("[{group}:children] lists one group name per line")));
-                };
-                let child = c[1].to_string();
-                if inv.groups.contains_key(&child) {
-                    inv.add_child(&group, &child).map_err(|e| {
-                        err(lineno, indent, e.to_string()).with_len(child.chars().count())
-                    })?;
-                } else {
-                    pending
-                        .entry(child.clone())
-                        .or_insert_with(|| Pending {
-                            state: State::Children,
-                            line: lineno,
-                            col: indent + 1,
-                            len: child.chars().count(),
-                            parents: Vec::new(),
-                        })
-                        .parents
-                        .push(group.clone());
-                }
-            }
-        }
+        Ok(())
     }
 
-    if let Some((name, p)) = pending.first() {
+    /// `key=value` in a `[group:vars]` section.
+    fn vars_line(&mut self, line: &str, indent: usize, lineno: usize) -> Result<(), Diagnostic> {
+        let group = &self.group;
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(self
+                .err(
+                    lineno,
+                    indent,
+                    format!("expected `key=value` in [{group}:vars]"),
+                )
+                .with_len(line.chars().count())
+                .with_help("each line of a :vars section sets one variable: `name=value`"));
+        };
+        let key = k.trim();
+        if key.is_empty() {
+            return Err(self.err(
+                lineno,
+                indent,
+                "missing variable name before `=`".to_string(),
+            ));
+        }
+        let value = v.trim();
+        let value = python_literal(value).unwrap_or_else(|| Value::from(value));
+        self.inv.set_group_var(&self.group, key.to_string(), value);
+        Ok(())
+    }
+
+    /// A group name in a `[group:children]` section; one not declared yet
+    /// is linked when it is.
+    fn children_line(
+        &mut self,
+        line: &str,
+        indent: usize,
+        lineno: usize,
+    ) -> Result<(), Diagnostic> {
+        let group = &self.group;
+        let Some(c) = groupname_re().captures(line) else {
+            return Err(self
+                .err(lineno, indent, "expected a group name".to_string())
+                .with_len(line.chars().count())
+                .with_help(format!("[{group}:children] lists one group name per line")));
+        };
+        let child = c[1].to_string();
+        if self.inv.groups.contains_key(&child) {
+            self.inv.add_child(&self.group, &child).map_err(|e| {
+                Diagnostic::new(self.path, lineno, indent + 1, e.to_string())
+                    .with_len(child.chars().count())
+            })?;
+        } else {
+            self.pending
+                .entry(child.clone())
+                .or_insert_with(|| Pending {
+                    state: State::Children,
+                    line: lineno,
+                    col: indent + 1,
+                    len: child.chars().count(),
+                    parents: Vec::new(),
+                })
+                .parents
+                .push(self.group.clone());
+        }
+        Ok(())
+    }
+
+    /// At the end: a group named by `[g:vars]` or `[p:children]` but never
+    /// declared is an error.
+    fn undeclared(self) -> Result<(), Diagnostic> {
+        let Some((name, p)) = self.pending.first() else {
+            return Ok(());
+        };
         // Groups declared for real, to suggest the one probably meant.
-        let declared = inv
+        let declared = self
+            .inv
             .groups
             .keys()
-            .filter(|g| !pending.contains_key(*g))
+            .filter(|g| !self.pending.contains_key(*g))
             .map(String::as_str);
         let help = match did_you_mean(name, declared) {
             Some(g) => format!("did you mean `{g}`? Otherwise declare [{name}], even empty"),
@@ -216,11 +291,10 @@ pub fn parse(inv: &mut Inventory, path: &Path, text: &str) -> Result<(), Diagnos
                 format!("[{parent}:children] lists group `{name}`, which is never declared")
             }
         };
-        return Err(Diagnostic::new(path, p.line, p.col, message)
+        Err(Diagnostic::new(self.path, p.line, p.col, message)
             .with_len(p.len)
-            .with_help(help));
+            .with_help(help))
     }
-    Ok(())
 }
 
 /// Link a group, now declared, to the `[p:children]` sections that named it.

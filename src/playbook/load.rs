@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use herdsman_modules::Registry;
 use serde_json::{Map, Value};
 
 use crate::actions;
@@ -29,8 +30,14 @@ pub use role::{configure_role_paths, load_included_role};
 /// Load a playbook file: plays, tasks, `import_tasks` resolved, block
 /// keywords pushed down. Every error is collected, each with path:line:col.
 pub fn load_playbook(path: &Path) -> Result<Playbook, Vec<Diagnostic>> {
+    load_playbook_with(path, &Registry::builtin())
+}
+
+/// [`load_playbook`] with the modules a task may name.
+pub fn load_playbook_with(path: &Path, modules: &Registry) -> Result<Playbook, Vec<Diagnostic>> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut loader = Loader::new(dir.clone());
+    loader.modules = modules.clone();
     let plays = loader.playbook_file(path, None, 0);
     loader.finish(Playbook {
         path: path.to_path_buf(),
@@ -42,8 +49,14 @@ pub fn load_playbook(path: &Path) -> Result<Playbook, Vec<Diagnostic>> {
 /// Load a task file (for `include_tasks` at run time and `import_tasks`).
 /// Relative `import_tasks` inside it are found from the file's directory.
 pub fn load_task_file(path: &Path) -> Result<Vec<Task>, Vec<Diagnostic>> {
+    load_task_file_with(path, &Registry::builtin())
+}
+
+/// [`load_task_file`] with the modules a task may name.
+pub fn load_task_file_with(path: &Path, modules: &Registry) -> Result<Vec<Task>, Vec<Diagnostic>> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut loader = Loader::new(dir.clone());
+    loader.modules = modules.clone();
     let ctx = Ctx {
         dir,
         depth: 0,
@@ -465,6 +478,8 @@ struct Loader {
     collections: Vec<String>,
     /// The roles of the play being loaded (see `role.rs`).
     roles: role::RoleState,
+    /// The modules a task may name.
+    modules: Registry,
 }
 
 impl Loader {
@@ -476,6 +491,7 @@ impl Loader {
             sources: SourceLines::default(),
             collections: Vec::new(),
             roles: role::RoleState::default(),
+            modules: Registry::builtin(),
         }
     }
 
@@ -852,7 +868,7 @@ impl Loader {
         let mut d = k.span.diagnostic(format!("unknown play keyword `{key}`"));
         if let Some(s) = did_you_mean(key, PLAY_KEYWORDS.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
-        } else if actions::lookup(key).is_some() {
+        } else if actions::lookup(&self.modules, key).is_some() {
             d = d.with_help("modules go in a task under `tasks:`");
         }
         self.error(d);
@@ -1438,7 +1454,7 @@ impl Loader {
                 }
             } else if let Some(l) = crate::template::lookups::for_loop_keyword(&key) {
                 keys.keywords.push((l.with_keyword, k, v));
-            } else if actions::lookup(&key).is_some()
+            } else if actions::lookup(&self.modules, &key).is_some()
                 || role::is_role_action(&key)
                 || self.known_module(&key, entries)
             {
@@ -1592,7 +1608,7 @@ impl Loader {
         }
         let short = actions::short_name(key);
         let prefix = &key[..key.len() - short.len()];
-        let modules = actions::all_names();
+        let modules = actions::all_names(&self.modules);
         let keyword = did_you_mean(key, TASK_KEYWORDS.iter().copied());
         let module = did_you_mean(
             short,
@@ -1813,7 +1829,8 @@ impl Loader {
             NodeValue::Str(text) => {
                 collect_checks(value, short, &mut spans.checks);
                 // A module herd does not implement keeps its text unchecked.
-                let free_form = actions::takes_free_form(short) || actions::lookup(short).is_none();
+                let free_form = actions::takes_free_form(&self.modules, short)
+                    || actions::lookup(&self.modules, short).is_none();
                 let parsed = match parse_kv(
                     text,
                     free_form && !matches!(short, "include_tasks" | "import_tasks" | "meta"),
@@ -2429,9 +2446,18 @@ struct Kv {
     raw: Option<String>,
 }
 
+/// Why a task's `k=v` argument text cannot be split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum SplitError {
+    #[error("unbalanced quotes")]
+    UnbalancedQuotes,
+    #[error("unclosed template block")]
+    UnclosedTemplate,
+}
+
 /// Split arguments as Ansible's `split_args` does: on whitespace, but not
 /// inside quotes or `{{ }}`/`{% %}`/`{# #}`. Returns byte ranges.
-fn split_args(s: &str) -> Result<Vec<(usize, usize)>, String> {
+fn split_args(s: &str) -> Result<Vec<(usize, usize)>, SplitError> {
     let mut tokens = Vec::new();
     let mut start: Option<usize> = None;
     let mut quote: Option<char> = None;
@@ -2479,10 +2505,10 @@ fn split_args(s: &str) -> Result<Vec<(usize, usize)>, String> {
         }
     }
     if quote.is_some() {
-        return Err("unbalanced quotes".into());
+        return Err(SplitError::UnbalancedQuotes);
     }
     if !jinja.is_empty() {
-        return Err("unclosed template block".into());
+        return Err(SplitError::UnclosedTemplate);
     }
     if let Some(b) = start {
         tokens.push((b, s.len()));
@@ -2493,7 +2519,7 @@ fn split_args(s: &str) -> Result<Vec<(usize, usize)>, String> {
 /// Ansible's `parse_kv`: `k=v` pairs into options (quotes removed, `\`
 /// escapes decoded), the rest into `_raw_params`. With `check_raw` (free-form
 /// modules) only the command options in [`FREE_FORM_OPTIONS`] are pulled out.
-fn parse_kv(s: &str, check_raw: bool) -> Result<Kv, String> {
+fn parse_kv(s: &str, check_raw: bool) -> Result<Kv, SplitError> {
     let tokens = split_args(s)?;
     let mut options = Vec::new();
     // Raw tokens as byte ranges, to rebuild the text with its own spacing.

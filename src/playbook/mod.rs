@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use crate::yaml::Span;
 
-pub use load::{load_playbook, load_task_file};
+pub use load::{load_playbook, load_playbook_with, load_task_file, load_task_file_with};
 pub use model::*;
-pub use validate::{validate, validate_with_warnings};
+pub use validate::{validate, validate_with, validate_with_warnings};
 
 /// Where `template:` `src` and `lookup('template')` find files.
 pub fn template_search_paths(playbook_dir: &Path) -> Vec<PathBuf> {

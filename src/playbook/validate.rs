@@ -4,22 +4,24 @@
 //! parameters (`actions::check_params` on the unrendered arguments),
 //! `notify` against the play's handlers, template syntax of every string
 //! that holds `{{`/`{%` and of every condition, and the files a task names
-//! statically (`template` and `copy` sources, `include_tasks` files). Each
+//! statically (`template` sources, the controller files modules declare to
+//! be checked before the run such as `copy`'s `src`, `include_tasks` files). Each
 //! problem becomes a [`Diagnostic`] pointing at the parameter key, the
 //! `notify` entry, or the line inside the template file.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use herdsman_modules::ParamError;
+use herdsman_modules::capability::{ControllerInput, HostSide};
+use herdsman_modules::{ParamError, Registry};
 use serde_json::Value;
 
-use crate::actions;
+use crate::actions::{self, Action, EngineAction};
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::playbook::load::task_file_candidates;
 use crate::playbook::model::{CheckKind, Playbook, Task, TaskKind, TemplateCheck};
 use crate::playbook::{
-    file_search_paths, find_in, load_task_file, template_search_paths, SourceLines,
+    file_search_paths, find_in, load_task_file_with, template_search_paths, SourceLines,
 };
 use crate::template::{is_template, single_expression, Templar, TemplateError};
 use crate::yaml::Span;
@@ -27,17 +29,24 @@ use crate::yaml::Span;
 /// Every problem found: module parameters, notify without a handler,
 /// template syntax (inline and files). Empty when the playbook is valid.
 pub fn validate(playbook: &Playbook, templar: &Templar) -> Vec<Diagnostic> {
-    validate_with_warnings(playbook, templar).0
+    validate_with(playbook, templar, &Registry::builtin())
 }
 
-/// [`validate`], plus the warnings: modules Ansible knows that herd does
-/// not implement (a host that reaches such a task fails).
+/// [`validate`] with the modules the playbook may name.
+pub fn validate_with(playbook: &Playbook, templar: &Templar, modules: &Registry) -> Vec<Diagnostic> {
+    validate_with_warnings(playbook, templar, modules).0
+}
+
+/// [`validate_with`], plus the warnings: modules Ansible knows that herd
+/// does not implement (a host that reaches such a task fails).
 pub fn validate_with_warnings(
     playbook: &Playbook,
     templar: &Templar,
+    modules: &Registry,
 ) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let mut v = Validator {
         templar,
+        modules,
         playbook_dir: &playbook.dir,
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -106,6 +115,8 @@ impl Handlers {
 
 struct Validator<'a> {
     templar: &'a Templar,
+    /// The modules the playbook may name.
+    modules: &'a Registry,
     playbook_dir: &'a Path,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
@@ -121,11 +132,7 @@ impl Validator<'_> {
         match &task.kind {
             TaskKind::Action { action, args } => {
                 self.params(task, action, args);
-                match action.as_str() {
-                    "template" => self.source_file(task, args, true),
-                    "copy" => self.source_file(task, args, false),
-                    _ => {}
-                }
+                self.source_files(task, action, args);
             }
             TaskKind::Block {
                 block,
@@ -201,7 +208,7 @@ impl Validator<'_> {
     /// (a template cannot fix a misspelt key), missing or invalid values only
     /// when no value is a template (a template may render to the right thing).
     fn params(&mut self, task: &Task, action: &str, args: &Value) {
-        let Some(found) = actions::lookup(action) else {
+        let Some(found) = actions::lookup(self.modules, action) else {
             self.unimplemented(task, action);
             return;
         };
@@ -276,16 +283,53 @@ impl Validator<'_> {
         }
     }
 
-    /// `template:`/`copy:` with a static `src`: the file must exist, and a
-    /// template must parse.
-    fn source_file(&mut self, task: &Task, args: &Value, is_template_module: bool) {
-        let Some(src) = args.get("src").and_then(Value::as_str) else {
+    /// The controller files a task names: `template`'s `src`, and each
+    /// file a module declares to be checked before the run (`copy`'s `src`).
+    fn source_files(&mut self, task: &Task, action: &str, args: &Value) {
+        match actions::lookup(self.modules, action) {
+            Some(Action::Engine(EngineAction::Template)) => {
+                self.source_file(task, args, "src", &[], true);
+            }
+            Some(Action::Module(m)) => {
+                for input in m.controller_inputs() {
+                    if let ControllerInput::File {
+                        param,
+                        host_side,
+                        checked_before_run: true,
+                        ..
+                    } = input
+                    {
+                        self.source_file(task, args, param, host_side, false);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A task's static `param` naming a controller file: the file must
+    /// exist (unless `host_side` says it is on the host), and a template
+    /// must parse.
+    fn source_file(
+        &mut self,
+        task: &Task,
+        args: &Value,
+        param: &str,
+        host_side: &[HostSide],
+        is_template_module: bool,
+    ) {
+        let Some(src) = args.get(param).and_then(Value::as_str) else {
             return;
         };
         if is_template(src) {
             return;
         }
-        if !is_template_module && args.get("remote_src").and_then(Value::as_bool) == Some(true) {
+        let on_host = |side: &HostSide| match side {
+            HostSide::Set(flag) => args.get(*flag).and_then(Value::as_bool) == Some(true),
+            HostSide::Unset(flag) => args.get(*flag).and_then(Value::as_bool) == Some(false),
+            HostSide::Url => src.contains("://"),
+        };
+        if host_side.iter().any(on_host) {
             return;
         }
         let task_dir = task.span.path.parent().unwrap_or(Path::new(""));
@@ -311,7 +355,7 @@ impl Validator<'_> {
         let span = task
             .spans
             .arg_values
-            .get("src")
+            .get(param)
             .or(task.spans.action.as_ref())
             .unwrap_or(&task.span);
         let Some(found) = find_in(&paths, src) else {
@@ -397,7 +441,7 @@ impl Validator<'_> {
         if !self.seen_files.insert(canonical) {
             return;
         }
-        match load_task_file(path) {
+        match load_task_file_with(path, self.modules) {
             Ok(tasks) => {
                 for t in &tasks {
                     self.task(t, handlers);
@@ -609,6 +653,16 @@ mod tests {
         assert_eq!(messages(&errors), ["file `app.conf` not found"]);
         assert_eq!((errors[0].line, errors[0].col), (3, 17));
         assert!(check(play, &[("files/app.conf", "x")]).is_empty());
+    }
+
+    /// The check follows the module's declaration, not the name written:
+    /// the long name of `copy` is checked too, and `unarchive`, whose
+    /// controller file is read only when the task runs, is not.
+    #[test]
+    fn declared_sources_are_looked_up_under_any_name() {
+        let play = "- hosts: all\n  tasks:\n    - ansible.builtin.copy: src=app.conf dest=/etc/app.conf\n    - unarchive: src=a.tgz dest=/opt\n";
+        let errors = check(play, &[]);
+        assert_eq!(messages(&errors), ["file `app.conf` not found"]);
     }
 
     #[test]

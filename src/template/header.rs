@@ -8,6 +8,22 @@ use minijinja::Environment;
 
 const PREFIX: &str = "#jinja2:";
 
+/// Why a `#jinja2:` line cannot be used. Names the override, never a
+/// rendered value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("cannot read the #jinja2 override '{pair}': expected key: value")]
+    NotAPair { pair: String },
+    #[error("#jinja2 override {key} must be True or False")]
+    NotABool { key: String },
+    #[error("#jinja2 override {key} must be a quoted string")]
+    NotQuoted { key: String },
+    #[error("#jinja2 override '{key}' is not supported")]
+    Unsupported { key: String },
+    #[error("#jinja2 override: {detail}")]
+    Syntax { detail: String },
+}
+
 /// The overrides of a template's first line and the body after it.
 pub struct Header<'a> {
     pairs: Vec<(String, String)>,
@@ -15,7 +31,7 @@ pub struct Header<'a> {
 }
 
 /// `None` when the file has no `#jinja2:` line.
-pub fn split(source: &str) -> Result<Option<Header<'_>>, String> {
+pub fn split(source: &str) -> Result<Option<Header<'_>>, HeaderError> {
     let Some(rest) = source.strip_prefix(PREFIX) else {
         return Ok(None);
     };
@@ -26,30 +42,29 @@ pub fn split(source: &str) -> Result<Option<Header<'_>>, String> {
     let mut pairs = Vec::new();
     for pair in line.split(',') {
         let Some((key, value)) = pair.split_once(':') else {
-            return Err(format!(
-                "cannot read the #jinja2 override '{}': expected key: value",
-                pair.trim()
-            ));
+            return Err(HeaderError::NotAPair {
+                pair: pair.trim().to_string(),
+            });
         };
         pairs.push((key.trim().to_string(), value.trim().to_string()));
     }
     Ok(Some(Header { pairs, body }))
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+fn parse_bool(key: &str, v: &str) -> Result<bool, HeaderError> {
     match v {
         "True" | "true" => Ok(true),
         "False" | "false" => Ok(false),
-        _ => Err(format!("#jinja2 override {key} must be True or False")),
+        _ => Err(HeaderError::NotABool { key: key.into() }),
     }
 }
 
-fn parse_str(key: &str, v: &str) -> Result<String, String> {
+fn parse_str(key: &str, v: &str) -> Result<String, HeaderError> {
     let b = v.as_bytes();
     if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
         Ok(v[1..v.len() - 1].to_string())
     } else {
-        Err(format!("#jinja2 override {key} must be a quoted string"))
+        Err(HeaderError::NotQuoted { key: key.into() })
     }
 }
 
@@ -61,7 +76,7 @@ impl Header<'_> {
     }
 
     /// A copy of `base` with the overrides applied.
-    pub fn environment<'e>(&self, base: &Environment<'e>) -> Result<Environment<'e>, String> {
+    pub fn environment<'e>(&self, base: &Environment<'e>) -> Result<Environment<'e>, HeaderError> {
         let current = base.syntax().clone();
         let mut b = current.to_builder();
         let (mut bs, mut be) = pair(current.block_delimiters());
@@ -86,15 +101,15 @@ impl Header<'_> {
                 "comment_end_string" => ce = parse_str(key, value)?,
                 // Output always uses "\n"; accept the default spelling.
                 "newline_sequence" if parse_str(key, value)? == "\\n" => {}
-                other => return Err(format!("#jinja2 override '{other}' is not supported")),
+                other => return Err(HeaderError::Unsupported { key: other.into() }),
             }
         }
         b.block_delimiters(bs, be)
             .variable_delimiters(vs, ve)
             .comment_delimiters(cs, ce);
-        let syntax: SyntaxConfig = b
-            .build()
-            .map_err(|e| format!("#jinja2 override: {}", e.detail().unwrap_or("invalid")))?;
+        let syntax: SyntaxConfig = b.build().map_err(|e| HeaderError::Syntax {
+            detail: e.detail().unwrap_or("invalid").to_string(),
+        })?;
         let mut env = base.clone();
         env.set_syntax(syntax);
         Ok(env)

@@ -1213,14 +1213,16 @@ fn render_template_inner(
     }
     let name = path.display().to_string();
     let ctx = Value::from_pairs(vars);
-    match super::header::split(&source).map_err(err)? {
+    match super::header::split(&source).map_err(|e| err(e.to_string()))? {
         None => {
             let source = super::chain::rewrite_template(&source);
             let tmpl = state.env().template_from_named_str(&name, &source)?;
             tmpl.render(ctx)
         }
         Some(header) => {
-            let env = header.environment(state.env()).map_err(err)?;
+            let env = header
+                .environment(state.env())
+                .map_err(|e| err(e.to_string()))?;
             let body = if header.changes_delimiters() {
                 std::borrow::Cow::Borrowed(header.body)
             } else {

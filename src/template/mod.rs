@@ -668,10 +668,10 @@ impl Templar {
             reason: e.to_string(),
         })?;
         let name = path.display().to_string();
-        let header = header::split(&source).map_err(|reason| TemplateError::Render {
+        let header = header::split(&source).map_err(|e| TemplateError::Render {
             name: name.clone(),
             line: 1,
-            reason,
+            reason: e.to_string(),
         })?;
         let Some(header) = header else {
             guard_template(&name, &source, self.env.syntax())?;
@@ -688,10 +688,10 @@ impl Templar {
         // count lines from the file's first line in errors.
         let env = header
             .environment(&self.env)
-            .map_err(|reason| TemplateError::Render {
+            .map_err(|e| TemplateError::Render {
                 name: name.clone(),
                 line: 1,
-                reason,
+                reason: e.to_string(),
             })?;
         if let Some(line) = guard::unary_run_in_template(header.body, env.syntax()) {
             return Err(too_many_unary(&name, line + 1));

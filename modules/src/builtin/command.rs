@@ -330,6 +330,7 @@ impl Command {
 
 impl Module for Command {
     const NAME: &'static str = "command";
+    const FREE_FORM: bool = true;
     type Params = CommandParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
@@ -381,6 +382,7 @@ impl Shell {
 
 impl Module for Shell {
     const NAME: &'static str = "shell";
+    const FREE_FORM: bool = true;
     type Params = ShellParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
@@ -418,6 +420,7 @@ pub struct Raw;
 
 impl Module for Raw {
     const NAME: &'static str = "raw";
+    const FREE_FORM: bool = true;
     type Params = RawParams;
 
     fn plan(&self, p: &Self::Params, _host: &mut dyn Host) -> Result<Plan, ModuleError> {

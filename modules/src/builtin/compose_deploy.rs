@@ -40,6 +40,7 @@ use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::capability::ControllerInput;
 use crate::host::FileAttrs;
 use crate::params::{de_bool, de_opt_f64, de_opt_u64};
 use crate::probe::{decode_b64, tagged, tagged_file, tagged_line, ProbeError};
@@ -1359,6 +1360,13 @@ fn parse_env(text: &str) -> BTreeMap<String, String> {
 
 impl Module for ComposeDeploy {
     const NAME: &'static str = "compose_deploy";
+    /// `files` are read (`.j2` rendered) on the controller and arrive as
+    /// `_files`, so `${VAR}` and `$${VAR}` reach compose untouched.
+    const CONTROLLER_INPUTS: &'static [ControllerInput] = &[ControllerInput::RenderedFiles {
+        param: "files",
+        into: "_files",
+        noun: "compose file",
+    }];
     type Params = ComposeDeployParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

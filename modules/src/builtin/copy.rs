@@ -22,6 +22,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::capability::{ControllerInput, HostSide, Ship};
 use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_string, mode_str, yes, Mode};
 use crate::probe::{parse_stat, sha1_snippet, stat_snippet, tagged, WantedAttrs};
 use crate::shell_quote::{quote, quote_path};
@@ -152,6 +153,16 @@ impl Copy {
 
 impl Module for Copy {
     const NAME: &'static str = "copy";
+    /// A controller `src` arrives as `content` (or `_content_b64`).
+    const CONTROLLER_INPUTS: &'static [ControllerInput] = &[ControllerInput::File {
+        param: "src",
+        ship: Ship::Text {
+            text: "content",
+            binary: "_content_b64",
+        },
+        host_side: &[HostSide::Set("remote_src")],
+        checked_before_run: true,
+    }];
     type Params = CopyParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

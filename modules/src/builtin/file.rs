@@ -280,24 +280,7 @@ impl Module for File {
             group: p.group.clone(),
             mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
         };
-        let touching = p.state == Some(FileState::Touch);
-        let default_time = if touching {
-            TimeAction::Now
-        } else {
-            TimeAction::Preserve
-        };
-        let mtime = time_action(
-            "modification_time",
-            p.modification_time.as_deref(),
-            p.modification_time_format.as_deref(),
-            default_time.clone(),
-        )?;
-        let atime = time_action(
-            "access_time",
-            p.access_time.as_deref(),
-            p.access_time_format.as_deref(),
-            default_time,
-        )?;
+        let (mtime, atime) = time_actions(p)?;
         let explicit_times =
             matches!(mtime, TimeAction::At(_)) || matches!(atime, TimeAction::At(_));
         if matches!(p.state, Some(FileState::Link | FileState::Hard)) && p.src.is_none() {
@@ -305,25 +288,7 @@ impl Module for File {
         }
 
         let found = self.probe(p, p.state, &want, explicit_times, host)?;
-        let state = match p.state {
-            Some(s) => s,
-            None => match &found.prev {
-                // As Ansible: an existing path keeps its kind; a missing one
-                // is a directory only when recursing.
-                None if p.recurse => FileState::Directory,
-                None => FileState::File,
-                Some(st) => match st.kind {
-                    Kind::Dir => FileState::Directory,
-                    // An existing link without `state`: its target's
-                    // attributes when following, else the link as it is.
-                    Kind::Link if !p.follow => FileState::Link,
-                    Kind::Link if found.target.as_ref().is_some_and(|t| t.kind == Kind::Dir) => {
-                        FileState::Directory
-                    }
-                    _ => FileState::File,
-                },
-            },
-        };
+        let state = p.state.unwrap_or_else(|| implied_state(p, &found));
         // A recursing directory the caller did not name explicitly needs the
         // recursion facts too: probe again (rare: `recurse` without `state`).
         let found = if p.state.is_none()
@@ -336,8 +301,6 @@ impl Module for File {
             found
         };
 
-        let path = p.path.as_str();
-        let pw = quote_path(path);
         let mut plan = Plan::default();
         let mut script = String::from("set -e\n");
         // The path as apply will see it: followed through a symlink when asked.
@@ -346,256 +309,27 @@ impl Module for File {
         } else {
             found.prev.clone()
         };
-        let mut result_follow = p.follow;
-
+        let pw = quote_path(&p.path);
+        let cx = Seen {
+            p,
+            path: p.path.as_str(),
+            pw: &pw,
+            want: &want,
+            found: &found,
+            eff: &eff,
+        };
         match state {
-            FileState::Absent => {
-                if let Some(prev) = &found.prev {
-                    let what = if prev.kind == Kind::Dir {
-                        "directory"
-                    } else {
-                        "path"
-                    };
-                    plan.changes.push(format!("remove {what} {path}"));
-                    script.push_str(&format!("rm -rf -- {pw}\n"));
-                }
-                plan.result.insert("path".into(), json!(path));
-                plan.result.insert("state".into(), json!("absent"));
-            }
+            FileState::Absent => plan_absent(&cx, &mut plan, &mut script),
             FileState::File | FileState::Directory | FileState::Touch => {
-                let is_dir_state = state == FileState::Directory;
-                match &eff {
-                    None if state == FileState::File => {
-                        return Err(ModuleError::failed(format!(
-                            "file ({path}) is absent, cannot continue"
-                        )))
-                    }
-                    None if is_dir_state => {
-                        plan.changes.push(format!("create directory {path}"));
-                        let mode = want.mode.as_ref().and_then(|m| m.resolve(None, true));
-                        let words: Vec<String> =
-                            components(path).iter().map(|c| quote_path(c)).collect();
-                        // Another host (or process) may create a component
-                        // between the test and our mkdir: a directory there
-                        // now is as good as one we made, as in Ansible. The
-                        // second mkdir only reports why it is not one.
-                        script.push_str(&format!(
-                            "for d in {}; do if [ ! -e \"$d\" ]; then mkdir -- \"$d\" 2>/dev/null || [ -d \"$d\" ] || mkdir -- \"$d\"\n{}fi; done\n",
-                            words.join(" "),
-                            want.apply_script("\"$d\"", mode, false)
-                        ));
-                    }
-                    None => {
-                        plan.changes.push(format!("create {path}"));
-                        let mode = want.mode.as_ref().and_then(|m| m.resolve(None, false));
-                        script.push_str(&format!("touch -- {pw}\n"));
-                        script.push_str(&want.apply_script(&pw, mode, false));
-                    }
-                    Some(st) => {
-                        if state == FileState::File && st.kind == Kind::Dir {
-                            return Err(ModuleError::failed(format!(
-                                "file ({path}) is directory, cannot continue"
-                            )));
-                        }
-                        if is_dir_state && st.kind != Kind::Dir {
-                            return Err(ModuleError::failed(format!(
-                                "{path} already exists as a {}",
-                                st.kind.state_word()
-                            )));
-                        }
-                        let (changes, mode) = want.diff(path, st);
-                        if !changes.is_empty() {
-                            plan.changes.extend(changes);
-                            script.push_str(&want.apply_script(&pw, mode, false));
-                        }
-                        if is_dir_state && p.recurse {
-                            recurse_plan(&mut plan, &mut script, &want, &found, path);
-                        }
-                    }
-                }
-                // Times: `now` always changes, like Ansible's touch.
-                let mut touch = Vec::new();
-                for (action, flag, current, what) in [
-                    (&mtime, "-m", &found.mtime, "modification"),
-                    (&atime, "-a", &found.atime, "access"),
-                ] {
-                    match action {
-                        TimeAction::Preserve => {}
-                        TimeAction::Now => {
-                            if eff.is_some() {
-                                plan.changes.push(format!("update {what} time of {path}"));
-                            }
-                            touch.push(format!("touch {flag} -- {pw}\n"));
-                        }
-                        TimeAction::At(t) => {
-                            if eff.is_none() || current.as_deref() != Some(t.as_str()) {
-                                if eff.is_some() {
-                                    plan.changes.push(format!("{what} time of {path} -> {t}"));
-                                }
-                                touch.push(format!("touch {flag} -t {} -- {pw}\n", quote(t)));
-                            }
-                        }
-                    }
-                }
-                if !plan.changes.is_empty() {
-                    for t in touch {
-                        script.push_str(&t);
-                    }
-                }
+                plan_present(&cx, state, &mut plan, &mut script)?;
+                plan_times(&cx, &mtime, &atime, &mut plan, &mut script);
             }
-            FileState::Link => {
-                // Without `src` (no `state` given) the link keeps its target.
-                let src = p
-                    .src
-                    .as_deref()
-                    .or(found.link_text.as_deref())
-                    .unwrap_or_default();
-                result_follow = false;
-                let mut relink = true;
-                match &found.prev {
-                    None => plan.changes.push(format!("create symlink {path} -> {src}")),
-                    Some(st) if st.kind == Kind::Link => {
-                        if found.link_text.as_deref() == Some(src) {
-                            relink = false;
-                        } else {
-                            plan.changes.push(format!(
-                                "relink {path}: {} -> {src}",
-                                found.link_text.as_deref().unwrap_or("?")
-                            ));
-                        }
-                    }
-                    Some(st) if st.kind == Kind::Dir => {
-                        if !p.force {
-                            return Err(ModuleError::failed(format!(
-                                "refusing to convert from directory to symlink for {path}"
-                            )));
-                        }
-                        plan.changes
-                            .push(format!("replace directory {path} with symlink -> {src}"));
-                        script.push_str(&format!("rmdir -- {pw}\n"));
-                    }
-                    Some(st) => {
-                        if !p.force {
-                            return Err(ModuleError::failed(format!(
-                                "refusing to convert from {} to symlink for {path}",
-                                st.kind.state_word()
-                            )));
-                        }
-                        plan.changes
-                            .push(format!("replace {path} with symlink -> {src}"));
-                    }
-                }
-                if relink && found.src.is_none() && !p.force {
-                    // As with copy into a missing directory: check mode
-                    // reports the link (an earlier task may only have
-                    // planned to create its source) and applying refuses
-                    // with Ansible's message if the source is still missing.
-                    let refusal = format!(
-                        "src file does not exist, use \"force=yes\" if you really want to create the link: {src}"
-                    );
-                    plan.changes.push(format!(
-                        "link source {src} does not exist yet (an earlier task has to create it)"
-                    ));
-                    // Right after `set -e`, before anything is changed.
-                    script.insert_str(
-                        "set -e\n".len(),
-                        &format!(
-                            "if [ ! -e {} ]; then echo {} >&2; exit 1; fi\n",
-                            quote(&link_source_path(path, src)),
-                            quote(&refusal)
-                        ),
-                    );
-                }
-                let no_mode = WantedAttrs {
-                    mode: None,
-                    ..want.clone()
-                };
-                if relink {
-                    script.push_str(&format!("ln -sfn -- {} {pw}\n", quote(src)));
-                    script.push_str(&no_mode.apply_script(&pw, None, true));
-                } else if let Some(st) = &found.prev {
-                    let (changes, _) = no_mode.diff(path, st);
-                    if !changes.is_empty() {
-                        plan.changes.extend(changes);
-                        script.push_str(&no_mode.apply_script(&pw, None, true));
-                    }
-                }
-                plan.result.insert("src".into(), json!(src));
-            }
-            FileState::Hard => {
-                let src = p.src.as_deref().unwrap_or_default();
-                result_follow = false;
-                let Some(s) = &found.src else {
-                    return Err(ModuleError::failed(format!("src does not exist: {src}")));
-                };
-                let same = found
-                    .prev
-                    .as_ref()
-                    .is_some_and(|st| st.inode == s.inode && st.dev == s.dev);
-                if !same {
-                    match &found.prev {
-                        None => plan
-                            .changes
-                            .push(format!("create hard link {path} -> {src}")),
-                        Some(st) if st.kind == Kind::Dir => {
-                            return Err(ModuleError::failed(format!(
-                                "{path} is a directory, cannot replace it with a hard link"
-                            )))
-                        }
-                        Some(st) => {
-                            if !p.force {
-                                return Err(ModuleError::failed(format!(
-                                    "refusing to convert from {} to hard link for {path}",
-                                    st.kind.state_word()
-                                )));
-                            }
-                            plan.changes
-                                .push(format!("replace {path} with hard link -> {src}"));
-                        }
-                    }
-                    // ln resolves a relative src from the current directory;
-                    // Ansible's is relative to the link's directory, so run
-                    // ln there, naming a relative link from where we were.
-                    let link = if path.starts_with('/') || path.starts_with('~') {
-                        pw.clone()
-                    } else {
-                        format!("\"$OLDPWD\"/{pw}")
-                    };
-                    script.push_str(&format!(
-                        "(cd -- {} && ln -f -- {} {link})\n",
-                        quote_path(&parent_dir(path)),
-                        quote(src),
-                    ));
-                }
-                let (changes, mode) = want.diff(path, s);
-                if !changes.is_empty() || !same {
-                    plan.changes.extend(changes);
-                    script.push_str(&want.apply_script(&pw, mode, false));
-                }
-                plan.result.insert("src".into(), json!(src));
-            }
+            FileState::Link => plan_symlink(&cx, &mut plan, &mut script)?,
+            FileState::Hard => plan_hard_link(&cx, &mut plan, &mut script)?,
         }
-
-        if plan.is_empty() {
-            let st = if result_follow {
-                eff.as_ref()
-            } else {
-                found.prev.as_ref()
-            };
-            if state != FileState::Absent {
-                plan.result = merged(file_result("path", path, st), plan.result);
-            }
-            plan.result.insert("changed".into(), json!(false));
-        } else {
-            let before = if result_follow {
-                eff.as_ref()
-            } else {
-                found.prev.as_ref()
-            };
-            plan.diffs.push(state_diff(path, before, state, &want));
-            plan.state = plan_state(script, state, result_follow);
-        }
-        Ok(plan)
+        // A link's result is the link itself, never a followed target.
+        let result_follow = p.follow && !matches!(state, FileState::Link | FileState::Hard);
+        Ok(finish_plan(&cx, state, result_follow, plan, script))
     }
 
     fn apply(
@@ -649,6 +383,383 @@ impl Module for File {
             failed: false,
         })
     }
+}
+/// What every state's part of the plan reads: the parameters, the path
+/// (and its shell word), the wanted attributes and what the probe found.
+struct Seen<'a> {
+    p: &'a FileParams,
+    path: &'a str,
+    pw: &'a str,
+    want: &'a WantedAttrs,
+    found: &'a Found,
+    /// The path as apply will see it: followed through a symlink when asked.
+    eff: &'a Option<FileStat>,
+}
+
+/// The times `modification_time`/`access_time` ask for; `touch` sets both
+/// to now unless told otherwise.
+fn time_actions(p: &FileParams) -> Result<(TimeAction, TimeAction), ModuleError> {
+    let touching = p.state == Some(FileState::Touch);
+    let default_time = if touching {
+        TimeAction::Now
+    } else {
+        TimeAction::Preserve
+    };
+    let mtime = time_action(
+        "modification_time",
+        p.modification_time.as_deref(),
+        p.modification_time_format.as_deref(),
+        default_time.clone(),
+    )?;
+    let atime = time_action(
+        "access_time",
+        p.access_time.as_deref(),
+        p.access_time_format.as_deref(),
+        default_time,
+    )?;
+    Ok((mtime, atime))
+}
+
+/// The state when none is given. As Ansible: an existing path keeps its
+/// kind; a missing one is a directory only when recursing.
+fn implied_state(p: &FileParams, found: &Found) -> FileState {
+    match &found.prev {
+        None if p.recurse => FileState::Directory,
+        None => FileState::File,
+        Some(st) => match st.kind {
+            Kind::Dir => FileState::Directory,
+            // An existing link without `state`: its target's
+            // attributes when following, else the link as it is.
+            Kind::Link if !p.follow => FileState::Link,
+            Kind::Link if found.target.as_ref().is_some_and(|t| t.kind == Kind::Dir) => {
+                FileState::Directory
+            }
+            _ => FileState::File,
+        },
+    }
+}
+
+/// `state: absent`: remove whatever is there.
+fn plan_absent(cx: &Seen<'_>, plan: &mut Plan, script: &mut String) {
+    let Seen {
+        path, pw, found, ..
+    } = *cx;
+    if let Some(prev) = &found.prev {
+        let what = if prev.kind == Kind::Dir {
+            "directory"
+        } else {
+            "path"
+        };
+        plan.changes.push(format!("remove {what} {path}"));
+        script.push_str(&format!("rm -rf -- {pw}\n"));
+    }
+    plan.result.insert("path".into(), json!(path));
+    plan.result.insert("state".into(), json!("absent"));
+}
+
+/// `state: file`, `directory` or `touch`: create what is missing (only a
+/// directory or a touched file), then owner, group and mode (and with
+/// `recurse`, everything under a directory).
+fn plan_present(
+    cx: &Seen<'_>,
+    state: FileState,
+    plan: &mut Plan,
+    script: &mut String,
+) -> Result<(), ModuleError> {
+    let Seen {
+        p,
+        path,
+        pw,
+        want,
+        found,
+        eff,
+    } = *cx;
+    let is_dir_state = state == FileState::Directory;
+    match eff {
+        None if state == FileState::File => {
+            return Err(ModuleError::failed(format!(
+                "file ({path}) is absent, cannot continue"
+            )))
+        }
+        None if is_dir_state => {
+            plan.changes.push(format!("create directory {path}"));
+            let mode = want.mode.as_ref().and_then(|m| m.resolve(None, true));
+            let words: Vec<String> = components(path).iter().map(|c| quote_path(c)).collect();
+            // Another host (or process) may create a component
+            // between the test and our mkdir: a directory there
+            // now is as good as one we made, as in Ansible. The
+            // second mkdir only reports why it is not one.
+            script.push_str(&format!(
+                "for d in {}; do if [ ! -e \"$d\" ]; then mkdir -- \"$d\" 2>/dev/null || [ -d \"$d\" ] || mkdir -- \"$d\"\n{}fi; done\n",
+                words.join(" "),
+                want.apply_script("\"$d\"", mode, false)
+            ));
+        }
+        None => {
+            plan.changes.push(format!("create {path}"));
+            let mode = want.mode.as_ref().and_then(|m| m.resolve(None, false));
+            script.push_str(&format!("touch -- {pw}\n"));
+            script.push_str(&want.apply_script(pw, mode, false));
+        }
+        Some(st) => {
+            if state == FileState::File && st.kind == Kind::Dir {
+                return Err(ModuleError::failed(format!(
+                    "file ({path}) is directory, cannot continue"
+                )));
+            }
+            if is_dir_state && st.kind != Kind::Dir {
+                return Err(ModuleError::failed(format!(
+                    "{path} already exists as a {}",
+                    st.kind.state_word()
+                )));
+            }
+            let (changes, mode) = want.diff(path, st);
+            if !changes.is_empty() {
+                plan.changes.extend(changes);
+                script.push_str(&want.apply_script(pw, mode, false));
+            }
+            if is_dir_state && p.recurse {
+                recurse_plan(plan, script, want, found, path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Times: `now` always changes, like Ansible's touch; a given time is set
+/// when it differs (always on a path about to be created).
+fn plan_times(
+    cx: &Seen<'_>,
+    mtime: &TimeAction,
+    atime: &TimeAction,
+    plan: &mut Plan,
+    script: &mut String,
+) {
+    let Seen {
+        path,
+        pw,
+        found,
+        eff,
+        ..
+    } = *cx;
+    let mut touch = Vec::new();
+    for (action, flag, current, what) in [
+        (mtime, "-m", &found.mtime, "modification"),
+        (atime, "-a", &found.atime, "access"),
+    ] {
+        match action {
+            TimeAction::Preserve => {}
+            TimeAction::Now => {
+                if eff.is_some() {
+                    plan.changes.push(format!("update {what} time of {path}"));
+                }
+                touch.push(format!("touch {flag} -- {pw}\n"));
+            }
+            TimeAction::At(t) => {
+                if eff.is_none() || current.as_deref() != Some(t.as_str()) {
+                    if eff.is_some() {
+                        plan.changes.push(format!("{what} time of {path} -> {t}"));
+                    }
+                    touch.push(format!("touch {flag} -t {} -- {pw}\n", quote(t)));
+                }
+            }
+        }
+    }
+    if !plan.changes.is_empty() {
+        for t in touch {
+            script.push_str(&t);
+        }
+    }
+}
+
+/// `state: link`: a symlink to `src` (or, without `src`, the link's own
+/// target), replacing a file or directory only with `force`.
+fn plan_symlink(cx: &Seen<'_>, plan: &mut Plan, script: &mut String) -> Result<(), ModuleError> {
+    let Seen {
+        p,
+        path,
+        pw,
+        want,
+        found,
+        ..
+    } = *cx;
+    // Without `src` (no `state` given) the link keeps its target.
+    let src = p
+        .src
+        .as_deref()
+        .or(found.link_text.as_deref())
+        .unwrap_or_default();
+    let mut relink = true;
+    match &found.prev {
+        None => plan.changes.push(format!("create symlink {path} -> {src}")),
+        Some(st) if st.kind == Kind::Link => {
+            if found.link_text.as_deref() == Some(src) {
+                relink = false;
+            } else {
+                plan.changes.push(format!(
+                    "relink {path}: {} -> {src}",
+                    found.link_text.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+        Some(st) if st.kind == Kind::Dir => {
+            if !p.force {
+                return Err(ModuleError::failed(format!(
+                    "refusing to convert from directory to symlink for {path}"
+                )));
+            }
+            plan.changes
+                .push(format!("replace directory {path} with symlink -> {src}"));
+            script.push_str(&format!("rmdir -- {pw}\n"));
+        }
+        Some(st) => {
+            if !p.force {
+                return Err(ModuleError::failed(format!(
+                    "refusing to convert from {} to symlink for {path}",
+                    st.kind.state_word()
+                )));
+            }
+            plan.changes
+                .push(format!("replace {path} with symlink -> {src}"));
+        }
+    }
+    if relink && found.src.is_none() && !p.force {
+        // As with copy into a missing directory: check mode
+        // reports the link (an earlier task may only have
+        // planned to create its source) and applying refuses
+        // with Ansible's message if the source is still missing.
+        let refusal = format!(
+            "src file does not exist, use \"force=yes\" if you really want to create the link: {src}"
+        );
+        plan.changes.push(format!(
+            "link source {src} does not exist yet (an earlier task has to create it)"
+        ));
+        // Right after `set -e`, before anything is changed.
+        script.insert_str(
+            "set -e\n".len(),
+            &format!(
+                "if [ ! -e {} ]; then echo {} >&2; exit 1; fi\n",
+                quote(&link_source_path(path, src)),
+                quote(&refusal)
+            ),
+        );
+    }
+    let no_mode = WantedAttrs {
+        mode: None,
+        ..want.clone()
+    };
+    if relink {
+        script.push_str(&format!("ln -sfn -- {} {pw}\n", quote(src)));
+        script.push_str(&no_mode.apply_script(pw, None, true));
+    } else if let Some(st) = &found.prev {
+        let (changes, _) = no_mode.diff(path, st);
+        if !changes.is_empty() {
+            plan.changes.extend(changes);
+            script.push_str(&no_mode.apply_script(pw, None, true));
+        }
+    }
+    plan.result.insert("src".into(), json!(src));
+    Ok(())
+}
+
+/// `state: hard`: a hard link to `src`, which must exist.
+fn plan_hard_link(cx: &Seen<'_>, plan: &mut Plan, script: &mut String) -> Result<(), ModuleError> {
+    let Seen {
+        p,
+        path,
+        pw,
+        want,
+        found,
+        ..
+    } = *cx;
+    let src = p.src.as_deref().unwrap_or_default();
+    let Some(s) = &found.src else {
+        return Err(ModuleError::failed(format!("src does not exist: {src}")));
+    };
+    let same = found
+        .prev
+        .as_ref()
+        .is_some_and(|st| st.inode == s.inode && st.dev == s.dev);
+    if !same {
+        match &found.prev {
+            None => plan
+                .changes
+                .push(format!("create hard link {path} -> {src}")),
+            Some(st) if st.kind == Kind::Dir => {
+                return Err(ModuleError::failed(format!(
+                    "{path} is a directory, cannot replace it with a hard link"
+                )))
+            }
+            Some(st) => {
+                if !p.force {
+                    return Err(ModuleError::failed(format!(
+                        "refusing to convert from {} to hard link for {path}",
+                        st.kind.state_word()
+                    )));
+                }
+                plan.changes
+                    .push(format!("replace {path} with hard link -> {src}"));
+            }
+        }
+        // ln resolves a relative src from the current directory;
+        // Ansible's is relative to the link's directory, so run
+        // ln there, naming a relative link from where we were.
+        let link = if path.starts_with('/') || path.starts_with('~') {
+            pw.to_string()
+        } else {
+            format!("\"$OLDPWD\"/{pw}")
+        };
+        script.push_str(&format!(
+            "(cd -- {} && ln -f -- {} {link})\n",
+            quote_path(&parent_dir(path)),
+            quote(src),
+        ));
+    }
+    let (changes, mode) = want.diff(path, s);
+    if !changes.is_empty() || !same {
+        plan.changes.extend(changes);
+        script.push_str(&want.apply_script(pw, mode, false));
+    }
+    plan.result.insert("src".into(), json!(src));
+    Ok(())
+}
+
+/// An empty plan reports the path as it is; a change keeps the script
+/// apply runs and a diff of the path's state.
+fn finish_plan(
+    cx: &Seen<'_>,
+    state: FileState,
+    result_follow: bool,
+    mut plan: Plan,
+    script: String,
+) -> Plan {
+    let Seen {
+        path,
+        want,
+        found,
+        eff,
+        ..
+    } = *cx;
+    if plan.is_empty() {
+        let st = if result_follow {
+            eff.as_ref()
+        } else {
+            found.prev.as_ref()
+        };
+        if state != FileState::Absent {
+            plan.result = merged(file_result("path", path, st), plan.result);
+        }
+        plan.result.insert("changed".into(), json!(false));
+    } else {
+        let before = if result_follow {
+            eff.as_ref()
+        } else {
+            found.prev.as_ref()
+        };
+        plan.diffs.push(state_diff(path, before, state, want));
+        plan.state = plan_state(script, state, result_follow);
+    }
+    plan
 }
 
 /// Ansible's `file` diff: the path's state and the attributes that change,

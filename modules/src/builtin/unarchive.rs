@@ -24,6 +24,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::capability::{ControllerInput, HostSide, Ship};
 use crate::http::{fetch_script, Request, NO_CLIENT_RC};
 use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_string, Mode};
 use crate::probe::{
@@ -289,6 +290,18 @@ fn fmt_setup(fmt: Option<Format>) -> String {
 
 impl Module for Unarchive {
     const NAME: &'static str = "unarchive";
+    /// A controller `src` arrives base64-encoded as `_src_b64`; a URL,
+    /// `remote_src: yes` or `copy: no` is the host's business.
+    const CONTROLLER_INPUTS: &'static [ControllerInput] = &[ControllerInput::File {
+        param: "src",
+        ship: Ship::Base64 { into: "_src_b64" },
+        host_side: &[
+            HostSide::Set("remote_src"),
+            HostSide::Unset("copy"),
+            HostSide::Url,
+        ],
+        checked_before_run: false,
+    }];
     type Params = UnarchiveParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

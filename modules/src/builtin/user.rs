@@ -180,8 +180,6 @@ impl User {
     /// The argv that brings the user to `p`, or `None` when nothing differs;
     /// with one change line per difference.
     fn command(p: &UserParams, f: &Found) -> Result<Option<Command>, ModuleError> {
-        let s = |x: &str| x.to_string();
-        let mut changes = Vec::new();
         let find = |g: &str| f.groups.iter().find(|x| x.is(g));
         let wanted_group = match &p.group {
             Some(g) => Some(find(g).ok_or_else(|| no_group(g))?),
@@ -192,146 +190,12 @@ impl User {
                 find(g).ok_or_else(|| no_group(g))?;
             }
         }
-        match (p.state, &f.user) {
-            (UserState::Absent, None) => Ok(None),
-            (UserState::Absent, Some(_)) => {
-                let mut argv = vec![s("userdel")];
-                if p.force {
-                    argv.push(s("-f"));
-                }
-                if p.remove {
-                    argv.push(s("-r"));
-                }
-                argv.extend([s("--"), p.name.clone()]);
-                changes.push(format!("remove user {}", p.name));
-                Ok(Some((argv, changes)))
-            }
-            (UserState::Present, None) => {
-                let mut argv = vec![s("useradd")];
-                if let Some(uid) = p.uid {
-                    argv.extend([s("-u"), uid.to_string()]);
-                    if p.non_unique {
-                        argv.push(s("-o"));
-                    }
-                }
-                match &p.group {
-                    Some(g) => argv.extend([s("-g"), g.clone()]),
-                    // useradd would try to create a group of the user's name
-                    // and fail: Ansible passes -N then.
-                    None if find(&p.name).is_some() => argv.push(s("-N")),
-                    None => {}
-                }
-                if let Some(gs) = p.groups.as_ref().filter(|g| !g.is_empty()) {
-                    argv.extend([s("-G"), gs.join(",")]);
-                }
-                if let Some(c) = &p.comment {
-                    argv.extend([s("-c"), c.clone()]);
-                }
-                if let Some(h) = &p.home {
-                    argv.extend([s("-d"), h.clone()]);
-                }
-                if let Some(sh) = &p.shell {
-                    argv.extend([s("-s"), sh.clone()]);
-                }
-                if let Some(pw) = &p.password {
-                    argv.extend([s("-p"), pw.clone()]);
-                }
-                if p.create_home {
-                    argv.push(s("-m"));
-                    if let Some(k) = &p.skeleton {
-                        argv.extend([s("-k"), k.clone()]);
-                    }
-                } else {
-                    argv.push(s("-M"));
-                }
-                if p.system {
-                    argv.push(s("-r"));
-                }
-                argv.extend([s("--"), p.name.clone()]);
-                changes.push(format!("create user {}", p.name));
-                Ok(Some((argv, changes)))
-            }
-            (UserState::Present, Some(u)) => {
-                let mut argv = vec![s("usermod")];
-                if let Some(uid) = p.uid.filter(|w| *w != u64::from(u.uid)) {
-                    argv.extend([s("-u"), uid.to_string()]);
-                    if p.non_unique {
-                        argv.push(s("-o"));
-                    }
-                    changes.push(format!("uid {} -> {uid}", u.uid));
-                }
-                if let Some(g) = wanted_group.filter(|g| g.gid != u.gid) {
-                    argv.extend([s("-g"), g.name.clone()]);
-                    changes.push(format!("group {} -> {}", u.gid, g.name));
-                }
-                if let Some(gs) = &p.groups {
-                    // As Ansible: every group listing the user, the primary
-                    // one included, against the names asked for.
-                    let current: BTreeSet<&str> = f
-                        .groups
-                        .iter()
-                        .filter(|g| g.members.contains(&u.name))
-                        .map(|g| g.name.as_str())
-                        .collect();
-                    let wanted: BTreeSet<&str> = gs
-                        .iter()
-                        .filter_map(|g| find(g))
-                        .map(|g| g.name.as_str())
-                        .collect();
-                    let differs = if wanted.is_empty() {
-                        !current.is_empty() && !p.append
-                    } else if p.append {
-                        !wanted.is_subset(&current)
-                    } else {
-                        wanted != current
-                    };
-                    if differs {
-                        let list: Vec<&str> = wanted.iter().copied().collect();
-                        if p.append {
-                            argv.push(s("-a"));
-                        }
-                        argv.extend([s("-G"), list.join(",")]);
-                        let cur: Vec<&str> = current.iter().copied().collect();
-                        changes.push(format!("groups {} -> {}", cur.join(","), list.join(",")));
-                    }
-                }
-                if let Some(c) = p.comment.as_ref().filter(|c| **c != u.gecos) {
-                    argv.extend([s("-c"), c.clone()]);
-                    changes.push(format!("comment {:?} -> {c:?}", u.gecos));
-                }
-                if let Some(h) = p.home.as_ref().filter(|h| **h != u.home) {
-                    argv.extend([s("-d"), h.clone()]);
-                    if p.move_home {
-                        argv.push(s("-m"));
-                    }
-                    changes.push(format!("home {} -> {h}", u.home));
-                }
-                if let Some(sh) = p.shell.as_ref().filter(|sh| **sh != u.shell) {
-                    argv.extend([s("-s"), sh.clone()]);
-                    changes.push(format!("shell {} -> {sh}", u.shell));
-                }
-                let pw_differs = match (&p.password, &f.shadow) {
-                    // A locked (`!`-prefixed) hash is the same password.
-                    (Some(want), Some(have)) => {
-                        want.trim_start_matches('!') != have.trim_start_matches('!')
-                    }
-                    // Without a readable shadow entry (not root) there is
-                    // nothing to compare with: leave the password alone.
-                    _ => false,
-                };
-                if pw_differs && p.update_password == UpdatePassword::Always {
-                    if let Some(pw) = &p.password {
-                        argv.extend([s("-p"), pw.clone()]);
-                        changes.push("password changed".into());
-                    }
-                }
-                if changes.is_empty() {
-                    return Ok(None);
-                }
-                argv.extend([s("--"), p.name.clone()]);
-                Ok(Some((argv, changes)))
-            }
-        }
+        Ok(match (p.state, &f.user) {
+            (UserState::Absent, None) => None,
+            (UserState::Absent, Some(_)) => Some(userdel(p)),
+            (UserState::Present, None) => Some(useradd(p, f)),
+            (UserState::Present, Some(u)) => usermod(p, f, u, wanted_group),
+        })
     }
 
     /// Make the SSH key as Ansible does: the directory 0700 and the files
@@ -416,6 +280,170 @@ impl User {
         }
         m
     }
+}
+
+/// One argv word.
+fn arg(x: &str) -> String {
+    x.to_string()
+}
+
+/// `userdel` for a user that should be absent.
+fn userdel(p: &UserParams) -> Command {
+    let mut argv = vec![arg("userdel")];
+    if p.force {
+        argv.push(arg("-f"));
+    }
+    if p.remove {
+        argv.push(arg("-r"));
+    }
+    argv.extend([arg("--"), p.name.clone()]);
+    (argv, vec![format!("remove user {}", p.name)])
+}
+
+/// `useradd` for a missing user.
+fn useradd(p: &UserParams, f: &Found) -> Command {
+    let find = |g: &str| f.groups.iter().find(|x| x.is(g));
+    let mut argv = vec![arg("useradd")];
+    if let Some(uid) = p.uid {
+        argv.extend([arg("-u"), uid.to_string()]);
+        if p.non_unique {
+            argv.push(arg("-o"));
+        }
+    }
+    match &p.group {
+        Some(g) => argv.extend([arg("-g"), g.clone()]),
+        // useradd would try to create a group of the user's name
+        // and fail: Ansible passes -N then.
+        None if find(&p.name).is_some() => argv.push(arg("-N")),
+        None => {}
+    }
+    if let Some(gs) = p.groups.as_ref().filter(|g| !g.is_empty()) {
+        argv.extend([arg("-G"), gs.join(",")]);
+    }
+    if let Some(c) = &p.comment {
+        argv.extend([arg("-c"), c.clone()]);
+    }
+    if let Some(h) = &p.home {
+        argv.extend([arg("-d"), h.clone()]);
+    }
+    if let Some(sh) = &p.shell {
+        argv.extend([arg("-s"), sh.clone()]);
+    }
+    if let Some(pw) = &p.password {
+        argv.extend([arg("-p"), pw.clone()]);
+    }
+    if p.create_home {
+        argv.push(arg("-m"));
+        if let Some(k) = &p.skeleton {
+            argv.extend([arg("-k"), k.clone()]);
+        }
+    } else {
+        argv.push(arg("-M"));
+    }
+    if p.system {
+        argv.push(arg("-r"));
+    }
+    argv.extend([arg("--"), p.name.clone()]);
+    (argv, vec![format!("create user {}", p.name)])
+}
+
+/// `usermod` for what differs on an existing user, `None` when nothing does.
+fn usermod(p: &UserParams, f: &Found, u: &Passwd, wanted_group: Option<&Group>) -> Option<Command> {
+    let mut changes = Vec::new();
+    let mut argv = vec![arg("usermod")];
+    if let Some(uid) = p.uid.filter(|w| *w != u64::from(u.uid)) {
+        argv.extend([arg("-u"), uid.to_string()]);
+        if p.non_unique {
+            argv.push(arg("-o"));
+        }
+        changes.push(format!("uid {} -> {uid}", u.uid));
+    }
+    if let Some(g) = wanted_group.filter(|g| g.gid != u.gid) {
+        argv.extend([arg("-g"), g.name.clone()]);
+        changes.push(format!("group {} -> {}", u.gid, g.name));
+    }
+    if let Some(gs) = &p.groups {
+        if let Some((args, change)) = supplementary_groups(p, f, u, gs) {
+            argv.extend(args);
+            changes.push(change);
+        }
+    }
+    if let Some(c) = p.comment.as_ref().filter(|c| **c != u.gecos) {
+        argv.extend([arg("-c"), c.clone()]);
+        changes.push(format!("comment {:?} -> {c:?}", u.gecos));
+    }
+    if let Some(h) = p.home.as_ref().filter(|h| **h != u.home) {
+        argv.extend([arg("-d"), h.clone()]);
+        if p.move_home {
+            argv.push(arg("-m"));
+        }
+        changes.push(format!("home {} -> {h}", u.home));
+    }
+    if let Some(sh) = p.shell.as_ref().filter(|sh| **sh != u.shell) {
+        argv.extend([arg("-s"), sh.clone()]);
+        changes.push(format!("shell {} -> {sh}", u.shell));
+    }
+    let pw_differs = match (&p.password, &f.shadow) {
+        // A locked (`!`-prefixed) hash is the same password.
+        (Some(want), Some(have)) => want.trim_start_matches('!') != have.trim_start_matches('!'),
+        // Without a readable shadow entry (not root) there is
+        // nothing to compare with: leave the password alone.
+        _ => false,
+    };
+    if pw_differs && p.update_password == UpdatePassword::Always {
+        if let Some(pw) = &p.password {
+            argv.extend([arg("-p"), pw.clone()]);
+            changes.push("password changed".into());
+        }
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    argv.extend([arg("--"), p.name.clone()]);
+    Some((argv, changes))
+}
+
+/// `-G` (and `-a`) when the user's supplementary groups differ from `gs`,
+/// with the change line.
+fn supplementary_groups(
+    p: &UserParams,
+    f: &Found,
+    u: &Passwd,
+    gs: &[String],
+) -> Option<(Vec<String>, String)> {
+    let find = |g: &str| f.groups.iter().find(|x| x.is(g));
+    // As Ansible: every group listing the user, the primary
+    // one included, against the names asked for.
+    let current: BTreeSet<&str> = f
+        .groups
+        .iter()
+        .filter(|g| g.members.contains(&u.name))
+        .map(|g| g.name.as_str())
+        .collect();
+    let wanted: BTreeSet<&str> = gs
+        .iter()
+        .filter_map(|g| find(g))
+        .map(|g| g.name.as_str())
+        .collect();
+    let differs = if wanted.is_empty() {
+        !current.is_empty() && !p.append
+    } else if p.append {
+        !wanted.is_subset(&current)
+    } else {
+        wanted != current
+    };
+    if !differs {
+        return None;
+    }
+    let list: Vec<&str> = wanted.iter().copied().collect();
+    let mut argv = Vec::new();
+    if p.append {
+        argv.push(arg("-a"));
+    }
+    argv.extend([arg("-G"), list.join(",")]);
+    let cur: Vec<&str> = current.iter().copied().collect();
+    let change = format!("groups {} -> {}", cur.join(","), list.join(","));
+    Some((argv, change))
 }
 
 impl Module for User {

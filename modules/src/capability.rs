@@ -1,0 +1,113 @@
+//! What a module needs from the engine besides its rendered parameters,
+//! declared on its [`Module`](crate::Module) impl (as ripgrep declares every
+//! property of a flag on its `impl Flag`): a free-form argument, the
+//! controller-side files its parameters name, inventory access. The engine
+//! asks these questions; it never decides by a module's name.
+//!
+//! Controller-side inputs exist because a module sees only the target
+//! [`Host`](crate::Host): a file on the controller has to be found in the
+//! playbook's search paths, read (or rendered) by the engine and passed in
+//! the parameters. [`ControllerInput`] says which parameter names it, when
+//! it is on the host after all, and how its contents are passed.
+
+use serde_json::Value;
+
+use crate::module::{DynModule, ModuleError, Outcome, ParamError, Plan};
+use crate::Host;
+
+/// The parameter that carries where a controller file was found, so the
+/// module's messages can name it (`_src_path`).
+pub const SRC_PATH_PARAM: &str = "_src_path";
+
+/// A controller-side input named by a module's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControllerInput {
+    /// `param` names one file, found in the playbook's file search paths
+    /// (`files/`, the playbook's directory) and read. `param` is then
+    /// replaced by [`SRC_PATH_PARAM`] and the contents passed as `ship`
+    /// says. The file is the host's business when one of `host_side`
+    /// holds.
+    File {
+        param: &'static str,
+        ship: Ship,
+        host_side: &'static [HostSide],
+        /// A static `param` that names no file is a load error (before
+        /// any host is contacted), not a task failure.
+        checked_before_run: bool,
+    },
+    /// `param` names one file or a list of files, each found in the file
+    /// and template search paths and read; one named `*.j2` is rendered as
+    /// a template (and looked for in the template paths first). Passed as a
+    /// list of `{name, content, src}` under `into`, `name` being the file
+    /// name without `.j2`. `noun` names such a file in messages.
+    RenderedFiles {
+        param: &'static str,
+        into: &'static str,
+        noun: &'static str,
+    },
+    /// `param` names a directory on the controller the module writes
+    /// into (a fetch): a relative one is taken from the playbook's
+    /// directory, not from wherever herd was started.
+    Directory { param: &'static str },
+}
+
+/// How a [`ControllerInput::File`]'s bytes reach the module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ship {
+    /// As text under `text`; bytes that are not UTF-8 go base64-encoded
+    /// under `binary`.
+    Text {
+        text: &'static str,
+        binary: &'static str,
+    },
+    /// Base64-encoded under `into` (an archive the module streams).
+    Base64 { into: &'static str },
+}
+
+/// When a [`ControllerInput::File`] lives on the target host instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostSide {
+    /// This parameter is true (`remote_src: yes`).
+    Set(&'static str),
+    /// This parameter is given and false (`copy: no`).
+    Unset(&'static str),
+    /// The file parameter is a URL (`https://...`).
+    Url,
+}
+
+/// Gives a registered module controller inputs its own impl does not
+/// declare yet. Used only for modules whose files are being reorganised;
+/// the declaration belongs on the module's `impl Module`.
+pub struct Declared {
+    pub module: &'static dyn DynModule,
+    pub controller_inputs: &'static [ControllerInput],
+}
+
+impl DynModule for Declared {
+    fn name(&self) -> &'static str {
+        self.module.name()
+    }
+    fn check_params(&self, params: &Value) -> Result<(), ParamError> {
+        self.module.check_params(params)
+    }
+    fn needs_inventory(&self) -> bool {
+        self.module.needs_inventory()
+    }
+    fn free_form(&self) -> bool {
+        self.module.free_form()
+    }
+    fn controller_inputs(&self) -> &'static [ControllerInput] {
+        self.controller_inputs
+    }
+    fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError> {
+        self.module.plan(params, host)
+    }
+    fn apply(
+        &self,
+        params: &Value,
+        plan: Plan,
+        host: &mut dyn Host,
+    ) -> Result<Outcome, ModuleError> {
+        self.module.apply(params, plan, host)
+    }
+}
