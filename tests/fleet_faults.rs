@@ -287,7 +287,7 @@ fn connection_fault(
     );
     let bg = Background::start(
         &f.herd()
-            .playbook(&dir.path().join("pb.yml"))
+            .playbook(dir.path().join("pb.yml"))
             .inventory(&inv)
             .current_dir(dir.path()),
     );
@@ -441,7 +441,7 @@ fn a_full_disk_under_copy_and_template_keeps_the_old_file_and_no_temp_file() {
     );
     let bg = Background::start(
         &f.herd()
-            .playbook(&dir.path().join("pb.yml"))
+            .playbook(dir.path().join("pb.yml"))
             .inventory(&inv)
             .current_dir(dir.path()),
     );
@@ -546,7 +546,7 @@ fn interrupted(signal: libc::c_int, code: i32, during: &str, sleep: &str) {
     );
     let bg = Background::start(
         &f.herd()
-            .playbook(&dir.path().join("pb.yml"))
+            .playbook(dir.path().join("pb.yml"))
             .inventory(&inv)
             .current_dir(dir.path()),
     );
@@ -677,7 +677,7 @@ fn two_runs_against_the_same_host_at_once_both_finish_whole() {
         );
         runs.push(Background::start(
             &f.herd()
-                .playbook(&dir.path().join("pb.yml"))
+                .playbook(dir.path().join("pb.yml"))
                 .inventory(&inv)
                 .current_dir(dir.path()),
         ));
@@ -733,7 +733,7 @@ fn the_timeout_keyword_fails_the_task_as_ansible_does_and_stops_the_command() {
     let started = Instant::now();
     let run = f
         .herd()
-        .playbook(&dir.path().join("pb.yml"))
+        .playbook(dir.path().join("pb.yml"))
         .inventory(&inv)
         .args(["--profile"])
         .current_dir(dir.path())
