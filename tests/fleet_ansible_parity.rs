@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::{repo, write_files, Herd};
+use crate::support::{repo, write_files};
 
 const ANSIBLE_HOST: &str = "herd-05";
 const HERD_HOST: &str = "herd-06";
@@ -52,17 +52,6 @@ fn ansible_playbook() -> PathBuf {
             .display()
     );
     path
-}
-
-/// A one-host inventory naming `fleet_host` as [`INVENTORY_NAME`].
-fn inventory(f: &Fleet, dir: &Path, file: &str, fleet_host: &str) -> PathBuf {
-    let text = format!(
-        "[bench]\n{INVENTORY_NAME} ansible_host={} ansible_user=root ansible_ssh_private_key_file={}\n",
-        f.address(fleet_host),
-        f.key.display()
-    );
-    write_files(dir, &[(file, &text)]);
-    dir.join(file)
 }
 
 /// ansible.cfg as bench/run.sh writes it: pipelining, persistent
@@ -116,22 +105,6 @@ fn recap_changed(stdout: &str) -> Option<u64> {
         .ok()
 }
 
-fn run_herd(inventory: &Path, f: &Fleet) -> u64 {
-    let run = Herd::new([
-        "run".to_string(),
-        repo().join("bench/playbook.yml").display().to_string(),
-        "-i".into(),
-        inventory.display().to_string(),
-        "--known-hosts".into(),
-        f.known_hosts.display().to_string(),
-        "--output".into(),
-        "jsonl".into(),
-    ])
-    .run()
-    .expect_code(0);
-    run.stat(INVENTORY_NAME, "changed")
-}
-
 #[test]
 fn bench_playbook_leaves_the_same_state_with_ansible_and_with_herd() {
     let ansible = ansible_playbook();
@@ -146,17 +119,27 @@ fn bench_playbook_leaves_the_same_state_with_ansible_and_with_herd() {
     f.ssh_ok(HERD_HOST, RESET_SCRIPT);
 
     let cfg = ansible_cfg(f, dir.path());
-    let ansible_inv = inventory(f, dir.path(), "ansible.ini", ANSIBLE_HOST);
-    let herd_inv = inventory(f, dir.path(), "herd.ini", HERD_HOST);
+    // One host named INVENTORY_NAME in each tool's inventory.
+    let named = |fleet_host| {
+        f.inventory()
+            .group("bench")
+            .root(INVENTORY_NAME, fleet_host, "")
+    };
+    let ansible_inv = named(ANSIBLE_HOST).write(dir.path(), "ansible.ini");
+    let herd = f
+        .herd()
+        .example("bench/playbook.yml")
+        .inventory(named(HERD_HOST).write(dir.path(), "herd.ini"));
+    let run_herd = || herd.run().expect_code(0).stat(INVENTORY_NAME, "changed");
 
     let ansible_first = run_ansible(&ansible, &cfg, &ansible_inv, dir.path());
-    let herd_first = run_herd(&herd_inv, f);
+    let herd_first = run_herd();
     assert_eq!(
         herd_first, ansible_first,
         "a first run changes as many tasks with herd as with ansible"
     );
     let ansible_second = run_ansible(&ansible, &cfg, &ansible_inv, dir.path());
-    let herd_second = run_herd(&herd_inv, f);
+    let herd_second = run_herd();
     assert_eq!(
         (ansible_second, herd_second),
         (0, 0),

@@ -14,13 +14,12 @@
 //! to v2 (green); not one probe may fail. A broken version is never
 //! switched to.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::Run;
+use crate::support::Herd;
 
 const HOST: &str = "herd-09";
 
@@ -77,23 +76,9 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    f.run_example("playbooks/compose-deploy.yml", inventory, vars, extra)
-}
-
-fn converge(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str], changed: u64) -> Run {
-    f.converge_example(
-        "playbooks/compose-deploy.yml",
-        inventory,
-        vars,
-        extra,
-        &[HOST],
-        changed,
-    )
-}
-
-fn fails(f: &Fleet, inventory: &Path, vars: &Value) -> String {
-    let r = run(f, inventory, vars, &[]);
+/// A failed run: one failed task on the host; its output.
+fn fails(deploy: &Herd, vars: &Value) -> String {
+    let r = deploy.vars(vars).run();
     assert_ne!(r.code(), 0, "{}", r.stdout());
     assert_eq!(r.stat(HOST, "failed"), 1, "{}", r.stdout());
     r.stdout()
@@ -132,19 +117,18 @@ fn compose_deploy_example_rolls_forward_rolls_back_and_switches_blue_green() {
     let _cleanup = Cleanup(f);
     f.ssh_ok(HOST, BUILD_IMAGES);
     let dir = tempfile::tempdir().expect("tempdir");
-    let inventory = dir.path().join("inventory.ini");
-    std::fs::write(
-        &inventory,
-        format!(
-            "[compose]\n{HOST} ansible_host={} ansible_user=root ansible_ssh_private_key_file={}\n",
-            f.address(HOST),
-            f.key.display()
-        ),
-    )
-    .expect("write inventory");
+    let inventory = f
+        .inventory()
+        .group("compose")
+        .root(HOST, HOST, "")
+        .write(dir.path(), "inventory.ini");
+    let deploy = f
+        .herd()
+        .example("playbooks/compose-deploy.yml")
+        .inventory(&inventory);
 
     // A two-service project from a local image; a second run changes nothing.
-    converge(f, &inventory, &json!({"app_tag": "v1"}), &[], 1);
+    deploy.vars(json!({"app_tag": "v1"})).converge(HOST, 1);
     assert_eq!(version(f, 8081), "v1");
     assert_eq!(
         containers(f, "shop"),
@@ -166,17 +150,15 @@ fn compose_deploy_example_rolls_forward_rolls_back_and_switches_blue_green() {
         ),
         "600\nIMAGE_TAG=v1\nWEB_PORT=8081\n"
     );
-    converge(f, &inventory, &json!({"app_tag": "v1"}), &[], 0);
+    deploy.vars(json!({"app_tag": "v1"})).converge(HOST, 0);
 
     // Check mode shows the .env diff and the services to recreate, and
     // deploys nothing.
-    let r = converge(
-        f,
-        &inventory,
-        &json!({"app_tag": "v2"}),
-        &["--check", "--diff"],
-        1,
-    );
+    let r = deploy
+        .vars(json!({"app_tag": "v2"}))
+        .check()
+        .diff()
+        .converge(HOST, 1);
     let out = r.stdout();
     assert!(out.contains(r#"IMAGE_TAG=v2\nWEB_PORT=8081\n"}"#), "{out}");
     assert!(
@@ -186,7 +168,7 @@ fn compose_deploy_example_rolls_forward_rolls_back_and_switches_blue_green() {
     assert_eq!(version(f, 8081), "v1");
 
     // A new tag rolls forward, both services.
-    converge(f, &inventory, &json!({"app_tag": "v2"}), &[], 1);
+    deploy.vars(json!({"app_tag": "v2"})).converge(HOST, 1);
     assert_eq!(version(f, 8081), "v2");
     assert_eq!(
         containers(f, "shop"),
@@ -197,7 +179,7 @@ fn compose_deploy_example_rolls_forward_rolls_back_and_switches_blue_green() {
     );
 
     // A broken version fails its health gate; v2 is back and serving.
-    let out = fails(f, &inventory, &json!({"app_tag": "broken"}));
+    let out = fails(&deploy, &json!({"app_tag": "broken"}));
     assert!(
         out.contains(
             "the health gate failed: http://127.0.0.1:8081/health answered 404, expected 200"
@@ -216,19 +198,19 @@ fn compose_deploy_example_rolls_forward_rolls_back_and_switches_blue_green() {
         .ssh_ok(HOST, "cat /opt/deploy/prod/.env")
         .contains("IMAGE_TAG=v2\n"));
     // The rollback restored everything: v2 again is nothing to do.
-    converge(f, &inventory, &json!({"app_tag": "v2"}), &[], 0);
+    deploy.vars(json!({"app_tag": "v2"})).converge(HOST, 0);
 
     // absent stops and removes the project and its files, not the volumes.
     let absent = json!({"app_state": "absent"});
-    converge(f, &inventory, &absent, &[], 1);
+    deploy.vars(&absent).converge(HOST, 1);
     assert!(containers(f, "shop").is_empty());
     assert_eq!(f.ssh_ok(HOST, "ls -A /opt/deploy/prod"), "");
-    converge(f, &inventory, &absent, &[], 0);
+    deploy.vars(&absent).converge(HOST, 0);
 
     // Blue-green behind a front that follows the switch file.
     f.ssh_ok(HOST, START_FRONT);
     let bg = |tag: &str| json!({"app_strategy": "blue_green", "app_tag": tag});
-    converge(f, &inventory, &bg("v1"), &[], 1);
+    deploy.vars(bg("v1")).converge(HOST, 1);
     assert_eq!(
         f.ssh_ok(
             HOST,
@@ -240,11 +222,11 @@ fn compose_deploy_example_rolls_forward_rolls_back_and_switches_blue_green() {
         f.ssh_ok(HOST, "curl -s -m 5 http://127.0.0.1:8090/cgi-bin/app"),
         "v1\n"
     );
-    converge(f, &inventory, &bg("v1"), &[], 0);
+    deploy.vars(bg("v1")).converge(HOST, 0);
 
     f.ssh_ok(HOST, START_PROBE);
     std::thread::sleep(Duration::from_millis(1000));
-    converge(f, &inventory, &bg("v2"), &[], 1);
+    deploy.vars(bg("v2")).converge(HOST, 1);
     std::thread::sleep(Duration::from_millis(1000));
     let log = f.ssh_ok(
         HOST,
@@ -286,10 +268,10 @@ fn compose_deploy_example_rolls_forward_rolls_back_and_switches_blue_green() {
         "the old color is stopped: {:?}",
         containers(f, "shop-blue")
     );
-    converge(f, &inventory, &bg("v2"), &[], 0);
+    deploy.vars(bg("v2")).converge(HOST, 0);
 
     // A broken version is never switched to; green keeps serving v2.
-    let out = fails(f, &inventory, &bg("broken"));
+    let out = fails(&deploy, &bg("broken"));
     assert!(
         out.contains("the health gate of shop-blue failed")
             && out.contains("shop-green still serves, nothing was switched"),
@@ -300,14 +282,10 @@ fn compose_deploy_example_rolls_forward_rolls_back_and_switches_blue_green() {
         "v2\n"
     );
     assert!(containers(f, "shop-blue").is_empty());
-    converge(f, &inventory, &bg("v2"), &[], 0);
+    deploy.vars(bg("v2")).converge(HOST, 0);
 
-    converge(
-        f,
-        &inventory,
-        &json!({"app_strategy": "blue_green", "app_state": "absent"}),
-        &[],
-        1,
-    );
+    deploy
+        .vars(json!({"app_strategy": "blue_green", "app_state": "absent"}))
+        .converge(HOST, 1);
     assert!(containers(f, "shop-green").is_empty());
 }

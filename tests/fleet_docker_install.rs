@@ -11,12 +11,10 @@
 //! one only when the daemon starts (an unknown storage driver, rolled
 //! back), must each fail the task and leave Docker running on the old file.
 
-use std::path::Path;
-
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::Run;
+use crate::support::Herd;
 
 const HOSTS: [&str; 2] = ["herd-11", "herd-12"];
 const TASK: &str = "Install Docker and configure its daemon";
@@ -54,21 +52,6 @@ gpasswd -d deploy docker >/dev/null 2>&1 || true
 groupdel docker >/dev/null 2>&1 || true
 true";
 
-fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    f.run_example("playbooks/docker-install.yml", inventory, vars, extra)
-}
-
-fn converge(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str], changed: u64) -> Run {
-    f.converge_example(
-        "playbooks/docker-install.yml",
-        inventory,
-        vars,
-        extra,
-        &HOSTS,
-        changed,
-    )
-}
-
 /// dockerd's process id, to tell whether the daemon was restarted.
 fn main_pid(f: &Fleet, host: &str) -> String {
     f.ssh_ok(host, "systemctl show -p MainPID --value docker.service")
@@ -87,9 +70,8 @@ fn docker_info(f: &Fleet, host: &str) -> String {
 
 /// A bad daemon map fails the task on every host with `expect` in its
 /// message, and each host keeps the previous file and a working daemon.
-fn bad_map_fails_and_keeps_docker(f: &Fleet, inventory: &Path, daemon: Value, expect: &[&str]) {
-    let vars = json!({"docker_daemon": daemon});
-    let r = run(f, inventory, &vars, &[]);
+fn bad_map_fails_and_keeps_docker(f: &Fleet, install: &Herd, daemon: Value, expect: &[&str]) {
+    let r = install.vars(json!({"docker_daemon": daemon})).run();
     assert_ne!(r.code(), 0, "{}", r.stdout());
     let out = r.stdout();
     for h in HOSTS {
@@ -119,16 +101,16 @@ fn docker_install_example_installs_on_bare_hosts_and_survives_bad_daemon_maps() 
     let f = fleet();
     let _locks: Vec<_> = HOSTS.iter().map(|h| f.lock(h)).collect();
     let dir = tempfile::tempdir().expect("tempdir");
-    let inventory = dir.path().join("inventory.ini");
-    let mut inv = String::from("[docker_hosts]\n");
-    for h in HOSTS {
-        inv.push_str(&format!(
-            "{h} ansible_host={} ansible_user=root ansible_ssh_private_key_file={}\n",
-            f.address(h),
-            f.key.display()
-        ));
-    }
-    std::fs::write(&inventory, inv).expect("write inventory");
+    let inventory = HOSTS
+        .iter()
+        .fold(f.inventory().group("docker_hosts"), |inv, h| {
+            inv.root(h, h, "")
+        })
+        .write(dir.path(), "inventory.ini");
+    let install = f
+        .herd()
+        .example("playbooks/docker-install.yml")
+        .inventory(&inventory);
 
     for h in HOSTS {
         f.ssh_ok(h, PURGE);
@@ -141,7 +123,7 @@ fn docker_install_example_installs_on_bare_hosts_and_survives_bad_daemon_maps() 
     }
 
     // Check mode on bare hosts names what would be installed, changes nothing.
-    let r = converge(f, &inventory, &json!({}), &["--check", "--diff"], 1);
+    let r = install.check().diff().converge_all(&HOSTS, 1);
     let planned = r.results(TASK);
     let changes = planned[0]["changes"].to_string();
     assert!(changes.contains("install docker.io"), "{changes}");
@@ -157,7 +139,7 @@ fn docker_install_example_installs_on_bare_hosts_and_survives_bad_daemon_maps() 
     }
 
     // From bare hosts to a working `docker info`.
-    let r = converge(f, &inventory, &json!({}), &[], 1);
+    let r = install.converge_all(&HOSTS, 1);
     let reports = r.results("Report the engine");
     assert_eq!(reports.len(), 2, "{}", r.stdout());
     for rep in &reports {
@@ -195,11 +177,11 @@ fn docker_install_example_installs_on_bare_hosts_and_survives_bad_daemon_maps() 
 
     // Idempotent: the second run changes nothing and restarts nothing.
     let pids: Vec<String> = HOSTS.iter().map(|h| main_pid(f, h)).collect();
-    converge(f, &inventory, &json!({}), &[], 0);
+    install.converge_all(&HOSTS, 0);
 
     // A different setting in check mode: reported with its diff, not made.
     let bigger = json!({"docker_daemon": {"log-opts": {"max-size": "50m"}}});
-    let r = converge(f, &inventory, &bigger, &["--check", "--diff"], 1);
+    let r = install.vars(&bigger).check().diff().converge_all(&HOSTS, 1);
     let changes = r.results(TASK)[0]["changes"].to_string();
     assert!(
         changes.contains("update /etc/docker/daemon.json"),
@@ -220,7 +202,7 @@ fn docker_install_example_installs_on_bare_hosts_and_survives_bad_daemon_maps() 
     // anything is written or restarted.
     bad_map_fails_and_keeps_docker(
         f,
-        &inventory,
+        &install,
         json!({"log-levels": "debug"}),
         &[
             "dockerd refused the new /etc/docker/daemon.json",
@@ -235,7 +217,7 @@ fn docker_install_example_installs_on_bare_hosts_and_survives_bad_daemon_maps() 
     // the daemon starts: the old file comes back and the daemon with it.
     bad_map_fails_and_keeps_docker(
         f,
-        &inventory,
+        &install,
         json!({"storage-driver": "bogus"}),
         &[
             "dockerd did not come back after the restart",
@@ -245,5 +227,5 @@ fn docker_install_example_installs_on_bare_hosts_and_survives_bad_daemon_maps() 
     );
 
     // Still converged afterwards.
-    converge(f, &inventory, &json!({}), &[], 0);
+    install.converge_all(&HOSTS, 0);
 }

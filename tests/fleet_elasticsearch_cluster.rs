@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::{repo, Run};
+use crate::support::repo;
 
 const MASTERS: [&str; 3] = ["herd-13", "herd-14", "herd-15"];
 const DATA: [&str; 2] = ["herd-16", "herd-17"];
@@ -70,34 +70,22 @@ fn sha512_hex(path: &Path) -> String {
         .to_string()
 }
 
+/// The cluster's inventory: three masters, the data nodes (`NEW` among
+/// them when `with_new`), and the group's variables.
 fn inventory(f: &Fleet, dir: &Path, with_new: bool) -> PathBuf {
-    let line = |h: &str| format!("{h} ansible_host={}\n", f.address(h));
-    let mut s = String::from("[es_masters]\n");
-    MASTERS.iter().for_each(|h| s.push_str(&line(h)));
-    s.push_str("\n[es_data]\n");
-    DATA.iter().for_each(|h| s.push_str(&line(h)));
-    if with_new {
-        s.push_str(&line(NEW));
-    }
-    s.push_str(&format!(
-        "\n[elasticsearch:children]\nes_masters\nes_data\n\n[elasticsearch:vars]\n\
-         ansible_user=root\nansible_ssh_private_key_file={}\n\
-         # container hosts: vm.max_map_count is read-only in them\n\
-         es_max_map_count_read_only=warn\n",
-        f.key.display()
-    ));
-    let path = dir.join(if with_new { "six.ini" } else { "five.ini" });
-    std::fs::write(&path, s).expect("write inventory");
-    path
-}
-
-fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    f.run_example(
-        "playbooks/elasticsearch-cluster.yml",
-        inventory,
-        vars,
-        extra,
-    )
+    let data = DATA.iter().chain(with_new.then_some(&NEW));
+    let inv = MASTERS
+        .iter()
+        .fold(f.inventory().group("es_masters"), |i, h| i.host(h, h, ""));
+    data.fold(inv.text("\n").group("es_data"), |i, h| i.host(h, h, ""))
+        .text(&format!(
+            "\n[elasticsearch:children]\nes_masters\nes_data\n\n[elasticsearch:vars]\n\
+             ansible_user=root\nansible_ssh_private_key_file={}\n\
+             # container hosts: vm.max_map_count is read-only in them\n\
+             es_max_map_count_read_only=warn\n",
+            f.key.display()
+        ))
+        .write(dir, if with_new { "six.ini" } else { "five.ini" })
 }
 
 /// The cluster as a node's API sees it, asked from the host itself.
@@ -201,8 +189,9 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
         "es_heap": "256m",
     });
     let dir = tempfile::tempdir().expect("tempdir");
-    let five = inventory(f, dir.path(), false);
-    let six = inventory(f, dir.path(), true);
+    let cluster = f.herd().example("playbooks/elasticsearch-cluster.yml");
+    let five = cluster.inventory(inventory(f, dir.path(), false));
+    let six = cluster.inventory(inventory(f, dir.path(), true));
 
     // 0. A first bootstrap that fails: without /etc/es-standin.conf the
     // stand-ins refuse to start on the fleet's nofile limit, as
@@ -211,7 +200,7 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
     for h in MASTERS.iter().chain(DATA.iter()) {
         f.ssh_ok(h, "rm -f /etc/es-standin.conf");
     }
-    let r = run(f, &five, &vars, &[]).expect_code(2);
+    let r = five.vars(&vars).run().expect_code(2);
     for h in MASTERS.iter().chain(DATA.iter()) {
         assert_eq!(r.stat(h, "failed"), 1, "{h}:\n{}", r.stdout());
         assert!(
@@ -234,7 +223,7 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
 
     // 1. Three masters and two data nodes bootstrap the cluster (on hosts
     // where that failed once).
-    let r = run(f, &five, &vars, &[]).expect_code(0);
+    let r = five.vars(&vars).run().expect_code(0);
     for h in MASTERS.iter().chain(DATA.iter()) {
         assert_eq!(r.stat(h, "changed"), 1, "{h}:\n{}", r.stdout());
         assert_eq!(r.stat(h, "failed"), 0, "{h}:\n{}", r.stdout());
@@ -330,14 +319,14 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
     assert_ne!(root["cluster_uuid"], "_na_");
 
     // Converged: nothing to do the second time.
-    let r = run(f, &five, &vars, &[]).expect_code(0);
+    let r = five.vars(&vars).run().expect_code(0);
     for h in MASTERS.iter().chain(DATA.iter()) {
         assert_eq!(r.stat(h, "changed"), 0, "{h}:\n{}", r.stdout());
     }
 
     // 2. A sixth node, added to the inventory, joins with --limit: it finds
     // the masters (not in the play) through the inventory.
-    let r = run(f, &six, &vars, &["--limit", NEW]).expect_code(0);
+    let r = six.vars(&vars).limit(NEW).run().expect_code(0);
     assert_eq!(r.stat(NEW, "changed"), 1, "{}", r.stdout());
     let yml = f.ssh_ok(
         NEW,
@@ -355,7 +344,7 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
             .trim(),
         "1"
     );
-    let r = run(f, &six, &vars, &[]).expect_code(0);
+    let r = six.vars(&vars).run().expect_code(0);
     for h in all_hosts() {
         assert_eq!(r.stat(h, "changed"), 0, "{h}:\n{}", r.stdout());
     }
@@ -363,7 +352,7 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
     // 3. Check mode shows the config change and changes nothing.
     let mut bigger = vars.clone();
     bigger["es_heap"] = json!("320m");
-    let r = run(f, &six, &bigger, &["--check", "--diff"]).expect_code(0);
+    let r = six.vars(&bigger).check().diff().run().expect_code(0);
     for h in all_hosts() {
         assert_eq!(r.stat(h, "changed"), 1, "{h}:\n{}", r.stdout());
     }
@@ -377,7 +366,7 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
 
     // 4. A heap change rolls through the cluster one node at a time.
     let since = now();
-    let r = run(f, &six, &bigger, &[]).expect_code(0);
+    let r = six.vars(&bigger).run().expect_code(0);
     for h in all_hosts() {
         assert_eq!(r.stat(h, "changed"), 1, "{h}:\n{}", r.stdout());
     }
@@ -441,7 +430,7 @@ fn elasticsearch_cluster_bootstraps_grows_with_limit_and_rolls_a_restart() {
     assert_eq!(health["status"], "green", "{health}");
     let settings = api(f, "herd-15", "/_cluster/settings?flat_settings=true");
     assert_eq!(settings["persistent"], json!({}), "{settings}");
-    let r = run(f, &six, &bigger, &[]).expect_code(0);
+    let r = six.vars(&bigger).run().expect_code(0);
     for h in all_hosts() {
         assert_eq!(r.stat(h, "changed"), 0, "{h}:\n{}", r.stdout());
     }

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,36 +23,6 @@ use serde_json::Value;
 
 use crate::support::fleet::{fleet, Fleet};
 use crate::support::{write_files, Herd, Run};
-
-/// An inventory of fleet hosts in group `faults`:
-/// `(inventory name, fleet host, more variables)`.
-fn inventory(f: &Fleet, dir: &Path, hosts: &[(&str, &str, &str)]) -> PathBuf {
-    let mut text = String::from("[faults]\n");
-    for (name, fleet_host, extra) in hosts {
-        text.push_str(&format!(
-            "{name} ansible_host={} ansible_user=root ansible_ssh_private_key_file={} {extra}\n",
-            f.address(fleet_host),
-            f.key.display()
-        ));
-    }
-    write_files(dir, &[("inventory.ini", &text)]);
-    dir.join("inventory.ini")
-}
-
-fn herd_args(f: &Fleet, playbook: &Path, inventory: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        playbook.display().to_string(),
-        "-i".into(),
-        inventory.display().to_string(),
-        "--known-hosts".into(),
-        f.known_hosts.display().to_string(),
-        "--output".into(),
-        "jsonl".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
 
 /// A `herd run` in the background, its JSON lines collected as they come.
 struct Background {
@@ -64,12 +33,10 @@ struct Background {
 }
 
 impl Background {
-    fn start(args: Vec<String>, dir: &Path) -> Background {
-        let label = args.join(" ");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-            .args(&args)
-            .current_dir(dir)
-            .env_remove("HERD_LOG")
+    fn start(herd: &Herd) -> Background {
+        let label = herd.label();
+        let mut child = herd
+            .command()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -283,13 +250,6 @@ fn await_ssh(f: &Fleet, host: &str, within: Duration) {
 }
 
 /// The one host result of `task` for `host`.
-fn result(run: &Run, task: &str, host: &str) -> Value {
-    run.results(task)
-        .into_iter()
-        .find(|r| r["host"] == host)
-        .unwrap_or_else(|| panic!("no result of `{task}` for {host}:\n{}", run.stdout()))
-}
-
 /// A play of `tasks` (YAML, indented for a task list) on group `faults`.
 fn play(tasks: &str) -> String {
     format!("- hosts: faults\n  gather_facts: no\n  tasks:\n{tasks}")
@@ -310,11 +270,12 @@ fn connection_fault(
 ) -> (Run, Duration) {
     let f = fleet();
     let dir = tempfile::tempdir().expect("tempdir");
-    let inv = inventory(
-        f,
-        dir.path(),
-        &[("victim", victim, victim_vars), ("survivor", "herd-02", "")],
-    );
+    let inv = f
+        .inventory()
+        .group("faults")
+        .root("victim", victim, victim_vars)
+        .root("survivor", "herd-02", "")
+        .write(dir.path(), "inventory.ini");
     write_files(
         dir.path(),
         &[(
@@ -325,8 +286,10 @@ fn connection_fault(
         )],
     );
     let bg = Background::start(
-        herd_args(f, &dir.path().join("pb.yml"), &inv, &[]),
-        dir.path(),
+        &f.herd()
+            .playbook(dir.path().join("pb.yml"))
+            .inventory(&inv)
+            .current_dir(dir.path()),
     );
     bg.wait_task("slow", Duration::from_secs(30));
     // Let the slow command start on the host.
@@ -339,7 +302,7 @@ fn connection_fault(
     let detected = struck.elapsed();
     let run = bg.finish(Duration::from_secs(60)).expect_code(4);
     assert_eq!(
-        result(&run, "slow", "victim")["status"],
+        run.result("slow", "victim")["status"],
         "unreachable",
         "{}",
         run.stdout()
@@ -373,7 +336,7 @@ fn a_link_cut_mid_task_makes_the_host_unreachable_within_the_keepalive_limit() {
         Duration::from_secs(6),
     );
     assert!(detected >= Duration::from_secs(1), "{detected:?}");
-    let msg = result(&run, "slow", "victim")["msg"].to_string();
+    let msg = run.result("slow", "victim")["msg"].to_string();
     assert!(msg.contains("keepalive"), "{msg}");
 }
 
@@ -407,7 +370,7 @@ fn a_stopped_sshd_is_a_silent_peer_given_up_after_interval_times_count() {
     );
     // 1 s x 3, give or take a keepalive period.
     assert!(detected >= Duration::from_secs(2), "{detected:?}");
-    let msg = result(&run, "slow", "victim")["msg"].to_string();
+    let msg = run.result("slow", "victim")["msg"].to_string();
     assert!(msg.contains("no answer to 3 keepalives"), "{msg}");
     drop(stopped);
     await_ssh(f, host, Duration::from_secs(20));
@@ -452,18 +415,16 @@ fn a_full_disk_under_copy_and_template_keeps_the_old_file_and_no_temp_file() {
     // 300 KB, more than is left; `sftp` writes over SFTP, `sudo` through a
     // command under become.
     let big = "x".repeat(300_000);
-    let inv = inventory(
-        f,
-        dir.path(),
-        &[
-            ("sftp", host, "c=a t=b"),
-            (
-                "sudo",
-                host,
-                "ansible_user=deploy ansible_become=true c=c t=d",
-            ),
-        ],
-    );
+    let inv = f
+        .inventory()
+        .group("faults")
+        .root("sftp", host, "c=a t=b")
+        .root(
+            "sudo",
+            host,
+            "ansible_user=deploy ansible_become=true c=c t=d",
+        )
+        .write(dir.path(), "inventory.ini");
     write_files(
         dir.path(),
         &[
@@ -479,13 +440,15 @@ fn a_full_disk_under_copy_and_template_keeps_the_old_file_and_no_temp_file() {
         ],
     );
     let bg = Background::start(
-        herd_args(f, &dir.path().join("pb.yml"), &inv, &[]),
-        dir.path(),
+        &f.herd()
+            .playbook(dir.path().join("pb.yml"))
+            .inventory(&inv)
+            .current_dir(dir.path()),
     );
     let run = bg.finish(Duration::from_secs(60)).expect_code(0);
     for task in ["copy", "template"] {
         for h in ["sftp", "sudo"] {
-            let r = result(&run, task, h);
+            let r = run.result(task, h);
             assert_eq!(r["status"], "ignored", "{task} on {h}: {r}");
             let msg = r["msg"].as_str().unwrap_or_default();
             assert!(
@@ -526,7 +489,7 @@ fn a_host_rebooted_mid_play_leaves_the_play_and_the_others_finish() {
     );
     // sshd is stopped with the rest: the connection ends (no keepalive
     // wait), and the command's end is not taken for its result.
-    let msg = result(&run, "slow", "victim")["msg"].to_string();
+    let msg = run.result("slow", "victim")["msg"].to_string();
     assert!(msg.contains("connection lost"), "{msg}");
     eprintln!("reboot noticed after {detected:?}");
     await_ssh(f, host, Duration::from_secs(90));
@@ -547,18 +510,16 @@ fn interrupted(signal: libc::c_int, code: i32, during: &str, sleep: &str) {
     // started with `nohup ... &` is: the interrupt must not take it.
     let daemon = format!("{sleep}9");
     let dir = tempfile::tempdir().expect("tempdir");
-    let inv = inventory(
-        f,
-        dir.path(),
-        &[
-            ("root23", "herd-23", ""),
-            (
-                "become24",
-                "herd-24",
-                "ansible_user=deploy ansible_become=true",
-            ),
-        ],
-    );
+    let inv = f
+        .inventory()
+        .group("faults")
+        .root("root23", "herd-23", "")
+        .root(
+            "become24",
+            "herd-24",
+            "ansible_user=deploy ansible_become=true",
+        )
+        .write(dir.path(), "inventory.ini");
     for h in ["herd-23", "herd-24"] {
         f.ssh_ok(
             h,
@@ -584,8 +545,10 @@ fn interrupted(signal: libc::c_int, code: i32, during: &str, sleep: &str) {
         ],
     );
     let bg = Background::start(
-        herd_args(f, &dir.path().join("pb.yml"), &inv, &[]),
-        dir.path(),
+        &f.herd()
+            .playbook(dir.path().join("pb.yml"))
+            .inventory(&inv)
+            .current_dir(dir.path()),
     );
     bg.wait_task(during, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(if during == "long" {
@@ -610,7 +573,7 @@ fn interrupted(signal: libc::c_int, code: i32, during: &str, sleep: &str) {
     assert!(run.results("never").is_empty(), "{}", run.stdout());
     if during == "long" {
         for h in ["root23", "become24"] {
-            let r = result(&run, "long", h);
+            let r = run.result("long", h);
             assert_eq!(r["status"], "failed", "{r}");
             let msg = r["msg"].as_str().unwrap_or_default();
             assert!(msg.contains("interrupted by SIG"), "{msg}");
@@ -692,7 +655,11 @@ fn two_runs_against_the_same_host_at_once_both_finish_whole() {
     let contents = ["1".repeat(1 << 20), "2".repeat(1 << 20)];
     let mut runs = Vec::new();
     for (n, dir) in dirs.iter().enumerate() {
-        let inv = inventory(f, dir.path(), &[("two", host, "")]);
+        let inv = f
+            .inventory()
+            .group("faults")
+            .root("two", host, "")
+            .write(dir.path(), "inventory.ini");
         write_files(
             dir.path(),
             &[
@@ -709,8 +676,10 @@ fn two_runs_against_the_same_host_at_once_both_finish_whole() {
             ],
         );
         runs.push(Background::start(
-            herd_args(f, &dir.path().join("pb.yml"), &inv, &[]),
-            dir.path(),
+            &f.herd()
+                .playbook(dir.path().join("pb.yml"))
+                .inventory(&inv)
+                .current_dir(dir.path()),
         ));
     }
     for bg in runs {
@@ -744,14 +713,12 @@ fn the_timeout_keyword_fails_the_task_as_ansible_does_and_stops_the_command() {
     let f = fleet();
     let host = "herd-22";
     let dir = tempfile::tempdir().expect("tempdir");
-    let inv = inventory(
-        f,
-        dir.path(),
-        &[
-            ("root22", host, ""),
-            ("local", host, "ansible_connection=local"),
-        ],
-    );
+    let inv = f
+        .inventory()
+        .group("faults")
+        .root("root22", host, "")
+        .root("local", host, "ansible_connection=local")
+        .write(dir.path(), "inventory.ini");
     write_files(
         dir.path(),
         &[(
@@ -764,33 +731,29 @@ fn the_timeout_keyword_fails_the_task_as_ansible_does_and_stops_the_command() {
         )],
     );
     let started = Instant::now();
-    let run = Herd::new(herd_args(
-        f,
-        &dir.path().join("pb.yml"),
-        &inv,
-        &["--profile"],
-    ))
-    .current_dir(dir.path())
-    .run()
-    .expect_code(0);
+    let run = f
+        .herd()
+        .playbook(dir.path().join("pb.yml"))
+        .inventory(&inv)
+        .args(["--profile"])
+        .current_dir(dir.path())
+        .run()
+        .expect_code(0);
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
         started.elapsed()
     );
     for h in ["root22", "local"] {
-        let r = result(&run, "slow", h);
+        let r = run.result("slow", h);
         assert_eq!(r["status"], "ignored", "{r}");
         assert_eq!(
             r["msg"],
             "The command action failed to execute in the expected time frame (1) and was terminated"
         );
         assert!(r["duration_ms"].as_u64().unwrap_or(0) < 5000, "{r}");
-        assert_eq!(result(&run, "same session", h)["status"], "changed");
-        assert_eq!(
-            result(&run, "shown", h)["output"]["r.timedout"]["period"],
-            1
-        );
+        assert_eq!(run.result("same session", h)["status"], "changed");
+        assert_eq!(run.result("shown", h)["output"]["r.timedout"]["period"], 1);
     }
     let left = f.ssh(host, "pgrep -x -f 'sleep 27'");
     assert!(!left.status.success(), "the timed-out command still runs");
@@ -821,15 +784,11 @@ fn sigint_on_a_local_run_stops_the_command_and_exits_99() {
         ],
     );
     let bg = Background::start(
-        vec![
-            "run".into(),
-            "pb.yml".into(),
-            "-i".into(),
-            "inventory.ini".into(),
-            "--output".into(),
-            "jsonl".into(),
-        ],
-        dir.path(),
+        &Herd::play()
+            .playbook("pb.yml")
+            .inventory("inventory.ini")
+            .jsonl()
+            .current_dir(dir.path()),
     );
     bg.wait_task("long", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
@@ -837,7 +796,7 @@ fn sigint_on_a_local_run_stops_the_command_and_exits_99() {
     let run = bg.finish(Duration::from_secs(10)).expect_code(99);
     assert_eq!(run.stat("box", "failed"), 1, "{}", run.stdout());
     assert!(run.results("never").is_empty());
-    let msg = result(&run, "long", "box")["msg"].to_string();
+    let msg = run.result("long", "box")["msg"].to_string();
     assert!(msg.contains("interrupted by SIGINT"), "{msg}");
     for pattern in ["sleep 44", "sleep 43"] {
         let left = Command::new("pgrep")

@@ -4,12 +4,11 @@
 //! the controller (one sshd session forwarding three channels).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::support::fleet::{fleet, Fleet};
-use crate::support::{write_files, Herd, Run};
+use crate::support::fleet::{fleet, Fleet, Inventory};
+use crate::support::{write_files, Run};
 
 const BASTION: &str = "herd-01";
 const TARGETS: [&str; 3] = ["herd-02", "herd-03", "herd-04"];
@@ -23,41 +22,20 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// Each target spells the jump differently; all three name the same
 /// bastion, so they must share it.
-fn inventory(f: &Fleet, dir: &Path, extra_host: &str) -> std::path::PathBuf {
+fn behind(f: &Fleet) -> Inventory<'_> {
     let bastion = f.address(BASTION);
     let jumps = [
         format!("'-o ProxyJump=root@{bastion}'"),
         format!("'-J root@{bastion}'"),
         format!("'-o ProxyJump=ssh://root@{bastion}:22 -o ConnectTimeout=5'"),
     ];
-    let mut text = String::from("[behind]\n");
-    for (i, host) in TARGETS.iter().enumerate() {
-        text.push_str(&format!(
-            "j-{host} ansible_host={} ansible_user=root ansible_ssh_private_key_file={} ansible_ssh_common_args={}\n",
-            f.address(host),
-            f.key.display(),
-            jumps[i]
-        ));
-    }
-    text.push_str(extra_host);
-    write_files(dir, &[("inventory.ini", &text)]);
-    dir.join("inventory.ini")
-}
-
-fn herd(dir: &Path, inventory: &Path, known_hosts: &Path) -> Herd {
-    Herd::new([
-        "run".to_string(),
-        "play.yml".into(),
-        "-i".into(),
-        inventory.display().to_string(),
-        "--known-hosts".into(),
-        known_hosts.display().to_string(),
-        "--host-key-checking".into(),
-        "strict".into(),
-        "--output".into(),
-        "jsonl".into(),
-    ])
-    .current_dir(dir)
+    TARGETS
+        .iter()
+        .zip(jumps)
+        .fold(f.inventory().group("behind"), |inv, (host, jump)| {
+            let vars = format!("ansible_ssh_common_args={jump}");
+            inv.root(&format!("j-{host}"), host, &vars)
+        })
 }
 
 /// (sshd pid, local address, peer address) of established TCP connections
@@ -78,7 +56,7 @@ fn targets_behind_a_bastion_share_one_connection_to_it() {
     let _turn = serial();
     let f = fleet();
     let dir = tempfile::tempdir().expect("tempdir");
-    let inv = inventory(f, dir.path(), "");
+    let inv = behind(f).write(dir.path(), "inventory.ini");
     write_files(
         dir.path(),
         &[(
@@ -94,7 +72,12 @@ fn targets_behind_a_bastion_share_one_connection_to_it() {
         .map(|h| format!("{}:22", f.address(h)))
         .collect();
 
-    let command = herd(dir.path(), &inv, &f.known_hosts);
+    let command = f
+        .herd()
+        .playbook("play.yml")
+        .inventory(&inv)
+        .args(["--host-key-checking", "strict"])
+        .current_dir(dir.path());
     let runner = std::thread::spawn(move || command.run());
     // While the targets sleep, look at the bastion: its sshd connections
     // to the targets' port 22. Bounded: 25 s.
@@ -158,12 +141,12 @@ fn a_target_the_bastion_cannot_reach_is_unreachable_and_the_others_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Port 1 on herd-02 is closed: the bastion refuses the channel.
     let closed = format!(
-        "closed ansible_host={} ansible_port=1 ansible_user=root ansible_ssh_private_key_file={} ansible_ssh_common_args='-J root@{}'\n",
-        f.address("herd-02"),
-        f.key.display(),
+        "ansible_port=1 ansible_ssh_common_args='-J root@{}'",
         f.address(BASTION)
     );
-    let inv = inventory(f, dir.path(), &closed);
+    let inv = behind(f)
+        .root("closed", "herd-02", &closed)
+        .write(dir.path(), "inventory.ini");
     write_files(
         dir.path(),
         &[(
@@ -171,7 +154,14 @@ fn a_target_the_bastion_cannot_reach_is_unreachable_and_the_others_run() {
             "- hosts: behind\n  gather_facts: no\n  tasks:\n    - name: ping\n      command: 'true'\n",
         )],
     );
-    let run = herd(dir.path(), &inv, &f.known_hosts).run().expect_code(4);
+    let run = f
+        .herd()
+        .playbook("play.yml")
+        .inventory(&inv)
+        .args(["--host-key-checking", "strict"])
+        .current_dir(dir.path())
+        .run()
+        .expect_code(4);
     assert_eq!(run.stat("closed", "unreachable"), 1, "{}", run.stdout());
     for host in TARGETS {
         assert_eq!(run.stat(&format!("j-{host}"), "ok"), 1, "{}", run.stdout());

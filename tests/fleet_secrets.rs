@@ -11,7 +11,6 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -20,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::{write_files, Herd, Run};
+use crate::support::{write_files, Run};
 
 const HOST: &str = "herd-05";
 const LOGIN_USER: &str = "hsec_login";
@@ -272,64 +271,59 @@ impl Watch {
     }
 }
 
-fn herd(dir: &Path, f: &Fleet, output: &str) -> Run {
-    let inv = dir.join("inventory.ini");
-    let vars = format!("@{}", dir.join("secrets.yml").display());
-    let run = format!("run={output}");
-    Herd::new([
-        "run",
-        "site.yml",
-        "-i",
-        &inv.display().to_string(),
-        "--known-hosts",
-        &f.known_hosts.display().to_string(),
-        "--diff",
-        "-vvv",
-        "--output",
-        output,
-        "-e",
-        &vars,
-        "-e",
-        &run,
-    ])
-    .current_dir(dir)
-    // Only the password may log in the password user.
-    .env_remove("SSH_AUTH_SOCK")
-    .run()
-}
-
 #[test]
 fn secrets_appear_in_no_output_and_on_no_command_line() {
     let f = fleet();
     let s = Secrets::new();
     prepare_host(f, &s);
     let dir = tempfile::tempdir().expect("tempdir");
-    let address = f.address(HOST);
-    let inventory = format!(
-        "[secrets]\nsec-login ansible_host={address} ansible_user={LOGIN_USER} ansible_password={}\nsec-sudo ansible_host={address} ansible_user={SUDO_USER} ansible_ssh_private_key_file={} ansible_become_password={}\n",
-        s.login,
-        f.key.display(),
-        s.become_
-    );
+    // sec-login has no key: its password is what logs it in.
+    let inventory = f
+        .inventory()
+        .group("secrets")
+        .text(&format!(
+            "sec-login ansible_host={} ansible_user={LOGIN_USER} ansible_password={}\n",
+            f.address(HOST),
+            s.login
+        ))
+        .host(
+            "sec-sudo",
+            HOST,
+            &format!(
+                "ansible_user={SUDO_USER} ansible_become_password={}",
+                s.become_
+            ),
+        )
+        .write(dir.path(), "inventory.ini");
     let vars = format!(
         "test_dir: {TEST_DIR}\nloop_secret: {}\ncopy_secret: {}\ncommand_secret: {}\n",
         s.item, s.copy, s.command
     );
     write_files(
         dir.path(),
-        &[
-            ("inventory.ini", &inventory),
-            ("secrets.yml", &vars),
-            ("site.yml", PLAYBOOK),
-        ],
+        &[("secrets.yml", &vars), ("site.yml", PLAYBOOK)],
     );
 
+    let herd = f
+        .herd()
+        .playbook("site.yml")
+        .inventory(&inventory)
+        .diff()
+        .args(["-vvv"])
+        .vars(format!("@{}", dir.path().join("secrets.yml").display()))
+        .current_dir(dir.path())
+        // Only the password may log in the password user.
+        .env_remove("SSH_AUTH_SOCK");
     let mut leaks = Vec::new();
     let mut runs = Vec::new();
     for output in ["human", "jsonl"] {
         let target = Watch::target(f);
         let controller = Watch::controller();
-        let run = herd(dir.path(), f, output).expect_code(2);
+        let run = herd
+            .output(output)
+            .vars(format!("run={output}"))
+            .run()
+            .expect_code(2);
         let controller = controller.finish();
         let target = target.finish();
         // The watches saw the run: herd itself, and its sessions on the host.

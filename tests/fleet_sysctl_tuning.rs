@@ -6,12 +6,9 @@
 //! `Fleet::lock`, and the original live values and files are put back at
 //! the end, even when an assertion fails.
 
-use std::path::Path;
-
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::Run;
 
 const HOST: &str = "herd-05";
 const NAME: &str = "herdtest-tuning";
@@ -46,36 +43,20 @@ fn live(f: &Fleet, key: &str) -> String {
         .to_string()
 }
 
-fn run(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    f.run_example("playbooks/sysctl-tuning.yml", inventory, vars, extra)
-}
-
-fn converge(f: &Fleet, inventory: &Path, vars: &Value, extra: &[&str], changed: u64) -> Run {
-    f.converge_example(
-        "playbooks/sysctl-tuning.yml",
-        inventory,
-        vars,
-        extra,
-        &[HOST],
-        changed,
-    )
-}
-
 #[test]
 fn sysctl_tuning_example_applies_checks_and_removes_a_profile() {
     let f = fleet();
     let _lock = f.lock(HOST);
     let dir = tempfile::tempdir().expect("tempdir");
-    let inventory = dir.path().join("inventory.ini");
-    std::fs::write(
-        &inventory,
-        format!(
-            "[tuned]\n{HOST} ansible_host={} ansible_user=root ansible_ssh_private_key_file={}\n",
-            f.address(HOST),
-            f.key.display()
-        ),
-    )
-    .expect("write inventory");
+    let inventory = f
+        .inventory()
+        .group("tuned")
+        .root(HOST, HOST, "")
+        .write(dir.path(), "inventory.ini");
+    let tuning = f
+        .herd()
+        .example("playbooks/sysctl-tuning.yml")
+        .inventory(&inventory);
 
     let originals: Vec<(&str, String)> = KEYS.iter().map(|k| (*k, live(f, k))).collect();
     let mut cmd = format!("rm -f {SYSCTL_FILE} {LIMITS_FILE}");
@@ -100,7 +81,7 @@ fn sysctl_tuning_example_applies_checks_and_removes_a_profile() {
         },
         "tuning_limits": true,
     });
-    let r = converge(f, &inventory, &vars, &[], 1);
+    let r = tuning.vars(&vars).converge(HOST, 1);
     let report = r.results("Report each key's value before and after");
     let keys = &report[0]["output"]["tuning['keys']"];
     let fin_before = originals[1].1.clone();
@@ -139,13 +120,13 @@ fn sysctl_tuning_example_applies_checks_and_removes_a_profile() {
     }
 
     // Idempotent: the second run changes nothing.
-    converge(f, &inventory, &vars, &[], 0);
+    tuning.vars(&vars).converge(HOST, 0);
 
     // A different value in check mode is reported with its change line and
     // diff, and changes nothing.
     let mut other = vars.clone();
     other["tuning_params"]["net.ipv4.tcp_fin_timeout"] = json!(25);
-    let r = converge(f, &inventory, &other, &["--check", "--diff"], 1);
+    let r = tuning.vars(&other).check().diff().converge(HOST, 1);
     let applied = r.results("Apply the kernel profile");
     let changes = applied[0]["changes"].to_string();
     assert!(
@@ -169,7 +150,7 @@ fn sysctl_tuning_example_applies_checks_and_removes_a_profile() {
         "tuning_params": {},
         "tuning_only_raise": false,
     });
-    let r = run(f, &inventory, &es, &[]);
+    let r = tuning.vars(&es).run();
     assert_ne!(r.code(), 0, "{}", r.stdout());
     assert_eq!(r.stat(HOST, "failed"), 1);
     let out = r.stdout();
@@ -184,7 +165,7 @@ fn sysctl_tuning_example_applies_checks_and_removes_a_profile() {
 
     // state: absent removes both files; a second time there is nothing to do.
     let absent = json!({"tuning_name": NAME, "tuning_state": "absent"});
-    converge(f, &inventory, &absent, &[], 1);
+    tuning.vars(&absent).converge(HOST, 1);
     assert!(!f
         .ssh(
             HOST,
@@ -192,7 +173,7 @@ fn sysctl_tuning_example_applies_checks_and_removes_a_profile() {
         )
         .status
         .success());
-    converge(f, &inventory, &absent, &[], 0);
+    tuning.vars(&absent).converge(HOST, 0);
 
     f.ssh_ok(HOST, &cmd);
     for (k, v) in &originals {

@@ -5,38 +5,9 @@
 //! cleans up what it made. Names and paths carry `herdtest_a` so tests
 //! sharing a host never meet; host-wide state is taken under `Fleet::lock`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::Run;
-
-/// Write a one-play playbook for `host` with `tasks` (YAML list items,
-/// indented by four spaces) and return its path.
-fn playbook(dir: &tempfile::TempDir, name: &str, host: &str, tasks: &str) -> PathBuf {
-    let path = dir.path().join(format!("{name}.yml"));
-    let text = format!("- hosts: {host}\n  gather_facts: no\n  tasks:\n{tasks}");
-    std::fs::write(&path, text).expect("write playbook");
-    path
-}
-
-fn run(f: &Fleet, book: &Path, host: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["--limit", host];
-    args.extend_from_slice(extra);
-    f.herd_run(book, &args)
-}
-
-/// Run and expect success with `changed` tasks changed on `host`.
-fn converge(f: &Fleet, book: &Path, host: &str, extra: &[&str], changed: u64) -> Run {
-    let r = run(f, book, host, extra).expect_code(0);
-    assert_eq!(
-        r.stat(host, "changed"),
-        changed,
-        "changed count of {} {extra:?}:\n{}",
-        book.display(),
-        r.stdout()
-    );
-    r
-}
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
@@ -49,9 +20,9 @@ fn user_and_group_converge_and_clean_up() {
     let dir = tmp();
     // Start clean even after an interrupted earlier run.
     f.ssh(h, "userdel -r herdtest_a_u1 2>/dev/null; groupdel herdtest_a_g1 2>/dev/null; groupdel herdtest_a_g2 2>/dev/null; true");
-    let book = playbook(
-        &dir,
-        "user",
+    let book = f.play(
+        dir.path(),
+        "user.yml",
         h,
         "    - name: group\n      group:\n        name: herdtest_a_g1\n        gid: 42101\n\
          \x20   - name: group2\n      group:\n        name: herdtest_a_g2\n        system: yes\n\
@@ -68,7 +39,7 @@ fn user_and_group_converge_and_clean_up() {
          \x20         - u.ssh_public_key.startswith('ssh-ed25519 ')\n\
          \x20         - u.ssh_key_file == '/home/herdtest_a_u1/.ssh/id_ed25519'\n",
     );
-    converge(f, &book, h, &[], 3);
+    book.converge(h, 3);
     let pw = f.ssh_ok(h, "getent passwd herdtest_a_u1");
     assert_eq!(
         pw.trim(),
@@ -97,35 +68,35 @@ fn user_and_group_converge_and_clean_up() {
         sys_gid.trim().parse::<u32>().is_ok_and(|g| g < 1000),
         "{sys_gid}"
     );
-    converge(f, &book, h, &[], 0);
+    book.converge(h, 0);
 
     // A different change in check mode changes nothing.
-    let change = playbook(
-        &dir,
-        "user-change",
+    let change = f.play(
+        dir.path(),
+        "user-change.yml",
         h,
         "    - name: user\n      user:\n        name: herdtest_a_u1\n        shell: /bin/sh\n\
          \x20       groups: []\n\
          \x20   - name: group\n      group:\n        name: herdtest_a_g1\n        gid: 42102\n",
     );
-    converge(f, &change, h, &["--check"], 2);
+    change.check().converge(h, 2);
     assert_eq!(f.ssh_ok(h, "getent passwd herdtest_a_u1").trim(), pw.trim());
     assert_eq!(f.ssh_ok(h, "id -Gn herdtest_a_u1"), groups);
     // Then for real: supplementary groups are emptied, the shell changes.
-    converge(f, &change, h, &[], 2);
+    change.converge(h, 2);
     assert_eq!(f.ssh_ok(h, "id -Gn herdtest_a_u1").trim(), "herdtest_a_g1");
     assert!(f
         .ssh_ok(h, "getent passwd herdtest_a_u1")
         .ends_with(":/bin/sh\n"));
 
     // A missing group fails the task and names the group.
-    let bad = playbook(
-        &dir,
-        "user-bad",
+    let bad = f.play(
+        dir.path(),
+        "user-bad.yml",
         h,
         "    - name: user\n      user:\n        name: herdtest_a_u1\n        groups: herdtest_a_nope\n",
     );
-    let r = run(f, &bad, h, &[]);
+    let r = bad.run();
     assert_ne!(r.code(), 0);
     assert!(
         r.stdout().contains("Group herdtest_a_nope does not exist"),
@@ -133,21 +104,21 @@ fn user_and_group_converge_and_clean_up() {
         r.stdout()
     );
 
-    let clean = playbook(
-        &dir,
-        "user-absent",
+    let clean = f.play(
+        dir.path(),
+        "user-absent.yml",
         h,
         "    - name: user\n      user:\n        name: herdtest_a_u1\n        state: absent\n        remove: yes\n\
          \x20   - name: groups\n      group:\n        name: '{{ item }}'\n        state: absent\n\
          \x20     loop: [herdtest_a_g1, herdtest_a_g2]\n",
     );
-    converge(f, &clean, h, &["--check"], 2);
+    clean.check().converge(h, 2);
     f.ssh_ok(h, "getent passwd herdtest_a_u1");
-    converge(f, &clean, h, &[], 2);
+    clean.converge(h, 2);
     assert!(!f.ssh(h, "getent passwd herdtest_a_u1").status.success());
     assert!(!f.ssh(h, "test -e /home/herdtest_a_u1").status.success());
     assert!(!f.ssh(h, "getent group herdtest_a_g1").status.success());
-    converge(f, &clean, h, &[], 0);
+    clean.converge(h, 0);
 }
 
 #[test]
@@ -163,9 +134,9 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
         h,
         &format!("rm -f {conf}; sed -i '/^net.core.somaxconn/d' /etc/sysctl.conf"),
     );
-    let book = playbook(
-        &dir,
-        "sysctl",
+    let book = f.play(
+        dir.path(),
+        "sysctl.yml",
         h,
         &format!(
             "    - name: fin\n      sysctl:\n        name: net.ipv4.tcp_fin_timeout\n        value: 23\n\
@@ -174,7 +145,7 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
              \x20       value: '2048'\n"
         ),
     );
-    converge(f, &book, h, &[], 2);
+    book.converge(h, 2);
     assert_eq!(
         f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(),
         "23"
@@ -189,11 +160,11 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
             .trim(),
         "1"
     );
-    converge(f, &book, h, &[], 0);
+    book.converge(h, 0);
 
     // A live value changed behind our back is put back, the file is kept.
     f.ssh_ok(h, "sysctl -w net.ipv4.tcp_fin_timeout=31");
-    converge(f, &book, h, &[], 1);
+    book.converge(h, 1);
     assert_eq!(
         f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(),
         "23"
@@ -203,16 +174,16 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
         "net.ipv4.tcp_fin_timeout=23\n"
     );
 
-    let change = playbook(
-        &dir,
-        "sysctl-change",
+    let change = f.play(
+        dir.path(),
+        "sysctl-change.yml",
         h,
         &format!(
             "    - name: fin\n      sysctl:\n        name: net.ipv4.tcp_fin_timeout\n        value: 24\n\
              \x20       sysctl_file: {conf}\n"
         ),
     );
-    converge(f, &change, h, &["--check"], 1);
+    change.check().converge(h, 1);
     assert_eq!(
         f.ssh_ok(h, "sysctl -n net.ipv4.tcp_fin_timeout").trim(),
         "23"
@@ -224,16 +195,16 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
 
     // Outside net.* the kernel keys are read-only in a container host: the
     // task fails naming the key and why, and the file is left alone.
-    let ro = playbook(
-        &dir,
-        "sysctl-ro",
+    let ro = f.play(
+        dir.path(),
+        "sysctl-ro.yml",
         h,
         &format!(
             "    - name: ro\n      sysctl:\n        name: vm.max_map_count\n        value: 262145\n\
              \x20       sysctl_file: {conf}\n"
         ),
     );
-    let r = run(f, &ro, h, &[]);
+    let r = ro.run();
     assert_ne!(r.code(), 0, "{}", r.stdout());
     assert_eq!(r.stat(h, "failed"), 1);
     let out = r.stdout();
@@ -246,24 +217,24 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
         "net.ipv4.tcp_fin_timeout=23\n"
     );
     // ignoreerrors: the file is written and the task succeeds.
-    let ro_ok = playbook(
-        &dir,
-        "sysctl-ro-ok",
+    let ro_ok = f.play(
+        dir.path(),
+        "sysctl-ro-ok.yml",
         h,
         &format!(
             "    - name: ro\n      sysctl:\n        name: vm.max_map_count\n        value: 262145\n\
              \x20       sysctl_file: {conf}\n        ignoreerrors: yes\n"
         ),
     );
-    converge(f, &ro_ok, h, &[], 1);
+    ro_ok.converge(h, 1);
     assert_eq!(
         f.ssh_ok(h, &format!("cat {conf}")),
         "net.ipv4.tcp_fin_timeout=23\nvm.max_map_count=262145\n"
     );
 
-    let clean = playbook(
-        &dir,
-        "sysctl-absent",
+    let clean = f.play(
+        dir.path(),
+        "sysctl-absent.yml",
         h,
         &format!(
             "    - name: fin\n      sysctl:\n        name: '{{{{ item }}}}'\n        state: absent\n\
@@ -271,10 +242,10 @@ fn sysctl_sets_file_and_live_value_and_reports_read_only_keys() {
              \x20   - name: somaxconn\n      sysctl:\n        name: net.core.somaxconn\n        state: absent\n"
         ),
     );
-    converge(f, &clean, h, &[], 2);
+    clean.converge(h, 2);
     assert_eq!(f.ssh_ok(h, &format!("cat {conf}")), "");
     assert!(!f.ssh_ok(h, "cat /etc/sysctl.conf").contains("somaxconn"));
-    converge(f, &clean, h, &[], 0);
+    clean.converge(h, 0);
     f.ssh_ok(
         h,
         &format!(
@@ -328,16 +299,16 @@ fn authorized_key_lets_the_user_in() {
     f.ssh(h, &format!("userdel -r {u} 2>/dev/null; true"));
     let (key_a, pub_a) = keypair(&dir, "key_a");
     let (key_b, pub_b) = keypair(&dir, "key_b");
-    let book = playbook(
-        &dir,
-        "keys",
+    let book = f.play(
+        dir.path(),
+        "keys.yml",
         h,
         &format!(
             "    - name: user\n      user:\n        name: {u}\n        shell: /bin/sh\n\
              \x20   - name: key\n      authorized_key:\n        user: {u}\n        key: '{pub_a}'\n"
         ),
     );
-    converge(f, &book, h, &[], 2);
+    book.converge(h, 2);
     assert_eq!(
         f.ssh_ok(
             h,
@@ -351,47 +322,47 @@ fn authorized_key_lets_the_user_in() {
     );
     assert!(can_login(f, h, u, &key_a));
     assert!(!can_login(f, h, u, &key_b));
-    converge(f, &book, h, &[], 0);
+    book.converge(h, 0);
 
     // Exclusive with only b, in check mode: nothing happens.
-    let swap = playbook(
-        &dir,
-        "keys-swap",
+    let swap = f.play(
+        dir.path(),
+        "keys-swap.yml",
         h,
         &format!(
             "    - name: key\n      authorized_key:\n        user: {u}\n        key: '{pub_b}'\n\
              \x20       exclusive: yes\n        key_options: 'no-pty,no-agent-forwarding'\n"
         ),
     );
-    converge(f, &swap, h, &["--check"], 1);
+    swap.check().converge(h, 1);
     assert_eq!(
         f.ssh_ok(h, &format!("cat /home/{u}/.ssh/authorized_keys")),
         format!("{pub_a}\n")
     );
-    converge(f, &swap, h, &[], 1);
+    swap.converge(h, 1);
     assert_eq!(
         f.ssh_ok(h, &format!("cat /home/{u}/.ssh/authorized_keys")),
         format!("no-pty,no-agent-forwarding {pub_b}\n")
     );
     assert!(can_login(f, h, u, &key_b));
     assert!(!can_login(f, h, u, &key_a));
-    converge(f, &swap, h, &[], 0);
+    swap.converge(h, 0);
 
-    let gone = playbook(
-        &dir,
-        "keys-absent",
+    let gone = f.play(
+        dir.path(),
+        "keys-absent.yml",
         h,
         &format!(
             "    - name: key\n      authorized_key:\n        user: {u}\n        key: '{pub_b}'\n        state: absent\n"
         ),
     );
-    converge(f, &gone, h, &[], 1);
+    gone.converge(h, 1);
     assert_eq!(
         f.ssh_ok(h, &format!("cat /home/{u}/.ssh/authorized_keys")),
         ""
     );
     assert!(!can_login(f, h, u, &key_b));
-    converge(f, &gone, h, &[], 0);
+    gone.converge(h, 0);
     f.ssh_ok(h, &format!("userdel -r {u}"));
 }
 
@@ -425,33 +396,33 @@ fn hostname_sets_running_and_saved_name_then_restores() {
         name: orig.clone(),
     };
     let book = |name: &str, file: &str| {
-        playbook(
-            &dir,
-            file,
+        f.play(
+            dir.path(),
+            &format!("{file}.yml"),
             h,
             &format!("    - name: hostname\n      hostname:\n        name: {name}\n"),
         )
     };
     let set = book("herdtest-a-06", "set");
-    converge(f, &set, h, &[], 1);
+    set.converge(h, 1);
     assert_eq!(f.ssh_ok(h, "hostname").trim(), "herdtest-a-06");
     assert_eq!(f.ssh_ok(h, "cat /etc/hostname"), "herdtest-a-06\n");
-    converge(f, &set, h, &[], 0);
+    set.converge(h, 0);
     // The debian strategy (file + hostname command) on a changed name.
-    let deb = playbook(
-        &dir,
-        "deb",
+    let deb = f.play(
+        dir.path(),
+        "deb.yml",
         h,
         "    - name: hostname\n      hostname:\n        name: herdtest-a-06b\n        use: debian\n",
     );
-    converge(f, &deb, h, &["--check"], 1);
+    deb.check().converge(h, 1);
     assert_eq!(f.ssh_ok(h, "hostname").trim(), "herdtest-a-06");
-    converge(f, &deb, h, &[], 1);
+    deb.converge(h, 1);
     assert_eq!(f.ssh_ok(h, "hostname").trim(), "herdtest-a-06b");
     assert_eq!(f.ssh_ok(h, "cat /etc/hostname"), "herdtest-a-06b\n");
-    converge(f, &deb, h, &[], 0);
+    deb.converge(h, 0);
     let restore = book(&orig, "restore");
-    converge(f, &restore, h, &[], 1);
+    restore.converge(h, 1);
     assert_eq!(f.ssh_ok(h, "hostname").trim(), orig);
     assert_eq!(f.ssh_ok(h, "cat /etc/hostname").trim(), orig);
 }
@@ -463,9 +434,9 @@ fn cron_file_jobs_and_variables() {
     let dir = tmp();
     let file = "/etc/cron.d/herdtest_a";
     f.ssh(h, &format!("rm -f {file}"));
-    let book = playbook(
-        &dir,
-        "cron-file",
+    let book = f.play(
+        dir.path(),
+        "cron-file.yml",
         h,
         "    - name: var\n      cron:\n        name: HERDTEST_A_VAR\n        job: hello world\n\
          \x20       env: yes\n        cron_file: herdtest_a\n        user: root\n\
@@ -473,43 +444,43 @@ fn cron_file_jobs_and_variables() {
          \x20       minute: 5\n        hour: '3'\n        job: echo hi > /dev/null\n\
          \x20       cron_file: herdtest_a\n        user: root\n",
     );
-    converge(f, &book, h, &[], 2);
+    book.converge(h, 2);
     assert_eq!(
         f.ssh_ok(h, &format!("cat {file}")),
         "HERDTEST_A_VAR=\"hello world\"\n#Ansible: herdtest_a job\n5 3 * * * root echo hi > /dev/null\n"
     );
     assert_eq!(f.ssh_ok(h, &format!("stat -c %a {file}")).trim(), "644");
-    converge(f, &book, h, &[], 0);
+    book.converge(h, 0);
 
-    let change = playbook(
-        &dir,
-        "cron-file-change",
+    let change = f.play(
+        dir.path(),
+        "cron-file-change.yml",
         h,
         "    - name: job\n      cron:\n        name: herdtest_a job\n        special_time: hourly\n\
          \x20       job: echo hi > /dev/null\n        cron_file: herdtest_a\n        user: root\n",
     );
-    converge(f, &change, h, &["--check"], 1);
+    change.check().converge(h, 1);
     assert!(f
         .ssh_ok(h, &format!("cat {file}"))
         .contains("5 3 * * * root"));
-    converge(f, &change, h, &[], 1);
+    change.converge(h, 1);
     assert!(f
         .ssh_ok(h, &format!("cat {file}"))
         .ends_with("#Ansible: herdtest_a job\n@hourly root echo hi > /dev/null\n"));
 
     // Removing the last job removes the file (as in Ansible, removing a
     // variable never does, so it goes first).
-    let gone = playbook(
-        &dir,
-        "cron-file-absent",
+    let gone = f.play(
+        dir.path(),
+        "cron-file-absent.yml",
         h,
         "    - name: var\n      cron:\n        name: HERDTEST_A_VAR\n        env: yes\n\
          \x20       cron_file: herdtest_a\n        state: absent\n\
          \x20   - name: job\n      cron:\n        name: herdtest_a job\n        cron_file: herdtest_a\n        state: absent\n",
     );
-    converge(f, &gone, h, &[], 2);
+    gone.converge(h, 2);
     assert!(!f.ssh(h, &format!("test -e {file}")).status.success());
-    converge(f, &gone, h, &[], 0);
+    gone.converge(h, 0);
 }
 
 #[test]
@@ -531,9 +502,9 @@ fn cron_user_crontab() {
         h,
         &format!("crontab -u {u} -r 2>/dev/null; userdel -r {u} 2>/dev/null; useradd -m {u}"),
     );
-    let book = playbook(
-        &dir,
-        "cron-user",
+    let book = f.play(
+        dir.path(),
+        "cron-user.yml",
         h,
         &format!(
             "    - name: job\n      cron:\n        name: herdtest_a daily\n        user: {u}\n\
@@ -542,43 +513,43 @@ fn cron_user_crontab() {
              \x20       value: /usr/bin:/bin\n"
         ),
     );
-    converge(f, &book, h, &[], 2);
+    book.converge(h, 2);
     let tab = f.ssh_ok(h, &format!("crontab -u {u} -l"));
     assert_eq!(
         tab,
         "PATH=\"/usr/bin:/bin\"\n#Ansible: herdtest_a daily\n@daily /bin/true\n"
     );
-    converge(f, &book, h, &[], 0);
+    book.converge(h, 0);
 
-    let off = playbook(
-        &dir,
-        "cron-user-off",
+    let off = f.play(
+        dir.path(),
+        "cron-user-off.yml",
         h,
         &format!(
             "    - name: job\n      cron:\n        name: herdtest_a daily\n        user: {u}\n\
              \x20       special_time: daily\n        job: /bin/true\n        disabled: yes\n        backup: yes\n"
         ),
     );
-    converge(f, &off, h, &["--check"], 1);
+    off.check().converge(h, 1);
     assert_eq!(f.ssh_ok(h, &format!("crontab -u {u} -l")), tab);
-    converge(f, &off, h, &[], 1);
+    off.converge(h, 1);
     assert!(f
         .ssh_ok(h, &format!("crontab -u {u} -l"))
         .ends_with("#Ansible: herdtest_a daily\n#@daily /bin/true\n"));
-    converge(f, &off, h, &[], 0);
+    off.converge(h, 0);
 
-    let gone = playbook(
-        &dir,
-        "cron-user-absent",
+    let gone = f.play(
+        dir.path(),
+        "cron-user-absent.yml",
         h,
         &format!("    - name: job\n      cron:\n        name: herdtest_a daily\n        user: {u}\n        state: absent\n"),
     );
-    converge(f, &gone, h, &[], 1);
+    gone.converge(h, 1);
     assert_eq!(
         f.ssh_ok(h, &format!("crontab -u {u} -l")),
         "PATH=\"/usr/bin:/bin\"\n"
     );
-    converge(f, &gone, h, &[], 0);
+    gone.converge(h, 0);
     f.ssh_ok(
         h,
         &format!("crontab -u {u} -r; userdel -r {u}; rm -f /tmp/crontab????????"),
@@ -601,48 +572,48 @@ fn mount_fstab_entries_and_tmpfs_mounts() {
     let fstab_lines = || f.ssh_ok(h, "grep herdtest_a /etc/fstab || true");
 
     // present/absent: fstab only.
-    let present = playbook(
-        &dir,
-        "present",
+    let present = f.play(
+        dir.path(),
+        "present.yml",
         h,
         &format!(
             "    - name: fstab\n      mount:\n        path: {p}\n        src: tmpfs\n        fstype: tmpfs\n\
              \x20       opts: size=1m\n        state: present\n"
         ),
     );
-    converge(f, &present, h, &[], 1);
+    present.converge(h, 1);
     assert_eq!(fstab_lines(), format!("tmpfs {p} tmpfs size=1m 0 0\n"));
     assert!(!f.ssh(h, &format!("findmnt {p}")).status.success());
-    converge(f, &present, h, &[], 0);
-    let opts = playbook(
-        &dir,
-        "present-opts",
+    present.converge(h, 0);
+    let opts = f.play(
+        dir.path(),
+        "present-opts.yml",
         h,
         &format!(
             "    - name: fstab\n      ansible.posix.mount:\n        path: {p}\n        src: tmpfs\n        fstype: tmpfs\n\
              \x20       opts: size=2m\n        dump: 1\n        state: present\n        backup: yes\n"
         ),
     );
-    converge(f, &opts, h, &["--check"], 1);
+    opts.check().converge(h, 1);
     assert_eq!(fstab_lines(), format!("tmpfs {p} tmpfs size=1m 0 0\n"));
-    converge(f, &opts, h, &[], 1);
+    opts.converge(h, 1);
     assert_eq!(fstab_lines(), format!("tmpfs {p} tmpfs size=2m 1 0\n"));
-    let absent = playbook(
-        &dir,
-        "absent-p",
+    let absent = f.play(
+        dir.path(),
+        "absent-p.yml",
         h,
         &format!("    - name: fstab\n      mount:\n        path: {p}\n        state: absent\n"),
     );
-    converge(f, &absent, h, &[], 1);
+    absent.converge(h, 1);
     assert_eq!(fstab_lines(), "");
-    converge(f, &absent, h, &[], 0);
+    absent.converge(h, 0);
 
     // mounted: a tmpfs mounts inside a fleet host (nspawn keeps
     // CAP_SYS_ADMIN in the container's own mount namespace).
     let mounted = |size: &str, file: &str| {
-        playbook(
-            &dir,
-            file,
+        f.play(
+            dir.path(),
+            &format!("{file}.yml"),
             h,
             &format!(
                 "    - name: mount\n      mount:\n        path: {m}\n        src: tmpfs\n        fstype: tmpfs\n\
@@ -651,49 +622,49 @@ fn mount_fstab_entries_and_tmpfs_mounts() {
         )
     };
     let two = mounted("2m", "mounted");
-    converge(f, &two, h, &[], 1);
+    two.converge(h, 1);
     assert_eq!(fstab_lines(), format!("tmpfs {m} tmpfs size=2m 0 0\n"));
     let opts_now = || f.ssh_ok(h, &format!("findmnt -n -o FSTYPE,OPTIONS {m}"));
     assert!(opts_now().contains("size=2048k"), "{}", opts_now());
-    converge(f, &two, h, &[], 0);
+    two.converge(h, 0);
     let three = mounted("3m", "mounted-3m");
-    converge(f, &three, h, &["--check"], 1);
+    three.check().converge(h, 1);
     assert!(opts_now().contains("size=2048k"));
-    converge(f, &three, h, &[], 1);
+    three.converge(h, 1);
     assert!(opts_now().contains("size=3072k"), "{}", opts_now());
-    let unmounted = playbook(
-        &dir,
-        "unmounted",
+    let unmounted = f.play(
+        dir.path(),
+        "unmounted.yml",
         h,
         &format!("    - name: mount\n      mount:\n        path: {m}\n        state: unmounted\n"),
     );
-    converge(f, &unmounted, h, &[], 1);
+    unmounted.converge(h, 1);
     assert!(!f.ssh(h, &format!("findmnt {m}")).status.success());
     assert_eq!(fstab_lines(), format!("tmpfs {m} tmpfs size=3m 0 0\n"));
-    converge(f, &unmounted, h, &[], 0);
-    converge(f, &three, h, &[], 1);
-    let gone = playbook(
-        &dir,
-        "absent-m",
+    unmounted.converge(h, 0);
+    three.converge(h, 1);
+    let gone = f.play(
+        dir.path(),
+        "absent-m.yml",
         h,
         &format!("    - name: mount\n      mount:\n        path: {m}\n        state: absent\n"),
     );
-    converge(f, &gone, h, &[], 1);
+    gone.converge(h, 1);
     assert!(!f.ssh(h, &format!("findmnt {m}")).status.success());
     assert!(!f.ssh(h, &format!("test -e {m}")).status.success());
     assert_eq!(fstab_lines(), "");
 
     // A mount that cannot work fails the task with mount's own message.
-    let bad = playbook(
-        &dir,
-        "bad",
+    let bad = f.play(
+        dir.path(),
+        "bad.yml",
         h,
         &format!(
             "    - name: mount\n      mount:\n        path: {m}\n        src: /dev/herdtest_a_nodev\n\
              \x20       fstype: ext4\n        state: mounted\n"
         ),
     );
-    let r = run(f, &bad, h, &[]);
+    let r = bad.run();
     assert_ne!(r.code(), 0);
     assert!(
         r.stdout().contains(&format!("Error mounting {m}: mount:")),

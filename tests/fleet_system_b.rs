@@ -7,37 +7,13 @@
 //! bridge (`fleet().repo_url`), from files the tests put in its directory;
 //! playbooks name it `REPO/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::support::fleet::fleet;
-use crate::support::Run;
 
-/// Write `yaml` as a playbook for `host` in a fresh temp dir.
 /// The fleet's repo URL where a test text says `REPO/`.
 fn with_repo(text: &str) -> String {
     text.replace("REPO/", &fleet().repo_url)
-}
-
-fn playbook(dir: &Path, name: &str, host: &str, tasks: &str) -> PathBuf {
-    let path = dir.join(name);
-    let tasks = with_repo(tasks);
-    let text = format!("- hosts: {host}\n  gather_facts: false\n  tasks:\n{tasks}");
-    std::fs::write(&path, text).expect("write playbook");
-    path
-}
-
-fn run(pb: &Path, host: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["--limit", host];
-    args.extend_from_slice(extra);
-    fleet().herd_run(pb, &args)
-}
-
-/// The host's result of the task named `task` in `run`.
-fn result(run: &Run, task: &str) -> serde_json::Value {
-    run.results(task)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no result for {task}:\n{}", run.stdout()))
 }
 
 /// curl on the host for get_url and uri, from the fleet's local repo.
@@ -56,11 +32,11 @@ fn systemd_starts_enables_and_stops_a_unit() {
     let host = "herd-02";
     let dir = tempfile::tempdir().expect("tempdir");
     let unit = "[Unit]\\nDescription=herd test b\\n[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n";
-    let up = playbook(
+    let up = f.play(
         dir.path(),
         "up.yml",
         host,
-        &format!(
+        &with_repo(&format!(
             "    - name: unit
       copy:
         dest: /etc/systemd/system/herdtest-b.service
@@ -73,10 +49,9 @@ fn systemd_starts_enables_and_stops_a_unit() {
         daemon_reload: true
       register: s
 "
-        ),
+        )),
     );
-    let r = run(&up, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 2, "{}", r.stdout());
+    up.converge(host, 2);
     assert_eq!(
         f.ssh_ok(host, "systemctl is-active herdtest-b").trim(),
         "active"
@@ -85,41 +60,40 @@ fn systemd_starts_enables_and_stops_a_unit() {
         f.ssh_ok(host, "systemctl is-enabled herdtest-b").trim(),
         "enabled"
     );
-    let r = run(&up, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    up.converge(host, 0);
 
-    let down = playbook(
+    let down = f.play(
         dir.path(),
         "down.yml",
         host,
-        "    - name: stop
+        &with_repo(
+            "    - name: stop
       service:
         name: herdtest-b
         state: stopped
         enabled: false
 ",
+        ),
     );
-    let r = run(&down, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    down.check().converge(host, 1);
     assert_eq!(
         f.ssh_ok(host, "systemctl is-active herdtest-b").trim(),
         "active"
     );
-    let r = run(&down, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    down.converge(host, 1);
     let out = f.ssh(
         host,
         "systemctl is-active herdtest-b; systemctl is-enabled herdtest-b",
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "inactive\ndisabled\n");
-    let r = run(&down, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    down.converge(host, 0);
 
-    let restart = playbook(
+    let restart = f.play(
         dir.path(),
         "restart.yml",
         host,
-        "    - name: restart
+        &with_repo(
+            "    - name: restart
       systemd_service:
         name: herdtest-b.service
         state: restarted
@@ -129,10 +103,10 @@ fn systemd_starts_enables_and_stops_a_unit() {
         state: started
       ignore_errors: true
 ",
+        ),
     );
-    let r = run(&restart, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
-    let miss = result(&r, "missing");
+    let r = restart.converge(host, 1);
+    let miss = r.result("missing", host);
     assert!(
         miss.to_string()
             .contains("Could not find the requested service"),
@@ -152,68 +126,68 @@ fn apt_installs_removes_and_installs_debs() {
     let _g = f.lock(host);
     f.ssh_ok(host, "dpkg -P tree hello >/dev/null 2>&1; true");
     let dir = tempfile::tempdir().expect("tempdir");
-    let install = playbook(
+    let install = f.play(
         dir.path(),
         "install.yml",
         host,
-        "    - name: tree
+        &with_repo(
+            "    - name: tree
       apt:
         name: tree
         update_cache: true
         cache_valid_time: 3600
 ",
+        ),
     );
-    let r = run(&install, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    install.converge(host, 1);
     assert!(f
         .ssh_ok(host, "dpkg -s tree")
         .contains("Status: install ok installed"));
-    let r = run(&install, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    install.converge(host, 0);
 
-    let remove = playbook(
+    let remove = f.play(
         dir.path(),
         "remove.yml",
         host,
-        "    - name: remove
+        &with_repo(
+            "    - name: remove
       package:
         name: [tree]
         state: absent
 ",
+        ),
     );
-    let r = run(&remove, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    remove.check().converge(host, 1);
     assert!(f
         .ssh_ok(host, "dpkg -s tree")
         .contains("install ok installed"));
-    let r = run(&remove, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    remove.converge(host, 1);
     assert!(!f.ssh(host, "dpkg -s tree").status.success());
-    let r = run(&remove, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    remove.converge(host, 0);
 
     // A .deb by URL from the local repo, then the same package by path.
-    let deb = playbook(
+    let deb = f.play(
         dir.path(),
         "deb.yml",
         host,
-        "    - name: deb
+        &with_repo(
+            "    - name: deb
       apt:
         deb: REPO/hello_2.10-3_amd64.deb
 ",
+        ),
     );
-    let r = run(&deb, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    deb.check().converge(host, 1);
     assert!(!f.ssh(host, "dpkg -s hello").status.success());
-    let r = run(&deb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    deb.converge(host, 1);
     assert!(f.ssh_ok(host, "dpkg -s hello").contains("Version: 2.10-3"));
     f.ssh_ok(host, "cd /tmp && apt-get download -qq hello");
-    let local = playbook(
+    let local = f.play(
         dir.path(),
         "local.yml",
         host,
-        "    - name: local deb
+        &with_repo(
+            "    - name: local deb
       apt:
         deb: /tmp/hello_2.10-3_amd64.deb
     - name: latest
@@ -221,9 +195,9 @@ fn apt_installs_removes_and_installs_debs() {
         name: hello
         state: latest
 ",
+        ),
     );
-    let r = run(&local, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    local.converge(host, 0);
     f.ssh_ok(
         host,
         "dpkg -P hello >/dev/null; rm -f /tmp/hello_2.10-3_amd64.deb",
@@ -277,11 +251,11 @@ fn get_url_downloads_verifies_and_skips_when_present() {
         "rm -rf /tmp/herdtest-b-get && mkdir -p /tmp/herdtest-b-get",
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let pb = playbook(
+    let pb = f.play(
         dir.path(),
         "get.yml",
         host,
-        &format!(
+        &with_repo(&format!(
             "    - name: by digest
       get_url:
         url: REPO/herdtest-b-get/payload.txt
@@ -298,10 +272,9 @@ fn get_url_downloads_verifies_and_skips_when_present() {
         url: file:///etc/hostname
         dest: /tmp/herdtest-b-get/hostname
 "
-        ),
+        )),
     );
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 3, "{}", r.stdout());
+    pb.converge(host, 3);
     let out = f.ssh_ok(
         host,
         "cd /tmp/herdtest-b-get && sha256sum a.txt payload.txt && stat -c %a a.txt && cat hostname",
@@ -309,16 +282,16 @@ fn get_url_downloads_verifies_and_skips_when_present() {
     assert!(out.contains(&format!("{sum}  a.txt")), "{out}");
     assert!(out.contains(&format!("{sum}  payload.txt")), "{out}");
     assert!(out.contains("640\nherd-04\n"), "{out}");
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    pb.converge(host, 0);
 
     // A wrong checksum fails and leaves nothing behind; check mode of a
     // new download changes nothing.
-    let bad = playbook(
+    let bad = f.play(
         dir.path(),
         "bad.yml",
         host,
-        "    - name: wrong sum
+        &with_repo(
+            "    - name: wrong sum
       get_url:
         url: REPO/herdtest-b-get/payload.txt
         dest: /tmp/herdtest-b-get/bad.txt
@@ -330,21 +303,23 @@ fn get_url_downloads_verifies_and_skips_when_present() {
         dest: /tmp/herdtest-b-get/nope.txt
       ignore_errors: true
 ",
+        ),
     );
-    let r = run(&bad, host, &[]).expect_code(0);
+    let r = bad.run().expect_code(0);
     assert_eq!(r.stat(host, "ignored"), 2, "{}", r.stdout());
-    let check = playbook(
+    let check = f.play(
         dir.path(),
         "check.yml",
         host,
-        "    - name: new
+        &with_repo(
+            "    - name: new
       get_url:
         url: REPO/herdtest-b-get/payload.txt
         dest: /tmp/herdtest-b-get/new.txt
 ",
+        ),
     );
-    let r = run(&check, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    check.check().converge(host, 1);
     assert_eq!(
         f.ssh_ok(host, "ls -A /tmp/herdtest-b-get | sort | tr '\\n' ' '"),
         "a.txt hostname payload.txt "
@@ -361,11 +336,12 @@ fn uri_reads_json_checks_status_and_writes_dest() {
     std::fs::write(served.join("data.json"), r#"{"name": "herd", "n": 3}"#).expect("write json");
     f.ssh_ok(host, "rm -f /tmp/herdtest-b-uri.json");
     let dir = tempfile::tempdir().expect("tempdir");
-    let pb = playbook(
+    let pb = f.play(
         dir.path(),
         "uri.yml",
         host,
-        "    - name: get json
+        &with_repo(
+            "    - name: get json
       uri:
         url: REPO/herdtest-b-uri/data.json
         return_content: true
@@ -390,8 +366,9 @@ fn uri_reads_json_checks_status_and_writes_dest() {
         url: REPO/herdtest-b-uri/data.json
         dest: /tmp/herdtest-b-uri.json
 ",
+        ),
     );
-    let r = run(&pb, host, &["-v"]).expect_code(0);
+    let r = pb.args(["-v"]).run().expect_code(0);
     assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
     assert!(
         !r.stdout().contains("s3cret-b") && !r.stderr().contains("s3cret-b"),
@@ -401,21 +378,21 @@ fn uri_reads_json_checks_status_and_writes_dest() {
         f.ssh_ok(host, "cat /tmp/herdtest-b-uri.json"),
         r#"{"name": "herd", "n": 3}"#
     );
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
-    let r = run(&pb, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    pb.converge(host, 0);
+    pb.check().converge(host, 0);
 
-    let bad = playbook(
+    let bad = f.play(
         dir.path(),
         "bad.yml",
         host,
-        "    - name: missing
+        &with_repo(
+            "    - name: missing
       uri:
         url: REPO/herdtest-b-uri/missing
 ",
+        ),
     );
-    let r = run(&bad, host, &[]).expect_code(2);
+    let r = bad.run().expect_code(2);
     assert!(r.stdout().contains("Status code was 404"), "{}", r.stdout());
     f.ssh_ok(host, "rm -f /tmp/herdtest-b-uri.json");
 }
@@ -446,11 +423,12 @@ fn unarchive_extracts_tarballs_and_zips_once() {
     let _ = std::fs::remove_file(&zip);
     local(&format!("cd {d}/src && zip -qr {} app", zip.display()));
     f.ssh_ok(host, "rm -rf /tmp/herdtest-b-un");
-    let pb = playbook(
+    let pb = f.play(
         dir.path(),
         "un.yml",
         host,
-        "    - name: dirs
+        &with_repo(
+            "    - name: dirs
       file:
         path: /tmp/herdtest-b-un/{{ item }}
         state: directory
@@ -466,45 +444,43 @@ fn unarchive_extracts_tarballs_and_zips_once() {
         dest: /tmp/herdtest-b-un/z
         remote_src: true
 ",
+        ),
     );
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 3, "{}", r.stdout());
+    pb.converge(host, 3);
     let out = f.ssh_ok(
         host,
         "cd /tmp/herdtest-b-un && cat t/app/one.txt t/app/bin/two z/app/one.txt && stat -c %a t/app/one.txt t/app/bin",
     );
     assert_eq!(out, "one\ntwo\none\n644\n755\n");
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    pb.converge(host, 0);
 
     // A changed file is put back; check mode only says so.
     f.ssh_ok(host, "echo edited > /tmp/herdtest-b-un/t/app/one.txt");
-    let r = run(&pb, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    pb.check().converge(host, 1);
     assert_eq!(
         f.ssh_ok(host, "cat /tmp/herdtest-b-un/t/app/one.txt"),
         "edited\n"
     );
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    pb.converge(host, 1);
     assert_eq!(
         f.ssh_ok(host, "cat /tmp/herdtest-b-un/t/app/one.txt"),
         "one\n"
     );
 
-    let creates = playbook(
+    let creates = f.play(
         dir.path(),
         "creates.yml",
         host,
-        "    - name: creates
+        &with_repo(
+            "    - name: creates
       unarchive:
         src: app.tgz
         dest: /tmp/herdtest-b-un/nowhere
         creates: /tmp/herdtest-b-un/t/app
 ",
+        ),
     );
-    let r = run(&creates, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    creates.converge(host, 0);
     f.ssh_ok(host, "rm -rf /tmp/herdtest-b-un");
 }
 
@@ -530,25 +506,25 @@ fn reboot_comes_back_with_a_new_boot_id() {
     let _g = f.lock(host);
     let before = f.ssh_ok(host, "cat /proc/sys/kernel/random/boot_id");
     let dir = tempfile::tempdir().expect("tempdir");
-    let pb = playbook(
+    let pb = f.play(
         dir.path(),
         "reboot.yml",
         host,
-        "    - name: reboot
+        &with_repo(
+            "    - name: reboot
       reboot:
         reboot_timeout: 120
         connect_timeout: 2
         test_command: systemctl is-system-running --wait || true
 ",
+        ),
     );
-    let r = run(&pb, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    pb.check().converge(host, 1);
     assert_eq!(
         f.ssh_ok(host, "cat /proc/sys/kernel/random/boot_id"),
         before
     );
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    pb.converge(host, 1);
     let after = f.ssh_ok(host, "cat /proc/sys/kernel/random/boot_id");
     assert_ne!(after, before, "boot id unchanged");
 }
@@ -561,45 +537,41 @@ fn apt_repository_adds_and_removes_a_source() {
     f.ssh_ok(host, "rm -f /etc/apt/sources.list.d/herdtest-b.list");
     let dir = tempfile::tempdir().expect("tempdir");
     let line = with_repo("deb [trusted=yes] REPO/ ./");
-    let add = playbook(
+    let add = f.play(
         dir.path(),
         "add.yml",
         host,
-        &format!(
+        &with_repo(&format!(
             "    - name: add
       apt_repository:
         repo: \"{line}\"
         filename: herdtest-b
 "
-        ),
+        )),
     );
-    let r = run(&add, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    add.converge(host, 1);
     assert_eq!(
         f.ssh_ok(host, "cat /etc/apt/sources.list.d/herdtest-b.list; stat -c %a /etc/apt/sources.list.d/herdtest-b.list"),
         format!("{line}\n644\n")
     );
-    let r = run(&add, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    add.converge(host, 0);
 
-    let remove = playbook(
+    let remove = f.play(
         dir.path(),
         "remove.yml",
         host,
-        &format!(
+        &with_repo(&format!(
             "    - name: remove
       apt_repository:
         repo: \"{line}\"
         state: absent
         update_cache: false
 "
-        ),
+        )),
     );
-    let r = run(&remove, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    remove.check().converge(host, 1);
     f.ssh_ok(host, "test -f /etc/apt/sources.list.d/herdtest-b.list");
-    let r = run(&remove, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    remove.converge(host, 1);
     assert!(!f
         .ssh(host, "test -e /etc/apt/sources.list.d/herdtest-b.list")
         .status
@@ -628,11 +600,11 @@ fn apt_key_writes_a_keyring_from_a_url_and_removes_it() {
         "rm -f /etc/apt/keyrings/herdtest-b.asc /etc/apt/trusted.gpg.d/B0B0B0B0.asc",
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let pb = playbook(
+    let pb = f.play(
         dir.path(),
         "key.yml",
         host,
-        &format!(
+        &with_repo(&format!(
             "    - name: by url
       apt_key:
         url: REPO/herdtest-b-key/key.asc
@@ -643,24 +615,23 @@ fn apt_key_writes_a_keyring_from_a_url_and_removes_it() {
         data: \"{}\"
 ",
             key.replace('\n', "\\n")
-        ),
+        )),
     );
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 2, "{}", r.stdout());
+    pb.converge(host, 2);
     let sums = f.ssh_ok(
         host,
         "sha256sum < /etc/apt/keyrings/herdtest-b.asc; sha256sum < /etc/apt/trusted.gpg.d/B0B0B0B0.asc",
     );
     let want = format!("{}  -\n", sha256_hex(key.as_bytes()));
     assert_eq!(sums, format!("{want}{want}"));
-    let r = run(&pb, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    pb.converge(host, 0);
 
-    let rm = playbook(
+    let rm = f.play(
         dir.path(),
         "rm.yml",
         host,
-        "    - name: rm ring
+        &with_repo(
+            "    - name: rm ring
       apt_key:
         keyring: /etc/apt/keyrings/herdtest-b.asc
         state: absent
@@ -669,14 +640,12 @@ fn apt_key_writes_a_keyring_from_a_url_and_removes_it() {
         id: B0B0B0B0
         state: absent
 ",
+        ),
     );
-    let r = run(&rm, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 2, "{}", r.stdout());
+    rm.check().converge(host, 2);
     f.ssh_ok(host, "test -f /etc/apt/keyrings/herdtest-b.asc");
-    let r = run(&rm, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 2, "{}", r.stdout());
-    let r = run(&rm, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
+    rm.converge(host, 2);
+    rm.converge(host, 0);
     f.ssh_ok(host, "! test -e /etc/apt/keyrings/herdtest-b.asc && ! test -e /etc/apt/trusted.gpg.d/B0B0B0B0.asc");
 }
 
@@ -687,20 +656,21 @@ fn deb822_repository_writes_a_sources_file_apt_can_read() {
     let _g = f.lock(host);
     f.ssh_ok(host, "rm -f /etc/apt/sources.list.d/herdtest-b.sources");
     let dir = tempfile::tempdir().expect("tempdir");
-    let add = playbook(
+    let add = f.play(
         dir.path(),
         "add.yml",
         host,
-        "    - name: add
+        &with_repo(
+            "    - name: add
       deb822_repository:
         name: herdtest-b
         uris: REPO/
         suites: ./
         trusted: true
 ",
+        ),
     );
-    let r = run(&add, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    add.converge(host, 1);
     assert_eq!(
         f.ssh_ok(host, "cat /etc/apt/sources.list.d/herdtest-b.sources"),
         with_repo(
@@ -708,23 +678,22 @@ fn deb822_repository_writes_a_sources_file_apt_can_read() {
         )
     );
     f.ssh_ok(host, "apt-get update -qq");
-    let r = run(&add, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 0, "{}", r.stdout());
-    let rm = playbook(
+    add.converge(host, 0);
+    let rm = f.play(
         dir.path(),
         "rm.yml",
         host,
-        "    - name: rm
+        &with_repo(
+            "    - name: rm
       deb822_repository:
         name: herdtest-b
         state: absent
 ",
+        ),
     );
-    let r = run(&rm, host, &["--check"]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    rm.check().converge(host, 1);
     f.ssh_ok(host, "test -f /etc/apt/sources.list.d/herdtest-b.sources");
-    let r = run(&rm, host, &[]).expect_code(0);
-    assert_eq!(r.stat(host, "changed"), 1, "{}", r.stdout());
+    rm.converge(host, 1);
     f.ssh_ok(
         host,
         "! test -e /etc/apt/sources.list.d/herdtest-b.sources && apt-get update -qq",

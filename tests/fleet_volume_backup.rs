@@ -7,12 +7,9 @@
 //! of its own (`herdtest_vb_*`, `/backup/herdtest`), cleaned before and
 //! after, even when an assertion fails.
 
-use std::path::Path;
-
 use serde_json::{json, Value};
 
 use crate::support::fleet::{fleet, Fleet};
-use crate::support::Run;
 
 const HOST: &str = "herd-10";
 const VOLUME: &str = "herdtest_vb_data";
@@ -32,12 +29,6 @@ impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = self.0.ssh(HOST, CLEANUP);
     }
-}
-
-fn run(f: &Fleet, playbook: &str, inventory: &Path, vars: &Value, extra: &[&str]) -> Run {
-    let mut args = vec!["--limit", HOST];
-    args.extend_from_slice(extra);
-    f.run_example(playbook, inventory, vars, &args)
 }
 
 /// Every file's checksum, and every path's owner and mode, in the volume.
@@ -81,16 +72,14 @@ fn volume_backup_example_backs_up_restores_and_keeps_the_newest_archive() {
     let f = fleet();
     f.ensure_docker(HOST);
     let dir = tempfile::tempdir().expect("tempdir");
-    let inventory = dir.path().join("inventory.ini");
-    std::fs::write(
-        &inventory,
-        format!(
-            "[docker_backup]\n{HOST} ansible_host={} ansible_user=root ansible_ssh_private_key_file={}\n",
-            f.address(HOST),
-            f.key.display()
-        ),
-    )
-    .expect("write inventory");
+    let inventory = f
+        .inventory()
+        .group("docker_backup")
+        .root(HOST, HOST, "")
+        .write(dir.path(), "inventory.ini");
+    let example = |playbook| f.herd().example(playbook).inventory(&inventory).limit(HOST);
+    let backup_run = example("playbooks/volume-backup.yml");
+    let restore_run = example("playbooks/volume-restore.yml");
     let fetched = dir.path().join("fetched");
 
     f.ssh_ok(HOST, CLEANUP);
@@ -127,15 +116,7 @@ fn volume_backup_example_backs_up_restores_and_keeps_the_newest_archive() {
 
     // Check mode: lists the archives and retention, writes nothing, leaves
     // the container alone.
-    let r = run(
-        f,
-        "playbooks/volume-backup.yml",
-        &inventory,
-        &vars,
-        &["--check"],
-    )
-    .expect_code(0);
-    assert_eq!(r.stat(HOST, "changed"), 1, "{}", r.stdout());
+    let r = backup_run.vars(&vars).check().converge(HOST, 1);
     let changes = r.results("Archive volumes, compose files, /etc/docker and images")[0]["changes"]
         .to_string();
     for want in [
@@ -152,8 +133,7 @@ fn volume_backup_example_backs_up_restores_and_keeps_the_newest_archive() {
 
     // The backup: the container was stopped and is running again, every
     // archive verifies against the manifest, the 2020 ones are gone.
-    let r = run(f, "playbooks/volume-backup.yml", &inventory, &vars, &[]).expect_code(0);
-    assert_eq!(r.stat(HOST, "changed"), 1, "{}", r.stdout());
+    backup_run.vars(&vars).converge(HOST, 1);
     assert_eq!(running(f), "running");
     assert_ne!(
         started_at(f),
@@ -211,7 +191,7 @@ fn volume_backup_example_backs_up_restores_and_keeps_the_newest_archive() {
     small["backup_docker_config"] = json!(false);
     small["backup_fetch_to"] = Value::Null;
     let before_fail = started_at(f);
-    let r = run(f, "playbooks/volume-backup.yml", &inventory, &small, &[]);
+    let r = backup_run.vars(&small).run();
     assert_ne!(r.code(), 0, "{}", r.stdout());
     assert_eq!(r.stat(HOST, "failed"), 1);
     assert!(r.stdout().contains("tar failed"), "{}", r.stdout());
@@ -229,14 +209,13 @@ fn volume_backup_example_backs_up_restores_and_keeps_the_newest_archive() {
         &format!("docker rm -f {APP} >/dev/null && docker volume rm {VOLUME} >/dev/null"),
     );
     let restore = json!({"backup_dir": BACKUP, "restore_archive": archive});
-    let r = run(f, "playbooks/volume-restore.yml", &inventory, &restore, &[]).expect_code(0);
-    assert_eq!(r.stat(HOST, "changed"), 1, "{}", r.stdout());
+    restore_run.vars(&restore).converge(HOST, 1);
     assert_eq!(
         volume_sums(f),
         before,
         "identical checksums, owners and modes"
     );
-    let r = run(f, "playbooks/volume-restore.yml", &inventory, &restore, &[]).expect_code(0);
+    let r = restore_run.vars(&restore).run().expect_code(0);
     assert_eq!(
         r.stat(HOST, "changed"),
         0,
@@ -251,13 +230,12 @@ fn volume_backup_example_backs_up_restores_and_keeps_the_newest_archive() {
          docker run --rm --network none -v herdtest_vb_other:/d herd/busybox:1 sh -c 'echo x > /d/x'",
     );
     let other = json!({"backup_dir": BACKUP, "restore_archive": archive, "restore_volume": "herdtest_vb_other"});
-    let r = run(f, "playbooks/volume-restore.yml", &inventory, &other, &[]);
+    let r = restore_run.vars(&other).run();
     assert_ne!(r.code(), 0, "{}", r.stdout());
     assert!(r.stdout().contains("is not empty"), "{}", r.stdout());
     let mut forced = other.clone();
     forced["restore_force"] = json!(true);
-    let r = run(f, "playbooks/volume-restore.yml", &inventory, &forced, &[]).expect_code(0);
-    assert_eq!(r.stat(HOST, "changed"), 1, "{}", r.stdout());
+    restore_run.vars(&forced).converge(HOST, 1);
     let x = f.ssh(
         HOST,
         "test -e \"$(docker volume inspect -f '{{.Mountpoint}}' herdtest_vb_other)/x\"",
@@ -270,7 +248,7 @@ fn volume_backup_example_backs_up_restores_and_keeps_the_newest_archive() {
     let mut zero = vars.clone();
     zero["backup_keep_days"] = json!(0);
     zero["backup_fetch_to"] = Value::Null;
-    let r = run(f, "playbooks/volume-backup.yml", &inventory, &zero, &[]).expect_code(0);
+    let r = backup_run.vars(&zero).run().expect_code(0);
     let newest = r.results("Report the archives written")[0]["output"]["backup.archives"][0]
         ["path"]
         .as_str()

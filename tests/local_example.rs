@@ -3,30 +3,23 @@
 //! block/rescue, tags, check and diff mode, and idempotency.
 
 use std::fs;
+use std::path::Path;
 
 use crate::support::Herd;
 
-fn demo(target: &std::path::Path, extra: &[&str]) -> crate::support::Run {
-    let target_var = format!("target_dir={}", target.display());
-    let mut args = vec![
-        "run",
-        "playbooks/local-demo.yml",
-        "-i",
-        "inventories/local.ini",
-        "-e",
-        &target_var,
-        "--output",
-        "jsonl",
-    ];
-    args.extend_from_slice(extra);
-    Herd::new(args).run()
+/// `herd run` of the example on the controller, writing under `target`.
+fn demo(target: &Path) -> Herd {
+    Herd::play()
+        .playbook("playbooks/local-demo.yml")
+        .inventory("inventories/local.ini")
+        .vars(format!("target_dir={}", target.display()))
 }
 
 #[test]
 fn first_run_changes_second_run_is_idempotent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("demo");
-    let first = demo(&target, &[]).expect_code(0);
+    let first = demo(&target).jsonl().run().expect_code(0);
     assert!(first.stat("localhost", "changed") > 5, "{}", first.stdout());
     assert_eq!(first.stat("localhost", "failed"), 0);
     assert_eq!(first.stat("localhost", "rescued"), 1);
@@ -100,7 +93,7 @@ fn first_run_changes_second_run_is_idempotent() {
         "never-tagged task ran"
     );
 
-    let second = demo(&target, &[]).expect_code(0);
+    let second = demo(&target).jsonl().run().expect_code(0);
     assert_eq!(
         second.stat("localhost", "changed"),
         0,
@@ -118,7 +111,7 @@ fn first_run_changes_second_run_is_idempotent() {
 fn check_mode_on_a_fresh_target_changes_nothing_and_reports_changes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("fresh");
-    let run = demo(&target, &["--check", "--diff"]).expect_code(0);
+    let run = demo(&target).jsonl().check().diff().run().expect_code(0);
     assert!(!target.exists(), "check mode created {}", target.display());
     assert!(run.stat("localhost", "changed") > 5, "{}", run.stdout());
     let template = run.results("app config from a template");
@@ -139,20 +132,9 @@ fn check_mode_on_a_fresh_target_changes_nothing_and_reports_changes() {
 fn diff_mode_shows_a_unified_diff_in_human_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("diff");
-    demo(&target, &[]).expect_code(0);
+    demo(&target).jsonl().run().expect_code(0);
     fs::write(target.join("etc/settings.ini"), "max_connections=10\n").expect("edit");
-    let target_var = format!("target_dir={}", target.display());
-    let run = Herd::new([
-        "run",
-        "playbooks/local-demo.yml",
-        "-i",
-        "inventories/local.ini",
-        "-e",
-        &target_var,
-        "--diff",
-    ])
-    .run()
-    .expect_code(0);
+    let run = demo(&target).diff().run().expect_code(0);
     let out = run.stdout();
     assert!(out.contains("-max_connections=10"), "{out}");
     assert!(out.contains("+max_connections=512"), "{out}");
@@ -167,14 +149,22 @@ fn diff_mode_shows_a_unified_diff_in_human_output() {
 fn tags_select_tasks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("tags");
-    let run = demo(&target, &["--tags", "files,extra"]).expect_code(0);
+    let run = demo(&target)
+        .jsonl()
+        .args(["--tags", "files,extra"])
+        .run()
+        .expect_code(0);
     assert!(target.join("etc").is_dir());
     assert!(
         !target.join("etc/app.conf").exists(),
         "config task is not tagged files"
     );
     assert_eq!(run.results("only with --tags extra").len(), 1);
-    let run = demo(&target, &["--skip-tags", "config"]).expect_code(0);
+    let run = demo(&target)
+        .jsonl()
+        .args(["--skip-tags", "config"])
+        .run()
+        .expect_code(0);
     assert!(!target.join("etc/app.conf").exists());
     assert!(run.results("app config from a template").is_empty());
 }

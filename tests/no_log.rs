@@ -25,7 +25,9 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn run_fixture(dir: &Path, extra: &[&str]) -> Run {
+/// Write the fixture play and a local inventory into `dir`; `herd run`
+/// of them there with `--diff`.
+fn fixture_run(dir: &Path) -> Herd {
     write_files(
         dir,
         &[
@@ -33,18 +35,12 @@ fn run_fixture(dir: &Path, extra: &[&str]) -> Run {
             ("site.yml", &fixture("site.yml")),
         ],
     );
-    let out_dir = format!("out_dir={}", dir.display());
-    let mut args = vec![
-        "run",
-        "site.yml",
-        "-i",
-        "inventory.ini",
-        "--diff",
-        "-e",
-        &out_dir,
-    ];
-    args.extend_from_slice(extra);
-    Herd::new(args).current_dir(dir).run().expect_code(2)
+    Herd::play()
+        .playbook("site.yml")
+        .inventory("inventory.ini")
+        .diff()
+        .vars(format!("out_dir={}", dir.display()))
+        .current_dir(dir)
 }
 
 fn assert_hidden(run: &Run) {
@@ -62,7 +58,7 @@ fn assert_hidden(run: &Run) {
 #[test]
 fn no_log_hides_items_labels_diffs_errors_as_ansible_does() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = run_fixture(dir.path(), &[]);
+    let run = fixture_run(dir.path()).run().expect_code(2);
     assert_hidden(&run);
     let out = run.stdout();
     let ansible = fixture("ansible-2.18.txt");
@@ -91,7 +87,7 @@ fn no_log_hides_items_labels_diffs_errors_as_ansible_does() {
 #[test]
 fn no_log_with_verbose_prints_only_the_notice() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = run_fixture(dir.path(), &["-vvv"]);
+    let run = fixture_run(dir.path()).args(["-vvv"]).run().expect_code(2);
     assert_hidden(&run);
     let out = run.stdout();
     let ansible = fixture("ansible-2.18-v.txt");
@@ -114,7 +110,10 @@ fn no_log_with_verbose_prints_only_the_notice() {
 #[test]
 fn no_log_in_json_lines_marks_results_censored() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = run_fixture(dir.path(), &["--output", "jsonl", "-vvv"]);
+    let run = fixture_run(dir.path())
+        .args(["--output", "jsonl", "-vvv"])
+        .run()
+        .expect_code(2);
     assert_hidden(&run);
     for task in ["loop item", "loop label", "templated no_log"] {
         let results = run.results(task);
@@ -151,18 +150,14 @@ fn inventory_passwords_are_masked_wherever_they_would_be_printed() {
         ],
     );
     for output in ["human", "jsonl"] {
-        let run = Herd::new([
-            "run",
-            "site.yml",
-            "-i",
-            "inventory.ini",
-            "-vvv",
-            "--output",
-            output,
-        ])
-        .current_dir(dir.path())
-        .run()
-        .expect_code(2);
+        let run = Herd::play()
+            .playbook("site.yml")
+            .inventory("inventory.ini")
+            .args(["-vvv"])
+            .output(output)
+            .current_dir(dir.path())
+            .run()
+            .expect_code(2);
         let all = format!("{}{}", run.stdout(), run.stderr());
         for secret in ["login-pw-8d2e", "become-pw-61aa"] {
             assert!(!all.contains(secret), "{output}: `{secret}` in\n{all}");
@@ -190,17 +185,13 @@ fn a_password_that_looks_like_json_keys_keeps_json_lines_valid() {
             ),
         ],
     );
-    let run = Herd::new([
-        "run",
-        "site.yml",
-        "-i",
-        "inventory.ini",
-        "--output",
-        "jsonl",
-    ])
-    .current_dir(dir.path())
-    .run()
-    .expect_code(0);
+    let run = Herd::play()
+        .playbook("site.yml")
+        .inventory("inventory.ini")
+        .jsonl()
+        .current_dir(dir.path())
+        .run()
+        .expect_code(0);
     let shown = run.results("show");
     assert_eq!(shown[0]["status"], "ok", "{}", run.stdout());
     assert_eq!(shown[0]["output"]["msg"], "********", "{}", run.stdout());

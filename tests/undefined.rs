@@ -88,7 +88,10 @@ fn run_case(case: &str) -> (tempfile::TempDir, Run) {
         "localhost ansible_connection=local\n",
     )
     .expect("inventory");
-    let run = Herd::new(["run", case, "-i", "../inventory.ini", "--output", "jsonl"])
+    let run = Herd::play()
+        .playbook(case)
+        .inventory("../inventory.ini")
+        .jsonl()
         .current_dir(&work)
         .run();
     (dir, run)

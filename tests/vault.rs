@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{repo, write_files, Herd, Run};
+use crate::support::{repo, write_files, Herd};
 
 const FILE_SECRET: &str = "s3cr3t-from-file";
 const INLINE_SECRET: &str = "inline-s3cret";
@@ -48,14 +48,15 @@ fn project(dir: &Path) {
     );
 }
 
-fn run(dir: &Path, extra: &[&str]) -> Run {
-    let out = format!("out={}", dir.join("out.txt").display());
-    let mut args = vec!["run", "site.yml", "-i", "inventory.ini", "-e", &out];
-    args.extend_from_slice(extra);
-    Herd::new(args)
+/// `herd run` of the project's play, with no vault password from the
+/// environment.
+fn site(dir: &Path) -> Herd {
+    Herd::play()
+        .playbook("site.yml")
+        .inventory("inventory.ini")
+        .vars(format!("out={}", dir.join("out.txt").display()))
         .env_remove("ANSIBLE_VAULT_PASSWORD_FILE")
         .current_dir(dir)
-        .run()
 }
 
 #[test]
@@ -86,7 +87,7 @@ fn vault_values_reach_the_task_and_never_the_output() {
         ),
     ] {
         let _ = std::fs::remove_file(dir.path().join("out.txt"));
-        let r = run(dir.path(), extra).expect_code(0);
+        let r = site(dir.path()).args(extra).run().expect_code(0);
         let written = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
         assert_eq!(written, format!("{FILE_SECRET}:{token}\n"));
         for secret in [FILE_SECRET, INLINE_SECRET, EXTRA_SECRET] {
@@ -105,14 +106,17 @@ fn vault_values_reach_the_task_and_never_the_output() {
 fn missing_or_wrong_vault_password_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
-    let r = run(dir.path(), &[]).expect_code(1);
+    let r = site(dir.path()).run().expect_code(1);
     assert!(r.stderr().contains("all.yml"), "{}", r.stderr());
     assert!(
         r.stderr().contains("--vault-password-file"),
         "{}",
         r.stderr()
     );
-    let r = run(dir.path(), &["--vault-password-file", "wrong.txt"]).expect_code(1);
+    let r = site(dir.path())
+        .args(["--vault-password-file", "wrong.txt"])
+        .run()
+        .expect_code(1);
     assert!(r.stderr().contains("all.yml"), "{}", r.stderr());
     assert!(
         r.stderr().contains("no vault password matches"),
@@ -122,9 +126,15 @@ fn missing_or_wrong_vault_password_names_the_file() {
     assert!(!r.stderr().contains("not-the-password"), "{}", r.stderr());
     assert!(!dir.path().join("out.txt").exists());
     // --ask-vault-pass without a terminal is an error, not a hang.
-    let r = run(dir.path(), &["--ask-vault-pass"]).expect_code(1);
+    let r = site(dir.path())
+        .args(["--ask-vault-pass"])
+        .run()
+        .expect_code(1);
     assert!(r.stderr().contains("without a terminal"), "{}", r.stderr());
-    let r = run(dir.path(), &["--vault-id", "dev@prompt"]).expect_code(1);
+    let r = site(dir.path())
+        .args(["--vault-id", "dev@prompt"])
+        .run()
+        .expect_code(1);
     assert!(r.stderr().contains("vault id `dev`"), "{}", r.stderr());
     assert!(r.stderr().contains("without a terminal"), "{}", r.stderr());
 }

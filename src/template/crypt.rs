@@ -2,9 +2,17 @@
 //! `password_hash` filter, as glibc's `crypt(3)` computes them. With the
 //! same salt the result is byte-identical to what Ansible writes into
 //! `/etc/shadow`, so `user: password=...` stays unchanged between runs.
+//!
+//! The SHA-crypt rounds and their encoding come from the `sha-crypt`
+//! crate; what stays here is the `crypt(3)` string around them: the salt
+//! cut to 16 characters, and `rounds=N` written only when N is not the
+//! default 5000 (the crate's own string form always writes the rounds and
+//! takes a binary salt, so it cannot give glibc's `$6$salt$...`).
+//! MD5-crypt stays hand-written: `sha-crypt` has no `$1$`, and it is a
+//! few lines over the `md-5` digest.
 
-use md5::Md5;
-use sha2::{Digest, Sha256, Sha512};
+use md5::{Digest, Md5};
+use sha_crypt::{Sha256Params, Sha512Params, ROUNDS_MAX, ROUNDS_MIN};
 
 const ITOA64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -26,125 +34,35 @@ fn repeat_to(digest: &[u8], len: usize) -> Vec<u8> {
     digest.iter().copied().cycle().take(len).collect()
 }
 
-fn sha_crypt<D: Digest>(password: &[u8], salt: &[u8], rounds: u32) -> Vec<u8> {
-    let digest_b = {
-        let mut d = D::new();
-        d.update(password);
-        d.update(salt);
-        d.update(password);
-        d.finalize().to_vec()
-    };
-    let mut a = D::new();
-    a.update(password);
-    a.update(salt);
-    a.update(repeat_to(&digest_b, password.len()));
-    let mut n = password.len();
-    while n > 0 {
-        if n & 1 != 0 {
-            a.update(&digest_b);
-        } else {
-            a.update(password);
-        }
-        n >>= 1;
-    }
-    let digest_a = a.finalize().to_vec();
-
-    let mut dp = D::new();
-    for _ in 0..password.len() {
-        dp.update(password);
-    }
-    let p = repeat_to(&dp.finalize(), password.len());
-
-    let mut ds = D::new();
-    for _ in 0..16 + digest_a[0] as usize {
-        ds.update(salt);
-    }
-    let s = repeat_to(&ds.finalize(), salt.len());
-
-    let mut c = digest_a;
-    for i in 0..rounds {
-        let mut d = D::new();
-        if i % 2 == 1 {
-            d.update(&p);
-        } else {
-            d.update(&c);
-        }
-        if i % 3 != 0 {
-            d.update(&s);
-        }
-        if i % 7 != 0 {
-            d.update(&p);
-        }
-        if i % 2 == 1 {
-            d.update(&c);
-        } else {
-            d.update(&p);
-        }
-        c = d.finalize().to_vec();
-    }
-    c
+/// The filter refuses rounds outside 1000..=999999999 before it gets here
+/// (crypt(3) fails on them); clamping only keeps sha-crypt's parameters
+/// valid for any caller.
+fn clamp_rounds(rounds: u32) -> usize {
+    (rounds as usize).clamp(ROUNDS_MIN, ROUNDS_MAX)
 }
 
 /// `$6$` (SHA-512) crypt. `rounds` of 5000 is implicit and not written.
 pub fn sha512_crypt(password: &str, salt: &str, rounds: u32) -> String {
     let salt: String = salt.chars().take(16).collect();
-    let c = sha_crypt::<Sha512>(password.as_bytes(), salt.as_bytes(), rounds);
-    let mut out = header("6", &salt, rounds);
-    const ORDER: [(usize, usize, usize); 21] = [
-        (0, 21, 42),
-        (22, 43, 1),
-        (44, 2, 23),
-        (3, 24, 45),
-        (25, 46, 4),
-        (47, 5, 26),
-        (6, 27, 48),
-        (28, 49, 7),
-        (50, 8, 29),
-        (9, 30, 51),
-        (31, 52, 10),
-        (53, 11, 32),
-        (12, 33, 54),
-        (34, 55, 13),
-        (56, 14, 35),
-        (15, 36, 57),
-        (37, 58, 16),
-        (59, 17, 38),
-        (18, 39, 60),
-        (40, 61, 19),
-        (62, 20, 41),
-    ];
-    for (x, y, z) in ORDER {
-        b64_from_24bit(&mut out, c[x], c[y], c[z], 4);
-    }
-    b64_from_24bit(&mut out, 0, 0, c[63], 2);
-    out
+    let rounds = clamp_rounds(rounds);
+    // Neither step fails: the rounds are in range, the encoding is ASCII.
+    let hash = Sha512Params::new(rounds)
+        .and_then(|p| sha_crypt::sha512_crypt_b64(password.as_bytes(), salt.as_bytes(), &p))
+        .expect("rounds clamped into sha-crypt's range");
+    format!("{}{hash}", header("6", &salt, rounds))
 }
 
 /// `$5$` (SHA-256) crypt.
 pub fn sha256_crypt(password: &str, salt: &str, rounds: u32) -> String {
     let salt: String = salt.chars().take(16).collect();
-    let c = sha_crypt::<Sha256>(password.as_bytes(), salt.as_bytes(), rounds);
-    let mut out = header("5", &salt, rounds);
-    const ORDER: [(usize, usize, usize); 10] = [
-        (0, 10, 20),
-        (21, 1, 11),
-        (12, 22, 2),
-        (3, 13, 23),
-        (24, 4, 14),
-        (15, 25, 5),
-        (6, 16, 26),
-        (27, 7, 17),
-        (18, 28, 8),
-        (9, 19, 29),
-    ];
-    for (x, y, z) in ORDER {
-        b64_from_24bit(&mut out, c[x], c[y], c[z], 4);
-    }
-    b64_from_24bit(&mut out, 0, c[31], c[30], 3);
-    out
+    let rounds = clamp_rounds(rounds);
+    let hash = Sha256Params::new(rounds)
+        .and_then(|p| sha_crypt::sha256_crypt_b64(password.as_bytes(), salt.as_bytes(), &p))
+        .expect("rounds clamped into sha-crypt's range");
+    format!("{}{hash}", header("5", &salt, rounds))
 }
 
-fn header(id: &str, salt: &str, rounds: u32) -> String {
+fn header(id: &str, salt: &str, rounds: usize) -> String {
     if rounds == 5000 {
         format!("${id}${salt}$")
     } else {
@@ -228,6 +146,11 @@ mod unit {
         assert_eq!(
             sha512_crypt(&"a".repeat(100), "abcdefghijklmnop", 5000),
             "$6$abcdefghijklmnop$ZW3yixa3ExXjp32Kntt.IV2krvDXw.nWdGkqpCo65dluAx.25kaQM.iYywVP3SFVNEaptdOkL99N6Nf98Bmnr/"
+        );
+        // A salt over 16 characters is cut, as crypt(3) cuts it.
+        assert_eq!(
+            sha512_crypt("pw", "abcdefghijklmnopqrst", 5000),
+            "$6$abcdefghijklmnop$GRSTFj3H0pZ9BY1uhdqITG.qORbXkTk40qgaa1roNICfs/axSgdNnbKEYghuyLnrmnFXvSE09GdxJbCDOnxdc1"
         );
         assert_eq!(
             md5_crypt("pw", "saltsalt"),

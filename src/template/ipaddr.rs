@@ -9,68 +9,31 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::IpNet;
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 
-/// An address with its prefix length (`/32` or `/128` when none was given).
+/// An address with its prefix length (`/32` or `/128` when none was
+/// given). `ipnet` does the mask arithmetic; what is left here is
+/// netaddr's counting (the size, the n-th address).
 #[derive(Debug, Clone, Copy)]
-struct Net {
-    ip: IpAddr,
-    prefix: u32,
-}
+struct Net(IpNet);
 
 impl Net {
-    fn bits(&self) -> u32 {
-        match self.ip {
-            IpAddr::V4(_) => 32,
-            IpAddr::V6(_) => 128,
-        }
+    fn ip(&self) -> IpAddr {
+        self.0.addr()
     }
 
-    fn as_u128(&self) -> u128 {
-        match self.ip {
-            IpAddr::V4(a) => u32::from(a) as u128,
-            IpAddr::V6(a) => u128::from(a),
-        }
+    fn prefix(&self) -> u8 {
+        self.0.prefix_len()
     }
 
-    fn addr(&self, n: u128) -> IpAddr {
-        match self.ip {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
-        }
-    }
-
-    fn mask(&self) -> u128 {
-        let host_bits = self.bits() - self.prefix;
-        let all = if self.bits() == 32 {
-            u32::MAX as u128
-        } else {
-            u128::MAX
-        };
-        if host_bits >= 128 {
-            0
-        } else {
-            all & !((1u128 << host_bits).wrapping_sub(1))
-        }
-    }
-
-    fn network(&self) -> u128 {
-        self.as_u128() & self.mask()
-    }
-
-    fn broadcast(&self) -> u128 {
-        let hostmask = !self.mask()
-            & if self.bits() == 32 {
-                u32::MAX as u128
-            } else {
-                u128::MAX
-            };
-        self.network() | hostmask
+    fn bits(&self) -> u8 {
+        self.0.max_prefix_len()
     }
 
     fn size(&self) -> u128 {
-        let host_bits = self.bits() - self.prefix;
+        let host_bits = self.bits() - self.prefix();
         if host_bits >= 128 {
             u128::MAX
         } else {
@@ -78,14 +41,35 @@ impl Net {
         }
     }
 
+    /// The address `n` places after the network address.
+    fn nth(&self, n: u128) -> IpAddr {
+        from_u128(self.ip(), as_u128(self.0.network()) + n)
+    }
+
     fn is_private(&self) -> bool {
-        match self.ip {
+        match self.ip() {
             IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local(),
             IpAddr::V6(a) => {
                 let s = a.segments()[0];
                 (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80 || a.is_loopback()
             }
         }
+    }
+}
+
+fn as_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// `n` as an address of the same family as `like` (`n` fits: it is
+/// inside a network of that family).
+fn from_u128(like: IpAddr, n: u128) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
     }
 }
 
@@ -100,20 +84,13 @@ fn parse(text: &str) -> Option<Net> {
     let prefix = match prefix {
         None => bits,
         Some(p) => match p.parse::<u32>() {
-            Ok(n) if n <= bits => n,
+            Ok(n) if n <= u32::from(bits) => n as u8,
             Ok(_) => return None,
             // A dotted netmask (`10.0.0.1/255.255.255.0`).
-            Err(_) => {
-                let mask: Ipv4Addr = p.parse().ok()?;
-                let m = u32::from(mask);
-                if m.leading_ones() + m.trailing_zeros() != 32 {
-                    return None;
-                }
-                m.leading_ones()
-            }
+            Err(_) => ipnet::ipv4_mask_to_prefix(p.parse().ok()?).ok()?,
         },
     };
-    Some(Net { ip, prefix })
+    IpNet::new(ip, prefix).ok().map(Net)
 }
 
 fn s(x: impl ToString) -> Value {
@@ -130,8 +107,8 @@ fn query(v: &Value, n: &Net, q: &Value) -> Result<Value, Error> {
         if idx < 0 || idx >= size {
             return Ok(fals);
         }
-        let ip = n.addr(n.network() + idx as u128);
-        return Ok(s(format!("{ip}/{}", n.prefix)));
+        let ip = n.nth(idx as u128);
+        return Ok(s(format!("{ip}/{}", n.prefix())));
     }
     let Some(q) = q.as_str() else {
         return Err(Error::new(
@@ -140,40 +117,40 @@ fn query(v: &Value, n: &Net, q: &Value) -> Result<Value, Error> {
         ));
     };
     let single = n.size() == 1;
-    let is_network_addr = n.as_u128() == n.network();
+    let is_network_addr = n.ip() == n.0.network();
     // netaddr has no broadcast address for /31, /32 (and /127, /128).
-    let has_broadcast = n.prefix + 1 < n.bits();
+    let has_broadcast = n.prefix() + 1 < n.bits();
     Ok(match q {
         "" => v.clone(),
         "address" | "ip" => {
             if single || !is_network_addr || !has_broadcast || n.bits() == 128 {
-                s(n.ip)
+                s(n.ip())
             } else {
                 none
             }
         }
         "host" => {
             if single || !is_network_addr {
-                s(format!("{}/{}", n.ip, n.prefix))
+                s(format!("{}/{}", n.ip(), n.prefix()))
             } else {
                 none
             }
         }
-        "network" => s(n.addr(n.network())),
+        "network" => s(n.0.network()),
         "net" => {
             if !single && is_network_addr {
-                s(format!("{}/{}", n.addr(n.network()), n.prefix))
+                s(n.0.trunc())
             } else {
                 fals
             }
         }
-        "subnet" | "cidr" => s(format!("{}/{}", n.addr(n.network()), n.prefix)),
-        "prefix" => Value::from(n.prefix),
-        "netmask" => s(n.addr(n.mask())),
-        "hostmask" => s(n.addr(n.broadcast() - n.network())),
+        "subnet" | "cidr" => s(n.0.trunc()),
+        "prefix" => Value::from(n.prefix()),
+        "netmask" => s(n.0.netmask()),
+        "hostmask" => s(n.0.hostmask()),
         "broadcast" => {
             if has_broadcast {
-                s(n.addr(n.broadcast()))
+                s(n.0.broadcast())
             } else {
                 none
             }
@@ -196,14 +173,14 @@ fn query(v: &Value, n: &Net, q: &Value) -> Result<Value, Error> {
         }
         "first_usable" => {
             if n.size() > 2 {
-                s(n.addr(n.network() + 1))
+                s(n.nth(1))
             } else {
                 none
             }
         }
         "last_usable" => {
             if n.size() > 2 {
-                s(n.addr(n.broadcast() - 1))
+                s(from_u128(n.ip(), as_u128(n.0.broadcast()) - 1))
             } else {
                 none
             }
@@ -222,7 +199,7 @@ fn query(v: &Value, n: &Net, q: &Value) -> Result<Value, Error> {
                 v.clone()
             }
         }
-        "int" => Value::from(format!("{}/{}", n.as_u128(), n.prefix)),
+        "int" => Value::from(format!("{}/{}", as_u128(n.ip()), n.prefix())),
         other => {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,

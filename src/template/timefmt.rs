@@ -1,10 +1,21 @@
 //! The `strftime` filter: Python's `time.strftime(fmt, time.localtime(t))`
 //! (or `gmtime` with `utc=True`) in the C locale, as Ansible calls it.
 //!
-//! The local time zone comes from `TZ` or `/etc/localtime` (TZif files, as
-//! glibc reads them); a zone that cannot be read counts as UTC.
+//! The local time zone is jiff's system zone (`TZ`, else `/etc/localtime`
+//! and the system's tz database, with the files' POSIX rule for times past
+//! their last transition); a zone that cannot be read counts as UTC.
+//!
+//! The formatting stays hand-written: jiff's `strftime` cannot give glibc's
+//! output byte for byte. glibc copies a conversion it does not know
+//! (`%f`, `%q`, `%N`, `%Q` print as they are) where jiff either fails on it
+//! or gives it a meaning of its own; jiff pads `%Y` to four digits (glibc
+//! prints year 999 as `999`) and writes `%z` with seconds when an offset
+//! has them (glibc: `+0019` for Amsterdam's 1906 offset, jiff `+001932`).
 
 use std::fmt::Write;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 
 /// Broken-down time, like C's `struct tm`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,92 +82,22 @@ pub fn broken_down(epoch: i64, offset: i64, zone: &str) -> Tm {
 
 /// The offset and abbreviation in force at `epoch` for the local zone.
 pub fn local_offset(epoch: i64) -> (i64, String) {
-    let data = match std::env::var("TZ") {
-        Ok(tz) if !tz.is_empty() => {
-            let name = tz.trim_start_matches(':');
-            if name == "UTC" || name == "UTC0" || name == "GMT" {
-                return (0, "UTC".into());
-            }
-            let path = if name.starts_with('/') {
-                std::path::PathBuf::from(name)
-            } else {
-                std::path::Path::new("/usr/share/zoneinfo").join(name)
-            };
-            std::fs::read(path).ok()
-        }
-        _ => std::fs::read("/etc/localtime").ok(),
-    };
-    data.and_then(|d| tzif_offset(&d, epoch))
-        .unwrap_or((0, "UTC".into()))
-}
-
-fn be_i32(b: &[u8], at: usize) -> Option<i64> {
-    Some(i32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?) as i64)
-}
-
-fn be_i64(b: &[u8], at: usize) -> Option<i64> {
-    Some(i64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// Reads a TZif file (RFC 8536) and finds the local time type for `epoch`.
-/// Times after the last transition use the last type, which is right for
-/// the "fat" files distributions ship (transitions up to 2037).
-fn tzif_offset(data: &[u8], epoch: i64) -> Option<(i64, String)> {
-    if data.get(..4)? != b"TZif" {
-        return None;
+    match TimeZone::try_system() {
+        Ok(tz) => offset_in(&tz, epoch),
+        Err(_) => (0, "UTC".into()),
     }
-    let counts = |base: usize| -> Option<[usize; 6]> {
-        let mut c = [0usize; 6];
-        for (i, slot) in c.iter_mut().enumerate() {
-            *slot = be_i32(data, base + 20 + 4 * i)? as usize;
-        }
-        Some(c)
-    };
-    let [isut, isstd, leap, time, typ, chars] = counts(0)?;
-    let (base, time_size, [_, _, leap, time, typ, chars]) = if data[4] >= b'2' {
-        // Skip the 32-bit block to the 64-bit one.
-        let v1_len = 44 + time * 5 + typ * 6 + chars + leap * 8 + isstd + isut;
-        (v1_len, 8usize, counts(v1_len)?)
-    } else {
-        (0, 4usize, [isut, isstd, leap, time, typ, chars])
-    };
-    let _ = leap;
-    let times_at = base + 44;
-    let idx_at = times_at + time * time_size;
-    let types_at = idx_at + time;
-    let chars_at = types_at + typ * 6;
-    let mut type_index = None;
-    for i in 0..time {
-        let t = if time_size == 8 {
-            be_i64(data, times_at + i * 8)?
-        } else {
-            be_i32(data, times_at + i * 4)?
-        };
-        if t <= epoch {
-            type_index = Some(*data.get(idx_at + i)? as usize);
-        } else {
-            break;
-        }
-    }
-    // Before the first transition: the first non-DST type (or type 0).
-    let ti = match type_index {
-        Some(i) => i,
-        None => (0..typ)
-            .find(|&i| data.get(types_at + i * 6 + 4) == Some(&0))
-            .unwrap_or(0),
-    };
-    let at = types_at + ti * 6;
-    let offset = be_i32(data, at)?;
-    let abbr_start = chars_at + *data.get(at + 5)? as usize;
-    let abbr_bytes = data.get(abbr_start..chars_at + chars)?;
-    let end = abbr_bytes
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(abbr_bytes.len());
-    Some((
-        offset,
-        String::from_utf8_lossy(&abbr_bytes[..end]).into_owned(),
-    ))
+}
+
+/// The offset and abbreviation `tz` has at `epoch`. Past the years jiff
+/// covers (-9999..=9999), the rule at the end of its range applies.
+fn offset_in(tz: &TimeZone, epoch: i64) -> (i64, String) {
+    let second = epoch.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    let at = Timestamp::from_second(second).unwrap_or(Timestamp::UNIX_EPOCH);
+    let info = tz.to_offset_info(at);
+    (
+        i64::from(info.offset().seconds()),
+        info.abbreviation().to_string(),
+    )
 }
 
 const DAYS: [&str; 7] = [
@@ -299,18 +240,15 @@ mod unit {
     }
 
     #[test]
-    fn reads_tzif_files() {
-        if let Ok(data) = std::fs::read("/usr/share/zoneinfo/Europe/Berlin") {
+    fn reads_the_tz_database() {
+        if let Ok(tz) = TimeZone::get("Europe/Berlin") {
             // 2021-07-01 12:00 UTC: summer time.
-            assert_eq!(
-                tzif_offset(&data, 1_625_140_800),
-                Some((7200, "CEST".into()))
-            );
+            assert_eq!(offset_in(&tz, 1_625_140_800), (7200, "CEST".into()));
             // 2021-01-01 12:00 UTC: winter time.
-            assert_eq!(
-                tzif_offset(&data, 1_609_502_400),
-                Some((3600, "CET".into()))
-            );
+            assert_eq!(offset_in(&tz, 1_609_502_400), (3600, "CET".into()));
+            // 2050-07-02 12:00 UTC, past the file's last transition (2037):
+            // summer time by the file's POSIX rule, as glibc says.
+            assert_eq!(offset_in(&tz, 2_540_376_000), (7200, "CEST".into()));
         }
     }
 }

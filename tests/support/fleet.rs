@@ -35,7 +35,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 
-use crate::support::{repo, Herd, Run};
+use crate::support::{repo, write_files, Herd};
 
 pub const FLEET_SIZE: usize = 25;
 
@@ -184,71 +184,30 @@ impl Fleet {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `herd run PLAYBOOK` against the fleet inventory (JSON lines output,
-    /// the fleet's known_hosts), with more arguments after.
-    pub fn herd_run(&self, playbook: &Path, extra: &[&str]) -> Run {
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            playbook.display().to_string(),
-            "-i".into(),
-            self.inventory.display().to_string(),
-            "--known-hosts".into(),
-            self.known_hosts.display().to_string(),
-            "--output".into(),
-            "jsonl".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Herd::new(args).run()
+    /// `herd run` against this fleet: its known_hosts, JSON lines output,
+    /// the fleet's whole inventory until [`Herd::inventory`] says otherwise.
+    pub fn herd(&self) -> Herd {
+        Herd::play()
+            .inventory(&self.inventory)
+            .known_hosts(&self.known_hosts)
+            .jsonl()
     }
 
-    /// `herd run` of one of the repo's example playbooks (path relative to
-    /// the repo) against `inventory`, with `vars` as `-e` JSON and more
-    /// arguments after (JSON lines output, the fleet's known_hosts).
-    pub fn run_example(
-        &self,
-        playbook: &str,
-        inventory: &Path,
-        vars: &Value,
-        extra: &[&str],
-    ) -> Run {
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            repo().join(playbook).display().to_string(),
-            "-i".into(),
-            inventory.display().to_string(),
-            "--known-hosts".into(),
-            self.known_hosts.display().to_string(),
-            "--output".into(),
-            "jsonl".into(),
-            "-e".into(),
-            vars.to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Herd::new(args).run()
+    /// Write `dir/name`, a one-play playbook running `tasks` (YAML task
+    /// list items, indented by four spaces) on `host` without gathering
+    /// facts, and return `herd run` of it limited to `host`.
+    pub fn play(&self, dir: &Path, name: &str, host: &str, tasks: &str) -> Herd {
+        let text = format!("- hosts: {host}\n  gather_facts: no\n  tasks:\n{tasks}");
+        write_files(dir, &[(name, &text)]);
+        self.herd().playbook(dir.join(name)).limit(host)
     }
 
-    /// [`Fleet::run_example`] that must succeed with exactly `changed`
-    /// changed tasks on each of `hosts`.
-    pub fn converge_example(
-        &self,
-        playbook: &str,
-        inventory: &Path,
-        vars: &Value,
-        extra: &[&str],
-        hosts: &[&str],
-        changed: u64,
-    ) -> Run {
-        let r = self.run_example(playbook, inventory, vars, extra);
-        assert_eq!(r.code(), 0, "with {vars} {extra:?}:\n{}", r.stdout());
-        for h in hosts {
-            assert_eq!(
-                r.stat(h, "changed"),
-                changed,
-                "{h}: changed count with {vars} {extra:?}:\n{}",
-                r.stdout()
-            );
+    /// An inventory file of fleet hosts, built line by line.
+    pub fn inventory(&self) -> Inventory<'_> {
+        Inventory {
+            fleet: self,
+            text: String::new(),
         }
-        r
     }
 
     /// Run a shell command on a host as root with the ssh client, to check
@@ -337,3 +296,54 @@ if ! docker image inspect herd/busybox:1 >/dev/null 2>&1; then
   rm -rf "$root"
 fi
 "#;
+
+/// An INI inventory over fleet hosts: `[group]` headers, host lines that
+/// reach a fleet host with the fleet's key, and any raw text.
+pub struct Inventory<'f> {
+    fleet: &'f Fleet,
+    text: String,
+}
+
+#[allow(dead_code)]
+impl Inventory<'_> {
+    /// A `[name]` header (`[name:vars]`, `[name:children]` too).
+    pub fn group(mut self, name: &str) -> Self {
+        self.text.push_str(&format!("[{name}]\n"));
+        self
+    }
+
+    /// `name` reaching `fleet_host` with the fleet's key; `vars` (INI
+    /// `key=value` pairs, may be empty) follow, so they win over nothing.
+    pub fn host(mut self, name: &str, fleet_host: &str, vars: &str) -> Self {
+        self.text.push_str(&format!(
+            "{name} ansible_host={} ansible_ssh_private_key_file={}",
+            self.fleet.address(fleet_host),
+            self.fleet.key.display()
+        ));
+        if !vars.is_empty() {
+            self.text.push(' ');
+            self.text.push_str(vars);
+        }
+        self.text.push('\n');
+        self
+    }
+
+    /// [`Inventory::host`] as root; `ansible_user` in `vars` still wins,
+    /// as the later setting on an INI line does.
+    pub fn root(self, name: &str, fleet_host: &str, vars: &str) -> Self {
+        let vars = format!("ansible_user=root {vars}");
+        self.host(name, fleet_host, vars.trim_end())
+    }
+
+    /// Raw inventory text (group variables, children, comments).
+    pub fn text(mut self, text: &str) -> Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Write the inventory as `dir/file` and return its path.
+    pub fn write(self, dir: &Path, file: &str) -> PathBuf {
+        write_files(dir, &[(file, &self.text)]);
+        dir.join(file)
+    }
+}

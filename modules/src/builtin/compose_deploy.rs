@@ -1576,6 +1576,7 @@ impl Module for ComposeDeploy {
 mod tests {
     use super::*;
     use crate::module::parse_params;
+    use crate::testing::{ok, FakeHost, Match};
     use crate::DynModule;
     use std::collections::hash_map::DefaultHasher;
     use std::hash::{Hash, Hasher};
@@ -1711,19 +1712,19 @@ mod tests {
         );
     }
 
-    /// A Docker host in miniature: files, images and containers. A
-    /// service's config hash is a hash of the compose files and `.env` it
-    /// was rendered from; `up` makes every service's container from the
-    /// project directory's files.
+    /// A Docker host in miniature: images and containers, beside the
+    /// files the fake host holds. A service's config hash is a hash of the
+    /// compose files and `.env` it was rendered from; `up` makes every
+    /// service's container from the project directory's files.
     #[derive(Default)]
-    struct FakeDocker {
-        files: BTreeMap<String, String>,
+    struct Docker {
         images: BTreeMap<String, String>,
         /// project -> (service, hash, image id, state)
         containers: BTreeMap<String, Vec<(String, String, String, String)>>,
         healthy_tags: Vec<String>,
-        scripts: Vec<String>,
     }
+
+    type FakeDocker = FakeHost<Docker>;
 
     fn hash_of(parts: &[&str]) -> String {
         let mut h = DefaultHasher::new();
@@ -1735,138 +1736,110 @@ mod tests {
         parse_env(env).get("IMAGE_TAG").cloned().unwrap_or_default()
     }
 
-    impl FakeDocker {
-        fn probe(&self, script: &str) -> String {
-            let mut out = String::new();
-            let mut rendered: Vec<String> = Vec::new();
-            for line in script.lines() {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                if let ["file", tag, path] = words.as_slice() {
-                    let path = path.trim_matches('\'');
-                    match self.files.get(path) {
-                        Some(c) => out.push_str(&format!("{tag} {}\n", b64(c))),
-                        None => out.push_str(&format!("{tag} -\n")),
-                    }
-                } else if let Some(rest) = line.strip_prefix("printf '%s' '") {
-                    let enc = rest.split('\'').next().unwrap_or_default();
-                    rendered.push(decode_b64("test", enc).expect("b64"));
-                } else if let ["containers", x, p] = words.as_slice() {
-                    let project = p.to_string();
-                    let env = rendered.last().cloned().unwrap_or_default();
-                    let parts: Vec<&str> = rendered.iter().map(String::as_str).collect();
-                    let img = format!("app:{}", tag_of(&env));
-                    out.push_str(&format!("{x}H web {}\n", hash_of(&parts)));
-                    out.push_str(&format!(
-                        "{x}JSON {}\n",
-                        b64(&json!({"services": {"web": {"image": img}}}).to_string())
-                    ));
-                    let id = self.images.get(&img).map_or("-", String::as_str);
-                    out.push_str(&format!("{x}I {img} {id}\n"));
-                    for (s, h, i, st) in self.containers.get(&project).into_iter().flatten() {
-                        out.push_str(&format!("{x}C {s} {h} {i} {st} /{project}-{s}-1\n"));
-                    }
-                    rendered.clear();
+    /// The probe's answer: the files it asks for, and per project the
+    /// services' hashes, images and containers.
+    fn probe(h: &FakeDocker, script: &str) -> String {
+        let mut out = String::new();
+        let mut rendered: Vec<String> = Vec::new();
+        for line in script.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["file", tag, path] = words.as_slice() {
+                let path = path.trim_matches('\'');
+                match h.files.get(path) {
+                    Some(c) => out.push_str(&format!("{tag} {}\n", b64(c))),
+                    None => out.push_str(&format!("{tag} -\n")),
                 }
+            } else if let Some(rest) = line.strip_prefix("printf '%s' '") {
+                let enc = rest.split('\'').next().unwrap_or_default();
+                rendered.push(decode_b64("test", enc).expect("b64"));
+            } else if let ["containers", x, p] = words.as_slice() {
+                let project = p.to_string();
+                let env = rendered.last().cloned().unwrap_or_default();
+                let parts: Vec<&str> = rendered.iter().map(String::as_str).collect();
+                let img = format!("app:{}", tag_of(&env));
+                out.push_str(&format!("{x}H web {}\n", hash_of(&parts)));
+                out.push_str(&format!(
+                    "{x}JSON {}\n",
+                    b64(&json!({"services": {"web": {"image": img}}}).to_string())
+                ));
+                let id = h.images.get(&img).map_or("-", String::as_str);
+                out.push_str(&format!("{x}I {img} {id}\n"));
+                for (s, hash, i, st) in h.containers.get(&project).into_iter().flatten() {
+                    out.push_str(&format!("{x}C {s} {hash} {i} {st} /{project}-{s}-1\n"));
+                }
+                rendered.clear();
             }
-            out
         }
-
-        fn up(&mut self, script: &str) {
-            let words: Vec<&str> = script.split_whitespace().collect();
-            let arg = |flag: &str| {
-                words
-                    .iter()
-                    .position(|w| *w == flag)
-                    .map(|i| words[i + 1].trim_matches('\'').to_string())
-            };
-            let project = arg("-p").expect("project");
-            let dir = arg("--project-directory").expect("dir");
-            let names: Vec<String> = words
-                .windows(2)
-                .filter(|w| w[0] == "-f")
-                .map(|w| w[1].trim_matches('\'').to_string())
-                .collect();
-            let env = self
-                .files
-                .get(&format!("{dir}/.env"))
-                .cloned()
-                .unwrap_or_default();
-            let mut parts: Vec<String> = names
-                .iter()
-                .map(|n| self.files.get(n).cloned().unwrap_or_default())
-                .collect();
-            parts.push(env.clone());
-            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-            let id = self
-                .images
-                .get(&format!("app:{}", tag_of(&env)))
-                .cloned()
-                .unwrap_or_default();
-            self.containers.insert(
-                project,
-                vec![("web".into(), hash_of(&parts), id, "running".into())],
-            );
-        }
+        out
     }
 
-    impl Host for FakeDocker {
-        fn name(&self) -> &str {
-            "fake"
-        }
-        fn run(
-            &mut self,
-            script: &str,
-            _stdin: Option<&[u8]>,
-        ) -> Result<crate::ExecOutput, crate::HostError> {
-            self.scripts.push(script.to_string());
-            let stdout = if script.starts_with("file() {") {
-                self.probe(script)
-            } else if script.contains(" up -d ") {
-                self.up(script);
-                String::new()
-            } else if script.starts_with("i=0;") {
-                let live = self.containers.values().flatten().any(|(_, _, id, _)| {
-                    self.healthy_tags
-                        .iter()
-                        .any(|t| self.images.get(&format!("app:{t}")) == Some(id))
-                });
-                if live {
-                    "GATE ok 1\n"
-                } else {
-                    "GATE fail answered 404\n"
-                }
-                .to_string()
-            } else {
-                String::new()
-            };
-            Ok(crate::ExecOutput {
-                rc: 0,
-                stdout: stdout.into_bytes(),
-                stderr: Vec::new(),
-            })
-        }
-        fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, crate::HostError> {
-            Ok(self.files.get(path).map(|c| c.clone().into_bytes()))
-        }
-        fn write_file(
-            &mut self,
-            path: &str,
-            content: &[u8],
-            _attrs: &FileAttrs,
-        ) -> Result<(), crate::HostError> {
-            self.files
-                .insert(path.into(), String::from_utf8_lossy(content).into_owned());
-            Ok(())
+    /// `docker compose up -d`: the project's one service from its files.
+    fn up(h: &mut FakeDocker, script: &str) {
+        let words: Vec<&str> = script.split_whitespace().collect();
+        let arg = |flag: &str| {
+            words
+                .iter()
+                .position(|w| *w == flag)
+                .map(|i| words[i + 1].trim_matches('\'').to_string())
+        };
+        let project = arg("-p").expect("project");
+        let dir = arg("--project-directory").expect("dir");
+        let names: Vec<String> = words
+            .windows(2)
+            .filter(|w| w[0] == "-f")
+            .map(|w| w[1].trim_matches('\'').to_string())
+            .collect();
+        let env = h
+            .files
+            .get(&format!("{dir}/.env"))
+            .cloned()
+            .unwrap_or_default();
+        let mut parts: Vec<String> = names
+            .iter()
+            .map(|n| h.files.get(n).cloned().unwrap_or_default())
+            .collect();
+        parts.push(env.clone());
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let id = h
+            .images
+            .get(&format!("app:{}", tag_of(&env)))
+            .cloned()
+            .unwrap_or_default();
+        h.containers.insert(
+            project,
+            vec![("web".into(), hash_of(&parts), id, "running".into())],
+        );
+    }
+
+    /// The health gate: passes while a container runs a healthy tag's image.
+    fn gate(h: &FakeDocker) -> &'static str {
+        let live = h.containers.values().flatten().any(|(_, _, id, _)| {
+            h.healthy_tags
+                .iter()
+                .any(|t| h.images.get(&format!("app:{t}")) == Some(id))
+        });
+        if live {
+            "GATE ok 1\n"
+        } else {
+            "GATE fail answered 404\n"
         }
     }
 
     fn fake() -> FakeDocker {
-        let mut h = FakeDocker::default();
-        h.images.insert("app:v1".into(), "sha256:1".into());
-        h.images.insert("app:v2".into(), "sha256:2".into());
-        h.images.insert("app:broken".into(), "sha256:3".into());
-        h.healthy_tags = vec!["v1".into(), "v2".into()];
-        h
+        let mut docker = Docker::default();
+        docker.images.insert("app:v1".into(), "sha256:1".into());
+        docker.images.insert("app:v2".into(), "sha256:2".into());
+        docker.images.insert("app:broken".into(), "sha256:3".into());
+        docker.healthy_tags = vec!["v1".into(), "v2".into()];
+        FakeHost::with_state(docker)
+            .handle(Match::prefix("file() {"), |h, script, _| {
+                ok(probe(h, script))
+            })
+            .handle(Match::contains(" up -d "), |h, script, _| {
+                up(h, script);
+                ok("")
+            })
+            .handle(Match::prefix("i=0;"), |h, _, _| ok(gate(h)))
     }
 
     fn with_tag(tag: &str) -> Value {

@@ -183,39 +183,36 @@ impl Module for Reboot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ExecOutput;
+    use crate::testing::{ok, FakeHost, Match};
 
-    /// A host that "reboots": the boot id changes after a few failed polls.
-    struct FakeHost {
-        calls: u32,
+    /// The boot a fake host is in: rebooted yet, and how many more polls
+    /// it stays down for after the reboot.
+    struct Boot {
         rebooted: bool,
         down_for: u32,
     }
 
-    impl Host for FakeHost {
-        fn name(&self) -> &str {
-            "fake"
-        }
-        fn run(&mut self, script: &str, _: Option<&[u8]>) -> Result<ExecOutput, HostError> {
-            self.calls += 1;
-            let ok = |s: &str| ExecOutput {
-                rc: 0,
-                stdout: s.as_bytes().to_vec(),
-                stderr: Vec::new(),
-            };
-            if script.contains("reboot") {
-                self.rebooted = true;
-                return Err(HostError::Unreachable("session lost".into()));
-            }
-            if self.rebooted && self.down_for > 0 {
-                self.down_for -= 1;
+    /// A host that "reboots": the boot id changes after `down_for` failed
+    /// polls.
+    fn rebooting(down_for: u32) -> FakeHost<Boot> {
+        FakeHost::with_state(Boot {
+            rebooted: false,
+            down_for,
+        })
+        .handle(Match::contains("reboot"), |h, _, _| {
+            h.rebooted = true;
+            Err(HostError::Unreachable("session lost".into()))
+        })
+        .handle(Match::Any, |h, script, _| {
+            if h.rebooted && h.down_for > 0 {
+                h.down_for -= 1;
                 return Err(HostError::Unreachable("connection refused".into()));
             }
             if script == BOOT_ID {
-                return Ok(ok(if self.rebooted { "new\n" } else { "old\n" }));
+                return ok(if h.rebooted { "new\n" } else { "old\n" });
             }
-            Ok(ok("root\n"))
-        }
+            ok("root\n")
+        })
     }
 
     #[test]
@@ -225,16 +222,12 @@ mod tests {
             &json!({"connect_timeout": 1, "reboot_timeout": 30}),
         )
         .expect("params");
-        let mut h = FakeHost {
-            calls: 0,
-            rebooted: false,
-            down_for: 2,
-        };
+        let mut h = rebooting(2);
         let out = Reboot.apply(&p, Plan::default(), &mut h).expect("rebooted");
         assert!(out.changed);
         assert_eq!(out.result["rebooted"], true);
         // boot id, reboot, 2 failed polls, boot id, test command.
-        assert_eq!(h.calls, 6);
+        assert_eq!(h.scripts.len(), 6);
     }
 
     #[test]
@@ -245,11 +238,7 @@ mod tests {
         )
         .expect("params");
         // Never comes back.
-        let mut h = FakeHost {
-            calls: 0,
-            rebooted: false,
-            down_for: u32::MAX,
-        };
+        let mut h = rebooting(u32::MAX);
         let started = std::time::Instant::now();
         let err = {
             let _deadline = crate::cancel::TaskDeadline::start(2);

@@ -828,7 +828,7 @@ impl Module for SysctlTuning {
 mod tests {
     use super::*;
     use crate::module::parse_params;
-    use crate::testing::host;
+    use crate::testing::{host, FakeHost, Match};
     use crate::DynModule;
 
     fn params(v: Value) -> SysctlTuningParams {
@@ -992,61 +992,18 @@ mod tests {
         assert!(unknown.is_some_and(|w| w.starts_with("unknown key")));
     }
 
-    /// A host that answers each script by what it starts with, and
-    /// records scripts and file writes, so apply can be tested without
-    /// touching this machine's kernel.
-    struct FakeHost {
-        answers: Vec<(&'static str, String)>,
-        scripts: Vec<String>,
-        writes: Vec<(String, String)>,
-    }
-
-    impl Host for FakeHost {
-        fn name(&self) -> &str {
-            "fake"
-        }
-        fn run(
-            &mut self,
-            script: &str,
-            _stdin: Option<&[u8]>,
-        ) -> Result<crate::ExecOutput, crate::HostError> {
-            self.scripts.push(script.to_string());
-            let stdout = self
-                .answers
-                .iter()
-                .find(|(start, _)| script.starts_with(start))
-                .map(|(_, out)| out.clone())
-                .unwrap_or_default();
-            Ok(crate::ExecOutput {
-                rc: 0,
-                stdout: stdout.into_bytes(),
-                stderr: Vec::new(),
-            })
-        }
-        fn write_file(
-            &mut self,
-            path: &str,
-            content: &[u8],
-            _attrs: &FileAttrs,
-        ) -> Result<(), crate::HostError> {
-            self.writes
-                .push((path.into(), String::from_utf8_lossy(content).into_owned()));
-            Ok(())
-        }
-    }
-
+    /// A host that answers the probe with three keys' values and the set
+    /// script with `set_answer`, and records scripts and file writes, so
+    /// apply can be tested without touching this machine's kernel.
     fn fake(set_answer: &str) -> FakeHost {
-        FakeHost {
-            answers: vec![
-                (
-                    "file()",
-                    "SF -\nLF -\nMF -\nK0 w 60\nK1 r 65530\nK2 r 60\n".into(),
-                ),
-                ("if [ -e", set_answer.into()),
-            ],
-            scripts: Vec::new(),
-            writes: Vec::new(),
-        }
+        FakeHost::new()
+            .answer(
+                Match::prefix("file()"),
+                0,
+                "SF -\nLF -\nMF -\nK0 w 60\nK1 r 65530\nK2 r 60\n",
+                "",
+            )
+            .answer(Match::prefix("if [ -e"), 0, set_answer, "")
     }
 
     #[test]
@@ -1076,7 +1033,7 @@ mod tests {
                 && !msg.contains("tcp_fin_timeout ("),
             "{msg}"
         );
-        assert!(h.writes.is_empty(), "no file written on failure");
+        assert!(h.uploads.is_empty(), "no file written on failure");
         assert_eq!(
             h.scripts.last().map(String::as_str),
             Some("sysctl -w net.ipv4.tcp_fin_timeout=60 >/dev/null\n")
@@ -1095,7 +1052,7 @@ mod tests {
         let out = DynModule::apply(&SysctlTuning, &p, pl, &mut h).expect("apply");
         assert!(out.changed);
         assert_eq!(
-            h.writes,
+            h.writes(),
             [(
                 "/etc/sysctl.d/60-herd.conf".to_string(),
                 format!(
@@ -1114,14 +1071,12 @@ mod tests {
         let p = json!({"params": {"net.core.somaxconn": 32768, "vm.swappiness": 10}});
         let text = format!("{HEADER}net.core.somaxconn = 65535\nvm.swappiness = 10\n");
         let b64 = base64::engine::general_purpose::STANDARD.encode(&text);
-        let mut h = FakeHost {
-            answers: vec![(
-                "file()",
-                format!("SF {b64}\nLF -\nMF -\nK0 w 65535\nK1 r 10\n"),
-            )],
-            scripts: Vec::new(),
-            writes: Vec::new(),
-        };
+        let mut h = FakeHost::new().answer(
+            Match::prefix("file()"),
+            0,
+            format!("SF {b64}\nLF -\nMF -\nK0 w 65535\nK1 r 10\n"),
+            "",
+        );
         let pl = DynModule::plan(&SysctlTuning, &p, &mut h).expect("plan");
         assert!(pl.is_empty(), "{:?}", pl.changes);
         assert_eq!(
