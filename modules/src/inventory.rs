@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// The parameter name the engine fills in.
 pub const PARAM: &str = "_inventory";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryView {
     /// The inventory name of the host the task runs for.

@@ -10,6 +10,7 @@
 pub mod account;
 pub mod cancel;
 pub mod clock;
+pub mod doc;
 pub mod host;
 pub mod http;
 pub mod inventory;

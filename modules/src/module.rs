@@ -166,10 +166,22 @@ impl ModuleError {
 pub trait Module: Sync + Send {
     const NAME: &'static str;
     /// Parameters, `#[serde(deny_unknown_fields)]`, aliases as Ansible has them.
-    type Params: DeserializeOwned;
+    /// The `JsonSchema` derive reads the same serde attributes and the
+    /// fields' `///` docs: they are what `herd doc` shows.
+    type Params: DeserializeOwned + schemars::JsonSchema;
     /// The module reads the inventory's groups and addresses: the engine
     /// passes an [`crate::inventory::InventoryView`] as `_inventory`.
     const NEEDS_INVENTORY: bool = false;
+
+    /// One line for `herd doc`'s list: what the module does. Every
+    /// registered module has one (the docs test checks).
+    const DOC_SHORT: &'static str = "";
+    /// How the module behaves, in paragraphs (Markdown), for `herd doc MODULE`.
+    const DOC_LONG: &'static str = "";
+    /// A YAML task or two using the module.
+    const DOC_EXAMPLE: &'static str = "";
+    /// The keys the module registers, with what each holds.
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[];
 
     /// Look at the host and say what would change. Never mutates.
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError>;
@@ -190,6 +202,8 @@ pub trait DynModule: Sync + Send {
     fn check_params(&self, params: &Value) -> Result<(), ParamError>;
     /// See [`Module::NEEDS_INVENTORY`].
     fn needs_inventory(&self) -> bool;
+    /// The module's documentation, built from its `Params` and `DOC_*` consts.
+    fn doc(&self) -> crate::doc::ModuleDoc;
     fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError>;
     fn apply(
         &self,
@@ -208,6 +222,9 @@ impl<M: Module> DynModule for M {
     }
     fn needs_inventory(&self) -> bool {
         M::NEEDS_INVENTORY
+    }
+    fn doc(&self) -> crate::doc::ModuleDoc {
+        crate::doc::module_doc::<M>()
     }
     fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let p = parse_params::<M::Params>(M::NAME, params)?;

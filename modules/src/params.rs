@@ -177,6 +177,18 @@ pub fn de_opt_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::E
     }
 }
 
+/// A mode is written as an octal string (`"0644"`), a YAML number
+/// (`0644`, read as octal) or a symbolic string (`u=rw,g=r`): the schema
+/// says "string or integer" as [`de_opt_mode`] takes them.
+impl schemars::JsonSchema for Mode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Mode".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "integer"] })
+    }
+}
+
 /// `0644` as Ansible reports modes.
 pub fn mode_str(m: u32) -> String {
     format!("{m:04o}")

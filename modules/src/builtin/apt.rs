@@ -24,7 +24,9 @@ use crate::probe::tagged;
 use crate::shell_quote::{join, quote};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PkgState {
     #[default]
@@ -38,7 +40,7 @@ pub enum PkgState {
     Fixed,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AptParams {
     #[serde(alias = "package", alias = "pkg")]
@@ -97,7 +99,7 @@ pub struct AptParams {
     pub fail_on_autoremove: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageParams {
     pub name: Value,

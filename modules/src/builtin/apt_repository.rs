@@ -22,7 +22,9 @@ use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_u64, mode_str, yes
 use crate::shell_quote::quote;
 use crate::{FileDiff, Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RepoState {
     #[default]
@@ -30,7 +32,7 @@ pub enum RepoState {
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AptRepositoryParams {
     pub repo: String,

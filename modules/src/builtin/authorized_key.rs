@@ -26,7 +26,9 @@ use crate::shell_quote::{quote, quote_path};
 use crate::textfile::{self, lines_of, run_checked, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     #[default]
@@ -34,7 +36,7 @@ pub enum KeyState {
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizedKeyParams {
     pub user: String,

@@ -21,7 +21,9 @@ use crate::shell_quote::quote_path;
 use crate::textfile::{self, lines_of, Edit, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockState {
     #[default]
@@ -39,7 +41,7 @@ fn default_end() -> String {
     "END".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockInFileParams {
     #[serde(alias = "dest", alias = "destfile", alias = "name")]

@@ -27,7 +27,7 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 /// that apart from the command's own failure.
 const CHDIR_FAILED: &str = "herd: cannot change directory";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandParams {
     #[serde(rename = "_raw_params")]
@@ -48,7 +48,7 @@ pub struct CommandParams {
     pub warn: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShellParams {
     #[serde(rename = "_raw_params")]
@@ -66,7 +66,7 @@ pub struct ShellParams {
     pub warn: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawParams {
     #[serde(rename = "_raw_params")]

@@ -52,7 +52,9 @@ const MANIFEST: &str = ".herd-compose";
 const PREVIOUS: &str = ".herd-previous";
 const LIVE: &str = ".herd-live";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Pull {
     Always,
@@ -71,7 +73,9 @@ impl Pull {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DeployState {
     #[default]
@@ -80,7 +84,9 @@ pub enum DeployState {
     Restarted,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     #[default]
@@ -117,7 +123,7 @@ impl Color {
 }
 
 /// A compose file as the engine passes it: its name in `dir` and its text.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenderedFile {
     pub name: String,
@@ -128,7 +134,7 @@ pub struct RenderedFile {
 }
 
 /// The health gate: an HTTP status and/or every container healthy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     /// Fetched on the host; `${VAR}` is replaced from the project's env.
@@ -149,7 +155,7 @@ pub struct Health {
 }
 
 /// How traffic moves to the new color.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Switch {
     /// Written (atomically) with `blue` or `green` text.
@@ -172,7 +178,7 @@ impl Switch {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComposeDeployParams {
     pub project: String,
@@ -203,7 +209,7 @@ pub struct ComposeDeployParams {
     pub prune: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Colors {
     #[serde(default, deserialize_with = "de_env")]

@@ -28,7 +28,7 @@ use crate::shell_quote::{quote, quote_path};
 use crate::textfile::{self, Read, DIFF_LIMIT};
 use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CopyParams {
     pub dest: String,

@@ -18,7 +18,9 @@ use crate::shell_quote::{join, quote};
 use crate::textfile::{self, run_checked};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CronState {
     #[default]
@@ -26,7 +28,9 @@ pub enum CronState {
     Absent,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SpecialTime {
     Annually,
@@ -60,7 +64,7 @@ fn de_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     de_opt_string(d).map(|v| v.unwrap_or_else(star))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CronParams {
     #[serde(default, deserialize_with = "de_opt_string")]

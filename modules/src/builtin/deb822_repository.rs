@@ -19,7 +19,9 @@ use crate::params::{de_opt_bool, de_opt_mode, mode_str, Mode};
 use crate::shell_quote::quote;
 use crate::{FileDiff, Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceState {
     #[default]
@@ -27,7 +29,7 @@ pub enum SourceState {
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deb822Params {
     pub name: String,

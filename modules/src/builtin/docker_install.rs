@@ -54,7 +54,9 @@ const GROUP: &str = "docker";
 const DEFAULT_RESTART_TIMEOUT: u64 = 60;
 
 /// Where the packages come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     #[default]
@@ -62,7 +64,7 @@ pub enum Source {
     Docker,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DockerInstallParams {
     #[serde(default)]

@@ -75,7 +75,9 @@ const NOFILE: u64 = 65_535;
 /// Compressed object pointers stop working above ~32g of heap.
 const MAX_HEAP_MB: u64 = 31 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     #[default]
@@ -93,7 +95,9 @@ impl Health {
 }
 
 /// What a kernel that refuses `vm.max_map_count` means for the task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadOnlyPolicy {
     #[default]
@@ -101,7 +105,7 @@ pub enum ReadOnlyPolicy {
     Warn,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EsParams {
     pub cluster_name: String,

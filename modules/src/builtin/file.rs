@@ -24,7 +24,9 @@ use crate::probe::{
 use crate::shell_quote::{quote, quote_path};
 use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FileState {
     File,
@@ -48,7 +50,7 @@ impl FileState {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileParams {
     #[serde(alias = "dest", alias = "name")]

@@ -30,7 +30,7 @@ use crate::shell_quote::{quote, quote_path};
 use crate::textfile::{self, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetUrlParams {
     pub url: String,

@@ -12,7 +12,9 @@ use crate::params::{de_bool, de_opt_u64};
 use crate::shell_quote::quote;
 use crate::{Host, Module, ModuleError, Outcome, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupState {
     #[default]
@@ -20,7 +22,7 @@ pub enum GroupState {
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupParams {
     pub name: String,

@@ -28,7 +28,9 @@ use crate::shell_quote::quote_path;
 use crate::textfile::{self, lines_of, rstrip_eol, Edit, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LineState {
     #[default]
@@ -36,7 +38,7 @@ pub enum LineState {
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineInFileParams {
     #[serde(alias = "dest", alias = "destfile", alias = "name")]

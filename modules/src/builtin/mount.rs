@@ -23,7 +23,9 @@ use crate::shell_quote::{join, quote};
 use crate::textfile::{self, lines_of};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MountState {
     Mounted,
@@ -52,7 +54,7 @@ fn de_num_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     de_opt_string(d).map(|v| v.unwrap_or_else(zero))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MountParams {
     #[serde(alias = "name")]

@@ -28,7 +28,7 @@ use serde_json::{json, Map, Value};
 use crate::params::de_opt_u64;
 use crate::{Host, HostError, Module, ModuleError, Outcome, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RebootParams {
     #[serde(default, deserialize_with = "de_opt_u64")]

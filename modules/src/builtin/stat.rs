@@ -19,7 +19,7 @@ use crate::probe::{checksum_snippet, parse_stat, stat_snippet, tagged, Kind};
 use crate::shell_quote::quote_path;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatParams {
     #[serde(alias = "dest", alias = "name")]

@@ -44,7 +44,7 @@ use crate::textfile;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 /// A named set of kernel parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     Docker,
@@ -135,7 +135,9 @@ const DEFAULT_LIMITS: &[(&str, &str)] = &[("nofile", "65536"), ("nproc", "32768"
 
 const HEADER: &str = "# Managed by herd (sysctl_tuning). Local changes are overwritten.\n";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TuningState {
     #[default]
@@ -143,7 +145,7 @@ pub enum TuningState {
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SysctlTuningParams {
     /// Names the files: `<priority>-<name>.conf`.

@@ -26,7 +26,9 @@ use crate::params::{de_bool, de_opt_bool};
 use crate::shell_quote::{join, quote};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum UnitState {
     Started,
@@ -35,7 +37,7 @@ pub enum UnitState {
     Reloaded,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SystemdParams {
     #[serde(alias = "service", alias = "unit")]
@@ -56,7 +58,7 @@ pub struct SystemdParams {
     pub force: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceParams {
     pub name: String,

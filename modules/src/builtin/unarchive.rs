@@ -32,7 +32,7 @@ use crate::probe::{
 use crate::shell_quote::{join, quote, quote_path};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnarchiveParams {
     pub src: Option<String>,

@@ -31,7 +31,7 @@ use crate::probe::{tagged, WantedAttrs};
 use crate::shell_quote::quote_path;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UriParams {
     pub url: String,

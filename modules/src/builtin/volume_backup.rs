@@ -81,7 +81,9 @@ const CTR_FMT: &str = "{{.Id}}|{{.Name}}|{{.State.Status}}|{{range .Mounts}}{{if
 /// The compose files of a project directory (and its `.env`).
 const COMPOSE_FIND: &str = "-maxdepth 3 -type f \\( -name 'docker-compose*.yml' -o -name 'docker-compose*.yaml' -o -name 'compose*.yml' -o -name 'compose*.yaml' -o -name '.env' \\)";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BackupState {
     #[default]
@@ -89,7 +91,9 @@ pub enum BackupState {
     Restored,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Consistency {
     Stop,
@@ -107,12 +111,13 @@ pub enum Selection {
     Nothing,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeBackupParams {
     #[serde(default)]
     pub state: BackupState,
     #[serde(default, deserialize_with = "de_selection")]
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub volumes: Selection,
     #[serde(default, deserialize_with = "de_list")]
     pub compose_dirs: Vec<String>,

@@ -25,7 +25,9 @@ use crate::params::{de_opt_f64, de_opt_u64};
 use crate::shell_quote::{quote, quote_path};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WaitState {
     #[default]
@@ -36,7 +38,7 @@ pub enum WaitState {
     Drained,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitForParams {
     pub host: Option<String>,
