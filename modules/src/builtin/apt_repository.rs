@@ -35,21 +35,33 @@ pub enum RepoState {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AptRepositoryParams {
+    /// The source line (`deb [signed-by=...] http://host/debian bookworm main`); `ppa:` is not
+    /// supported.
     pub repo: String,
+    /// `present`: the line is in the file; `absent`: it is not (a file left empty is deleted).
     #[serde(default)]
     pub state: RepoState,
+    /// The file's name under `/etc/apt/sources.list.d/`, without `.list` (default: made from
+    /// the line).
     pub filename: Option<String>,
+    /// Run `apt-get update` after a change.
     #[serde(default = "yes", alias = "update-cache", deserialize_with = "de_bool")]
     pub update_cache: bool,
+    /// Accepted for compatibility; the update is tried once.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub update_cache_retries: Option<u64>,
+    /// Accepted for compatibility; the update is tried once.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub update_cache_retry_max_delay: Option<u64>,
+    /// The file's permissions (default 0644).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub validate_certs: Option<bool>,
+    /// Accepted and ignored (only used by Ansible for `ppa:`).
     pub codename: Option<String>,
+    /// Accepted and ignored (nothing needs Python).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub install_python_apt: Option<bool>,
 }
@@ -134,6 +146,11 @@ impl AptRepository {
 
 impl Module for AptRepository {
     const NAME: &'static str = "apt_repository";
+    const DOC_SHORT: &'static str = "Add or remove a one-line apt source.";
+    const DOC_EXAMPLE: &'static str = r##"- apt_repository:
+    repo: deb [signed-by=/etc/apt/keyrings/example.asc] https://packages.example.com/debian bookworm main
+    filename: example
+"##;
     type Params = AptRepositoryParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -67,35 +67,54 @@ fn de_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CronParams {
+    /// The job's description; it is written as a `#Ansible: NAME` comment and identifies the
+    /// job on later runs.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub name: Option<String>,
+    /// Whose crontab to edit (default: the connection's user).
     pub user: Option<String>,
+    /// The command to run (required for `state: present`, unless `env`).
     #[serde(default, alias = "value", deserialize_with = "de_opt_string")]
     pub job: Option<String>,
+    /// `present`: the job is in the crontab; `absent`: it is not.
     #[serde(default)]
     pub state: CronState,
+    /// A file in `/etc/cron.d` to edit instead of a user's crontab (then `user` is the user the
+    /// job runs as).
     pub cron_file: Option<String>,
+    /// Keep a timestamped copy of the file (`FILE.PID.YYYY-MM-DD@HH:MM:SS~`) before changing
+    /// it; its path is returned as `backup_file`.
     #[serde(default, deserialize_with = "de_bool")]
     pub backup: bool,
+    /// Minute (`0-59`, `*`, `*/5`, ...).
     #[serde(default = "star", deserialize_with = "de_field")]
     pub minute: String,
+    /// Hour (`0-23`, `*`, ...).
     #[serde(default = "star", deserialize_with = "de_field")]
     pub hour: String,
+    /// Day of the month (`1-31`, `*`, ...).
     #[serde(default = "star", alias = "dom", deserialize_with = "de_field")]
     pub day: String,
+    /// Month (`1-12`, `*`, ...).
     #[serde(default = "star", deserialize_with = "de_field")]
     pub month: String,
+    /// Day of the week (`0-6` with Sunday 0, `*`, ...).
     #[serde(default = "star", alias = "dow", deserialize_with = "de_field")]
     pub weekday: String,
+    /// Run at a special time instead of the five fields (`@reboot`, `@daily`, ...).
     pub special_time: Option<SpecialTime>,
     /// Deprecated in Ansible: the same as `special_time: reboot`.
     #[serde(default, deserialize_with = "de_bool")]
     pub reboot: bool,
+    /// Write the job commented out.
     #[serde(default, deserialize_with = "de_bool")]
     pub disabled: bool,
+    /// The entry is an environment variable (`name=job`) instead of a job.
     #[serde(default, deserialize_with = "de_bool")]
     pub env: bool,
+    /// With `env`: put the variable after this one.
     pub insertafter: Option<String>,
+    /// With `env`: put the variable before this one.
     pub insertbefore: Option<String>,
 }
 
@@ -393,6 +412,15 @@ fn read_crontab(host: &mut dyn Host, user: Option<&str>) -> Result<String, Modul
 
 impl Module for Cron {
     const NAME: &'static str = "cron";
+    const DOC_SHORT: &'static str = "Manage cron jobs and cron environment variables.";
+    const DOC_LONG: &'static str = r##"Jobs are found by their `#Ansible: NAME` comment, as Ansible writes them, so crontabs written by Ansible are taken over as they are."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Nightly cleanup
+  cron:
+    name: cleanup
+    hour: "3"
+    minute: "15"
+    job: /usr/local/bin/cleanup --quiet
+"##;
     type Params = CronParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

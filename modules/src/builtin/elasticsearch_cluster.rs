@@ -108,7 +108,11 @@ pub enum ReadOnlyPolicy {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EsParams {
+    /// `cluster.name`; also the name of the lock that makes the hosts of one run restart one at
+    /// a time.
     pub cluster_name: String,
+    /// The Elasticsearch version; it is installed under
+    /// `<install_root>/elasticsearch-<version>`.
     pub version: String,
     /// Group of the master-eligible nodes.
     pub masters: String,
@@ -120,39 +124,52 @@ pub struct EsParams {
     pub checksum: Option<String>,
     /// A tarball on the controller; the engine reads it into `_src_b64`.
     pub src: Option<String>,
+    /// Set by the engine: the controller tarball, base64.
     #[serde(rename = "_src_b64")]
     pub src_b64: Option<String>,
+    /// Set by the engine: the controller path of the tarball.
     #[serde(rename = "_src_path")]
     pub src_path: Option<String>,
     /// `-Xms`/`-Xmx`, e.g. `4g`; default half the RAM, at most 31g.
     pub heap: Option<String>,
+    /// `http.port` (default 9200).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub http_port: Option<u64>,
     /// Default: the host's inventory address.
     pub network_host: Option<String>,
+    /// The system user the node runs as (created when missing).
     #[serde(default = "default_user")]
     pub user: String,
+    /// Where versions are installed, with the link `elasticsearch-current`.
     #[serde(default = "default_root")]
     pub install_root: String,
+    /// `path.data`.
     #[serde(default = "default_data_dir")]
     pub data_dir: String,
+    /// `path.logs`.
     #[serde(default = "default_log_dir")]
     pub log_dir: String,
+    /// The systemd unit's name.
     #[serde(default = "default_service")]
     pub service: String,
     /// More `elasticsearch.yml` keys (flat, dotted), e.g.
     /// `xpack.security.enabled: false`.
     #[serde(default)]
     pub settings: BTreeMap<String, Value>,
+    /// `bootstrap.memory_lock` (the unit gets `LimitMEMLOCK=infinity`).
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub memory_lock: bool,
+    /// When the kernel refuses to raise `vm.max_map_count` (a container): `fail` the task or
+    /// `warn` and go on.
     #[serde(default)]
     pub max_map_count_read_only: ReadOnlyPolicy,
+    /// The cluster health to wait for after each start and before each restart.
     #[serde(default)]
     pub wait_for_status: Health,
     /// Seconds for each wait (node joined, health).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub wait_timeout: Option<u64>,
+    /// Set by the engine: the inventory's groups and addresses.
     #[serde(rename = "_inventory")]
     pub inventory: Option<InventoryView>,
 }
@@ -648,6 +665,84 @@ fn plan_file(plan: &mut Plan, planned: &mut Planned, path: &str, have: Option<&s
 
 impl Module for ElasticsearchCluster {
     const NAME: &'static str = "elasticsearch_cluster";
+    const DOC_SHORT: &'static str =
+        "Install and configure one Elasticsearch node per host, form the cluster, roll restarts.";
+    const DOC_LONG: &'static str = r##"`elasticsearch_cluster` sets up one Elasticsearch node per host and grows
+the cluster from the inventory: hosts of the `masters` group are
+master-eligible, hosts of the `data` group hold data, and every node gets
+the masters' inventory addresses as `discovery.seed_hosts`.
+
+- Installs under `/opt/elasticsearch-<version>` with the link
+  `/opt/elasticsearch-current`, a system user, `config/elasticsearch.yml`
+  (`node.roles`, seed hosts, paths, `bootstrap.memory_lock`),
+  `config/jvm.options.d/heap.options` and a systemd unit with
+  `LimitNOFILE=65535` and `LimitMEMLOCK=infinity`; writes
+  `vm.max_map_count = 262144` to `/etc/sysctl.d/60-elasticsearch.conf` and
+  raises the live value when lower. A kernel that refuses fails the task,
+  unless `max_map_count_read_only: warn` (containers, where `/proc/sys/vm`
+  is read-only).
+- Bootstrap: `cluster.initial_master_nodes` is written only on masters of a
+  cluster that has not formed: no node of it (masters and data nodes of
+  the inventory) answers `GET /` with a committed cluster UUID. A data
+  directory is no evidence (Elasticsearch writes `_state` at its first
+  start, so a failed first bootstrap leaves one), and a rerun after a
+  failed bootstrap keeps the setting. It is taken out of the file once the
+  cluster is healthy. The masters must start together (one task for all hosts, not
+  `serial: 1`): a majority of them forms the cluster.
+- Then each node must join (`_cat/nodes`) and the cluster must reach
+  `wait_for_status` (`/_cluster/health`) before the task is done.
+- Growing: add a host to `data` and run with `--limit <host>`: the module
+  learns the masters from the inventory even when they are not in the play
+  (the engine passes modules that ask for it every group and address of
+  the inventory, no other host variables).
+- A changed config, heap, unit or version on a running node is a rolling
+  restart, one node at a time: wait for the wanted health, set
+  `cluster.routing.allocation.enable: primaries`, restart, wait for the
+  node to rejoin and for yellow, remove the setting, wait for the wanted
+  health. The hosts of one run take turns through a lock per cluster name
+  inside the `herd` process, so the task needs no `serial`; the health
+  gate before each restart also waits while any other node is away. Two
+  `herd` runs against one cluster at the same time are not coordinated.
+- `--check --diff` shows the `elasticsearch.yml` and heap diffs and whether
+  the node would be started or restarted, without touching anything.
+- The module talks plain HTTP without credentials to each node's
+  `network.host` (through the host's `curl`). `playbooks/elasticsearch-cluster.yml`
+  with `inventories/elasticsearch-cluster.ini` is the runnable example; the
+  fleet test runs it against a stand-in server (`tests/fleet/es-standin/`),
+  because no Elasticsearch can be installed on the test machine. The
+  stand-in is installed from a tarball shaped like Elasticsearch's, reads
+  the same config files and refuses to start on a few of Elasticsearch's
+  startup checks only: an unknown setting or `node.roles` value, a
+  non-numeric `http.port`, `-Xms` different from `-Xmx`, running as root,
+  and, bound to a non-loopback address, nofile below 65535 or
+  `bootstrap.memory_lock` without an unlimited memlock limit (those two
+  can be made warnings); `vm.max_map_count` below 262144 only warns, and
+  Elasticsearch's other bootstrap checks (heap against RAM, threads,
+  virtual memory and file size limits, system call filter, JVM checks,
+  discovery settings) are not made at all. It answers
+  `/`, `/_cluster/health`, `/_cat/nodes` and `/_cluster/settings` from the
+  nodes that are really running (they find each other through the seed
+  hosts; a cluster forms only with a majority of the initial masters). It
+  does not cover indices, shards or recovery, the transport protocol
+  (9300), TLS and security, real master election, plugins, or heap use;
+  see its README. On the fleet hosts the nofile/memlock limits of the unit
+  cannot be raised past the test machine's, so the test runs the stand-in
+  with those checks as warnings and checks the unit's limits instead."##;
+    const DOC_EXAMPLE: &'static str = r##"- hosts: es_masters:es_data
+  tasks:
+    - elasticsearch_cluster:
+        cluster_name: search
+        version: 8.11.1
+        masters: es_masters            # group names in the inventory
+        data: es_data
+        url: https://artifacts.elastic.co/downloads/elasticsearch/elasticsearch-8.11.1-linux-x86_64.tar.gz
+        checksum: sha512:...           # or src: a tarball on the controller
+        heap: 4g                       # default: half the RAM, at most 31g
+        settings: {xpack.security.enabled: false}
+        # wait_for_status: green|yellow, wait_timeout: 300, http_port: 9200,
+        # network_host: (inventory address), max_map_count_read_only: fail|warn
+      register: es                     # es.health, es.steps, es.roles, es.bootstrap
+"##;
     type Params = EsParams;
     const NEEDS_INVENTORY: bool = true;
 

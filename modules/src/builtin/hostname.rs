@@ -41,7 +41,10 @@ pub enum Strategy {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostnameParams {
+    /// The host name to set.
     pub name: String,
+    /// The strategy: `systemd` (or unset) runs `hostnamectl set-hostname` where the host has
+    /// it; the others write `/etc/hostname` and run `hostname`.
     #[serde(rename = "use")]
     pub use_: Option<Strategy>,
 }
@@ -78,6 +81,15 @@ fn facts(name: &str) -> Value {
 
 impl Module for Hostname {
     const NAME: &'static str = "hostname";
+    const DOC_SHORT: &'static str = "Set the host's name.";
+    const DOC_LONG: &'static str = r##"Linux only."##;
+    const DOC_EXAMPLE: &'static str = r##"- hostname:
+    name: "{{ inventory_hostname }}"
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[(
+        "ansible_facts",
+        "`ansible_hostname` and `ansible_nodename`.",
+    )];
     type Params = HostnameParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -40,20 +40,30 @@ pub enum UnitState {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SystemdParams {
+    /// The unit (`nginx` means `nginx.service`).
     #[serde(alias = "service", alias = "unit")]
     pub name: Option<String>,
+    /// `started`, `stopped`, `restarted` (always restarts) or `reloaded` (always reloads).
     pub state: Option<UnitState>,
+    /// Start the unit at boot (`systemctl enable`/`disable`).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub enabled: Option<bool>,
+    /// Mask or unmask the unit.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub masked: Option<bool>,
+    /// Run `systemctl daemon-reload` first (with `name`: only when something else changes or
+    /// the unit needs it).
     #[serde(default, alias = "daemon-reload", deserialize_with = "de_bool")]
     pub daemon_reload: bool,
+    /// Run `systemctl daemon-reexec` first.
     #[serde(default, alias = "daemon-reexec", deserialize_with = "de_bool")]
     pub daemon_reexec: bool,
+    /// Only `system` is supported.
     pub scope: Option<String>,
+    /// Do not wait for the start or stop to finish (`--no-block`).
     #[serde(default, deserialize_with = "de_bool")]
     pub no_block: bool,
+    /// Override existing symlinks when enabling (`--force`).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub force: Option<bool>,
 }
@@ -61,15 +71,23 @@ pub struct SystemdParams {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceParams {
+    /// The service.
     pub name: String,
+    /// `started`, `stopped`, `restarted` or `reloaded`.
     pub state: Option<UnitState>,
+    /// Start the service at boot.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub enabled: Option<bool>,
+    /// Accepted and ignored.
     #[serde(alias = "args")]
     pub arguments: Option<String>,
+    /// Accepted and ignored.
     pub pattern: Option<String>,
+    /// Accepted and ignored.
     pub runlevel: Option<String>,
+    /// Accepted and ignored.
     pub sleep: Option<Value>,
+    /// The service manager: `auto` or `systemd` (anything else fails).
     #[serde(rename = "use")]
     pub use_: Option<String>,
 }
@@ -359,6 +377,23 @@ fn apply_systemd(
 
 impl Module for Systemd {
     const NAME: &'static str = "systemd";
+    const DOC_SHORT: &'static str = "Start, stop, restart, enable and mask systemd units.";
+    const DOC_LONG: &'static str =
+        r##"System scope only. The plan reads the unit's properties with one `systemctl show`."##;
+    const DOC_EXAMPLE: &'static str = r##"- systemd:
+    name: nginx
+    state: started
+    enabled: true
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("name", "The unit."),
+        ("state", "Its state after the task."),
+        ("enabled", "Whether it is enabled."),
+        (
+            "status",
+            "systemd's properties of the unit (`ActiveState`, `UnitFileState`, ...).",
+        ),
+    ];
     type Params = SystemdParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         plan_systemd(Self::NAME, p, host)
@@ -375,6 +410,20 @@ impl Module for Systemd {
 
 impl Module for SystemdService {
     const NAME: &'static str = "systemd_service";
+    const DOC_SHORT: &'static str = "The same module as `systemd`, by its newer name.";
+    const DOC_EXAMPLE: &'static str = r##"- systemd_service:
+    name: nginx
+    state: restarted
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("name", "The unit."),
+        ("state", "Its state after the task."),
+        ("enabled", "Whether it is enabled."),
+        (
+            "status",
+            "systemd's properties of the unit (`ActiveState`, `UnitFileState`, ...).",
+        ),
+    ];
     type Params = SystemdParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         plan_systemd(Self::NAME, p, host)
@@ -391,6 +440,22 @@ impl Module for SystemdService {
 
 impl Module for Service {
     const NAME: &'static str = "service";
+    const DOC_SHORT: &'static str = "Start, stop and enable services (systemd only).";
+    const DOC_LONG: &'static str = r##"Maps to `systemd`."##;
+    const DOC_EXAMPLE: &'static str = r##"- service:
+    name: cron
+    state: started
+    enabled: true
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("name", "The unit."),
+        ("state", "Its state after the task."),
+        ("enabled", "Whether it is enabled."),
+        (
+            "status",
+            "systemd's properties of the unit (`ActiveState`, `UnitFileState`, ...).",
+        ),
+    ];
     type Params = ServiceParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         if let Some(u) = p

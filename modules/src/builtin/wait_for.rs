@@ -41,23 +41,36 @@ pub enum WaitState {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitForParams {
+    /// The address to check a `port` on, from the host (default `127.0.0.1`).
     pub host: Option<String>,
+    /// A TCP port to wait for.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub port: Option<u64>,
+    /// A file to wait for (or for `search_regex` in it).
     pub path: Option<String>,
+    /// `started`/`present`: the port answers or the file exists; `stopped`/`absent`: it no
+    /// longer does; `drained`: no active connections on the port.
     #[serde(default)]
     pub state: WaitState,
+    /// Seconds to wait before the task fails (default 300).
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub timeout: Option<f64>,
+    /// Seconds to wait before the first check.
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub delay: Option<f64>,
+    /// Seconds between checks (default 1).
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub sleep: Option<f64>,
+    /// Seconds one connection attempt may take (default 5).
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub connect_timeout: Option<f64>,
+    /// With `path`: wait until a line matches this regular expression.
     pub search_regex: Option<String>,
+    /// The failure message instead of the default one.
     pub msg: Option<String>,
+    /// Accepted and ignored (for `drained`).
     pub exclude_hosts: Option<Vec<String>>,
+    /// The TCP states that count as active for `drained`.
     pub active_connection_states: Option<Vec<String>>,
 }
 
@@ -233,6 +246,23 @@ impl WaitFor {
 
 impl Module for WaitFor {
     const NAME: &'static str = "wait_for";
+    const DOC_SHORT: &'static str = "Wait for a port, a file or a line in a file.";
+    const DOC_LONG: &'static str = r##"Checks run on the host in one script, so a wait costs one round trip however long it takes."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Wait for the app
+  wait_for:
+    port: 8080
+    timeout: 60
+
+- name: Wait for the ready line
+  wait_for:
+    path: /var/log/app.log
+    search_regex: "ready in \\d+ ms"
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("elapsed", "Seconds waited."),
+        ("match_groups", "The groups of `search_regex`'s match."),
+        ("match_groupdict", "Its named groups."),
+    ];
     type Params = WaitForParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

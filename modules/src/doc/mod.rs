@@ -8,6 +8,7 @@
 //! [`crate::Module`] impl. `herd doc` and the pages under `docs/modules/`
 //! are rendered from the [`ModuleDoc`] built here ([`render`]).
 
+pub mod compat;
 pub mod introspect;
 pub mod render;
 pub mod shapes;
@@ -34,6 +35,8 @@ pub struct ModuleDoc {
     pub returns: Vec<ReturnDoc>,
     /// A YAML task (or a few) using the module.
     pub example: &'static str,
+    /// Its row of `modules/COMPATIBILITY.md` (empty when it has none).
+    pub differences: &'static str,
 }
 
 /// One parameter (or a sub-option of a mapping parameter).
@@ -93,6 +96,7 @@ pub fn module_doc<M: Module>() -> ModuleDoc {
             .map(|&(name, description)| ReturnDoc { name, description })
             .collect(),
         example: M::DOC_EXAMPLE,
+        differences: compat::row(M::NAME).unwrap_or(""),
     }
 }
 

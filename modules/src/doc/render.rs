@@ -51,22 +51,66 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
+/// `text` wrapped at 80 columns and indented by `n` spaces. A line that
+/// starts a list item (`- `) or a code line (indented) starts a new line,
+/// as in Markdown; an item's continuation lines are indented under it.
+fn wrap(text: &str, n: usize) -> String {
+    let width = 80usize.saturating_sub(n).max(20);
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut hang = "";
+    for line in text.lines() {
+        let breaks = line.trim().is_empty() || line.starts_with("- ") || line.starts_with(' ');
+        if breaks && !cur.is_empty() {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if line.trim().is_empty() {
+            lines.push(String::new());
+            hang = "";
+            continue;
+        }
+        if line.starts_with("- ") {
+            hang = "  ";
+        }
+        for word in line.split_whitespace() {
+            if cur.len() + 1 + word.len() > width && cur.trim().len() > 0 {
+                lines.push(std::mem::take(&mut cur));
+                cur.push_str(hang);
+            } else if !cur.trim().is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    indent(&lines.join("\n"), n)
+}
+
 /// The terminal page of `herd doc MODULE`.
 pub fn text(doc: &ModuleDoc) -> String {
     let mut out = format!("{} - {}\n", doc.name, doc.short);
     if !doc.long.trim().is_empty() {
-        let _ = writeln!(out, "\n{}", indent(doc.long.trim(), 2));
+        let _ = writeln!(out, "\n{}", wrap(doc.long.trim(), 2));
     }
     out.push_str("\nPARAMETERS\n");
     text_params(&mut out, &doc.params, 2);
     if !doc.returns.is_empty() {
         out.push_str("\nRETURNS\n");
         for r in &doc.returns {
-            let _ = writeln!(out, "  {}\n{}", r.name, indent(r.description, 6));
+            let _ = writeln!(out, "  {}\n{}", r.name, wrap(r.description, 6));
         }
     }
     if !doc.example.trim().is_empty() {
         let _ = writeln!(out, "\nEXAMPLE\n{}", indent(doc.example.trim_end(), 2));
+    }
+    if !doc.differences.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nDIFFERENCES FROM ANSIBLE\n{}",
+            wrap(doc.differences, 2)
+        );
     }
     out
 }
@@ -84,7 +128,7 @@ fn text_params(out: &mut String, params: &[ParamDoc], depth: usize) {
             p.name,
             facts(p, &plain)
         );
-        let _ = writeln!(out, "{}", indent(&p.description, depth + 4));
+        let _ = writeln!(out, "{}", wrap(&p.description, depth + 4));
         if !p.suboptions.is_empty() {
             text_params(out, &p.suboptions, depth + 4);
         }

@@ -19,3 +19,15 @@ impl JsonSchema for StringOrList {
         json_schema!({ "type": ["string", "array", "null"], "items": { "type": "string" } })
     }
 }
+
+/// A boolean or a mapping (`limits: true`, `limits: {nofile: 65536}`).
+pub struct BoolOrMapping;
+
+impl JsonSchema for BoolOrMapping {
+    fn schema_name() -> Cow<'static, str> {
+        "BoolOrMapping".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["boolean", "object", "null"] })
+    }
+}
