@@ -139,6 +139,8 @@ pub enum AppError {
     Pattern(#[from] crate::inventory::pattern::PatternError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Doc(#[from] crate::doc_cmd::DocError),
 }
 
 pub fn main() -> ExitCode {
@@ -199,6 +201,8 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
         Command::Run(a) => &a.inventory,
         Command::Validate(a) => &a.inventory,
         Command::Inventory(a) => &a.inventory,
+        // Documentation reads no configuration, inventory or vault.
+        Command::Doc(a) => return Ok(crate::doc_cmd::run(a)?),
     };
     // Before anything is loaded: every YAML loader decrypts with these.
     let vault_sources = crate::vault::PasswordSources {
@@ -227,6 +231,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
             print_config_warnings(&config);
             cmd_inventory(args, &config)
         }
+        Command::Doc(args) => Ok(crate::doc_cmd::run(&args)?),
     }
 }
 

@@ -25,6 +25,30 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show an inventory, like ansible-inventory.
     Inventory(InventoryArgs),
+    /// Show a module's documentation; without MODULE, list the modules.
+    Doc(DocArgs),
+}
+
+/// `herd doc [MODULE] [--format text|json|markdown]`.
+#[derive(Debug, Args)]
+pub struct DocArgs {
+    /// The module, by short or long name (`copy`, `ansible.builtin.copy`).
+    pub module: Option<String>,
+    /// How to print it.
+    #[arg(long, value_enum, default_value_t = DocFormat::Text)]
+    pub format: DocFormat,
+}
+
+/// `herd doc --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DocFormat {
+    /// For the terminal.
+    #[default]
+    Text,
+    /// The same facts as one JSON object (a list for every module).
+    Json,
+    /// The page under docs/modules/.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

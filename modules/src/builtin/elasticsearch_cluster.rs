@@ -728,20 +728,19 @@ the masters' inventory addresses as `discovery.seed_hosts`.
   see its README. On the fleet hosts the nofile/memlock limits of the unit
   cannot be raised past the test machine's, so the test runs the stand-in
   with those checks as warnings and checks the unit's limits instead."##;
-    const DOC_EXAMPLE: &'static str = r##"- hosts: es_masters:es_data
-  tasks:
-    - elasticsearch_cluster:
-        cluster_name: search
-        version: 8.11.1
-        masters: es_masters            # group names in the inventory
-        data: es_data
-        url: https://artifacts.elastic.co/downloads/elasticsearch/elasticsearch-8.11.1-linux-x86_64.tar.gz
-        checksum: sha512:...           # or src: a tarball on the controller
-        heap: 4g                       # default: half the RAM, at most 31g
-        settings: {xpack.security.enabled: false}
-        # wait_for_status: green|yellow, wait_timeout: 300, http_port: 9200,
-        # network_host: (inventory address), max_map_count_read_only: fail|warn
-      register: es                     # es.health, es.steps, es.roles, es.bootstrap
+    const DOC_EXAMPLE: &'static str = r##"# One task for every host of both groups (a play on `es_masters:es_data`):
+- elasticsearch_cluster:
+    cluster_name: search
+    version: 8.11.1
+    masters: es_masters            # group names in the inventory
+    data: es_data
+    url: https://artifacts.elastic.co/downloads/elasticsearch/elasticsearch-8.11.1-linux-x86_64.tar.gz
+    checksum: sha512:...           # or src: a tarball on the controller
+    heap: 4g                       # default: half the RAM, at most 31g
+    settings: {xpack.security.enabled: false}
+    # wait_for_status: green|yellow, wait_timeout: 300, http_port: 9200,
+    # network_host: (inventory address), max_map_count_read_only: fail|warn
+  register: es                     # es.health, es.steps, es.roles, es.bootstrap
 "##;
     type Params = EsParams;
     const NEEDS_INVENTORY: bool = true;

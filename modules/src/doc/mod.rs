@@ -159,11 +159,35 @@ fn param_of(name: &str, sub: &Value, required: bool, names: &IndexMap<String, St
 /// when the doc has more than one.
 fn description_of(sub: &Value) -> String {
     let text = |k: &str| sub.get(k).and_then(Value::as_str).unwrap_or("");
-    match (text("title"), text("description")) {
+    let doc = match (text("title"), text("description")) {
         ("", d) => d.trim().to_string(),
         (t, "") => t.trim().to_string(),
         (t, d) => format!("{}\n\n{}", t.trim(), d.trim()),
+    };
+    unwrap_lines(&doc)
+}
+
+/// A doc comment's lines joined into paragraphs (the line breaks of the
+/// source are not the reader's); list items and indented lines keep theirs.
+fn unwrap_lines(doc: &str) -> String {
+    let mut out = String::new();
+    let mut after_blank = true;
+    for line in doc.lines() {
+        if line.trim().is_empty() {
+            if !after_blank {
+                out.push_str("\n\n");
+            }
+            after_blank = true;
+            continue;
+        }
+        if !after_blank {
+            let breaks = line.starts_with("- ") || line.starts_with(' ');
+            out.push(if breaks { '\n' } else { ' ' });
+        }
+        out.push_str(line);
+        after_blank = false;
     }
+    out
 }
 
 /// The schema without its `null` alternative (an `Option` field).

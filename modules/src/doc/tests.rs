@@ -182,3 +182,8 @@ fn print_all() {
         println!("{}", render::text(&m.doc()));
     }
 }
+
+#[test]
+fn doc_lines_become_paragraphs() {
+    assert_eq!(unwrap_lines("a\nb\n\nc\n- d\n- e"), "a b\n\nc\n- d\n- e");
+}
