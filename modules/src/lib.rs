@@ -7,6 +7,8 @@
 //! *applies*. That split gives check mode and diff mode for free and is what
 //! the "apply, then plan is empty" idempotency tests exercise.
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod cancel;
 pub mod clock;

@@ -113,6 +113,8 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Read a mode: octal digits, `preserve`, or a symbolic mode (checked here, so plan and
+    /// apply never meet a bad one).
     pub fn parse(s: &str) -> Result<Mode, String> {
         let s = s.trim();
         if s == "preserve" {
@@ -160,6 +162,8 @@ pub fn symbolic_for_chmod(spec: &str) -> String {
         .join(",")
 }
 
+/// A mode given as a YAML number (octal, as YAML 1.1 reads `0644`), an octal string or a
+/// symbolic string; for `deserialize_with`.
 pub fn de_opt_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),

@@ -28,20 +28,27 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` of `apt` and `package`.
 pub enum PkgState {
     #[default]
     #[serde(alias = "installed")]
+    /// Installed (`installed` is an alias).
     Present,
     #[serde(alias = "removed")]
+    /// Removed (`removed` is an alias).
     Absent,
+    /// Installed at the candidate version.
     Latest,
     #[serde(rename = "build-dep")]
+    /// Not supported.
     BuildDep,
+    /// Not supported.
     Fixed,
 }
 
 #[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `apt`: what `herd doc` shows, and what the parser takes.
 pub struct AptParams {
     /// Packages: a name, a list, or a comma-separated string; `name=version` pins a version.
     #[serde(alias = "package", alias = "pkg")]
@@ -131,6 +138,7 @@ pub struct AptParams {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `package`: what `herd doc` shows, and what the parser takes.
 pub struct PackageParams {
     /// Packages: a name or a list.
     #[schemars(with = "crate::doc::shapes::StringOrList")]
@@ -142,7 +150,9 @@ pub struct PackageParams {
     pub use_: Option<String>,
 }
 
+/// The `apt` module.
 pub struct Apt;
+/// The `package` module.
 pub struct Package;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -156,7 +166,9 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 /// One requested package: `name` or `name=version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
+    /// The package's name.
     pub name: String,
+    /// The version asked for (`name=version`), if any.
     pub version: Option<String>,
 }
 
@@ -211,10 +223,12 @@ pub fn wanted(name: Option<&Value>) -> Result<Vec<Wanted>, ModuleError> {
 pub struct Installed {
     /// `installed`, `config-files`, `half-installed`, `not-installed`, ...
     pub status: String,
+    /// The installed version.
     pub version: String,
 }
 
 impl Installed {
+    /// Whether dpkg says it is installed.
     pub fn is_installed(&self) -> bool {
         self.status == "installed"
     }
@@ -396,8 +410,11 @@ fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, 
 /// What to do with the packages, decided from the facts.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Actions {
+    /// Packages to install (with their versions).
     pub install: Vec<String>,
+    /// Packages to remove.
     pub remove: Vec<String>,
+    /// Whether a `deb` file is to be installed.
     pub deb: bool,
 }
 

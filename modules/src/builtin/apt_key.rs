@@ -28,14 +28,18 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum KeyState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `apt_key`: what `herd doc` shows, and what the parser takes.
 pub struct AptKeyParams {
     /// The key's id; with `state: absent`, the key to remove. Not checked against the key's
     /// content (no gpg).
@@ -59,6 +63,7 @@ pub struct AptKeyParams {
     pub validate_certs: Option<bool>,
 }
 
+/// The `apt_key` module.
 pub struct AptKey;
 
 /// YAML reads an unquoted `0xB0B0B0B0` as a number: take it back as hex.

@@ -26,14 +26,18 @@ use crate::{FileDiff, Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum RepoState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `apt_repository`: what `herd doc` shows, and what the parser takes.
 pub struct AptRepositoryParams {
     /// The source line (`deb [signed-by=...] http://host/debian bookworm main`); `ppa:` is not
     /// supported.
@@ -66,6 +70,7 @@ pub struct AptRepositoryParams {
     pub install_python_apt: Option<bool>,
 }
 
+/// The `apt_repository` module.
 pub struct AptRepository;
 
 const SOURCES_DIR: &str = "/etc/apt/sources.list.d";

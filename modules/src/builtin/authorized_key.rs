@@ -30,14 +30,18 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum KeyState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `authorized_key`: what `herd doc` shows, and what the parser takes.
 pub struct AuthorizedKeyParams {
     /// The user whose `authorized_keys` file is edited.
     pub user: String,
@@ -67,6 +71,7 @@ pub struct AuthorizedKeyParams {
     pub follow: bool,
 }
 
+/// The `authorized_key` module.
 pub struct AuthorizedKey;
 
 /// The key types OpenSSH accepts, as Ansible lists them.
@@ -99,9 +104,13 @@ const KEY_TYPES: &[&str] = &[
 /// One parsed key line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
+    /// Options before the key type, in order.
     pub options: Vec<(String, Option<String>)>,
+    /// The key type (`ssh-ed25519`).
     pub kind: String,
+    /// The base64 key.
     pub blob: String,
+    /// The comment after the key.
     pub comment: String,
 }
 
@@ -161,6 +170,7 @@ impl Key {
         })
     }
 
+    /// The key as an authorized_keys line.
     pub fn line(&self) -> String {
         let mut s = String::new();
         if !self.options.is_empty() {

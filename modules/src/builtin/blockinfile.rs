@@ -25,9 +25,12 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum BlockState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
@@ -43,6 +46,7 @@ fn default_end() -> String {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `blockinfile`: what `herd doc` shows, and what the parser takes.
 pub struct BlockInFileParams {
     /// The file to edit.
     #[serde(alias = "dest", alias = "destfile", alias = "name")]
@@ -112,6 +116,7 @@ pub struct BlockInFileParams {
     pub selevel: Option<String>,
 }
 
+/// The `blockinfile` module.
 pub struct BlockInFile;
 
 /// The new lines of a file, given its current lines. Returns the lines.

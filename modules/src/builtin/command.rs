@@ -29,6 +29,7 @@ const CHDIR_FAILED: &str = "herd: cannot change directory";
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `command`: what `herd doc` shows, and what the parser takes.
 pub struct CommandParams {
     /// The command line, given after the module name (`command: ls -l`). It is split into words
     /// like a shell would (quotes respected) but not run through a shell: no pipes,
@@ -65,6 +66,7 @@ pub struct CommandParams {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `shell`: what `herd doc` shows, and what the parser takes.
 pub struct ShellParams {
     /// The command line, given after the module name; it runs through `/bin/sh -c` (pipes,
     /// redirections and variables work).
@@ -95,6 +97,7 @@ pub struct ShellParams {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `raw`: what `herd doc` shows, and what the parser takes.
 pub struct RawParams {
     /// The command line, sent to the host's shell as it is (given after the module name: `raw:
     /// uptime`).
@@ -319,6 +322,7 @@ fn expand_word(word: &str, prelude: &mut String) -> String {
     out
 }
 
+/// The `command` module.
 pub struct Command;
 
 impl Command {
@@ -427,6 +431,7 @@ impl Module for Command {
     }
 }
 
+/// The `shell` module.
 pub struct Shell;
 
 impl Shell {
@@ -496,6 +501,7 @@ impl Module for Shell {
     }
 }
 
+/// The `raw` module.
 pub struct Raw;
 
 impl Module for Raw {

@@ -56,10 +56,14 @@ const LIVE: &str = ".herd-live";
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// When `compose_deploy` pulls images.
 pub enum Pull {
+    /// Pull every run.
     Always,
     #[default]
+    /// Pull images the host lacks.
     Missing,
+    /// Never pull; a missing image fails the plan.
     Never,
 }
 
@@ -77,10 +81,14 @@ impl Pull {
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum DeployState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
+    /// Restart the live project when nothing else changed.
     Restarted,
 }
 
@@ -88,16 +96,22 @@ pub enum DeployState {
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+/// How a new version replaces the old one.
 pub enum Strategy {
     #[default]
+    /// Update the project in place.
     Recreate,
+    /// Start the idle color, gate it, switch, stop the old color.
     BlueGreen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// One of the two copies of a blue-green project.
 pub enum Color {
+    /// The blue copy of the project.
     Blue,
+    /// The green copy of the project.
     Green,
 }
 
@@ -187,6 +201,7 @@ impl Switch {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `compose_deploy`: what `herd doc` shows, and what the parser takes.
 pub struct ComposeDeployParams {
     /// The compose project name.
     pub project: String,
@@ -238,6 +253,7 @@ pub struct ComposeDeployParams {
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// Per-color env for `blue_green`.
 pub struct Colors {
     /// Env for the blue color.
     #[serde(default, deserialize_with = "de_env")]
@@ -311,6 +327,7 @@ fn valid_var(k: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// The `compose_deploy` module.
 pub struct ComposeDeploy;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {

@@ -30,6 +30,7 @@ use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `copy`: what `herd doc` shows, and what the parser takes.
 pub struct CopyParams {
     /// Where the file goes on the host. Ending in `/`, or an existing directory: the file keeps
     /// the source's base name inside it.
@@ -99,6 +100,7 @@ pub struct CopyParams {
     pub selevel: Option<String>,
 }
 
+/// The `copy` module.
 pub struct Copy;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {

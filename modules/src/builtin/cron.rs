@@ -22,9 +22,12 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum CronState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
@@ -32,13 +35,21 @@ pub enum CronState {
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// `special_time`'s values.
 pub enum SpecialTime {
+    /// `@annually`.
     Annually,
+    /// `@daily`.
     Daily,
+    /// `@hourly`.
     Hourly,
+    /// `@monthly`.
     Monthly,
+    /// `@reboot`.
     Reboot,
+    /// `@weekly`.
     Weekly,
+    /// `@yearly`.
     Yearly,
 }
 
@@ -66,6 +77,7 @@ fn de_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> 
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `cron`: what `herd doc` shows, and what the parser takes.
 pub struct CronParams {
     /// The job's description; it is written as a `#Ansible: NAME` comment and identifies the
     /// job on later runs.
@@ -118,6 +130,7 @@ pub struct CronParams {
     pub insertbefore: Option<String>,
 }
 
+/// The `cron` module.
 pub struct Cron;
 
 const MARK: &str = "#Ansible: ";
@@ -133,6 +146,7 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 /// The crontab's lines, edited as Ansible's `CronTab` class does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronTab {
+    /// The crontab's lines.
     pub lines: Vec<String>,
 }
 
@@ -153,6 +167,7 @@ impl CronTab {
         }
     }
 
+    /// The crontab's text.
     pub fn render(&self) -> String {
         let s = self.lines.join("\n");
         if s.is_empty() {

@@ -23,14 +23,18 @@ use crate::{FileDiff, Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum SourceState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `deb822_repository`: what `herd doc` shows, and what the parser takes.
 pub struct Deb822Params {
     /// The source's name; the file is `/etc/apt/sources.list.d/<name>.sources` (characters
     /// other than letters, digits, `.`, `_`, `-` become `_`).
@@ -102,6 +106,7 @@ pub struct Deb822Params {
     pub install_python_debian: Option<bool>,
 }
 
+/// The `deb822_repository` module.
 pub struct Deb822Repository;
 
 const SOURCES_DIR: &str = "/etc/apt/sources.list.d";
@@ -139,6 +144,8 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+/// The file name for a source called `name`: characters other than letters, digits, `.`, `_`,
+/// `-` become `_`.
 pub fn file_name(name: &str) -> String {
     let n: String = name
         .chars()

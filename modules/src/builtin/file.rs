@@ -28,12 +28,19 @@ use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// What `file` makes a path.
 pub enum FileState {
+    /// A regular file (only attributes are changed).
     File,
+    /// A directory, created with its parents.
     Directory,
+    /// Created empty, or its times updated.
     Touch,
+    /// Removed, recursively.
     Absent,
+    /// A symbolic link to `src`.
     Link,
+    /// A hard link to `src`.
     Hard,
 }
 
@@ -52,6 +59,7 @@ impl FileState {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `file`: what `herd doc` shows, and what the parser takes.
 pub struct FileParams {
     /// The path on the host to manage.
     #[serde(alias = "dest", alias = "name")]
@@ -193,6 +201,7 @@ fn parent_dir(path: &str) -> String {
     }
 }
 
+/// The `file` module.
 pub struct File;
 
 /// Everything the probe found.

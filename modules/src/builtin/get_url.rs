@@ -32,6 +32,7 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `get_url`: what `herd doc` shows, and what the parser takes.
 pub struct GetUrlParams {
     /// What to download: `http(s)://`, `ftp://` or `file://`, fetched on the host with curl (or
     /// wget).
@@ -119,6 +120,7 @@ pub struct GetUrlParams {
     pub selevel: Option<String>,
 }
 
+/// The `get_url` module.
 pub struct GetUrl;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -132,11 +134,15 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 /// A checksum as `alg:value`, where value is a digest or a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checksum {
+    /// The digest command (`sha256sum`).
     pub tool: &'static str,
+    /// The algorithm (`sha256`).
     pub alg: String,
+    /// The expected digest, lowercase hex.
     pub value: String,
 }
 
+/// Read `checksum`: `ALG:DIGEST` or `ALG:URL`; `None` when empty.
 pub fn parse_checksum(s: &str) -> Result<Option<Checksum>, String> {
     let s = s.trim();
     if s.is_empty() {

@@ -16,14 +16,18 @@ use crate::{Host, Module, ModuleError, Outcome, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum GroupState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `group`: what `herd doc` shows, and what the parser takes.
 pub struct GroupParams {
     /// The group's name.
     pub name: String,
@@ -47,6 +51,7 @@ pub struct GroupParams {
     pub local: bool,
 }
 
+/// The `group` module.
 pub struct GroupModule;
 
 /// What `apply` does, decided by the plan.

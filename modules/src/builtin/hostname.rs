@@ -22,24 +22,39 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// How `hostname` sets the name.
 pub enum Strategy {
+    /// `hostnamectl set-hostname`.
     Systemd,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `debian` strategy).
     Debian,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `generic` strategy).
     Generic,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `alpine` strategy).
     Alpine,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `openrc` strategy).
     Openrc,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `redhat` strategy).
     Redhat,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `sles` strategy).
     Sles,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `freebsd` strategy).
     Freebsd,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `macos` strategy).
     Macos,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `macosx` strategy).
     Macosx,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `darwin` strategy).
     Darwin,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `openbsd` strategy).
     Openbsd,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `solaris` strategy).
     Solaris,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `hostname`: what `herd doc` shows, and what the parser takes.
 pub struct HostnameParams {
     /// The host name to set.
     pub name: String,
@@ -49,6 +64,7 @@ pub struct HostnameParams {
     pub use_: Option<Strategy>,
 }
 
+/// The `hostname` module.
 pub struct Hostname;
 
 const FILE: &str = "/etc/hostname";

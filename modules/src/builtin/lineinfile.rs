@@ -32,14 +32,18 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum LineState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `lineinfile`: what `herd doc` shows, and what the parser takes.
 pub struct LineInFileParams {
     /// The file to edit.
     #[serde(alias = "dest", alias = "destfile", alias = "name")]
@@ -107,6 +111,7 @@ pub struct LineInFileParams {
     pub selevel: Option<String>,
 }
 
+/// The `lineinfile` module.
 pub struct LineInFile;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {

@@ -27,11 +27,17 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// What `mount` makes a mount point.
 pub enum MountState {
+    /// In fstab and mounted.
     Mounted,
+    /// Not mounted; fstab left alone.
     Unmounted,
+    /// In fstab only.
     Present,
+    /// Unmounted and out of fstab.
     Absent,
+    /// Remounted now.
     Remounted,
     /// Only remove the fstab line; leave what is mounted alone.
     #[serde(rename = "absent_from_fstab")]
@@ -56,6 +62,7 @@ fn de_num_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `mount`: what `herd doc` shows, and what the parser takes.
 pub struct MountParams {
     /// The mount point.
     #[serde(alias = "name")]
@@ -90,6 +97,7 @@ pub struct MountParams {
     pub backup: bool,
 }
 
+/// The `mount` module.
 pub struct Mount;
 
 /// Ansible's `_escape_fstab`: octal escapes for what would split a field.

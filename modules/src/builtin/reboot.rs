@@ -30,6 +30,7 @@ use crate::{Host, HostError, Module, ModuleError, Outcome, Plan};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `reboot`: what `herd doc` shows, and what the parser takes.
 pub struct RebootParams {
     /// Seconds to wait for the host to come back and pass `test_command` (default 600).
     #[serde(default, deserialize_with = "de_opt_u64")]
@@ -65,6 +66,7 @@ pub struct RebootParams {
     pub search_paths: Option<Value>,
 }
 
+/// The `reboot` module.
 pub struct Reboot;
 
 const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";

@@ -21,6 +21,7 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `stat`: what `herd doc` shows, and what the parser takes.
 pub struct StatParams {
     /// The path on the host to look at.
     #[serde(alias = "dest", alias = "name")]
@@ -56,6 +57,7 @@ pub struct StatParams {
     pub get_md5: Option<bool>,
 }
 
+/// The `stat` module.
 pub struct Stat;
 
 fn checksum_tool(module: &'static str, alg: Option<&str>) -> Result<&'static str, ModuleError> {

@@ -28,14 +28,18 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum SysctlState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `sysctl`: what `herd doc` shows, and what the parser takes.
 pub struct SysctlParams {
     /// The kernel parameter, dotted (`net.core.somaxconn`).
     #[serde(alias = "key")]
@@ -66,6 +70,7 @@ fn default_file() -> String {
     "/etc/sysctl.conf".into()
 }
 
+/// The `sysctl` module.
 pub struct Sysctl;
 
 /// Ansible's `_parse_value`: boolean words become `1`/`0`.

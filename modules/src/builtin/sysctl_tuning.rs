@@ -47,8 +47,11 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
+    /// Bridge netfilter keys and IP forwarding, for Docker hosts.
     Docker,
+    /// `vm.max_map_count` and swappiness, for Elasticsearch.
     Elasticsearch,
+    /// Backlogs, FIN timeout, keepalive and TIME-WAIT reuse, for busy servers.
     Network,
 }
 
@@ -139,14 +142,18 @@ const HEADER: &str = "# Managed by herd (sysctl_tuning). Local changes are overw
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum TuningState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `sysctl_tuning`: what `herd doc` shows, and what the parser takes.
 pub struct SysctlTuningParams {
     /// Names the files: `<priority>-<name>.conf`.
     #[serde(default = "default_name")]
@@ -305,6 +312,7 @@ fn de_limits<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>
         .collect()
 }
 
+/// The `sysctl_tuning` module.
 pub struct SysctlTuning;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {

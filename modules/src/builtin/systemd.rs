@@ -30,15 +30,22 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// What state a unit should reach.
 pub enum UnitState {
+    /// Running (started if not).
     Started,
+    /// Not running.
     Stopped,
+    /// Restarted every run.
     Restarted,
+    /// Reloaded every run.
     Reloaded,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `systemd` and `systemd_service`: what `herd doc` shows, and what the
+/// parser takes.
 pub struct SystemdParams {
     /// The unit (`nginx` means `nginx.service`).
     #[serde(alias = "service", alias = "unit")]
@@ -70,6 +77,7 @@ pub struct SystemdParams {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `service`: what `herd doc` shows, and what the parser takes.
 pub struct ServiceParams {
     /// The service.
     pub name: String,
@@ -108,17 +116,23 @@ impl From<&ServiceParams> for SystemdParams {
     }
 }
 
+/// The `systemd` module.
 pub struct Systemd;
+/// The `systemd_service` module.
 pub struct SystemdService;
+/// The `service` module.
 pub struct Service;
 
 /// The unit as `systemctl` described it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnitInfo {
+    /// `systemctl show`'s properties of the unit.
     pub props: Map<String, Value>,
     /// `systemctl is-enabled`'s word (`enabled`, `disabled`, `static`, ...).
     pub enabled_word: String,
+    /// `systemctl is-enabled`'s exit status.
     pub enabled_rc: i32,
+    /// Whether systemd runs the host (PID 1).
     pub systemd_running: bool,
 }
 
@@ -133,11 +147,13 @@ impl UnitInfo {
     fn deactivating(&self) -> bool {
         self.prop("ActiveState") == "deactivating"
     }
+    /// Whether the unit is masked.
     pub fn masked(&self) -> bool {
         self.prop("UnitFileState") == "masked"
             || self.prop("LoadState") == "masked"
             || self.enabled_word == "masked"
     }
+    /// Whether systemd knows the unit.
     pub fn found(&self) -> bool {
         self.prop("LoadState") != "not-found" || self.masked()
     }

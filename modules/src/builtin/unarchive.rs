@@ -34,6 +34,7 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `unarchive`: what `herd doc` shows, and what the parser takes.
 pub struct UnarchiveParams {
     /// The archive: a controller path (the engine sends it), with `remote_src` a path on the
     /// host, or a URL (fetched on the host).
@@ -103,6 +104,7 @@ pub struct UnarchiveParams {
     pub src_path: Option<String>,
 }
 
+/// The `unarchive` module.
 pub struct Unarchive;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -118,6 +120,7 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 pub enum Format {
     /// tar, with the decompression flag (`-z`, `-j`, `-J`, `--zstd` or none).
     Tar(&'static str),
+    /// zip, read with unzip.
     Zip,
 }
 

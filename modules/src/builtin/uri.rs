@@ -33,6 +33,7 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `uri`: what `herd doc` shows, and what the parser takes.
 pub struct UriParams {
     /// The URL to request, from the host.
     pub url: String,
@@ -141,6 +142,7 @@ fn raw() -> String {
     "raw".into()
 }
 
+/// The `uri` module.
 pub struct Uri;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {

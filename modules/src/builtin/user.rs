@@ -29,9 +29,12 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum UserState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
@@ -39,14 +42,18 @@ pub enum UserState {
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+/// When `user` sets the password.
 pub enum UpdatePassword {
     #[default]
+    /// Set the password whenever it differs.
     Always,
+    /// Only for a new user.
     OnCreate,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `user`: what `herd doc` shows, and what the parser takes.
 pub struct UserParams {
     /// The user's login name.
     #[serde(alias = "user")]
@@ -133,6 +140,7 @@ fn id_rsa() -> String {
     ".ssh/id_rsa".into()
 }
 
+/// The `user` module.
 pub struct User;
 
 /// The argv of the one command to run, and a change line per difference.

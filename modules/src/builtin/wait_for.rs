@@ -29,17 +29,24 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
     Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+/// What `wait_for` waits for.
 pub enum WaitState {
     #[default]
+    /// The port answers or the file exists.
     Started,
+    /// The same as `started`.
     Present,
+    /// The port no longer answers.
     Stopped,
+    /// The file no longer exists.
     Absent,
+    /// No active connections on the port.
     Drained,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `wait_for`: what `herd doc` shows, and what the parser takes.
 pub struct WaitForParams {
     /// The address to check a `port` on, from the host (default `127.0.0.1`).
     pub host: Option<String>,
@@ -74,6 +81,7 @@ pub struct WaitForParams {
     pub active_connection_states: Option<Vec<String>>,
 }
 
+/// The `wait_for` module.
 pub struct WaitFor;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
