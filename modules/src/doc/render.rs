@@ -73,7 +73,7 @@ fn wrap(text: &str, n: usize) -> String {
             hang = "  ";
         }
         for word in line.split_whitespace() {
-            if cur.len() + 1 + word.len() > width && cur.trim().len() > 0 {
+            if cur.len() + 1 + word.len() > width && !cur.trim().is_empty() {
                 lines.push(std::mem::take(&mut cur));
                 cur.push_str(hang);
             } else if !cur.trim().is_empty() {
@@ -157,6 +157,14 @@ pub fn markdown(doc: &ModuleDoc) -> String {
             out,
             "\n## Example\n\n```yaml\n{}\n```",
             doc.example.trim_end()
+        );
+    }
+    if !doc.differences.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Differences from Ansible\n\n{}\n\n(The module's row in \
+             [COMPATIBILITY.md](../../modules/COMPATIBILITY.md).)",
+            doc.differences
         );
     }
     out.push_str(
