@@ -32,10 +32,10 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 pub enum PkgState {
     #[default]
     #[serde(alias = "installed")]
-    /// Installed (`installed` is an alias).
+    /// Installed.
     Present,
     #[serde(alias = "removed")]
-    /// Removed (`removed` is an alias).
+    /// Removed.
     Absent,
     /// Installed at the candidate version.
     Latest,

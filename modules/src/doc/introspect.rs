@@ -9,6 +9,7 @@
 //! deserializers to read both facts back, so the aliases `herd doc` shows
 //! are the ones the parser takes.
 
+use std::cell::Cell;
 use std::fmt;
 
 use indexmap::IndexMap;
@@ -43,11 +44,7 @@ impl de::Error for Probe {
 /// struct (serde passes no field list then).
 pub fn accepted_names<P: DeserializeOwned>() -> IndexMap<String, String> {
     let mut names = IndexMap::new();
-    let fields = match P::deserialize(FieldList) {
-        Err(Probe::Fields(fields)) => fields,
-        _ => &[],
-    };
-    for &name in fields {
+    for &name in fields::<P>() {
         if let Some(own) = canonical_of::<P>(name) {
             names.insert(name.to_string(), own);
         }
@@ -55,9 +52,44 @@ pub fn accepted_names<P: DeserializeOwned>() -> IndexMap<String, String> {
     names
 }
 
+/// The names each enumeration parameter accepts (its variants and their
+/// aliases, as serde's derive lists them), by the field's own name.
+pub fn accepted_values<P: DeserializeOwned>() -> IndexMap<String, Vec<&'static str>> {
+    let mut values = IndexMap::new();
+    for &name in fields::<P>() {
+        let seen = Cell::new(None);
+        let _ = P::deserialize(TwiceMap {
+            key: name,
+            left: 0,
+            seen: &seen,
+        });
+        if let (Some(variants), Some(own)) = (seen.get(), canonical_of::<P>(name)) {
+            if own == name {
+                values.insert(own, variants.to_vec());
+            }
+        }
+    }
+    values
+}
+
+/// serde's field list for `P` (every accepted name); empty for a type
+/// that is not a plain struct.
+fn fields<P: DeserializeOwned>() -> &'static [&'static str] {
+    match P::deserialize(FieldList) {
+        Err(Probe::Fields(fields)) => fields,
+        _ => &[],
+    }
+}
+
 /// The field's own name for `name`: serde names it when the key comes twice.
 fn canonical_of<P: DeserializeOwned>(name: &'static str) -> Option<String> {
-    let Err(Probe::Msg(err)) = P::deserialize(TwiceMap { key: name, left: 0 }) else {
+    let seen = Cell::new(None);
+    let probe = TwiceMap {
+        key: name,
+        left: 0,
+        seen: &seen,
+    };
+    let Err(Probe::Msg(err)) = P::deserialize(probe) else {
         return None;
     };
     let own = err.strip_prefix("duplicate field `")?.strip_suffix('`')?;
@@ -92,12 +124,14 @@ impl<'de> de::Deserializer<'de> for FieldList {
 
 /// A map that gives `key` twice, each time with a value that takes any
 /// shape the field asks for ([`Anything`]), so serde gets to see the repeat.
-struct TwiceMap {
+struct TwiceMap<'a> {
     key: &'static str,
     left: u8,
+    /// The variants of the first enumeration a value was asked to be.
+    seen: &'a Cell<Option<&'static [&'static str]>>,
 }
 
-impl<'de> de::Deserializer<'de> for TwiceMap {
+impl<'de> de::Deserializer<'de> for TwiceMap<'_> {
     type Error = Probe;
 
     fn deserialize_any<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Probe> {
@@ -112,7 +146,7 @@ impl<'de> de::Deserializer<'de> for TwiceMap {
     }
 }
 
-impl<'de> de::MapAccess<'de> for TwiceMap {
+impl<'de> de::MapAccess<'de> for TwiceMap<'_> {
     type Error = Probe;
 
     fn next_key_seed<K: de::DeserializeSeed<'de>>(
@@ -127,16 +161,19 @@ impl<'de> de::MapAccess<'de> for TwiceMap {
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Probe> {
-        seed.deserialize(Anything)
+        seed.deserialize(Anything { seen: self.seen })
     }
 }
 
 /// A value that becomes whatever the field asks for: `"0"` for a string
-/// or a loose `Value`, `false`, `0`, none, an empty list, the first
-/// variant of an enum.
-struct Anything;
+/// or a loose `Value`, `false`, `0`, some value, a one-item list, the
+/// first variant of an enum (whose variant list it records).
+#[derive(Clone, Copy)]
+struct Anything<'a> {
+    seen: &'a Cell<Option<&'static [&'static str]>>,
+}
 
-impl<'de> de::Deserializer<'de> for Anything {
+impl<'de> de::Deserializer<'de> for Anything<'_> {
     type Error = Probe;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Probe> {
@@ -155,12 +192,10 @@ impl<'de> de::Deserializer<'de> for Anything {
         visitor.visit_f64(0.0)
     }
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Probe> {
-        visitor.visit_none()
+        visitor.visit_some(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Probe> {
-        visitor.visit_seq(
-            de::value::SeqDeserializer::<std::iter::Empty<u8>, Probe>::new(std::iter::empty()),
-        )
+        visitor.visit_seq(OneItem(Some(self)))
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Probe> {
         visitor.visit_map(de::value::MapDeserializer::<
@@ -174,14 +209,46 @@ impl<'de> de::Deserializer<'de> for Anything {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Probe> {
+        if self.seen.get().is_none() {
+            self.seen.set(Some(variants));
+        }
         let first = variants.first().copied().unwrap_or("");
         visitor.visit_enum(de::value::StrDeserializer::<Probe>::new(first))
     }
 
+    zero_for! { deserialize_i8 deserialize_i16 deserialize_i32 deserialize_u8 deserialize_u16
+    deserialize_u32 deserialize_i128 deserialize_u128 }
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Probe> {
+        visitor.visit_f64(0.0)
+    }
+
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i128 u8 u16 u32 u128 f32 char str string
-        bytes byte_buf unit unit_struct newtype_struct tuple
+        char str string bytes byte_buf unit unit_struct newtype_struct tuple
         tuple_struct struct identifier ignored_any
+    }
+}
+
+/// Integer requests of every width get `0`.
+macro_rules! zero_for {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Probe> {
+            visitor.visit_u64(0)
+        }
+    )*};
+}
+use zero_for;
+
+/// A list of one [`Anything`].
+struct OneItem<'a>(Option<Anything<'a>>);
+
+impl<'de> de::SeqAccess<'de> for OneItem<'_> {
+    type Error = Probe;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Probe> {
+        self.0.take().map(|a| seed.deserialize(a)).transpose()
     }
 }
 
@@ -228,6 +295,35 @@ mod tests {
                 ("flag", "flag"),
             ]
         );
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    #[allow(dead_code)]
+    enum State {
+        #[serde(alias = "installed")]
+        Present,
+        Absent,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct WithState {
+        name: String,
+        state: Option<State>,
+        states: Vec<State>,
+    }
+
+    #[test]
+    fn enumerations_list_their_aliases_too() {
+        let values = accepted_values::<WithState>();
+        assert_eq!(
+            values.get("state").map(Vec::as_slice),
+            Some(&["installed", "present", "absent"][..])
+        );
+        assert_eq!(values.get("states"), values.get("state"));
+        assert!(!values.contains_key("name"));
     }
 
     #[test]

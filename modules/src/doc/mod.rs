@@ -58,6 +58,10 @@ pub struct ParamDoc {
     /// The only values it takes, when it is an enumeration.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<Value>,
+    /// Other spellings the parser takes for those values (serde aliases
+    /// of the enum's variants).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choice_aliases: Vec<String>,
     /// The field's `///` doc.
     pub description: String,
     /// The fields of a mapping parameter.
@@ -86,11 +90,27 @@ const FREE_FORM: &str = "free_form";
 pub fn module_doc<M: Module>() -> ModuleDoc {
     let schema = params_schema::<M::Params>();
     let names = introspect::accepted_names::<M::Params>();
+    let mut params = params_of(schema.as_value(), &names);
+    let values = introspect::accepted_values::<M::Params>();
+    for p in &mut params {
+        let own = if p.name == FREE_FORM {
+            "_raw_params"
+        } else {
+            p.name.as_str()
+        };
+        if let Some(accepted) = values.get(own) {
+            p.choice_aliases = accepted
+                .iter()
+                .filter(|v| !p.choices.iter().any(|c| c == **v))
+                .map(|v| v.to_string())
+                .collect();
+        }
+    }
     ModuleDoc {
         name: M::NAME,
         short: M::DOC_SHORT,
         long: M::DOC_LONG,
-        params: params_of(schema.as_value(), &names),
+        params,
         returns: M::DOC_RETURNS
             .iter()
             .map(|&(name, description)| ReturnDoc { name, description })
@@ -149,6 +169,7 @@ fn param_of(name: &str, sub: &Value, required: bool, names: &IndexMap<String, St
         required,
         default: sub.get("default").filter(|d| !d.is_null()).cloned(),
         choices: choices_of(sub),
+        choice_aliases: Vec::new(),
         description: description_of(sub),
         suboptions: params_of(inner, &IndexMap::new()),
         nullable: admits_null(sub),

@@ -27,7 +27,16 @@ fn facts(p: &ParamDoc, code: &dyn Fn(&str) -> String) -> String {
     }
     if !p.choices.is_empty() {
         let c: Vec<String> = p.choices.iter().map(|c| code(&show(c))).collect();
-        out.push(format!("choices: {}", c.join(", ")));
+        let also: Vec<String> = p.choice_aliases.iter().map(|a| code(a)).collect();
+        if also.is_empty() {
+            out.push(format!("choices: {}", c.join(", ")));
+        } else {
+            out.push(format!(
+                "choices: {} (also: {})",
+                c.join(", "),
+                also.join(", ")
+            ));
+        }
     }
     if !p.aliases.is_empty() {
         let a: Vec<String> = p.aliases.iter().map(|a| code(a)).collect();

@@ -187,3 +187,14 @@ fn print_all() {
 fn doc_lines_become_paragraphs() {
     assert_eq!(unwrap_lines("a\nb\n\nc\n- d\n- e"), "a b\n\nc\n- d\n- e");
 }
+
+#[test]
+fn enum_value_aliases_come_from_serde() {
+    let doc = registry::find("apt").map(|m| m.doc()).expect("apt");
+    let state = doc
+        .params
+        .iter()
+        .find(|p| p.name == "state")
+        .expect("state");
+    assert_eq!(state.choice_aliases, ["installed", "removed"]);
+}
