@@ -176,14 +176,6 @@ fn free_form_and_engine_fields() {
 }
 
 #[test]
-#[ignore]
-fn print_all() {
-    for m in registry::registry() {
-        println!("{}", render::text(&m.doc()));
-    }
-}
-
-#[test]
 fn doc_lines_become_paragraphs() {
     assert_eq!(unwrap_lines("a\nb\n\nc\n- d\n- e"), "a b\n\nc\n- d\n- e");
 }
