@@ -173,6 +173,8 @@ pub enum AppError {
     Job(String),
     #[error(transparent)]
     VarsPrompt(#[from] crate::vars_prompt::VarsPromptError),
+    #[error(transparent)]
+    Doc(#[from] crate::doc_cmd::DocError),
 }
 
 pub fn main() -> ExitCode {
@@ -241,6 +243,8 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
         Command::Adhoc(a) => Some(&a.inventory),
         // `herd vault` reads its passwords itself, per subcommand.
         Command::Vault(_) => None,
+        // Documentation reads no configuration, inventory or vault.
+        Command::Doc(a) => return Ok(crate::doc_cmd::run(a)?),
     };
     if let Some(inventory) = inventory {
         // Before anything is loaded: every YAML loader decrypts with these.
@@ -280,6 +284,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
             Ok(exit::OK)
         }
         Command::Adhoc(a) => crate::adhoc::run(*a, |args, job| cmd_run(args, &config, job)),
+        Command::Doc(args) => Ok(crate::doc_cmd::run(&args)?),
     }
 }
 

@@ -29,6 +29,30 @@ pub enum Command {
     Vault(crate::vault_cli::VaultArgs),
     /// Run one module on the hosts of a pattern, like the `ansible` command.
     Adhoc(Box<crate::adhoc::AdhocArgs>),
+    /// Show a module's documentation; without MODULE, list the modules.
+    Doc(DocArgs),
+}
+
+/// `herd doc [MODULE] [--format text|json|markdown]`.
+#[derive(Debug, Args)]
+pub struct DocArgs {
+    /// The module, by short or long name (`copy`, `ansible.builtin.copy`).
+    pub module: Option<String>,
+    /// How to print it.
+    #[arg(long, value_enum, default_value_t = DocFormat::Text)]
+    pub format: DocFormat,
+}
+
+/// `herd doc --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DocFormat {
+    /// For the terminal.
+    #[default]
+    Text,
+    /// The same facts as one JSON object (a list for every module).
+    Json,
+    /// The page under docs/modules/.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

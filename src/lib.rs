@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod diagnostic;
+pub mod doc_cmd;
 pub mod executor;
 pub mod fuzz;
 pub mod inventory;

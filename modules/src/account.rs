@@ -12,15 +12,22 @@ use crate::{ExecOutput, Host, ModuleError};
 /// One `passwd` entry, as `getent passwd` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Passwd {
+    /// The login name.
     pub name: String,
+    /// The user id.
     pub uid: u32,
+    /// The primary group id.
     pub gid: u32,
+    /// The GECOS (comment) field.
     pub gecos: String,
+    /// The home directory.
     pub home: String,
+    /// The login shell.
     pub shell: String,
 }
 
 impl Passwd {
+    /// Read one `passwd` line (`name:x:uid:gid:gecos:home:shell`); `None` when it is not one.
     pub fn parse(line: &str) -> Option<Passwd> {
         let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).split(':').collect();
         if f.len() != 7 {
@@ -40,12 +47,16 @@ impl Passwd {
 /// One `group` entry, as `getent group` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
+    /// The group's name.
     pub name: String,
+    /// The group id.
     pub gid: u32,
+    /// The members listed in the line (not the users whose primary group it is).
     pub members: Vec<String>,
 }
 
 impl Group {
+    /// Read one `group` line (`name:x:gid:members`); `None` when it is not one.
     pub fn parse(line: &str) -> Option<Group> {
         let f: Vec<&str> = line.trim_end_matches(['\r', '\n']).split(':').collect();
         if f.len() != 4 {

@@ -30,6 +30,7 @@ pub enum Cancel {
 }
 
 impl Cancel {
+    /// The error a command stopped this way reports.
     pub fn into_error(self) -> crate::HostError {
         match self {
             Cancel::Interrupted(signal) => crate::HostError::Interrupted { signal },
@@ -94,6 +95,7 @@ pub struct TaskDeadline {
 }
 
 impl TaskDeadline {
+    /// A deadline `seconds` from now.
     pub fn start(seconds: u64) -> TaskDeadline {
         let at = Instant::now() + Duration::from_secs(seconds);
         let previous = DEADLINE.with(|d| d.replace(Some((at, seconds))));

@@ -10,11 +10,6 @@
 //! the parameters. [`ControllerInput`] says which parameter names it, when
 //! it is on the host after all, and how its contents are passed.
 
-use serde_json::Value;
-
-use crate::module::{DynModule, ModuleError, Outcome, ParamError, Plan};
-use crate::Host;
-
 /// The parameter that carries where a controller file was found, so the
 /// module's messages can name it (`_src_path`).
 pub const SRC_PATH_PARAM: &str = "_src_path";
@@ -28,8 +23,11 @@ pub enum ControllerInput {
     /// says. The file is the host's business when one of `host_side`
     /// holds.
     File {
+        /// The parameter that names the file.
         param: &'static str,
+        /// How its contents reach the module.
         ship: Ship,
+        /// When the file is on the host instead (any one suffices).
         host_side: &'static [HostSide],
         /// A static `param` that names no file is a load error (before
         /// any host is contacted), not a task failure.
@@ -41,14 +39,20 @@ pub enum ControllerInput {
     /// list of `{name, content, src}` under `into`, `name` being the file
     /// name without `.j2`. `noun` names such a file in messages.
     RenderedFiles {
+        /// The parameter that names the file or files.
         param: &'static str,
+        /// The parameter the list of files is passed under.
         into: &'static str,
+        /// What such a file is called in messages (`compose file`).
         noun: &'static str,
     },
     /// `param` names a directory on the controller the module writes
     /// into (a fetch): a relative one is taken from the playbook's
     /// directory, not from wherever herd was started.
-    Directory { param: &'static str },
+    Directory {
+        /// The parameter that names the directory.
+        param: &'static str,
+    },
 }
 
 /// How a [`ControllerInput::File`]'s bytes reach the module.
@@ -57,11 +61,16 @@ pub enum Ship {
     /// As text under `text`; bytes that are not UTF-8 go base64-encoded
     /// under `binary`.
     Text {
+        /// The parameter for UTF-8 contents.
         text: &'static str,
+        /// The parameter for other contents, base64-encoded.
         binary: &'static str,
     },
     /// Base64-encoded under `into` (an archive the module streams).
-    Base64 { into: &'static str },
+    Base64 {
+        /// The parameter the encoded contents are passed under.
+        into: &'static str,
+    },
 }
 
 /// When a [`ControllerInput::File`] lives on the target host instead.
@@ -75,39 +84,3 @@ pub enum HostSide {
     Url,
 }
 
-/// Gives a registered module controller inputs its own impl does not
-/// declare yet. Used only for modules whose files are being reorganised;
-/// the declaration belongs on the module's `impl Module`.
-pub struct Declared {
-    pub module: &'static dyn DynModule,
-    pub controller_inputs: &'static [ControllerInput],
-}
-
-impl DynModule for Declared {
-    fn name(&self) -> &'static str {
-        self.module.name()
-    }
-    fn check_params(&self, params: &Value) -> Result<(), ParamError> {
-        self.module.check_params(params)
-    }
-    fn needs_inventory(&self) -> bool {
-        self.module.needs_inventory()
-    }
-    fn free_form(&self) -> bool {
-        self.module.free_form()
-    }
-    fn controller_inputs(&self) -> &'static [ControllerInput] {
-        self.controller_inputs
-    }
-    fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError> {
-        self.module.plan(params, host)
-    }
-    fn apply(
-        &self,
-        params: &Value,
-        plan: Plan,
-        host: &mut dyn Host,
-    ) -> Result<Outcome, ModuleError> {
-        self.module.apply(params, plan, host)
-    }
-}

@@ -17,18 +17,24 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 64 * 1024 * 1024;
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {
+    /// The exit status (negative: killed by that signal).
     pub rc: i32,
+    /// What the command printed on standard output.
     pub stdout: Vec<u8>,
+    /// What it printed on standard error.
     pub stderr: Vec<u8>,
 }
 
 impl ExecOutput {
+    /// Whether it exited 0.
     pub fn success(&self) -> bool {
         self.rc == 0
     }
+    /// Standard output as text (invalid UTF-8 replaced).
     pub fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
+    /// Standard error as text (invalid UTF-8 replaced).
     pub fn stderr_str(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
@@ -39,32 +45,53 @@ impl ExecOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("host unreachable: {0}")]
+    /// The host cannot be reached; it is left out of the rest of the run.
     Unreachable(String),
     #[error("command timed out after {seconds}s")]
-    Timeout { seconds: u64 },
+    /// The command ran past the command timeout.
+    Timeout {
+        /// The timeout.
+        seconds: u64,
+    },
     #[error("{action} failed on the host (rc={rc}): {stderr}")]
+    /// A helper command the module ran failed.
     Command {
+        /// What it was doing.
         action: &'static str,
+        /// Its exit status.
         rc: i32,
+        /// What it printed on standard error.
         stderr: String,
     },
     #[error("i/o error: {0}")]
+    /// A local I/O error.
     Io(#[from] std::io::Error),
     /// The command printed more than the run's limit on one stream; it was
     /// stopped (its output pipe or channel closed, the local process killed).
     #[error("{stream} passed the limit of {limit} bytes and the command was stopped (raise the limit with --max-command-output)")]
-    OutputLimit { stream: &'static str, limit: u64 },
+    OutputLimit {
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// A value that cannot reach the host's shell (a NUL byte, a bad
     /// environment name); nothing was run.
     #[error("refused before running: {0}")]
     Quote(#[from] crate::shell_quote::QuoteError),
     /// `herd` was interrupted by this signal; the command was stopped.
     #[error("interrupted by {}: the command was stopped", signal_name(*.signal))]
-    Interrupted { signal: i32 },
+    Interrupted {
+        /// The signal's number.
+        signal: i32,
+    },
     /// The task ran past its `timeout:`; the command was stopped. The
     /// words are Ansible's.
     #[error("The command action failed to execute in the expected time frame ({seconds}) and was terminated")]
-    TaskTimeout { seconds: u64 },
+    TaskTimeout {
+        /// The task's `timeout:`.
+        seconds: u64,
+    },
 }
 
 /// `SIGINT`, `SIGTERM`, ... for messages.
@@ -80,12 +107,16 @@ pub fn signal_name(signal: i32) -> String {
 /// Ownership and permissions applied to a file before it is renamed into place.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileAttrs {
+    /// The owner to set, by name or uid.
     pub owner: Option<String>,
+    /// The group to set, by name or gid.
     pub group: Option<String>,
     /// Numeric (`0644`) or symbolic (`u=rw,g=r`) mode, as chmod takes it.
     pub mode: Option<String>,
 }
 
+/// A target host as modules see it: run commands, read and write files. The SSH and local
+/// transports implement it; modules never see which.
 pub trait Host: Send {
     /// The inventory name of the host, for messages.
     fn name(&self) -> &str;
@@ -131,11 +162,21 @@ pub const FETCH_PIECE: u64 = 8 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum FetchFileError {
     #[error(transparent)]
+    /// The transport failed.
     Host(#[from] HostError),
     #[error("cannot write the copy: {0}")]
+    /// The controller-side copy could not be written.
     Write(#[source] std::io::Error),
     #[error("{path} changed size while it was copied ({was} bytes, then {now})")]
-    Changed { path: String, was: u64, now: u64 },
+    /// The file changed size while it was copied.
+    Changed {
+        /// The file on the host.
+        path: String,
+        /// Its size when the copy started.
+        was: u64,
+        /// Its size later.
+        now: u64,
+    },
 }
 
 /// [`Host::fetch_file`] through `run`: the size first, then one `dd` per

@@ -16,21 +16,32 @@ use crate::ModuleError;
 /// One request as the modules describe it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
+    /// The URL to request.
     pub url: String,
+    /// The HTTP method.
     pub method: String,
+    /// Request headers, in order.
     pub headers: Vec<(String, String)>,
+    /// User for basic authentication.
     pub username: Option<String>,
+    /// Password for basic authentication.
     pub password: Option<String>,
+    /// Seconds the request may take.
     pub timeout: u64,
+    /// Verify the server's TLS certificate.
     pub validate_certs: bool,
+    /// Follow redirects.
     pub follow_redirects: bool,
+    /// The request body.
     pub body: Option<Vec<u8>>,
+    /// The User-Agent header.
     pub user_agent: Option<String>,
 }
 
 /// The exit status a [`fetch_script`] uses when the host has no client.
 pub const NO_CLIENT_RC: i32 = 69;
 
+/// The error for a host that has neither curl nor wget.
 pub fn no_client_error(module: &str) -> ModuleError {
     ModuleError::failed(format!(
         "{module}: neither curl nor wget is installed on the host (install curl)"

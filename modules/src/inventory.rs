@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 /// The parameter name the engine fills in.
 pub const PARAM: &str = "_inventory";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// What a module that asks for the inventory (`Module::NEEDS_INVENTORY`) gets as `_inventory`:
+/// every group's hosts and every host's address, no other variables.
 pub struct InventoryView {
     /// The inventory name of the host the task runs for.
     pub host: String,

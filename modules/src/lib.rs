@@ -7,10 +7,13 @@
 //! *applies*. That split gives check mode and diff mode for free and is what
 //! the "apply, then plan is empty" idempotency tests exercise.
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod cancel;
 pub mod capability;
 pub mod clock;
+pub mod doc;
 pub mod host;
 pub mod http;
 pub mod inventory;

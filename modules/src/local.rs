@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 
 use crate::host::{ExecOutput, Host, HostError, DEFAULT_MAX_OUTPUT};
 
+/// The controller itself as a host (`ansible_connection=local`): commands run through `/bin/sh`
+/// here.
 pub struct LocalHost {
     name: String,
     /// Bytes a command may print on each stream (see [`DEFAULT_MAX_OUTPUT`]).
@@ -13,6 +15,7 @@ pub struct LocalHost {
 }
 
 impl LocalHost {
+    /// A local host called `name` (its inventory name).
     pub fn new(name: impl Into<String>) -> Self {
         LocalHost {
             name: name.into(),

@@ -11,8 +11,11 @@ use crate::host::{Host, HostError};
 /// A unified diff of one file, shown with `--diff`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileDiff {
+    /// The file's path on the host.
     pub path: String,
+    /// Its content before the change.
     pub before: String,
+    /// Its content after the change.
     pub after: String,
 }
 
@@ -47,12 +50,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan with nothing to do.
     pub fn empty() -> Self {
         Plan::default()
     }
+    /// Whether the plan has nothing to do.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
+    /// The plan with one more change line.
     pub fn change(mut self, what: impl Into<String>) -> Self {
         self.changes.push(what.into());
         self
@@ -80,6 +86,7 @@ impl Plan {
 /// What applying a plan did.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// Whether the host changed.
     pub changed: bool,
     /// Registered with `register:` (e.g. `rc`, `stdout`, `stdout_lines`).
     pub result: Map<String, Value>,
@@ -112,18 +119,31 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
     #[error("unknown parameter `{field}` for module `{module}`")]
+    /// A parameter the module does not take.
     Unknown {
+        /// The module.
         module: &'static str,
+        /// The parameter given.
         field: String,
+        /// The parameters the module takes.
         expected: Vec<String>,
     },
     #[error("missing required parameter `{field}` for module `{module}`")]
-    Missing { module: &'static str, field: String },
+    /// A required parameter is missing.
+    Missing {
+        /// The module.
+        module: &'static str,
+        /// The parameter.
+        field: String,
+    },
     #[error("invalid value for `{path}` in module `{module}`: {reason}")]
+    /// A parameter's value is refused.
     Invalid {
+        /// The module.
         module: &'static str,
         /// Dotted path to the parameter, e.g. `dest` or `lines[2]`.
         path: String,
+        /// Why the value is refused.
         reason: String,
     },
 }
@@ -142,20 +162,26 @@ impl ParamError {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a module's plan or apply failed.
 pub enum ModuleError {
     #[error(transparent)]
+    /// The parameters do not parse.
     Params(#[from] ParamError),
     #[error(transparent)]
+    /// The host could not do what was asked.
     Host(#[from] HostError),
     /// The module ran and decided the task failed; `result` is still registered.
     #[error("{msg}")]
     Failed {
+        /// The task's failure message.
         msg: String,
+        /// What the module registers with it.
         result: Map<String, Value>,
     },
 }
 
 impl ModuleError {
+    /// A task failure with this message and no result.
     pub fn failed(msg: impl Into<String>) -> Self {
         ModuleError::Failed {
             msg: msg.into(),
@@ -164,10 +190,16 @@ impl ModuleError {
     }
 }
 
+/// A built-in module: typed parameters, a plan that never changes the host, and an apply that
+/// makes the planned change. Registered in `crate::registry`.
 pub trait Module: Sync + Send {
+    /// The short name tasks use (`copy`); the engine maps `ansible.builtin.copy` and the like
+    /// to it.
     const NAME: &'static str;
     /// Parameters, `#[serde(deny_unknown_fields)]`, aliases as Ansible has them.
-    type Params: DeserializeOwned;
+    /// The `JsonSchema` derive reads the same serde attributes and the
+    /// fields' `///` docs: they are what `herd doc` shows.
+    type Params: DeserializeOwned + schemars::JsonSchema;
     /// The module reads the inventory's groups and addresses: the engine
     /// passes an [`crate::inventory::InventoryView`] as `_inventory`.
     const NEEDS_INVENTORY: bool = false;
@@ -178,6 +210,16 @@ pub trait Module: Sync + Send {
     /// Files on the controller the parameters name, which the engine reads
     /// and passes in (see [`ControllerInput`]).
     const CONTROLLER_INPUTS: &'static [ControllerInput] = &[];
+
+    /// One line for `herd doc`'s list: what the module does. Every
+    /// registered module has one (the docs test checks).
+    const DOC_SHORT: &'static str = "";
+    /// How the module behaves, in paragraphs (Markdown), for `herd doc MODULE`.
+    const DOC_LONG: &'static str = "";
+    /// A YAML task or two using the module.
+    const DOC_EXAMPLE: &'static str = "";
+    /// The keys the module registers, with what each holds.
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[];
 
     /// Look at the host and say what would change. Never mutates.
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError>;
@@ -194,7 +236,9 @@ pub trait Module: Sync + Send {
 /// The object-safe face of a module: the engine and the validator hold
 /// `&'static dyn DynModule` and pass JSON parameters.
 pub trait DynModule: Sync + Send {
+    /// The module's short name.
     fn name(&self) -> &'static str;
+    /// Whether the parameters parse, without running anything (`herd validate`).
     fn check_params(&self, params: &Value) -> Result<(), ParamError>;
     /// See [`Module::NEEDS_INVENTORY`].
     fn needs_inventory(&self) -> bool;
@@ -202,7 +246,11 @@ pub trait DynModule: Sync + Send {
     fn free_form(&self) -> bool;
     /// See [`Module::CONTROLLER_INPUTS`].
     fn controller_inputs(&self) -> &'static [ControllerInput];
+    /// The module's documentation, built from its `Params` and `DOC_*` consts.
+    fn doc(&self) -> crate::doc::ModuleDoc;
+    /// See [`Module::plan`]; the parameters are parsed first.
     fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError>;
+    /// See [`Module::apply`]; the parameters are parsed first.
     fn apply(
         &self,
         params: &Value,
@@ -226,6 +274,9 @@ impl<M: Module> DynModule for M {
     }
     fn controller_inputs(&self) -> &'static [ControllerInput] {
         M::CONTROLLER_INPUTS
+    }
+    fn doc(&self) -> crate::doc::ModuleDoc {
+        crate::doc::module_doc::<M>()
     }
     fn plan(&self, params: &Value, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let p = parse_params::<M::Params>(M::NAME, params)?;

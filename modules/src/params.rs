@@ -113,6 +113,8 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Read a mode: octal digits, `preserve`, or a symbolic mode (checked here, so plan and
+    /// apply never meet a bad one).
     pub fn parse(s: &str) -> Result<Mode, String> {
         let s = s.trim();
         if s == "preserve" {
@@ -160,6 +162,8 @@ pub fn symbolic_for_chmod(spec: &str) -> String {
         .join(",")
 }
 
+/// A mode given as a YAML number (octal, as YAML 1.1 reads `0644`), an octal string or a
+/// symbolic string; for `deserialize_with`.
 pub fn de_opt_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
@@ -174,6 +178,18 @@ pub fn de_opt_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::E
             "expected a mode like \"0644\" or \"u=rw,g=r\", got {}",
             kind(&other)
         ))),
+    }
+}
+
+/// A mode is written as an octal string (`"0644"`), a YAML number
+/// (`0644`, read as octal) or a symbolic string (`u=rw,g=r`): the schema
+/// says "string or integer" as [`de_opt_mode`] takes them.
+impl schemars::JsonSchema for Mode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Mode".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "integer"] })
     }
 }
 

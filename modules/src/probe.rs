@@ -14,13 +14,21 @@ use crate::ModuleError;
 /// The kind of a filesystem object, from the `S_IFMT` bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Link,
+    /// A character device.
     Char,
+    /// A block device.
     Block,
+    /// A named pipe.
     Fifo,
+    /// A socket.
     Socket,
+    /// Something `stat` names otherwise.
     Unknown,
 }
 
@@ -52,20 +60,31 @@ impl Kind {
 /// What `stat` says about one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileStat {
+    /// What the path is.
     pub kind: Kind,
     /// Permission bits, including setuid/setgid/sticky.
     pub mode: u32,
+    /// The owner's uid.
     pub uid: u32,
+    /// The group's gid.
     pub gid: u32,
     /// `UNKNOWN` when the uid has no name, as stat prints it.
     pub owner: String,
+    /// The group's name (the gid when it has none).
     pub group: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Inode number.
     pub inode: u64,
+    /// Device number.
     pub dev: u64,
+    /// Number of hard links.
     pub nlink: u64,
+    /// Last access, epoch seconds.
     pub atime: i64,
+    /// Last modification, epoch seconds.
     pub mtime: i64,
+    /// Last status change, epoch seconds.
     pub ctime: i64,
 }
 
@@ -128,11 +147,27 @@ pub fn tagged<'a>(out: &'a str, tag: &str) -> Option<&'a str> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
     #[error("the probe printed no `{tag}` line")]
-    Missing { tag: String },
+    /// A value the probe should have printed is missing.
+    Missing {
+        /// The value's tag.
+        tag: String,
+    },
     #[error("the probe printed bad base64 for `{tag}`: {reason}")]
-    BadBase64 { tag: String, reason: String },
+    /// A value is not valid base64.
+    BadBase64 {
+        /// The value's tag.
+        tag: String,
+        /// The decoder's message.
+        reason: String,
+    },
     #[error("{what} printed bad JSON: {reason}")]
-    BadJson { what: &'static str, reason: String },
+    /// A command's JSON output does not parse.
+    BadJson {
+        /// The command.
+        what: &'static str,
+        /// The parser's message.
+        reason: String,
+    },
 }
 
 impl From<ProbeError> for ModuleError {
@@ -206,8 +241,11 @@ pub fn parse_stat(out: &str, tag: &str) -> Result<Option<FileStat>, String> {
 /// Owner, group and mode a module was asked to enforce on a path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WantedAttrs {
+    /// The owner the task wants.
     pub owner: Option<String>,
+    /// The group the task wants.
     pub group: Option<String>,
+    /// The mode the task wants.
     pub mode: Option<Mode>,
 }
 

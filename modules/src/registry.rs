@@ -4,7 +4,6 @@
 //! `ansible.posix.sysctl`) are mapped by the engine.
 
 use crate::builtin;
-use crate::capability::{ControllerInput, Declared, Ship};
 use crate::module::DynModule;
 
 static MODULES: &[&dyn DynModule] = &[
@@ -22,7 +21,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::sysctl::Sysctl,
     &builtin::sysctl_tuning::SysctlTuning,
     &builtin::compose_deploy::ComposeDeploy,
-    &ELASTICSEARCH_CLUSTER,
+    &builtin::elasticsearch_cluster::ElasticsearchCluster,
     &builtin::authorized_key::AuthorizedKey,
     &builtin::hostname::Hostname,
     &builtin::cron::Cron,
@@ -40,26 +39,9 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::uri::Uri,
     &builtin::unarchive::Unarchive,
     &builtin::reboot::Reboot,
-    &VOLUME_BACKUP,
+    &builtin::volume_backup::VolumeBackup,
     &builtin::ping::Ping,
 ];
-
-// Declared here while these two modules' files are being reorganised; the
-// inputs belong on their `impl Module` (`const CONTROLLER_INPUTS`).
-static ELASTICSEARCH_CLUSTER: Declared = Declared {
-    module: &builtin::elasticsearch_cluster::ElasticsearchCluster,
-    // The install tarball `src` is always on the controller.
-    controller_inputs: &[ControllerInput::File {
-        param: "src",
-        ship: Ship::Base64 { into: "_src_b64" },
-        host_side: &[],
-        checked_before_run: false,
-    }],
-};
-static VOLUME_BACKUP: Declared = Declared {
-    module: &builtin::volume_backup::VolumeBackup,
-    controller_inputs: &[ControllerInput::Directory { param: "fetch_to" }],
-};
 
 /// Every built-in module, in a stable order.
 pub fn registry() -> &'static [&'static dyn DynModule] {

@@ -39,23 +39,31 @@ pub struct Dest {
     pub path: String,
     /// Where to write: `path`, or the symlink's target when following.
     pub write_path: String,
+    /// The file's attributes; `None` when it does not exist.
     pub stat: Option<FileStat>,
+    /// Its content, when it was read.
     pub content: Option<Vec<u8>>,
+    /// SHA-1 of the content, hex.
     pub sha1: Option<String>,
+    /// Whether the file's directory exists.
     pub parent_exists: bool,
     /// uid, gid, user and group of whoever the module runs as.
     pub me: (u32, u32, String, String),
+    /// The wanted owner's uid, looked up in the same probe.
     pub owner_id: Option<u32>,
+    /// The wanted group's gid, looked up in the same probe.
     pub group_id: Option<u32>,
     /// The probe's tagged lines, for a caller's `extra` snippet.
     pub text: String,
 }
 
 impl Dest {
+    /// Whether the file exists.
     pub fn exists(&self) -> bool {
         self.stat.is_some()
     }
 
+    /// Whether the path is a directory.
     pub fn is_dir(&self) -> bool {
         self.stat.as_ref().is_some_and(|s| s.kind == Kind::Dir)
     }
@@ -69,6 +77,7 @@ impl Dest {
     }
 }
 
+/// SHA-1 of `data`, lowercase hex (what Ansible's `checksum` is).
 pub fn sha1_hex(data: &[u8]) -> String {
     use sha1::{Digest, Sha1};
     hex::encode(Sha1::digest(data))
@@ -279,6 +288,7 @@ pub fn resolve_mode(want: &WantedAttrs, dest: &Dest) -> Option<u32> {
         .and_then(|m| m.resolve(current, false))
 }
 
+/// The attributes to set on a written file: the wanted owner and group, and `mode`.
 pub fn file_attrs(want: &WantedAttrs, mode: Option<u32>) -> FileAttrs {
     FileAttrs {
         owner: want.owner.clone(),
@@ -332,17 +342,22 @@ pub fn written_result(
 /// `Plan.state` so apply needs no second probe.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Edit {
+    /// The path the task names.
     pub path: String,
+    /// The path actually written (the link's target when following a symlink).
     pub write_path: String,
     /// The new content (base64), or `None` when only attributes change.
     pub content_b64: Option<String>,
+    /// Whether it exists now.
     pub exists: bool,
     /// The parent directory is missing and must be created (`create`).
     pub mkdir: bool,
+    /// Its permission bits now, when it exists.
     pub mode: Option<u32>,
 }
 
 impl Edit {
+    /// The edit of `dest` to `content` with `mode`.
     pub fn new(dest: &Dest, content: Option<&[u8]>, mode: Option<u32>) -> Edit {
         use base64::Engine as _;
         Edit {
@@ -355,10 +370,12 @@ impl Edit {
         }
     }
 
+    /// Kept in the plan for apply (see `Plan::keep_state`).
     pub fn to_state(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
+    /// Read back what [`Edit::to_state`] kept; an error for a plan of another module.
     pub fn from_state(module: &'static str, v: &Value) -> Result<Edit, ModuleError> {
         serde_json::from_value(v.clone())
             .map_err(|_| ModuleError::failed(format!("{module}: apply called without a plan")))

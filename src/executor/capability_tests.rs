@@ -18,7 +18,7 @@ use crate::output::{Event, EventSink, Status};
 /// Reports, as its plan's change lines, what the engine passed it.
 struct Probe;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ProbeParams {
     #[serde(rename = "_raw_params")]

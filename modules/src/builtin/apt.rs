@@ -13,8 +13,8 @@
 //! but the task reports changed only when packages changed or nothing else
 //! was asked for (as Ansible does); `upgrade`, `build-dep` and `fixed` are
 //! not supported; version wildcards (`pkg=1.*`) and `pkg>=1` are not
-//! understood; `deb` takes a path on the host or an http(s) URL fetched
-//! with curl or wget on the host.
+//! understood; `deb` takes a path on the host or an http(s) or ftp URL
+//! fetched with curl or wget on the host.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -24,59 +24,92 @@ use crate::probe::tagged;
 use crate::shell_quote::{join, quote};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` of `apt` and `package`.
 pub enum PkgState {
     #[default]
     #[serde(alias = "installed")]
+    /// Installed.
     Present,
     #[serde(alias = "removed")]
+    /// Removed.
     Absent,
+    /// Installed at the candidate version.
     Latest,
     #[serde(rename = "build-dep")]
+    /// Not supported.
     BuildDep,
+    /// Not supported.
     Fixed,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `apt`: what `herd doc` shows, and what the parser takes.
 pub struct AptParams {
+    /// Packages: a name, a list, or a comma-separated string; `name=version` pins a version.
     #[serde(alias = "package", alias = "pkg")]
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub name: Option<Value>,
+    /// `present`: installed; `latest`: installed at the candidate version; `absent`: removed
+    /// (`purge` for configuration too). `build-dep` and `fixed` are not supported.
     #[serde(default)]
     pub state: PkgState,
+    /// Run `apt-get update` first (skipped while the lists are younger than
+    /// `cache_valid_time`).
     #[serde(default, alias = "update-cache", deserialize_with = "de_bool")]
     pub update_cache: bool,
+    /// Attempts at `apt-get update` (default 5).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub update_cache_retries: Option<u64>,
+    /// The longest pause, in seconds, between those attempts (default 12).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub update_cache_retry_max_delay: Option<u64>,
+    /// Seconds the package lists count as fresh for `update_cache`.
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub cache_valid_time: Option<f64>,
+    /// A `.deb` to install: a path on the host or an http(s)/ftp URL (fetched on the host with
+    /// curl or wget).
     pub deb: Option<String>,
+    /// Install recommended packages (`--install-recommends`/`--no-install-recommends`); unset:
+    /// apt's configuration decides.
     #[serde(
         default,
         alias = "install-recommends",
         deserialize_with = "de_opt_bool"
     )]
     pub install_recommends: Option<bool>,
+    /// With `state: absent`, remove configuration files too.
     #[serde(default, deserialize_with = "de_bool")]
     pub purge: bool,
+    /// Remove packages nothing depends on any more.
     #[serde(default, deserialize_with = "de_bool")]
     pub autoremove: bool,
+    /// Remove package files that can no longer be downloaded from the cache.
     #[serde(default, deserialize_with = "de_bool")]
     pub autoclean: bool,
+    /// Remove every package file from the cache.
     #[serde(default, deserialize_with = "de_bool")]
     pub clean: bool,
+    /// Let apt install unauthenticated packages and downgrade (`--allow-unauthenticated
+    /// --allow-downgrades`).
     #[serde(default, deserialize_with = "de_bool")]
     pub force: bool,
+    /// Accepted; apt-get is always used.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub force_apt_get: Option<bool>,
+    /// Options for dpkg, comma-separated (default `force-confdef,force-confold`).
     pub dpkg_options: Option<String>,
+    /// The release to prefer (`-t`), e.g. `bookworm-backports`.
     #[serde(alias = "default-release")]
     pub default_release: Option<String>,
+    /// Install packages that cannot be authenticated.
     #[serde(default, deserialize_with = "de_bool")]
     pub allow_unauthenticated: bool,
+    /// Allow installing a lower version than the installed one.
     #[serde(
         default,
         alias = "allow-downgrade",
@@ -84,29 +117,42 @@ pub struct AptParams {
         deserialize_with = "de_bool"
     )]
     pub allow_downgrade: bool,
+    /// Allow changing held packages.
     #[serde(default, deserialize_with = "de_bool")]
     pub allow_change_held_packages: bool,
+    /// Only upgrade installed packages; never install a missing one.
     #[serde(default, deserialize_with = "de_bool")]
     pub only_upgrade: bool,
+    /// Not supported (an error when set to anything but `no`).
     pub upgrade: Option<Value>,
+    /// Seconds to wait for the dpkg lock (default 60).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub lock_timeout: Option<u64>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub policy_rc_d: Option<bool>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_bool")]
     pub fail_on_autoremove: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `package`: what `herd doc` shows, and what the parser takes.
 pub struct PackageParams {
+    /// Packages: a name or a list.
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub name: Value,
+    /// `present`, `latest` or `absent`, as for `apt`.
     pub state: PkgState,
+    /// The package manager: `auto` or `apt` (anything else fails).
     #[serde(rename = "use")]
     pub use_: Option<String>,
 }
 
+/// The `apt` module.
 pub struct Apt;
+/// The `package` module.
 pub struct Package;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -120,7 +166,9 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 /// One requested package: `name` or `name=version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
+    /// The package's name.
     pub name: String,
+    /// The version asked for (`name=version`), if any.
     pub version: Option<String>,
 }
 
@@ -175,10 +223,12 @@ pub fn wanted(name: Option<&Value>) -> Result<Vec<Wanted>, ModuleError> {
 pub struct Installed {
     /// `installed`, `config-files`, `half-installed`, `not-installed`, ...
     pub status: String,
+    /// The installed version.
     pub version: String,
 }
 
 impl Installed {
+    /// Whether dpkg says it is installed.
     pub fn is_installed(&self) -> bool {
         self.status == "installed"
     }
@@ -360,8 +410,11 @@ fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, 
 /// What to do with the packages, decided from the facts.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Actions {
+    /// Packages to install (with their versions).
     pub install: Vec<String>,
+    /// Packages to remove.
     pub remove: Vec<String>,
+    /// Whether a `deb` file is to be installed.
     pub deb: bool,
 }
 
@@ -707,6 +760,19 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
 
 impl Module for Apt {
     const NAME: &'static str = "apt";
+    const DOC_SHORT: &'static str =
+        "Install, upgrade and remove Debian packages, and refresh the package lists.";
+    const DOC_LONG: &'static str = r##"One probe finds what is installed and what would come with it, so check mode names every package that would be installed. Apply runs one `apt-get` per action."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Web server
+  apt:
+    name: [nginx, curl]
+    update_cache: true
+    cache_valid_time: 3600
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("cache_updated", "Whether the lists were refreshed."),
+        ("stdout", "apt-get's output."),
+    ];
     type Params = AptParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         plan_apt(p, host)
@@ -744,6 +810,13 @@ fn check_use(p: &PackageParams) -> Result<(), ModuleError> {
 
 impl Module for Package {
     const NAME: &'static str = "package";
+    const DOC_SHORT: &'static str =
+        "Install or remove packages with the host's package manager (apt).";
+    const DOC_LONG: &'static str = r##"Maps to `apt`; only Debian-family hosts are supported."##;
+    const DOC_EXAMPLE: &'static str = r##"- package:
+    name: tree
+    state: present
+"##;
     type Params = PackageParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         check_use(p)?;

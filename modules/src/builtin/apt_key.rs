@@ -24,30 +24,46 @@ use crate::probe::tagged;
 use crate::shell_quote::{quote, quote_path};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum KeyState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `apt_key`: what `herd doc` shows, and what the parser takes.
 pub struct AptKeyParams {
+    /// The key's id; with `state: absent`, the key to remove. Not checked against the key's
+    /// content (no gpg).
     #[serde(default, deserialize_with = "de_key_id")]
     pub id: Option<String>,
+    /// Fetch the key from this URL (on the host, with curl or wget).
     pub url: Option<String>,
+    /// Read the key from this file on the host.
     pub file: Option<String>,
+    /// The key itself (ASCII-armored or binary).
     pub data: Option<String>,
+    /// The keyring file to write (default `/etc/apt/trusted.gpg.d/<id>.asc` or `.gpg`).
     pub keyring: Option<String>,
+    /// Not supported (an error when set).
     pub keyserver: Option<String>,
+    /// `present`: the keyring file exists; `absent`: it does not.
     #[serde(default)]
     pub state: KeyState,
+    /// Verify the TLS certificate when fetching `url`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub validate_certs: Option<bool>,
 }
 
+/// The `apt_key` module.
 pub struct AptKey;
 
 /// YAML reads an unquoted `0xB0B0B0B0` as a number: take it back as hex.
@@ -160,6 +176,13 @@ impl AptKey {
 
 impl Module for AptKey {
     const NAME: &'static str = "apt_key";
+    const DOC_SHORT: &'static str = "Add or remove an apt signing key as a keyring file.";
+    const DOC_LONG: &'static str =
+        r##"Keys are written as their own keyring files, never into the legacy `trusted.gpg`."##;
+    const DOC_EXAMPLE: &'static str = r##"- apt_key:
+    url: https://packages.example.com/key.asc
+    keyring: /etc/apt/keyrings/example.asc
+"##;
     type Params = AptKeyParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

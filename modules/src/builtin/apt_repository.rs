@@ -22,36 +22,55 @@ use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_u64, mode_str, yes
 use crate::shell_quote::quote;
 use crate::{FileDiff, Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum RepoState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `apt_repository`: what `herd doc` shows, and what the parser takes.
 pub struct AptRepositoryParams {
+    /// The source line (`deb [signed-by=...] http://host/debian bookworm main`); `ppa:` is not
+    /// supported.
     pub repo: String,
+    /// `present`: the line is in the file; `absent`: it is not (a file left empty is deleted).
     #[serde(default)]
     pub state: RepoState,
+    /// The file's name under `/etc/apt/sources.list.d/`, without `.list` (default: made from
+    /// the line).
     pub filename: Option<String>,
+    /// Run `apt-get update` after a change.
     #[serde(default = "yes", alias = "update-cache", deserialize_with = "de_bool")]
     pub update_cache: bool,
+    /// Accepted for compatibility; the update is tried once.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub update_cache_retries: Option<u64>,
+    /// Accepted for compatibility; the update is tried once.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub update_cache_retry_max_delay: Option<u64>,
+    /// The file's permissions (default 0644).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub validate_certs: Option<bool>,
+    /// Accepted and ignored (only used by Ansible for `ppa:`).
     pub codename: Option<String>,
+    /// Accepted and ignored (nothing needs Python).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub install_python_apt: Option<bool>,
 }
 
+/// The `apt_repository` module.
 pub struct AptRepository;
 
 const SOURCES_DIR: &str = "/etc/apt/sources.list.d";
@@ -132,6 +151,11 @@ impl AptRepository {
 
 impl Module for AptRepository {
     const NAME: &'static str = "apt_repository";
+    const DOC_SHORT: &'static str = "Add or remove a one-line apt source.";
+    const DOC_EXAMPLE: &'static str = r##"- apt_repository:
+    repo: deb [signed-by=/etc/apt/keyrings/example.asc] https://packages.example.com/debian bookworm main
+    filename: example
+"##;
     type Params = AptRepositoryParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -26,34 +26,52 @@ use crate::shell_quote::{quote, quote_path};
 use crate::textfile::{self, lines_of, run_checked, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum KeyState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `authorized_key`: what `herd doc` shows, and what the parser takes.
 pub struct AuthorizedKeyParams {
+    /// The user whose `authorized_keys` file is edited.
     pub user: String,
+    /// The public key line(s), as text (several keys one per line). A URL is refused: fetch it
+    /// with a lookup on the controller.
     pub key: String,
+    /// The file to edit instead of `~USER/.ssh/authorized_keys`.
     pub path: Option<String>,
+    /// Create `~/.ssh` (mode 0700) and set the file's owner and mode.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub manage_dir: bool,
+    /// `present`: the keys are in the file; `absent`: they are not.
     #[serde(default)]
     pub state: KeyState,
+    /// Options written before each key (`no-port-forwarding,from="10.0.0.0/8"`).
     pub key_options: Option<String>,
+    /// Remove every other key from the file.
     #[serde(default, deserialize_with = "de_bool")]
     pub exclusive: bool,
+    /// Accepted for compatibility (keys are never fetched from URLs).
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub validate_certs: bool,
+    /// Replace the keys' comment.
     pub comment: Option<String>,
+    /// When the file is a symlink, edit the file it points to.
     #[serde(default, deserialize_with = "de_bool")]
     pub follow: bool,
 }
 
+/// The `authorized_key` module.
 pub struct AuthorizedKey;
 
 /// The key types OpenSSH accepts, as Ansible lists them.
@@ -86,9 +104,13 @@ const KEY_TYPES: &[&str] = &[
 /// One parsed key line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
+    /// Options before the key type, in order.
     pub options: Vec<(String, Option<String>)>,
+    /// The key type (`ssh-ed25519`).
     pub kind: String,
+    /// The base64 key.
     pub blob: String,
+    /// The comment after the key.
     pub comment: String,
 }
 
@@ -148,6 +170,7 @@ impl Key {
         })
     }
 
+    /// The key as an authorized_keys line.
     pub fn line(&self) -> String {
         let mut s = String::new();
         if !self.options.is_empty() {
@@ -275,6 +298,13 @@ struct Planned {
 
 impl Module for AuthorizedKey {
     const NAME: &'static str = "authorized_key";
+    const DOC_SHORT: &'static str = "Add or remove SSH public keys in a user's authorized_keys.";
+    const DOC_LONG: &'static str =
+        r##"Lines the task does not add or rewrite keep their spelling."##;
+    const DOC_EXAMPLE: &'static str = r##"- authorized_key:
+    user: deploy
+    key: "{{ lookup('file', 'keys/deploy.pub') }}"
+"##;
     type Params = AuthorizedKeyParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -21,11 +21,16 @@ use crate::shell_quote::quote_path;
 use crate::textfile::{self, lines_of, Edit, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum BlockState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
@@ -39,48 +44,79 @@ fn default_end() -> String {
     "END".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `blockinfile`: what `herd doc` shows, and what the parser takes.
 pub struct BlockInFileParams {
+    /// The file to edit.
     #[serde(alias = "dest", alias = "destfile", alias = "name")]
     pub path: String,
+    /// `present`: the block is in the file between its markers; `absent`: the markers and what
+    /// is between them are removed.
     #[serde(default)]
     pub state: BlockState,
+    /// The marker line; `{mark}` is replaced by `marker_begin` and `marker_end`. Give each
+    /// block of a file its own marker.
     #[serde(default = "default_marker")]
     pub marker: String,
+    /// The text between the markers. Empty with `state: present` removes the block too.
     #[serde(default, alias = "content", deserialize_with = "de_opt_string")]
     pub block: Option<String>,
+    /// Where a new block goes: `EOF` (the default) or a regular expression; the block goes
+    /// after its last match.
     pub insertafter: Option<String>,
+    /// Where a new block goes: `BOF` or a regular expression; the block goes before its last
+    /// match.
     pub insertbefore: Option<String>,
+    /// Create the file when it does not exist.
     #[serde(default, deserialize_with = "de_bool")]
     pub create: bool,
+    /// Keep a timestamped copy of the file (`FILE.PID.YYYY-MM-DD@HH:MM:SS~`) before changing
+    /// it; its path is returned as `backup_file`.
     #[serde(default, deserialize_with = "de_bool")]
     pub backup: bool,
+    /// A command run on the new content before it replaces the file, with `%s` standing for a
+    /// temp file; the task fails if it exits non-zero.
     pub validate: Option<String>,
+    /// What `{mark}` becomes in the first marker line.
     #[serde(default = "default_begin")]
     pub marker_begin: String,
+    /// What `{mark}` becomes in the last marker line.
     #[serde(default = "default_end")]
     pub marker_end: String,
+    /// Add a blank line after the block when it is inserted.
     #[serde(default, deserialize_with = "de_bool")]
     pub append_newline: bool,
+    /// Add a blank line before the block when it is inserted.
     #[serde(default, deserialize_with = "de_bool")]
     pub prepend_newline: bool,
+    /// User that should own the file (name or uid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub owner: Option<String>,
+    /// Group that should own the file (name or gid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub group: Option<String>,
+    /// Permissions: an octal string (`"0644"`), a YAML octal number (`0644`) or a symbolic mode
+    /// (`u=rw,g=r,o=r`); unset leaves them as they are (a new file gets the umask's).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// Accepted and ignored: files are always written atomically (temp file, then rename).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub unsafe_writes: Option<bool>,
+    /// Accepted and ignored (chattr attributes are not managed).
     #[serde(alias = "attr")]
     pub attributes: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub seuser: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub serole: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub setype: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub selevel: Option<String>,
 }
 
+/// The `blockinfile` module.
 pub struct BlockInFile;
 
 /// The new lines of a file, given its current lines. Returns the lines.
@@ -160,6 +196,19 @@ impl BlockInFile {
 
 impl Module for BlockInFile {
     const NAME: &'static str = "blockinfile";
+    const DOC_SHORT: &'static str =
+        "Insert, update or remove a block of lines between marker lines.";
+    const DOC_LONG: &'static str = r##"The block is found by its marker lines, so a second run with other text replaces it in place. The file is written atomically and only when it changes."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Hosts of the cluster
+  blockinfile:
+    path: /etc/hosts
+    marker: "# {mark} herd cluster"
+    block: |
+      10.0.0.11 es-1
+      10.0.0.12 es-2
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] =
+        &[("msg", "`Block inserted`, `Block removed`, ...")];
     type Params = BlockInFileParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -27,50 +27,83 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 /// that apart from the command's own failure.
 const CHDIR_FAILED: &str = "herd: cannot change directory";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `command`: what `herd doc` shows, and what the parser takes.
 pub struct CommandParams {
+    /// The command line, given after the module name (`command: ls -l`). It is split into words
+    /// like a shell would (quotes respected) but not run through a shell: no pipes,
+    /// redirections or `$VAR` expansion.
     #[serde(rename = "_raw_params")]
     pub raw_params: Option<String>,
+    /// The command line, as a parameter instead of the free-form text.
     pub cmd: Option<String>,
+    /// The command as a list of words, each passed as it is (no splitting); use it instead of
+    /// `cmd` or the free form.
     pub argv: Option<Vec<Value>>,
+    /// Change into this directory before running the command.
     pub chdir: Option<String>,
+    /// A path (or glob) on the host: when it exists, the command is not run (and check mode
+    /// knows it).
     pub creates: Option<String>,
+    /// A path (or glob) on the host: when it does not exist, the command is not run.
     pub removes: Option<String>,
+    /// Text given to the command on its standard input.
     pub stdin: Option<String>,
+    /// Add a newline to the end of `stdin`.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub stdin_add_newline: bool,
+    /// Strip empty lines from the end of `stdout` and `stderr` in the result.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub strip_empty_ends: bool,
+    /// Expand `$VAR`/`${VAR}` in the words with the host's environment, as Python's
+    /// `os.path.expandvars` does.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub expand_argument_vars: bool,
     /// Removed from Ansible in 2.14; accepted so old playbooks still load.
     pub warn: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `shell`: what `herd doc` shows, and what the parser takes.
 pub struct ShellParams {
+    /// The command line, given after the module name; it runs through `/bin/sh -c` (pipes,
+    /// redirections and variables work).
     #[serde(rename = "_raw_params")]
     pub raw_params: Option<String>,
+    /// The command line, as a parameter instead of the free-form text.
     pub cmd: Option<String>,
+    /// Change into this directory before running the command.
     pub chdir: Option<String>,
+    /// A path (or glob) on the host: when it exists, the command is not run (and check mode
+    /// knows it).
     pub creates: Option<String>,
+    /// A path (or glob) on the host: when it does not exist, the command is not run.
     pub removes: Option<String>,
+    /// The shell to run the command with instead of `/bin/sh` (e.g. `/bin/bash`).
     pub executable: Option<String>,
+    /// Text given to the command on its standard input.
     pub stdin: Option<String>,
+    /// Add a newline to the end of `stdin`.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub stdin_add_newline: bool,
+    /// Strip empty lines from the end of `stdout` and `stderr` in the result.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub strip_empty_ends: bool,
+    /// Removed from Ansible in 2.14; accepted so old playbooks still load.
     pub warn: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `raw`: what `herd doc` shows, and what the parser takes.
 pub struct RawParams {
+    /// The command line, sent to the host's shell as it is (given after the module name: `raw:
+    /// uptime`).
     #[serde(rename = "_raw_params")]
     pub raw_params: Option<String>,
+    /// The shell to run the command with (`EXECUTABLE -c LINE`) instead of the login shell.
     pub executable: Option<String>,
 }
 
@@ -289,6 +322,7 @@ fn expand_word(word: &str, prelude: &mut String) -> String {
     out
 }
 
+/// The `command` module.
 pub struct Command;
 
 impl Command {
@@ -331,6 +365,34 @@ impl Command {
 impl Module for Command {
     const NAME: &'static str = "command";
     const FREE_FORM: bool = true;
+    const DOC_SHORT: &'static str = "Run a command on the host, without a shell.";
+    const DOC_LONG: &'static str = r##"The command is split into words and run directly, so shell syntax (pipes, `>`, `&&`, `$VAR` of the shell) is not interpreted: use `shell` for that. A command cannot be predicted, so check mode reports the task as skipped unless `creates`/`removes` settle it. A non-zero exit status fails the task (`failed_when`/`ignore_errors` still judge it)."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Show the kernel
+  command: uname -r
+  register: kernel
+
+- name: Initialise once
+  command:
+    argv: [/opt/app/bin/init, --data, /srv/app]
+    creates: /srv/app/.initialised
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        (
+            "cmd",
+            "The command as run: the argv list for `command`, the line for `shell` and `raw`.",
+        ),
+        ("rc", "The exit status."),
+        (
+            "stdout",
+            "Standard output (empty lines at the end stripped unless `strip_empty_ends: false`).",
+        ),
+        ("stdout_lines", "`stdout` split into lines."),
+        ("stderr", "Standard error."),
+        ("stderr_lines", "`stderr` split into lines."),
+        ("start", "When the command started (controller time, UTC)."),
+        ("end", "When it ended."),
+        ("delta", "How long it ran (`H:MM:SS.ffffff`)."),
+    ];
     type Params = CommandParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
@@ -370,6 +432,7 @@ impl Module for Command {
     }
 }
 
+/// The `shell` module.
 pub struct Shell;
 
 impl Shell {
@@ -383,6 +446,30 @@ impl Shell {
 impl Module for Shell {
     const NAME: &'static str = "shell";
     const FREE_FORM: bool = true;
+    const DOC_SHORT: &'static str = "Run a command line through the host's shell.";
+    const DOC_LONG: &'static str = r##"Like `command`, but the line runs through `/bin/sh -c` (or `executable`), so pipes, redirections, globbing and variables work. Check mode reports the task as skipped unless `creates`/`removes` settle it."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Count the listening sockets
+  shell: ss -tln | wc -l
+  register: sockets
+  changed_when: false
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        (
+            "cmd",
+            "The command as run: the argv list for `command`, the line for `shell` and `raw`.",
+        ),
+        ("rc", "The exit status."),
+        (
+            "stdout",
+            "Standard output (empty lines at the end stripped unless `strip_empty_ends: false`).",
+        ),
+        ("stdout_lines", "`stdout` split into lines."),
+        ("stderr", "Standard error."),
+        ("stderr_lines", "`stderr` split into lines."),
+        ("start", "When the command started (controller time, UTC)."),
+        ("end", "When it ended."),
+        ("delta", "How long it ran (`H:MM:SS.ffffff`)."),
+    ];
     type Params = ShellParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
@@ -416,11 +503,34 @@ impl Module for Shell {
     }
 }
 
+/// The `raw` module.
 pub struct Raw;
 
 impl Module for Raw {
     const NAME: &'static str = "raw";
     const FREE_FORM: bool = true;
+    const DOC_SHORT: &'static str = "Send a command line to the host as it is.";
+    const DOC_LONG: &'static str = r##"No argument processing and no `creates`/`removes`: the line goes to the host's shell in one exec. Useful before anything else is installed. Check mode reports the task as skipped."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Bootstrap
+  raw: test -e /usr/bin/curl || (apt-get update && apt-get install -y curl)
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        (
+            "cmd",
+            "The command as run: the argv list for `command`, the line for `shell` and `raw`.",
+        ),
+        ("rc", "The exit status."),
+        (
+            "stdout",
+            "Standard output (empty lines at the end stripped unless `strip_empty_ends: false`).",
+        ),
+        ("stdout_lines", "`stdout` split into lines."),
+        ("stderr", "Standard error."),
+        ("stderr_lines", "`stderr` split into lines."),
+        ("start", "When the command started (controller time, UTC)."),
+        ("end", "When it ended."),
+        ("delta", "How long it ran (`H:MM:SS.ffffff`)."),
+    ];
     type Params = RawParams;
 
     fn plan(&self, p: &Self::Params, _host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -53,12 +53,18 @@ const MANIFEST: &str = ".herd-compose";
 const PREVIOUS: &str = ".herd-previous";
 const LIVE: &str = ".herd-live";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// When `compose_deploy` pulls images.
 pub enum Pull {
+    /// Pull every run.
     Always,
     #[default]
+    /// Pull images the host lacks.
     Missing,
+    /// Never pull; a missing image fails the plan.
     Never,
 }
 
@@ -72,27 +78,41 @@ impl Pull {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum DeployState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
+    /// Restart the live project when nothing else changed.
     Restarted,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
+/// How a new version replaces the old one.
 pub enum Strategy {
     #[default]
+    /// Update the project in place.
     Recreate,
+    /// Start the idle color, gate it, switch, stop the old color.
     BlueGreen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// One of the two copies of a blue-green project.
 pub enum Color {
+    /// The blue copy of the project.
     Blue,
+    /// The green copy of the project.
     Green,
 }
 
@@ -118,10 +138,12 @@ impl Color {
 }
 
 /// A compose file as the engine passes it: its name in `dir` and its text.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenderedFile {
+    /// The file's name in `dir`.
     pub name: String,
+    /// Its rendered content.
     pub content: String,
     /// The controller path, for messages.
     #[serde(default)]
@@ -129,19 +151,22 @@ pub struct RenderedFile {
 }
 
 /// The health gate: an HTTP status and/or every container healthy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     /// Fetched on the host; `${VAR}` is replaced from the project's env.
     pub url: Option<String>,
+    /// The HTTP status `url` must answer with (default 200).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub status: Option<u64>,
     /// Every container of the project running, and healthy when it has a
     /// healthcheck.
     #[serde(default, deserialize_with = "de_bool")]
     pub containers: bool,
+    /// Checks before the gate fails (default 30).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub retries: Option<u64>,
+    /// Seconds between checks (default 1).
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub delay: Option<f64>,
     /// Seconds one HTTP request may take.
@@ -150,12 +175,14 @@ pub struct Health {
 }
 
 /// How traffic moves to the new color.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Switch {
     /// Written (atomically) with `blue` or `green` text.
     pub file: Option<String>,
+    /// The text `file` gets when blue goes live.
     pub blue: Option<String>,
+    /// The text `file` gets when green goes live.
     pub green: Option<String>,
     /// Run after the file is written, with DEPLOY_COLOR and DEPLOY_PROJECT.
     pub command: Option<String>,
@@ -173,42 +200,66 @@ impl Switch {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `compose_deploy`: what `herd doc` shows, and what the parser takes.
 pub struct ComposeDeployParams {
+    /// The compose project name.
     pub project: String,
+    /// The project directory on the host; the files, `.env` and the manifest `.herd-compose` go
+    /// there.
     pub dir: String,
-    /// Controller paths; the engine turns them into `_files`.
+    /// Compose files on the controller (a path or a list). Each lands in `dir` under its base
+    /// name; a `.j2` file is rendered as a template first and loses the `.j2` (compose's own
+    /// `${VAR}` passes through).
     #[serde(default, deserialize_with = "de_names")]
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub files: Vec<String>,
+    /// Set by the engine: the `files`, read (and rendered) on the controller.
     #[serde(default, rename = "_files")]
     pub rendered: Option<Vec<RenderedFile>>,
+    /// Variables written to the project's `.env` (mode 0600); values may not contain `'` or a
+    /// newline.
     #[serde(default, deserialize_with = "de_env")]
     pub env: BTreeMap<String, String>,
+    /// `always`: pull every run (always a planned change); `missing`: pull images the host
+    /// lacks; `never`: fail when the host lacks an image.
     #[serde(default)]
     pub pull: Pull,
+    /// `present`: deployed and up; `absent`: `docker compose down` (volumes kept) and the files
+    /// removed; `restarted`: restart the live project when nothing else changed.
     #[serde(default)]
     pub state: DeployState,
+    /// Remove containers of services no longer in the files (`--remove-orphans`).
     #[serde(default, deserialize_with = "de_bool")]
     pub remove_orphans: bool,
+    /// The health gate run after a change; when it fails the previous version is brought back
+    /// and the task fails.
     #[serde(default)]
     pub health: Option<Health>,
+    /// `recreate`: update in place; `blue_green`: start the new version as the idle color, gate
+    /// it, switch, stop the old color.
     #[serde(default)]
     pub strategy: Strategy,
     /// Per-color env added to `env` (ports, say) with `blue_green`.
     #[serde(default)]
     pub colors: Option<Colors>,
+    /// How traffic moves to the new color with `blue_green`.
     #[serde(default)]
     pub switch: Option<Switch>,
+    /// Run `docker image prune -f` after a deploy (dangling images only).
     #[serde(default, deserialize_with = "de_bool")]
     pub prune: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// Per-color env for `blue_green`.
 pub struct Colors {
+    /// Env for the blue color.
     #[serde(default, deserialize_with = "de_env")]
     pub blue: BTreeMap<String, String>,
+    /// Env for the green color.
     #[serde(default, deserialize_with = "de_env")]
     pub green: BTreeMap<String, String>,
 }
@@ -277,6 +328,7 @@ fn valid_var(k: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// The `compose_deploy` module.
 pub struct ComposeDeploy;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -1367,6 +1419,59 @@ impl Module for ComposeDeploy {
         into: "_files",
         noun: "compose file",
     }];
+    const DOC_SHORT: &'static str = "Deploy a Docker Compose project from controller files, gated by a health check, optionally blue-green.";
+    const DOC_LONG: &'static str = r##"`compose_deploy` deploys a Docker Compose (v2 plugin) project into `dir` on
+the host: the compose `files` come from the controller (a `.j2` file is
+rendered as a template, as `template` does; compose's own `${VAR}` and
+`$${VAR}` pass through untouched), `env` is written to the project's `.env`
+(mode 0600), then `docker compose up -d` runs.
+
+- Changed only when something differs: a file or `.env`, or a service whose
+  `docker compose config --hash` differs from its container's
+  `com.docker.compose.config-hash` label, whose image ID is not the one its
+  tag names now, or whose container is missing or stopped. A second run
+  reports `changed=0`. The plan is one round trip (the new configuration is
+  hashed in a temp dir on the host); `--check --diff` shows the file and
+  `.env` diffs and lines like `web: recreate (configuration changed)`.
+- The health gate runs after a change. When it fails, the previous files and
+  `.env` (kept in `dir/.herd-previous` during the deploy) come back, `up -d`
+  brings the previous version back, and the task fails saying why and
+  whether the previous version is healthy again.
+- `strategy: blue_green` runs the new version as the idle color
+  (`<project>-blue` / `<project>-green`, in `dir/blue` / `dir/green`, with
+  `colors: {blue: {WEB_PORT: 8081}, green: {WEB_PORT: 8082}}` added to its
+  `.env` and `DEPLOY_COLOR`), gates it, then switches: `switch.file` gets the
+  color's text (`switch: {file: /etc/nginx/upstream.conf, blue: "server
+  127.0.0.1:8081;", green: "server 127.0.0.1:8082;"}`) and/or
+  `switch.command` runs (with `DEPLOY_COLOR`, `DEPLOY_PROJECT`), and after
+  `switch.drain` seconds (default 2) the old color is stopped. A color that
+  fails its gate is taken down and never switched to. `dir/.herd-live` names
+  the live color.
+- Volumes are never removed: `state: absent` runs `docker compose down`
+  without `-v`, and pruning removes dangling images only (not `docker system
+  prune -af --volumes`).
+- `playbooks/compose-deploy.yml` (with the template
+  `playbooks/compose/app.yml.j2` and `inventories/compose-deploy.ini`) is a
+  runnable example on the test fleet: `-e app_tag=v2` rolls forward,
+  `-e app_strategy=blue_green` deploys blue-green."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Deploy the shop
+  compose_deploy:
+    project: shop
+    dir: /opt/deploy/prod
+    files: [compose/app.yml.j2]          # -> /opt/deploy/prod/app.yml
+    env: {IMAGE_TAG: v2, WEB_PORT: 8081}
+    pull: missing                        # always | missing | never
+    remove_orphans: yes
+    prune: yes                           # docker image prune -f: dangling images only
+    health:
+      url: "http://127.0.0.1:${WEB_PORT}/health"   # fetched on the host (curl)
+      status: 200
+      containers: yes                    # every container running, and healthy if it has a healthcheck
+      retries: 20
+      delay: 0.5
+    # state: present | absent | restarted
+  register: deploy
+"##;
     type Params = ComposeDeployParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

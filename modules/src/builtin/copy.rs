@@ -29,52 +29,79 @@ use crate::shell_quote::{quote, quote_path};
 use crate::textfile::{self, Read, DIFF_LIMIT};
 use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `copy`: what `herd doc` shows, and what the parser takes.
 pub struct CopyParams {
+    /// Where the file goes on the host. Ending in `/`, or an existing directory: the file keeps
+    /// the source's base name inside it.
     pub dest: String,
-    /// A string, or any other value (written as JSON, as Ansible does).
+    /// The file's content, instead of `src`. A string is written as it is; any other value (a
+    /// mapping, a list) is written as JSON, as Ansible does.
     pub content: Option<Value>,
-    /// Base64 content of a binary controller file (set by the engine).
+    /// Set by the engine: a binary controller file's content, base64.
     #[serde(rename = "_content_b64")]
     pub content_b64: Option<String>,
-    /// The controller path the content came from (set by the engine).
+    /// Set by the engine: the controller path the content was read from.
     #[serde(rename = "_src_path")]
     pub src_path: Option<String>,
+    /// The file to copy: a controller path (read by the engine), or with `remote_src` a path on
+    /// the host. A directory is not copied recursively.
     pub src: Option<String>,
+    /// `src` is a path on the host, not on the controller.
     #[serde(default, deserialize_with = "de_bool")]
     pub remote_src: bool,
+    /// User that should own the file (name or uid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub owner: Option<String>,
+    /// Group that should own the file (name or gid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub group: Option<String>,
+    /// Permissions: an octal string (`"0644"`), a YAML octal number (`0644`) or a symbolic mode
+    /// (`u=rw,g=r,o=r`); unset leaves them as they are (a new file gets the umask's).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// Permissions of the directory created for a `dest` that ends in `/`.
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub directory_mode: Option<Mode>,
+    /// Keep a timestamped copy of the file (`FILE.PID.YYYY-MM-DD@HH:MM:SS~`) before changing
+    /// it; its path is returned as `backup_file`.
     #[serde(default, deserialize_with = "de_bool")]
     pub backup: bool,
+    /// Replace a `dest` whose content differs. With `false` an existing file is left alone.
     #[serde(default = "yes", alias = "thirsty", deserialize_with = "de_bool")]
     pub force: bool,
+    /// When `dest` is a symlink, change the file it points to instead of replacing the link.
     #[serde(default, deserialize_with = "de_bool")]
     pub follow: bool,
+    /// Accepted and ignored (controller symlinks are always followed).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub local_follow: Option<bool>,
+    /// A command run on the new content before it replaces the file, with `%s` standing for a
+    /// temp file; the task fails if it exits non-zero.
     pub validate: Option<String>,
-    /// The sha1 the source must have.
+    /// The SHA-1 the source must have; the task fails if it differs.
     pub checksum: Option<String>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub decrypt: Option<bool>,
+    /// Accepted and ignored: files are always written atomically (temp file, then rename).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub unsafe_writes: Option<bool>,
+    /// Accepted and ignored (chattr attributes are not managed).
     #[serde(alias = "attr")]
     pub attributes: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub seuser: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub serole: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub setype: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub selevel: Option<String>,
 }
 
+/// The `copy` module.
 pub struct Copy;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -163,6 +190,28 @@ impl Module for Copy {
         host_side: &[HostSide::Set("remote_src")],
         checked_before_run: true,
     }];
+    const DOC_SHORT: &'static str = "Copy a file or a string to the host.";
+    const DOC_LONG: &'static str = r##"The file is written only when its content or attributes differ, atomically (a temp file in the same directory, then rename). `--diff` shows the content change. Owner, group and mode are set as `file` sets them."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Site config
+  copy:
+    src: files/site.conf
+    dest: /etc/nginx/conf.d/site.conf
+    owner: root
+    mode: "0644"
+
+- name: A marker
+  copy:
+    content: "deployed\n"
+    dest: /srv/app/DEPLOYED
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("dest", "The file written."),
+        ("checksum", "SHA-1 of the new content."),
+        (
+            "backup_file",
+            "The backup's path, with `backup: true` and an existing file.",
+        ),
+    ];
     type Params = CopyParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -18,23 +18,38 @@ use crate::shell_quote::{join, quote};
 use crate::textfile::{self, run_checked};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum CronState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// `special_time`'s values.
 pub enum SpecialTime {
+    /// `@annually`.
     Annually,
+    /// `@daily`.
     Daily,
+    /// `@hourly`.
     Hourly,
+    /// `@monthly`.
     Monthly,
+    /// `@reboot`.
     Reboot,
+    /// `@weekly`.
     Weekly,
+    /// `@yearly`.
     Yearly,
 }
 
@@ -60,41 +75,62 @@ fn de_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     de_opt_string(d).map(|v| v.unwrap_or_else(star))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `cron`: what `herd doc` shows, and what the parser takes.
 pub struct CronParams {
+    /// The job's description; it is written as a `#Ansible: NAME` comment and identifies the
+    /// job on later runs.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub name: Option<String>,
+    /// Whose crontab to edit (default: the connection's user).
     pub user: Option<String>,
+    /// The command to run (required for `state: present`, unless `env`).
     #[serde(default, alias = "value", deserialize_with = "de_opt_string")]
     pub job: Option<String>,
+    /// `present`: the job is in the crontab; `absent`: it is not.
     #[serde(default)]
     pub state: CronState,
+    /// A file in `/etc/cron.d` to edit instead of a user's crontab (then `user` is the user the
+    /// job runs as).
     pub cron_file: Option<String>,
+    /// Keep a timestamped copy of the file (`FILE.PID.YYYY-MM-DD@HH:MM:SS~`) before changing
+    /// it; its path is returned as `backup_file`.
     #[serde(default, deserialize_with = "de_bool")]
     pub backup: bool,
+    /// Minute (`0-59`, `*`, `*/5`, ...).
     #[serde(default = "star", deserialize_with = "de_field")]
     pub minute: String,
+    /// Hour (`0-23`, `*`, ...).
     #[serde(default = "star", deserialize_with = "de_field")]
     pub hour: String,
+    /// Day of the month (`1-31`, `*`, ...).
     #[serde(default = "star", alias = "dom", deserialize_with = "de_field")]
     pub day: String,
+    /// Month (`1-12`, `*`, ...).
     #[serde(default = "star", deserialize_with = "de_field")]
     pub month: String,
+    /// Day of the week (`0-6` with Sunday 0, `*`, ...).
     #[serde(default = "star", alias = "dow", deserialize_with = "de_field")]
     pub weekday: String,
+    /// Run at a special time instead of the five fields (`@reboot`, `@daily`, ...).
     pub special_time: Option<SpecialTime>,
     /// Deprecated in Ansible: the same as `special_time: reboot`.
     #[serde(default, deserialize_with = "de_bool")]
     pub reboot: bool,
+    /// Write the job commented out.
     #[serde(default, deserialize_with = "de_bool")]
     pub disabled: bool,
+    /// The entry is an environment variable (`name=job`) instead of a job.
     #[serde(default, deserialize_with = "de_bool")]
     pub env: bool,
+    /// With `env`: put the variable after this one.
     pub insertafter: Option<String>,
+    /// With `env`: put the variable before this one.
     pub insertbefore: Option<String>,
 }
 
+/// The `cron` module.
 pub struct Cron;
 
 const MARK: &str = "#Ansible: ";
@@ -110,6 +146,7 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 /// The crontab's lines, edited as Ansible's `CronTab` class does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronTab {
+    /// The crontab's lines.
     pub lines: Vec<String>,
 }
 
@@ -130,6 +167,7 @@ impl CronTab {
         }
     }
 
+    /// The crontab's text.
     pub fn render(&self) -> String {
         let s = self.lines.join("\n");
         if s.is_empty() {
@@ -389,6 +427,15 @@ fn read_crontab(host: &mut dyn Host, user: Option<&str>) -> Result<String, Modul
 
 impl Module for Cron {
     const NAME: &'static str = "cron";
+    const DOC_SHORT: &'static str = "Manage cron jobs and cron environment variables.";
+    const DOC_LONG: &'static str = r##"Jobs are found by their `#Ansible: NAME` comment, as Ansible writes them, so crontabs written by Ansible are taken over as they are."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Nightly cleanup
+  cron:
+    name: cleanup
+    hour: "3"
+    minute: "15"
+    job: /usr/local/bin/cleanup --quiet
+"##;
     type Params = CronParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -19,55 +19,94 @@ use crate::params::{de_opt_bool, de_opt_mode, mode_str, Mode};
 use crate::shell_quote::quote;
 use crate::{FileDiff, Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum SourceState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `deb822_repository`: what `herd doc` shows, and what the parser takes.
 pub struct Deb822Params {
+    /// The source's name; the file is `/etc/apt/sources.list.d/<name>.sources` (characters
+    /// other than letters, digits, `.`, `_`, `-` become `_`).
     pub name: String,
+    /// `present`: the file exists with these fields; `absent`: it does not.
     #[serde(default)]
     pub state: SourceState,
+    /// `deb` and/or `deb-src` (a string or a list).
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub types: Option<Value>,
+    /// The repository URIs (a string or a list).
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub uris: Option<Value>,
+    /// Suites (a string or a list), e.g. `bookworm`.
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub suites: Option<Value>,
+    /// Components (a string or a list), e.g. `main`.
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub components: Option<Value>,
+    /// Architectures (a string or a list).
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub architectures: Option<Value>,
+    /// Languages (a string or a list).
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub languages: Option<Value>,
+    /// Targets (a string or a list).
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub targets: Option<Value>,
+    /// The signing key: an inline ASCII-armored key or a path on the host (not a URL).
     pub signed_by: Option<String>,
+    /// Writes `Enabled:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub enabled: Option<bool>,
+    /// Writes `Trusted:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub trusted: Option<bool>,
+    /// Writes `Allow-Insecure:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub allow_insecure: Option<bool>,
+    /// Writes `Allow-Weak:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub allow_weak: Option<bool>,
+    /// Writes `Allow-Downgrade-To-Insecure:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub allow_downgrade_to_insecure: Option<bool>,
+    /// Writes `By-Hash:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub by_hash: Option<bool>,
+    /// Writes `Check-Date:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub check_date: Option<bool>,
+    /// Writes `Check-Valid-Until:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub check_valid_until: Option<bool>,
+    /// Writes `Date-Max-Future:`.
     pub date_max: Option<Value>,
+    /// Writes `Valid-Until-Max:`.
     pub valid_until_max: Option<Value>,
+    /// Writes `InRelease-Path:`.
     pub inrelease_path: Option<String>,
+    /// Writes `PDiffs:`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub pdiffs: Option<bool>,
+    /// The file's permissions (default 0644).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// Accepted and ignored (nothing needs Python).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub install_python_debian: Option<bool>,
 }
 
+/// The `deb822_repository` module.
 pub struct Deb822Repository;
 
 const SOURCES_DIR: &str = "/etc/apt/sources.list.d";
@@ -105,6 +144,8 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+/// The file name for a source called `name`: characters other than letters, digits, `.`, `_`,
+/// `-` become `_`.
 pub fn file_name(name: &str) -> String {
     let n: String = name
         .chars()
@@ -208,6 +249,15 @@ pub fn render(p: &Deb822Params) -> Result<String, ModuleError> {
 
 impl Module for Deb822Repository {
     const NAME: &'static str = "deb822_repository";
+    const DOC_SHORT: &'static str = "Write an apt source in the deb822 format (`.sources`).";
+    const DOC_EXAMPLE: &'static str = r##"- deb822_repository:
+    name: docker
+    types: deb
+    uris: https://download.docker.com/linux/debian
+    suites: bookworm
+    components: stable
+    signed_by: /etc/apt/keyrings/docker.asc
+"##;
     type Params = Deb822Params;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

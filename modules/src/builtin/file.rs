@@ -24,14 +24,23 @@ use crate::probe::{
 use crate::shell_quote::{quote, quote_path};
 use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// What `file` makes a path.
 pub enum FileState {
+    /// A regular file (only attributes are changed).
     File,
+    /// A directory, created with its parents.
     Directory,
+    /// Created empty, or its times updated.
     Touch,
+    /// Removed, recursively.
     Absent,
+    /// A symbolic link to `src`.
     Link,
+    /// A hard link to `src`.
     Hard,
 }
 
@@ -48,35 +57,62 @@ impl FileState {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `file`: what `herd doc` shows, and what the parser takes.
 pub struct FileParams {
+    /// The path on the host to manage.
     #[serde(alias = "dest", alias = "name")]
     pub path: String,
+    /// What `path` should be: `file` (only change attributes of an existing file), `directory`
+    /// (created with its parents), `touch` (created empty or its times updated), `absent`
+    /// (removed, recursively), `link` (a symlink to `src`) or `hard` (a hard link to `src`).
+    /// Unset: `file` when the path exists, else an error like Ansible's, or `link`/`hard` when
+    /// `src` is given.
     pub state: Option<FileState>,
+    /// The link target for `state: link` or `hard`.
     pub src: Option<String>,
+    /// Permissions: an octal string (`"0644"`), a YAML octal number (`0644`) or a symbolic mode
+    /// (`u=rw,g=r,o=r`); unset leaves them as they are (a new file gets the umask's).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// User that should own the file (name or uid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub owner: Option<String>,
+    /// Group that should own the file (name or gid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub group: Option<String>,
+    /// With `state: directory`, set owner, group and mode on everything below `path` too
+    /// (symlinks inside are skipped).
     #[serde(default, deserialize_with = "de_bool")]
     pub recurse: bool,
+    /// For `link`/`hard`: replace a file in the way, and make a symlink to a target that does
+    /// not exist.
     #[serde(default, deserialize_with = "de_bool")]
     pub force: bool,
+    /// Change the target of a symlink `path` rather than the link itself.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub follow: bool,
+    /// `now`, `preserve`, or a time in `modification_time_format` to set the file's mtime to.
     pub modification_time: Option<String>,
+    /// The format of `modification_time`; only the default `%Y%m%d%H%M.%S` is supported.
     pub modification_time_format: Option<String>,
+    /// `now`, `preserve`, or a time in `access_time_format` to set the file's atime to.
     pub access_time: Option<String>,
+    /// The format of `access_time`; only the default `%Y%m%d%H%M.%S` is supported.
     pub access_time_format: Option<String>,
+    /// Accepted and ignored (chattr attributes are not managed).
     #[serde(alias = "attr")]
     pub attributes: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub seuser: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub serole: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub setype: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub selevel: Option<String>,
+    /// Accepted and ignored: files are always written atomically (temp file, then rename).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub unsafe_writes: Option<bool>,
     /// Accepted for compatibility with old playbooks; ignored.
@@ -165,6 +201,7 @@ fn parent_dir(path: &str) -> String {
     }
 }
 
+/// The `file` module.
 pub struct File;
 
 /// Everything the probe found.
@@ -272,6 +309,22 @@ fn plan_state(script: String, state: FileState, follow: bool) -> Value {
 
 impl Module for File {
     const NAME: &'static str = "file";
+    const DOC_SHORT: &'static str =
+        "Manage a path's type, owner, group, mode and times: directories, symlinks, removal.";
+    const DOC_LONG: &'static str = r##"The plan reads the path's state in one round trip; only what differs is changed. `--diff` shows the path, state and changed attributes."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Data directory
+  file:
+    path: /srv/app/data
+    state: directory
+    owner: app
+    mode: "0750"
+
+- name: Current release
+  file:
+    src: /srv/app/releases/42
+    dest: /srv/app/current
+    state: link
+"##;
     type Params = FileParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

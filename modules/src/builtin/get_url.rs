@@ -30,60 +30,97 @@ use crate::shell_quote::{quote, quote_path};
 use crate::textfile::{self, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `get_url`: what `herd doc` shows, and what the parser takes.
 pub struct GetUrlParams {
+    /// What to download: `http(s)://`, `ftp://` or `file://`, fetched on the host with curl (or
+    /// wget).
     pub url: String,
+    /// Where the file goes on the host; a directory gets the URL's base name.
     pub dest: String,
+    /// `ALG:DIGEST` (e.g. `sha256:9f86...`) the download must match, or `ALG:URL` of a checksum
+    /// file. An existing file with this digest is not downloaded again.
     #[serde(default)]
     pub checksum: String,
     /// Removed from Ansible; `sha256sum: X` means `checksum: sha256:X`.
     pub sha256sum: Option<String>,
+    /// Download even when `dest` exists (the file is replaced only when the content differs).
+    /// Without it and without `checksum`, an existing file is kept.
     #[serde(default, alias = "thirsty", deserialize_with = "de_bool")]
     pub force: bool,
+    /// Seconds the request may take (default 10).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub timeout: Option<u64>,
+    /// Request headers, a mapping.
     pub headers: Option<Value>,
+    /// User name for HTTP basic authentication.
     #[serde(alias = "username")]
     pub url_username: Option<String>,
+    /// Password for HTTP basic authentication (never shown in output).
     #[serde(alias = "password")]
     pub url_password: Option<String>,
+    /// Verify the server's TLS certificate.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub validate_certs: bool,
+    /// Accepted; credentials are always sent with the first request.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub force_basic_auth: Option<bool>,
+    /// The User-Agent header.
     pub http_agent: Option<String>,
+    /// Keep a timestamped copy of the file (`FILE.PID.YYYY-MM-DD@HH:MM:SS~`) before changing
+    /// it; its path is returned as `backup_file`.
     #[serde(default, deserialize_with = "de_bool")]
     pub backup: bool,
+    /// User that should own the file (name or uid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub owner: Option<String>,
+    /// Group that should own the file (name or gid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub group: Option<String>,
+    /// Permissions: an octal string (`"0644"`), a YAML octal number (`0644`) or a symbolic mode
+    /// (`u=rw,g=r,o=r`); unset leaves them as they are (a new file gets the umask's).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// Accepted and ignored (the host's curl/wget proxy settings apply).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub use_proxy: Option<bool>,
+    /// Accepted and ignored (no GSSAPI authentication).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub use_gssapi: Option<bool>,
+    /// Accepted and ignored (`~/.netrc` is not read).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub use_netrc: Option<bool>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub decompress: Option<bool>,
+    /// Accepted and ignored (the host's TLS defaults apply).
     pub ciphers: Option<Value>,
+    /// Accepted and ignored (no client certificates).
     pub client_cert: Option<String>,
+    /// Accepted and ignored (no client certificates).
     pub client_key: Option<String>,
+    /// Accepted and ignored.
     pub unredirected_headers: Option<Value>,
+    /// Accepted and ignored (the temp file is always next to `dest`).
     pub tmp_dest: Option<String>,
+    /// Accepted and ignored: files are always written atomically (temp file, then rename).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub unsafe_writes: Option<bool>,
+    /// Accepted and ignored (chattr attributes are not managed).
     #[serde(alias = "attr")]
     pub attributes: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub seuser: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub serole: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub setype: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub selevel: Option<String>,
 }
 
+/// The `get_url` module.
 pub struct GetUrl;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -97,11 +134,15 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 /// A checksum as `alg:value`, where value is a digest or a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checksum {
+    /// The digest command (`sha256sum`).
     pub tool: &'static str,
+    /// The algorithm (`sha256`).
     pub alg: String,
+    /// The expected digest, lowercase hex.
     pub value: String,
 }
 
+/// Read `checksum`: `ALG:DIGEST` or `ALG:URL`; `None` when empty.
 pub fn parse_checksum(s: &str) -> Result<Option<Checksum>, String> {
     let s = s.trim();
     if s.is_empty() {
@@ -277,6 +318,13 @@ impl GetUrl {
 
 impl Module for GetUrl {
     const NAME: &'static str = "get_url";
+    const DOC_SHORT: &'static str = "Download a file to the host over HTTP(S), FTP or file://.";
+    const DOC_LONG: &'static str = r##"The host downloads with its own curl or wget into a temp file next to `dest`, which is checked (status, `checksum`) and renamed into place only when its content differs."##;
+    const DOC_EXAMPLE: &'static str = r##"- get_url:
+    url: https://example.com/tool-1.2.tar.gz
+    dest: /opt/tool-1.2.tar.gz
+    checksum: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+"##;
     type Params = GetUrlParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -12,34 +12,46 @@ use crate::params::{de_bool, de_opt_u64};
 use crate::shell_quote::quote;
 use crate::{Host, Module, ModuleError, Outcome, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum GroupState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `group`: what `herd doc` shows, and what the parser takes.
 pub struct GroupParams {
+    /// The group's name.
     pub name: String,
+    /// The group's gid.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub gid: Option<u64>,
+    /// `present`: the group exists; `absent`: it does not.
     #[serde(default)]
     pub state: GroupState,
+    /// Create a system group (a gid from the system range).
     #[serde(default, deserialize_with = "de_bool")]
     pub system: bool,
+    /// Allow a `gid` another group has.
     #[serde(default, deserialize_with = "de_bool")]
     pub non_unique: bool,
+    /// With `state: absent`, remove the group even when it is a user's primary group.
     #[serde(default, deserialize_with = "de_bool")]
     pub force: bool,
-    /// Ansible's `local` uses lgroupadd for non-local name services; the
-    /// shadow tools already edit the local files here.
+    /// Accepted; changes nothing (the shadow tools already edit the local files).
     #[serde(default, deserialize_with = "de_bool")]
     pub local: bool,
 }
 
+/// The `group` module.
 pub struct GroupModule;
 
 /// What `apply` does, decided by the plan.
@@ -65,6 +77,16 @@ pub fn probe_group(host: &mut dyn Host, name: &str) -> Result<Option<Group>, Mod
 
 impl Module for GroupModule {
     const NAME: &'static str = "group";
+    const DOC_SHORT: &'static str = "Manage a local group.";
+    const DOC_EXAMPLE: &'static str = r##"- group:
+    name: app
+    gid: 2001
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("name", "The group."),
+        ("gid", "Its gid."),
+        ("state", "`present` or `absent`."),
+    ];
     type Params = GroupParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -18,32 +18,53 @@ use crate::shell_quote::{join, quote};
 use crate::textfile::run_checked;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// How `hostname` sets the name.
 pub enum Strategy {
+    /// `hostnamectl set-hostname`.
     Systemd,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `debian` strategy).
     Debian,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `generic` strategy).
     Generic,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `alpine` strategy).
     Alpine,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `openrc` strategy).
     Openrc,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `redhat` strategy).
     Redhat,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `sles` strategy).
     Sles,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `freebsd` strategy).
     Freebsd,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `macos` strategy).
     Macos,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `macosx` strategy).
     Macosx,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `darwin` strategy).
     Darwin,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `openbsd` strategy).
     Openbsd,
+    /// Write `/etc/hostname` and run `hostname` (Ansible's `solaris` strategy).
     Solaris,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `hostname`: what `herd doc` shows, and what the parser takes.
 pub struct HostnameParams {
+    /// The host name to set.
     pub name: String,
+    /// The strategy: `systemd` (or unset) runs `hostnamectl set-hostname` where the host has
+    /// it; the others write `/etc/hostname` and run `hostname`.
     #[serde(rename = "use")]
     pub use_: Option<Strategy>,
 }
 
+/// The `hostname` module.
 pub struct Hostname;
 
 const FILE: &str = "/etc/hostname";
@@ -76,6 +97,15 @@ fn facts(name: &str) -> Value {
 
 impl Module for Hostname {
     const NAME: &'static str = "hostname";
+    const DOC_SHORT: &'static str = "Set the host's name.";
+    const DOC_LONG: &'static str = r##"Linux only."##;
+    const DOC_EXAMPLE: &'static str = r##"- hostname:
+    name: "{{ inventory_hostname }}"
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[(
+        "ansible_facts",
+        "`ansible_hostname` and `ansible_nodename`.",
+    )];
     type Params = HostnameParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

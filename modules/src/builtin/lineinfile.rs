@@ -28,53 +28,90 @@ use crate::shell_quote::quote_path;
 use crate::textfile::{self, lines_of, rstrip_eol, Edit, Read};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum LineState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `lineinfile`: what `herd doc` shows, and what the parser takes.
 pub struct LineInFileParams {
+    /// The file to edit.
     #[serde(alias = "dest", alias = "destfile", alias = "name")]
     pub path: String,
+    /// `present`: the line is in the file; `absent`: lines matching `regexp`, `search_string`
+    /// or equal to `line` are removed.
     #[serde(default)]
     pub state: LineState,
+    /// A regular expression (Rust `regex` syntax) for the line to replace or remove; with
+    /// `present` the last matching line is replaced (the first with `firstmatch`).
     #[serde(alias = "regex")]
     pub regexp: Option<String>,
+    /// A literal string for the line to replace or remove, instead of `regexp`.
     pub search_string: Option<String>,
+    /// The line to put in the file (required for `state: present`). With `backrefs`, `\1` and
+    /// `\g<name>` refer to `regexp`'s groups.
     #[serde(default, alias = "value", deserialize_with = "de_opt_string")]
     pub line: Option<String>,
+    /// Where a new line goes when nothing matched: `EOF` (the default) or a regular expression;
+    /// the line goes after its last match.
     pub insertafter: Option<String>,
+    /// Where a new line goes when nothing matched: `BOF` or a regular expression; the line goes
+    /// before its last match.
     pub insertbefore: Option<String>,
+    /// Fill `line` from `regexp`'s groups; when `regexp` matches nothing the file is left
+    /// alone.
     #[serde(default, deserialize_with = "de_bool")]
     pub backrefs: bool,
+    /// Create the file when it does not exist (else the task fails).
     #[serde(default, deserialize_with = "de_bool")]
     pub create: bool,
+    /// Keep a timestamped copy of the file (`FILE.PID.YYYY-MM-DD@HH:MM:SS~`) before changing
+    /// it; its path is returned as `backup_file`.
     #[serde(default, deserialize_with = "de_bool")]
     pub backup: bool,
+    /// `insertafter`/`insertbefore` use the first matching line instead of the last.
     #[serde(default, deserialize_with = "de_bool")]
     pub firstmatch: bool,
+    /// A command run on the new content before it replaces the file, with `%s` standing for a
+    /// temp file; the task fails if it exits non-zero.
     pub validate: Option<String>,
+    /// User that should own the file (name or uid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub owner: Option<String>,
+    /// Group that should own the file (name or gid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub group: Option<String>,
+    /// Permissions: an octal string (`"0644"`), a YAML octal number (`0644`) or a symbolic mode
+    /// (`u=rw,g=r,o=r`); unset leaves them as they are (a new file gets the umask's).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// Accepted and ignored: files are always written atomically (temp file, then rename).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub unsafe_writes: Option<bool>,
+    /// Accepted and ignored (chattr attributes are not managed).
     #[serde(alias = "attr")]
     pub attributes: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub seuser: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub serole: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub setype: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub selevel: Option<String>,
 }
 
+/// The `lineinfile` module.
 pub struct LineInFile;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -338,6 +375,23 @@ impl LineInFile {
 
 impl Module for LineInFile {
     const NAME: &'static str = "lineinfile";
+    const DOC_SHORT: &'static str = "Make sure one line is in a text file (or is not).";
+    const DOC_LONG: &'static str = r##"Edits one line of a file and keeps the rest as it is; the file is written atomically and only when it changes. `--diff` shows the change."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Allow the deploy user in sudoers
+  lineinfile:
+    path: /etc/sudoers.d/deploy
+    line: "deploy ALL=(ALL) NOPASSWD: ALL"
+    create: true
+    mode: "0440"
+    validate: visudo -cf %s
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        (
+            "msg",
+            "What was done: `line added`, `line replaced`, `1 line(s) removed`.",
+        ),
+        ("backup", "The backup's path, with `backup: true`."),
+    ];
     type Params = LineInFileParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

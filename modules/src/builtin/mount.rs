@@ -23,13 +23,21 @@ use crate::shell_quote::{join, quote};
 use crate::textfile::{self, lines_of};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// What `mount` makes a mount point.
 pub enum MountState {
+    /// In fstab and mounted.
     Mounted,
+    /// Not mounted; fstab left alone.
     Unmounted,
+    /// In fstab only.
     Present,
+    /// Unmounted and out of fstab.
     Absent,
+    /// Remounted now.
     Remounted,
     /// Only remove the fstab line; leave what is mounted alone.
     #[serde(rename = "absent_from_fstab")]
@@ -52,28 +60,44 @@ fn de_num_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     de_opt_string(d).map(|v| v.unwrap_or_else(zero))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `mount`: what `herd doc` shows, and what the parser takes.
 pub struct MountParams {
+    /// The mount point.
     #[serde(alias = "name")]
     pub path: String,
+    /// The device, `UUID=...`, `LABEL=...`, remote share or `tmpfs` to mount (required for
+    /// `mounted` and `present`).
     pub src: Option<String>,
+    /// The file system type (required for `mounted` and `present`).
     pub fstype: Option<String>,
+    /// Mount options.
     #[serde(default = "defaults")]
     pub opts: String,
+    /// The fstab dump field.
     #[serde(default = "zero", deserialize_with = "de_num_string")]
     pub dump: String,
+    /// The fstab pass field.
     #[serde(default = "zero", deserialize_with = "de_num_string")]
     pub passno: String,
+    /// `mounted`: in fstab and mounted (the mount point is created); `present`: in fstab only;
+    /// `unmounted`: not mounted, fstab left alone; `absent`: unmounted and out of fstab (the
+    /// mount point removed); `absent_from_fstab`: out of fstab only; `remounted`: remount now.
     pub state: MountState,
+    /// The fstab file to edit.
     #[serde(default = "default_fstab")]
     pub fstab: String,
+    /// `false` adds `noauto` to the options, so the file system is not mounted at boot.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub boot: bool,
+    /// Keep a timestamped copy of the file (`FILE.PID.YYYY-MM-DD@HH:MM:SS~`) before changing
+    /// it; its path is returned as `backup_file`.
     #[serde(default, deserialize_with = "de_bool")]
     pub backup: bool,
 }
 
+/// The `mount` module.
 pub struct Mount;
 
 /// Ansible's `_escape_fstab`: octal escapes for what would split a field.
@@ -239,6 +263,15 @@ impl Mount {
 
 impl Module for Mount {
     const NAME: &'static str = "mount";
+    const DOC_SHORT: &'static str = "Manage fstab entries and what is mounted.";
+    const DOC_LONG: &'static str = r##"Other fstab lines keep their spelling; new lines are `src path fstype opts dump passno`."##;
+    const DOC_EXAMPLE: &'static str = r##"- mount:
+    path: /mnt/scratch
+    src: tmpfs
+    fstype: tmpfs
+    opts: size=512m
+    state: mounted
+"##;
     type Params = MountParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -7,9 +7,11 @@ use serde_json::{json, Map};
 
 use crate::{Host, Module, ModuleError, Outcome, Plan};
 
+/// The `ping` module.
 pub struct Ping;
 
-#[derive(Debug, Deserialize)]
+/// The parameters of `ping`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PingParams {
     /// What to answer; `crash` fails the task, as Ansible's raises.
@@ -46,6 +48,13 @@ impl Ping {
 
 impl Module for Ping {
     const NAME: &'static str = "ping";
+    const DOC_SHORT: &'static str = "Check that herd can reach the host and run a command there.";
+    const DOC_LONG: &'static str = r##"One `echo` on the host proves the login, the shell and, when asked, become. The answer is `ping: pong` (or `data`). There is no Python to test on the host. `data: crash` fails the task, as Ansible's raises."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Are the hosts there?
+  ping:
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] =
+        &[("ping", "`pong`, or the `data` given.")];
     type Params = PingParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -28,32 +28,45 @@ use serde_json::{json, Map, Value};
 use crate::params::de_opt_u64;
 use crate::{Host, HostError, Module, ModuleError, Outcome, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `reboot`: what `herd doc` shows, and what the parser takes.
 pub struct RebootParams {
+    /// Seconds to wait for the host to come back and pass `test_command` (default 600).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub reboot_timeout: Option<u64>,
+    /// Seconds between connection attempts while waiting (default 2, at most 5); the
+    /// connection's own timeout comes from the inventory.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub connect_timeout: Option<u64>,
+    /// Seconds to wait (on the controller) before rebooting.
     #[serde(
         default,
         alias = "pre_reboot_delay_sec",
         deserialize_with = "de_opt_u64"
     )]
     pub pre_reboot_delay: Option<u64>,
+    /// Seconds to wait after the host is back before the test command.
     #[serde(
         default,
         alias = "post_reboot_delay_sec",
         deserialize_with = "de_opt_u64"
     )]
     pub post_reboot_delay: Option<u64>,
+    /// The command that must succeed after the reboot (default `whoami`).
     pub test_command: Option<String>,
+    /// The task's message in the output once the host is back.
     pub msg: Option<String>,
+    /// The command that reboots, started in the background (default `systemctl reboot
+    /// --no-block`, else `shutdown -r now`).
     pub reboot_command: Option<String>,
+    /// A command whose output changes with each boot (default: the kernel's boot id).
     pub boot_time_command: Option<String>,
+    /// Accepted and ignored.
     pub search_paths: Option<Value>,
 }
 
+/// The `reboot` module.
 pub struct Reboot;
 
 const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";
@@ -83,6 +96,18 @@ fn reboot_script(p: &RebootParams) -> String {
 
 impl Module for Reboot {
     const NAME: &'static str = "reboot";
+    const DOC_SHORT: &'static str = "Reboot the host and wait for it to come back.";
+    const DOC_LONG: &'static str = r##"The boot id is read before and after, so a host that did not really reboot is told apart. Check mode reports changed without rebooting."##;
+    const DOC_EXAMPLE: &'static str = r##"- reboot:
+    reboot_timeout: 300
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("rebooted", "`true`."),
+        (
+            "elapsed",
+            "Seconds from the reboot to the host answering again.",
+        ),
+    ];
     type Params = RebootParams;
 
     fn plan(&self, _p: &Self::Params, _host: &mut dyn Host) -> Result<Plan, ModuleError> {

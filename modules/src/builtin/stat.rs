@@ -19,17 +19,23 @@ use crate::probe::{checksum_snippet, parse_stat, stat_snippet, tagged, Kind};
 use crate::shell_quote::quote_path;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `stat`: what `herd doc` shows, and what the parser takes.
 pub struct StatParams {
+    /// The path on the host to look at.
     #[serde(alias = "dest", alias = "name")]
     pub path: String,
+    /// Follow a symlink `path` and report what it points to.
     #[serde(default, deserialize_with = "de_bool")]
     pub follow: bool,
+    /// Return the file's checksum (`checksum`), computed with `checksum_algorithm`.
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub get_checksum: bool,
+    /// `sha1` (the default), `md5`, `sha224`, `sha256`, `sha384` or `sha512`.
     #[serde(alias = "checksum", alias = "checksum_algo")]
     pub checksum_algorithm: Option<String>,
+    /// Return `mimetype` and `charset` (needs `file(1)` on the host).
     #[serde(
         default,
         alias = "mime",
@@ -38,6 +44,7 @@ pub struct StatParams {
         deserialize_with = "de_opt_bool"
     )]
     pub get_mime: Option<bool>,
+    /// Accepted and ignored (no `lsattr` attributes).
     #[serde(
         default,
         alias = "attr",
@@ -50,6 +57,7 @@ pub struct StatParams {
     pub get_md5: Option<bool>,
 }
 
+/// The `stat` module.
 pub struct Stat;
 
 fn checksum_tool(module: &'static str, alg: Option<&str>) -> Result<&'static str, ModuleError> {
@@ -191,6 +199,21 @@ impl Stat {
 
 impl Module for Stat {
     const NAME: &'static str = "stat";
+    const DOC_SHORT: &'static str =
+        "Report a path's facts: existence, type, owner, mode, size, checksum.";
+    const DOC_LONG: &'static str =
+        r##"Never changes anything. The result is registered under `stat`, as Ansible's is."##;
+    const DOC_EXAMPLE: &'static str = r##"- stat:
+    path: /etc/app.conf
+  register: conf
+
+- debug:
+    msg: "{{ conf.stat.checksum }}"
+  when: conf.stat.exists
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("stat", "The facts: `exists`, `isdir`, `isreg`, `islnk`, `mode`, `uid`, `gid`, `pw_name`, `gr_name`, `size`, `mtime`, `checksum`, `lnk_source`, ..."),
+    ];
     type Params = StatParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -24,29 +24,44 @@ use crate::shell_quote::quote;
 use crate::textfile::{self, lines_of};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum SysctlState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `sysctl`: what `herd doc` shows, and what the parser takes.
 pub struct SysctlParams {
+    /// The kernel parameter, dotted (`net.core.somaxconn`).
     #[serde(alias = "key")]
     pub name: String,
+    /// The value to set. Boolean words (`yes`, `on`, `true`) become `1`, their opposites `0`.
+    /// Required for `state: present`.
     #[serde(default, alias = "val", deserialize_with = "de_opt_string")]
     pub value: Option<String>,
+    /// `present`: the key's line is in `sysctl_file`; `absent`: its lines are removed.
     #[serde(default)]
     pub state: SysctlState,
+    /// A key the host cannot write, or does not have, is a warning instead of a failure (the
+    /// file is still written).
     #[serde(default, deserialize_with = "de_bool")]
     pub ignoreerrors: bool,
+    /// Set the live value too when it differs (`sysctl -w KEY=VALUE`, this key only).
     #[serde(default = "yes", deserialize_with = "de_bool")]
     pub reload: bool,
+    /// The file that holds the line.
     #[serde(default = "default_file")]
     pub sysctl_file: String,
+    /// Compare and set the live value even with `reload: false`.
     #[serde(default, deserialize_with = "de_bool")]
     pub sysctl_set: bool,
 }
@@ -55,6 +70,7 @@ fn default_file() -> String {
     "/etc/sysctl.conf".into()
 }
 
+/// The `sysctl` module.
 pub struct Sysctl;
 
 /// Ansible's `_parse_value`: boolean words become `1`/`0`.
@@ -161,6 +177,15 @@ fn invalid(path: &str, reason: &str) -> ModuleError {
 
 impl Module for Sysctl {
     const NAME: &'static str = "sysctl";
+    const DOC_SHORT: &'static str =
+        "Set a kernel parameter in a sysctl file and, live, on the host.";
+    const DOC_LONG: &'static str = r##"Only the key's own lines in the file are touched (duplicates removed, other lines kept as they are). The live value is set before the file is written, so a key the host cannot write fails the task naming the key and leaves the file alone; inside a container only the container's own keys (`net.*`) can be written."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: A longer listen backlog
+  sysctl:
+    name: net.core.somaxconn
+    value: "4096"
+    sysctl_file: /etc/sysctl.d/60-net.conf
+"##;
     type Params = SysctlParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -44,11 +44,14 @@ use crate::textfile;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 /// A named set of kernel parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
+    /// Bridge netfilter keys and IP forwarding, for Docker hosts.
     Docker,
+    /// `vm.max_map_count` and swappiness, for Elasticsearch.
     Elasticsearch,
+    /// Backlogs, FIN timeout, keepalive and TIME-WAIT reuse, for busy servers.
     Network,
 }
 
@@ -135,33 +138,51 @@ const DEFAULT_LIMITS: &[(&str, &str)] = &[("nofile", "65536"), ("nproc", "32768"
 
 const HEADER: &str = "# Managed by herd (sysctl_tuning). Local changes are overwritten.\n";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum TuningState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `sysctl_tuning`: what `herd doc` shows, and what the parser takes.
 pub struct SysctlTuningParams {
     /// Names the files: `<priority>-<name>.conf`.
     #[serde(default = "default_name")]
     pub name: String,
+    /// The files' number prefix, 0 to 999 (default 60).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub priority: Option<u64>,
+    /// Profiles to apply: `docker` (bridge netfilter keys with `br_netfilter` loaded,
+    /// `net.ipv4.ip_forward`), `elasticsearch` (`vm.max_map_count`, `vm.swappiness`), `network`
+    /// (backlogs, FIN timeout, keepalive, `tcp_tw_reuse`). A name or a list.
     #[serde(default, deserialize_with = "de_profiles")]
     pub profiles: Vec<Profile>,
     /// Free keys; they override the profiles' values, and `null` drops a
     /// profile's key (one the host does not have, say).
     #[serde(default, deserialize_with = "de_params")]
     pub params: BTreeMap<String, Option<String>>,
-    /// pam_limits items for every user, as both soft and hard limits.
+    /// pam_limits items for every user, written as both soft and hard limits to
+    /// `/etc/security/limits.d/<priority>-<name>.conf`; `true` means `{nofile: 65536, nproc:
+    /// 32768}`.
     #[serde(default, deserialize_with = "de_limits")]
+    #[schemars(with = "crate::doc::shapes::BoolOrMapping")]
     pub limits: BTreeMap<String, String>,
+    /// Never lower a live value that is already higher (it is kept and written to the file).
+    /// Unset: on for the limit keys (`fs.file-max`, `vm.max_map_count`, `net.core.somaxconn`,
+    /// ...), off for the rest; `true`/`false` sets it for every key.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub only_raise: Option<bool>,
+    /// `present`: the files and live values are set; `absent`: the files are removed (live
+    /// values are left as they are).
     #[serde(default)]
     pub state: TuningState,
 }
@@ -291,6 +312,7 @@ fn de_limits<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>
         .collect()
 }
 
+/// The `sysctl_tuning` module.
 pub struct SysctlTuning;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -590,6 +612,43 @@ fn why_not_taken(
 
 impl Module for SysctlTuning {
     const NAME: &'static str = "sysctl_tuning";
+    const DOC_SHORT: &'static str = "Apply kernel tuning profiles (sysctl keys, limits) as one file per task, live and persistent.";
+    const DOC_LONG: &'static str = r##"Ops modules: `sysctl_tuning` applies a kernel profile as one file,
+`/etc/sysctl.d/<priority>-<name>.conf`, sets the live values and reads them
+back. Profiles: `docker` (bridge netfilter keys, with `br_netfilter` loaded
+and listed in `/etc/modules-load.d/<name>.conf`; `net.ipv4.ip_forward`),
+`elasticsearch` (`vm.max_map_count=262144`, `vm.swappiness=1`) and `network`
+(`somaxconn`, SYN and device backlogs, FIN timeout, keepalive, `tcp_tw_reuse`).
+
+- One file per task, rewritten whole: no duplicate lines, a second run
+  reports `changed=0`. `--check` prints `net.core.somaxconn 4096 -> 32768`
+  per key, `--diff` the file diff. The plan reads the files and every live
+  value in one round trip.
+- A key the kernel does not take (unknown key, read-only in this namespace,
+  value out of range) fails the task naming every such key and why; the
+  live values it changed are set back and the files are not touched.
+- `only_raise` (default on for limit keys such as `fs.file-max`,
+  `fs.nr_open`, `vm.max_map_count`, `net.core.somaxconn`; `only_raise:
+  true|false` sets it for every key) never lowers a live value that is
+  already higher: that higher value is kept and written to the file, so a
+  reboot does not lower it either.
+- `limits` writes `* soft ITEM N` / `* hard ITEM N` lines to
+  `/etc/security/limits.d/<priority>-<name>.conf`. `state: absent` removes
+  the files and leaves the live values as they are.
+- In a container only the container's own keys can be set (in the test
+  fleet: `net.*`, and not the machine-wide `net.core.netdev_max_backlog`).
+  `playbooks/sysctl-tuning.yml` with `inventories/sysctl-tuning.ini` is a
+  runnable example against the test fleet."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Tune the search nodes
+  sysctl_tuning:
+    profiles: [elasticsearch, network]
+    params:
+      net.ipv4.tcp_fin_timeout: 20        # overrides the profile
+      net.core.netdev_max_backlog: null   # leaves a profile key out
+    limits: {nofile: 65536, nproc: 32768} # or `limits: true` for these two
+    # name: herd, priority: 60, only_raise: (per key), state: present|absent
+  register: tuning   # tuning['keys']: {key: {before, after}}
+"##;
     type Params = SysctlTuningParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

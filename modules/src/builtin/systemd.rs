@@ -26,48 +26,76 @@ use crate::params::{de_bool, de_opt_bool};
 use crate::shell_quote::{join, quote};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// What state a unit should reach.
 pub enum UnitState {
+    /// Running (started if not).
     Started,
+    /// Not running.
     Stopped,
+    /// Restarted every run.
     Restarted,
+    /// Reloaded every run.
     Reloaded,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `systemd` and `systemd_service`: what `herd doc` shows, and what the
+/// parser takes.
 pub struct SystemdParams {
+    /// The unit (`nginx` means `nginx.service`).
     #[serde(alias = "service", alias = "unit")]
     pub name: Option<String>,
+    /// `started`, `stopped`, `restarted` (always restarts) or `reloaded` (always reloads).
     pub state: Option<UnitState>,
+    /// Start the unit at boot (`systemctl enable`/`disable`).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub enabled: Option<bool>,
+    /// Mask or unmask the unit.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub masked: Option<bool>,
+    /// Run `systemctl daemon-reload` first (with `name`: only when something else changes or
+    /// the unit needs it).
     #[serde(default, alias = "daemon-reload", deserialize_with = "de_bool")]
     pub daemon_reload: bool,
+    /// Run `systemctl daemon-reexec` first.
     #[serde(default, alias = "daemon-reexec", deserialize_with = "de_bool")]
     pub daemon_reexec: bool,
+    /// Only `system` is supported.
     pub scope: Option<String>,
+    /// Do not wait for the start or stop to finish (`--no-block`).
     #[serde(default, deserialize_with = "de_bool")]
     pub no_block: bool,
+    /// Override existing symlinks when enabling (`--force`).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub force: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `service`: what `herd doc` shows, and what the parser takes.
 pub struct ServiceParams {
+    /// The service.
     pub name: String,
+    /// `started`, `stopped`, `restarted` or `reloaded`.
     pub state: Option<UnitState>,
+    /// Start the service at boot.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub enabled: Option<bool>,
+    /// Accepted and ignored.
     #[serde(alias = "args")]
     pub arguments: Option<String>,
+    /// Accepted and ignored.
     pub pattern: Option<String>,
+    /// Accepted and ignored.
     pub runlevel: Option<String>,
+    /// Accepted and ignored.
     pub sleep: Option<Value>,
+    /// The service manager: `auto` or `systemd` (anything else fails).
     #[serde(rename = "use")]
     pub use_: Option<String>,
 }
@@ -88,17 +116,23 @@ impl From<&ServiceParams> for SystemdParams {
     }
 }
 
+/// The `systemd` module.
 pub struct Systemd;
+/// The `systemd_service` module.
 pub struct SystemdService;
+/// The `service` module.
 pub struct Service;
 
 /// The unit as `systemctl` described it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnitInfo {
+    /// `systemctl show`'s properties of the unit.
     pub props: Map<String, Value>,
     /// `systemctl is-enabled`'s word (`enabled`, `disabled`, `static`, ...).
     pub enabled_word: String,
+    /// `systemctl is-enabled`'s exit status.
     pub enabled_rc: i32,
+    /// Whether systemd runs the host (PID 1).
     pub systemd_running: bool,
 }
 
@@ -113,11 +147,13 @@ impl UnitInfo {
     fn deactivating(&self) -> bool {
         self.prop("ActiveState") == "deactivating"
     }
+    /// Whether the unit is masked.
     pub fn masked(&self) -> bool {
         self.prop("UnitFileState") == "masked"
             || self.prop("LoadState") == "masked"
             || self.enabled_word == "masked"
     }
+    /// Whether systemd knows the unit.
     pub fn found(&self) -> bool {
         self.prop("LoadState") != "not-found" || self.masked()
     }
@@ -357,6 +393,23 @@ fn apply_systemd(
 
 impl Module for Systemd {
     const NAME: &'static str = "systemd";
+    const DOC_SHORT: &'static str = "Start, stop, restart, enable and mask systemd units.";
+    const DOC_LONG: &'static str =
+        r##"System scope only. The plan reads the unit's properties with one `systemctl show`."##;
+    const DOC_EXAMPLE: &'static str = r##"- systemd:
+    name: nginx
+    state: started
+    enabled: true
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("name", "The unit."),
+        ("state", "Its state after the task."),
+        ("enabled", "Whether it is enabled."),
+        (
+            "status",
+            "systemd's properties of the unit (`ActiveState`, `UnitFileState`, ...).",
+        ),
+    ];
     type Params = SystemdParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         plan_systemd(Self::NAME, p, host)
@@ -373,6 +426,20 @@ impl Module for Systemd {
 
 impl Module for SystemdService {
     const NAME: &'static str = "systemd_service";
+    const DOC_SHORT: &'static str = "The same module as `systemd`, by its newer name.";
+    const DOC_EXAMPLE: &'static str = r##"- systemd_service:
+    name: nginx
+    state: restarted
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("name", "The unit."),
+        ("state", "Its state after the task."),
+        ("enabled", "Whether it is enabled."),
+        (
+            "status",
+            "systemd's properties of the unit (`ActiveState`, `UnitFileState`, ...).",
+        ),
+    ];
     type Params = SystemdParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         plan_systemd(Self::NAME, p, host)
@@ -389,6 +456,22 @@ impl Module for SystemdService {
 
 impl Module for Service {
     const NAME: &'static str = "service";
+    const DOC_SHORT: &'static str = "Start, stop and enable services (systemd only).";
+    const DOC_LONG: &'static str = r##"Maps to `systemd`."##;
+    const DOC_EXAMPLE: &'static str = r##"- service:
+    name: cron
+    state: started
+    enabled: true
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("name", "The unit."),
+        ("state", "Its state after the task."),
+        ("enabled", "Whether it is enabled."),
+        (
+            "status",
+            "systemd's properties of the unit (`ActiveState`, `UnitFileState`, ...).",
+        ),
+    ];
     type Params = ServiceParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         if let Some(u) = p

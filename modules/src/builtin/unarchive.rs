@@ -33,54 +33,79 @@ use crate::probe::{
 use crate::shell_quote::{join, quote, quote_path};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `unarchive`: what `herd doc` shows, and what the parser takes.
 pub struct UnarchiveParams {
+    /// The archive: a controller path (the engine sends it), with `remote_src` a path on the
+    /// host, or a URL (fetched on the host).
     pub src: Option<String>,
+    /// The directory to extract into; it must exist.
     pub dest: String,
+    /// `src` is on the host, not on the controller.
     #[serde(default, deserialize_with = "de_bool")]
     pub remote_src: bool,
     /// Deprecated inverse of `remote_src`.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub copy: Option<bool>,
+    /// A path on the host: when it exists, nothing is extracted.
     pub creates: Option<String>,
+    /// User that should own the file (name or uid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub owner: Option<String>,
+    /// Group that should own the file (name or gid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub group: Option<String>,
+    /// Permissions: an octal string (`"0644"`), a YAML octal number (`0644`) or a symbolic mode
+    /// (`u=rw,g=r,o=r`); unset leaves them as they are (a new file gets the umask's).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// More options for tar (or unzip).
     #[serde(default)]
     pub extra_opts: Vec<String>,
+    /// Return the archive's member names as `files`.
     #[serde(default, deserialize_with = "de_bool")]
     pub list_files: bool,
+    /// Members not to extract.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Only these members are extracted.
     #[serde(default)]
     pub include: Vec<String>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub keep_newer: Option<bool>,
+    /// Accepted and ignored.
     pub io_buffer_size: Option<Value>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub decrypt: Option<bool>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub validate_certs: Option<bool>,
+    /// Accepted and ignored: files are always written atomically (temp file, then rename).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub unsafe_writes: Option<bool>,
+    /// Accepted and ignored (chattr attributes are not managed).
     #[serde(alias = "attr")]
     pub attributes: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub seuser: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub serole: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub setype: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub selevel: Option<String>,
-    /// The controller archive, base64 (set by the engine).
+    /// Set by the engine: the controller archive, base64.
     #[serde(rename = "_src_b64")]
     pub src_b64: Option<String>,
-    /// The controller path the archive came from (set by the engine).
+    /// Set by the engine: the controller path the archive came from.
     #[serde(rename = "_src_path")]
     pub src_path: Option<String>,
 }
 
+/// The `unarchive` module.
 pub struct Unarchive;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -96,6 +121,7 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 pub enum Format {
     /// tar, with the decompression flag (`-z`, `-j`, `-J`, `--zstd` or none).
     Tar(&'static str),
+    /// zip, read with unzip.
     Zip,
 }
 
@@ -302,6 +328,15 @@ impl Module for Unarchive {
         ],
         checked_before_run: false,
     }];
+    const DOC_SHORT: &'static str = "Extract a tar or zip archive on the host.";
+    const DOC_LONG: &'static str = r##"The archive is compared with what is in `dest` (`tar --diff`, or member sizes for zip) and extracted only when they differ."##;
+    const DOC_EXAMPLE: &'static str = r##"- unarchive:
+    src: https://example.com/app-1.4.tar.gz
+    dest: /opt/app
+    remote_src: true
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] =
+        &[("files", "The members, with `list_files`.")];
     type Params = UnarchiveParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

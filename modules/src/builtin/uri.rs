@@ -31,65 +31,107 @@ use crate::probe::{tagged, WantedAttrs};
 use crate::shell_quote::quote_path;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `uri`: what `herd doc` shows, and what the parser takes.
 pub struct UriParams {
+    /// The URL to request, from the host.
     pub url: String,
+    /// The HTTP method. GET and HEAD without `dest` run during the plan (in check mode too) and
+    /// never report a change.
     #[serde(default = "get")]
     pub method: String,
+    /// The request body; with `body_format: json` any value is sent as JSON.
     pub body: Option<Value>,
+    /// `raw`, `json` (sets `Content-Type: application/json`) or `form-urlencoded` (a mapping or
+    /// a list of pairs). `form-multipart` is not supported.
     #[serde(default = "raw")]
     pub body_format: String,
+    /// Request headers, a mapping.
     pub headers: Option<Value>,
+    /// The status code(s) that count as success, a number or a list (default 200).
     pub status_code: Option<Value>,
+    /// Return the body as `content` (a JSON body is returned as `json` in any case).
     #[serde(default, deserialize_with = "de_bool")]
     pub return_content: bool,
+    /// Write the body to this file on the host (replaced only when it differs).
     pub dest: Option<String>,
+    /// Seconds the request may take (default 30).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub timeout: Option<u64>,
+    /// User name for HTTP basic authentication.
     #[serde(alias = "user")]
     pub url_username: Option<String>,
+    /// Password for HTTP basic authentication (never shown in output).
     #[serde(alias = "password")]
     pub url_password: Option<String>,
+    /// Verify the server's TLS certificate.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub validate_certs: Option<bool>,
+    /// Follow redirects: `safe` (GET and HEAD only, the default), `all`/`yes`, or `none`/`no`.
     pub follow_redirects: Option<Value>,
+    /// Send the basic-auth header with the first request instead of waiting for a 401.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub force_basic_auth: Option<bool>,
+    /// A path on the host: when it exists, the request is not made.
     pub creates: Option<String>,
+    /// A path on the host: when it does not exist, the request is not made.
     pub removes: Option<String>,
+    /// The User-Agent header.
     pub http_agent: Option<String>,
+    /// Accepted and ignored (the host's curl/wget proxy settings apply).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub use_proxy: Option<bool>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub force: Option<bool>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub decompress: Option<bool>,
+    /// Accepted and ignored (no GSSAPI authentication).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub use_gssapi: Option<bool>,
+    /// Accepted and ignored (`~/.netrc` is not read).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub use_netrc: Option<bool>,
+    /// Accepted and ignored.
     pub unredirected_headers: Option<Value>,
+    /// Accepted and ignored (the host's TLS defaults apply).
     pub ciphers: Option<Value>,
+    /// Accepted and ignored (no client certificates).
     pub client_cert: Option<String>,
+    /// Accepted and ignored (no client certificates).
     pub client_key: Option<String>,
+    /// Not supported (an error when set).
     pub src: Option<String>,
+    /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub remote_src: Option<bool>,
+    /// Not supported (an error when set).
     pub unix_socket: Option<String>,
+    /// User that should own the file (name or uid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub owner: Option<String>,
+    /// Group that should own the file (name or gid); unset leaves it as it is.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub group: Option<String>,
+    /// Permissions: an octal string (`"0644"`), a YAML octal number (`0644`) or a symbolic mode
+    /// (`u=rw,g=r,o=r`); unset leaves them as they are (a new file gets the umask's).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
+    /// Accepted and ignored: files are always written atomically (temp file, then rename).
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub unsafe_writes: Option<bool>,
+    /// Accepted and ignored (chattr attributes are not managed).
     #[serde(alias = "attr")]
     pub attributes: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub seuser: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub serole: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub setype: Option<String>,
+    /// Accepted and ignored (no SELinux support).
     pub selevel: Option<String>,
 }
 
@@ -100,6 +142,7 @@ fn raw() -> String {
     "raw".into()
 }
 
+/// The `uri` module.
 pub struct Uri;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -413,6 +456,22 @@ fn reads_only(p: &UriParams) -> bool {
 
 impl Module for Uri {
     const NAME: &'static str = "uri";
+    const DOC_SHORT: &'static str = "Make an HTTP request from the host and register the response.";
+    const DOC_LONG: &'static str = r##"The host makes the request with its curl or wget. The response's headers become top-level keys of the result (lowercased, `-` as `_`)."##;
+    const DOC_EXAMPLE: &'static str = r##"- uri:
+    url: http://127.0.0.1:9200/_cluster/health
+    return_content: true
+  register: health
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("status", "The HTTP status."),
+        ("url", "The URL after redirects."),
+        ("redirected", "Whether a redirect was followed."),
+        ("elapsed", "Seconds the request took."),
+        ("json", "The body, when it is JSON."),
+        ("content", "The body, with `return_content`."),
+        ("msg", "A short status message."),
+    ];
     type Params = UriParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

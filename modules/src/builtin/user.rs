@@ -25,73 +25,110 @@ use crate::probe::tagged;
 use crate::shell_quote::{join, quote};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// The `state` parameter's values.
 pub enum UserState {
     #[default]
+    /// It should be there.
     Present,
+    /// It should not be there.
     Absent,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
+/// When `user` sets the password.
 pub enum UpdatePassword {
     #[default]
+    /// Set the password whenever it differs.
     Always,
+    /// Only for a new user.
     OnCreate,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `user`: what `herd doc` shows, and what the parser takes.
 pub struct UserParams {
+    /// The user's login name.
     #[serde(alias = "user")]
     pub name: String,
+    /// `present`: the user exists with these attributes; `absent`: it does not.
     #[serde(default)]
     pub state: UserState,
+    /// The user's uid.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub uid: Option<u64>,
+    /// The primary group (name or gid); it must exist.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub group: Option<String>,
+    /// Supplementary groups, a list or a comma-separated string; they must exist. Without
+    /// `append`, the user is removed from groups not listed.
     #[serde(default, deserialize_with = "de_opt_list")]
     pub groups: Option<Vec<String>>,
+    /// Add the user to `groups` without removing it from others.
     #[serde(default, deserialize_with = "de_bool")]
     pub append: bool,
+    /// The login shell.
     pub shell: Option<String>,
+    /// The home directory.
     pub home: Option<String>,
+    /// Create the home directory (from `skeleton`) when the user is created.
     #[serde(default = "yes", alias = "createhome", deserialize_with = "de_bool")]
     pub create_home: bool,
+    /// With a new `home`, move the old home directory's content there.
     #[serde(default, deserialize_with = "de_bool")]
     pub move_home: bool,
+    /// Create a system account (a uid from the system range, no aging). Has no effect on an
+    /// existing user.
     #[serde(default, deserialize_with = "de_bool")]
     pub system: bool,
+    /// Allow a `uid` another user has.
     #[serde(default, deserialize_with = "de_bool")]
     pub non_unique: bool,
+    /// The password hash for the shadow file (already hashed, e.g. with
+    /// `password_hash('sha512')`); never shown.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub password: Option<String>,
+    /// `always`: set `password` when it differs; `on_create`: only for a new user.
     #[serde(default)]
     pub update_password: UpdatePassword,
+    /// The GECOS field (full name).
     #[serde(default, deserialize_with = "de_opt_string")]
     pub comment: Option<String>,
+    /// With `state: absent`, remove the home directory and mail spool too.
     #[serde(default, deserialize_with = "de_bool")]
     pub remove: bool,
+    /// With `state: absent`, remove the user even while it is logged in.
     #[serde(default, deserialize_with = "de_bool")]
     pub force: bool,
+    /// The skeleton directory for a new home.
     #[serde(alias = "skel")]
     pub skeleton: Option<String>,
-    /// Ansible's `local` uses luseradd for non-local name services; the
-    /// shadow tools already edit the local files here.
+    /// Accepted; changes nothing (the shadow tools already edit the local files).
     #[serde(default, deserialize_with = "de_bool")]
     pub local: bool,
+    /// Generate an SSH key pair for the user when `ssh_key_file` does not exist (an existing
+    /// key is never replaced).
     #[serde(default, deserialize_with = "de_bool")]
     pub generate_ssh_key: bool,
+    /// The key type for `ssh-keygen -t`.
     #[serde(default = "rsa")]
     pub ssh_key_type: String,
+    /// The key size for `ssh-keygen -b` (default: ssh-keygen's).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub ssh_key_bits: Option<u64>,
-    /// Relative paths are under the user's home.
+    /// The private key's path; relative paths are under the user's home.
     #[serde(default = "id_rsa")]
     pub ssh_key_file: String,
+    /// The key's comment (default `ansible-generated on HOSTNAME`).
     pub ssh_key_comment: Option<String>,
+    /// The key's passphrase (passed to ssh-keygen's `-N` on its command line).
     pub ssh_key_passphrase: Option<String>,
 }
 
@@ -103,6 +140,7 @@ fn id_rsa() -> String {
     ".ssh/id_rsa".into()
 }
 
+/// The `user` module.
 pub struct User;
 
 /// The argv of the one command to run, and a change line per difference.
@@ -448,6 +486,23 @@ fn supplementary_groups(
 
 impl Module for User {
     const NAME: &'static str = "user";
+    const DOC_SHORT: &'static str = "Manage a local user account.";
+    const DOC_LONG: &'static str = r##"The plan reads the passwd, shadow and group entries in one round trip and runs one `useradd`, `usermod` or `userdel` when something differs."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: The deploy user
+  user:
+    name: deploy
+    groups: [docker, adm]
+    append: true
+    shell: /bin/bash
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("name", "The user."),
+        ("uid", "Its uid."),
+        ("group", "Its primary gid."),
+        ("home", "Its home."),
+        ("shell", "Its shell."),
+        ("state", "`present` or `absent`."),
+    ];
     type Params = UserParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

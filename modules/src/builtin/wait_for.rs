@@ -25,40 +25,63 @@ use crate::params::{de_opt_f64, de_opt_u64};
 use crate::shell_quote::{quote, quote_path};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
+/// What `wait_for` waits for.
 pub enum WaitState {
     #[default]
+    /// The port answers or the file exists.
     Started,
+    /// The same as `started`.
     Present,
+    /// The port no longer answers.
     Stopped,
+    /// The file no longer exists.
     Absent,
+    /// No active connections on the port.
     Drained,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// The parameters of `wait_for`: what `herd doc` shows, and what the parser takes.
 pub struct WaitForParams {
+    /// The address to check a `port` on, from the host (default `127.0.0.1`).
     pub host: Option<String>,
+    /// A TCP port to wait for.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub port: Option<u64>,
+    /// A file to wait for (or for `search_regex` in it).
     pub path: Option<String>,
+    /// `started`/`present`: the port answers or the file exists; `stopped`/`absent`: it no
+    /// longer does; `drained`: no active connections on the port.
     #[serde(default)]
     pub state: WaitState,
+    /// Seconds to wait before the task fails (default 300).
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub timeout: Option<f64>,
+    /// Seconds to wait before the first check.
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub delay: Option<f64>,
+    /// Seconds between checks (default 1).
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub sleep: Option<f64>,
+    /// Seconds one connection attempt may take (default 5).
     #[serde(default, deserialize_with = "de_opt_f64")]
     pub connect_timeout: Option<f64>,
+    /// With `path`: wait until a line matches this regular expression.
     pub search_regex: Option<String>,
+    /// The failure message instead of the default one.
     pub msg: Option<String>,
+    /// Accepted and ignored (for `drained`).
     pub exclude_hosts: Option<Vec<String>>,
+    /// The TCP states that count as active for `drained`.
     pub active_connection_states: Option<Vec<String>>,
 }
 
+/// The `wait_for` module.
 pub struct WaitFor;
 
 fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
@@ -231,6 +254,23 @@ impl WaitFor {
 
 impl Module for WaitFor {
     const NAME: &'static str = "wait_for";
+    const DOC_SHORT: &'static str = "Wait for a port, a file or a line in a file.";
+    const DOC_LONG: &'static str = r##"Checks run on the host in one script, so a wait costs one round trip however long it takes."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Wait for the app
+  wait_for:
+    port: 8080
+    timeout: 60
+
+- name: Wait for the ready line
+  wait_for:
+    path: /var/log/app.log
+    search_regex: "ready in \\d+ ms"
+"##;
+    const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
+        ("elapsed", "Seconds waited."),
+        ("match_groups", "The groups of `search_regex`'s match."),
+        ("match_groupdict", "Its named groups."),
+    ];
     type Params = WaitForParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -67,6 +67,59 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 
 impl Module for DockerInstall {
     const NAME: &'static str = "docker_install";
+    const DOC_SHORT: &'static str =
+        "Install Docker Engine and compose v2, add users to the docker group, manage daemon.json.";
+    const DOC_LONG: &'static str = r##"Ops modules: `docker_install` installs Docker Engine and the compose v2
+plugin, adds `users` to the `docker` group and manages
+`/etc/docker/daemon.json`. `source: distro` (the default) installs the
+distribution's `docker.io`, and compose v2 from `docker-compose` when its
+version is 2.x, else `docker-compose-plugin` or `docker-compose-v2`, whichever
+the package lists have (none: a warning). `source: docker` writes Docker's
+signing key to `/etc/apt/keyrings/docker.asc` and a deb822 source
+`/etc/apt/sources.list.d/docker.sources`, then installs `docker-ce
+docker-ce-cli containerd.io docker-compose-plugin` from download.docker.com.
+
+- The defaults, from our production guide: `log-driver: json-file`,
+  `log-opts {max-size: 10m, max-file: "3"}`, `storage-driver: overlay2`,
+  `live-restore: true`, `default-ulimits {nofile: 64000/64000}`,
+  `userland-proxy: false`. The file is written with sorted keys and
+  compared as JSON (a hand-reformatted file with the same settings is no
+  change); `--diff` shows it.
+- The daemon restarts only when the file changed. dockerd checks a new file
+  before it is written, with the service's own flags (so `hosts` in the file
+  next to the unit's `-H fd://` is caught): `dockerd --validate` from 23.0;
+  on 20.10 (Debian bookworm), which has no `--validate`, dockerd loads the
+  file and is stopped at its pid-file check, which comes after all of its
+  configuration checks (JSON, unknown keys, conflicts with the flags, the
+  value checks it makes on load)
+  and before it touches anything. A refused file fails the task with
+  dockerd's message and nothing is changed.
+- Some settings pass that check and fail only when the daemon starts (on
+  20.10: an unknown `storage-driver`, say). If dockerd does not answer
+  within `restart_timeout` after the restart, the previous daemon.json is
+  put back (or removed, if there was none), the daemon restarted on it, and
+  the task fails with dockerd's error from the journal and `systemctl
+  status`. Settings dockerd accepts at start but that break containers later
+  (an unknown `log-driver` on 20.10) are not caught.
+- The result has `version` (the server's) and `compose_version`;
+  `min_version` fails a host whose engine is older, in the plan when an
+  engine is already there. A second run reports `changed=0`.
+- `playbooks/docker-install.yml` with `inventories/docker-install.ini` is a
+  runnable example against the test fleet (herd-11 and herd-12, which start
+  without Docker and install it from the fleet's apt repository)."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Docker with our production daemon settings
+  docker_install:
+    users: [deploy]
+    daemon:                              # merged over the defaults below
+      log-opts: {max-size: 50m}          # nested maps merge key by key
+      userland-proxy: null               # null drops a default
+    registry_mirrors: ["http://10.0.0.5:5000"]
+    insecure_registries: ["10.0.0.5:5000"]
+    metrics_addr: 127.0.0.1:9323
+    min_version: "20.10"                 # quoted: YAML reads 20.10 as 20.1
+    # source: distro|docker, compose: true, repo_url, repo_key, restart_timeout: 60
+  register: docker   # docker.version, docker.compose_version, docker.daemon
+"##;
     type Params = DockerInstallParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -8,7 +8,9 @@ use crate::account::de_opt_list;
 use crate::params::{de_bool, de_opt_string, de_opt_u64, yes};
 
 /// Where the packages come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     #[default]
@@ -16,9 +18,11 @@ pub enum Source {
     Docker,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DockerInstallParams {
+    /// `distro`: Debian's `docker.io` and a compose v2 package; `docker`: `docker-ce` and its
+    /// plugins from Docker's repository.
     #[serde(default)]
     pub source: Source,
     /// Install the compose v2 plugin too.
@@ -27,13 +31,19 @@ pub struct DockerInstallParams {
     /// Users added to the `docker` group (they must exist).
     #[serde(default, deserialize_with = "de_opt_list")]
     pub users: Option<Vec<String>>,
-    /// daemon.json keys merged over [`defaults`].
+    /// daemon.json settings merged over the defaults (`log-driver: json-file`, `log-opts
+    /// {max-size: 10m, max-file: "3"}`, `storage-driver: overlay2`, `live-restore: true`,
+    /// `default-ulimits {nofile: 64000/64000}`, `userland-proxy: false`): maps merge key by
+    /// key, `null` removes a key. `pidfile` is refused.
     #[serde(default)]
     pub daemon: Option<Value>,
+    /// Written as daemon.json's `registry-mirrors` (empty: no key).
     #[serde(default, deserialize_with = "de_opt_list")]
     pub registry_mirrors: Option<Vec<String>>,
+    /// Written as daemon.json's `insecure-registries` (empty: no key).
     #[serde(default, deserialize_with = "de_opt_list")]
     pub insecure_registries: Option<Vec<String>>,
+    /// Written as daemon.json's `metrics-addr` (empty: no key).
     #[serde(default, deserialize_with = "de_opt_string")]
     pub metrics_addr: Option<String>,
     /// E.g. `"20.10"`: an older engine fails the host.

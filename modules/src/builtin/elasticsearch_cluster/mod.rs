@@ -58,6 +58,7 @@ mod params;
 mod plan;
 mod probe;
 
+use crate::capability::{ControllerInput, Ship};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 pub use params::{EsParams, Health, ReadOnlyPolicy};
@@ -83,6 +84,90 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
 
 impl Module for ElasticsearchCluster {
     const NAME: &'static str = "elasticsearch_cluster";
+    /// The install tarball `src` is always on the controller.
+    const CONTROLLER_INPUTS: &'static [ControllerInput] = &[ControllerInput::File {
+        param: "src",
+        ship: Ship::Base64 { into: "_src_b64" },
+        host_side: &[],
+        checked_before_run: false,
+    }];
+    const DOC_SHORT: &'static str =
+        "Install and configure one Elasticsearch node per host, form the cluster, roll restarts.";
+    const DOC_LONG: &'static str = r##"`elasticsearch_cluster` sets up one Elasticsearch node per host and grows
+the cluster from the inventory: hosts of the `masters` group are
+master-eligible, hosts of the `data` group hold data, and every node gets
+the masters' inventory addresses as `discovery.seed_hosts`.
+
+- Installs under `/opt/elasticsearch-<version>` with the link
+  `/opt/elasticsearch-current`, a system user, `config/elasticsearch.yml`
+  (`node.roles`, seed hosts, paths, `bootstrap.memory_lock`),
+  `config/jvm.options.d/heap.options` and a systemd unit with
+  `LimitNOFILE=65535` and `LimitMEMLOCK=infinity`; writes
+  `vm.max_map_count = 262144` to `/etc/sysctl.d/60-elasticsearch.conf` and
+  raises the live value when lower. A kernel that refuses fails the task,
+  unless `max_map_count_read_only: warn` (containers, where `/proc/sys/vm`
+  is read-only).
+- Bootstrap: `cluster.initial_master_nodes` is written only on masters of a
+  cluster that has not formed: no node of it (masters and data nodes of
+  the inventory) answers `GET /` with a committed cluster UUID. A data
+  directory is no evidence (Elasticsearch writes `_state` at its first
+  start, so a failed first bootstrap leaves one), and a rerun after a
+  failed bootstrap keeps the setting. It is taken out of the file once the
+  cluster is healthy. The masters must start together (one task for all hosts, not
+  `serial: 1`): a majority of them forms the cluster.
+- Then each node must join (`_cat/nodes`) and the cluster must reach
+  `wait_for_status` (`/_cluster/health`) before the task is done.
+- Growing: add a host to `data` and run with `--limit <host>`: the module
+  learns the masters from the inventory even when they are not in the play
+  (the engine passes modules that ask for it every group and address of
+  the inventory, no other host variables).
+- A changed config, heap, unit or version on a running node is a rolling
+  restart, one node at a time: wait for the wanted health, set
+  `cluster.routing.allocation.enable: primaries`, restart, wait for the
+  node to rejoin and for yellow, remove the setting, wait for the wanted
+  health. The hosts of one run take turns through a lock per cluster name
+  inside the `herd` process, so the task needs no `serial`; the health
+  gate before each restart also waits while any other node is away. Two
+  `herd` runs against one cluster at the same time are not coordinated.
+- `--check --diff` shows the `elasticsearch.yml` and heap diffs and whether
+  the node would be started or restarted, without touching anything.
+- The module talks plain HTTP without credentials to each node's
+  `network.host` (through the host's `curl`). `playbooks/elasticsearch-cluster.yml`
+  with `inventories/elasticsearch-cluster.ini` is the runnable example; the
+  fleet test runs it against a stand-in server (`tests/fleet/es-standin/`),
+  because no Elasticsearch can be installed on the test machine. The
+  stand-in is installed from a tarball shaped like Elasticsearch's, reads
+  the same config files and refuses to start on a few of Elasticsearch's
+  startup checks only: an unknown setting or `node.roles` value, a
+  non-numeric `http.port`, `-Xms` different from `-Xmx`, running as root,
+  and, bound to a non-loopback address, nofile below 65535 or
+  `bootstrap.memory_lock` without an unlimited memlock limit (those two
+  can be made warnings); `vm.max_map_count` below 262144 only warns, and
+  Elasticsearch's other bootstrap checks (heap against RAM, threads,
+  virtual memory and file size limits, system call filter, JVM checks,
+  discovery settings) are not made at all. It answers
+  `/`, `/_cluster/health`, `/_cat/nodes` and `/_cluster/settings` from the
+  nodes that are really running (they find each other through the seed
+  hosts; a cluster forms only with a majority of the initial masters). It
+  does not cover indices, shards or recovery, the transport protocol
+  (9300), TLS and security, real master election, plugins, or heap use;
+  see its README. On the fleet hosts the nofile/memlock limits of the unit
+  cannot be raised past the test machine's, so the test runs the stand-in
+  with those checks as warnings and checks the unit's limits instead."##;
+    const DOC_EXAMPLE: &'static str = r##"# One task for every host of both groups (a play on `es_masters:es_data`):
+- elasticsearch_cluster:
+    cluster_name: search
+    version: 8.11.1
+    masters: es_masters            # group names in the inventory
+    data: es_data
+    url: https://artifacts.elastic.co/downloads/elasticsearch/elasticsearch-8.11.1-linux-x86_64.tar.gz
+    checksum: sha512:...           # or src: a tarball on the controller
+    heap: 4g                       # default: half the RAM, at most 31g
+    settings: {xpack.security.enabled: false}
+    # wait_for_status: green|yellow, wait_timeout: 300, http_port: 9200,
+    # network_host: (inventory address), max_map_count_read_only: fail|warn
+  register: es                     # es.health, es.steps, es.roles, es.bootstrap
+"##;
     type Params = EsParams;
     const NEEDS_INVENTORY: bool = true;
 

@@ -60,6 +60,7 @@ mod restore;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capability::ControllerInput;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 
 use backup::{apply_backup, plan_backup};
@@ -169,6 +170,82 @@ fn docker_check() -> String {
 
 impl Module for VolumeBackup {
     const NAME: &'static str = "volume_backup";
+    /// `fetch_to` is a controller directory, made absolute from the playbook's.
+    const CONTROLLER_INPUTS: &'static [ControllerInput] =
+        &[ControllerInput::Directory { param: "fetch_to" }];
+    const DOC_SHORT: &'static str = "Back up Docker volumes, compose files, /etc/docker and images into verified archives, or restore a volume.";
+    const DOC_LONG: &'static str = r##"`volume_backup` archives a Docker host's data into `backup_dir` (default
+`/backup/docker`): named volumes into `volumes/`, the compose files of the
+projects under `compose_dirs` and `/etc/docker` into `configs/`, and
+`images` (`docker save`) into `images/`, each as
+`<name>_<YYYYmmdd_HHMMSS>.tar.gz`, with a SHA-256 manifest per run
+(`manifest_<ts>.sha256`, `sha256sum -c` format). `state: restored` brings a
+volume back from an archive.
+
+- A volume is read from its mountpoint on the host (`docker volume inspect`)
+  with the host's tar, `--numeric-owner`: no helper image, so nothing is
+  pulled. Only the `local` driver can be read that way; a volume of another
+  driver fails the plan naming it.
+- `consistency: stop|pause` stops (pauses) the running containers that use a
+  volume for that volume's copy only, and always starts (unpauses) them
+  again: right after tar, from a shell trap on any exit, and once more from
+  herd if the script was lost. A failed backup reports which containers
+  could not be started.
+- Each archive is written to a hidden temp name, checked with `gzip -t` and a
+  full `tar -t` listing, and only then renamed into place. Retention runs
+  only when every archive of the run verified; it removes archives of the
+  names this task backs up that are older than `keep_days` and not among the
+  newest `keep_last`, and never the newest verified archive of a name (so a
+  host whose backups failed for a month keeps its last good one).
+  `keep_days: 0` with `keep_last: N` keeps exactly the newest N.
+- A backup is not convergent: every run writes new archives and reports
+  `changed`. `--check` lists what would be archived, which containers would
+  be stopped, and which old archives retention would remove.
+- A restore checks the archive against its manifest, gzip and tar first,
+  creates the volume when it is missing, and refuses a volume with data
+  (unless `force`) or one used by running containers. It records the
+  volume directory's device and inode and the archive's SHA-256 in
+  `<backup_dir>/.restored/<volume>`, so running it again changes nothing
+  (a volume removed and made again is empty and is restored again).
+- The human output ends with a BACKUPS section after the recap: per host
+  the archives written (path, size, SHA-256), what retention removed, and
+  the task's time; `--output jsonl` and `--log-file` carry the same as a
+  `backup` event per host.
+- Scheduled runs: see [Scheduled jobs](../../README.md#scheduled-jobs) for
+  the lock, log, metrics and notification flags. Backups are a job for cron
+  or a systemd timer on the controller. herd's exit code says how it went (0 every host backed up,
+  2 a host failed, 4 a host was unreachable) and `--output jsonl` gives one
+  `host_result` line per host and task for a log or an alert:
+
+  ```
+  # /etc/cron.d/docker-backup
+  30 2 * * * backup  herd run /srv/ops/playbooks/volume-backup.yml -i /srv/ops/inventories/prod.ini --output jsonl >>/var/log/herd-backup.jsonl 2>&1 || logger -t herd-backup "docker backup failed: exit $?"
+  ```
+
+  With systemd, a `Type=oneshot` service running the same command and an
+  `OnCalendar=*-*-* 02:30` timer; `OnFailure=` fires on any non-zero exit.
+- `playbooks/volume-backup.yml` and `playbooks/volume-restore.yml` with
+  `inventories/volume-backup.ini` are runnable examples against the test
+  fleet."##;
+    const DOC_EXAMPLE: &'static str = r##"- name: Back up the app's data
+  volume_backup:
+    volumes: [pgdata, "app_*"]          # or `all` (named volumes), or one name/glob
+    compose_dirs: [/opt/deploy/prod]    # compose*.y*ml, docker-compose*.y*ml, .env
+    images: [registry.local/app:1.4]
+    consistency: stop                   # stop | pause | none (default)
+    keep_days: 30                       # default 30
+    keep_last: 7                        # always keep the newest 7
+    fetch_to: backups/                  # controller copy: backups/<host>/volumes/...
+    # docker_config: true (/etc/docker), backup_dir: /backup/docker
+  register: backup   # backup.archives: [{kind, name, path, sha256, size}], backup.removed
+
+- name: Restore a volume
+  volume_backup:
+    state: restored
+    archive: pgdata_20250601_020000.tar.gz  # under <backup_dir>/volumes, or absolute
+    volume: pgdata_restored                 # default: the name in the archive's name
+    # force: true empties a volume that has data (refused otherwise)
+"##;
     type Params = VolumeBackupParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {

@@ -8,7 +8,9 @@ use crate::params::{de_bool, de_opt_u64};
 
 use super::DEFAULT_BACKUP_DIR;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BackupState {
     #[default]
@@ -16,7 +18,9 @@ pub enum BackupState {
     Restored,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Consistency {
     Stop,
@@ -34,28 +38,45 @@ pub enum Selection {
     Nothing,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeBackupParams {
+    /// `backed_up`: archive what is named; `restored`: restore `volume` from `archive`.
     #[serde(default)]
     pub state: BackupState,
+    /// Named volumes to archive: `all`, a name or glob, or a list of them (anonymous volumes
+    /// are left out of `all` and globs).
     #[serde(default, deserialize_with = "de_selection")]
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub volumes: Selection,
+    /// Directories whose compose files (`compose*.y*ml`, `docker-compose*.y*ml`, `.env`, up to
+    /// three levels down) are archived.
     #[serde(default, deserialize_with = "de_list")]
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub compose_dirs: Vec<String>,
     /// Archive `/etc/docker` (daemon.json, certificates).
     #[serde(default = "crate::params::yes", deserialize_with = "de_bool")]
     pub docker_config: bool,
+    /// Images to archive with `docker save`.
     #[serde(default, deserialize_with = "de_list")]
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub images: Vec<String>,
+    /// Where archives go on the host (`volumes/`, `configs/`, `images/` under it).
     #[serde(default = "default_backup_dir")]
     pub backup_dir: String,
+    /// `stop` or `pause` the running containers that use a volume while it is copied (they are
+    /// always started again); `none` copies live.
     #[serde(default, deserialize_with = "de_consistency")]
     pub consistency: Consistency,
+    /// Retention: remove this task's archives older than this many days (default 30; `0` with
+    /// `keep_last` keeps exactly the newest N).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub keep_days: Option<u64>,
+    /// Retention: always keep the newest N archives of each name (default 0).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub keep_last: Option<u64>,
+    /// Copy each archive to this controller directory (relative to the playbook), under
+    /// `<host>/`, checked by SHA-256.
     #[serde(default, deserialize_with = "de_opt_path")]
     pub fetch_to: Option<String>,
     /// `state: restored`: the archive on the host, absolute or relative to
@@ -65,6 +86,7 @@ pub struct VolumeBackupParams {
     /// `state: restored`: the volume to restore into.
     #[serde(default, deserialize_with = "de_opt_path")]
     pub volume: Option<String>,
+    /// `state: restored`: empty a volume that has data before restoring (refused otherwise).
     #[serde(default, deserialize_with = "de_bool")]
     pub force: bool,
 }
