@@ -922,6 +922,9 @@ impl PlayRunner<'_> {
         if !p.force {
             copy.insert("force".into(), Value::Bool(false));
         }
+        if let Some(v) = p.validate {
+            copy.insert("validate".into(), Value::from(v));
+        }
         match herdsman_modules::find("copy") {
             Some(m) => self.run_module(m, Value::Object(copy), task, i, ctx),
             None => ItemOutcome::failed("the copy module is missing from this build"),
