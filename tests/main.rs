@@ -24,4 +24,5 @@ mod hostile;
 mod local_example;
 mod no_log;
 mod undefined;
+mod validate;
 mod vault;
