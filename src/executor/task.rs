@@ -1334,6 +1334,11 @@ pub fn module_outcome(
     }
     o.changes = plan.changes.clone();
     o.diffs = plan.diffs.clone();
+    if check && plan.not_a_change {
+        o.changes.clear();
+        o.diffs.clear();
+        return o;
+    }
     if check {
         if plan.unknowable {
             o.status = Status::Skipped;
