@@ -354,7 +354,8 @@ impl Module for Copy {
                     write_path,
                     fill,
                     &prepare,
-                )?;
+                )
+                .map_err(|e| with_checksum(e, &result))?;
             }
             match &src {
                 Source::Bytes(b) => {
@@ -370,6 +371,17 @@ impl Module for Copy {
             msg: None,
             failed: false,
         })
+    }
+}
+
+/// Ansible's copy failures carry the new content's `checksum`.
+fn with_checksum(e: ModuleError, planned: &serde_json::Map<String, Value>) -> ModuleError {
+    match (e, planned.get("checksum")) {
+        (ModuleError::Failed { msg, mut result }, Some(sum)) => {
+            result.insert("checksum".into(), sum.clone());
+            ModuleError::Failed { msg, result }
+        }
+        (e, _) => e,
     }
 }
 
@@ -600,6 +612,8 @@ mod tests {
                 assert_eq!(result.get("exit_status"), Some(&json!(3)));
                 assert_eq!(result.get("stderr"), Some(&json!("bad syntax\n")));
                 assert_eq!(result.get("stdout"), Some(&json!("")));
+                let sum = textfile::sha1_hex(b"wrong\n");
+                assert_eq!(result.get("checksum"), Some(&json!(sum)));
             }
             other => panic!("expected a validate failure, got {other:?}"),
         }
