@@ -172,6 +172,9 @@ pub struct TemplateParams {
     pub backup: bool,
     #[serde(default = "default_true")]
     pub force: bool,
+    /// A command with `%s` (the rendered file) that must exit 0 before the
+    /// file replaces the destination; handed to `copy`.
+    pub validate: Option<String>,
 }
 
 fn default_true() -> bool {

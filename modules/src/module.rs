@@ -47,6 +47,10 @@ pub struct Plan {
     /// The module cannot know what would change without running (command,
     /// shell): check mode reports the task as skipped instead of guessing.
     pub unknowable: bool,
+    /// `apply` must run (outside check mode) but changes nothing Ansible
+    /// counts as a change, e.g. `systemd: daemon_reload: true` alone: check
+    /// mode reports the task ok, as Ansible does.
+    pub not_a_change: bool,
 }
 
 impl Plan {

@@ -215,15 +215,40 @@ pub fn backup(host: &mut dyn Host, path: &str) -> Result<String, ModuleError> {
     Ok(out.stdout_str().trim_end_matches('\n').to_string())
 }
 
-/// Run `validate` (a command with `%s`) on `content` written to a temp file
-/// next to `path`, before the real file is touched. The command is split
-/// like `command`'s and every word quoted; `%s` becomes the temp file.
+/// Which of Ansible's two failure shapes a module reports when `validate`
+/// rejects the new content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidateStyle {
+    /// `copy` and `template`: msg `failed to validate`, with `exit_status`,
+    /// `stdout` and `stderr` in the result.
+    Copy,
+    /// `lineinfile` and `blockinfile`: msg `failed to validate: rc:N
+    /// error:STDERR` and nothing else.
+    Edit,
+}
+
+/// What the temp file that `validate` checks is filled from.
+#[derive(Debug, Clone, Copy)]
+pub enum Fill<'a> {
+    /// The new content, sent on stdin.
+    Bytes(&'a [u8]),
+    /// A file already on the host (`remote_src`).
+    HostFile(&'a str),
+}
+
+/// Run `validate` (a command with `%s`) on the new content written to a
+/// temp file next to `path`, before the real file is touched. The command
+/// is split like `command`'s and every word quoted; `%s` becomes the temp
+/// file. `prepare` (shell lines on `"$t"`) runs first, so a check that
+/// looks at the owner or mode sees the wanted ones, as in Ansible's copy.
 pub fn validate(
     host: &mut dyn Host,
     module: &'static str,
+    style: ValidateStyle,
     validate: &str,
     path: &str,
-    content: &[u8],
+    fill: Fill<'_>,
+    prepare: &str,
 ) -> Result<(), ModuleError> {
     let cmd = validate_command(module, validate)?;
     let dir = match path.rfind('/') {
@@ -231,27 +256,42 @@ pub fn validate(
         Some(i) => path[..i].to_string(),
         None => ".".to_string(),
     };
+    let (fill_cmd, stdin) = match fill {
+        Fill::Bytes(b) => ("cat > \"$t\"".to_string(), Some(b)),
+        Fill::HostFile(src) => (format!("cat -- {} > \"$t\"", quote(src)), None),
+    };
+    // A failure before the check itself is a host error, not a rejection.
     let script = format!(
-        "t=$(mktemp {}/.herd.validate.XXXXXX) || exit 1; trap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM; cat > \"$t\"; {}",
+        "t=$(mktemp {}/.herd.validate.XXXXXX) || exit 1; trap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM\n\
+         ( set -e\n{fill_cmd}\n{prepare}\n) >&2 || {{ echo HERD_VALIDATE_PREP >&2; exit 125; }}\n{cmd}",
         quote(&dir),
-        cmd
     );
-    let out = host.run(&script, Some(content))?;
+    let out = host.run(&script, stdin)?;
     if out.success() {
         return Ok(());
     }
+    let stderr = out.stderr_str();
+    if out.rc == 125 && stderr.trim_end().ends_with("HERD_VALIDATE_PREP") {
+        return Err(ModuleError::Host(crate::HostError::Command {
+            action: "prepare the file to validate",
+            rc: out.rc,
+            stderr: stderr
+                .trim_end()
+                .trim_end_matches("HERD_VALIDATE_PREP")
+                .to_string(),
+        }));
+    }
     let mut result = Map::new();
-    result.insert("rc".into(), json!(out.rc));
-    result.insert("stdout".into(), json!(out.stdout_str()));
-    result.insert("stderr".into(), json!(out.stderr_str()));
-    Err(ModuleError::Failed {
-        msg: format!(
-            "failed to validate: rc:{} error:{}",
-            out.rc,
-            out.stderr_str().trim_end()
-        ),
-        result,
-    })
+    let msg = match style {
+        ValidateStyle::Copy => {
+            result.insert("exit_status".into(), json!(out.rc));
+            result.insert("stdout".into(), json!(out.stdout_str()));
+            result.insert("stderr".into(), json!(stderr));
+            "failed to validate".to_string()
+        }
+        ValidateStyle::Edit => format!("failed to validate: rc:{} error:{}", out.rc, stderr),
+    };
+    Err(ModuleError::Failed { msg, result })
 }
 
 /// A `validate` command as a shell command line: split like `command`'s
@@ -266,9 +306,10 @@ pub fn validate_command(module: &'static str, validate: &str) -> Result<String, 
         })
     };
     if !validate.contains("%s") {
-        return Err(invalid(
-            "validate must contain %s: the path of the file to check".into(),
-        ));
+        // Ansible's message, which names the command as written.
+        return Err(ModuleError::failed(format!(
+            "validate must contain %s: {validate}"
+        )));
     }
     let words = split(validate).map_err(|e| invalid(e.to_string()))?;
     Ok(words
@@ -422,7 +463,15 @@ impl Edit {
             None
         };
         if let Some(v) = validate_cmd {
-            validate(host, module, v, &self.write_path, &content)?;
+            validate(
+                host,
+                module,
+                ValidateStyle::Edit,
+                v,
+                &self.write_path,
+                Fill::Bytes(&content),
+                "",
+            )?;
         }
         host.write_file(&self.write_path, &content, &file_attrs(&want, self.mode))?;
         Ok(backup_file)
@@ -559,10 +608,33 @@ mod tests {
     fn validate_runs_on_a_temp_copy() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = path_in(&dir, "f");
-        assert!(validate(&mut host(), "copy", "grep -q ok %s", &f, b"ok\n").is_ok());
-        let err = validate(&mut host(), "copy", "grep -q ok %s", &f, b"bad\n").expect_err("bad");
+        let check = |cmd: &str, content: &[u8]| {
+            validate(
+                &mut host(),
+                "copy",
+                ValidateStyle::Copy,
+                cmd,
+                &f,
+                Fill::Bytes(content),
+                "",
+            )
+        };
+        assert!(check("grep -q ok %s", b"ok\n").is_ok());
+        let err = check("grep -q ok %s", b"bad\n").expect_err("bad");
         assert!(err.to_string().starts_with("failed to validate"));
-        assert!(validate(&mut host(), "copy", "true", &f, b"").is_err());
+        assert!(check("true", b"").is_err());
+        // A failure preparing the file is not reported as a rejection.
+        let err = validate(
+            &mut host(),
+            "copy",
+            ValidateStyle::Copy,
+            "true %s",
+            &f,
+            Fill::HostFile("/nonexistent/herd"),
+            "",
+        )
+        .expect_err("no source");
+        assert!(matches!(err, ModuleError::Host(_)), "{err:?}");
         // No temp file is left behind.
         assert_eq!(
             std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),

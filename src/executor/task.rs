@@ -987,6 +987,9 @@ impl PlayRunner<'_> {
         if !p.force {
             copy.insert("force".into(), Value::Bool(false));
         }
+        if let Some(v) = p.validate {
+            copy.insert("validate".into(), Value::from(v));
+        }
         match self.project.modules.find("copy") {
             Some(m) => self.run_module(m, Value::Object(copy), task, i, ctx),
             None => ItemOutcome::failed("the copy module is missing from this build"),
@@ -1252,6 +1255,11 @@ pub fn module_outcome(
     }
     o.changes = plan.changes.clone();
     o.diffs = plan.diffs.clone();
+    if check && plan.not_a_change {
+        o.changes.clear();
+        o.diffs.clear();
+        return o;
+    }
     if check {
         if plan.unknowable {
             o.status = Status::Skipped;

@@ -1,5 +1,6 @@
-//! `apt` (and `package`, which maps to it): install, upgrade and remove
-//! Debian packages with `apt-get`, and refresh the package lists.
+//! `apt` (and `package`, which maps to it and passes apt's parameters
+//! through): install, upgrade and remove Debian packages with `apt-get`,
+//! and refresh the package lists.
 //!
 //! The plan is one probe (`dpkg-query` for every named package, `apt-cache
 //! policy` candidates for `latest`, the age of the package lists, and the
@@ -46,7 +47,7 @@ pub enum PkgState {
     Fixed,
 }
 
-#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 /// The parameters of `apt`: what `herd doc` shows, and what the parser takes.
 pub struct AptParams {
@@ -148,6 +149,11 @@ pub struct PackageParams {
     /// The package manager: `auto` or `apt` (anything else fails).
     #[serde(rename = "use")]
     pub use_: Option<String>,
+    /// apt's own parameters (`update_cache`, `cache_valid_time`, ...),
+    /// handed to apt as Ansible's package action hands every argument to
+    /// the package manager's module; anything else is still an error.
+    #[serde(flatten)]
+    pub apt: AptParams,
 }
 
 /// The `apt` module.
@@ -792,7 +798,7 @@ impl From<&PackageParams> for AptParams {
         AptParams {
             name: Some(p.name.clone()),
             state: p.state,
-            ..AptParams::default()
+            ..p.apt.clone()
         }
     }
 }
@@ -908,5 +914,31 @@ mod tests {
             .unwrap_or(false));
         let q = p(json!({"update_cache": true, "cache_valid_time": 3600}));
         assert!(cache_valid(&q, &facts));
+    }
+
+    /// `package` takes apt's parameters (in any spelling apt takes) and
+    /// hands them on; a parameter neither module knows is still an error.
+    #[test]
+    fn package_passes_apt_parameters_through() {
+        use crate::module::parse_params;
+        let p: PackageParams = parse_params(
+            "package",
+            &json!({"name": "tree", "state": "present", "update_cache": "yes",
+                "cache_valid_time": 3600, "install-recommends": false, "use": "apt"}),
+        )
+        .expect("params");
+        let a = AptParams::from(&p);
+        assert!(a.update_cache);
+        assert_eq!(a.cache_valid_time, Some(3600.0));
+        assert_eq!(a.install_recommends, Some(false));
+        assert_eq!(a.name, Some(json!("tree")));
+        assert_eq!(a.state, PkgState::Present);
+        let err = parse_params::<PackageParams>(
+            "package",
+            &json!({"name": "tree", "state": "present", "update_cach": true}),
+        )
+        .expect_err("unknown");
+        assert!(err.to_string().contains("update_cach"), "{err}");
+        assert!(parse_params::<PackageParams>("package", &json!({"name": "tree"})).is_err());
     }
 }

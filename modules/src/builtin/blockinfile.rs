@@ -391,4 +391,52 @@ mod tests {
             .to_string();
         assert_eq!(read(&b), format!("{M0}x\n{M1}"));
     }
+
+    /// `validate` gates the write: a rejected edit fails with Ansible's
+    /// lineinfile/blockinfile message and leaves the file as it was; check
+    /// mode (the plan alone) never runs the command.
+    #[test]
+    fn validate_gates_the_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file_with = |dir: &tempfile::TempDir, text: &str| {
+            let f = path_in(dir, "f");
+            std::fs::write(&f, text).expect("write");
+            f
+        };
+        let f = file_with(&dir, "ok\n");
+        let mark = path_in(&dir, "ran");
+        let mut bad = json!({"block": "gone"});
+        bad["path"] = json!(f);
+        bad["validate"] = json!(format!(
+            "sh -c 'touch {mark}; if grep -q gone \"$1\"; then echo no ok >&2; exit 2; fi' check %s"
+        ));
+        let pl = plan(&BlockInFile, &bad);
+        assert!(!pl.is_empty());
+        assert!(!std::path::Path::new(&mark).exists(), "plan ran validate");
+        match DynModule::apply(&BlockInFile, &bad, pl, &mut host()) {
+            Err(ModuleError::Failed { msg, .. }) => {
+                assert_eq!(msg, "failed to validate: rc:2 error:no ok\n");
+            }
+            other => panic!("expected a validate failure, got {other:?}"),
+        }
+        assert!(std::path::Path::new(&mark).exists());
+        assert_eq!(read(&f), "ok\n");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),
+            Some(2)
+        );
+
+        let mut good = json!({"block": "ok more"});
+        good["path"] = json!(f);
+        good["validate"] = json!("grep -q ok %s");
+        converge(&BlockInFile, &good);
+        assert_eq!(read(&f), format!("ok\n{M0}ok more\n{M1}"));
+
+        let mut no_s = json!({"block": "ok more"});
+        no_s["path"] = json!(file_with(&dir, "ok\n"));
+        no_s["validate"] = json!("true");
+        let pl = plan(&BlockInFile, &no_s);
+        let err = DynModule::apply(&BlockInFile, &no_s, pl, &mut host()).expect_err("no %s");
+        assert_eq!(err.to_string(), "validate must contain %s: true");
+    }
 }

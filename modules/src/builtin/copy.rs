@@ -398,14 +398,30 @@ impl Module for Copy {
                 let b = textfile::backup(host, write_path)?;
                 result.insert("backup_file".into(), json!(b));
             }
+            if let Some(v) = &p.validate {
+                let fill = match &src {
+                    Source::Bytes(b) => textfile::Fill::Bytes(b),
+                    Source::Remote(s) => textfile::Fill::HostFile(s),
+                };
+                // The wanted owner, group and mode go on the checked file
+                // first: some checks look at them (as Ansible's copy does).
+                let prepare = want.apply_script("\"$t\"", mode, false);
+                textfile::validate(
+                    host,
+                    Self::NAME,
+                    textfile::ValidateStyle::Copy,
+                    v,
+                    write_path,
+                    fill,
+                    &prepare,
+                )
+                .map_err(|e| with_checksum(e, &result))?;
+            }
             match &src {
                 Source::Bytes(b) => {
-                    if let Some(v) = &p.validate {
-                        textfile::validate(host, Self::NAME, v, write_path, b)?;
-                    }
                     host.write_file(write_path, b, &textfile::file_attrs(&want, mode))?;
                 }
-                Source::Remote(s) => copy_on_host(host, s, write_path, &want, mode, p)?,
+                Source::Remote(s) => copy_on_host(host, s, write_path, &want, mode)?,
             }
         }
         result.insert("changed".into(), json!(true));
@@ -415,6 +431,17 @@ impl Module for Copy {
             msg: None,
             failed: false,
         })
+    }
+}
+
+/// Ansible's copy failures carry the new content's `checksum`.
+fn with_checksum(e: ModuleError, planned: &serde_json::Map<String, Value>) -> ModuleError {
+    match (e, planned.get("checksum")) {
+        (ModuleError::Failed { msg, mut result }, Some(sum)) => {
+            result.insert("checksum".into(), sum.clone());
+            ModuleError::Failed { msg, result }
+        }
+        (e, _) => e,
     }
 }
 
@@ -443,14 +470,13 @@ fn run_ok(host: &mut dyn Host, action: &'static str, script: &str) -> Result<(),
 }
 
 /// `remote_src`: copy on the host into a temp file next to the destination,
-/// validate it, set its attributes, then rename it into place.
+/// set its attributes, then rename it into place (`validate` ran before).
 fn copy_on_host(
     host: &mut dyn Host,
     src: &str,
     dest: &str,
     want: &WantedAttrs,
     mode: Option<u32>,
-    p: &CopyParams,
 ) -> Result<(), ModuleError> {
     let dw = quote(dest);
     let mut script = format!(
@@ -464,10 +490,6 @@ fn copy_on_host(
         script.push_str(&format!(
             "if [ -e {dw} ]; then chmod --reference={dw} \"$t\"; else chmod 0644 \"$t\"; fi\n"
         ));
-    }
-    if let Some(v) = &p.validate {
-        let cmd = textfile::validate_command(Copy::NAME, v)?;
-        script.push_str(&format!("{cmd}\n"));
     }
     script.push_str(&format!("mv -f -- \"$t\" {dw}\ntrap - EXIT\n"));
     run_ok(host, "copy on the host", &script)
@@ -613,10 +635,91 @@ mod tests {
         let err = DynModule::apply(&Copy, &bad, pl, &mut host()).expect_err("invalid");
         assert!(err.to_string().contains("failed to validate"));
         assert_eq!(read(&f), "remote\n");
+        // remote_src content is checked too, with the same failure shape.
+        let o = path_in(&dir, "other");
+        std::fs::write(&o, "nope\n").expect("write");
+        let bad = json!({"src": o, "dest": f, "remote_src": true, "validate": "grep -q remote %s"});
+        let pl = plan(&Copy, &bad);
+        match DynModule::apply(&Copy, &bad, pl, &mut host()) {
+            Err(ModuleError::Failed { msg, result }) => {
+                assert_eq!(msg, "failed to validate");
+                assert_eq!(result.get("exit_status"), Some(&json!(1)));
+            }
+            other => panic!("expected a validate failure, got {other:?}"),
+        }
+        assert_eq!(read(&f), "remote\n");
         let good = json!({"dest": f, "content": "remote 2\n", "validate": "grep -q remote %s"});
         let pl = plan(&Copy, &good);
         apply(&Copy, &good, pl);
         assert_eq!(read(&f), "remote 2\n");
+    }
+
+    /// The failure as Ansible's copy reports it, and nothing left behind.
+    #[test]
+    fn validate_failure_leaves_dest_untouched() {
+        let dir = tempfile::Builder::new()
+            .prefix("with space ")
+            .tempdir()
+            .expect("tempdir");
+        let f = path_in(&dir, "sudoers");
+        std::fs::write(&f, "ok old\n").expect("write");
+        let bad = json!({"dest": f, "content": "wrong\n",
+            "validate": "sh -c 'grep -q ok \"$1\" || { echo bad syntax >&2; exit 3; }' check %s"});
+        let pl = plan(&Copy, &bad);
+        match DynModule::apply(&Copy, &bad, pl, &mut host()) {
+            Err(ModuleError::Failed { msg, result }) => {
+                assert_eq!(msg, "failed to validate");
+                assert_eq!(result.get("exit_status"), Some(&json!(3)));
+                assert_eq!(result.get("stderr"), Some(&json!("bad syntax\n")));
+                assert_eq!(result.get("stdout"), Some(&json!("")));
+                let sum = textfile::sha1_hex(b"wrong\n");
+                assert_eq!(result.get("checksum"), Some(&json!(sum)));
+            }
+            other => panic!("expected a validate failure, got {other:?}"),
+        }
+        assert_eq!(read(&f), "ok old\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(left.len(), 1, "temp files left: {left:?}");
+
+        // Good content passes, then nothing is left to do.
+        let good = json!({"dest": f, "content": "ok new\n", "validate": "grep -q ok %s"});
+        converge(&Copy, &good);
+        assert_eq!(read(&f), "ok new\n");
+    }
+
+    #[test]
+    fn validate_sees_wanted_mode_and_needs_percent_s() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = path_in(&dir, "f");
+        // The checked file already has the wanted mode, as in Ansible.
+        let p = json!({"dest": f, "content": "x\n", "mode": "0440",
+            "validate": "sh -c 'test \"$(stat -c %a \"$1\")\" = 440' check %s"});
+        converge(&Copy, &p);
+        assert_eq!(mode_of(&f), 0o440);
+
+        let p = json!({"dest": f, "content": "y\n", "validate": "grep -q y"});
+        let pl = plan(&Copy, &p);
+        let err = DynModule::apply(&Copy, &p, pl, &mut host()).expect_err("no %s");
+        assert_eq!(err.to_string(), "validate must contain %s: grep -q y");
+        assert_eq!(read(&f), "x\n");
+    }
+
+    /// Check mode is the plan alone: validate does not run (Ansible skips
+    /// it in check mode too).
+    #[test]
+    fn check_mode_does_not_validate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = path_in(&dir, "f");
+        let mark = path_in(&dir, "ran");
+        let p = json!({"dest": f, "content": "x\n",
+            "validate": format!("sh -c 'touch {mark}; exit 1' check %s")});
+        let pl = plan(&Copy, &p);
+        assert_eq!(pl.changes, [format!("create {f}")]);
+        assert!(!std::path::Path::new(&mark).exists());
+        assert!(!std::path::Path::new(&f).exists());
     }
 
     #[test]

@@ -719,4 +719,47 @@ mod tests {
         let caps = re.captures(b"key=val").expect("caps");
         assert_eq!(expand(&caps, r"\2:\1\t\g<k>\\"), b"val:key\tkey\\".to_vec());
     }
+
+    /// `validate` gates the write: a rejected edit fails with Ansible's
+    /// lineinfile/blockinfile message and leaves the file as it was; check
+    /// mode (the plan alone) never runs the command.
+    #[test]
+    fn validate_gates_the_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = file_with(&dir, "ok\n");
+        let mark = path_in(&dir, "ran");
+        let mut bad = json!({"regexp": "^ok", "line": "gone"});
+        bad["path"] = json!(f);
+        bad["validate"] = json!(format!(
+            "sh -c 'touch {mark}; if grep -q gone \"$1\"; then echo no ok >&2; exit 2; fi' check %s"
+        ));
+        let pl = plan(&LineInFile, &bad);
+        assert!(!pl.is_empty());
+        assert!(!std::path::Path::new(&mark).exists(), "plan ran validate");
+        match DynModule::apply(&LineInFile, &bad, pl, &mut host()) {
+            Err(ModuleError::Failed { msg, .. }) => {
+                assert_eq!(msg, "failed to validate: rc:2 error:no ok\n");
+            }
+            other => panic!("expected a validate failure, got {other:?}"),
+        }
+        assert!(std::path::Path::new(&mark).exists());
+        assert_eq!(read(&f), "ok\n");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),
+            Some(2)
+        );
+
+        let mut good = json!({"line": "ok more"});
+        good["path"] = json!(f);
+        good["validate"] = json!("grep -q ok %s");
+        converge(&LineInFile, &good);
+        assert_eq!(read(&f), "ok\nok more\n");
+
+        let mut no_s = json!({"line": "ok more"});
+        no_s["path"] = json!(file_with(&dir, "ok\n"));
+        no_s["validate"] = json!("true");
+        let pl = plan(&LineInFile, &no_s);
+        let err = DynModule::apply(&LineInFile, &no_s, pl, &mut host()).expect_err("no %s");
+        assert_eq!(err.to_string(), "validate must contain %s: true");
+    }
 }

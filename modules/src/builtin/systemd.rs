@@ -11,10 +11,10 @@
 //! is not running is started rather than restarted or reloaded.
 //!
 //! Differences from Ansible: only the system scope is supported (`scope:
-//! user`/`global` fail clearly); `daemon_reload` on its own (no `name`)
-//! reports changed; with a `name`, the reload happens only when something
-//! else changes or systemd says the unit file changed on disk
-//! (`NeedDaemonReload`). A `static` unit counts as enabled and is left alone
+//! user`/`global` fail clearly); with a `name`, `daemon_reload` happens
+//! only when something else changes or systemd says the unit file changed
+//! on disk (`NeedDaemonReload`), and then counts as a change. On its own (no
+//! `name`) it runs and reports no change, as in Ansible. A `static` unit counts as enabled and is left alone
 //! by `enabled: false`. `service` only drives systemd: on a host without
 //! systemd it fails and says so; `sleep`, `pattern`, `runlevel` and
 //! `arguments` are accepted and ignored.
@@ -79,8 +79,8 @@ pub struct SystemdParams {
 #[serde(deny_unknown_fields)]
 /// The parameters of `service`: what `herd doc` shows, and what the parser takes.
 pub struct ServiceParams {
-    /// The service.
-    pub name: String,
+    /// The service (none for `daemon_reload` alone).
+    pub name: Option<String>,
     /// `started`, `stopped`, `restarted` or `reloaded`.
     pub state: Option<UnitState>,
     /// Start the service at boot.
@@ -98,16 +98,21 @@ pub struct ServiceParams {
     /// The service manager: `auto` or `systemd` (anything else fails).
     #[serde(rename = "use")]
     pub use_: Option<String>,
+    /// Run `systemctl daemon-reload` first; handed to systemd as Ansible's
+    /// service action does on systemd hosts. Alone (no `name`), it is the
+    /// whole task and reports no change.
+    #[serde(default, alias = "daemon-reload", deserialize_with = "de_bool")]
+    pub daemon_reload: bool,
 }
 
 impl From<&ServiceParams> for SystemdParams {
     fn from(p: &ServiceParams) -> Self {
         SystemdParams {
-            name: Some(p.name.clone()),
+            name: p.name.clone(),
             state: p.state,
             enabled: p.enabled,
             masked: None,
-            daemon_reload: false,
+            daemon_reload: p.daemon_reload,
             daemon_reexec: false,
             scope: None,
             no_block: false,
@@ -293,13 +298,20 @@ fn plan_systemd(
                 "one of name, daemon_reload or daemon_reexec is required",
             ));
         }
-        let mut plan = Plan::default();
+        // Ansible runs these (outside check mode) and still reports no
+        // change: there is no unit whose state could have changed.
+        let mut plan = Plan {
+            not_a_change: true,
+            ..Plan::default()
+        };
         if p.daemon_reexec {
             plan.changes.push("daemon-reexec".into());
         }
         if p.daemon_reload {
             plan.changes.push("daemon-reload".into());
         }
+        plan.result.insert("name".into(), Value::Null);
+        plan.result.insert("status".into(), json!({}));
         plan.state = json!({"commands": []});
         return Ok(plan);
     };
@@ -374,17 +386,25 @@ fn apply_systemd(
         let mut result = plan.result.clone();
         result.insert("rc".into(), json!(out.rc));
         result.insert("stderr".into(), json!(out.stderr_str()));
-        return Err(ModuleError::Failed {
-            msg: format!(
+        let msg = if plan.not_a_change && commands.is_empty() {
+            // Ansible's words for a daemon-reload/-reexec of its own.
+            let what = if p.daemon_reexec && !p.daemon_reload {
+                "daemon-reexec"
+            } else {
+                "daemon-reload"
+            };
+            format!("failure {} during {what}: {}", out.rc, out.stderr_str())
+        } else {
+            format!(
                 "systemctl failed ({}): {}",
                 plan.changes.join(", "),
                 out.stderr_str().trim_end()
-            ),
-            result,
-        });
+            )
+        };
+        return Err(ModuleError::Failed { msg, result });
     }
     Ok(Outcome {
-        changed: true,
+        changed: !plan.not_a_change,
         result: plan.result,
         msg: None,
         failed: false,
@@ -550,5 +570,70 @@ mod tests {
             actions(&p, "x", &running)[0].1,
             ["systemctl", "--no-block", "reload", "--", "x"]
         );
+    }
+
+    /// Records scripts; `systemctl` fails when `rc` is not 0.
+    struct Recorder {
+        scripts: Vec<String>,
+        rc: i32,
+    }
+
+    impl Host for Recorder {
+        fn name(&self) -> &str {
+            "rec"
+        }
+        fn run(
+            &mut self,
+            script: &str,
+            _stdin: Option<&[u8]>,
+        ) -> Result<crate::ExecOutput, crate::HostError> {
+            self.scripts.push(script.to_string());
+            Ok(crate::ExecOutput {
+                rc: self.rc,
+                stdout: Vec::new(),
+                stderr: if self.rc == 0 {
+                    Vec::new()
+                } else {
+                    b"no bus\n".to_vec()
+                },
+            })
+        }
+    }
+
+    /// `daemon_reload` alone, on `systemd` and on `service` (which hands
+    /// it to systemd as Ansible's service action does): one
+    /// `systemctl daemon-reload` and no change reported, as in Ansible;
+    /// the plan, which is all check mode does, runs nothing.
+    #[test]
+    fn daemon_reload_alone_runs_and_is_not_a_change() {
+        use crate::DynModule;
+        let params = json!({"daemon_reload": true});
+        for m in [&Systemd as &dyn DynModule, &Service, &SystemdService] {
+            let mut h = Recorder {
+                scripts: Vec::new(),
+                rc: 0,
+            };
+            let plan = m.plan(&params, &mut h).expect("plan");
+            assert!(h.scripts.is_empty(), "plan ran {:?}", h.scripts);
+            assert!(plan.not_a_change);
+            assert_eq!(plan.changes, ["daemon-reload"]);
+            let out = m.apply(&params, plan, &mut h).expect("apply");
+            assert!(!out.changed, "{}", m.name());
+            assert_eq!(out.result.get("name"), Some(&Value::Null));
+            assert_eq!(out.result.get("status"), Some(&json!({})));
+            assert_eq!(h.scripts.len(), 1);
+            assert!(h.scripts[0].contains("systemctl daemon-reload\n"));
+        }
+        // A failing reload says so in Ansible's words.
+        let mut h = Recorder {
+            scripts: Vec::new(),
+            rc: 1,
+        };
+        let plan = DynModule::plan(&Systemd, &params, &mut h).expect("plan");
+        let err = DynModule::apply(&Systemd, &params, plan, &mut h).expect_err("fails");
+        assert_eq!(err.to_string(), "failure 1 during daemon-reload: no bus\n");
+        // Nothing to do at all is still an error.
+        let none = json!({"daemon_reload": false});
+        assert!(DynModule::plan(&Service, &none, &mut h).is_err());
     }
 }
