@@ -83,4 +83,3 @@ pub enum HostSide {
     /// The file parameter is a URL (`https://...`).
     Url,
 }
-

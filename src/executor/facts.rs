@@ -182,7 +182,12 @@ impl PlayRunner<'_> {
         subset: &[String],
         fact_path: Option<&str>,
     ) -> Result<Map<String, Value>, GatherError> {
-        self.gather_from(&self.names[i], &self.inventory_vars_of(i), subset, fact_path)
+        self.gather_from(
+            &self.names[i],
+            &self.inventory_vars_of(i),
+            subset,
+            fact_path,
+        )
     }
 
     /// Facts of the host named `name` (any inventory host: a delegated
@@ -194,9 +199,7 @@ impl PlayRunner<'_> {
         subset: &[String],
         fact_path: Option<&str>,
     ) -> Result<Map<String, Value>, GatherError> {
-        let conn = self
-            .connection(name, vars)
-            .map_err(GatherError::Connect)?;
+        let conn = self.connection(name, vars).map_err(GatherError::Connect)?;
         let mut guard = conn.lock().map_err(|_| GatherError::LockPoisoned)?;
         let mut host = TaskHost::new(&mut **guard, None, &[])?;
         let script = format!(

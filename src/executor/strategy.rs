@@ -250,7 +250,11 @@ impl PlayRunner<'_> {
     /// Whether every `when` of a control task (include, meta) holds; a
     /// condition that can't be evaluated (an undefined variable) fails the
     /// host (see [`template_message`]), as in Ansible.
-    pub(crate) fn when_holds(&self, task: &Task, ctx: &minijinja::Value) -> Result<bool, TemplateError> {
+    pub(crate) fn when_holds(
+        &self,
+        task: &Task,
+        ctx: &minijinja::Value,
+    ) -> Result<bool, TemplateError> {
         for c in &task.when {
             if !self.project.templar.eval_condition("when", c, ctx)? {
                 return Ok(false);

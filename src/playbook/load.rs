@@ -1545,9 +1545,11 @@ impl Loader {
         if inc.short == "include_tasks" {
             return Some(own.into_task(TaskKind::IncludeTasks { file }, span, inh, spans));
         }
-        if let Some((kw, k, _)) = inc.keywords.iter().find(|(kw, _, _)| {
-            matches!(*kw, "loop" | "loop_control") || kw.starts_with("with_")
-        }) {
+        if let Some((kw, k, _)) = inc
+            .keywords
+            .iter()
+            .find(|(kw, _, _)| matches!(*kw, "loop" | "loop_control") || kw.starts_with("with_"))
+        {
             self.error(
                 k.span
                     .diagnostic(format!("`{kw}` cannot be used on `import_tasks`"))

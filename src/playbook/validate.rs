@@ -33,7 +33,11 @@ pub fn validate(playbook: &Playbook, templar: &Templar) -> Vec<Diagnostic> {
 }
 
 /// [`validate`] with the modules the playbook may name.
-pub fn validate_with(playbook: &Playbook, templar: &Templar, modules: &Registry) -> Vec<Diagnostic> {
+pub fn validate_with(
+    playbook: &Playbook,
+    templar: &Templar,
+    modules: &Registry,
+) -> Vec<Diagnostic> {
     validate_with_warnings(playbook, templar, modules).0
 }
 
