@@ -17,7 +17,7 @@
 //! understood; `deb` takes a path on the host or an http(s) or ftp URL
 //! fetched with curl or wget on the host.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::params::{de_bool, de_opt_bool, de_opt_f64, de_opt_u64};
@@ -154,6 +154,70 @@ pub struct PackageParams {
     /// the package manager's module; anything else is still an error.
     #[serde(flatten)]
     pub apt: AptParams,
+    /// Parameters of other package managers: accepted when the task is
+    /// loaded, refused when one is still set as the task runs.
+    #[serde(flatten)]
+    pub other: OtherManagerParams,
+}
+
+/// Parameters only other package managers (dnf, yum) take. A role written
+/// for several distributions passes them through `package`, often as
+/// `"{{ x | default(omit) }}"`: they load, and fail a host only when one is
+/// still set when its task runs, as Ansible's apt refuses them there.
+#[derive(Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct OtherManagerParams {
+    /// dnf/yum: repositories to enable for this run.
+    pub enablerepo: Option<Value>,
+    /// dnf/yum: repositories to disable for this run.
+    pub disablerepo: Option<Value>,
+    /// dnf/yum: skip the signature check.
+    pub disable_gpg_check: Option<Value>,
+    /// dnf/yum: packages to leave out.
+    pub exclude: Option<Value>,
+    /// dnf/yum: the release version to install from.
+    pub releasever: Option<Value>,
+    /// dnf/yum: another root to install into.
+    pub installroot: Option<Value>,
+    /// dnf/yum: another configuration file.
+    pub conf_file: Option<Value>,
+    /// dnf/yum: configured excludes to ignore.
+    pub disable_excludes: Option<Value>,
+    /// dnf/yum: plugins to enable for this run.
+    pub enable_plugin: Option<Value>,
+    /// dnf/yum: plugins to disable for this run.
+    pub disable_plugin: Option<Value>,
+    /// dnf/yum: only security updates.
+    pub security: Option<Value>,
+    /// dnf/yum: only bug-fix updates.
+    pub bugfix: Option<Value>,
+    /// dnf/yum: skip packages with broken dependencies.
+    pub skip_broken: Option<Value>,
+    /// dnf/yum: allow removing packages to resolve dependencies.
+    pub allowerasing: Option<Value>,
+    /// dnf/yum: allow a version other than the best.
+    pub nobest: Option<Value>,
+    /// dnf/yum: install weak dependencies.
+    pub install_weak_deps: Option<Value>,
+    /// dnf/yum: use only the local cache.
+    pub cacheonly: Option<Value>,
+    /// dnf/yum: where downloaded packages go.
+    pub download_dir: Option<Value>,
+    /// dnf/yum: verify the repositories' certificates.
+    pub sslverify: Option<Value>,
+}
+
+impl OtherManagerParams {
+    /// The names of those given.
+    fn given(&self) -> Vec<String> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The `apt` module.
@@ -804,6 +868,14 @@ impl From<&PackageParams> for AptParams {
 }
 
 fn check_use(p: &PackageParams) -> Result<(), ModuleError> {
+    let other = p.other.given();
+    if !other.is_empty() {
+        return Err(ModuleError::Params(ParamError::Invalid {
+            module: Package::NAME,
+            path: other.join(", "),
+            reason: "unsupported parameters for this host's package manager (apt); they belong to dnf/yum".into(),
+        }));
+    }
     match p.use_.as_deref() {
         None | Some("auto" | "apt") => Ok(()),
         Some(u) => Err(ModuleError::Params(ParamError::Invalid {
@@ -841,6 +913,21 @@ impl Module for Package {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_managers_parameters_load_and_fail_only_when_set_at_run_time() {
+        let parse = |v: Value| crate::module::parse_params::<PackageParams>("package", &v);
+        // Left out (`default(omit)` rendered away): the task runs.
+        let p = parse(json!({"name": "git", "state": "present"})).expect("loads");
+        assert!(check_use(&p).is_ok());
+        // Still set when the task runs: refused, naming the parameter.
+        let p = parse(json!({"name": "git", "state": "present", "enablerepo": "epel"}))
+            .expect("loads");
+        let e = check_use(&p).expect_err("refused").to_string();
+        assert!(e.contains("enablerepo") && e.contains("apt"), "{e}");
+        // A name no package manager takes is still an error at load.
+        assert!(parse(json!({"name": "git", "state": "present", "enablerepoo": "x"})).is_err());
+    }
 
     #[test]
     fn names_in_every_spelling() {
