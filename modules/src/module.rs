@@ -211,6 +211,10 @@ pub trait Module: Sync + Send {
     /// command: it is kept whole as `_raw_params` (only its leading
     /// `k=v` words such as `chdir=` are options) and may not be split.
     const FREE_FORM: bool = false;
+    /// The module's result lists the archives it wrote (`archives`, with
+    /// `removed`, `failures`, `backup_dir`): the engine reports them in the
+    /// recap's BACKUPS section and as a `backup` event.
+    const REPORTS_ARCHIVES: bool = false;
     /// Files on the controller the parameters name, which the engine reads
     /// and passes in (see [`ControllerInput`]).
     const CONTROLLER_INPUTS: &'static [ControllerInput] = &[];
@@ -248,6 +252,8 @@ pub trait DynModule: Sync + Send {
     fn needs_inventory(&self) -> bool;
     /// See [`Module::FREE_FORM`].
     fn free_form(&self) -> bool;
+    /// See [`Module::REPORTS_ARCHIVES`].
+    fn reports_archives(&self) -> bool;
     /// See [`Module::CONTROLLER_INPUTS`].
     fn controller_inputs(&self) -> &'static [ControllerInput];
     /// The module's documentation, built from its `Params` and `DOC_*` consts.
@@ -275,6 +281,9 @@ impl<M: Module> DynModule for M {
     }
     fn free_form(&self) -> bool {
         M::FREE_FORM
+    }
+    fn reports_archives(&self) -> bool {
+        M::REPORTS_ARCHIVES
     }
     fn controller_inputs(&self) -> &'static [ControllerInput] {
         M::CONTROLLER_INPUTS

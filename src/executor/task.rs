@@ -454,8 +454,14 @@ impl PlayRunner<'_> {
         }));
         if !censor {
             let ms = start.elapsed().as_millis() as u64;
-            if let Some(b) = crate::jobs::backup::report(task, &self.names[i], name, &o.result, ms)
-            {
+            if let Some(b) = crate::jobs::backup::report(
+                &self.project.modules,
+                task,
+                &self.names[i],
+                name,
+                &o.result,
+                ms,
+            ) {
                 self.sink.send(Event::Backup(b));
             }
         }

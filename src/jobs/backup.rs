@@ -52,9 +52,11 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The report for a task's result on `host`, when the task is a
-/// `volume_backup` that backed up (not a restore, not check mode).
+/// The report for a task's result on `host`, when the task's module
+/// reports archives ([`herdsman_modules::Module::REPORTS_ARCHIVES`]) and
+/// wrote some (not a restore, not check mode).
 pub fn report(
+    modules: &herdsman_modules::Registry,
     task: &Task,
     host: &str,
     name: &str,
@@ -64,7 +66,8 @@ pub fn report(
     let TaskKind::Action { action, .. } = &task.kind else {
         return None;
     };
-    if crate::actions::short_name(action) != "volume_backup" {
+    let short = crate::actions::short_name(action);
+    if !modules.find(short).is_some_and(|m| m.reports_archives()) {
         return None;
     }
     let archives: Vec<Archive> = serde_json::from_value(result.get("archives")?.clone()).ok()?;
@@ -136,6 +139,10 @@ pub fn render(reports: &[BackupReport]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn builtin() -> herdsman_modules::Registry {
+        herdsman_modules::Registry::builtin()
+    }
     use serde_json::json;
 
     fn task(action: &str) -> Task {
@@ -163,13 +170,15 @@ mod tests {
             "changed": true,
         });
         let m = result.as_object().unwrap();
-        let r = report(&task("volume_backup"), "d1", "Back up", m, 2500).expect("a report");
+        let r =
+            report(&builtin(), &task("volume_backup"), "d1", "Back up", m, 2500).expect("a report");
         assert_eq!(r.archives[0].size, 1_572_864);
         assert_eq!(r.removed.len(), 1);
         insta::assert_snapshot!(render(&[r]).join("\n"));
-        assert!(report(&task("copy"), "d1", "x", m, 0).is_none());
+        assert!(report(&builtin(), &task("copy"), "d1", "x", m, 0).is_none());
         let check_mode = json!({"volumes": ["app_db"], "backup_dir": "/b"});
         assert!(report(
+            &builtin(),
             &task("volume_backup"),
             "d1",
             "x",

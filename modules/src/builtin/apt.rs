@@ -921,8 +921,8 @@ mod tests {
         let p = parse(json!({"name": "git", "state": "present"})).expect("loads");
         assert!(check_use(&p).is_ok());
         // Still set when the task runs: refused, naming the parameter.
-        let p = parse(json!({"name": "git", "state": "present", "enablerepo": "epel"}))
-            .expect("loads");
+        let p =
+            parse(json!({"name": "git", "state": "present", "enablerepo": "epel"})).expect("loads");
         let e = check_use(&p).expect_err("refused").to_string();
         assert!(e.contains("enablerepo") && e.contains("apt"), "{e}");
         // A name no package manager takes is still an error at load.

@@ -170,6 +170,7 @@ fn docker_check() -> String {
 
 impl Module for VolumeBackup {
     const NAME: &'static str = "volume_backup";
+    const REPORTS_ARCHIVES: bool = true;
     /// `fetch_to` is a controller directory, made absolute from the playbook's.
     const CONTROLLER_INPUTS: &'static [ControllerInput] =
         &[ControllerInput::Directory { param: "fetch_to" }];
