@@ -795,48 +795,8 @@ impl PlayRunner<'_> {
         ctx: &minijinja::Value,
     ) -> ItemOutcome {
         use herdsman_modules::module::parse_params;
-        let templar = &self.project.templar;
         match e {
-            EngineAction::Debug => {
-                let p = match parse_params::<actions::DebugParams>("debug", &args) {
-                    Ok(p) => p,
-                    Err(e) => return ItemOutcome::failed(e.to_string()),
-                };
-                let mut o = ItemOutcome::new(Status::Ok);
-                if p.verbosity > self.opts.verbosity {
-                    o.status = Status::Skipped;
-                    o.result.insert(
-                        "skipped_reason".into(),
-                        Value::from("verbosity threshold not met"),
-                    );
-                    return o;
-                }
-                let mut out = Map::new();
-                if let Some(var) = p.var {
-                    // As in Ansible: an undefined variable (or one whose
-                    // template needs an undefined value) prints a marker
-                    // and is no failure; any other error is.
-                    let v = match templar.eval("debug.var", &var, ctx) {
-                        Ok(v) if v.is_undefined() => Value::from(NOT_DEFINED),
-                        Ok(v) => template::to_json(&v),
-                        Err(e) if e.is_undefined() => Value::from(NOT_DEFINED),
-                        Err(e) => return ItemOutcome::template_failed(task, "debug.var", &e),
-                    };
-                    out.insert(var, v);
-                } else if args.get("msg").is_some_and(Value::is_null) {
-                    // A template that came out None (`lookup(..., errors=
-                    // 'ignore')`) prints as empty text, as in Ansible.
-                    out.insert("msg".into(), Value::from(""));
-                } else {
-                    out.insert(
-                        "msg".into(),
-                        p.msg.unwrap_or_else(|| Value::from("Hello world!")),
-                    );
-                }
-                o.result = out.clone();
-                o.output = Some(Value::Object(out));
-                o
-            }
+            EngineAction::Debug => self.run_debug(&args, task, ctx),
             EngineAction::SetFact => {
                 let facts = actions::set_fact_values(&args);
                 let owner = match self.facts_owner(task, i, ctx) {
@@ -849,37 +809,7 @@ impl PlayRunner<'_> {
                     .insert("ansible_facts".into(), Value::Object(facts));
                 o
             }
-            EngineAction::Assert => {
-                let p = match parse_params::<actions::AssertParams>("assert", &args) {
-                    Ok(p) => p,
-                    Err(e) => return ItemOutcome::failed(e.to_string()),
-                };
-                for cond in p.that.into_vec() {
-                    match templar.eval_condition("assert", &cond, ctx) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            let mut o = ItemOutcome::failed(
-                                p.fail_msg
-                                    .as_ref()
-                                    .map(value_text)
-                                    .unwrap_or_else(|| "Assertion failed".into()),
-                            );
-                            o.result.insert("assertion".into(), Value::from(cond));
-                            o.result.insert("evaluated_to".into(), Value::Bool(false));
-                            return o;
-                        }
-                        Err(e) => return ItemOutcome::template_failed(task, "assert.that", &e),
-                    }
-                }
-                let mut o = ItemOutcome::new(Status::Ok);
-                o.msg = Some(
-                    p.success_msg
-                        .as_ref()
-                        .map(value_text)
-                        .unwrap_or_else(|| "All assertions passed".into()),
-                );
-                o
-            }
+            EngineAction::Assert => self.run_assert(&args, task, ctx),
             EngineAction::Fail => {
                 let p = parse_params::<actions::FailParams>("fail", &args).ok();
                 ItemOutcome::failed(
@@ -890,43 +820,7 @@ impl PlayRunner<'_> {
                 )
             }
             EngineAction::Template => self.run_template(args, task, i, ctx),
-            EngineAction::Setup => {
-                let p = match parse_params::<actions::SetupParams>("setup", &args) {
-                    Ok(p) => p,
-                    Err(e) => return ItemOutcome::failed(e.to_string()),
-                };
-                let subset = p.gather_subset.map(|s| s.into_vec()).unwrap_or_default();
-                let (owner, source) = match self.facts_owner(task, i, ctx) {
-                    Ok(o) => o,
-                    Err(o) => return *o,
-                };
-                let gathered = match &source {
-                    // Delegated: the delegate's facts (for this host, or
-                    // for the delegate with `delegate_facts`).
-                    Some(d) => {
-                        let vars = self.project.inventory.host_vars(d);
-                        self.gather_from(d, &vars, &subset, p.fact_path.as_deref())
-                    }
-                    None => self.gather_with(i, &subset, p.fact_path.as_deref()),
-                };
-                match gathered {
-                    Ok(facts) => {
-                        let filter = p.filter.map(|f| f.into_vec()).unwrap_or_default();
-                        let facts = crate::executor::facts::filter_facts(facts, &filter);
-                        self.run.set_facts(&owner, facts.clone());
-                        let mut o = ItemOutcome::new(Status::Ok);
-                        if let Some(inner) = facts.get("ansible_facts") {
-                            o.result.insert("ansible_facts".into(), inner.clone());
-                        }
-                        o
-                    }
-                    Err(e) => {
-                        let mut o = ItemOutcome::new(e.status());
-                        o.msg = Some(e.to_string());
-                        o
-                    }
-                }
-            }
+            EngineAction::Setup => self.run_setup(&args, task, i, ctx),
             EngineAction::IncludeVars => self.run_include_vars(&args, task, i),
             EngineAction::AddHost => self.run_add_host(&args),
             EngineAction::GroupBy => self.run_group_by(&args, i),
@@ -941,6 +835,131 @@ impl PlayRunner<'_> {
             },
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 ItemOutcome::failed("include_tasks cannot be used inside a loop here")
+            }
+        }
+    }
+
+    /// `debug`: `msg` or `var`, shown unless `verbosity` is above the run's.
+    fn run_debug(&self, args: &Value, task: &Task, ctx: &minijinja::Value) -> ItemOutcome {
+        use herdsman_modules::module::parse_params;
+        let templar = &self.project.templar;
+        let p = match parse_params::<actions::DebugParams>("debug", &args) {
+            Ok(p) => p,
+            Err(e) => return ItemOutcome::failed(e.to_string()),
+        };
+        let mut o = ItemOutcome::new(Status::Ok);
+        if p.verbosity > self.opts.verbosity {
+            o.status = Status::Skipped;
+            o.result.insert(
+                "skipped_reason".into(),
+                Value::from("verbosity threshold not met"),
+            );
+            return o;
+        }
+        let mut out = Map::new();
+        if let Some(var) = p.var {
+            // As in Ansible: an undefined variable (or one whose
+            // template needs an undefined value) prints a marker
+            // and is no failure; any other error is.
+            let v = match templar.eval("debug.var", &var, ctx) {
+                Ok(v) if v.is_undefined() => Value::from(NOT_DEFINED),
+                Ok(v) => template::to_json(&v),
+                Err(e) if e.is_undefined() => Value::from(NOT_DEFINED),
+                Err(e) => return ItemOutcome::template_failed(task, "debug.var", &e),
+            };
+            out.insert(var, v);
+        } else if args.get("msg").is_some_and(Value::is_null) {
+            // A template that came out None (`lookup(..., errors=
+            // 'ignore')`) prints as empty text, as in Ansible.
+            out.insert("msg".into(), Value::from(""));
+        } else {
+            out.insert(
+                "msg".into(),
+                p.msg.unwrap_or_else(|| Value::from("Hello world!")),
+            );
+        }
+        o.result = out.clone();
+        o.output = Some(Value::Object(out));
+        o
+    }
+
+    /// `assert`: every `that` must hold.
+    fn run_assert(&self, args: &Value, task: &Task, ctx: &minijinja::Value) -> ItemOutcome {
+        use herdsman_modules::module::parse_params;
+        let templar = &self.project.templar;
+        let p = match parse_params::<actions::AssertParams>("assert", &args) {
+            Ok(p) => p,
+            Err(e) => return ItemOutcome::failed(e.to_string()),
+        };
+        for cond in p.that.into_vec() {
+            match templar.eval_condition("assert", &cond, ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let mut o = ItemOutcome::failed(
+                        p.fail_msg
+                            .as_ref()
+                            .map(value_text)
+                            .unwrap_or_else(|| "Assertion failed".into()),
+                    );
+                    o.result.insert("assertion".into(), Value::from(cond));
+                    o.result.insert("evaluated_to".into(), Value::Bool(false));
+                    return o;
+                }
+                Err(e) => return ItemOutcome::template_failed(task, "assert.that", &e),
+            }
+        }
+        let mut o = ItemOutcome::new(Status::Ok);
+        o.msg = Some(
+            p.success_msg
+                .as_ref()
+                .map(value_text)
+                .unwrap_or_else(|| "All assertions passed".into()),
+        );
+        o
+    }
+
+    /// `setup`: gather facts now (a delegate's when delegated).
+    fn run_setup(
+        &self,
+        args: &Value,
+        task: &Task,
+        i: usize,
+        ctx: &minijinja::Value,
+    ) -> ItemOutcome {
+        use herdsman_modules::module::parse_params;
+        let p = match parse_params::<actions::SetupParams>("setup", &args) {
+            Ok(p) => p,
+            Err(e) => return ItemOutcome::failed(e.to_string()),
+        };
+        let subset = p.gather_subset.map(|s| s.into_vec()).unwrap_or_default();
+        let (owner, source) = match self.facts_owner(task, i, ctx) {
+            Ok(o) => o,
+            Err(o) => return *o,
+        };
+        let gathered = match &source {
+            // Delegated: the delegate's facts (for this host, or
+            // for the delegate with `delegate_facts`).
+            Some(d) => {
+                let vars = self.project.inventory.host_vars(d);
+                self.gather_from(d, &vars, &subset, p.fact_path.as_deref())
+            }
+            None => self.gather_with(i, &subset, p.fact_path.as_deref()),
+        };
+        match gathered {
+            Ok(facts) => {
+                let filter = p.filter.map(|f| f.into_vec()).unwrap_or_default();
+                let facts = crate::executor::facts::filter_facts(facts, &filter);
+                self.run.set_facts(&owner, facts.clone());
+                let mut o = ItemOutcome::new(Status::Ok);
+                if let Some(inner) = facts.get("ansible_facts") {
+                    o.result.insert("ansible_facts".into(), inner.clone());
+                }
+                o
+            }
+            Err(e) => {
+                let mut o = ItemOutcome::new(e.status());
+                o.msg = Some(e.to_string());
+                o
             }
         }
     }
