@@ -69,13 +69,13 @@ fn parse_args() -> Result<Args, String> {
                         .split(',')
                         .map(String::from)
                         .collect(),
-                )
+                );
             }
             "--findings" => {
                 a.findings = it
                     .next()
                     .map(PathBuf::from)
-                    .ok_or("--findings needs a directory")?
+                    .ok_or("--findings needs a directory")?;
             }
             "--corpus" => a.corpus = it.next().map(PathBuf::from),
             "--worker" => {

@@ -95,7 +95,7 @@ pub fn all_names(modules: &Registry) -> Vec<&'static str> {
     EngineAction::ALL
         .iter()
         .map(|(n, _)| *n)
-        .chain(modules.iter().map(|m| m.name()))
+        .chain(modules.iter().map(herdsman_modules::DynModule::name))
         .collect()
 }
 

@@ -652,7 +652,7 @@ impl AnsibleConfig {
                         .ok()
                         .filter(|n| *n >= 1)
                         .ok_or_else(|| bad("a number of forks from 1 to 65535"))?,
-                )
+                );
             }
             ("host_key_checking", Typed::Bool(b)) => self.host_key_checking = Some(b),
             ("private_key_file", Typed::Paths(mut p)) => self.private_key_file = p.pop(),
@@ -662,7 +662,7 @@ impl AnsibleConfig {
                         .ok()
                         .filter(|n| *n >= 1)
                         .ok_or_else(|| bad("a number of seconds of at least 1"))?,
-                )
+                );
             }
             ("gathering", Typed::Str(s)) => {
                 self.gathering = Some(match s.trim().to_lowercase().as_str() {
@@ -670,7 +670,7 @@ impl AnsibleConfig {
                     "explicit" => Gathering::Explicit,
                     "smart" => Gathering::Smart,
                     _ => return Err(bad("one of implicit, explicit, smart")),
-                })
+                });
             }
             ("roles_path", Typed::Paths(p)) => self.roles_path = p,
             ("collections_path", Typed::Paths(p)) => self.collections_path = p,

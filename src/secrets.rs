@@ -59,7 +59,9 @@ impl Secrets {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<String>> {
-        self.values.read().unwrap_or_else(|p| p.into_inner())
+        self.values
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Mark `value` secret from now on. Its JSON-escaped form is marked
@@ -86,7 +88,10 @@ impl Secrets {
                     .map(str::to_string),
             );
         }
-        let mut values = self.values.write().unwrap_or_else(|p| p.into_inner());
+        let mut values = self
+            .values
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for f in forms {
             if !values.contains(&f) {
                 values.push(f);

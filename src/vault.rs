@@ -123,7 +123,7 @@ fn parse_envelope(what: &str, text: &str) -> Result<Envelope, VaultError> {
     let vault_id = fields
         .get(3)
         .filter(|s| !s.is_empty())
-        .map(|s| s.to_string());
+        .map(std::string::ToString::to_string);
     let body: String = lines.map(str::trim).collect();
     let payload = hex::decode(body.as_bytes()).map_err(|_| VaultError::BadHex {
         what: what.into(),
@@ -353,11 +353,17 @@ pub fn keyring() -> &'static Keyring {
 
 impl Keyring {
     pub fn set(&self, secrets: Vec<VaultSecret>) {
-        *self.secrets.write().unwrap_or_else(|p| p.into_inner()) = secrets;
+        *self
+            .secrets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = secrets;
     }
     /// Decrypt with this run's passwords and mark the plaintext secret.
     pub fn decrypt(&self, what: &str, text: &str) -> Result<String, VaultError> {
-        let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
+        let secrets = self
+            .secrets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         decrypt(what, text, &secrets)
     }
 }

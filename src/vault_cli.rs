@@ -548,7 +548,7 @@ mod tests {
         let two = vec![pw("dev", "a"), pw(DEFAULT_ID, "b")];
         match encrypt_secret(two.clone(), None) {
             Err(VaultCliError::SeveralEncryptPasswords { labels }) => {
-                assert_eq!(labels, "default, dev")
+                assert_eq!(labels, "default, dev");
             }
             other => panic!("{other:?}"),
         }

@@ -76,7 +76,7 @@ fn inventory_list_has_the_ansible_shape() {
     assert!(children.iter().any(|c| c == "ungrouped"), "{v}");
     assert!(children.iter().any(|c| c == "elasticsearch"), "{v}");
     assert_eq!(
-        v["es_masters"]["hosts"].as_array().map(|a| a.len()),
+        v["es_masters"]["hosts"].as_array().map(std::vec::Vec::len),
         Some(3),
         "{v}"
     );

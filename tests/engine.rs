@@ -96,7 +96,7 @@ fn serial_runs_batches_and_free_runs_every_host() {
         .events()
         .iter()
         .filter(|e| e["event"] == "task_start")
-        .map(|e| e["hosts"].as_array().map(|a| a.len()).unwrap_or(0))
+        .map(|e| e["hosts"].as_array().map(std::vec::Vec::len).unwrap_or(0))
         .collect();
     assert_eq!(batches, vec![1, 2]);
     let run = run_in(

@@ -17,7 +17,8 @@ const TEST_DIR: &str = "/tmp/herd-jump-test";
 /// The tests here count the bastion's connections, so they take turns.
 fn serial() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|p| p.into_inner())
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Each target spells the jump differently; all three name the same

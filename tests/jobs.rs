@@ -286,7 +286,7 @@ fn metrics_file_shows_success_then_failure_and_keeps_the_last_success() {
 /// the fleet test) answering each request with the next of `statuses`;
 /// returns its port and the bodies it received. It stops after the last
 /// status or 300 s, whichever comes first.
-pub fn webhook_on(addr: &str, statuses: Vec<u16>) -> (u16, mpsc::Receiver<Value>) {
+pub(crate) fn webhook_on(addr: &str, statuses: Vec<u16>) -> (u16, mpsc::Receiver<Value>) {
     let listener = TcpListener::bind((addr, 0)).expect("bind the webhook address");
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("local address").port();
@@ -298,7 +298,7 @@ pub fn webhook_on(addr: &str, statuses: Vec<u16>) -> (u16, mpsc::Receiver<Value>
                 match listener.accept() {
                     Ok((conn, _)) => break conn,
                     Err(_) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
+                        std::thread::sleep(Duration::from_millis(20));
                     }
                     Err(_) => return,
                 }

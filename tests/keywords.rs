@@ -26,7 +26,7 @@ fn run_case(case: &str) -> Run {
         "jsonl",
     ]
     .iter()
-    .map(|s| s.to_string())
+    .map(std::string::ToString::to_string)
     .collect();
     if let Ok(extra) = std::fs::read_to_string(dir.join("args")) {
         args.extend(extra.split_whitespace().map(str::to_string));

@@ -353,7 +353,7 @@ fn compare(case: &str, ansible: &Value) -> Vec<String> {
     let out_dir = dir.path().join("cases/out");
     let mut files: Vec<String> = std::fs::read_dir(&out_dir)
         .map(|rd| {
-            rd.filter_map(|e| e.ok())
+            rd.filter_map(std::result::Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })

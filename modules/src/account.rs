@@ -106,7 +106,10 @@ pub fn run_argv<S: AsRef<str>>(host: &mut dyn Host, argv: &[S]) -> Result<ExecOu
     if out.success() {
         return Ok(out);
     }
-    let cmd = argv.first().map(|c| c.as_ref()).unwrap_or_default();
+    let cmd = argv
+        .first()
+        .map(std::convert::AsRef::as_ref)
+        .unwrap_or_default();
     Err(ModuleError::failed(format!(
         "{cmd} failed (rc={}): {}",
         out.rc,

@@ -286,7 +286,7 @@ pub fn default_write_file<H: Host + ?Sized>(
     ));
     match (&attrs.owner, &attrs.group) {
         (Some(o), Some(g)) => {
-            script.push_str(&format!("chown -- {}:{} \"$t\"; ", quote(o), quote(g)))
+            script.push_str(&format!("chown -- {}:{} \"$t\"; ", quote(o), quote(g)));
         }
         (Some(o), None) => script.push_str(&format!("chown -- {} \"$t\"; ", quote(o))),
         (None, Some(g)) => script.push_str(&format!("chgrp -- {} \"$t\"; ", quote(g))),

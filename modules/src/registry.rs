@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn every_module_is_found_by_name_once() {
         for m in registry() {
-            assert_eq!(find(m.name()).map(|f| f.name()), Some(m.name()));
+            assert_eq!(
+                find(m.name()).map(super::super::module::DynModule::name),
+                Some(m.name())
+            );
             let same = registry().iter().filter(|o| o.name() == m.name()).count();
             assert_eq!(same, 1, "{} registered twice", m.name());
         }
@@ -119,7 +122,11 @@ mod tests {
 
     #[test]
     fn the_builtin_set_is_the_list_and_with_adds_or_replaces() {
-        let names = |r: &Registry| r.iter().map(|m| m.name()).collect::<Vec<_>>();
+        let names = |r: &Registry| {
+            r.iter()
+                .map(super::super::module::DynModule::name)
+                .collect::<Vec<_>>()
+        };
         let builtin = Registry::builtin();
         let listed: Vec<_> = registry().iter().map(|m| m.name()).collect();
         assert_eq!(names(&builtin), listed);
@@ -164,7 +171,8 @@ mod tests {
         assert_eq!(inputs("elasticsearch_cluster"), Some(1));
         assert_eq!(inputs("volume_backup"), Some(1));
         assert_eq!(inputs("file"), Some(0));
-        let es = find("elasticsearch_cluster").map(|m| m.needs_inventory());
+        let es =
+            find("elasticsearch_cluster").map(super::super::module::DynModule::needs_inventory);
         assert_eq!(es, Some(true), "the wrapper keeps the module's own needs");
         let free: Vec<_> = registry()
             .iter()

@@ -11,23 +11,23 @@ use crate::host::{default_fetch_file, default_read_file, default_write_file};
 use crate::local::LocalHost;
 use crate::{DynModule, ExecOutput, FetchFileError, FileAttrs, Host, HostError, Outcome, Plan};
 
-pub fn host() -> LocalHost {
+pub(crate) fn host() -> LocalHost {
     LocalHost::new("local")
 }
 
-pub fn plan(m: &dyn DynModule, params: &Value) -> Plan {
+pub(crate) fn plan(m: &dyn DynModule, params: &Value) -> Plan {
     m.plan(params, &mut host())
         .unwrap_or_else(|e| panic!("{} plan failed: {e}", m.name()))
 }
 
-pub fn apply(m: &dyn DynModule, params: &Value, plan: Plan) -> Outcome {
+pub(crate) fn apply(m: &dyn DynModule, params: &Value, plan: Plan) -> Outcome {
     m.apply(params, plan, &mut host())
         .unwrap_or_else(|e| panic!("{} apply failed: {e}", m.name()))
 }
 
 /// The invariant every module keeps: a plan with changes, applied, leaves
 /// nothing to do. Returns the first plan and the outcome.
-pub fn converge(m: &dyn DynModule, params: &Value) -> (Plan, Outcome) {
+pub(crate) fn converge(m: &dyn DynModule, params: &Value) -> (Plan, Outcome) {
     let first = plan(m, params);
     assert!(!first.is_empty(), "{}: expected changes", m.name());
     let out = apply(m, params, first.clone());
@@ -42,12 +42,12 @@ pub fn converge(m: &dyn DynModule, params: &Value) -> (Plan, Outcome) {
 }
 
 /// A result value by key, `Null` when missing.
-pub fn get<'a>(result: &'a serde_json::Map<String, Value>, k: &str) -> &'a Value {
+pub(crate) fn get<'a>(result: &'a serde_json::Map<String, Value>, k: &str) -> &'a Value {
     result.get(k).unwrap_or(&Value::Null)
 }
 
 /// A path inside a temp dir, as a string.
-pub fn path_in(dir: &tempfile::TempDir, name: &str) -> String {
+pub(crate) fn path_in(dir: &tempfile::TempDir, name: &str) -> String {
     dir.path().join(name).to_string_lossy().into_owned()
 }
 
@@ -66,7 +66,7 @@ pub fn path_in(dir: &tempfile::TempDir, name: &str) -> String {
 /// no output, unless the host is [`strict`](FakeHost::strict) (the test
 /// fails, naming the command) or runs [`over`](FakeHost::over) a real host
 /// (the command goes there).
-pub struct FakeHost<S = ()> {
+pub(crate) struct FakeHost<S = ()> {
     name: String,
     /// The model a fake keeps beyond files; what the host derefs to.
     pub state: S,
@@ -87,7 +87,7 @@ pub struct FakeHost<S = ()> {
 }
 
 /// Which commands a rule answers.
-pub enum Match {
+pub(crate) enum Match {
     Exact(String),
     Prefix(String),
     Contains(String),
@@ -96,16 +96,16 @@ pub enum Match {
 }
 
 impl Match {
-    pub fn exact(s: impl Into<String>) -> Match {
+    pub(crate) fn exact(s: impl Into<String>) -> Match {
         Match::Exact(s.into())
     }
-    pub fn prefix(s: impl Into<String>) -> Match {
+    pub(crate) fn prefix(s: impl Into<String>) -> Match {
         Match::Prefix(s.into())
     }
-    pub fn contains(s: impl Into<String>) -> Match {
+    pub(crate) fn contains(s: impl Into<String>) -> Match {
         Match::Contains(s.into())
     }
-    pub fn when(f: impl Fn(&str) -> bool + Send + 'static) -> Match {
+    pub(crate) fn when(f: impl Fn(&str) -> bool + Send + 'static) -> Match {
         Match::When(Box::new(f))
     }
 
@@ -122,15 +122,15 @@ impl Match {
 
 /// What a handler answers: the command's output, or the host failing
 /// (`HostError::Unreachable` for a host that went away).
-pub type Reply = Result<ExecOutput, HostError>;
+pub(crate) type Reply = Result<ExecOutput, HostError>;
 
 /// A computed answer: sees the whole host (its state and files), the
 /// command and its stdin.
-pub type Handler<S> = Box<dyn FnMut(&mut FakeHost<S>, &str, Option<&[u8]>) -> Reply + Send>;
+pub(crate) type Handler<S> = Box<dyn FnMut(&mut FakeHost<S>, &str, Option<&[u8]>) -> Reply + Send>;
 
 /// What a fake does when a file is written (besides keeping it): a
 /// model that reacts to a file, a log of writes among the commands.
-pub type WriteHook<S> = Box<dyn FnMut(&mut FakeHost<S>, &str, &[u8]) + Send>;
+pub(crate) type WriteHook<S> = Box<dyn FnMut(&mut FakeHost<S>, &str, &[u8]) + Send>;
 
 enum Answer<S> {
     Fixed(ExecOutput),
@@ -146,19 +146,19 @@ struct Rule<S> {
 
 /// One `write_file` as the module made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
+pub(crate) struct Upload {
     pub path: String,
     pub content: String,
     pub attrs: FileAttrs,
 }
 
 /// A command's output with rc 0.
-pub fn ok(stdout: impl Into<Vec<u8>>) -> Reply {
+pub(crate) fn ok(stdout: impl Into<Vec<u8>>) -> Reply {
     Ok(exec(0, stdout, ""))
 }
 
 /// A command's output.
-pub fn exec(rc: i32, stdout: impl Into<Vec<u8>>, stderr: impl Into<Vec<u8>>) -> ExecOutput {
+pub(crate) fn exec(rc: i32, stdout: impl Into<Vec<u8>>, stderr: impl Into<Vec<u8>>) -> ExecOutput {
     ExecOutput {
         rc,
         stdout: stdout.into(),
@@ -168,14 +168,14 @@ pub fn exec(rc: i32, stdout: impl Into<Vec<u8>>, stderr: impl Into<Vec<u8>>) -> 
 
 impl FakeHost<()> {
     /// A host with no model of its own: rules and files only.
-    pub fn new() -> FakeHost<()> {
+    pub(crate) fn new() -> FakeHost<()> {
         FakeHost::with_state(())
     }
 }
 
 impl<S: Send> FakeHost<S> {
     /// A host named `fake` keeping `state` as its model.
-    pub fn with_state(state: S) -> FakeHost<S> {
+    pub(crate) fn with_state(state: S) -> FakeHost<S> {
         FakeHost {
             name: "fake".into(),
             state,
@@ -191,13 +191,13 @@ impl<S: Send> FakeHost<S> {
     }
 
     /// Another inventory name.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
     /// Answer commands matching `when` with a fixed output.
-    pub fn answer(
+    pub(crate) fn answer(
         mut self,
         when: Match,
         rc: i32,
@@ -213,7 +213,7 @@ impl<S: Send> FakeHost<S> {
     }
 
     /// Answer commands matching `when` with what `f` computes.
-    pub fn handle(
+    pub(crate) fn handle(
         mut self,
         when: Match,
         f: impl FnMut(&mut FakeHost<S>, &str, Option<&[u8]>) -> Reply + Send + 'static,
@@ -228,7 +228,7 @@ impl<S: Send> FakeHost<S> {
 
     /// The rule added last answers only the next `n` commands it matches;
     /// after that the rules after it answer (a fact that changes).
-    pub fn times(mut self, n: usize) -> Self {
+    pub(crate) fn times(mut self, n: usize) -> Self {
         if let Some(rule) = self.rules.last_mut() {
             rule.left = Some(n);
         }
@@ -237,7 +237,7 @@ impl<S: Send> FakeHost<S> {
 
     /// Call `f` with the path and content of every `write_file`, after
     /// it is recorded.
-    pub fn on_write(
+    pub(crate) fn on_write(
         mut self,
         f: impl FnMut(&mut FakeHost<S>, &str, &[u8]) + Send + 'static,
     ) -> Self {
@@ -246,13 +246,13 @@ impl<S: Send> FakeHost<S> {
     }
 
     /// A file the host holds.
-    pub fn file(mut self, path: impl Into<String>, content: impl Into<String>) -> Self {
+    pub(crate) fn file(mut self, path: impl Into<String>, content: impl Into<String>) -> Self {
         self.files.insert(path.into(), content.into());
         self
     }
 
     /// A command no rule matches fails the test, naming it.
-    pub fn strict(mut self) -> Self {
+    pub(crate) fn strict(mut self) -> Self {
         self.strict = true;
         self
     }
@@ -260,13 +260,13 @@ impl<S: Send> FakeHost<S> {
     /// Commands no rule matches run on `host`, after `prelude` (a `PATH`
     /// with fake tools first, say); files are read and written through
     /// those commands too, so the module's real scripts run on real files.
-    pub fn over(mut self, host: impl Host + 'static, prelude: impl Into<String>) -> Self {
+    pub(crate) fn over(mut self, host: impl Host + 'static, prelude: impl Into<String>) -> Self {
         self.over = Some((Box::new(host), prelude.into()));
         self
     }
 
     /// The uploads as (path, content) pairs.
-    pub fn writes(&self) -> Vec<(String, String)> {
+    pub(crate) fn writes(&self) -> Vec<(String, String)> {
         self.uploads
             .iter()
             .map(|u| (u.path.clone(), u.content.clone()))
@@ -274,7 +274,7 @@ impl<S: Send> FakeHost<S> {
     }
 
     /// The first recorded command starting with `prefix`.
-    pub fn script_starting(&self, prefix: &str) -> Option<&str> {
+    pub(crate) fn script_starting(&self, prefix: &str) -> Option<&str> {
         self.scripts
             .iter()
             .map(String::as_str)

@@ -637,7 +637,9 @@ mod tests {
         assert!(matches!(err, ModuleError::Host(_)), "{err:?}");
         // No temp file is left behind.
         assert_eq!(
-            std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),
+            std::fs::read_dir(dir.path())
+                .map(std::iter::Iterator::count)
+                .ok(),
             Some(0)
         );
     }

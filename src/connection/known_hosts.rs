@@ -294,7 +294,7 @@ pub fn verify(
     // still whole because every append is a single write.
     let _guard = KNOWN_HOSTS_LOCK
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
 
     let mut changed: Option<SshError> = None;
     let mut loaded = Vec::new();

@@ -1455,7 +1455,7 @@ pub(crate) mod test_sshd {
 
     const SSHD: &str = "/usr/sbin/sshd";
 
-    pub struct Sshd {
+    pub(crate) struct Sshd {
         child: Option<Child>,
         pub dir: tempfile::TempDir,
         pub port: u16,
@@ -1467,7 +1467,7 @@ pub(crate) mod test_sshd {
     /// `true` when sshd is not installed and the developer asked to skip
     /// (`HERD_SKIP_SSHD_TESTS=1`); otherwise a missing sshd fails loudly so a
     /// CI without openssh-server cannot pass by testing nothing.
-    pub fn skip() -> bool {
+    pub(crate) fn skip() -> bool {
         if Path::new(SSHD).exists() {
             return false;
         }
@@ -1489,7 +1489,7 @@ pub(crate) mod test_sshd {
     }
 
     /// `SHA256:...` of a public key file, as ssh-keygen computes it.
-    pub fn keygen_fingerprint(pubkey: &Path) -> String {
+    pub(crate) fn keygen_fingerprint(pubkey: &Path) -> String {
         let out = Command::new("ssh-keygen")
             .arg("-lf")
             .arg(pubkey)
@@ -1508,12 +1508,12 @@ pub(crate) mod test_sshd {
     }
 
     impl Sshd {
-        pub fn start() -> Sshd {
+        pub(crate) fn start() -> Sshd {
             Self::start_with(&[])
         }
 
         /// `extra_host_keys`: more host key types for the server to hold.
-        pub fn start_with(extra_host_keys: &[&str]) -> Sshd {
+        pub(crate) fn start_with(extra_host_keys: &[&str]) -> Sshd {
             let dir = tempfile::tempdir().expect("tempdir");
             let client_key = dir.path().join("client");
             keygen(&client_key, "ed25519");
@@ -1618,7 +1618,7 @@ pub(crate) mod test_sshd {
 
         /// Same port, a new host key: what a reinstalled (or spoofed) host
         /// looks like.
-        pub fn restart_with_new_host_key(&mut self) {
+        pub(crate) fn restart_with_new_host_key(&mut self) {
             self.stop();
             self.generation += 1;
             self.host_key = self.dir.path().join(format!("host{}", self.generation));
@@ -1633,7 +1633,7 @@ pub(crate) mod test_sshd {
             panic!("sshd did not restart: {}", self.log());
         }
 
-        pub fn target(&self) -> super::SshTarget {
+        pub(crate) fn target(&self) -> super::SshTarget {
             super::SshTarget {
                 name: "test-host".to_string(),
                 address: "127.0.0.1".to_string(),
@@ -1645,7 +1645,7 @@ pub(crate) mod test_sshd {
         }
 
         /// Options that touch nothing outside the temp dir.
-        pub fn options(&self) -> super::SshOptions {
+        pub(crate) fn options(&self) -> super::SshOptions {
             super::SshOptions {
                 connect_timeout: Duration::from_secs(5),
                 command_timeout: Some(Duration::from_secs(60)),
@@ -2099,7 +2099,7 @@ mod tests {
         );
         let leftovers: Vec<_> = std::fs::read_dir(&dir)
             .expect("readdir")
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with(".herd."))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");

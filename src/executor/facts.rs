@@ -164,7 +164,7 @@ impl PlayRunner<'_> {
                     changes: Vec::new(),
                     censored: false,
                 }));
-            })
+            });
         });
     }
 

@@ -62,7 +62,7 @@ impl RawFacts {
                 self.local.push((name.to_string(), data.to_string()));
             }
             k if TEXT_KEYS.contains(&k) || k.starts_with("lsb.") || k.starts_with("selinux.") => {
-                self.text.push((k.to_string(), value.trim().to_string()))
+                self.text.push((k.to_string(), value.trim().to_string()));
             }
             _ => return false,
         }

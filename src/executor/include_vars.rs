@@ -118,17 +118,19 @@ fn load_dir(dir: &Path, p: &IncludeVarsParams) -> Result<Loaded, String> {
     let ignore: Vec<regex::Regex> = p
         .ignore_files
         .clone()
-        .map(|i| i.into_vec())
+        .map(super::super::actions::OneOrMany::into_vec)
         .unwrap_or_default()
         .iter()
         .flat_map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .map(|pat| regex::Regex::new(&format!("(?:{pat})$")))
         .collect::<Result<_, _>>()
         .map_err(|_| "ignore_files holds an invalid regular expression".to_string())?;
-    let extensions: Vec<String> = p
-        .extensions
-        .clone()
-        .unwrap_or_else(|| DEFAULT_EXTENSIONS.iter().map(|e| e.to_string()).collect());
+    let extensions: Vec<String> = p.extensions.clone().unwrap_or_else(|| {
+        DEFAULT_EXTENSIONS
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect()
+    });
     let mut vars = Map::new();
     let mut files = Vec::new();
     for (root, names) in walk_sorted(dir, p.depth.unwrap_or(0))? {

@@ -663,14 +663,11 @@ impl<'a> PlayRunner<'a> {
                 )
             }
         };
-        let mut slot = match slot.lock() {
-            Ok(s) => s,
-            Err(_) => {
-                return (
-                    Err(HostError::Unreachable("connection slot poisoned".into())),
-                    None,
-                )
-            }
+        let Ok(mut slot) = slot.lock() else {
+            return (
+                Err(HostError::Unreachable("connection slot poisoned".into())),
+                None,
+            );
         };
         if let Some(existing) = slot.as_ref() {
             return (existing.clone().map_err(HostError::Unreachable), None);

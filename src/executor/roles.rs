@@ -441,7 +441,7 @@ impl PlayRunner<'_> {
                 Err(diags) => {
                     let msg = diags
                         .iter()
-                        .map(|d| d.to_string())
+                        .map(std::string::ToString::to_string)
                         .collect::<Vec<_>>()
                         .join("; ");
                     for i in hosts {

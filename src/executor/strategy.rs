@@ -23,7 +23,7 @@ impl PlayRunner<'_> {
             Strategy::Free => self.pool.install(|| {
                 batch
                     .par_iter()
-                    .for_each(|&i| self.run_list_linear(tasks, &[i]))
+                    .for_each(|&i| self.run_list_linear(tasks, &[i]));
             }),
         }
     }
@@ -47,7 +47,7 @@ impl PlayRunner<'_> {
             }
             match &task.kind {
                 TaskKind::Block { block, .. } if task.role_include => {
-                    self.run_role_include(task, block, &active)
+                    self.run_role_include(task, block, &active);
                 }
                 TaskKind::Block {
                     block,
@@ -56,16 +56,16 @@ impl PlayRunner<'_> {
                 } => self.run_block(block, rescue, always, &active),
                 TaskKind::IncludeTasks { file } => {
                     if self.tags_match(task) {
-                        self.run_include(task, file, &active)
+                        self.run_include(task, file, &active);
                     }
                 }
                 TaskKind::Action { action, args }
                     if task.role_include && action == "include_role" =>
                 {
-                    self.run_dynamic_role(task, args, &active)
+                    self.run_dynamic_role(task, args, &active);
                 }
                 TaskKind::Action { action, args } if actions::short_name(action) == "meta" => {
-                    self.run_meta(task, args, &active, batch)
+                    self.run_meta(task, args, &active, batch);
                 }
                 TaskKind::Action { .. } => {
                     if self.tags_match(task) {
@@ -144,7 +144,7 @@ impl PlayRunner<'_> {
                 .span
                 .path
                 .parent()
-                .map(|p| p.to_path_buf())
+                .map(std::path::Path::to_path_buf)
                 .unwrap_or_else(|| self.playbook.dir.clone());
             let path = [base.join(&file), self.playbook.dir.join(&file)]
                 .into_iter()
@@ -166,12 +166,12 @@ impl PlayRunner<'_> {
                             t.become_user = task.become_user.clone();
                         }
                     }
-                    self.run_list_linear(&tasks, &hosts)
+                    self.run_list_linear(&tasks, &hosts);
                 }
                 Err(diags) => {
                     let msg = diags
                         .iter()
-                        .map(|d| d.to_string())
+                        .map(std::string::ToString::to_string)
                         .collect::<Vec<_>>()
                         .join("; ");
                     for i in hosts {

@@ -123,7 +123,7 @@ impl PlayRunner<'_> {
             self.pool.install(|| {
                 chunk
                     .par_iter()
-                    .for_each(|&i| self.run_on_host(task, i, &name, hosts))
+                    .for_each(|&i| self.run_on_host(task, i, &name, hosts));
             });
         }
     }
@@ -843,7 +843,7 @@ impl PlayRunner<'_> {
     fn run_debug(&self, args: &Value, task: &Task, ctx: &minijinja::Value) -> ItemOutcome {
         use herdsman_modules::module::parse_params;
         let templar = &self.project.templar;
-        let p = match parse_params::<actions::DebugParams>("debug", &args) {
+        let p = match parse_params::<actions::DebugParams>("debug", args) {
             Ok(p) => p,
             Err(e) => return ItemOutcome::failed(e.to_string()),
         };
@@ -887,7 +887,7 @@ impl PlayRunner<'_> {
     fn run_assert(&self, args: &Value, task: &Task, ctx: &minijinja::Value) -> ItemOutcome {
         use herdsman_modules::module::parse_params;
         let templar = &self.project.templar;
-        let p = match parse_params::<actions::AssertParams>("assert", &args) {
+        let p = match parse_params::<actions::AssertParams>("assert", args) {
             Ok(p) => p,
             Err(e) => return ItemOutcome::failed(e.to_string()),
         };
@@ -927,11 +927,14 @@ impl PlayRunner<'_> {
         ctx: &minijinja::Value,
     ) -> ItemOutcome {
         use herdsman_modules::module::parse_params;
-        let p = match parse_params::<actions::SetupParams>("setup", &args) {
+        let p = match parse_params::<actions::SetupParams>("setup", args) {
             Ok(p) => p,
             Err(e) => return ItemOutcome::failed(e.to_string()),
         };
-        let subset = p.gather_subset.map(|s| s.into_vec()).unwrap_or_default();
+        let subset = p
+            .gather_subset
+            .map(super::super::actions::OneOrMany::into_vec)
+            .unwrap_or_default();
         let (owner, source) = match self.facts_owner(task, i, ctx) {
             Ok(o) => o,
             Err(o) => return *o,
@@ -947,7 +950,10 @@ impl PlayRunner<'_> {
         };
         match gathered {
             Ok(facts) => {
-                let filter = p.filter.map(|f| f.into_vec()).unwrap_or_default();
+                let filter = p
+                    .filter
+                    .map(super::super::actions::OneOrMany::into_vec)
+                    .unwrap_or_default();
                 let facts = crate::executor::facts::filter_facts(facts, &filter);
                 self.run.set_facts(&owner, facts.clone());
                 let mut o = ItemOutcome::new(Status::Ok);

@@ -432,7 +432,7 @@ fn install_panic_hook() {
                         let payload = info
                             .payload()
                             .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
+                            .map(std::string::ToString::to_string)
                             .or_else(|| info.payload().downcast_ref::<String>().cloned())
                             .unwrap_or_default();
                         *slot = format!("panicked at {location}: {payload}");

@@ -15,14 +15,14 @@ use regex::Regex;
 /// A bound on what one inventory line may expand to, so a typo like
 /// `web[1:99999999999]` is an error instead of exhausting memory.
 /// (A million took seconds to load: more than a typo deserves.)
-pub const MAX_HOSTS: usize = 100_000;
+pub(super) const MAX_HOSTS: usize = 100_000;
 
 /// A bound on the bytes of host names one line may expand to (a long name
 /// times a large range).
-pub const MAX_NAME_BYTES: usize = 64 * 1024 * 1024;
+pub(super) const MAX_NAME_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RangeError {
+pub(super) enum RangeError {
     #[error("a host range must be `[begin:end]` or `[begin:end:step]`")]
     Shape,
     #[error("a host range must have an end value")]
@@ -45,7 +45,7 @@ pub enum RangeError {
 
 /// Split `host:port` / `[host]:port`. `None` when the text is not a host
 /// name or address (with optional ranges) at all.
-pub fn parse_address(text: &str) -> Option<(String, Option<i64>)> {
+pub(super) fn parse_address(text: &str) -> Option<(String, Option<i64>)> {
     let mut address = text.to_string();
     let mut port = None;
     for re in [bracketed_hostport(), hostport()] {
@@ -59,7 +59,7 @@ pub fn parse_address(text: &str) -> Option<(String, Option<i64>)> {
 }
 
 /// Expand one host entry into host names and an optional port.
-pub fn expand(text: &str) -> Result<(Vec<String>, Option<i64>), RangeError> {
+pub(super) fn expand(text: &str) -> Result<(Vec<String>, Option<i64>), RangeError> {
     let (pattern, port) = parse_address(text).unwrap_or_else(|| (text.to_string(), None));
     let names = if pattern.contains('[') {
         expand_ranges(&pattern)?

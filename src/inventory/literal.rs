@@ -11,7 +11,7 @@ use serde_json::{Map, Number, Value};
 
 /// A host line could not be split into words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ShlexError {
+pub(crate) enum ShlexError {
     #[error("unterminated quote")]
     NoClosingQuote { col: usize },
     #[error("backslash at the end of the line escapes nothing")]
@@ -20,7 +20,7 @@ pub enum ShlexError {
 
 impl ShlexError {
     /// 0-based character column the problem starts at.
-    pub fn col(&self) -> usize {
+    pub(crate) fn col(&self) -> usize {
         match self {
             ShlexError::NoClosingQuote { col } | ShlexError::NoEscapedChar { col } => *col,
         }
@@ -29,7 +29,7 @@ impl ShlexError {
 
 /// One word of a shell-split line and the 0-based character column it starts at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Word {
+pub(crate) struct Word {
     pub col: usize,
     pub text: String,
 }
@@ -38,7 +38,7 @@ pub struct Word {
 /// group and are removed, a backslash escapes the next character (inside
 /// double quotes only `"` and `\`), and `#` starts a comment even in the
 /// middle of a word.
-pub fn shell_words(line: &str) -> Result<Vec<Word>, ShlexError> {
+pub(crate) fn shell_words(line: &str) -> Result<Vec<Word>, ShlexError> {
     let chars: Vec<char> = line.chars().collect();
     let mut words = Vec::new();
     let mut i = 0;
@@ -120,7 +120,7 @@ fn is_shell_space(c: char) -> bool {
 /// `None` when Python would reject the text, in which case Ansible keeps the
 /// raw string. Two deliberate gaps, both kept as the raw string: complex
 /// numbers (`1j`) and integers beyond 64 bits, which JSON cannot carry here.
-pub fn python_literal(text: &str) -> Option<Value> {
+pub(crate) fn python_literal(text: &str) -> Option<Value> {
     let mut p = Parser {
         s: text.chars().collect(),
         i: 0,

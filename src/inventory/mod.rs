@@ -573,7 +573,7 @@ impl Inventory {
             }
         };
         let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
@@ -1006,9 +1006,8 @@ mod tests {
     #[test]
     fn broken_inventories_point_at_the_problem() {
         insta::glob!("../../tests/fixtures/inventory", "bad/*", |path| {
-            let errors = match Inventory::load(&[path.to_path_buf()]) {
-                Ok(_) => panic!("{} loaded without error", path.display()),
-                Err(e) => e,
+            let Err(errors) = Inventory::load(&[path.to_path_buf()]) else {
+                panic!("{} loaded without error", path.display())
             };
             let base = Path::new(env!("CARGO_MANIFEST_DIR"));
             let rendered: String = errors

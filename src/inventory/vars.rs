@@ -101,7 +101,7 @@ fn files_in(dir: &Path, found: &mut Vec<PathBuf>) {
         return;
     };
     let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
@@ -165,7 +165,11 @@ mod tests {
         write(root, "group_vars/db/.hidden.yml", "not: read\n");
         write(root, "group_vars/ghost.yml", "- not parsed\n");
         write(root, "host_vars/h1", "h: true\n");
-        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let names = |v: &[&str]| {
+            v.iter()
+                .map(std::string::ToString::to_string)
+                .collect::<Vec<_>>()
+        };
         let d = read(root, &names(&["web", "db"]), &names(&["h1", "h2"]), false).unwrap();
         assert_eq!(Value::Object(d.groups["web"].clone()), json!({"a": 1}));
         assert_eq!(

@@ -154,7 +154,11 @@ fn shape_error(group: &str, section: &str, v: &Node) -> Diagnostic {
     ));
     let example: String = match (section, v.as_seq()) {
         ("hosts", Some(items)) => {
-            let names: Vec<String> = items.iter().take(2).filter_map(|n| n.key_text()).collect();
+            let names: Vec<String> = items
+                .iter()
+                .take(2)
+                .filter_map(super::super::yaml::Node::key_text)
+                .collect();
             let names = if names.is_empty() {
                 vec!["web01".to_string()]
             } else {

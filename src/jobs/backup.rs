@@ -67,7 +67,10 @@ pub fn report(
         return None;
     };
     let short = crate::actions::short_name(action);
-    if !modules.find(short).is_some_and(|m| m.reports_archives()) {
+    if !modules
+        .find(short)
+        .is_some_and(herdsman_modules::DynModule::reports_archives)
+    {
         return None;
     }
     let archives: Vec<Archive> = serde_json::from_value(result.get("archives")?.clone()).ok()?;

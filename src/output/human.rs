@@ -228,7 +228,7 @@ impl HumanPrinter {
         let width = recap
             .hosts
             .keys()
-            .map(|h| h.len())
+            .map(std::string::String::len)
             .max()
             .unwrap_or(0)
             .max(26);

@@ -24,14 +24,14 @@ impl HostStats {
             Status::Ok => self.ok += 1,
             Status::Changed => {
                 self.ok += 1;
-                self.changed += 1
+                self.changed += 1;
             }
             Status::Failed => self.failed += 1,
             Status::Skipped => self.skipped += 1,
             Status::Unreachable => self.unreachable += 1,
             Status::Ignored => {
                 self.ok += 1;
-                self.ignored += 1
+                self.ignored += 1;
             }
         }
     }

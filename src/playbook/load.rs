@@ -755,7 +755,7 @@ impl Loader {
                 }
                 "gather_facts" => play.gather_facts = self.boolean(v, "gather_facts"),
                 "connection" => {
-                    play.connection = self.choice(v, "connection", &["ssh", "local", "smart"])
+                    play.connection = self.choice(v, "connection", &["ssh", "local", "smart"]);
                 }
                 "remote_user" => {
                     play.remote_user = self.text(v, "remote_user");
@@ -779,7 +779,7 @@ impl Loader {
                 }
                 "max_fail_percentage" => play.max_fail_percentage = self.percentage(v),
                 "any_errors_fatal" => {
-                    play.any_errors_fatal = self.boolean(v, "any_errors_fatal").unwrap_or(false)
+                    play.any_errors_fatal = self.boolean(v, "any_errors_fatal").unwrap_or(false);
                 }
                 "force_handlers" => play.force_handlers = self.boolean(v, "force_handlers"),
                 "environment" => play.environment = self.environment(v, &mut checks),
@@ -791,7 +791,7 @@ impl Loader {
                     inherited.no_log = play.no_log.clone();
                 }
                 "ignore_errors" => {
-                    inherited.ignore_errors = self.expression_flag(v, "ignore_errors")
+                    inherited.ignore_errors = self.expression_flag(v, "ignore_errors");
                 }
                 "diff" => inherited.diff = self.boolean(v, "diff"),
                 "timeout" => inherited.timeout = self.number_or_template(v, "timeout", &mut checks),
@@ -799,13 +799,13 @@ impl Loader {
                 "collections" => self.collections = task_collections(entries),
                 "gather_subset" => play.gather_subset = string_list(v),
                 "module_defaults" => {
-                    inherited.module_defaults = self.module_defaults(v, &mut checks)
+                    inherited.module_defaults = self.module_defaults(v, &mut checks);
                 }
                 "throttle" => {
-                    inherited.throttle = self.number_or_template(v, "throttle", &mut checks)
+                    inherited.throttle = self.number_or_template(v, "throttle", &mut checks);
                 }
                 "ignore_unreachable" => {
-                    inherited.ignore_unreachable = self.boolean(v, "ignore_unreachable")
+                    inherited.ignore_unreachable = self.boolean(v, "ignore_unreachable");
                 }
                 "vars_prompt" => play.vars_prompt = self.vars_prompt(v),
                 "roles" => roles_node = Some(v),
@@ -1737,7 +1737,7 @@ impl Loader {
                 "run_once" => own.run_once = self.boolean(v, "run_once"),
                 "throttle" => own.throttle = self.number_or_template(v, "throttle", checks),
                 "ignore_unreachable" => {
-                    own.ignore_unreachable = self.boolean(v, "ignore_unreachable")
+                    own.ignore_unreachable = self.boolean(v, "ignore_unreachable");
                 }
                 "delegate_facts" => own.delegate_facts = self.boolean(v, "delegate_facts"),
                 "delegate_to" => {
@@ -1786,7 +1786,7 @@ impl Loader {
                 },
                 "extended" => lc.extended = self.boolean(val, "extended").unwrap_or(false),
                 "extended_allitems" => {
-                    lc.extended_allitems = self.boolean(val, "extended_allitems").unwrap_or(true)
+                    lc.extended_allitems = self.boolean(val, "extended_allitems").unwrap_or(true);
                 }
                 _ => {
                     let mut d = k
@@ -2120,7 +2120,7 @@ impl Loader {
                     out.push(s.clone());
                 }
                 NodeValue::Bool(_) | NodeValue::Int(_) | NodeValue::Float(_) => {
-                    out.push(item.key_text().unwrap_or_default())
+                    out.push(item.key_text().unwrap_or_default());
                 }
                 _ => {
                     self.wrong_type(
@@ -2177,7 +2177,7 @@ impl Loader {
                     }
                 }
                 NodeValue::Int(_) | NodeValue::Float(_) => {
-                    out.push(item.key_text().unwrap_or_default())
+                    out.push(item.key_text().unwrap_or_default());
                 }
                 _ => self.wrong_type(item, "tags", "a tag name or a list of them"),
             }
@@ -2416,7 +2416,7 @@ fn unclosed_flow(text: &str, error_line: usize) -> Option<(usize, usize, char)> 
                 None => match c {
                     // A quote opens a quoted scalar only where a scalar starts.
                     '\'' | '"' if matches!(prev, ' ' | ':' | '-' | '[' | '{' | ',') => {
-                        quote = Some(c)
+                        quote = Some(c);
                     }
                     '#' if prev == ' ' => break,
                     '[' | '{' => stack.push((i + 1, col + 1, c)),
@@ -2584,7 +2584,7 @@ fn find_unescaped_eq(token: &str) -> Option<usize> {
             Some(q) if c == q && (i == 0 || bytes[i - 1] != b'\\') => quote = None,
             Some(_) => {}
             None if (c == b'"' || c == b'\'') && (i == 0 || bytes[i - 1] != b'\\') => {
-                quote = Some(c)
+                quote = Some(c);
             }
             None if c == b'=' && i > 0 && bytes[i - 1] != b'\\' => return Some(i),
             None => {}
@@ -2708,7 +2708,10 @@ fn apply_module_defaults(
 /// `gather_subset: network,!hardware`).
 fn string_list(v: &Node) -> Vec<String> {
     match &v.value {
-        NodeValue::Seq(items) => items.iter().filter_map(|i| i.key_text()).collect(),
+        NodeValue::Seq(items) => items
+            .iter()
+            .filter_map(super::super::yaml::Node::key_text)
+            .collect(),
         NodeValue::Str(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
         _ => Vec::new(),
     }
@@ -2723,7 +2726,10 @@ fn task_collections(entries: &[(Node, Node)]) -> Vec<String> {
         return Vec::new();
     };
     match &v.value {
-        NodeValue::Seq(items) => items.iter().filter_map(|i| i.key_text()).collect(),
+        NodeValue::Seq(items) => items
+            .iter()
+            .filter_map(super::super::yaml::Node::key_text)
+            .collect(),
         NodeValue::Str(s) => vec![s.clone()],
         _ => Vec::new(),
     }

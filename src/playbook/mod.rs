@@ -54,7 +54,7 @@ pub(crate) struct SourceLines {
 
 impl SourceLines {
     /// Remember a file's text (the loader has it already).
-    pub fn insert(&mut self, path: &Path, text: &str) {
+    pub(crate) fn insert(&mut self, path: &Path, text: &str) {
         self.files.insert(
             path.to_path_buf(),
             text.lines().map(str::to_string).collect(),
@@ -74,7 +74,7 @@ impl SourceLines {
     /// `text`, the value of the scalar at `span`. Found when the text up to
     /// there is written verbatim in the file (plain, simply quoted, or a
     /// literal block); otherwise the whole scalar's span.
-    pub fn sub_span(&mut self, span: &Span, text: &str, offset: usize, len: usize) -> Span {
+    pub(crate) fn sub_span(&mut self, span: &Span, text: &str, offset: usize, len: usize) -> Span {
         let before: String = text.chars().take(offset).collect();
         let line_index = before.matches('\n').count();
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);

@@ -13,28 +13,28 @@ use minijinja::{Error, ErrorKind};
 
 /// Items a lookup or filter may produce in one list (`sequence`, `product`,
 /// `permutations`, `combinations`).
-pub const MAX_ITEMS: usize = 1_000_000;
+pub(super) const MAX_ITEMS: usize = 1_000_000;
 
 /// Length of a string built by padding (`center`, `indent`, `ljust`,
 /// `rjust`, `zfill`, printf widths): minijinja's limit for `'x' * n`.
-pub const MAX_TEXT_LEN: usize = 100_000_000;
+pub(super) const MAX_TEXT_LEN: usize = 100_000_000;
 
 /// The widest padding, indent, slice count or format width a template
 /// may ask for. Python builds whatever is asked; `center(999999999)` built
 /// a gigabyte and took seconds, so wider is an error. No real template
 /// pads past a few hundred columns.
-pub const MAX_WIDTH: usize = 65_536;
+pub(super) const MAX_WIDTH: usize = 65_536;
 
 /// Bytes a lookup may read from a controller file or command
 /// (`file`, `template`, `pipe`, `lines`): 64 MiB.
-pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
+pub(super) const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
 
 fn too_big(msg: String) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg)
 }
 
 /// `what` would make `n` items: an error past [`MAX_ITEMS`].
-pub fn check_items(what: &str, n: u128) -> Result<(), Error> {
+pub(super) fn check_items(what: &str, n: u128) -> Result<(), Error> {
     if n > MAX_ITEMS as u128 {
         return Err(too_big(format!(
             "{what}: the result would have {n} items, more than the limit of {MAX_ITEMS}"
@@ -45,7 +45,7 @@ pub fn check_items(what: &str, n: u128) -> Result<(), Error> {
 
 /// `what` would make a string of `len` characters: an error past
 /// [`MAX_TEXT_LEN`].
-pub fn check_text_len(what: &str, len: usize) -> Result<(), Error> {
+pub(super) fn check_text_len(what: &str, len: usize) -> Result<(), Error> {
     if len > MAX_TEXT_LEN {
         return Err(too_big(format!(
             "{what}: the result would be {len} characters long, more than the limit of {MAX_TEXT_LEN}"
@@ -55,7 +55,7 @@ pub fn check_text_len(what: &str, len: usize) -> Result<(), Error> {
 }
 
 /// `what` asks for a width of `width`: an error past [`MAX_WIDTH`].
-pub fn check_width(what: &str, width: usize) -> Result<usize, Error> {
+pub(super) fn check_width(what: &str, width: usize) -> Result<usize, Error> {
     if width > MAX_WIDTH {
         return Err(too_big(format!(
             "{what}: a width may be at most {MAX_WIDTH} (the limit on padding and format widths)"
@@ -66,7 +66,7 @@ pub fn check_width(what: &str, width: usize) -> Result<usize, Error> {
 
 /// Read all of `r`, or fail once it passes [`MAX_READ_BYTES`] (never
 /// holding more than one byte past the limit).
-pub fn read_bounded(what: &str, r: impl Read) -> Result<Vec<u8>, Error> {
+pub(super) fn read_bounded(what: &str, r: impl Read) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::new();
     r.take(MAX_READ_BYTES + 1)
         .read_to_end(&mut buf)
@@ -80,7 +80,7 @@ pub fn read_bounded(what: &str, r: impl Read) -> Result<Vec<u8>, Error> {
 }
 
 /// A controller file as text, bounded like [`read_bounded`].
-pub fn read_file_text(what: &str, path: &Path) -> Result<String, Error> {
+pub(super) fn read_file_text(what: &str, path: &Path) -> Result<String, Error> {
     let f = std::fs::File::open(path)
         .map_err(|e| too_big(format!("{what}: cannot read {}: {e}", path.display())))?;
     let bytes = read_bounded(&format!("{what}: {}", path.display()), f)?;

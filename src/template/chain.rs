@@ -23,10 +23,10 @@ use std::borrow::Cow;
 use minijinja::value::{Rest, Value};
 
 /// The function the rewritten chains call.
-pub const CHAIN_FN: &str = "__herd_chain";
+pub(super) const CHAIN_FN: &str = "__herd_chain";
 
 /// Walks `base[key1][key2]...`, giving undefined as soon as a step is missing.
-pub fn chain(base: &Value, keys: Rest<Value>) -> Value {
+pub(super) fn chain(base: &Value, keys: Rest<Value>) -> Value {
     let mut cur = base.clone();
     for key in keys.iter() {
         if cur.is_undefined() || cur.is_none() {
@@ -44,7 +44,7 @@ pub fn chain(base: &Value, keys: Rest<Value>) -> Value {
 }
 
 /// Rewrites chains inside the `{{ }}` and `{% %}` blocks of a template.
-pub fn rewrite_template(src: &str) -> Cow<'_, str> {
+pub(super) fn rewrite_template(src: &str) -> Cow<'_, str> {
     if !might_need_rewrite(src) {
         return Cow::Borrowed(src);
     }
@@ -179,7 +179,7 @@ fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
 
 /// Rewrites chains in one expression (the inside of a block, or a bare
 /// `when:` condition).
-pub fn rewrite_expression(code: &str) -> Cow<'_, str> {
+pub(super) fn rewrite_expression(code: &str) -> Cow<'_, str> {
     if !might_need_rewrite(code) {
         return Cow::Borrowed(code);
     }

@@ -17,7 +17,7 @@ use sha_crypt::{Sha256Params, Sha512Params, ROUNDS_MAX, ROUNDS_MIN};
 const ITOA64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Characters allowed in a crypt salt.
-pub fn valid_salt(salt: &str) -> bool {
+pub(super) fn valid_salt(salt: &str) -> bool {
     salt.bytes().all(|b| ITOA64.contains(&b))
 }
 
@@ -42,7 +42,7 @@ fn clamp_rounds(rounds: u32) -> usize {
 }
 
 /// `$6$` (SHA-512) crypt. `rounds` of 5000 is implicit and not written.
-pub fn sha512_crypt(password: &str, salt: &str, rounds: u32) -> String {
+pub(super) fn sha512_crypt(password: &str, salt: &str, rounds: u32) -> String {
     let salt: String = salt.chars().take(16).collect();
     let rounds = clamp_rounds(rounds);
     // Neither step fails: the rounds are in range, the encoding is ASCII.
@@ -53,7 +53,7 @@ pub fn sha512_crypt(password: &str, salt: &str, rounds: u32) -> String {
 }
 
 /// `$5$` (SHA-256) crypt.
-pub fn sha256_crypt(password: &str, salt: &str, rounds: u32) -> String {
+pub(super) fn sha256_crypt(password: &str, salt: &str, rounds: u32) -> String {
     let salt: String = salt.chars().take(16).collect();
     let rounds = clamp_rounds(rounds);
     let hash = Sha256Params::new(rounds)
@@ -71,7 +71,7 @@ fn header(id: &str, salt: &str, rounds: usize) -> String {
 }
 
 /// `$1$` (MD5) crypt.
-pub fn md5_crypt(password: &str, salt: &str) -> String {
+pub(super) fn md5_crypt(password: &str, salt: &str) -> String {
     let salt: String = salt.chars().take(8).collect();
     let (pw, sb) = (password.as_bytes(), salt.as_bytes());
     let alt = {

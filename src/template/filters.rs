@@ -899,8 +899,10 @@ fn dict(args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
             }
             ValueKind::Seq | ValueKind::Iterable => {
                 for pair in src.try_iter()? {
-                    let items: Vec<Value> =
-                        pair.try_iter().map(|i| i.collect()).unwrap_or_default();
+                    let items: Vec<Value> = pair
+                        .try_iter()
+                        .map(std::iter::Iterator::collect)
+                        .unwrap_or_default();
                     let [k, v] = <[Value; 2]>::try_from(items)
                         .map_err(|_| err("dict: each item must be a pair (key, value)"))?;
                     out.insert(k, v);

@@ -10,21 +10,21 @@
 use minijinja::syntax::SyntaxConfig;
 
 /// The most prefix operators (`-`, `not`) allowed in a row.
-pub const MAX_UNARY_RUN: usize = 32;
+pub(crate) const MAX_UNARY_RUN: usize = 32;
 
 /// Where a refused run of prefix operators is, carried as the source of
 /// the minijinja error so the error keeps its line (minijinja sets lines
 /// only on errors of its own).
 #[derive(Debug, thiserror::Error)]
 #[error("a run of prefix operators at line {line}")]
-pub struct UnaryRunAt {
+pub(crate) struct UnaryRunAt {
     pub line: usize,
 }
 
 /// The 1-based line of the first run of too many prefix operators in the
 /// code of a template (inside its variable and block tags, whatever
 /// delimiters `syntax` sets; text and comments are not code).
-pub fn unary_run_in_template(src: &str, syntax: &SyntaxConfig) -> Option<usize> {
+pub(crate) fn unary_run_in_template(src: &str, syntax: &SyntaxConfig) -> Option<usize> {
     let (vs, ve) = syntax.variable_delimiters();
     let (bs, be) = syntax.block_delimiters();
     let (cs, ce) = syntax.comment_delimiters();
@@ -56,7 +56,7 @@ pub fn unary_run_in_template(src: &str, syntax: &SyntaxConfig) -> Option<usize> 
 }
 
 /// The same for a bare expression (`when:`), whose whole text is code.
-pub fn unary_run_in_expression(expr: &str) -> Option<usize> {
+pub(crate) fn unary_run_in_expression(expr: &str) -> Option<usize> {
     unary_run(expr.as_bytes(), None)
         .1
         .map(|at| line_of(expr, at))

@@ -11,7 +11,7 @@ const PREFIX: &str = "#jinja2:";
 /// Why a `#jinja2:` line cannot be used. Names the override, never a
 /// rendered value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
+pub(super) enum HeaderError {
     #[error("cannot read the #jinja2 override '{pair}': expected key: value")]
     NotAPair { pair: String },
     #[error("#jinja2 override {key} must be True or False")]
@@ -25,13 +25,13 @@ pub enum HeaderError {
 }
 
 /// The overrides of a template's first line and the body after it.
-pub struct Header<'a> {
+pub(super) struct Header<'a> {
     pairs: Vec<(String, String)>,
     pub body: &'a str,
 }
 
 /// `None` when the file has no `#jinja2:` line.
-pub fn split(source: &str) -> Result<Option<Header<'_>>, HeaderError> {
+pub(super) fn split(source: &str) -> Result<Option<Header<'_>>, HeaderError> {
     let Some(rest) = source.strip_prefix(PREFIX) else {
         return Ok(None);
     };
@@ -71,12 +71,15 @@ fn parse_str(key: &str, v: &str) -> Result<String, HeaderError> {
 impl Header<'_> {
     /// True when the delimiters change, so the body must not be touched by
     /// the `{{ }}`-based preprocessing.
-    pub fn changes_delimiters(&self) -> bool {
+    pub(super) fn changes_delimiters(&self) -> bool {
         self.pairs.iter().any(|(k, _)| k.ends_with("_string"))
     }
 
     /// A copy of `base` with the overrides applied.
-    pub fn environment<'e>(&self, base: &Environment<'e>) -> Result<Environment<'e>, HeaderError> {
+    pub(super) fn environment<'e>(
+        &self,
+        base: &Environment<'e>,
+    ) -> Result<Environment<'e>, HeaderError> {
         let current = base.syntax().clone();
         let mut b = current.to_builder();
         let (mut bs, mut be) = pair(current.block_delimiters());

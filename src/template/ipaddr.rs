@@ -241,20 +241,20 @@ fn apply(v: &Value, q: Option<Value>, version: Option<u8>) -> Result<Value, Erro
     query(v, &n, &q)
 }
 
-pub fn ipaddr(v: &Value, q: Option<Value>) -> Result<Value, Error> {
+pub(super) fn ipaddr(v: &Value, q: Option<Value>) -> Result<Value, Error> {
     apply(v, q, None)
 }
 
-pub fn ipv4(v: &Value, q: Option<Value>) -> Result<Value, Error> {
+pub(super) fn ipv4(v: &Value, q: Option<Value>) -> Result<Value, Error> {
     apply(v, q, Some(4))
 }
 
-pub fn ipv6(v: &Value, q: Option<Value>) -> Result<Value, Error> {
+pub(super) fn ipv6(v: &Value, q: Option<Value>) -> Result<Value, Error> {
     apply(v, q, Some(6))
 }
 
 /// Wrap IPv6 addresses in brackets (for URLs); other values pass through.
-pub fn ipwrap(v: &Value, q: Option<Value>) -> Result<Value, Error> {
+pub(super) fn ipwrap(v: &Value, q: Option<Value>) -> Result<Value, Error> {
     if v.kind() == ValueKind::Seq {
         let out: Result<Vec<_>, _> = v.try_iter()?.map(|i| ipwrap(&i, q.clone())).collect();
         return Ok(Value::from(out?));

@@ -214,7 +214,7 @@ pub(super) fn truncate(
     let killwords = killwords.or(kwargs.get("killwords")?).unwrap_or(false);
     // `end` and `leeway` may come third and fourth, positionally.
     let positional_end = rest.first().and_then(|v| v.as_str().map(str::to_string));
-    let positional_leeway = rest.get(1).and_then(|v| v.as_usize());
+    let positional_leeway = rest.get(1).and_then(minijinja::Value::as_usize);
     if rest.len() > 2 {
         return Err(err("truncate: too many arguments"));
     }

@@ -508,7 +508,9 @@ fn flattened(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
 /// (Ansible's `listify_lookup_plugin_terms`).
 fn listify(t: &Value) -> Vec<Value> {
     if t.kind() == ValueKind::Seq {
-        t.try_iter().map(|i| i.collect()).unwrap_or_default()
+        t.try_iter()
+            .map(std::iter::Iterator::collect)
+            .unwrap_or_default()
     } else {
         vec![t.clone()]
     }
@@ -613,15 +615,12 @@ fn subelements(_: &State, a: &Args) -> Result<Vec<Value>, Error> {
             continue;
         }
         let json = super::to_json(&item);
-        match subelement(json, &path, skip_missing)? {
-            Some((parent, sub)) => {
-                let parent = super::from_json(&parent);
-                out.extend(
-                    sub.iter()
-                        .map(|s| Value::from(vec![parent.clone(), super::from_json(s)])),
-                );
-            }
-            None => continue,
+        if let Some((parent, sub)) = subelement(json, &path, skip_missing)? {
+            let parent = super::from_json(&parent);
+            out.extend(
+                sub.iter()
+                    .map(|s| Value::from(vec![parent.clone(), super::from_json(s)])),
+            );
         }
     }
     Ok(out)
@@ -786,7 +785,7 @@ fn password(search_paths: &[PathBuf], term: &str, opts: &PasswordOptions) -> Res
                 length = Some(
                     v.parse()
                         .map_err(|_| err("lookup('password'): length must be a number"))?,
-                )
+                );
             }
             "chars" => chars = Some(v.to_string()),
             "seed" => seed = Some(v.to_string()),
@@ -1178,7 +1177,7 @@ fn render_template(state: &State, path: &Path, extra: Option<&Value>) -> Result<
         static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
     const MAX_DEPTH: usize = 20;
-    let depth = DEPTH.with(|d| d.get());
+    let depth = DEPTH.with(std::cell::Cell::get);
     if depth >= MAX_DEPTH {
         return Err(err(format!(
             "lookup('template'): templates nest more than {MAX_DEPTH} deep at {}",

@@ -6,7 +6,7 @@
 use minijinja::value::{from_args, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
-pub fn unknown_method_callback(
+pub(super) fn unknown_method_callback(
     state: &mut State,
     value: &Value,
     method: &str,
@@ -77,12 +77,19 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
                         Some(n) if n < words.len() => {
                             let keep = words.len() - n;
                             let head_end = nth_word_end(s, keep);
-                            let mut out: Vec<String> =
-                                words[keep..].iter().rev().map(|w| w.to_string()).collect();
+                            let mut out: Vec<String> = words[keep..]
+                                .iter()
+                                .rev()
+                                .map(std::string::ToString::to_string)
+                                .collect();
                             out.push(s[..head_end].trim_end().to_string());
                             out
                         }
-                        _ => words.iter().rev().map(|w| w.to_string()).collect(),
+                        _ => words
+                            .iter()
+                            .rev()
+                            .map(std::string::ToString::to_string)
+                            .collect(),
                     }
                 }
             };

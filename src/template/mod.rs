@@ -262,7 +262,7 @@ pub fn note_undefined_variable(var: &str, e: &minijinja::Error) {
             var: var.to_string(),
             missing,
             via,
-        })
+        });
     });
 }
 
@@ -782,12 +782,12 @@ pub(crate) mod testutil {
     use super::*;
 
     /// Renders `source` with `vars` (JSON) through a fresh engine.
-    pub fn render(source: &str, vars: serde_json::Value) -> Result<String, TemplateError> {
+    pub(crate) fn render(source: &str, vars: serde_json::Value) -> Result<String, TemplateError> {
         Templar::new(Vec::new()).render_str("test", source, &from_json(&vars))
     }
 
     /// Renders `source` with no variables, panicking with the error.
-    pub fn r(source: &str) -> String {
+    pub(crate) fn r(source: &str) -> String {
         match render(source, serde_json::json!({})) {
             Ok(s) => s,
             Err(e) => panic!("{source}: {e}"),
@@ -795,13 +795,16 @@ pub(crate) mod testutil {
     }
 
     /// Evaluates an expression to JSON.
-    pub fn eval(expr: &str, vars: serde_json::Value) -> Result<serde_json::Value, TemplateError> {
+    pub(crate) fn eval(
+        expr: &str,
+        vars: serde_json::Value,
+    ) -> Result<serde_json::Value, TemplateError> {
         Templar::new(Vec::new())
             .eval("test", expr, &from_json(&vars))
             .map(|v| to_json(&v))
     }
 
-    pub fn e(expr: &str) -> serde_json::Value {
+    pub(crate) fn e(expr: &str) -> serde_json::Value {
         match eval(expr, serde_json::json!({})) {
             Ok(v) => v,
             Err(err) => panic!("{expr}: {err}"),

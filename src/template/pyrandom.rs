@@ -8,13 +8,13 @@ use sha2::{Digest, Sha512};
 const N: usize = 624;
 const M: usize = 397;
 
-pub struct PyRandom {
+pub(crate) struct PyRandom {
     mt: [u32; N],
     index: usize,
 }
 
 /// A seed as Python's `Random(seed)` takes it.
-pub enum Seed<'a> {
+pub(crate) enum Seed<'a> {
     Int(i128),
     Str(&'a str),
 }
@@ -66,7 +66,7 @@ impl PyRandom {
 
     /// `random.Random(seed)` (seeding version 2: strings are extended with
     /// their SHA-512 digest).
-    pub fn new(seed: Seed<'_>) -> Self {
+    pub(crate) fn new(seed: Seed<'_>) -> Self {
         let bytes: Vec<u8> = match seed {
             Seed::Int(n) => {
                 let n = n.unsigned_abs();
@@ -142,7 +142,7 @@ impl PyRandom {
     }
 
     /// `_randbelow(n)` for `n > 0`.
-    pub fn below(&mut self, n: u128) -> u128 {
+    pub(crate) fn below(&mut self, n: u128) -> u128 {
         let k = 128 - n.leading_zeros();
         loop {
             let r = self.getrandbits(k);
@@ -153,7 +153,7 @@ impl PyRandom {
     }
 
     /// `randrange(start, stop, step)`; `None` for an empty range.
-    pub fn randrange(&mut self, start: i128, stop: i128, step: i128) -> Option<i128> {
+    pub(crate) fn randrange(&mut self, start: i128, stop: i128, step: i128) -> Option<i128> {
         let width = stop - start;
         if step == 1 {
             return (width > 0).then(|| start + self.below(width as u128) as i128);

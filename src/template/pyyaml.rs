@@ -20,7 +20,7 @@ use serde_json::Value as J;
 
 /// How collections are laid out (PyYAML's `default_flow_style`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(super) enum Flow {
     /// `None`: collections of scalars only are written inline.
     Auto,
     /// `False`: always block style.
@@ -30,7 +30,7 @@ pub enum Flow {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Style {
+pub(super) struct Style {
     pub indent: usize,
     pub flow: Flow,
     pub sort_keys: bool,
@@ -40,7 +40,7 @@ pub struct Style {
 }
 
 /// `yaml.dump(value, ...)`.
-pub fn dump(v: &J, style: Style) -> String {
+pub(super) fn dump(v: &J, style: Style) -> String {
     let mut w = Writer {
         out: String::new(),
         column: 0,

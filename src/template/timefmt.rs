@@ -19,7 +19,7 @@ use jiff::Timestamp;
 
 /// Broken-down time, like C's `struct tm`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tm {
+pub(super) struct Tm {
     pub year: i64,
     /// 1..=12
     pub month: u32,
@@ -57,7 +57,7 @@ fn is_leap(y: i64) -> bool {
 }
 
 /// `epoch` seconds shown at `offset` seconds east of UTC.
-pub fn broken_down(epoch: i64, offset: i64, zone: &str) -> Tm {
+pub(super) fn broken_down(epoch: i64, offset: i64, zone: &str) -> Tm {
     let local = epoch + offset;
     let days = local.div_euclid(86_400);
     let secs = local.rem_euclid(86_400);
@@ -81,7 +81,7 @@ pub fn broken_down(epoch: i64, offset: i64, zone: &str) -> Tm {
 }
 
 /// The offset and abbreviation in force at `epoch` for the local zone.
-pub fn local_offset(epoch: i64) -> (i64, String) {
+pub(super) fn local_offset(epoch: i64) -> (i64, String) {
     match TimeZone::try_system() {
         Ok(tz) => offset_in(&tz, epoch),
         Err(_) => (0, "UTC".into()),
@@ -147,7 +147,7 @@ fn iso_week(tm: &Tm) -> (i64, u32) {
 
 /// C-locale `strftime`. Unknown directives are copied as they are, as glibc
 /// does.
-pub fn strftime(fmt: &str, tm: &Tm) -> String {
+pub(super) fn strftime(fmt: &str, tm: &Tm) -> String {
     let mut out = String::new();
     let mut chars = fmt.chars();
     while let Some(c) = chars.next() {

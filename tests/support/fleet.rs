@@ -37,9 +37,9 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub const FLEET_SIZE: usize = 25;
+pub(crate) const FLEET_SIZE: usize = 25;
 
-pub struct FleetHost {
+pub(crate) struct FleetHost {
     pub name: String,
     pub address: String,
 }
@@ -47,7 +47,7 @@ pub struct FleetHost {
 // Not every test file uses every helper, and the unused ones depend on
 // which test files are compiled in.
 #[allow(dead_code)]
-pub struct Fleet {
+pub(crate) struct Fleet {
     /// fleet.sh's state directory (per-host pid files, keys, inventory).
     pub state: PathBuf,
     pub inventory: PathBuf,
@@ -75,7 +75,7 @@ extern "C" fn take_fleet_down() {
 }
 
 /// The fleet, brought up on first use.
-pub fn fleet() -> &'static Fleet {
+pub(crate) fn fleet() -> &'static Fleet {
     match FLEET.get_or_init(bring_up) {
         Ok(f) => f,
         Err(e) => panic!("the test fleet is not available: {e}"),
@@ -167,7 +167,7 @@ fn read_hosts(state: &Path) -> Result<Vec<FleetHost>, String> {
 
 #[allow(dead_code)]
 impl Fleet {
-    pub fn address(&self, host: &str) -> &str {
+    pub(crate) fn address(&self, host: &str) -> &str {
         self.hosts
             .iter()
             .find(|h| h.name == host)
@@ -176,17 +176,17 @@ impl Fleet {
     }
 
     /// Exclusive use of a host's host-wide state for the guard's lifetime.
-    pub fn lock(&self, host: &str) -> MutexGuard<'_, ()> {
+    pub(crate) fn lock(&self, host: &str) -> MutexGuard<'_, ()> {
         self.locks
             .get(host)
             .unwrap_or_else(|| panic!("no fleet host {host}"))
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `herd run` against this fleet: its known_hosts, JSON lines output,
     /// the fleet's whole inventory until [`Herd::inventory`] says otherwise.
-    pub fn herd(&self) -> Herd {
+    pub(crate) fn herd(&self) -> Herd {
         Herd::play()
             .inventory(&self.inventory)
             .known_hosts(&self.known_hosts)
@@ -196,14 +196,14 @@ impl Fleet {
     /// Write `dir/name`, a one-play playbook running `tasks` (YAML task
     /// list items, indented by four spaces) on `host` without gathering
     /// facts, and return `herd run` of it limited to `host`.
-    pub fn play(&self, dir: &Path, name: &str, host: &str, tasks: &str) -> Herd {
+    pub(crate) fn play(&self, dir: &Path, name: &str, host: &str, tasks: &str) -> Herd {
         let text = format!("- hosts: {host}\n  gather_facts: no\n  tasks:\n{tasks}");
         write_files(dir, &[(name, &text)]);
         self.herd().playbook(dir.join(name)).limit(host)
     }
 
     /// An inventory file of fleet hosts, built line by line.
-    pub fn inventory(&self) -> Inventory<'_> {
+    pub(crate) fn inventory(&self) -> Inventory<'_> {
         Inventory {
             fleet: self,
             text: String::new(),
@@ -212,7 +212,7 @@ impl Fleet {
 
     /// Run a shell command on a host as root with the ssh client, to check
     /// what a playbook did independently of herd's own transport.
-    pub fn ssh(&self, host: &str, command: &str) -> Output {
+    pub(crate) fn ssh(&self, host: &str, command: &str) -> Output {
         Command::new("ssh")
             .args([
                 "-o",
@@ -233,7 +233,7 @@ impl Fleet {
     }
 
     /// stdout of [`Fleet::ssh`], asserting the command succeeded.
-    pub fn ssh_ok(&self, host: &str, command: &str) -> String {
+    pub(crate) fn ssh_ok(&self, host: &str, command: &str) -> String {
         let out = self.ssh(host, command);
         assert!(
             out.status.success(),
@@ -249,7 +249,7 @@ impl Fleet {
     /// `herd/busybox:1` built by `docker import` of a busybox-static rootfs
     /// (sh, httpd, wget, sleep, ...). Done once per host per test run; for
     /// tests that need Docker, not the ones that test installing it.
-    pub fn ensure_docker(&self, host: &str) {
+    pub(crate) fn ensure_docker(&self, host: &str) {
         let ready = self
             .docker_ready
             .get(host)
@@ -299,7 +299,7 @@ fi
 
 /// An INI inventory over fleet hosts: `[group]` headers, host lines that
 /// reach a fleet host with the fleet's key, and any raw text.
-pub struct Inventory<'f> {
+pub(crate) struct Inventory<'f> {
     fleet: &'f Fleet,
     text: String,
 }
@@ -307,14 +307,14 @@ pub struct Inventory<'f> {
 #[allow(dead_code)]
 impl Inventory<'_> {
     /// A `[name]` header (`[name:vars]`, `[name:children]` too).
-    pub fn group(mut self, name: &str) -> Self {
+    pub(crate) fn group(mut self, name: &str) -> Self {
         self.text.push_str(&format!("[{name}]\n"));
         self
     }
 
     /// `name` reaching `fleet_host` with the fleet's key; `vars` (INI
     /// `key=value` pairs, may be empty) follow, so they win over nothing.
-    pub fn host(mut self, name: &str, fleet_host: &str, vars: &str) -> Self {
+    pub(crate) fn host(mut self, name: &str, fleet_host: &str, vars: &str) -> Self {
         self.text.push_str(&format!(
             "{name} ansible_host={} ansible_ssh_private_key_file={}",
             self.fleet.address(fleet_host),
@@ -330,19 +330,19 @@ impl Inventory<'_> {
 
     /// [`Inventory::host`] as root; `ansible_user` in `vars` still wins,
     /// as the later setting on an INI line does.
-    pub fn root(self, name: &str, fleet_host: &str, vars: &str) -> Self {
+    pub(crate) fn root(self, name: &str, fleet_host: &str, vars: &str) -> Self {
         let vars = format!("ansible_user=root {vars}");
         self.host(name, fleet_host, vars.trim_end())
     }
 
     /// Raw inventory text (group variables, children, comments).
-    pub fn text(mut self, text: &str) -> Self {
+    pub(crate) fn text(mut self, text: &str) -> Self {
         self.text.push_str(text);
         self
     }
 
     /// Write the inventory as `dir/file` and return its path.
-    pub fn write(self, dir: &Path, file: &str) -> PathBuf {
+    pub(crate) fn write(self, dir: &Path, file: &str) -> PathBuf {
         write_files(dir, &[(file, &self.text)]);
         dir.join(file)
     }

@@ -9,10 +9,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-pub mod fleet;
+pub(crate) mod fleet;
 
 /// The repository root: examples and fixtures are found from here.
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -24,21 +24,21 @@ pub fn repo() -> PathBuf {
 /// (a playbook and an inventory, say) serves many runs that differ in a
 /// flag or two, and `run` can be called again on the same builder.
 #[derive(Clone)]
-pub struct Herd {
+pub(crate) struct Herd {
     args: Vec<OsString>,
     dir: PathBuf,
     /// `(key, Some(value))` sets, `(key, None)` removes, in order.
     env: Vec<(OsString, Option<OsString>)>,
 }
 
-pub struct Run {
+pub(crate) struct Run {
     pub output: Output,
     pub label: String,
 }
 
 impl Herd {
     /// `herd ARGS...` in the repository root.
-    pub fn new<I, S>(args: I) -> Self
+    pub(crate) fn new<I, S>(args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -51,12 +51,12 @@ impl Herd {
     }
 
     /// `herd run`, to be given a playbook, an inventory and flags.
-    pub fn play() -> Self {
+    pub(crate) fn play() -> Self {
         Herd::new(["run"])
     }
 
     /// More arguments after those already given.
-    pub fn args<I, S>(&self, args: I) -> Self
+    pub(crate) fn args<I, S>(&self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -69,7 +69,7 @@ impl Herd {
 
     /// `FLAG VALUE`, replacing the value if `FLAG` was given before
     /// (clap refuses most flags twice).
-    pub fn option(&self, flag: &str, value: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn option(&self, flag: &str, value: impl AsRef<OsStr>) -> Self {
         let mut h = self.clone();
         let value = value.as_ref().to_owned();
         match h.args.iter().position(|a| a == flag) {
@@ -80,76 +80,76 @@ impl Herd {
     }
 
     /// The playbook to run (a path, relative to the working directory).
-    pub fn playbook(&self, path: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn playbook(&self, path: impl AsRef<OsStr>) -> Self {
         self.args([path])
     }
 
     /// One of the repository's example playbooks, by its path in the repo.
-    pub fn example(&self, rel: &str) -> Self {
+    pub(crate) fn example(&self, rel: &str) -> Self {
         self.playbook(repo().join(rel))
     }
 
     /// `-i INVENTORY`.
-    pub fn inventory(&self, path: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn inventory(&self, path: impl AsRef<OsStr>) -> Self {
         self.option("-i", path)
     }
 
     /// `--limit PATTERN`.
-    pub fn limit(&self, pattern: &str) -> Self {
+    pub(crate) fn limit(&self, pattern: &str) -> Self {
         self.option("--limit", pattern)
     }
 
     /// `-e VARS`: JSON (a `serde_json::Value`), `key=value` or `@file`.
     /// May be given more than once, as on the command line.
-    pub fn vars(&self, vars: impl ToString) -> Self {
+    pub(crate) fn vars(&self, vars: impl ToString) -> Self {
         self.args(["-e".to_string(), vars.to_string()])
     }
 
     /// `--check`.
-    pub fn check(&self) -> Self {
+    pub(crate) fn check(&self) -> Self {
         self.args(["--check"])
     }
 
     /// `--diff`.
-    pub fn diff(&self) -> Self {
+    pub(crate) fn diff(&self) -> Self {
         self.args(["--diff"])
     }
 
     /// `--known-hosts FILE`.
-    pub fn known_hosts(&self, path: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn known_hosts(&self, path: impl AsRef<OsStr>) -> Self {
         self.option("--known-hosts", path)
     }
 
     /// `--output FORMAT`.
-    pub fn output(&self, format: &str) -> Self {
+    pub(crate) fn output(&self, format: &str) -> Self {
         self.option("--output", format)
     }
 
     /// `--output jsonl`, for [`Run::events`] and the recap readers.
-    pub fn jsonl(&self) -> Self {
+    pub(crate) fn jsonl(&self) -> Self {
         self.output("jsonl")
     }
 
-    pub fn env_remove(&self, key: &str) -> Self {
+    pub(crate) fn env_remove(&self, key: &str) -> Self {
         let mut h = self.clone();
         h.env.push((key.into(), None));
         h
     }
 
-    pub fn env(&self, key: &str, value: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn env(&self, key: &str, value: impl AsRef<OsStr>) -> Self {
         let mut h = self.clone();
         h.env.push((key.into(), Some(value.as_ref().to_owned())));
         h
     }
 
-    pub fn current_dir(&self, dir: &Path) -> Self {
+    pub(crate) fn current_dir(&self, dir: &Path) -> Self {
         let mut h = self.clone();
         h.dir = dir.to_path_buf();
         h
     }
 
     /// The arguments, joined for messages.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         self.args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -159,7 +159,7 @@ impl Herd {
 
     /// The command, for a caller that starts it itself (in the
     /// background, with pipes of its own).
-    pub fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_herd"));
         cmd.args(&self.args)
             .current_dir(&self.dir)
@@ -180,17 +180,17 @@ impl Herd {
     }
 
     /// Run; it must exit 0 with `changed` tasks changed on `host`.
-    pub fn converge(&self, host: &str, changed: u64) -> Run {
+    pub(crate) fn converge(&self, host: &str, changed: u64) -> Run {
         self.run().expect_code(0).expect_changed(host, changed)
     }
 
     /// [`Herd::converge`] with the same count on each of `hosts`.
-    pub fn converge_all(&self, hosts: &[&str], changed: u64) -> Run {
+    pub(crate) fn converge_all(&self, hosts: &[&str], changed: u64) -> Run {
         self.run().expect_code(0).expect_changed_on(hosts, changed)
     }
 
     /// Run herd to its end and keep what it printed.
-    pub fn run(&self) -> Run {
+    pub(crate) fn run(&self) -> Run {
         let label = self.label();
         let output = self
             .command()
@@ -201,17 +201,17 @@ impl Herd {
 }
 
 impl Run {
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         self.output.status.code().unwrap_or(-1)
     }
     /// Assert the exit code, showing both streams when it differs.
-    pub fn expect_code(self, code: i32) -> Self {
+    pub(crate) fn expect_code(self, code: i32) -> Self {
         assert_eq!(
             self.code(),
             code,
@@ -224,7 +224,7 @@ impl Run {
         self
     }
     /// Every JSON line of `--output jsonl`.
-    pub fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         self.stdout()
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -232,7 +232,7 @@ impl Run {
             .collect()
     }
     /// The recap event's per-host counters.
-    pub fn recap(&self) -> serde_json::Map<String, Value> {
+    pub(crate) fn recap(&self) -> serde_json::Map<String, Value> {
         self.events()
             .into_iter()
             .rev()
@@ -247,12 +247,12 @@ impl Run {
             })
     }
     /// Counter `key` of `host` in the recap.
-    pub fn stat(&self, host: &str, key: &str) -> u64 {
+    pub(crate) fn stat(&self, host: &str, key: &str) -> u64 {
         self.recap()[host][key].as_u64().unwrap_or(0)
     }
     /// Assert `host`'s `changed` count in the recap, showing the output
     /// when it differs.
-    pub fn expect_changed(self, host: &str, changed: u64) -> Self {
+    pub(crate) fn expect_changed(self, host: &str, changed: u64) -> Self {
         assert_eq!(
             self.stat(host, "changed"),
             changed,
@@ -263,20 +263,20 @@ impl Run {
         self
     }
     /// [`Run::expect_changed`] for each of `hosts`.
-    pub fn expect_changed_on(self, hosts: &[&str], changed: u64) -> Self {
+    pub(crate) fn expect_changed_on(self, hosts: &[&str], changed: u64) -> Self {
         hosts
             .iter()
             .fold(self, |run, host| run.expect_changed(host, changed))
     }
     /// `host`'s result of the task named `task`.
-    pub fn result(&self, task: &str, host: &str) -> Value {
+    pub(crate) fn result(&self, task: &str, host: &str) -> Value {
         self.results(task)
             .into_iter()
             .find(|r| r["host"] == host)
             .unwrap_or_else(|| panic!("no result of `{task}` for {host}:\n{}", self.stdout()))
     }
     /// Host results of the task named `task`.
-    pub fn results(&self, task: &str) -> Vec<Value> {
+    pub(crate) fn results(&self, task: &str) -> Vec<Value> {
         self.events()
             .into_iter()
             .filter(|e| e["event"] == "host_result" && e["task"] == task)
@@ -286,7 +286,7 @@ impl Run {
 
 /// Write `inventory.ini` and `site.yml` under `dir`, then `herd run` them
 /// there with JSON lines output and `extra` arguments.
-pub fn run_in(dir: &Path, inventory: &str, playbook: &str, extra: &[&str]) -> Run {
+pub(crate) fn run_in(dir: &Path, inventory: &str, playbook: &str, extra: &[&str]) -> Run {
     write_files(dir, &[("inventory.ini", inventory), ("site.yml", playbook)]);
     Herd::play()
         .playbook("site.yml")
@@ -298,7 +298,7 @@ pub fn run_in(dir: &Path, inventory: &str, playbook: &str, extra: &[&str]) -> Ru
 }
 
 /// Write `files` (relative path, content) under `dir`.
-pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+pub(crate) fn write_files(dir: &Path, files: &[(&str, &str)]) {
     for (rel, content) in files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {

@@ -735,7 +735,7 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
             if i + 1 < tries {
                 let delay = (1u64 << i.min(6)).min(max_delay);
                 crate::cancel::sleep(std::time::Duration::from_secs(delay))
-                    .map_err(|c| c.into_error())?;
+                    .map_err(super::super::cancel::Cancel::into_error)?;
             }
         }
         last?;

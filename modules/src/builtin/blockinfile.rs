@@ -422,7 +422,9 @@ mod tests {
         assert!(std::path::Path::new(&mark).exists());
         assert_eq!(read(&f), "ok\n");
         assert_eq!(
-            std::fs::read_dir(dir.path()).map(|d| d.count()).ok(),
+            std::fs::read_dir(dir.path())
+                .map(std::iter::Iterator::count)
+                .ok(),
             Some(2)
         );
 

@@ -912,7 +912,7 @@ fn recurse_plan(
     }
     match &want.mode {
         Some(Mode::Octal(m)) => {
-            script.push_str(&format!("{find} chmod -- {} {{}} +\n", mode_str(*m)))
+            script.push_str(&format!("{find} chmod -- {} {{}} +\n", mode_str(*m)));
         }
         Some(Mode::Symbolic(s)) => script.push_str(&format!(
             "{find} chmod -- {} {{}} +\n",

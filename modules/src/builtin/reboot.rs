@@ -130,7 +130,8 @@ impl Module for Reboot {
         let before = boot_id(host, id_cmd)?;
         // Every wait gives way to an interrupted run or the task's
         // `timeout:`: the polls below treat host errors as "not back yet".
-        let pause_for = |d: Duration| crate::cancel::sleep(d).map_err(|c| c.into_error());
+        let pause_for =
+            |d: Duration| crate::cancel::sleep(d).map_err(super::super::cancel::Cancel::into_error);
         if let Some(d) = p.pre_reboot_delay.filter(|d| *d > 0) {
             pause_for(Duration::from_secs(d))?;
         }
@@ -173,7 +174,7 @@ impl Module for Reboot {
                         "test command failed (rc={}): {}",
                         out.rc,
                         out.stderr_str().trim_end()
-                    )
+                    );
                 }
                 Err(e) => last_error = e.to_string(),
             }

@@ -236,7 +236,7 @@ impl Module for Sysctl {
                     set_live = true;
                 }
                 None if p.ignoreerrors => {
-                    warnings.push(format!("{name} is not a kernel parameter on this host"))
+                    warnings.push(format!("{name} is not a kernel parameter on this host"));
                 }
                 None => {
                     let why = tagged(&head, "NOKEY")

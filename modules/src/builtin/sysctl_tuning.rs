@@ -853,7 +853,7 @@ and listed in `/etc/modules-load.d/<name>.conf`; `net.ipv4.ip_forward`),
             match content {
                 None => prep.push_str(&format!("rm -f -- {}\n", quote(path))),
                 Some(_) => {
-                    prep.push_str(&format!("mkdir -p -- \"$(dirname -- {})\"\n", quote(path)))
+                    prep.push_str(&format!("mkdir -p -- \"$(dirname -- {})\"\n", quote(path)));
                 }
             }
         }

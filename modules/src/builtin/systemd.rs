@@ -228,7 +228,7 @@ pub fn actions(p: &SystemdParams, name: &str, info: &UnitInfo) -> Vec<(String, V
         if p.force == Some(true) && matches!(args.first(), Some(&("enable" | "disable" | "mask"))) {
             argv.push("--force".into());
         }
-        argv.extend(args.iter().map(|s| s.to_string()));
+        argv.extend(args.iter().map(std::string::ToString::to_string));
         v.push((what, argv));
     };
     if let Some(m) = p.masked {
@@ -257,10 +257,10 @@ pub fn actions(p: &SystemdParams, name: &str, info: &UnitInfo) -> Vec<(String, V
         match s {
             UnitState::Started if !running => cmd(format!("start {name}"), &["start", "--", name]),
             UnitState::Stopped if running || info.deactivating() => {
-                cmd(format!("stop {name}"), &["stop", "--", name])
+                cmd(format!("stop {name}"), &["stop", "--", name]);
             }
             UnitState::Restarted | UnitState::Reloaded if !running => {
-                cmd(format!("start {name}"), &["start", "--", name])
+                cmd(format!("start {name}"), &["start", "--", name]);
             }
             UnitState::Restarted => cmd(format!("restart {name}"), &["restart", "--", name]),
             UnitState::Reloaded => cmd(format!("reload {name}"), &["reload", "--", name]),

@@ -292,7 +292,7 @@ pub fn real_differences(lines: &[&str], mode_given: bool) -> Vec<String> {
                 || (mode_given && l.ends_with("Mode differs"))
                 || l.starts_with("tar: ") && l.contains("Exiting with failure"))
         })
-        .map(|l| l.to_string())
+        .map(std::string::ToString::to_string)
         .collect()
 }
 

@@ -102,7 +102,7 @@ pub fn module_doc<M: Module>() -> ModuleDoc {
             p.choice_aliases = accepted
                 .iter()
                 .filter(|v| !p.choices.iter().any(|c| c == **v))
-                .map(|v| v.to_string())
+                .map(std::string::ToString::to_string)
                 .collect();
         }
     }

@@ -144,7 +144,7 @@ fn generated_pages_are_current() {
 #[test]
 fn types_defaults_and_choices_come_from_the_definitions() {
     let doc = registry::find("sysctl")
-        .map(|m| m.doc())
+        .map(super::super::module::DynModule::doc)
         .expect("sysctl is registered");
     let get = |n: &str| doc.params.iter().find(|p| p.name == n).cloned().expect(n);
     let name = get("name");
@@ -169,9 +169,13 @@ fn types_defaults_and_choices_come_from_the_definitions() {
 
 #[test]
 fn free_form_and_engine_fields() {
-    let doc = registry::find("command").map(|m| m.doc()).expect("command");
+    let doc = registry::find("command")
+        .map(super::super::module::DynModule::doc)
+        .expect("command");
     assert_eq!(doc.params[0].name, FREE_FORM);
-    let copy = registry::find("copy").map(|m| m.doc()).expect("copy");
+    let copy = registry::find("copy")
+        .map(super::super::module::DynModule::doc)
+        .expect("copy");
     assert!(copy.params.iter().all(|p| !p.name.starts_with('_')));
 }
 
@@ -182,7 +186,9 @@ fn doc_lines_become_paragraphs() {
 
 #[test]
 fn enum_value_aliases_come_from_serde() {
-    let doc = registry::find("apt").map(|m| m.doc()).expect("apt");
+    let doc = registry::find("apt")
+        .map(super::super::module::DynModule::doc)
+        .expect("apt");
     let state = doc
         .params
         .iter()

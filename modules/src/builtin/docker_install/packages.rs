@@ -16,7 +16,7 @@ pub fn version_parts(v: &str) -> Vec<u64> {
     let v = v.split_once(':').map_or(v, |(_, rest)| rest);
     let mut out = Vec::new();
     for part in v.split('.') {
-        let digits: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
         match digits.parse() {
             Ok(n) => out.push(n),
             Err(_) => break,

@@ -54,7 +54,7 @@ pub(super) fn apply(p: &EsParams, plan: Plan, host: &mut dyn Host) -> Result<Out
         ServiceAction::None => {}
         ServiceAction::Start => start(p, l, &base, host, &mut steps, &mut result)?,
         ServiceAction::RollingRestart => {
-            rolling_restart(p, l, &base, host, &mut steps, &mut result)?
+            rolling_restart(p, l, &base, host, &mut steps, &mut result)?;
         }
     }
     if planned.service != ServiceAction::None {
@@ -234,7 +234,9 @@ fn rolling_restart(
 ) -> Result<(), ModuleError> {
     let (timeout, want) = (wait_timeout(p), p.wait_for_status);
     let lock = cluster_lock(p.cluster_name.trim());
-    let _turn = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Never take a node away from a cluster that is not at the
     // wanted health (another node may still be recovering).
     wait_health(host, base, want, timeout).map_err(|m| {

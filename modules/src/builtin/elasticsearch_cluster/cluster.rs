@@ -52,7 +52,9 @@ pub(super) enum ApiError {
 pub(super) fn cluster_lock(cluster: &str) -> Arc<Mutex<()>> {
     static LOCKS: OnceLock<Mutex<BTreeMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
     let map = LOCKS.get_or_init(|| Mutex::new(BTreeMap::new()));
-    let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+    let mut m = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     m.entry(cluster.to_string()).or_default().clone()
 }
 

@@ -406,7 +406,7 @@ mod tests {
         .handle(
             Match::contains("ln -sfn"),
             step("link", |s| {
-                s.link = Some("/opt/elasticsearch-8.11.1".into())
+                s.link = Some("/opt/elasticsearch-8.11.1".into());
             }),
         )
         .handle(Match::prefix("sysctl -w"), |h, _, _| {
