@@ -21,6 +21,36 @@ const DEFAULT_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 /// What was loaded: the variables, and the files they came from in order.
 type Loaded = (Map<String, Value>, Vec<PathBuf>);
 
+/// Why `include_vars` failed, in ansible-core 2.18's words where it has them.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IncludeVarsError {
+    #[error("You are mixing file only and dir only arguments, these are incompatible")]
+    FileAndDir,
+    #[error("include_vars needs `file`, `dir` or a file name")]
+    NothingNamed,
+    #[error("Could not find or access '{name}' (searched: {looked})")]
+    NotFound { name: String, looked: String },
+    #[error("{} must be stored as a dictionary/hash", .0.display())]
+    NotAMapping(PathBuf),
+    #[error("{0}")]
+    Parse(String),
+    #[error("{} directory does not exist", .0.display())]
+    NoDirectory(PathBuf),
+    #[error("{} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("{param} is not a valid regular expression")]
+    BadPattern { param: &'static str },
+    #[error("{} does not have a valid extension: {extensions}", .path.display())]
+    BadExtension { path: PathBuf, extensions: String },
+    #[error("{} holds more than {max} directories", .dir.display())]
+    TooManyDirectories { dir: PathBuf, max: usize },
+    #[error("cannot list {}: {source}", .dir.display())]
+    List {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 impl PlayRunner<'_> {
     pub(crate) fn run_include_vars(&self, args: &Value, task: &Task, i: usize) -> ItemOutcome {
         let p =
@@ -30,9 +60,7 @@ impl PlayRunner<'_> {
                 Err(e) => return ItemOutcome::failed(e.to_string()),
             };
         let loaded = match (&p.dir, p.file.as_ref().or(p.raw.as_ref())) {
-            (Some(_), Some(_)) => Err(
-                "You are mixing file only and dir only arguments, these are incompatible".into(),
-            ),
+            (Some(_), Some(_)) => Err(IncludeVarsError::FileAndDir),
             (Some(dir), None) => {
                 let dir = match task.span.path.parent() {
                     Some(base) => base.join(dir),
@@ -44,11 +72,11 @@ impl PlayRunner<'_> {
                 let bases = search::task_bases(&task.span.path, &self.playbook.dir);
                 load_file_arg(&bases, file.trim_end_matches('\n'))
             }
-            (None, None) => Err("include_vars needs `file`, `dir` or a file name".into()),
+            (None, None) => Err(IncludeVarsError::NothingNamed),
         };
         let (mut vars, files) = match loaded {
             Ok(l) => l,
-            Err(msg) => return ItemOutcome::failed(msg),
+            Err(e) => return ItemOutcome::failed(e.to_string()),
         };
         if let Some(name) = p.name {
             let mut scoped = Map::new();
@@ -75,46 +103,46 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn load_file_arg(bases: &[PathBuf], name: &str) -> Result<Loaded, String> {
+fn load_file_arg(bases: &[PathBuf], name: &str) -> Result<Loaded, IncludeVarsError> {
     let path = search::find(bases, "vars", name).map_err(|looked| {
         let looked: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
-        format!(
-            "Could not find or access '{name}' (searched: {})",
-            looked.join(", ")
-        )
+        IncludeVarsError::NotFound {
+            name: name.to_string(),
+            looked: looked.join(", "),
+        }
     })?;
     let vars = load_one(&path)?;
     Ok((vars, vec![path]))
 }
 
 /// One vars file: a mapping (an empty file is none), else an error naming it.
-fn load_one(path: &Path) -> Result<Map<String, Value>, String> {
+fn load_one(path: &Path) -> Result<Map<String, Value>, IncludeVarsError> {
     match crate::yaml::parse_file(path).map(|n| n.to_json()) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
-        Ok(_) => Err(format!(
-            "{} must be stored as a dictionary/hash",
-            path.display()
-        )),
-        Err(d) => Err(d.to_string()),
+        Ok(_) => Err(IncludeVarsError::NotAMapping(path.to_path_buf())),
+        // The loader's diagnostic, already rendered with its location.
+        Err(d) => Err(IncludeVarsError::Parse(d.to_string())),
     }
 }
 
 /// Every file of `dir` that passes the filters, directories in sorted path
 /// order and files sorted in each, later files overriding earlier ones.
-fn load_dir(dir: &Path, p: &IncludeVarsParams) -> Result<Loaded, String> {
+fn load_dir(dir: &Path, p: &IncludeVarsParams) -> Result<Loaded, IncludeVarsError> {
     if !dir.exists() {
-        return Err(format!("{} directory does not exist", dir.display()));
+        return Err(IncludeVarsError::NoDirectory(dir.to_path_buf()));
     }
     if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
+        return Err(IncludeVarsError::NotADirectory(dir.to_path_buf()));
     }
     let matcher = p
         .files_matching
         .as_deref()
         .map(regex::Regex::new)
         .transpose()
-        .map_err(|_| "files_matching is not a valid regular expression".to_string())?;
+        .map_err(|_| IncludeVarsError::BadPattern {
+            param: "files_matching",
+        })?;
     let ignore: Vec<regex::Regex> = p
         .ignore_files
         .clone()
@@ -124,7 +152,9 @@ fn load_dir(dir: &Path, p: &IncludeVarsParams) -> Result<Loaded, String> {
         .flat_map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .map(|pat| regex::Regex::new(&format!("(?:{pat})$")))
         .collect::<Result<_, _>>()
-        .map_err(|_| "ignore_files holds an invalid regular expression".to_string())?;
+        .map_err(|_| IncludeVarsError::BadPattern {
+            param: "ignore_files",
+        })?;
     let extensions: Vec<String> = p.extensions.clone().unwrap_or_else(|| {
         DEFAULT_EXTENSIONS
             .iter()
@@ -148,11 +178,10 @@ fn load_dir(dir: &Path, p: &IncludeVarsParams) -> Result<Loaded, String> {
                 if p.ignore_unknown_extensions {
                     continue;
                 }
-                return Err(format!(
-                    "{} does not have a valid extension: {}",
-                    root.join(&name).display(),
-                    extensions.join(", ")
-                ));
+                return Err(IncludeVarsError::BadExtension {
+                    path: root.join(&name),
+                    extensions: extensions.join(", "),
+                });
             }
             let path = root.join(&name);
             for (k, v) in load_one(&path)? {
@@ -166,20 +195,22 @@ fn load_dir(dir: &Path, p: &IncludeVarsParams) -> Result<Loaded, String> {
 
 /// Directories under `dir` (itself included) no deeper than `depth` (0: no
 /// limit), sorted by path, each with its sorted file names.
-fn walk_sorted(dir: &Path, depth: u64) -> Result<Vec<(PathBuf, Vec<String>)>, String> {
+fn walk_sorted(dir: &Path, depth: u64) -> Result<Vec<(PathBuf, Vec<String>)>, IncludeVarsError> {
     /// A bound on the directories walked, so a link loop cannot hang the run.
     const MAX_DIRS: usize = 10_000;
     let mut out = Vec::new();
     let mut pending = vec![(dir.to_path_buf(), 1u64)];
     while let Some((d, level)) = pending.pop() {
         if out.len() >= MAX_DIRS {
-            return Err(format!(
-                "{} holds more than {MAX_DIRS} directories",
-                dir.display()
-            ));
+            return Err(IncludeVarsError::TooManyDirectories {
+                dir: dir.to_path_buf(),
+                max: MAX_DIRS,
+            });
         }
-        let entries =
-            std::fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))?;
+        let entries = std::fs::read_dir(&d).map_err(|source| IncludeVarsError::List {
+            dir: d.clone(),
+            source,
+        })?;
         let mut names = Vec::new();
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
@@ -235,7 +266,7 @@ mod tests {
         let (vars, _) = load_dir(&dir, &top).unwrap();
         assert_eq!(vars.keys().collect::<Vec<_>>(), ["a", "shared", "b"]);
         let strict = params(serde_json::json!({"dir": "v", "depth": 1}));
-        let e = load_dir(&dir, &strict).unwrap_err();
+        let e = load_dir(&dir, &strict).unwrap_err().to_string();
         assert!(
             e.contains("notes.txt does not have a valid extension"),
             "{e}"
