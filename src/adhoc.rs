@@ -190,10 +190,8 @@ fn run_args(a: &AdhocArgs, playbook: &Path) -> Result<RunArgs, AppError> {
     }
     argv.extend((0..a.verbose).map(|_| "-v".to_string()));
     let cmd = <RunArgs as Args>::augment_args(clap::Command::new("herd-run"));
-    let matches = cmd
-        .try_get_matches_from(argv)
-        .map_err(|e| AppError::Job(e.to_string()))?;
-    RunArgs::from_arg_matches(&matches).map_err(|e| AppError::Job(e.to_string()))
+    let matches = cmd.try_get_matches_from(argv)?;
+    Ok(RunArgs::from_arg_matches(&matches)?)
 }
 
 /// A private directory for the generated playbook, removed on drop.
@@ -210,7 +208,10 @@ impl TempDir {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
-            .map_err(|e| AppError::Job(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|source| AppError::AdhocFile {
+                path: dir.clone(),
+                source,
+            })?;
         Ok(TempDir(dir))
     }
 }
@@ -229,8 +230,10 @@ where
     let text = playbook_text(&a);
     let tmp = TempDir::new()?;
     let path = tmp.0.join("adhoc.yml");
-    std::fs::write(&path, &text)
-        .map_err(|e| AppError::Job(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(&path, &text).map_err(|source| AppError::AdhocFile {
+        path: path.clone(),
+        source,
+    })?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let _ = MODE.set(Mode {
         module: crate::actions::short_name(&a.module).to_string(),

@@ -168,9 +168,24 @@ pub enum AppError {
     Pattern(#[from] crate::inventory::pattern::PatternError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// A scheduled-job flag could not be honoured (lock or log file).
+    /// `--lock` could not take its lock file.
+    #[error(transparent)]
+    Lock(#[from] crate::jobs::lock::LockError),
+    /// `--log-file` could not be opened.
+    #[error(transparent)]
+    LogFile(#[from] crate::jobs::record::LogFileError),
+    /// `--start-at-task` named no task.
+    #[error(transparent)]
+    StartAt(#[from] crate::jobs::list::NoSuchTask),
+    /// `herd adhoc`'s arguments did not make a run.
     #[error("{0}")]
-    Job(String),
+    AdhocArgs(#[from] clap::Error),
+    /// `herd adhoc` could not write its playbook.
+    #[error("cannot write {}: {source}", .path.display())]
+    AdhocFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     VarsPrompt(#[from] crate::vars_prompt::VarsPromptError),
     #[error(transparent)]

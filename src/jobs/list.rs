@@ -166,7 +166,7 @@ pub fn before_run(args: &RunArgs, project: &mut Project) -> Result<Option<u8>, A
         return Ok(Some(exit::OK));
     }
     if let Some(pattern) = &args.list.start_at_task {
-        start_at(project, pattern).map_err(|e| AppError::Job(e.to_string()))?;
+        start_at(project, pattern)?;
     }
     Ok(None)
 }

@@ -153,15 +153,13 @@ where
                     eprintln!("error: {e}");
                     return Ok(exit::LOCKED);
                 }
-                Err(e) => return Err(AppError::Job(e.to_string())),
+                Err(e) => return Err(e.into()),
             }
         }
         _ => None,
     };
     let mut log = match (&jobs.log_file, listing) {
-        (Some(p), false) => {
-            Some(LogFile::open(p, &run_id).map_err(|e| AppError::Job(e.to_string()))?)
-        }
+        (Some(p), false) => Some(LogFile::open(p, &run_id)?),
         _ => None,
     };
     if let Some(log) = log.as_mut() {
