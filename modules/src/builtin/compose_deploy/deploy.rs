@@ -18,7 +18,7 @@ use super::{
     docker_available, invalid, last_lines, run_ok, ComposeDeploy, Planned, LIVE, MANIFEST, PREVIOUS,
 };
 
-pub(super) fn up_script(w: &Want, names: &[&str], pull: Pull, remove_orphans: bool) -> String {
+fn up_script(w: &Want, names: &[&str], pull: Pull, remove_orphans: bool) -> String {
     format!(
         "{} up -d --pull {}{} 2>&1",
         compose_cmd(&w.project, &w.dir, names),
@@ -32,11 +32,7 @@ pub(super) fn up_script(w: &Want, names: &[&str], pull: Pull, remove_orphans: bo
 }
 
 /// Write the project's files, `.env` and manifest, and remove `stale` ones.
-pub(super) fn write_project(
-    host: &mut dyn Host,
-    w: &Want,
-    stale: &[String],
-) -> Result<(), ModuleError> {
+fn write_project(host: &mut dyn Host, w: &Want, stale: &[String]) -> Result<(), ModuleError> {
     run_ok(
         host,
         "creating the project directory",

@@ -223,7 +223,7 @@ pub struct Colors {
 }
 
 /// A list of names, or one name.
-pub(super) fn de_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn de_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(Vec::new()),
         Value::String(s) => Ok(vec![s]),
@@ -241,9 +241,7 @@ pub(super) fn de_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D
 }
 
 /// A mapping of variable names to scalars, as `.env` holds them.
-pub(super) fn de_env<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
+fn de_env<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
     let map = match Value::deserialize(d)? {
         Value::Null => return Ok(BTreeMap::new()),
         Value::Object(m) => m,
@@ -281,7 +279,7 @@ pub(super) fn de_env<'de, D: Deserializer<'de>>(
         .collect()
 }
 
-pub(super) fn valid_var(k: &str) -> bool {
+fn valid_var(k: &str) -> bool {
     let mut b = k.bytes();
     b.next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')

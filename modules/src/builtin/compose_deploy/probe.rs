@@ -25,7 +25,7 @@ docker compose version >/dev/null 2>&1 || { echo NOCOMPOSE; exit 0; }
 
 /// The probe of one project, tagged `x`: its files in `dir`, the new
 /// configuration's hashes and images (rendered in `$T/x`), its containers.
-pub(super) fn probe_project(x: &str, w: &Want) -> String {
+fn probe_project(x: &str, w: &Want) -> String {
     let mut s = String::new();
     for (i, (n, _)) in w.files.iter().enumerate() {
         s.push_str(&format!("file {x}F{i} {}\n", quote(&w.path(n))));
@@ -109,7 +109,7 @@ pub(super) struct Probed {
     pub(super) containers: Vec<Container>,
 }
 
-pub(super) fn lines_of<'a>(out: &'a str, tag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+fn lines_of<'a>(out: &'a str, tag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     out.lines()
         .filter_map(move |l| l.strip_prefix(tag)?.strip_prefix(' '))
 }

@@ -50,7 +50,7 @@ pub(super) fn env_text(env: &BTreeMap<String, String>) -> String {
     s
 }
 
-pub(super) fn manifest_text(names: &[&str]) -> String {
+fn manifest_text(names: &[&str]) -> String {
     let mut s = String::from(HEADER);
     for n in names {
         s.push_str(n);
@@ -67,7 +67,7 @@ pub(super) fn manifest_names(text: &str) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn valid_file_name(n: &str) -> bool {
+fn valid_file_name(n: &str) -> bool {
     !n.is_empty()
         && !n.starts_with('.')
         && n.bytes()
