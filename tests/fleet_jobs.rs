@@ -4,7 +4,7 @@
 //! systemd service and timer that back up the volumes of the two Docker
 //! hosts `herd-09` and `herd-10`. The test starts the service, starts the
 //! same job again while it runs (the lock refuses it, exit 75), checks the
-//! archives verify and the metrics show success, then adds `herd-06`, whose
+//! archives verify and the metrics show success, then adds `herd-26`, whose
 //! Docker daemon is stopped: the run fails, the metrics say so, and an HTTP
 //! server on the fleet bridge (the test machine's address there, nothing
 //! else) receives the notification.
@@ -22,7 +22,7 @@ use crate::support::fleet::{fleet, Fleet};
 
 const CONTROLLER: &str = "herd-04";
 const DOCKER: [&str; 2] = ["herd-09", "herd-10"];
-const STOPPED: &str = "herd-06";
+const STOPPED: &str = "herd-26";
 const BACKUP_DIR: &str = "/backup/herdtest-job";
 
 const PLAYBOOK: &str = "\

@@ -19,6 +19,8 @@
 //!   killed, `herd-22` disk full and the `timeout:` keyword, `herd-23` and
 //!   `herd-24` herd interrupted (SIGINT, SIGTERM), `herd-25` two `herd`
 //!   runs at once. (The reboot fault uses `herd-07` under its lock.)
+//! - `herd-26`: the scheduled-backup job's failing Docker host
+//!   (`fleet_jobs.rs` stops its dockerd).
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -37,7 +39,7 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub(crate) const FLEET_SIZE: usize = 25;
+pub(crate) const FLEET_SIZE: usize = 26;
 
 pub(crate) struct FleetHost {
     pub name: String,
