@@ -60,6 +60,14 @@ impl EngineAction {
         self == EngineAction::AddHost
     }
 
+    /// Runs on one host after the other, in the play's host order: it
+    /// changes the inventory, and the order hosts join a group (and groups
+    /// are made) is what later `groups[...]` lists show, as Ansible
+    /// processes results in host order.
+    pub fn runs_in_host_order(self) -> bool {
+        self == EngineAction::GroupBy
+    }
+
     pub fn name(self) -> &'static str {
         EngineAction::ALL
             .iter()

@@ -118,7 +118,13 @@ impl PlayRunner<'_> {
         };
         // `throttle`: the hosts go in groups of that size, one group after
         // the other.
-        let group = self.throttle(task, hosts[0]).unwrap_or(runs.len()).max(1);
+        let group = if engine_action(&self.project.modules, task)
+            .is_some_and(EngineAction::runs_in_host_order)
+        {
+            1
+        } else {
+            self.throttle(task, hosts[0]).unwrap_or(runs.len()).max(1)
+        };
         for chunk in runs.chunks(group) {
             self.pool.install(|| {
                 chunk
@@ -1422,13 +1428,19 @@ pub fn truthy_json(v: &Value) -> bool {
 }
 
 /// `add_host` runs once for all the task's hosts, as in Ansible.
-fn bypasses_host_loop(modules: &Registry, task: &Task) -> bool {
+/// The engine action `task` runs, if it runs one.
+fn engine_action(modules: &Registry, task: &Task) -> Option<EngineAction> {
     match &task.kind {
-        TaskKind::Action { action, .. } => {
-            matches!(actions::lookup(modules, action), Some(Action::Engine(e)) if e.bypasses_host_loop())
-        }
-        _ => false,
+        TaskKind::Action { action, .. } => match actions::lookup(modules, action) {
+            Some(Action::Engine(e)) => Some(e),
+            _ => None,
+        },
+        _ => None,
     }
+}
+
+fn bypasses_host_loop(modules: &Registry, task: &Task) -> bool {
+    engine_action(modules, task).is_some_and(EngineAction::bypasses_host_loop)
 }
 
 /// How a loop item is shown: strings as they are, others as compact JSON.
