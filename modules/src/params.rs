@@ -8,21 +8,35 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+/// A loose parameter value that cannot be read as what it should be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LooseValueError {
+    /// Not one of Ansible's boolean spellings; holds what was given.
+    #[error("expected a boolean, got {0}")]
+    NotBool(String),
+    /// Octal digits above 07777.
+    #[error("mode {0:?} is out of range")]
+    ModeOutOfRange(String),
+    /// Neither octal, `preserve`, nor a valid symbolic mode.
+    #[error("invalid mode {0:?}")]
+    InvalidMode(String),
+}
+
 /// Ansible's boolean spellings (`module_utils.parsing.convert_bool`).
-fn bool_from(v: &Value) -> Result<bool, String> {
+fn bool_from(v: &Value) -> Result<bool, LooseValueError> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) => match n.as_f64() {
             Some(1.0) => Ok(true),
             Some(0.0) => Ok(false),
-            _ => Err(format!("expected a boolean, got {n}")),
+            _ => Err(LooseValueError::NotBool(n.to_string())),
         },
         Value::String(s) => match s.to_ascii_lowercase().as_str() {
             "yes" | "on" | "1" | "true" | "y" | "t" => Ok(true),
             "no" | "off" | "0" | "false" | "n" | "f" => Ok(false),
-            _ => Err(format!("expected a boolean, got {s:?}")),
+            _ => Err(LooseValueError::NotBool(format!("{s:?}"))),
         },
-        other => Err(format!("expected a boolean, got {}", kind(other))),
+        other => Err(LooseValueError::NotBool(kind(other).to_string())),
     }
 }
 
@@ -115,7 +129,7 @@ pub enum Mode {
 impl Mode {
     /// Read a mode: octal digits, `preserve`, or a symbolic mode (checked here, so plan and
     /// apply never meet a bad one).
-    pub fn parse(s: &str) -> Result<Mode, String> {
+    pub fn parse(s: &str) -> Result<Mode, LooseValueError> {
         let s = s.trim();
         if s == "preserve" {
             return Ok(Mode::Preserve);
@@ -123,7 +137,7 @@ impl Mode {
         if !s.is_empty() && s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
             return match u32::from_str_radix(s, 8) {
                 Ok(m) if m <= 0o7777 => Ok(Mode::Octal(m)),
-                _ => Err(format!("mode {s:?} is out of range")),
+                _ => Err(LooseValueError::ModeOutOfRange(s.to_string())),
             };
         }
         // Validate once so plan and apply never meet a bad clause.
@@ -200,8 +214,8 @@ pub fn mode_str(m: u32) -> String {
 
 /// Apply a symbolic mode (`u+x,go-w`, `a=rX`) to `mode`, as chmod does
 /// without a umask (Ansible does the same for an absent `who`).
-pub fn apply_symbolic(spec: &str, mode: u32, is_dir: bool) -> Result<u32, String> {
-    let bad = || format!("invalid mode {spec:?}");
+pub fn apply_symbolic(spec: &str, mode: u32, is_dir: bool) -> Result<u32, LooseValueError> {
+    let bad = || LooseValueError::InvalidMode(spec.to_string());
     let mut mode = mode & 0o7777;
     for clause in spec.split(',') {
         let mut chars = clause.chars().peekable();

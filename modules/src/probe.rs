@@ -160,6 +160,20 @@ pub enum ProbeError {
         /// The decoder's message.
         reason: String,
     },
+    #[error("unexpected probe line {tag} {line:?}")]
+    /// A tagged line whose value has the wrong shape.
+    BadLine {
+        /// The line's tag.
+        tag: String,
+        /// The value as printed.
+        line: String,
+    },
+    #[error("unexpected stat output: {line:?}")]
+    /// A stat line without the fields the snippet prints.
+    BadStat {
+        /// The line as printed.
+        line: String,
+    },
     #[error("{what} printed bad JSON: {reason}")]
     /// A command's JSON output does not parse.
     BadJson {
@@ -208,13 +222,15 @@ pub fn tagged_file(out: &str, tag: &str) -> Result<Option<String>, ProbeError> {
 }
 
 /// Parse a [`stat_snippet`]'s line; `Ok(None)` when the path is missing.
-pub fn parse_stat(out: &str, tag: &str) -> Result<Option<FileStat>, String> {
-    let line = tagged(out, tag).ok_or_else(|| format!("probe printed no `{tag}` line"))?;
+pub fn parse_stat(out: &str, tag: &str) -> Result<Option<FileStat>, ProbeError> {
+    let line = tagged_line(out, tag)?;
     if line.trim() == "-" {
         return Ok(None);
     }
     let f: Vec<&str> = line.split(' ').collect();
-    let bad = || format!("unexpected stat output: {line:?}");
+    let bad = || ProbeError::BadStat {
+        line: line.to_string(),
+    };
     if f.len() != 13 {
         return Err(bad());
     }

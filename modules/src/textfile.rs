@@ -153,7 +153,7 @@ pub fn probe(
             .map(str::to_string)
             .unwrap_or_else(|| path.clone()),
         path,
-        stat: parse_stat(&text, "D").map_err(ModuleError::failed)?,
+        stat: parse_stat(&text, "D").map_err(ModuleError::from)?,
         content,
         sha1: tagged(&text, "SUM").map(str::to_string),
         parent_exists: tagged(&text, "PD").is_some(),

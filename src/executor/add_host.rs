@@ -14,13 +14,18 @@ use crate::output::Status;
 /// `host` and `group` also become variables of the new host).
 const NOT_HOST_VARS: &[&str] = &["name", "hostname", "groupname", "groups"];
 
+/// `groups:` given as something other than a list or a text.
+#[derive(Debug, thiserror::Error)]
+#[error("Groups must be specified as a list.")]
+struct GroupsNotAList;
+
 /// `groups:` as a list, or a comma-separated text.
-fn group_list(v: Option<&Value>) -> Result<Vec<String>, String> {
+fn group_list(v: Option<&Value>) -> Result<Vec<String>, GroupsNotAList> {
     let names: Vec<String> = match v {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => s.split(',').map(str::to_string).collect(),
         Some(Value::Array(a)) => a.iter().map(value_text).collect(),
-        Some(_) => return Err("Groups must be specified as a list.".into()),
+        Some(_) => return Err(GroupsNotAList),
     };
     let mut out: Vec<String> = Vec::new();
     for n in names {
@@ -51,7 +56,7 @@ impl PlayRunner<'_> {
                 .or_else(|| args.get("group")),
         ) {
             Ok(g) => g,
-            Err(msg) => return ItemOutcome::failed(msg),
+            Err(e) => return ItemOutcome::failed(e.to_string()),
         };
         let mut vars: Map<String, Value> = args
             .iter()

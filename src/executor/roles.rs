@@ -128,13 +128,13 @@ impl PlayRunner<'_> {
     /// `validate_argument_spec` (the check a role's `argument_specs` puts
     /// before its tasks): each option's value is the role param, else the
     /// variable of that name; `required`, `type` and `choices` are checked
-    /// as Ansible's argument spec validator does. `Err` holds Ansible's
-    /// failure message.
+    /// as Ansible's argument spec validator does; the error shows as
+    /// Ansible's failure message.
     pub(crate) fn validate_argument_spec(
         &self,
         args: &Value,
         ctx: &minijinja::Value,
-    ) -> Result<String, String> {
+    ) -> Result<&'static str, ArgumentSpecError> {
         let spec = args
             .get("argument_spec")
             .and_then(Value::as_object)
@@ -202,12 +202,47 @@ impl PlayRunner<'_> {
         messages.extend(errors);
         messages.extend(choice_errors);
         if messages.is_empty() {
-            Ok("The arg spec validation passed".into())
+            Ok("The arg spec validation passed")
         } else {
-            Err(format!(
-                "Validation of arguments failed:\n{}",
-                messages.join("\n")
-            ))
+            Err(ArgumentSpecError { messages })
+        }
+    }
+}
+
+/// Role arguments that fail their `argument_specs`: one line per problem,
+/// in Ansible's order (missing, then types, then choices).
+#[derive(Debug, thiserror::Error)]
+#[error("Validation of arguments failed:\n{}", messages.join("\n"))]
+pub(crate) struct ArgumentSpecError {
+    messages: Vec<String>,
+}
+
+/// Why a role argument cannot take its declared `type`; the messages are
+/// Ansible's (its `check_type_*` helpers).
+#[derive(Debug, thiserror::Error)]
+enum ArgConversionError {
+    #[error("invalid literal for int() with base 10: '{0}'")]
+    IntLiteral(String),
+    #[error("could not convert string to float: '{0}'")]
+    FloatLiteral(String),
+    #[error("The value '{0}' is not a valid boolean. Valid booleans include: 'yes', 'on', '1', 'true', 'no', 'off', '0', 'false'")]
+    Bool(String),
+    #[error("dictionary requested, could not parse JSON or key=value: {0}")]
+    DictLiteral(String),
+    #[error("{text} cannot be converted to {article} {kind}")]
+    Kind {
+        text: String,
+        article: &'static str,
+        kind: &'static str,
+    },
+}
+
+impl ArgConversionError {
+    fn kind(text: String, article: &'static str, kind: &'static str) -> Self {
+        ArgConversionError::Kind {
+            text,
+            article,
+            kind,
         }
     }
 }
@@ -236,7 +271,7 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 /// Ansible's `check_type_*` conversions for a role argument.
-fn convert(v: &Value, kind: &str) -> Result<Value, String> {
+fn convert(v: &Value, kind: &str) -> Result<Value, ArgConversionError> {
     let text = scalar_text(v);
     match kind {
         "int" => match v {
@@ -246,8 +281,8 @@ fn convert(v: &Value, kind: &str) -> Result<Value, String> {
                 .trim()
                 .parse::<i64>()
                 .map(Value::from)
-                .map_err(|_| format!("invalid literal for int() with base 10: '{s}'")),
-            _ => Err(format!("{text} cannot be converted to an int")),
+                .map_err(|_| ArgConversionError::IntLiteral(s.clone())),
+            _ => Err(ArgConversionError::kind(text, "an", "int")),
         },
         "float" => match v {
             Value::Number(_) => Ok(v.clone()),
@@ -255,34 +290,34 @@ fn convert(v: &Value, kind: &str) -> Result<Value, String> {
                 .trim()
                 .parse::<f64>()
                 .map(Value::from)
-                .map_err(|_| format!("could not convert string to float: '{s}'")),
-            _ => Err(format!("{text} cannot be converted to a float")),
+                .map_err(|_| ArgConversionError::FloatLiteral(s.clone())),
+            _ => Err(ArgConversionError::kind(text, "a", "float")),
         },
         "bool" => match v {
             Value::Bool(_) => Ok(v.clone()),
             _ => match text.to_ascii_lowercase().as_str() {
                 "yes" | "on" | "1" | "true" | "y" | "t" => Ok(Value::Bool(true)),
                 "no" | "off" | "0" | "false" | "n" | "f" => Ok(Value::Bool(false)),
-                _ => Err(format!(
-                    "The value '{text}' is not a valid boolean. Valid booleans include: 'yes', 'on', '1', 'true', 'no', 'off', '0', 'false'"
-                )),
+                _ => Err(ArgConversionError::Bool(text)),
             },
         },
         "list" => match v {
             Value::Array(_) => Ok(v.clone()),
             Value::String(s) => Ok(Value::from(
-                s.split(',').map(|p| Value::from(p.to_string())).collect::<Vec<_>>(),
+                s.split(',')
+                    .map(|p| Value::from(p.to_string()))
+                    .collect::<Vec<_>>(),
             )),
             Value::Number(_) => Ok(Value::from(vec![Value::from(text)])),
-            _ => Err(format!("{text} cannot be converted to a list")),
+            _ => Err(ArgConversionError::kind(text, "a", "list")),
         },
         "dict" => match v {
             Value::Object(_) => Ok(v.clone()),
             Value::String(s) => serde_json::from_str::<Value>(s)
                 .ok()
                 .filter(Value::is_object)
-                .ok_or_else(|| format!("dictionary requested, could not parse JSON or key=value: {s}")),
-            _ => Err(format!("{text} cannot be converted to a dict")),
+                .ok_or_else(|| ArgConversionError::DictLiteral(s.clone())),
+            _ => Err(ArgConversionError::kind(text, "a", "dict")),
         },
         "str" | "path" => match v {
             Value::Null => Ok(Value::from("None")),
@@ -366,8 +401,8 @@ impl PlayRunner<'_> {
         for &i in active {
             let items = match self.include_items(task, i) {
                 Ok(items) => items,
-                Err(msg) => {
-                    self.fail_host(i, task, &msg);
+                Err(e) => {
+                    self.fail_host(i, task, &e.to_string());
                     continue;
                 }
             };
@@ -454,7 +489,7 @@ impl PlayRunner<'_> {
 
     /// The items of a looped `include_role` for host `i` (`[None]` without
     /// a loop): `loop` as given, `with_items` flattened one level.
-    fn include_items(&self, task: &Task, i: usize) -> Result<Vec<Option<Value>>, String> {
+    fn include_items(&self, task: &Task, i: usize) -> Result<Vec<Option<Value>>, IncludeLoopError> {
         let Some(items) = &task.loop_items else {
             return Ok(vec![None]);
         };
@@ -469,14 +504,25 @@ impl PlayRunner<'_> {
                 })
                 .map(Some)
                 .collect()),
-            Ok(_) => Err(format!(
-                "the loop of `include_role` needs a list (task `{}` at {})",
-                task.display_name(),
-                task.span
+            Ok(_) => Err(IncludeLoopError::NotAList {
+                task: task.display_name(),
+                at: task.span.to_string(),
+            }),
+            Err(e) => Err(IncludeLoopError::Template(
+                crate::executor::task::template_message(task, "loop", &e),
             )),
-            Err(e) => Err(crate::executor::task::template_message(task, "loop", &e)),
         }
     }
+}
+
+/// Why a looped `include_role` has no items for a host.
+#[derive(Debug, thiserror::Error)]
+enum IncludeLoopError {
+    #[error("the loop of `include_role` needs a list (task `{task}` at {at})")]
+    NotAList { task: String, at: String },
+    /// The loop's template failed; the message names task and keyword.
+    #[error("{0}")]
+    Template(String),
 }
 
 /// Variables of the `include_role` task (and its loop item) for every

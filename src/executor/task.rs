@@ -834,10 +834,10 @@ impl PlayRunner<'_> {
             EngineAction::ValidateArgumentSpec => match self.validate_argument_spec(&args, ctx) {
                 Ok(msg) => {
                     let mut o = ItemOutcome::new(Status::Ok);
-                    o.msg = Some(msg);
+                    o.msg = Some(msg.to_string());
                     o
                 }
-                Err(msg) => ItemOutcome::failed(msg),
+                Err(e) => ItemOutcome::failed(e.to_string()),
             },
             EngineAction::IncludeTasks | EngineAction::ImportTasks => {
                 ItemOutcome::failed("include_tasks cannot be used inside a loop here")

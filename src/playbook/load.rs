@@ -66,6 +66,13 @@ pub fn load_task_file_with(path: &Path, modules: &Registry) -> Result<Vec<Task>,
     loader.finish(tasks)
 }
 
+/// What a `become:` keyword holds: a boolean (or nothing usable), or a
+/// template that each host decides at run time.
+enum BecomeKeyword {
+    Fixed(Option<bool>),
+    Templated(String),
+}
+
 /// Play keywords we read.
 const PLAY_KEYWORDS: &[&str] = &[
     "name",
@@ -741,8 +748,8 @@ impl Loader {
                 "vars" => play.vars = self.vars(v, "vars", &mut checks),
                 "vars_files" => play.vars_files = self.vars_files(v, &mut checks),
                 "become" => match self.become_flag(v, &mut checks) {
-                    Err(expr) => play.become_expr = Some(expr),
-                    Ok(b) => play.become_ = b,
+                    BecomeKeyword::Templated(expr) => play.become_expr = Some(expr),
+                    BecomeKeyword::Fixed(b) => play.become_ = b,
                 },
                 "become_user" => {
                     play.become_user = self.text(v, "become_user");
@@ -930,20 +937,16 @@ impl Loader {
         }
     }
 
-    /// `become`: a boolean, or (`Err`) a template decided per host at run
-    /// time, as Ansible templates every keyword.
-    fn become_flag(
-        &mut self,
-        v: &Node,
-        checks: &mut Vec<TemplateCheck>,
-    ) -> Result<Option<bool>, String> {
+    /// `become`: a boolean, or a template decided per host at run time, as
+    /// Ansible templates every keyword.
+    fn become_flag(&mut self, v: &Node, checks: &mut Vec<TemplateCheck>) -> BecomeKeyword {
         if let NodeValue::Str(s) = &v.value {
             if is_template(s) {
                 collect_checks(v, "become", checks);
-                return Err(s.clone());
+                return BecomeKeyword::Templated(s.clone());
             }
         }
-        Ok(self.boolean(v, "become"))
+        BecomeKeyword::Fixed(self.boolean(v, "become"))
     }
 
     /// `vars_prompt`: a list of `{name, prompt, default, private, confirm}`.
@@ -1718,8 +1721,8 @@ impl Loader {
                 "ignore_errors" => own.ignore_errors = self.expression_flag(v, "ignore_errors"),
                 "module_defaults" => own.module_defaults = self.module_defaults(v, checks),
                 "become" => match self.become_flag(v, checks) {
-                    Err(expr) => own.become_expr = Some(expr),
-                    Ok(b) => own.become_ = b,
+                    BecomeKeyword::Templated(expr) => own.become_expr = Some(expr),
+                    BecomeKeyword::Fixed(b) => own.become_ = b,
                 },
                 "become_user" => {
                     own.become_user = self.text(v, "become_user");

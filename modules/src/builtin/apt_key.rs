@@ -95,15 +95,20 @@ fn is_armored(key: &[u8]) -> bool {
         .starts_with("-----BEGIN PGP")
 }
 
+/// A key id that is not hexadecimal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a hexadecimal key id")]
+pub struct BadKeyId(pub String);
+
 /// An id as Ansible takes it: hex, maybe `0x`-prefixed, compared upper-case.
-pub fn clean_id(id: &str) -> Result<String, String> {
+pub fn clean_id(id: &str) -> Result<String, BadKeyId> {
     let id = id.trim();
     let id = id
         .strip_prefix("0x")
         .or_else(|| id.strip_prefix("0X"))
         .unwrap_or(id);
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("{id:?} is not a hexadecimal key id"));
+        return Err(BadKeyId(id.to_string()));
     }
     Ok(id.to_ascii_uppercase())
 }
@@ -115,7 +120,7 @@ fn target(p: &AptKeyParams, key: &[u8]) -> Result<String, ModuleError> {
     }
     let ext = if is_armored(key) { "asc" } else { "gpg" };
     let name = match &p.id {
-        Some(id) => clean_id(id).map_err(|e| invalid("id", e))?,
+        Some(id) => clean_id(id).map_err(|e| invalid("id", e.to_string()))?,
         None => crate::textfile::sha1_hex(key)[..16].to_string(),
     };
     Ok(format!("{TRUSTED_DIR}/{name}.{ext}"))
@@ -193,7 +198,7 @@ impl Module for AptKey {
             ));
         }
         if let Some(id) = &p.id {
-            clean_id(id).map_err(|e| invalid("id", e))?;
+            clean_id(id).map_err(|e| invalid("id", e.to_string()))?;
         }
         let mut plan = Plan::default();
         let mut result = Map::new();
@@ -215,7 +220,7 @@ impl Module for AptKey {
                 let paths: Vec<String> = match (&p.keyring, &p.id) {
                     (Some(k), _) => vec![k.clone()],
                     (None, Some(id)) => {
-                        let id = clean_id(id).map_err(|e| invalid("id", e))?;
+                        let id = clean_id(id).map_err(|e| invalid("id", e.to_string()))?;
                         vec![
                             format!("{TRUSTED_DIR}/{id}.asc"),
                             format!("{TRUSTED_DIR}/{id}.gpg"),

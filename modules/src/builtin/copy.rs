@@ -255,8 +255,7 @@ impl Module for Copy {
         let (new_sum, new_size, src_mode) = match &src {
             Source::Bytes(b) => (textfile::sha1_hex(b), b.len() as u64, None),
             Source::Remote(s) => {
-                let st = parse_stat(&dest.text, "SS")
-                    .map_err(ModuleError::failed)?
+                let st = parse_stat(&dest.text, "SS")?
                     .ok_or_else(|| ModuleError::failed(format!("Source {s} not found")))?;
                 let sum = tagged(&dest.text, "SSUM").ok_or_else(|| {
                     ModuleError::failed(format!("Source {s} is not a readable regular file"))

@@ -278,7 +278,7 @@ impl File {
         let out = host.run(&s, None)?;
         let text = out.stdout_str();
         check_principals(&text, want)?;
-        let stat = |tag: &str| parse_stat(&text, tag).map_err(ModuleError::failed);
+        let stat = |tag: &str| parse_stat(&text, tag).map_err(ModuleError::from);
         let recurse_modes = text
             .lines()
             .filter_map(|l| l.strip_prefix("RM "))
@@ -412,7 +412,7 @@ impl Module for File {
             }));
         }
         let text = out.stdout_str();
-        let st = parse_stat(&text, "R").map_err(ModuleError::failed)?;
+        let st = parse_stat(&text, "R").map_err(ModuleError::from)?;
         let mut result = if state == "absent" {
             let mut m = serde_json::Map::new();
             m.insert("path".into(), json!(p.path));

@@ -142,15 +142,27 @@ pub struct Checksum {
     pub value: String,
 }
 
+/// Why a `checksum` parameter cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChecksumError {
+    /// No `:` between algorithm and value.
+    #[error("the checksum must be `algorithm:value`")]
+    NoSeparator,
+    /// An algorithm Ansible's get_url does not take.
+    #[error("unsupported checksum algorithm {0:?}")]
+    UnknownAlgorithm(String),
+    /// A digest with non-hex characters.
+    #[error("the {0} checksum is not hexadecimal")]
+    NotHex(String),
+}
+
 /// Read `checksum`: `ALG:DIGEST` or `ALG:URL`; `None` when empty.
-pub fn parse_checksum(s: &str) -> Result<Option<Checksum>, String> {
+pub fn parse_checksum(s: &str) -> Result<Option<Checksum>, ChecksumError> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
     }
-    let (alg, value) = s
-        .split_once(':')
-        .ok_or_else(|| "the checksum must be `algorithm:value`".to_string())?;
+    let (alg, value) = s.split_once(':').ok_or(ChecksumError::NoSeparator)?;
     let alg = alg.trim().to_ascii_lowercase();
     let tool = match alg.as_str() {
         "md5" => "md5sum",
@@ -159,11 +171,11 @@ pub fn parse_checksum(s: &str) -> Result<Option<Checksum>, String> {
         "sha256" => "sha256sum",
         "sha384" => "sha384sum",
         "sha512" => "sha512sum",
-        other => return Err(format!("unsupported checksum algorithm {other:?}")),
+        other => return Err(ChecksumError::UnknownAlgorithm(other.to_string())),
     };
     let value = value.trim().to_string();
     if !value.contains("://") && !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("the {alg} checksum is not hexadecimal"));
+        return Err(ChecksumError::NotHex(alg));
     }
     // Digests compare case-insensitively; a URL keeps its case.
     let value = if value.contains("://") {
@@ -276,7 +288,7 @@ fn resolve_checksum(
         (Some(s), "") if !s.trim().is_empty() => format!("sha256:{s}"),
         _ => p.checksum.clone(),
     };
-    let Some(mut c) = parse_checksum(&raw).map_err(|e| invalid("checksum", e))? else {
+    let Some(mut c) = parse_checksum(&raw).map_err(|e| invalid("checksum", e.to_string()))? else {
         return Ok(None);
     };
     if c.value.contains("://") {

@@ -107,7 +107,7 @@ pub fn stat_path(
     }
     let out = host.run(&script, None)?;
     let text = out.stdout_str();
-    let st = parse_stat(&text, "S").map_err(ModuleError::failed)?;
+    let st = parse_stat(&text, "S").map_err(ModuleError::from)?;
     let mut s = Map::new();
     let Some(st) = st else {
         s.insert("exists".into(), json!(false));

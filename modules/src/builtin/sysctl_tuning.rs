@@ -31,14 +31,13 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::builtin::sysctl::{explain_write_error, is_read_only_error, parse_value, same_value};
 use crate::host::FileAttrs;
 use crate::params::{de_opt_bool, de_opt_u64};
-use crate::probe::tagged;
+use crate::probe::{tagged, tagged_file, tagged_line, ProbeError};
 use crate::shell_quote::quote;
 use crate::textfile;
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
@@ -471,21 +470,12 @@ fn probe_script(paths: &Paths, keys: &[&str]) -> String {
     s
 }
 
-fn parse_probe(out: &str, n_keys: usize) -> Result<Probed, String> {
-    let file = |tag: &str| -> Result<Option<String>, String> {
-        let line = tagged(out, tag).ok_or_else(|| format!("probe printed no `{tag}` line"))?;
-        if line.trim() == "-" {
-            return Ok(None);
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(line.trim())
-            .map_err(|e| format!("probe printed bad base64 for `{tag}`: {e}"))?;
-        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-    };
+fn parse_probe(out: &str, n_keys: usize) -> Result<Probed, ProbeError> {
+    let file = |tag: &str| tagged_file(out, tag);
     let mut keys = Vec::with_capacity(n_keys);
     for i in 0..n_keys {
         let tag = format!("K{i}");
-        let line = tagged(out, &tag).ok_or_else(|| format!("probe printed no `{tag}` line"))?;
+        let line = tagged_line(out, &tag)?;
         keys.push(match line.split_once(' ') {
             Some((w @ ("w" | "r"), v)) => LiveKey {
                 value: Some(v.trim().to_string()),
@@ -499,7 +489,12 @@ fn parse_probe(out: &str, n_keys: usize) -> Result<Probed, String> {
                 value: None,
                 writable: false,
             },
-            _ => return Err(format!("unexpected probe line {tag} {line:?}")),
+            _ => {
+                return Err(ProbeError::BadLine {
+                    tag,
+                    line: line.to_string(),
+                })
+            }
         });
     }
     Ok(Probed {
@@ -670,7 +665,7 @@ and listed in `/etc/modules-load.d/<name>.conf`; `net.ipv4.ip_forward`),
                 out.stderr_str().trim_end()
             )));
         }
-        let probed = parse_probe(&out.stdout_str(), keys.len()).map_err(ModuleError::failed)?;
+        let probed = parse_probe(&out.stdout_str(), keys.len())?;
 
         let mut plan = Plan::default();
         let mut planned = Planned::default();
@@ -1129,7 +1124,7 @@ mod tests {
     fn only_raise_and_a_converged_host_plan_nothing() {
         let p = json!({"params": {"net.core.somaxconn": 32768, "vm.swappiness": 10}});
         let text = format!("{HEADER}net.core.somaxconn = 65535\nvm.swappiness = 10\n");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&text);
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &text);
         let mut h = FakeHost::new().answer(
             Match::prefix("file()"),
             0,

@@ -379,7 +379,7 @@ impl Module for Unarchive {
                 ..Plan::default()
             });
         }
-        let dest = parse_stat(&text, "DEST").map_err(ModuleError::failed)?;
+        let dest = parse_stat(&text, "DEST").map_err(ModuleError::from)?;
         if dest.as_ref().map(|d| d.kind) != Some(Kind::Dir) {
             return Err(ModuleError::failed(format!(
                 "dest '{}' must be an existing dir",

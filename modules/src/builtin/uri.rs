@@ -153,15 +153,20 @@ fn invalid(path: &str, reason: impl Into<String>) -> ModuleError {
     })
 }
 
+/// A `status_code` entry that is not an HTTP status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is not an HTTP status code")]
+pub struct BadStatusCode(pub String);
+
 /// `status_code` as a list of accepted codes (default 200).
-pub fn status_codes(v: Option<&Value>) -> Result<Vec<u16>, String> {
-    let one = |v: &Value| -> Result<u16, String> {
+pub fn status_codes(v: Option<&Value>) -> Result<Vec<u16>, BadStatusCode> {
+    let one = |v: &Value| -> Result<u16, BadStatusCode> {
         match v {
             Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
         }
-        .ok_or_else(|| format!("{v} is not an HTTP status code"))
+        .ok_or_else(|| BadStatusCode(v.to_string()))
     };
     match v {
         None | Some(Value::Null) => Ok(vec![200]),
@@ -429,7 +434,8 @@ fn perform(
         result.insert("path".into(), json!(d));
         result.insert("changed".into(), json!(wrote));
     }
-    let accepted = status_codes(p.status_code.as_ref()).map_err(|e| invalid("status_code", e))?;
+    let accepted =
+        status_codes(p.status_code.as_ref()).map_err(|e| invalid("status_code", e.to_string()))?;
     let got = code.unwrap_or(0);
     if rc != 0 && code.is_none() {
         result.insert("status".into(), json!(-1));
@@ -476,7 +482,7 @@ impl Module for Uri {
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         // Validate everything before any request goes out.
-        status_codes(p.status_code.as_ref()).map_err(|e| invalid("status_code", e))?;
+        status_codes(p.status_code.as_ref()).map_err(|e| invalid("status_code", e.to_string()))?;
         request(p)?;
         if p.body_format == "form-multipart" || p.src.is_some() || p.unix_socket.is_some() {
             return Err(invalid(

@@ -299,7 +299,7 @@ pub(super) fn install(p: &EsParams, l: &Layout, host: &mut dyn Host) -> Result<(
     let root = p.install_root.trim_end_matches('/');
     let top = format!("elasticsearch-{}", p.version);
     let checksum = match &p.checksum {
-        Some(c) => parse_checksum(c).map_err(|e| invalid("checksum", e))?,
+        Some(c) => parse_checksum(c).map_err(|e| invalid("checksum", e.to_string()))?,
         None => None,
     };
     let mut s = format!(

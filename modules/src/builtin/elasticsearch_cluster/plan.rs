@@ -66,7 +66,7 @@ pub(super) fn plan(p: &EsParams, host: &mut dyn Host) -> Result<Plan, ModuleErro
     let l = layout(p)?;
     let heap = p.heap.as_deref().map(parse_heap).transpose()?;
     if let Some(c) = &p.checksum {
-        match parse_checksum(c).map_err(|e| invalid("checksum", e))? {
+        match parse_checksum(c).map_err(|e| invalid("checksum", e.to_string()))? {
             Some(c) if c.value.contains("://") => {
                 return Err(invalid("checksum", "give the digest itself, not a URL"))
             }
