@@ -425,8 +425,6 @@ impl<'a> PlayRunner<'a> {
         }
     }
 
-    /// `meta: end_play` was reached, or the run was interrupted: no
-    /// further task (or handler) starts.
     /// `--step`: whether to run `what` (`TASK: name`, `HANDLER: name`),
     /// asked on the terminal as ansible-playbook asks (`on HOST` under the
     /// `free` strategy, where each host reaches the task on its own).
@@ -450,6 +448,8 @@ impl<'a> PlayRunner<'a> {
         }
     }
 
+    /// `meta: end_play` was reached, or the run was interrupted: no
+    /// further task (or handler) starts.
     pub fn ended(&self) -> bool {
         self.play_ended.load(std::sync::atomic::Ordering::SeqCst)
             || self.batch_ended.load(std::sync::atomic::Ordering::SeqCst)
