@@ -188,6 +188,9 @@ pub enum AppError {
     },
     #[error(transparent)]
     VarsPrompt(#[from] crate::vars_prompt::VarsPromptError),
+    /// `--step` without a terminal to ask on.
+    #[error("--step asks before each task on the terminal, but stdin is not a terminal; run without --step")]
+    StepWithoutTerminal,
     #[error(transparent)]
     Doc(#[from] crate::doc_cmd::DocError),
 }
@@ -361,6 +364,9 @@ fn cmd_run(
     if let Some(code) = crate::jobs::list::before_run(&args, &mut project)? {
         return Ok(code);
     }
+    if args.step && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(AppError::StepWithoutTerminal);
+    }
     crate::vars_prompt::ask_all(&mut project.playbooks, &extra_vars)?;
     let become_ = args.become_ || config.become_ == Some(true);
     config.check_become_method(become_ || uses_become(&project))?;
@@ -379,6 +385,7 @@ fn cmd_run(
         force_handlers: args.force_handlers,
         verbosity: args.verbose,
         profile: args.profile,
+        step: args.step,
         connect,
         become_password: if ask_become_pass {
             Some(ask("BECOME password: ")?)

@@ -150,6 +150,11 @@ pub struct RunArgs {
     /// time spent connecting, running commands and moving files.
     #[arg(long = "profile")]
     pub profile: bool,
+    /// Before each task ask on the terminal whether to run it: (N)o skips
+    /// it, (y)es runs it, (c)ontinue runs it and the rest of the play
+    /// without asking. Needs a terminal.
+    #[arg(long = "step")]
+    pub step: bool,
     /// More detail (repeatable).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,

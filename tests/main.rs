@@ -30,6 +30,7 @@ mod loops;
 mod module_gaps;
 mod no_log;
 mod roles;
+mod terminal;
 mod undefined;
 mod validate;
 mod vault;

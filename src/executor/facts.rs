@@ -121,7 +121,7 @@ done
 impl PlayRunner<'_> {
     pub fn gather_facts(&self, batch: &[usize]) {
         let active = self.active(batch);
-        if active.is_empty() {
+        if active.is_empty() || !self.take_step("TASK: Gathering Facts", None) {
             return;
         }
         self.sink.send(Event::TaskStart {
@@ -132,6 +132,7 @@ impl PlayRunner<'_> {
         });
         self.pool.install(|| {
             active.par_iter().for_each(|&i| {
+                self.sink.host_started(&self.names[i]);
                 let start = std::time::Instant::now();
                 let (status, msg) = match self.gather_one(i) {
                     Ok(facts) => {

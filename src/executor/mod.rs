@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub verbosity: u8,
     /// `--profile`: collect round trips and times per task.
     pub profile: bool,
+    /// `--step`: ask on the terminal before each task.
+    pub step: bool,
     /// How to reach hosts (users, keys, host-key policy, timeouts).
     pub connect: ConnectSettings,
     /// `-K`: the become password for every host without `ansible_become_password`.
@@ -310,6 +312,10 @@ pub struct PlayRunner<'a> {
     pub dynamic_handlers: Mutex<Vec<crate::playbook::Task>>,
     /// Defaults and vars of public `include_role`s that have run.
     pub included_roles: RwLock<crate::playbook::PlayRoles>,
+    /// `--step` is still asking (a `c` answer stops it for the rest of
+    /// the play, as in ansible-playbook, whose step mode lives in the
+    /// play's strategy).
+    pub stepping: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> PlayRunner<'a> {
@@ -363,6 +369,7 @@ impl<'a> PlayRunner<'a> {
             batch_ended: std::sync::atomic::AtomicBool::new(false),
             dynamic_handlers: Mutex::new(Vec::new()),
             included_roles: RwLock::new(crate::playbook::PlayRoles::default()),
+            stepping: std::sync::atomic::AtomicBool::new(opts.step),
         }
     }
 
@@ -415,6 +422,29 @@ impl<'a> PlayRunner<'a> {
             self.play.hosts.clone()
         } else {
             self.play.name.clone()
+        }
+    }
+
+    /// `--step`: whether to run `what` (`TASK: name`, `HANDLER: name`),
+    /// asked on the terminal as ansible-playbook asks (`on HOST` under the
+    /// `free` strategy, where each host reaches the task on its own).
+    pub(crate) fn take_step(&self, what: &str, host: Option<usize>) -> bool {
+        use crate::output::step::Answer;
+        use std::sync::atomic::Ordering;
+        if !self.stepping.load(Ordering::SeqCst) {
+            return true;
+        }
+        let on = host
+            .map(|i| format!("on {} ", self.names[i]))
+            .unwrap_or_default();
+        let prompt = format!("Perform task: {what} {on}(N)o/(y)es/(c)ontinue: ");
+        match self.sink.ask_step(prompt) {
+            Answer::Yes => true,
+            Answer::Continue => {
+                self.stepping.store(false, Ordering::SeqCst);
+                true
+            }
+            Answer::No => false,
         }
     }
 

@@ -334,7 +334,9 @@ impl PlayRunner<'_> {
     /// on the hosts where it ran.
     pub(crate) fn run_role_include(&self, task: &Task, block: &[Task], active: &[usize]) {
         use crate::output::{Event, HostResult, Status};
-        if !self.tags_match(task) {
+        if !self.tags_match(task)
+            || !self.take_step(&format!("TASK: {}", task.display_name()), None)
+        {
             return;
         }
         self.sink.send(Event::TaskStart {
@@ -386,7 +388,9 @@ impl PlayRunner<'_> {
     /// then and run on the hosts (and with the item) that asked for it.
     pub(crate) fn run_dynamic_role(&self, task: &Task, args: &Value, active: &[usize]) {
         use crate::output::{Event, Status};
-        if !self.tags_match(task) {
+        if !self.tags_match(task)
+            || !self.take_step(&format!("TASK: {}", task.display_name()), None)
+        {
             return;
         }
         self.sink.send(Event::TaskStart {

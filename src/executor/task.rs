@@ -105,6 +105,11 @@ impl PlayRunner<'_> {
     /// Run `task` on `hosts` in parallel (the linear barrier is the return).
     pub fn run_task(&self, task: &Task, hosts: &[usize], handler: bool) {
         let name = self.task_name(task, hosts[0]);
+        let kind = if handler { "HANDLER" } else { "TASK" };
+        let on = (self.play.strategy == crate::playbook::Strategy::Free).then_some(hosts[0]);
+        if !self.take_step(&format!("{kind}: {name}"), on) {
+            return;
+        }
         self.sink.send(Event::TaskStart {
             name: name.clone(),
             location: format!("{}:{}", task.span.path.display(), task.span.line),
@@ -243,6 +248,7 @@ impl PlayRunner<'_> {
     }
 
     fn run_on_host(&self, task: &Task, i: usize, name: &str, all_hosts: &[usize]) {
+        self.sink.host_started(&self.names[i]);
         let start = Instant::now();
         let ctx = self.task_context(i, task, &Map::new());
         let censor = self.no_log(task, &ctx);
@@ -255,6 +261,7 @@ impl PlayRunner<'_> {
             Some(items) => self.run_loop(task, i, name, items, censor, start),
         };
         let status = outcome.status;
+        self.sink.host_finished(&self.names[i], status);
         // register/notify apply to the host that ran and, for run_once, to
         // every host of the task, as in Ansible.
         let targets: Vec<usize> = if task.run_once {

@@ -176,14 +176,19 @@ impl LogFile {
 /// sends to. The thread ends when every clone of that sink is dropped and
 /// hands back the log file, for the run's last line.
 pub fn start(
-    printer: EventSink,
+    mut printer: EventSink,
     mut log: Option<LogFile>,
     summary: Arc<Mutex<Summary>>,
 ) -> (EventSink, JoinHandle<Option<LogFile>>) {
-    let (sink, rx): (EventSink, Receiver<Event>) = EventSink::collecting();
+    let (sink, rx): (EventSink, Receiver<Event>) = printer.relay();
     let handle = std::thread::spawn(move || {
         let secrets = crate::secrets::global();
         for event in rx {
+            if matches!(event, Event::Step(_)) {
+                // A question for the terminal, not something the run did.
+                printer.send(event);
+                continue;
+            }
             let mut masked = event.clone();
             masked.redact(secrets);
             if let Some(log) = log.as_mut() {

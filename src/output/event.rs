@@ -80,6 +80,10 @@ pub enum Event {
     },
     /// After a `volume_backup` task on a host: archives, retention, time.
     Backup(crate::jobs::backup::BackupReport),
+    /// `--step`: a question for the terminal, asked by the printer; not
+    /// an event of the run (never written as JSON, nor to the log file).
+    #[serde(skip)]
+    Step(crate::output::step::Question),
 }
 
 impl Event {
@@ -146,6 +150,7 @@ impl Event {
                 b.removed.iter_mut().for_each(s);
                 b.failures.iter_mut().for_each(s);
             }
+            Event::Step(q) => s(&mut q.prompt),
         }
     }
 }

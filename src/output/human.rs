@@ -1,26 +1,30 @@
 //! Human output, shaped like ansible-playbook's so people read it at a
 //! glance: `PLAY [..]`, `TASK [..]`, one line per host result, diffs with
-//! `--diff`, and the PLAY RECAP. On a terminal a spinner line shows which
-//! hosts are still running the current task; without one, plain lines with
-//! no escape codes (console turns colours off when stdout is not a tty).
+//! `--diff`, and the PLAY RECAP. On a terminal a transient live line (see
+//! `live.rs`) sits under the output while a task runs and is cleared
+//! before the next banner, so what stays on screen is what a pipe gets;
+//! without a terminal, plain lines with no escape codes (console turns
+//! colours off when stdout is not a tty, or with `NO_COLOR`). `--step`
+//! questions are asked here, between two printed lines.
 
 use std::io::Write;
 use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use console::style;
-use indexmap::IndexSet;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::output::event::{Event, HostResult, Status, TaskProfile};
+use crate::output::live::Board;
 use crate::output::recap::Recap;
+use crate::output::step::Question;
 
 pub struct HumanPrinter {
     verbosity: u8,
     progress: Option<ProgressBar>,
-    /// Hosts that have not reported for the current task.
-    waiting: IndexSet<String>,
-    task: String,
+    /// What the live line shows; `None` without a terminal.
+    board: Option<Arc<Board>>,
     /// `volume_backup` reports, printed after the recap.
     backups: Vec<crate::jobs::backup::BackupReport>,
 }
@@ -32,12 +36,11 @@ fn banner(title: &str) -> String {
 }
 
 impl HumanPrinter {
-    pub fn new(verbosity: u8) -> Self {
+    pub fn new(verbosity: u8, board: Option<Arc<Board>>) -> Self {
         HumanPrinter {
             verbosity,
             progress: None,
-            waiting: IndexSet::new(),
-            task: String::new(),
+            board,
             backups: Vec::new(),
         }
     }
@@ -71,33 +74,43 @@ impl HumanPrinter {
         }
     }
 
-    fn update_progress(&mut self) {
-        if self.waiting.is_empty() {
-            self.stop_progress();
+    /// Show the live line under the banner just printed, while the
+    /// board has hosts at work.
+    fn start_progress(&mut self) {
+        let Some(board) = self.board.clone() else {
+            return;
+        };
+        if self.progress.is_some() || board.unfinished() == 0 {
             return;
         }
-        if self.progress.is_none() {
-            let target = ProgressDrawTarget::stderr();
-            if target.is_hidden() {
-                return;
-            }
-            let pb = ProgressBar::with_draw_target(None, target);
-            pb.set_style(
-                ProgressStyle::with_template("{spinner} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            pb.enable_steady_tick(Duration::from_millis(120));
-            self.progress = Some(pb);
+        let target = ProgressDrawTarget::stdout();
+        if target.is_hidden() {
+            return;
         }
-        if let Some(pb) = &self.progress {
-            let shown: Vec<&str> = self.waiting.iter().take(6).map(String::as_str).collect();
-            let more = self.waiting.len().saturating_sub(shown.len());
-            let mut msg = format!("{}: waiting on {}", self.task, shown.join(", "));
-            if more > 0 {
-                msg.push_str(&format!(" (+{more} more)"));
-            }
-            pb.set_message(msg);
-        }
+        let pb = ProgressBar::with_draw_target(None, target);
+        // Drawn from the board at each tick, so times move on their own.
+        let live = move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let columns = console::Term::stdout().size().1;
+            let width = usize::from(columns).saturating_sub(3).max(10);
+            let _ = w.write_str(&board.line(Instant::now(), width));
+        };
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {live}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                .with_key("live", live),
+        );
+        pb.enable_steady_tick(Duration::from_millis(120));
+        self.progress = Some(pb);
+    }
+
+    /// `--step`: ask once everything before is printed and the live line
+    /// is gone; then, as ansible-playbook, the question as a banner.
+    fn ask(&mut self, question: &Question) {
+        self.stop_progress();
+        let _ = std::io::stdout().flush();
+        let answer = question.ask();
+        self.line(&banner(question.prompt.trim_end()));
+        question.answer(answer);
     }
 
     fn handle(&mut self, event: Event) {
@@ -118,8 +131,8 @@ impl HumanPrinter {
             Event::TaskStart {
                 name,
                 location,
-                hosts,
                 handler,
+                ..
             } => {
                 self.stop_progress();
                 let kind = if handler { "RUNNING HANDLER" } else { "TASK" };
@@ -131,14 +144,13 @@ impl HumanPrinter {
                 if self.verbosity > 0 {
                     self.line(&format!("task path: {location}"));
                 }
-                self.task = name;
-                self.waiting = hosts.into_iter().collect();
-                self.update_progress();
+                self.start_progress();
             }
             Event::HostResult(r) => {
-                self.waiting.shift_remove(&r.host);
                 self.print_result(&r);
-                self.update_progress();
+                if self.board.as_ref().is_some_and(|b| b.unfinished() == 0) {
+                    self.stop_progress();
+                }
             }
             Event::Warning { message } => {
                 self.line(&style(format!("[WARNING]: {message}")).magenta().to_string());
@@ -153,6 +165,7 @@ impl HumanPrinter {
                 self.print_profile(&tasks);
             }
             Event::Backup(report) => self.backups.push(report),
+            Event::Step(question) => self.ask(&question),
         }
     }
 

@@ -11,6 +11,12 @@ pub fn run(rx: Receiver<Event>) {
     let secrets = crate::secrets::global();
     for mut event in rx {
         event.redact(secrets);
+        if let Event::Step(question) = &event {
+            // `--step` with JSON lines: the question on the terminal,
+            // nothing on stdout.
+            question.answer(question.ask());
+            continue;
+        }
         let mut out = stdout.lock();
         // Masked field by field, never as serialized text: a password that
         // happens to equal a key or a status word must not break the JSON.
