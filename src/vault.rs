@@ -163,6 +163,17 @@ fn hmac_of(key: &[u8], data: &[u8]) -> [u8; 32] {
 /// labelled with the text's 1.2 vault id first, then all in order (as
 /// Ansible does). `what` names the file or value in errors.
 pub fn decrypt(what: &str, text: &str, secrets: &[VaultSecret]) -> Result<String, VaultError> {
+    let data = decrypt_bytes(what, text, secrets)?;
+    String::from_utf8(data).map_err(|_| VaultError::NotText { what: what.into() })
+}
+
+/// [`decrypt`], for contents that need not be text (a vaulted file `copy`
+/// ships as it is).
+pub fn decrypt_bytes(
+    what: &str,
+    text: &str,
+    secrets: &[VaultSecret],
+) -> Result<Vec<u8>, VaultError> {
     let env = parse_envelope(what, text)?;
     if secrets.is_empty() {
         return Err(VaultError::NoPassword { what: what.into() });
@@ -198,7 +209,7 @@ pub fn decrypt(what: &str, text: &str, secrets: &[VaultSecret]) -> Result<String
                 return Err(VaultError::BadPadding { what: what.into() });
             }
             data.truncate(data.len() - pad);
-            return String::from_utf8(data).map_err(|_| VaultError::NotText { what: what.into() });
+            return Ok(data);
         }
     }
     Err(VaultError::WrongPassword { what: what.into() })
@@ -365,6 +376,14 @@ impl Keyring {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         decrypt(what, text, &secrets)
+    }
+    /// [`Keyring::decrypt`] for contents that need not be text.
+    pub fn decrypt_bytes(&self, what: &str, text: &str) -> Result<Vec<u8>, VaultError> {
+        let secrets = self
+            .secrets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        decrypt_bytes(what, text, &secrets)
     }
 }
 

@@ -316,3 +316,57 @@ fn become_method_su_and_become_flags_match_ansible() {
     let run = same_as_ansible("become-su");
     assert_eq!(run.results("show")[0]["output"]["msg"], "nobody");
 }
+
+// ---- async, poll and async_status ------------------------------------------
+
+/// What ansible-playbook's `debug` printed for `task` in `case`.
+fn recorded_debug(case: &str, task: &str) -> Value {
+    let (events, _) = recorded(case);
+    events
+        .iter()
+        .find(|e| e["event"] == "host_result" && e["task"] == task)
+        .map(|e| e["debug"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn same_debug(run: &Run, case: &str, tasks: &[&str]) {
+    for task in tasks {
+        assert_eq!(
+            run.results(task)[0]["output"]["msg"],
+            recorded_debug(case, task),
+            "{case}: debug of `{task}` differs"
+        );
+    }
+}
+
+#[test]
+fn async_poll_and_async_status_run_as_in_ansible() {
+    let run = same_as_ansible("async");
+    same_debug(
+        &run,
+        "async",
+        &[
+            "polled result",
+            "started",
+            "finished",
+            "erased",
+            "failing rc",
+            "stat result",
+        ],
+    );
+    assert_eq!(
+        msg(&run, "one", "too slow"),
+        "async task did not complete within the requested time - 2s"
+    );
+    assert_eq!(msg(&run, "one", "gone"), "could not find job");
+    assert_eq!(
+        msg(&run, "one", "debug refuses async"),
+        "This action (debug) does not support async."
+    );
+}
+
+#[test]
+fn async_in_check_mode_runs_as_in_ansible() {
+    let run = same_as_ansible("async-check");
+    same_debug(&run, "async-check", &["polled result", "job result"]);
+}

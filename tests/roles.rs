@@ -250,6 +250,16 @@ fn include_role_vars_reach_its_dependency_chain_and_the_play_only_when_public() 
 
 /// Every recorded case has a test above.
 #[test]
+fn role_templates_extend_import_and_include_along_ansibles_search_path() {
+    check("template_includes.yml");
+}
+
+#[test]
+fn a_repeated_role_runs_again_only_where_its_first_instance_ran_nothing() {
+    check("dedup.yml");
+}
+
+#[test]
 fn every_recorded_case_is_tested() {
     let all = recorded();
     let cases: Vec<&String> = all["cases"].as_object().expect("cases").keys().collect();
@@ -257,6 +267,7 @@ fn every_recorded_case_is_tested() {
         cases,
         [
             "argspec.yml",
+            "dedup.yml",
             "dynamic.yml",
             "files.yml",
             "handlers.yml",
@@ -265,7 +276,8 @@ fn every_recorded_case_is_tested() {
             "precedence.yml",
             "private.yml",
             "search.yml",
-            "tags.yml"
+            "tags.yml",
+            "template_includes.yml"
         ]
     );
 }

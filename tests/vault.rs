@@ -173,3 +173,92 @@ fn ansible_vault_reads_what_herd_encrypts() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), plain);
     }
 }
+
+/// `copy` and `template` sources that are vault files: decrypted on the
+/// controller (`copy` with `decrypt: false` ships the vault text), and the
+/// files written are the ones ansible-playbook 2.18 writes from the same
+/// project. A wrong password names the source.
+#[test]
+fn vaulted_copy_and_template_sources_are_decrypted_as_ansible_does() {
+    let playbook = ansible_vault().with_file_name("ansible-playbook");
+    assert!(
+        playbook.exists(),
+        "{} is missing: run bench/setup-ansible.sh (or set HERD_ANSIBLE_PLAYBOOK)",
+        playbook.display()
+    );
+    let secret = herdsman::vault::VaultSecret::new("default", "herd-test-password");
+    let template = herdsman::vault::encrypt("greeting={{ greeting }}\n", &secret).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_files(
+        d,
+        &[
+            ("inventory.ini", "localhost ansible_connection=local ansible_python_interpreter=/var/cache/herd-bench/venv/bin/python3\n"),
+            ("files/secret.yml", &fixture("file-1.1.yml")),
+            ("templates/greet.j2", &template),
+            ("pw.txt", "herd-test-password\n"),
+            ("wrong.txt", "not-the-password\n"),
+            (
+                "site.yml",
+                "- hosts: localhost\n  gather_facts: no\n  vars:\n    greeting: hello\n  tasks:\n\
+                 \x20   - copy: {src: secret.yml, dest: \"{{ out }}/plain.yml\"}\n\
+                 \x20   - copy: {src: secret.yml, dest: \"{{ out }}/still.yml\", decrypt: false}\n\
+                 \x20   - template: {src: greet.j2, dest: \"{{ out }}/greet.txt\"}\n",
+            ),
+        ],
+    );
+    for sub in ["herd", "ansible"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let out = Command::new(&playbook)
+        .args([
+            "-i",
+            "inventory.ini",
+            "site.yml",
+            "--vault-password-file",
+            "pw.txt",
+            "-e",
+        ])
+        .arg(format!("out={}", d.join("ansible").display()))
+        .current_dir(d)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .expect("run ansible-playbook");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Herd::play()
+        .playbook("site.yml")
+        .inventory("inventory.ini")
+        .vars(format!("out={}", d.join("herd").display()))
+        .args(["--vault-password-file", "pw.txt"])
+        .env_remove("ANSIBLE_VAULT_PASSWORD_FILE")
+        .current_dir(d)
+        .run()
+        .expect_code(0);
+    for file in ["plain.yml", "still.yml", "greet.txt"] {
+        let a = std::fs::read_to_string(d.join("ansible").join(file)).unwrap();
+        let h = std::fs::read_to_string(d.join("herd").join(file)).unwrap();
+        assert_eq!(h, a, "{file} differs from ansible-playbook's");
+    }
+    let plain = std::fs::read_to_string(d.join("herd/plain.yml")).unwrap();
+    assert!(plain.contains(FILE_SECRET));
+    assert_eq!(
+        std::fs::read_to_string(d.join("herd/greet.txt")).unwrap(),
+        "greeting=hello\n"
+    );
+    let r = Herd::play()
+        .playbook("site.yml")
+        .inventory("inventory.ini")
+        .vars(format!("out={}", d.join("herd").display()))
+        .args(["--vault-password-file", "wrong.txt"])
+        .env_remove("ANSIBLE_VAULT_PASSWORD_FILE")
+        .current_dir(d)
+        .run()
+        .expect_code(2);
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    assert!(all.contains("secret.yml"), "{all}");
+    assert!(!all.contains(FILE_SECRET), "{all}");
+}

@@ -32,6 +32,10 @@ pub enum ControllerInput {
         /// A static `param` that names no file is a load error (before
         /// any host is contacted), not a task failure.
         checked_before_run: bool,
+        /// A vault-encrypted file is decrypted on the controller (as
+        /// Ansible does) unless this parameter is given and false
+        /// (`decrypt: false`); `None`: the file is passed as it is.
+        decrypt: Option<&'static str>,
     },
     /// `param` names one file or a list of files, each found in the file
     /// and template search paths and read; one named `*.j2` is rendered as
@@ -82,4 +86,22 @@ pub enum HostSide {
     Unset(&'static str),
     /// The file parameter is a URL (`https://...`).
     Url,
+}
+
+/// How a module runs under a task's `async:` (Ansible runs every plain
+/// module in the background; herd detaches only the modules whose change
+/// is one host command, and runs the others in the foreground).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncSupport {
+    /// The module's `apply` makes exactly one [`Host::run`](crate::Host::run)
+    /// call, whose output alone makes its result: the engine runs that
+    /// command detached on the host (it survives the connection) and later
+    /// hands the recorded output to `apply` again to build the result.
+    Detached,
+    /// The module runs in the foreground within the `async` time limit
+    /// (`poll` > 0 behaves as in Ansible); `poll: 0` is refused, naming
+    /// the module.
+    Foreground,
+    /// Ansible refuses `async` for this action (`raw`): so does herd.
+    Refused,
 }

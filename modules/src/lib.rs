@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod async_job;
 pub mod cancel;
 pub mod capability;
 pub mod clock;

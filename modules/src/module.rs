@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::capability::ControllerInput;
+use crate::capability::{AsyncSupport, ControllerInput};
 use crate::host::{Host, HostError};
 
 /// A unified diff of one file, shown with `--diff`.
@@ -218,6 +218,8 @@ pub trait Module: Sync + Send {
     /// Files on the controller the parameters name, which the engine reads
     /// and passes in (see [`ControllerInput`]).
     const CONTROLLER_INPUTS: &'static [ControllerInput] = &[];
+    /// How the module runs under a task's `async:` (see [`AsyncSupport`]).
+    const ASYNC: AsyncSupport = AsyncSupport::Foreground;
 
     /// One line for `herd doc`'s list: what the module does. Every
     /// registered module has one (the docs test checks).
@@ -256,6 +258,8 @@ pub trait DynModule: Sync + Send {
     fn reports_archives(&self) -> bool;
     /// See [`Module::CONTROLLER_INPUTS`].
     fn controller_inputs(&self) -> &'static [ControllerInput];
+    /// See [`Module::ASYNC`].
+    fn async_support(&self) -> AsyncSupport;
     /// The module's documentation, built from its `Params` and `DOC_*` consts.
     fn doc(&self) -> crate::doc::ModuleDoc;
     /// See [`Module::plan`]; the parameters are parsed first.
@@ -287,6 +291,9 @@ impl<M: Module> DynModule for M {
     }
     fn controller_inputs(&self) -> &'static [ControllerInput] {
         M::CONTROLLER_INPUTS
+    }
+    fn async_support(&self) -> AsyncSupport {
+        M::ASYNC
     }
     fn doc(&self) -> crate::doc::ModuleDoc {
         crate::doc::module_doc::<M>()

@@ -41,6 +41,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::reboot::Reboot,
     &builtin::volume_backup::VolumeBackup,
     &builtin::ping::Ping,
+    &builtin::async_status::AsyncStatus,
 ];
 
 /// Every built-in module, in a stable order.
@@ -194,6 +195,7 @@ mod tests {
                 json!({"cmd": "ls | wc -l", "executable": "/bin/bash"}),
             ),
             ("raw", json!({"_raw_params": "uptime"})),
+            ("async_status", json!({"jid": "j1.2", "mode": "cleanup"})),
             (
                 "copy",
                 json!({"dest": "/x", "content": "y", "mode": "0644", "backup": "yes"}),

@@ -51,6 +51,7 @@ impl Module for Probe {
             },
             host_side: &[HostSide::Set("remote_src")],
             checked_before_run: true,
+            decrypt: Some("decrypt"),
         },
         ControllerInput::Directory { param: "into" },
     ];

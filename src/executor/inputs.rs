@@ -42,6 +42,10 @@ pub enum InputError {
     },
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// A vault-encrypted source that could not be decrypted (the error
+    /// names the file, never its contents).
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
 }
 
 /// Where inputs are looked for and how templates among them are rendered.
@@ -72,8 +76,17 @@ pub fn resolve(
                 param,
                 ship,
                 host_side,
+                decrypt,
                 ..
-            } => file(map, module.name(), param, ship, host_side, cx)?,
+            } => {
+                let how = FileInput {
+                    param,
+                    ship,
+                    host_side,
+                    decrypt,
+                };
+                file(map, module.name(), &how, cx)?;
+            }
             ControllerInput::RenderedFiles { param, into, noun } => {
                 rendered_files(map, param, into, noun, cx)?;
             }
@@ -83,16 +96,29 @@ pub fn resolve(
     Ok(())
 }
 
+/// What a [`ControllerInput::File`] declares.
+struct FileInput {
+    param: &'static str,
+    ship: Ship,
+    host_side: &'static [HostSide],
+    decrypt: Option<&'static str>,
+}
+
 /// One file `param` names, unless `host_side` says it is on the host:
-/// read here and passed as `ship` says.
+/// read here (a vault-encrypted one decrypted, unless the module's
+/// `decrypt` parameter is false) and passed as `ship` says.
 fn file(
     map: &mut Map<String, Value>,
     module: &'static str,
-    param: &str,
-    ship: Ship,
-    host_side: &[HostSide],
+    how: &FileInput,
     cx: &InputContext<'_>,
 ) -> Result<(), InputError> {
+    let FileInput {
+        param,
+        ship,
+        host_side,
+        decrypt,
+    } = *how;
     let remote = host_side.iter().any(|side| match side {
         HostSide::Set(flag) => map.get(*flag).is_some_and(truthy_json),
         HostSide::Unset(flag) => map.get(*flag).is_some_and(|c| !truthy_json(c)),
@@ -101,9 +127,23 @@ fn file(
             .and_then(Value::as_str)
             .is_some_and(|s| s.contains("://")),
     });
-    let Some(bytes) = take_controller_src(map, module, param, remote, cx)? else {
+    let Some(mut bytes) = take_controller_src(map, module, param, remote, cx)? else {
         return Ok(());
     };
+    let wanted = decrypt.is_some_and(|flag| map.get(flag).is_none_or(truthy_json));
+    if wanted {
+        if let Some(text) = std::str::from_utf8(&bytes)
+            .ok()
+            .filter(|t| crate::vault::is_encrypted(t))
+        {
+            let what = map
+                .get(SRC_PATH_PARAM)
+                .and_then(Value::as_str)
+                .unwrap_or(param)
+                .to_string();
+            bytes = crate::vault::keyring().decrypt_bytes(&what, text)?;
+        }
+    }
     match ship {
         Ship::Text { text, binary } => match String::from_utf8(bytes) {
             Ok(t) => map.insert(text.into(), Value::from(t)),

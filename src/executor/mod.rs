@@ -13,6 +13,7 @@
 //! one play are left out of the following plays, as in Ansible.
 
 mod add_host;
+mod async_task;
 pub mod facts;
 mod facts_more;
 pub mod handlers;
@@ -276,6 +277,10 @@ pub struct HostState {
     /// `meta: end_host`.
     pub ended: bool,
     pub notified: IndexSet<String>,
+    /// Run-once roles (`RoleInfo::once`) of which a task ran here (not
+    /// skipped, not unreachable), and those the host completed.
+    pub roles_ran: std::collections::HashSet<String>,
+    pub roles_done: std::collections::HashSet<String>,
 }
 
 impl HostState {

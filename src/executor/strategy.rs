@@ -53,7 +53,7 @@ impl PlayRunner<'_> {
                     block,
                     rescue,
                     always,
-                } => self.run_block(block, rescue, always, &active),
+                } => self.run_role_or_block(task, [block, rescue, always], &active),
                 TaskKind::IncludeTasks { file } => {
                     if self.tags_match(task) {
                         self.run_include(task, file, &active);
@@ -95,6 +95,42 @@ impl PlayRunner<'_> {
             self.set_failed(&still_failed, false);
             self.run_list_linear(always, entered);
             self.set_failed(&still_failed, true);
+        }
+    }
+
+    /// A block; a run-once role's block only on the hosts that have not
+    /// completed that role yet, marking it complete afterwards on those
+    /// still running where one of its tasks ran (Ansible's `role_complete`).
+    fn run_role_or_block(
+        &self,
+        task: &Task,
+        [block, rescue, always]: [&Vec<Task>; 3],
+        active: &[usize],
+    ) {
+        let Some(key) = task.role.as_ref().and_then(|r| r.once.as_ref()) else {
+            self.run_block(block, rescue, always, active);
+            return;
+        };
+        let entered: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.hosts[i]
+                    .lock()
+                    .map(|h| !h.roles_done.contains(key))
+                    .unwrap_or(false)
+            })
+            .collect();
+        if entered.is_empty() {
+            return;
+        }
+        self.run_block(block, rescue, always, &entered);
+        for i in self.active(&entered) {
+            if let Ok(mut h) = self.hosts[i].lock() {
+                if h.roles_ran.contains(key) {
+                    h.roles_done.insert(key.clone());
+                }
+            }
         }
     }
 

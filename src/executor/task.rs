@@ -262,6 +262,13 @@ impl PlayRunner<'_> {
         };
         let status = outcome.status;
         self.sink.host_finished(&self.names[i], status);
+        if let Some(key) = task.role.as_ref().and_then(|r| r.once.as_ref()) {
+            if !matches!(status, Status::Skipped | Status::Unreachable) {
+                if let Ok(mut h) = self.hosts[i].lock() {
+                    h.roles_ran.insert(key.clone());
+                }
+            }
+        }
         // register/notify apply to the host that ran and, for run_once, to
         // every host of the task, as in Ansible.
         let targets: Vec<usize> = if task.run_once {
@@ -762,7 +769,14 @@ impl PlayRunner<'_> {
         };
         match act {
             Action::Module(m) => self.run_module(m, args, task, i, ctx),
-            Action::Engine(e) => self.run_engine_action(e, args, task, i, ctx),
+            Action::Engine(e) => {
+                match self.async_spec(task, ctx) {
+                    Ok(None) => {}
+                    Ok(Some(_)) => return super::async_task::refused(e.name()),
+                    Err(o) => return *o,
+                }
+                self.run_engine_action(e, args, task, i, ctx)
+            }
         }
     }
 
@@ -1001,7 +1015,14 @@ impl PlayRunner<'_> {
         let Some(src) = playbook::find_in(&search, &p.src) else {
             return ItemOutcome::failed(format!("template source `{}` not found", p.src));
         };
-        let content = match self.project.templar.render_file(&src, ctx) {
+        // Includes in the template look in the role's folders, then the
+        // usual paths, and the template's own directory (Ansible's
+        // template search path).
+        let mut first = super::roles::role_dirs(task, "templates");
+        if let Some(dir) = src.parent() {
+            first.push(dir.to_path_buf());
+        }
+        let content = match self.project.templar.render_file_in(&src, ctx, &first) {
             Ok(c) => c,
             Err(e) => {
                 let mut o = ItemOutcome::failed(format!(
@@ -1049,6 +1070,10 @@ impl PlayRunner<'_> {
         ctx: &minijinja::Value,
     ) -> ItemOutcome {
         let templar = &self.project.templar;
+        let async_spec = match self.async_spec(task, ctx) {
+            Ok(s) => s,
+            Err(o) => return *o,
+        };
         let inputs = InputContext {
             playbook_dir: &self.playbook.dir,
             templar,
@@ -1128,7 +1153,10 @@ impl PlayRunner<'_> {
         let check = task
             .check_mode
             .unwrap_or(self.play.check_mode.unwrap_or(self.opts.check));
-        let mut o = module_outcome(m, &params, &mut host, check);
+        let mut o = match async_spec {
+            None => module_outcome(m, &params, &mut host, check),
+            Some(spec) => super::async_task::run(m, &params, &mut host, check, spec),
+        };
         self.record_profile(task, connect_time, host.counters());
         o.delegated_to = delegate;
         o
@@ -1350,7 +1378,7 @@ pub fn module_outcome(
     }
 }
 
-fn error_outcome(e: ModuleError) -> ItemOutcome {
+pub(crate) fn error_outcome(e: ModuleError) -> ItemOutcome {
     match e {
         ModuleError::Host(HostError::Unreachable(msg)) => {
             let mut o = ItemOutcome::new(Status::Unreachable);

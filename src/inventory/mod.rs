@@ -20,9 +20,10 @@
 //! directory is applied whole before the next, also as Ansible does. Merging
 //! is shallow: a later value replaces an earlier one (`hash_behaviour=replace`).
 //!
-//! Not supported, each reported rather than ignored: inventory scripts and
-//! inventory plugin configurations (`plugin: aws_ec2`), and vault-encrypted
-//! vars files.
+//! An executable inventory file (or one in an inventory directory) is an
+//! inventory script, run with `--list` (`script.rs`). Not supported, each
+//! reported rather than ignored: inventory plugin configurations
+//! (`plugin: aws_ec2`), and vault-encrypted vars files.
 
 pub mod ini;
 pub mod pattern;
@@ -33,6 +34,7 @@ mod dynamic;
 pub use dynamic::parse_host_address;
 mod hostname;
 pub(crate) mod literal;
+mod script;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -614,6 +616,20 @@ impl Inventory {
     /// extensions are read the same way when named on the command line and
     /// skipped with a warning inside a directory.
     fn load_file(&mut self, path: &Path, explicit: bool, errors: &mut Vec<Diagnostic>) {
+        let kind = script::kind(path);
+        if matches!(kind, script::Kind::Shebang | script::Kind::Executable) {
+            self.current_source = Some(path.to_path_buf());
+            let loaded = script::load(self, path, kind);
+            self.current_source = None;
+            match loaded {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(d) => {
+                    errors.push(d);
+                    return;
+                }
+            }
+        }
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let yaml_ext = matches!(ext, "yml" | "yaml" | "json");
         if !explicit && !yaml_ext && !ext.is_empty() && ext != "ini" {
@@ -633,9 +649,9 @@ impl Inventory {
             }
         };
         if text.starts_with("#!") {
-            let d = Diagnostic::new(path, 1, 1, "inventory scripts are not supported")
+            let d = Diagnostic::new(path, 1, 1, "this inventory script is not executable")
                 .with_len(2)
-                .with_help("run the script and save its output, or write a YAML inventory");
+                .with_help("make it executable (`chmod +x`) to have it run with `--list`");
             if explicit {
                 errors.push(d);
             } else {
@@ -1087,7 +1103,20 @@ mod tests {
         let inv = Inventory::load(&[root.join("hosts.cfg")]).unwrap();
         assert!(inv.hosts.contains_key("web9"));
         let e = Inventory::load(&[root.join("inv/script")]).unwrap_err();
-        assert_eq!(e[0].message, "inventory scripts are not supported");
+        assert_eq!(e[0].message, "this inventory script is not executable");
+        // An executable one is run with `--list`.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let script = root.join("inv/script");
+            write(
+                root,
+                "inv/script",
+                "#!/bin/sh\necho '{\"app\": [\"app1\"], \"_meta\": {\"hostvars\": {}}}'\n",
+            );
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let inv = Inventory::load(&[script]).unwrap();
+            assert_eq!(inv.group_hosts("app"), ["app1"]);
+        }
     }
 
     #[test]

@@ -172,6 +172,8 @@ const TASK_KEYWORDS: &[&str] = &[
     "throttle",
     "ignore_unreachable",
     "delegate_facts",
+    "async",
+    "poll",
 ];
 
 /// Keywords that make no sense on a block (Ansible rejects them too).
@@ -187,12 +189,12 @@ const NOT_ON_BLOCK: &[&str] = &[
     "failed_when",
     "args",
     "listen",
+    "async",
+    "poll",
 ];
 
 /// Ansible task keywords we know but do not run, with what to do instead.
 const TASK_UNSUPPORTED: &[(&str, &str)] = &[
-    ("async", "background tasks are not supported"),
-    ("poll", "background tasks are not supported"),
     ("any_errors_fatal", "set `any_errors_fatal` on the play"),
     ("connection", "set `connection` on the play"),
     (
@@ -359,6 +361,8 @@ struct Own {
     vars: Option<Map<String, Value>>,
     check_mode: Option<bool>,
     diff: Option<bool>,
+    async_: Option<Value>,
+    poll: Option<Value>,
 }
 
 impl Own {
@@ -454,6 +458,8 @@ impl Own {
         task.delegate_facts = eff.delegate_facts.unwrap_or(false);
         task.delegate_to = eff.delegate_to;
         task.timeout = eff.timeout;
+        task.async_ = self.async_;
+        task.poll = self.poll;
         task.environment = eff.environment;
         task.no_log = eff.no_log;
         task.vars = eff.vars;
@@ -1737,6 +1743,8 @@ impl Loader {
                 "retries" => own.retries = self.number_or_template(v, "retries", checks),
                 "delay" => own.delay = self.number_or_template(v, "delay", checks),
                 "timeout" => own.timeout = self.number_or_template(v, "timeout", checks),
+                "async" => own.async_ = self.number_or_template(v, "async", checks),
+                "poll" => own.poll = self.number_or_template(v, "poll", checks),
                 "run_once" => own.run_once = self.boolean(v, "run_once"),
                 "throttle" => own.throttle = self.number_or_template(v, "throttle", checks),
                 "ignore_unreachable" => {

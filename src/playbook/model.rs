@@ -118,6 +118,10 @@ pub struct RoleInfo {
     /// once it has run (empty otherwise).
     pub public_defaults: Map<String, Value>,
     pub public_vars: Map<String, Value>,
+    /// The role's identity (path and invocation) when it runs once per
+    /// host and play (no `allow_duplicates`): a host that completed it
+    /// skips its later instances, as Ansible's play iterator does.
+    pub once: Option<String>,
 }
 
 /// One `vars_prompt` entry.
@@ -305,6 +309,12 @@ pub struct Task {
     pub delay: Option<Value>,
     /// `timeout:` seconds (a number or a template); 0 or none: no limit.
     pub timeout: Option<Value>,
+    /// `async:` seconds (a number or a template): run in the background
+    /// for at most this long; none or 0: in the foreground.
+    pub async_: Option<Value>,
+    /// `poll:` seconds between status checks of an `async` task (default
+    /// 10); 0: start it and go on (fire and forget).
+    pub poll: Option<Value>,
     pub run_once: bool,
     /// `throttle`: at most this many hosts run the task at once (a number
     /// or a template); none or 0: `forks`.
@@ -381,6 +391,8 @@ impl Task {
             until: None,
             delay: None,
             timeout: None,
+            async_: None,
+            poll: None,
             throttle: None,
             ignore_unreachable: false,
             delegate_facts: false,

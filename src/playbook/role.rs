@@ -240,6 +240,7 @@ impl RoleData {
             params,
             public_defaults: Map::new(),
             public_vars: Map::new(),
+            once: None,
         }
     }
 }
@@ -673,7 +674,12 @@ impl Loader {
     ) -> Option<Vec<Task>> {
         let data = self.load_role(spec)?;
         let allow_duplicates = spec.allow_duplicates.unwrap_or(data.allow_duplicates);
-        if !self.roles.ran.insert(data.key.clone()) && !allow_duplicates {
+        // A repeated role is kept: whether it runs again is decided per
+        // host at run time (`RoleInfo::once`), as in Ansible, where a host
+        // on which the first instance ran no task still runs the second.
+        // Within its own dependency chain it would never end.
+        let repeated = !self.roles.ran.insert(data.key.clone());
+        if repeated && self.roles.chain.iter().any(|r| r.key == data.key) {
             return Some(Vec::new());
         }
         // A public role shows the play its defaults and vars (its
@@ -705,6 +711,7 @@ impl Loader {
         }
         let chain = self.roles.chain.clone();
         let mut info = data.info(&chain);
+        info.once = (!allow_duplicates).then(|| data.key.clone());
         if public && spec.from_include {
             info.public_defaults = data.default_vars();
             info.public_vars = data.exported_vars();

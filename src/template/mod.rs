@@ -339,6 +339,8 @@ pub fn is_template(s: &str) -> bool {
 #[derive(Clone)]
 pub struct Templar {
     env: Arc<Environment<'static>>,
+    /// Where `{% include %}` and friends look (see [`Templar::new`]).
+    include_paths: Arc<Vec<PathBuf>>,
 }
 
 impl Templar {
@@ -372,38 +374,13 @@ impl Templar {
         // `{% include %}`, `{% import %}` and `{% extends %}` find files
         // the way `template:` does: in the search paths, then from the
         // working directory.
-        let include_paths = search_paths.clone();
-        env.set_loader(move |name| {
-            let p = Path::new(name);
-            let mut candidates: Vec<PathBuf> = Vec::new();
-            if p.is_absolute() {
-                candidates.push(p.to_path_buf());
-            } else {
-                candidates.extend(include_paths.iter().map(|d| d.join(p)));
-                candidates.push(p.to_path_buf());
-            }
-            let Some(c) = candidates.iter().find(|c| c.is_file()) else {
-                return Ok(None);
-            };
-            let source = std::fs::read_to_string(c).map_err(|e| {
-                minijinja::Error::new(
-                    minijinja::ErrorKind::TemplateNotFound,
-                    format!("cannot read {}: {e}", c.display()),
-                )
-            })?;
-            if let Some(line) = guard::unary_run_in_template(&source, &Default::default()) {
-                let TemplateError::Render { reason, .. } = too_many_unary(name, line) else {
-                    unreachable!("too_many_unary gives a Render error")
-                };
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::SyntaxError,
-                    format!("{name}:{line}: {reason}"),
-                ));
-            }
-            Ok(Some(chain::rewrite_template(&source).into_owned()))
-        });
+        env.set_loader(file_loader(search_paths.clone()));
+        let include_paths = Arc::new(search_paths.clone());
         lookups::register(&mut env, search_paths);
-        Templar { env: Arc::new(env) }
+        Templar {
+            env: Arc::new(env),
+            include_paths,
+        }
     }
 
     pub fn env(&self) -> &Environment<'static> {
@@ -413,7 +390,10 @@ impl Templar {
     /// A Templar over a changed copy of another one's environment (the
     /// fuzzer takes out the lookups that run commands or write files).
     pub(crate) fn from_env(env: Environment<'static>) -> Self {
-        Templar { env: Arc::new(env) }
+        Templar {
+            env: Arc::new(env),
+            include_paths: Arc::new(Vec::new()),
+        }
     }
 
     /// Render a string to text.
@@ -662,32 +642,74 @@ impl Templar {
 
     /// Render a template file; `name` in errors is the file's path.
     pub fn render_file(&self, path: &Path, ctx: &Context) -> Result<String, TemplateError> {
+        self.render_file_in(path, ctx, &[])
+    }
+
+    /// [`Templar::render_file`], with `{% include %}`, `{% import %}` and
+    /// `{% extends %}` looking in `first` before the usual paths: a role's
+    /// `templates/` and the role itself, and the template's own directory,
+    /// as Ansible's template search path has them.
+    pub fn render_file_in(
+        &self,
+        path: &Path,
+        ctx: &Context,
+        first: &[PathBuf],
+    ) -> Result<String, TemplateError> {
         let _entry = Entry::enter();
         let source = std::fs::read_to_string(path).map_err(|e| TemplateError::File {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
         let name = path.display().to_string();
+        // A vault-encrypted template is decrypted first, as Ansible does.
+        let source = if crate::vault::is_encrypted(&source) {
+            crate::vault::keyring()
+                .decrypt(&name, &source)
+                .map_err(|e| TemplateError::File {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?
+        } else {
+            source
+        };
+        // Only a template that loads others needs its own search path;
+        // a copy of the environment starts with no template cached, so a
+        // `base.j2` of one role never stands in for another's.
+        let local;
+        let base: &Environment<'static> = if first.is_empty() || !loads_templates(&source) {
+            self.env.as_ref()
+        } else {
+            let mut env = (*self.env).clone();
+            env.clear_templates();
+            let paths: Vec<PathBuf> = first
+                .iter()
+                .chain(self.include_paths.iter())
+                .cloned()
+                .collect();
+            env.set_loader(file_loader(paths));
+            local = env;
+            &local
+        };
         let header = header::split(&source).map_err(|e| TemplateError::Render {
             name: name.clone(),
             line: 1,
             reason: e.to_string(),
         })?;
         let Some(header) = header else {
-            guard_template(&name, &source, self.env.syntax())?;
+            guard_template(&name, &source, base.syntax())?;
             let source = chain::rewrite_template(&source);
-            let tmpl = self
-                .env
+            let tmpl = base
                 .template_from_named_str(&name, &source)
                 .map_err(|e| TemplateError::from_minijinja(&name, &e))?;
-            return tmpl
+            let out = tmpl
                 .render(ctx)
-                .map_err(|e| TemplateError::from_minijinja(&name, &e));
+                .map_err(|e| TemplateError::from_minijinja(&name, &e))?;
+            return Ok(pad_newlines(out, &source));
         };
         // A `#jinja2:` first line: render the rest with its settings, and
         // count lines from the file's first line in errors.
         let env = header
-            .environment(&self.env)
+            .environment(base)
             .map_err(|e| TemplateError::Render {
                 name: name.clone(),
                 line: 1,
@@ -717,8 +739,70 @@ impl Templar {
             other => other,
         };
         let tmpl = env.template_from_named_str(&name, &body).map_err(shift)?;
-        tmpl.render(ctx).map_err(shift)
+        let out = tmpl.render(ctx).map_err(shift)?;
+        Ok(pad_newlines(out, header.body))
     }
+}
+
+/// Whether a template pulls in others (`{% include %}`, `{% import %}`,
+/// `{% from %}`, `{% extends %}`).
+fn loads_templates(source: &str) -> bool {
+    ["include", "import", "extends"]
+        .iter()
+        .any(|w| source.contains(w))
+}
+
+/// `{% include %}`, `{% import %}` and `{% extends %}` find files the way
+/// `template:` does: in `paths`, then from the working directory.
+fn file_loader(
+    include_paths: Vec<PathBuf>,
+) -> impl Fn(&str) -> Result<Option<String>, minijinja::Error> + Send + Sync + 'static {
+    move |name| {
+        let p = Path::new(name);
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if p.is_absolute() {
+            candidates.push(p.to_path_buf());
+        } else {
+            candidates.extend(include_paths.iter().map(|d| d.join(p)));
+            candidates.push(p.to_path_buf());
+        }
+        let Some(c) = candidates.iter().find(|c| c.is_file()) else {
+            return Ok(None);
+        };
+        let source = std::fs::read_to_string(c).map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::TemplateNotFound,
+                format!("cannot read {}: {e}", c.display()),
+            )
+        })?;
+        if let Some(line) = guard::unary_run_in_template(&source, &Default::default()) {
+            let TemplateError::Render { reason, .. } = too_many_unary(name, line) else {
+                unreachable!("too_many_unary gives a Render error")
+            };
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::SyntaxError,
+                format!("{name}:{line}: {reason}"),
+            ));
+        }
+        // Ansible's Jinja2 environment drops one trailing newline of every
+        // template it loads (only the top one gets its newlines back).
+        let source = source
+            .strip_suffix("\r\n")
+            .or_else(|| source.strip_suffix('\n'))
+            .unwrap_or(&source);
+        Ok(Some(chain::rewrite_template(source).into_owned()))
+    }
+}
+
+/// Ansible gives a rendered file back the trailing newlines its source
+/// ends with, whatever the templates it extends or includes ended with.
+fn pad_newlines(mut out: String, source: &str) -> String {
+    let count = |s: &str| s.len() - s.trim_end_matches('\n').len();
+    let (want, have) = (count(source), count(&out));
+    if want > have {
+        out.push_str(&"\n".repeat(want - have));
+    }
+    out
 }
 
 /// `"{{ expr }}"` (and nothing else) gives `Some("expr")`. Text around
@@ -1127,7 +1211,9 @@ mod unit {
         .unwrap();
         let t = Templar::new(vec![dir.path().to_path_buf()]);
         let out = t.render_file(&main, &from_json(&json!({"x": 1}))).unwrap();
-        assert_eq!(out, "part 1\na=1\n");
+        // As in Ansible: the included file's trailing newline is dropped
+        // and trim_blocks eats the one after the `{% include %}` tag.
+        assert_eq!(out, "part 1a=1\n");
         std::fs::write(&main, "{% include 'missing.j2' %}").unwrap();
         let e = t.render_file(&main, &from_json(&json!({}))).unwrap_err();
         assert!(e.to_string().contains("missing.j2"), "{e}");

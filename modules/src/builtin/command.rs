@@ -18,6 +18,7 @@ use std::time::{Instant, SystemTime};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::capability::AsyncSupport;
 use crate::clock;
 use crate::params::{de_bool, yes};
 use crate::shell_quote::{join, quote, quote_path, split};
@@ -365,6 +366,7 @@ impl Command {
 impl Module for Command {
     const NAME: &'static str = "command";
     const FREE_FORM: bool = true;
+    const ASYNC: AsyncSupport = AsyncSupport::Detached;
     const DOC_SHORT: &'static str = "Run a command on the host, without a shell.";
     const DOC_LONG: &'static str = r##"The command is split into words and run directly, so shell syntax (pipes, `>`, `&&`, `$VAR` of the shell) is not interpreted: use `shell` for that. A command cannot be predicted, so check mode reports the task as skipped unless `creates`/`removes` settle it. A non-zero exit status fails the task (`failed_when`/`ignore_errors` still judge it)."##;
     const DOC_EXAMPLE: &'static str = r##"- name: Show the kernel
@@ -446,6 +448,7 @@ impl Shell {
 impl Module for Shell {
     const NAME: &'static str = "shell";
     const FREE_FORM: bool = true;
+    const ASYNC: AsyncSupport = AsyncSupport::Detached;
     const DOC_SHORT: &'static str = "Run a command line through the host's shell.";
     const DOC_LONG: &'static str = r##"Like `command`, but the line runs through `/bin/sh -c` (or `executable`), so pipes, redirections, globbing and variables work. Check mode reports the task as skipped unless `creates`/`removes` settle it."##;
     const DOC_EXAMPLE: &'static str = r##"- name: Count the listening sockets
@@ -509,6 +512,7 @@ pub struct Raw;
 impl Module for Raw {
     const NAME: &'static str = "raw";
     const FREE_FORM: bool = true;
+    const ASYNC: AsyncSupport = AsyncSupport::Refused;
     const DOC_SHORT: &'static str = "Send a command line to the host as it is.";
     const DOC_LONG: &'static str = r##"No argument processing and no `creates`/`removes`: the line goes to the host's shell in one exec. Useful before anything else is installed. Check mode reports the task as skipped."##;
     const DOC_EXAMPLE: &'static str = r##"- name: Bootstrap

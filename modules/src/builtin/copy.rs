@@ -15,8 +15,9 @@
 //!
 //! Differences from Ansible: a directory `src` (recursive copy) is not
 //! supported; `mode: preserve` only has an effect with `remote_src`;
-//! `decrypt`, `local_follow`, `attributes` and SELinux options are accepted
-//! and ignored.
+//! `local_follow`, `attributes` and SELinux options are accepted and
+//! ignored. A vault-encrypted `src` is decrypted by the engine
+//! (`ControllerInput::File::decrypt`).
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -82,7 +83,8 @@ pub struct CopyParams {
     pub validate: Option<String>,
     /// The SHA-1 the source must have; the task fails if it differs.
     pub checksum: Option<String>,
-    /// Accepted and ignored.
+    /// A vault-encrypted controller `src` is decrypted on the controller before it is copied;
+    /// `false` copies it still encrypted.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub decrypt: Option<bool>,
     /// Accepted and ignored: files are always written atomically (temp file, then rename).
@@ -180,6 +182,8 @@ impl Copy {
 
 impl Module for Copy {
     const NAME: &'static str = "copy";
+    // An action plugin in Ansible that refuses `async`.
+    const ASYNC: crate::capability::AsyncSupport = crate::capability::AsyncSupport::Refused;
     /// A controller `src` arrives as `content` (or `_content_b64`).
     const CONTROLLER_INPUTS: &'static [ControllerInput] = &[ControllerInput::File {
         param: "src",
@@ -189,6 +193,7 @@ impl Module for Copy {
         },
         host_side: &[HostSide::Set("remote_src")],
         checked_before_run: true,
+        decrypt: Some("decrypt"),
     }];
     const DOC_SHORT: &'static str = "Copy a file or a string to the host.";
     const DOC_LONG: &'static str = r##"The file is written only when its content or attributes differ, atomically (a temp file in the same directory, then rename). `--diff` shows the content change. Owner, group and mode are set as `file` sets them."##;

@@ -4,6 +4,7 @@
 pub mod apt;
 pub mod apt_key;
 pub mod apt_repository;
+pub mod async_status;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;

@@ -96,6 +96,8 @@ fn reboot_script(p: &RebootParams) -> String {
 
 impl Module for Reboot {
     const NAME: &'static str = "reboot";
+    // An action plugin in Ansible that refuses `async`.
+    const ASYNC: crate::capability::AsyncSupport = crate::capability::AsyncSupport::Refused;
     const DOC_SHORT: &'static str = "Reboot the host and wait for it to come back.";
     const DOC_LONG: &'static str = r##"The boot id is read before and after, so a host that did not really reboot is told apart. Check mode reports changed without rebooting."##;
     const DOC_EXAMPLE: &'static str = r##"- reboot:

@@ -17,8 +17,9 @@
 //! ignored when comparing, and so are mode differences when `mode` is
 //! given, so a change of only owner, group or mode on already-extracted
 //! files is not detected; zip members are compared by size only (not
-//! mtime); `keep_newer`, `io_buffer_size`, `decrypt`, `validate_certs` and
-//! the SELinux options are accepted and ignored.
+//! mtime); `keep_newer`, `io_buffer_size`, `validate_certs` and the
+//! SELinux options are accepted and ignored. A vault-encrypted controller
+//! `src` is decrypted by the engine unless `decrypt: false`.
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -77,7 +78,8 @@ pub struct UnarchiveParams {
     pub keep_newer: Option<bool>,
     /// Accepted and ignored.
     pub io_buffer_size: Option<Value>,
-    /// Accepted and ignored.
+    /// A vault-encrypted controller `src` is decrypted on the controller first; `false` sends it
+    /// as it is.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub decrypt: Option<bool>,
     /// Accepted and ignored.
@@ -316,6 +318,8 @@ fn fmt_setup(fmt: Option<Format>) -> String {
 
 impl Module for Unarchive {
     const NAME: &'static str = "unarchive";
+    // An action plugin in Ansible that refuses `async`.
+    const ASYNC: crate::capability::AsyncSupport = crate::capability::AsyncSupport::Refused;
     /// A controller `src` arrives base64-encoded as `_src_b64`; a URL,
     /// `remote_src: yes` or `copy: no` is the host's business.
     const CONTROLLER_INPUTS: &'static [ControllerInput] = &[ControllerInput::File {
@@ -327,6 +331,7 @@ impl Module for Unarchive {
             HostSide::Url,
         ],
         checked_before_run: false,
+        decrypt: Some("decrypt"),
     }];
     const DOC_SHORT: &'static str = "Extract a tar or zip archive on the host.";
     const DOC_LONG: &'static str = r##"The archive is compared with what is in `dest` (`tar --diff`, or member sizes for zip) and extracted only when they differ."##;

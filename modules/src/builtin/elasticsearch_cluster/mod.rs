@@ -90,6 +90,7 @@ impl Module for ElasticsearchCluster {
         ship: Ship::Base64 { into: "_src_b64" },
         host_side: &[],
         checked_before_run: false,
+        decrypt: None,
     }];
     const DOC_SHORT: &'static str =
         "Install and configure one Elasticsearch node per host, form the cluster, roll restarts.";
