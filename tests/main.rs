@@ -10,6 +10,7 @@ mod cli;
 mod doc;
 mod engine;
 mod fleet_ansible_parity;
+mod fleet_bootstrap;
 mod fleet_compose_deploy;
 mod fleet_connection_vars;
 mod fleet_docker_install;
