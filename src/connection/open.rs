@@ -244,6 +244,14 @@ fn bastion_target(
     }))
 }
 
+/// A key path as Ansible takes it: `~/` is the controller user's home.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
 /// `-o Key=Value`, `-o Key Value`, `-oKey=Value` and `-J host` from an
 /// ansible_ssh_*_args string, as ssh_config lines.
 fn args_as_config_lines(args: &str) -> (Vec<String>, Vec<String>) {
@@ -330,7 +338,7 @@ pub fn ssh_settings(
         vars,
         &["ansible_ssh_private_key_file", "ansible_private_key_file"],
     )
-    .map(PathBuf::from)
+    .map(|p| expand_home(&p))
     .or_else(|| settings.private_key.clone())
     .or_else(|| from_args.identity_files.first().cloned())
     .or_else(|| from_file.identity_files.first().cloned());
@@ -433,6 +441,17 @@ mod tests {
         );
         assert_eq!(t.private_key, Some(PathBuf::from("/k")));
         assert_eq!(o.host_key_checking, HostKeyChecking::AcceptNew);
+        let v = vars(json!({"ansible_ssh_private_key_file": "~/.ssh/deploy"}));
+        let (t, _, _) = ssh_settings(
+            "web1",
+            &v,
+            PlayConnection::default(),
+            &ConnectSettings::default(),
+        );
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        if let Some(home) = home {
+            assert_eq!(t.private_key, Some(home.join(".ssh/deploy")));
+        }
         assert!(ignored.is_empty());
     }
 
