@@ -379,3 +379,24 @@ fn task_and_block_connection_and_task_vars_pick_the_transport() {
     assert_eq!(run.stat("far", "unreachable"), 1, "{}", run.stdout());
     assert_eq!(run.result("over ssh", "far")["status"], "unreachable");
 }
+
+/// `connection` on a `roles:` entry reaches every task of the role.
+#[test]
+fn a_role_entry_connection_applies_to_the_role_tasks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(
+        dir.path(),
+        &[(
+            "roles/here/tasks/main.yml",
+            "- name: in the role\n  command: 'true'\n",
+        )],
+    );
+    let run = run_in(
+        dir.path(),
+        "far ansible_host=127.0.0.1 ansible_port=1\n",
+        "- hosts: far\n  gather_facts: no\n  roles:\n    - role: here\n      connection: local\n",
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(run.stat("far", "changed"), 1, "{}", run.stdout());
+}
