@@ -43,6 +43,15 @@ fn validate_accepts_the_examples() {
     .run()
     .expect_code(0);
     assert!(run.stdout().starts_with("ok:"), "{}", run.stdout());
+    let run = Herd::new([
+        "validate",
+        "playbooks/bootstrap-node.yml",
+        "-i",
+        "inventories/bootstrap-node.ini",
+    ])
+    .run()
+    .expect_code(0);
+    assert!(run.stdout().starts_with("ok:"), "{}", run.stdout());
 }
 
 #[test]

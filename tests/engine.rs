@@ -355,3 +355,48 @@ fn playbook_dir_is_absolute() {
     assert!(got.is_absolute(), "playbook_dir {shown}");
     assert_eq!(got.canonicalize().ok(), Some(want), "playbook_dir {shown}");
 }
+
+/// `connection` on a task or a block, and `ansible_connection` in task
+/// vars, decide the transport per task as in Ansible: a host reached by ssh
+/// on a closed port runs those tasks locally, and the task without them is
+/// unreachable.
+#[test]
+fn task_and_block_connection_and_task_vars_pick_the_transport() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_in(
+        dir.path(),
+        "far ansible_host=127.0.0.1 ansible_port=1\n",
+        "- hosts: far\n  gather_facts: no\n  tasks:\n\
+         \x20   - name: task keyword\n      command: 'true'\n      connection: local\n\
+         \x20   - name: section\n      connection: local\n      block:\n\
+         \x20       - name: block keyword\n          command: 'true'\n\
+         \x20   - name: task variable\n      command: 'true'\n      vars:\n        ansible_connection: local\n\
+         \x20   - name: over ssh\n      command: 'true'\n",
+        &[],
+    )
+    .expect_code(4);
+    assert_eq!(run.stat("far", "changed"), 3, "{}", run.stdout());
+    assert_eq!(run.stat("far", "unreachable"), 1, "{}", run.stdout());
+    assert_eq!(run.result("over ssh", "far")["status"], "unreachable");
+}
+
+/// `connection` on a `roles:` entry reaches every task of the role.
+#[test]
+fn a_role_entry_connection_applies_to_the_role_tasks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(
+        dir.path(),
+        &[(
+            "roles/here/tasks/main.yml",
+            "- name: in the role\n  command: 'true'\n",
+        )],
+    );
+    let run = run_in(
+        dir.path(),
+        "far ansible_host=127.0.0.1 ansible_port=1\n",
+        "- hosts: far\n  gather_facts: no\n  roles:\n    - role: here\n      connection: local\n",
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(run.stat("far", "changed"), 1, "{}", run.stdout());
+}

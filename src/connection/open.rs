@@ -92,8 +92,8 @@ fn var_string(vars: &Map<String, Value>, names: &[&str]) -> Option<String> {
     })
 }
 
-/// The transport a host uses: `ansible_connection`, then the play's
-/// `connection:`, then `local` for localhost and `ssh` for everything else.
+/// The transport a host uses: `ansible_connection`, then the task's or
+/// play's `connection:`, then `local` for localhost and `ssh` for everything else.
 pub fn transport(name: &str, vars: &Map<String, Value>, play: PlayConnection) -> String {
     var_str(vars, &["ansible_connection"])
         .or(play.connection)
@@ -105,6 +105,38 @@ pub fn transport(name: &str, vars: &Map<String, Value>, play: PlayConnection) ->
                 "ssh".into()
             }
         })
+}
+
+/// What tells one session to `name` from another: the transport and,
+/// for ssh, the address, port, user, key, password and jump host these
+/// variables and settings give. Two tasks with the same key share a session;
+/// a task whose key differs (another `ansible_user`, `remote_user`,
+/// `ansible_port`, ...) gets its own, as Ansible's persistent connections
+/// are one per host, port and user. The password enters only as a hash.
+pub fn session_key(
+    name: &str,
+    vars: &Map<String, Value>,
+    play: PlayConnection,
+    settings: &ConnectSettings,
+) -> String {
+    use std::hash::{Hash, Hasher};
+    let transport = transport(name, vars, play);
+    if !matches!(transport.as_str(), "ssh" | "paramiko" | "smart") {
+        return transport;
+    }
+    let (target, options, _) = ssh_settings(name, vars, play, settings);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    target.password.hash(&mut hasher);
+    format!(
+        "ssh {}@{}:{} key={:?} pw={:x} jump={:?} known={:?}",
+        target.user,
+        target.address,
+        target.port,
+        target.private_key,
+        hasher.finish(),
+        options.proxy_jump,
+        options.known_hosts_files,
+    )
 }
 
 /// Open the connection for inventory host `name` with variables `vars`.
@@ -212,6 +244,14 @@ fn bastion_target(
     }))
 }
 
+/// A key path as Ansible takes it: `~/` is the controller user's home.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
 /// `-o Key=Value`, `-o Key Value`, `-oKey=Value` and `-J host` from an
 /// ansible_ssh_*_args string, as ssh_config lines.
 fn args_as_config_lines(args: &str) -> (Vec<String>, Vec<String>) {
@@ -285,9 +325,11 @@ pub fn ssh_settings(
         .or(from_args.port)
         .or(from_file.port)
         .unwrap_or(22);
+    // As in Ansible: variables, then the task's or play's `remote_user`
+    // keyword, then `-u`, then ansible.cfg; a keyword beats the command line.
     let user = var_string(vars, &["ansible_user", "ansible_ssh_user"])
-        .or_else(|| settings.remote_user.clone())
         .or_else(|| play.remote_user.map(str::to_string))
+        .or_else(|| settings.remote_user.clone())
         .or_else(|| settings.config_remote_user.clone())
         .or_else(|| from_args.user.clone())
         .or_else(|| from_file.user.clone())
@@ -296,7 +338,7 @@ pub fn ssh_settings(
         vars,
         &["ansible_ssh_private_key_file", "ansible_private_key_file"],
     )
-    .map(PathBuf::from)
+    .map(|p| expand_home(&p))
     .or_else(|| settings.private_key.clone())
     .or_else(|| from_args.identity_files.first().cloned())
     .or_else(|| from_file.identity_files.first().cloned());
@@ -399,6 +441,17 @@ mod tests {
         );
         assert_eq!(t.private_key, Some(PathBuf::from("/k")));
         assert_eq!(o.host_key_checking, HostKeyChecking::AcceptNew);
+        let v = vars(json!({"ansible_ssh_private_key_file": "~/.ssh/deploy"}));
+        let (t, _, _) = ssh_settings(
+            "web1",
+            &v,
+            PlayConnection::default(),
+            &ConnectSettings::default(),
+        );
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        if let Some(home) = home {
+            assert_eq!(t.private_key, Some(home.join(".ssh/deploy")));
+        }
         assert!(ignored.is_empty());
     }
 
@@ -468,19 +521,22 @@ mod tests {
         assert_eq!((t.user.as_str(), t.port), ("cfguser", 2201));
         assert_eq!(o.connect_timeout, Duration::from_secs(4));
         assert_eq!(ignored, vec!["-C".to_string()]);
-        // A play's remote_user beats the file; -u beats both; the inventory beats all.
+        // -u beats the file; a play's (or task's) remote_user beats -u, as
+        // ansible-playbook does; the inventory beats all.
+        let flag = ConnectSettings {
+            remote_user: Some("flaguser".into()),
+            ..settings.clone()
+        };
+        let (t, _, _) = ssh_settings("db1", &Map::new(), PlayConnection::default(), &flag);
+        assert_eq!(t.user, "flaguser");
         let play = PlayConnection {
             connection: None,
             remote_user: Some("playuser"),
         };
         let (t, _, _) = ssh_settings("db1", &Map::new(), play, &settings);
         assert_eq!(t.user, "playuser");
-        let flag = ConnectSettings {
-            remote_user: Some("flaguser".into()),
-            ..settings.clone()
-        };
         let (t, _, _) = ssh_settings("db1", &Map::new(), play, &flag);
-        assert_eq!(t.user, "flaguser");
+        assert_eq!(t.user, "playuser");
         let v = vars(json!({"ansible_user": "invuser"}));
         let (t, _, _) = ssh_settings("db1", &v, play, &flag);
         assert_eq!(t.user, "invuser");

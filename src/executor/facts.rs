@@ -170,37 +170,26 @@ impl PlayRunner<'_> {
     }
 
     /// Facts of host `i` for the play's `gather_subset` and the default
-    /// `facts.d` directory.
+    /// `facts.d` directory, over the connection the play's variables give.
     pub fn gather_one(&self, i: usize) -> Result<Map<String, Value>, GatherError> {
-        self.gather_with(i, &self.play.gather_subset, None)
-    }
-
-    /// Facts of host `i`: `subset` as `gather_subset`, local facts from
-    /// `fact_path` (default `/etc/ansible/facts.d`). One round trip.
-    pub fn gather_with(
-        &self,
-        i: usize,
-        subset: &[String],
-        fact_path: Option<&str>,
-    ) -> Result<Map<String, Value>, GatherError> {
-        self.gather_from(
-            &self.names[i],
-            &self.inventory_vars_of(i),
-            subset,
-            fact_path,
-        )
+        let reach = self.play_reach(i).map_err(GatherError::Template)?;
+        self.gather_from(&self.names[i], &reach, &self.play.gather_subset, None)
     }
 
     /// Facts of the host named `name` (any inventory host: a delegated
-    /// `setup` gathers from the delegate), with its inventory variables.
-    pub fn gather_from(
+    /// `setup` gathers from the delegate), reached as `reach` says:
+    /// `subset` as `gather_subset`, local facts from `fact_path` (default
+    /// `/etc/ansible/facts.d`). One round trip.
+    pub(crate) fn gather_from(
         &self,
         name: &str,
-        vars: &Map<String, Value>,
+        reach: &super::reach::Reach,
         subset: &[String],
         fact_path: Option<&str>,
     ) -> Result<Map<String, Value>, GatherError> {
-        let conn = self.connection(name, vars).map_err(GatherError::Connect)?;
+        let conn = self
+            .connection(name, &reach.vars, reach.play_connection())
+            .map_err(GatherError::Connect)?;
         let mut guard = conn.lock().map_err(|_| GatherError::LockPoisoned)?;
         let mut host = TaskHost::new(&mut **guard, None, &[])?;
         let script = format!(
@@ -223,6 +212,9 @@ pub enum GatherError {
     Connect(HostError),
     #[error("connection lock poisoned")]
     LockPoisoned,
+    /// A connection variable or keyword did not render.
+    #[error(transparent)]
+    Template(crate::template::TemplateError),
     #[error(transparent)]
     Session(#[from] QuoteError),
     /// The connection dropped while the facts script ran.

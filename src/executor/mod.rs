@@ -21,6 +21,7 @@ mod include_vars;
 pub mod inputs;
 mod loops;
 pub mod pool;
+mod reach;
 pub mod roles;
 pub mod strategy;
 pub mod task;
@@ -89,17 +90,23 @@ pub const OMIT: &str = "__omit_place_holder__";
 
 type SharedHost = Arc<Mutex<Box<dyn Host>>>;
 
-/// One host's connection: opened by the first task that needs it, while
+/// One session to a host: opened by the first task that needs it, while
 /// other hosts open theirs in parallel (the table lock is held only to find
-/// the slot). A failed open is remembered so the host is not retried.
+/// the slot). Only an open session is kept; a failed open is tried again
+/// by the next task that needs it.
 type ConnectionSlot = Arc<Mutex<Option<Result<SharedHost, String>>>>;
+
+/// The connection table's key: the inventory host and the session's
+/// parameters ([`open::session_key`]).
+type SessionId = (String, String);
 
 /// State that lives for the whole run, across plays.
 pub struct RunState {
     /// Gathered facts, `set_fact` and registered results, per host.
     pub facts: Arc<RwLock<IndexMap<String, Map<String, Value>>>>,
-    /// One connection per host for the whole run.
-    connections: Mutex<HashMap<String, ConnectionSlot>>,
+    /// The open sessions: one per host and connection parameters, kept
+    /// for the run (`meta: reset_connection` drops a host's).
+    connections: Mutex<HashMap<SessionId, ConnectionSlot>>,
     /// ssh options already warned about, so each is said once per run.
     warned_options: Mutex<IndexSet<String>>,
     /// Hosts that failed or were unreachable: not run in later plays.
@@ -582,10 +589,18 @@ impl<'a> PlayRunner<'a> {
         let mut all = self.role_defaults(role);
         vars::overlay(&mut all, &self.inventory_vars_of(i));
         let facts = self.run.facts_of(name);
-        // Gathered facts sit below play vars; set_fact/register above task vars.
-        let (gathered, set): (Map<String, Value>, Map<String, Value>) = facts
-            .into_iter()
-            .partition(|(k, _)| k.starts_with("ansible_") && k != "ansible_facts");
+        // Gathered facts sit below play vars; set_fact/register above task
+        // vars. A gathered fact is `ansible_X` with `X` in `ansible_facts`;
+        // any other `ansible_*` name (`set_fact: ansible_user=deploy`) was
+        // set, and wins over play vars as in Ansible.
+        let gathered_names: std::collections::HashSet<String> = match facts.get("ansible_facts") {
+            Some(Value::Object(inner)) => inner.keys().map(|k| format!("ansible_{k}")).collect(),
+            _ => std::collections::HashSet::new(),
+        };
+        let (gathered, set): (Map<String, Value>, Map<String, Value>) =
+            facts.into_iter().partition(|(k, _)| {
+                k == "ansible_local" || (k != "ansible_facts" && gathered_names.contains(k))
+            });
         vars::overlay(&mut all, &gathered);
         if let Ok(pv) = self.play_vars.read() {
             vars::overlay(&mut all, &pv);
@@ -673,13 +688,15 @@ impl<'a> PlayRunner<'a> {
         m
     }
 
-    /// The connection to `host`, opened on first use and kept for the run.
+    /// The connection to `host` with the connection variables `vars` and
+    /// keywords `play`, opened on first use and kept for the run.
     pub fn connection(
         &self,
         host: &str,
         vars: &Map<String, Value>,
+        play: PlayConnection,
     ) -> Result<SharedHost, HostError> {
-        self.connection_timed(host, vars).0
+        self.connection_timed(host, vars, play).0
     }
 
     /// [`PlayRunner::connection`], and how long opening it took when this
@@ -688,9 +705,14 @@ impl<'a> PlayRunner<'a> {
         &self,
         host: &str,
         vars: &Map<String, Value>,
+        play: PlayConnection,
     ) -> (Result<SharedHost, HostError>, Option<std::time::Duration>) {
+        let id = (
+            host.to_string(),
+            open::session_key(host, vars, play, &self.opts.connect),
+        );
         let slot = match self.run.connections.lock() {
-            Ok(mut table) => table.entry(host.to_string()).or_default().clone(),
+            Ok(mut table) => table.entry(id).or_default().clone(),
             Err(_) => {
                 return (
                     Err(HostError::Unreachable("connection table poisoned".into())),
@@ -708,10 +730,6 @@ impl<'a> PlayRunner<'a> {
             return (existing.clone().map_err(HostError::Unreachable), None);
         }
         let started = std::time::Instant::now();
-        let play = PlayConnection {
-            connection: self.play.connection.as_deref(),
-            remote_user: self.play.remote_user.as_deref(),
-        };
         let opened = open::open(host, vars, play, &self.opts.connect);
         let result = match opened {
             Ok(o) => {
@@ -723,7 +741,13 @@ impl<'a> PlayRunner<'a> {
                 other => other.to_string(),
             }),
         };
-        *slot = Some(result.clone());
+        // A failed open is not kept: the host leaves the play anyway, unless
+        // the task ignored that (`ignore_unreachable`), and then the next
+        // task tries again, as in Ansible (a node being bootstrapped
+        // refuses a user until a task creates it).
+        if result.is_ok() {
+            *slot = Some(result.clone());
+        }
         (
             result.map_err(HostError::Unreachable),
             Some(started.elapsed()),

@@ -273,12 +273,13 @@ impl PlayRunner<'_> {
         }
     }
 
-    /// `meta: reset_connection`: drop the hosts' open connections; the next
-    /// task that needs one opens it again (with the variables then in force).
+    /// `meta: reset_connection`: drop the hosts' open sessions (whatever
+    /// user or port they were opened with); the next task that needs one
+    /// connects again with the variables then in force.
     fn reset_connections(&self, active: &[usize]) {
         if let Ok(mut table) = self.run.connections.lock() {
             for &i in active {
-                table.remove(&self.names[i]);
+                table.retain(|(host, _), _| *host != self.names[i]);
             }
         }
     }

@@ -966,15 +966,14 @@ impl PlayRunner<'_> {
             Ok(o) => o,
             Err(o) => return *o,
         };
-        let gathered = match &source {
-            // Delegated: the delegate's facts (for this host, or
-            // for the delegate with `delegate_facts`).
-            Some(d) => {
-                let vars = self.project.inventory.host_vars(d);
-                self.gather_from(d, &vars, &subset, p.fact_path.as_deref())
-            }
-            None => self.gather_with(i, &subset, p.fact_path.as_deref()),
+        // Delegated: the delegate's facts (for this host, or for the
+        // delegate with `delegate_facts`).
+        let reach = match self.reach(Some(task), i, source.as_deref(), ctx) {
+            Ok(r) => r,
+            Err(e) => return ItemOutcome::template_failed(task, "connection variables", &e),
         };
+        let name = source.clone().unwrap_or_else(|| self.names[i].clone());
+        let gathered = self.gather_from(&name, &reach, &subset, p.fact_path.as_deref());
         match gathered {
             Ok(facts) => {
                 let filter = p
@@ -1097,11 +1096,13 @@ impl PlayRunner<'_> {
             None => None,
         };
         let target = delegate.clone().unwrap_or_else(|| self.names[i].clone());
-        let target_vars = match &delegate {
-            Some(d) => self.run.inventory().host_vars(d),
-            None => self.inventory_vars_of(i),
+        let reach = match self.reach(Some(task), i, delegate.as_deref(), ctx) {
+            Ok(r) => r,
+            Err(e) => return ItemOutcome::template_failed(task, "connection variables", &e),
         };
-        let (conn, connect_time) = self.connection_timed(&target, &target_vars);
+        let target_vars = &reach.vars;
+        let (conn, connect_time) =
+            self.connection_timed(&target, target_vars, reach.play_connection());
         let conn = match conn {
             Ok(c) => c,
             Err(e) => {
@@ -1114,7 +1115,7 @@ impl PlayRunner<'_> {
         let Ok(mut guard) = conn.lock() else {
             return ItemOutcome::failed("connection lock poisoned");
         };
-        let become_ = match self.become_for(task, &target_vars, ctx) {
+        let become_ = match self.become_for(task, target_vars, ctx) {
             Ok(b) => b,
             Err(e) => return ItemOutcome::template_failed(task, "become", &e),
         };
@@ -1146,7 +1147,7 @@ impl PlayRunner<'_> {
                 ))
             }
         };
-        match self.become_how(task, &target_vars, ctx) {
+        match self.become_how(task, target_vars, ctx) {
             Ok(how) => host.set_become_how(how),
             Err(o) => return *o,
         }
@@ -1186,9 +1187,10 @@ impl PlayRunner<'_> {
         }
     }
 
-    /// Who to become for this task. The inventory's become variables may
-    /// be templates (`ansible_become_password: "{{ vault_sudo_password }}"`),
-    /// rendered with the task's variables like every other value.
+    /// Who to become for this task. `vars` are the task's connection
+    /// variables from [`PlayRunner::reach`], already rendered
+    /// (`ansible_become_password: "{{ vault_sudo_password }}"` is the
+    /// password by now), so they are not rendered again.
     fn become_for(
         &self,
         task: &Task,
@@ -1197,10 +1199,7 @@ impl PlayRunner<'_> {
     ) -> Result<Option<Become>, template::TemplateError> {
         let templar = &self.project.templar;
         let var_text = |name: &str| -> Result<Option<String>, template::TemplateError> {
-            match vars.get(name).and_then(Value::as_str) {
-                Some(text) => templar.render_str(name, text, ctx).map(Some),
-                None => Ok(None),
-            }
+            Ok(vars.get(name).map(value_text))
         };
         let var_become = vars.get("ansible_become").map(truthy_json).unwrap_or(false);
         let on = match self.templated_become(task, ctx)? {

@@ -151,6 +151,8 @@ const TASK_KEYWORDS: &[&str] = &[
     "become_user",
     "become_method",
     "become_flags",
+    "remote_user",
+    "connection",
     "tags",
     "retries",
     "until",
@@ -196,11 +198,6 @@ const NOT_ON_BLOCK: &[&str] = &[
 /// Ansible task keywords we know but do not run, with what to do instead.
 const TASK_UNSUPPORTED: &[(&str, &str)] = &[
     ("any_errors_fatal", "set `any_errors_fatal` on the play"),
-    ("connection", "set `connection` on the play"),
-    (
-        "remote_user",
-        "set `remote_user` on the play or `ansible_user` in the inventory",
-    ),
     ("port", "set `ansible_port` in the inventory"),
     ("become_exe", "only plain sudo is supported"),
     ("debugger", "the task debugger is not supported"),
@@ -270,6 +267,8 @@ struct Inherited {
     become_method: Option<String>,
     become_flags: Option<String>,
     become_user: Option<String>,
+    remote_user: Option<String>,
+    connection: Option<String>,
     ignore_errors: Option<String>,
     no_log: Option<String>,
     check_mode: Option<bool>,
@@ -346,6 +345,8 @@ struct Own {
     become_method: Option<String>,
     become_flags: Option<String>,
     become_user: Option<String>,
+    remote_user: Option<String>,
+    connection: Option<String>,
     tags: Vec<String>,
     retries: Option<Value>,
     until: Option<Vec<String>>,
@@ -408,6 +409,8 @@ impl Own {
                 .cloned()
                 .collect(),
             become_user: self.become_user.clone().or_else(|| inh.become_user.clone()),
+            remote_user: self.remote_user.clone().or_else(|| inh.remote_user.clone()),
+            connection: self.connection.clone().or_else(|| inh.connection.clone()),
             ignore_errors: self
                 .ignore_errors
                 .clone()
@@ -448,6 +451,8 @@ impl Own {
         task.become_method = eff.become_method;
         task.become_flags = eff.become_flags;
         task.become_user = eff.become_user;
+        task.remote_user = eff.remote_user;
+        task.connection = eff.connection;
         task.tags = eff.tags;
         task.retries = self.retries;
         task.until = self.until;
@@ -1738,6 +1743,14 @@ impl Loader {
                 "become_flags" => {
                     own.become_flags = self.text(v, "become_flags");
                     collect_checks(v, "become_flags", checks);
+                }
+                "remote_user" => {
+                    own.remote_user = self.text(v, "remote_user");
+                    collect_checks(v, "remote_user", checks);
+                }
+                "connection" => {
+                    own.connection = self.text(v, "connection");
+                    collect_checks(v, "connection", checks);
                 }
                 "tags" => own.tags = self.tags(v),
                 "retries" => own.retries = self.number_or_template(v, "retries", checks),

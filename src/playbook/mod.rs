@@ -264,6 +264,8 @@ mod tests {
             put(&mut m, "ignore_errors", json!(t.ignore_errors));
             put(&mut m, "become", json!(t.become_.map(|b| b.to_string())));
             put(&mut m, "become_user", json!(t.become_user));
+            put(&mut m, "remote_user", json!(t.remote_user));
+            put(&mut m, "connection", json!(t.connection));
             put(&mut m, "tags", json!(t.tags));
             put(&mut m, "retries", json!(t.retries));
             put(&mut m, "until", json!(t.until));
@@ -403,6 +405,10 @@ mod tests {
         assert_eq!(render.when, vec!["inventory_hostname in groups['web']"]);
         assert_eq!(render.tags, vec!["protected", "config"]);
         assert_eq!(render.become_user.as_deref(), Some("app"));
+        assert_eq!(render.remote_user.as_deref(), Some("ops"));
+        assert_eq!(render.connection.as_deref(), Some("ssh"));
+        assert_eq!(inner[1].remote_user, None);
+        assert_eq!(inner[1].connection.as_deref(), Some("ssh"));
         assert_eq!(render.become_, Some(true));
         assert_eq!(render.no_log.as_deref(), Some("true"));
         assert_eq!(

@@ -303,6 +303,12 @@ pub struct Task {
     pub become_method: Option<String>,
     pub become_flags: Option<String>,
     pub become_user: Option<String>,
+    /// `remote_user` on the task or a block around it: the user to
+    /// connect as, below `ansible_user` and above the play's `remote_user`.
+    pub remote_user: Option<String>,
+    /// `connection` on the task or a block around it (`ssh`, `local`),
+    /// below `ansible_connection` and above the play's `connection`.
+    pub connection: Option<String>,
     pub tags: Vec<String>,
     pub retries: Option<Value>,
     pub until: Option<Vec<String>>,
@@ -386,6 +392,8 @@ impl Task {
             become_method: None,
             become_flags: None,
             become_user: None,
+            remote_user: None,
+            connection: None,
             tags: Vec::new(),
             retries: None,
             until: None,

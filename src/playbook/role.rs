@@ -95,6 +95,8 @@ const ROLE_TASK_KEYWORDS: &[&str] = &[
     "tags",
     "become",
     "become_user",
+    "remote_user",
+    "connection",
     "become_method",
     "environment",
     "no_log",
@@ -108,8 +110,6 @@ const ROLE_TASK_KEYWORDS: &[&str] = &[
 
 /// Role keywords Ansible knows that herd does not run on a role.
 const ROLE_UNSUPPORTED: &[&str] = &[
-    "connection",
-    "remote_user",
     "port",
     "any_errors_fatal",
     "throttle",

@@ -21,6 +21,10 @@
 //!   runs at once. (The reboot fault uses `herd-07` under its lock.)
 //! - `herd-26`: the scheduled-backup job's failing Docker host
 //!   (`fleet_jobs.rs` stops its dockerd).
+//! - `herd-27`, `herd-28`: `bootstrap-node.yml` (`fleet_bootstrap.rs`):
+//!   `herd-27` is the new node, made fresh (root password login only) over
+//!   its console ([`Fleet::console`]), then locked down to key logins as
+//!   `deploy`; `herd-28` is the one-master Elasticsearch cluster it joins.
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -39,7 +43,7 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub(crate) const FLEET_SIZE: usize = 26;
+pub(crate) const FLEET_SIZE: usize = 28;
 
 pub(crate) struct FleetHost {
     pub name: String,
@@ -232,6 +236,63 @@ impl Fleet {
             .arg(command)
             .output()
             .unwrap_or_else(|e| panic!("cannot run ssh: {e}"))
+    }
+
+    /// Run a shell script as root inside a host without SSH, as on its
+    /// console: in every namespace of the host's init (nsenter), so it
+    /// works whatever the host's sshd accepts (a test that locks root out,
+    /// or one that needs a host as it was before any key was installed).
+    pub(crate) fn console(&self, host: &str, script: &str) -> Output {
+        let init = self
+            .init_pid(host)
+            .unwrap_or_else(|| panic!("no running init found for {host}"));
+        Command::new("nsenter")
+            .args(["-t", &init.to_string(), "-m", "-u", "-i", "-n", "-p", "--"])
+            .args(["/bin/sh", "-c", script])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run nsenter: {e}"))
+    }
+
+    /// stdout of [`Fleet::console`], asserting the script succeeded.
+    pub(crate) fn console_ok(&self, host: &str, script: &str) -> String {
+        let out = self.console(host, script);
+        assert!(
+            out.status.success(),
+            "`{script}` on {host}'s console failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The PID (on the test machine) of `host`'s init: the child of the
+    /// systemd-nspawn that runs that host's directory. Looked up each time,
+    /// since a reboot starts a new nspawn.
+    fn init_pid(&self, host: &str) -> Option<u32> {
+        let directory = format!("--directory={}/hosts/{host}/root", self.state.display());
+        let machine = format!("--machine={host}");
+        let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                // The fields after the command name, which may hold spaces.
+                let rest = &stat[stat.rfind(')')? + 1..];
+                let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                Some((pid, ppid, cmdline))
+            })
+            .collect();
+        let nspawn = procs.iter().find(|(_, _, cmd)| {
+            cmd.starts_with("systemd-nspawn ")
+                && cmd.split(' ').any(|w| w == machine)
+                && cmd.split(' ').any(|w| w == directory)
+        })?;
+        procs
+            .iter()
+            .find(|(_, ppid, _)| *ppid == nspawn.0)
+            .map(|(pid, _, _)| *pid)
     }
 
     /// stdout of [`Fleet::ssh`], asserting the command succeeded.
