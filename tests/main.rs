@@ -10,6 +10,7 @@ mod cli;
 mod doc;
 mod engine;
 mod fleet_ansible_parity;
+mod fleet_builtin_more;
 mod fleet_compose_deploy;
 mod fleet_docker_install;
 mod fleet_elasticsearch_cluster;
