@@ -50,9 +50,7 @@ impl Module for WaitForConnection {
     const DOC_SHORT: &'static str = "Wait until the host answers commands again.";
     const DOC_LONG: &'static str = r##"Tries a trivial command every `sleep` seconds, after `delay`, until it succeeds or `timeout` passes (then the task fails). Dropped and refused connections are retried. In check mode the task is skipped, as in Ansible; it never reports a change. A host that was unreachable when the play first connected to it does not reach this task."##;
     const DOC_EXAMPLE: &'static str = r##"- name: Restart the network
-  shell: sleep 2 && systemctl restart systemd-networkd
-  async: 1
-  poll: 0
+  shell: systemctl restart systemd-networkd
 - name: Wait for the host to answer again
   wait_for_connection:
     delay: 5
