@@ -18,7 +18,7 @@ fn replace_edits_converges_and_checks() {
     let dir = tempfile::tempdir().expect("tempdir");
     f.ssh_ok(
         HOST,
-        "mkdir -p /srv/herd-replace && printf 'db_host = old\\n# BEGIN\\nport=1\\nport=1\\n# END\\nport=1\\n' > /srv/herd-replace/app.conf",
+        "rm -rf /srv/herd-replace && mkdir -p /srv/herd-replace && printf 'db_host = old\\n# BEGIN\\nport=1\\nport=1\\n# END\\nport=1\\n' > /srv/herd-replace/app.conf",
     );
     let edit = f.play(
         dir.path(),
@@ -52,7 +52,7 @@ fn replace_edits_converges_and_checks() {
         .starts_with("db_host = old\n"));
     let first = edit.converge(HOST, 2);
     let r = first.result("host", HOST);
-    assert_eq!(r["result"]["msg"], "1 replacements made", "{r}");
+    assert_eq!(r["msg"], "1 replacements made", "{r}");
     assert_eq!(
         f.ssh_ok(HOST, "cat /srv/herd-replace/app.conf"),
         "db_host = db-2\n# BEGIN\nport=2\nport=2\n# END\nport=1\n"
@@ -92,37 +92,25 @@ fn find_lists_what_ansible_lists() {
         age: 5d
         get_checksum: true
       register: old
+    - name: check
+      assert:
+        that:
+          - logs.matched == 2
+          - (logs.files | map(attribute='path') | sort | list) == ['/srv/herd-find/a.log', '/srv/herd-find/sub/c.log']
+          - logs.files[0].pw_name == 'root'
+          - logs.files[0].isreg
+          - old.matched == 1
+          - old.files[0].path == '/srv/herd-find/sub/c.log'
+          - old.files[0].checksum == sum
+          - old.msg == 'Not all paths examined, check warnings for details'
+          - old.skipped_paths['/srv/herd-none'] is string
 "#,
     );
-    let run = play.converge(HOST, 0);
-    let logs = &run.result("logs", HOST)["result"];
-    let mut paths: Vec<&str> = logs["files"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|f| f["path"].as_str()).collect())
-        .unwrap_or_default();
-    paths.sort_unstable();
-    assert_eq!(
-        paths,
-        ["/srv/herd-find/a.log", "/srv/herd-find/sub/c.log"],
-        "{logs}"
-    );
-    assert_eq!(logs["matched"], 2);
-    assert_eq!(logs["files"][0]["pw_name"], "root");
-    let old = &run.result("old errors", HOST)["result"];
-    assert_eq!(old["matched"], 1, "{old}");
-    assert_eq!(old["files"][0]["path"], "/srv/herd-find/sub/c.log");
     let sum = f.ssh_ok(HOST, "sha1sum < /srv/herd-find/sub/c.log");
-    assert_eq!(
-        old["files"][0]["checksum"],
-        sum.split(' ').next().unwrap_or_default()
-    );
-    assert_eq!(
-        old["msg"],
-        "Not all paths examined, check warnings for details"
-    );
-    assert!(old["skipped_paths"]["/srv/herd-none"].is_string(), "{old}");
+    let sum = format!("sum={}", sum.split(' ').next().unwrap_or_default());
+    play.vars(&sum).converge(HOST, 0);
     // Check mode reads the same.
-    play.check().converge(HOST, 0);
+    play.vars(&sum).check().converge(HOST, 0);
 }
 
 #[test]
@@ -207,6 +195,9 @@ fn tempfile_and_script_run_on_the_host() {
       args:
         chdir: /srv/herd-script
       register: prep
+    - name: output
+      assert:
+        that: "prep is skipped or prep.stdout_lines == ['args: one two words', '/srv/herd-script']"
     - name: cleanup
       file:
         path: "{{ scratch.path }}"
@@ -229,13 +220,7 @@ fn tempfile_and_script_run_on_the_host() {
         .ssh(HOST, "test -e /srv/herd-script/prepared")
         .status
         .success());
-    let first = play.converge(HOST, 3);
-    let prep = first.result("prepare", HOST);
-    assert_eq!(
-        prep["result"]["stdout_lines"],
-        serde_json::json!(["args: one two words", "/srv/herd-script"]),
-        "{prep}"
-    );
+    play.converge(HOST, 3);
     assert!(f
         .ssh(HOST, "test -e /srv/herd-script/prepared")
         .status
@@ -277,15 +262,17 @@ fn git_clones_follows_tags_and_refuses_local_changes() {
         dir.path(),
         "git.yml",
         HOST,
-        "    - name: clone\n      git:\n        repo: /srv/herd-git/up.git\n        dest: /srv/herd-git/co\n      register: g\n",
+        "    - name: clone\n      git:\n        repo: /srv/herd-git/up.git\n        dest: /srv/herd-git/co\n      register: g\n    - name: after\n      assert:\n        that: g.after == two and (g.before is none or g.before == two)\n",
     );
-    let check = head.check().converge(HOST, 1);
-    let r = &check.result("clone", HOST)["result"];
-    assert!(r["before"].is_null(), "{r}");
-    assert!(!f.ssh(HOST, "test -d /srv/herd-git/co").status.success());
-    let first = head.converge(HOST, 1);
     let two = f.ssh_ok(HOST, "git -C /srv/herd-git/up.git rev-parse main");
-    assert_eq!(first.result("clone", HOST)["result"]["after"], two.trim());
+    let head = head.vars(format!("two={}", two.trim()));
+    head.check().converge(HOST, 1);
+    assert!(!f.ssh(HOST, "test -d /srv/herd-git/co").status.success());
+    head.converge(HOST, 1);
+    assert_eq!(
+        f.ssh_ok(HOST, "git -C /srv/herd-git/co rev-parse HEAD"),
+        two
+    );
     head.converge(HOST, 0);
     let tag = f.play(
         dir.path(),
@@ -315,10 +302,10 @@ fn pip_installs_into_a_virtualenv_from_a_local_wheel() {
 import zipfile\n\
 name = '/srv/herd-pip/wheels/herdpkg-1.0-py3-none-any.whl'\n\
 with zipfile.ZipFile(name, 'w') as z:\n\
-    z.writestr('herdpkg/__init__.py', 'VERSION = 1\\n')\n\
-    z.writestr('herdpkg-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: herdpkg\\nVersion: 1.0\\n')\n\
-    z.writestr('herdpkg-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: herd\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
-    z.writestr('herdpkg-1.0.dist-info/RECORD', '')\n\
+\x20   z.writestr('herdpkg/__init__.py', 'VERSION = 1\\n')\n\
+\x20   z.writestr('herdpkg-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: herdpkg\\nVersion: 1.0\\n')\n\
+\x20   z.writestr('herdpkg-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: herd\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+\x20   z.writestr('herdpkg-1.0.dist-info/RECORD', '')\n\
 PY",
     );
     let play = f.play(
