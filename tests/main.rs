@@ -6,6 +6,7 @@ mod support;
 
 mod ansible_cfg;
 mod ansible_inventory;
+mod builtin_more_local;
 mod cli;
 mod doc;
 mod engine;
