@@ -6,12 +6,14 @@ mod support;
 
 mod ansible_cfg;
 mod ansible_inventory;
+mod builtin_more_local;
 mod cli;
 mod doc;
 mod engine;
 mod fleet_ansible_parity;
 mod fleet_async;
 mod fleet_bootstrap;
+mod fleet_builtin_more;
 mod fleet_compose_deploy;
 mod fleet_connection_vars;
 mod fleet_docker_install;

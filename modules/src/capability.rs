@@ -50,6 +50,17 @@ pub enum ControllerInput {
         /// What such a file is called in messages (`compose file`).
         noun: &'static str,
     },
+    /// The first word of the first of `params` that is set names a
+    /// controller file, followed by its arguments (`script: setup.sh
+    /// --fast`): the file is found in the playbook's file search paths and
+    /// read, passed base64-encoded under `into`, and where it was found
+    /// under [`SRC_PATH_PARAM`]. The parameter itself is kept.
+    CommandFile {
+        /// The parameters that may hold the command line, in order.
+        params: &'static [&'static str],
+        /// The parameter the encoded contents are passed under.
+        into: &'static str,
+    },
     /// `param` names a directory on the controller the module writes
     /// into (a fetch): a relative one is taken from the playbook's
     /// directory, not from wherever herd was started.

@@ -51,6 +51,10 @@ pub struct Plan {
     /// counts as a change, e.g. `systemd: daemon_reload: true` alone: check
     /// mode reports the task ok, as Ansible does.
     pub not_a_change: bool,
+    /// The module decided the task does not run here (`script`'s
+    /// `creates`/`removes`): reported as skipped with this message, as
+    /// Ansible's action plugins skip.
+    pub skip: Option<String>,
 }
 
 impl Plan {
@@ -215,6 +219,9 @@ pub trait Module: Sync + Send {
     /// `removed`, `failures`, `backup_dir`): the engine reports them in the
     /// recap's BACKUPS section and as a `backup` event.
     const REPORTS_ARCHIVES: bool = false;
+    /// The task runs once for all the play's hosts, on the first one
+    /// (Ansible's `BYPASS_HOST_LOOP`: `pause`).
+    const BYPASS_HOST_LOOP: bool = false;
     /// Files on the controller the parameters name, which the engine reads
     /// and passes in (see [`ControllerInput`]).
     const CONTROLLER_INPUTS: &'static [ControllerInput] = &[];
@@ -260,6 +267,8 @@ pub trait DynModule: Sync + Send {
     fn controller_inputs(&self) -> &'static [ControllerInput];
     /// See [`Module::ASYNC`].
     fn async_support(&self) -> AsyncSupport;
+    /// See [`Module::BYPASS_HOST_LOOP`].
+    fn bypasses_host_loop(&self) -> bool;
     /// The module's documentation, built from its `Params` and `DOC_*` consts.
     fn doc(&self) -> crate::doc::ModuleDoc;
     /// See [`Module::plan`]; the parameters are parsed first.
@@ -294,6 +303,9 @@ impl<M: Module> DynModule for M {
     }
     fn async_support(&self) -> AsyncSupport {
         M::ASYNC
+    }
+    fn bypasses_host_loop(&self) -> bool {
+        M::BYPASS_HOST_LOOP
     }
     fn doc(&self) -> crate::doc::ModuleDoc {
         crate::doc::module_doc::<M>()

@@ -14,7 +14,23 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::file::File,
     &builtin::lineinfile::LineInFile,
     &builtin::blockinfile::BlockInFile,
+    &builtin::replace::Replace,
     &builtin::stat::Stat,
+    &builtin::find::Find,
+    &builtin::slurp::Slurp,
+    &builtin::fetch::Fetch,
+    &builtin::tempfile::Tempfile,
+    &builtin::getent::Getent,
+    &builtin::script::Script,
+    &builtin::service_facts::ServiceFacts,
+    &builtin::package_facts::PackageFacts,
+    &builtin::debconf::Debconf,
+    &builtin::dpkg_selections::DpkgSelections,
+    &builtin::known_hosts::KnownHosts,
+    &builtin::git::Git,
+    &builtin::pip::Pip,
+    &builtin::wait_for_connection::WaitForConnection,
+    &builtin::pause::Pause,
     &builtin::wait_for::WaitFor,
     &builtin::user::User,
     &builtin::group::GroupModule,
@@ -171,6 +187,8 @@ mod tests {
         assert_eq!(inputs("compose_deploy"), Some(1));
         assert_eq!(inputs("elasticsearch_cluster"), Some(1));
         assert_eq!(inputs("volume_backup"), Some(1));
+        assert_eq!(inputs("fetch"), Some(1));
+        assert_eq!(inputs("script"), Some(1));
         assert_eq!(inputs("file"), Some(0));
         let es =
             find("elasticsearch_cluster").map(super::super::module::DynModule::needs_inventory);
@@ -180,7 +198,7 @@ mod tests {
             .filter(|m| m.free_form())
             .map(|m| m.name())
             .collect();
-        assert_eq!(free, ["command", "shell", "raw"]);
+        assert_eq!(free, ["command", "shell", "raw", "script"]);
     }
 
     #[test]
@@ -293,6 +311,70 @@ mod tests {
             (
                 "docker_install",
                 json!({"source": "distro", "compose": "yes", "users": "deploy, ci", "daemon": {"log-opts": {"max-size": "50m"}, "iptables": false}, "registry_mirrors": ["http://mirror:5000"], "insecure_registries": "mirror:5000", "metrics_addr": "127.0.0.1:9323", "min_version": "20.10", "restart_timeout": "30"}),
+            ),
+        ] {
+            let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));
+            assert_eq!(m.check_params(&params), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn typical_parameters_of_the_more_builtins_are_accepted() {
+        for (name, params) in [
+            (
+                "replace",
+                json!({"dest": "/x", "regexp": "^a", "replace": "b", "after": "x", "backup": "yes"}),
+            ),
+            ("slurp", json!({"path": "/etc/hostname"})),
+            (
+                "tempfile",
+                json!({"state": "directory", "path": "/var/tmp", "prefix": "x.", "suffix": ".d"}),
+            ),
+            (
+                "getent",
+                json!({"database": "passwd", "key": "root", "fail_key": "no"}),
+            ),
+            (
+                "script",
+                json!({"_raw_params": "files/x.sh --fast", "creates": "/x", "chdir": "/tmp", "executable": "/bin/bash"}),
+            ),
+            ("service_facts", json!({})),
+            ("pause", json!({"minutes": "1", "echo": "no"})),
+            (
+                "wait_for_connection",
+                json!({"delay": "5", "timeout": 300, "sleep": 2, "connect_timeout": 10}),
+            ),
+            (
+                "pip",
+                json!({"name": ["flask>=2", "<3"], "virtualenv": "/srv/venv", "virtualenv_command": "python3 -m venv", "state": "present", "extra_args": "--no-index"}),
+            ),
+            (
+                "git",
+                json!({"repo": "https://x/a.git", "dest": "/srv/a", "version": "v1", "depth": "1", "force": "yes", "accept_newhostkey": true}),
+            ),
+            (
+                "known_hosts",
+                json!({"host": "git.example.com", "key": "git.example.com ssh-ed25519 AAAA", "hash_host": "yes", "path": "/etc/ssh/ssh_known_hosts"}),
+            ),
+            (
+                "debconf",
+                json!({"pkg": "tzdata", "question": "tzdata/Areas", "vtype": "select", "value": "Europe", "unseen": "no"}),
+            ),
+            (
+                "dpkg_selections",
+                json!({"name": "docker.io", "selection": "hold"}),
+            ),
+            (
+                "package_facts",
+                json!({"manager": ["auto"], "strategy": "first"}),
+            ),
+            (
+                "fetch",
+                json!({"src": "/etc/hostname", "dest": "out/", "flat": "no", "fail_on_missing": "no"}),
+            ),
+            (
+                "find",
+                json!({"paths": "/x,/y", "patterns": ["*.log"], "age": "2d", "recurse": "yes", "file_type": "any"}),
             ),
         ] {
             let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));

@@ -91,6 +91,9 @@ pub fn resolve(
                 rendered_files(map, param, into, noun, cx)?;
             }
             ControllerInput::Directory { param } => directory(map, param, cx.playbook_dir),
+            ControllerInput::CommandFile { params, into } => {
+                command_file(map, module.name(), params, into, cx)?;
+            }
         }
     }
     Ok(())
@@ -170,6 +173,52 @@ fn take_controller_src(
     if remote {
         return Ok(None);
     }
+    let (path, bytes) = find_and_read(module, src, cx)?;
+    map.remove(param);
+    map.insert(
+        SRC_PATH_PARAM.into(),
+        Value::from(path.display().to_string()),
+    );
+    Ok(Some(bytes))
+}
+
+/// The command line's first word names a controller file: read it and
+/// pass it base64-encoded under `into`, with its path. A line that does
+/// not split is left for the module to refuse.
+fn command_file(
+    map: &mut Map<String, Value>,
+    module: &'static str,
+    params: &[&str],
+    into: &str,
+    cx: &InputContext<'_>,
+) -> Result<(), InputError> {
+    let Some(line) = params
+        .iter()
+        .find_map(|p| map.get(*p).and_then(Value::as_str))
+    else {
+        return Ok(());
+    };
+    let first = herdsman_modules::shell_quote::split(line)
+        .ok()
+        .and_then(|w| w.into_iter().next());
+    let Some(src) = first else {
+        return Ok(());
+    };
+    let (path, bytes) = find_and_read(module, src, cx)?;
+    map.insert(
+        SRC_PATH_PARAM.into(),
+        Value::from(path.display().to_string()),
+    );
+    map.insert(into.into(), Value::from(base64_encode(&bytes)));
+    Ok(())
+}
+
+/// A controller file found in the task's file search paths, and its bytes.
+fn find_and_read(
+    module: &'static str,
+    src: String,
+    cx: &InputContext<'_>,
+) -> Result<(PathBuf, Vec<u8>), InputError> {
     let search = [cx.first, &playbook::file_search_paths(cx.playbook_dir)].concat();
     let Some(path) = playbook::find_in(&search, &src) else {
         return Err(InputError::NotFound { module, src });
@@ -181,22 +230,14 @@ fn take_controller_src(
     if !path.is_file() {
         return Err(InputError::NotRegular { module, src });
     }
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(source) => {
-            return Err(InputError::Read {
-                module,
-                src,
-                source,
-            })
-        }
-    };
-    map.remove(param);
-    map.insert(
-        SRC_PATH_PARAM.into(),
-        Value::from(path.display().to_string()),
-    );
-    Ok(Some(bytes))
+    match std::fs::read(&path) {
+        Ok(b) => Ok((path, b)),
+        Err(source) => Err(InputError::Read {
+            module,
+            src,
+            source,
+        }),
+    }
 }
 
 /// The files `param` names, each read on the controller (a `.j2` rendered

@@ -1159,6 +1159,17 @@ impl PlayRunner<'_> {
             Some(spec) => super::async_task::run(m, &params, &mut host, check, spec),
         };
         self.record_profile(task, connect_time, host.counters());
+        // A module's `ansible_facts` become the host's facts, as in
+        // Ansible (getent, and the *_facts modules).
+        if o.status != Status::Failed {
+            if let Some(Value::Object(facts)) = o.result.get("ansible_facts") {
+                let owner = match (&delegate, task.delegate_facts) {
+                    (Some(d), true) => d.clone(),
+                    _ => self.names[i].clone(),
+                };
+                self.run.set_facts(&owner, facts.clone());
+            }
+        }
         o.delegated_to = delegate;
         o
     }
@@ -1321,6 +1332,11 @@ pub fn module_outcome(
     };
     let mut o = ItemOutcome::new(Status::Ok);
     o.result = plan.result.clone();
+    if let Some(msg) = plan.skip {
+        o.status = Status::Skipped;
+        o.msg = Some(msg);
+        return o;
+    }
     if plan.is_empty() {
         return o;
     }
@@ -1473,8 +1489,17 @@ fn engine_action(modules: &Registry, task: &Task) -> Option<EngineAction> {
     }
 }
 
+/// `add_host`, and a module that declares it (`pause`), run once for all
+/// the task's hosts.
 fn bypasses_host_loop(modules: &Registry, task: &Task) -> bool {
-    engine_action(modules, task).is_some_and(EngineAction::bypasses_host_loop)
+    match &task.kind {
+        TaskKind::Action { action, .. } => match actions::lookup(modules, action) {
+            Some(Action::Engine(e)) => e.bypasses_host_loop(),
+            Some(Action::Module(m)) => m.bypasses_host_loop(),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// How a loop item is shown: strings as they are, others as compact JSON.

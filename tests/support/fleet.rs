@@ -25,6 +25,8 @@
 //!   `herd-27` is the new node, made fresh (root password login only) over
 //!   its console ([`Fleet::console`]), then locked down to key logins as
 //!   `deploy`; `herd-28` is the one-master Elasticsearch cluster it joins.
+//! - `herd-29`: the ansible.builtin modules of `fleet_builtin_more.rs`
+//!   (replace, find, fetch, script, git, pip, debconf, ...).
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -43,7 +45,7 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub(crate) const FLEET_SIZE: usize = 28;
+pub(crate) const FLEET_SIZE: usize = 29;
 
 pub(crate) struct FleetHost {
     pub name: String,

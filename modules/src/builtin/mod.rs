@@ -12,6 +12,8 @@ pub mod compose_deploy;
 pub mod copy;
 pub mod cron;
 pub mod deb822_repository;
+pub mod debconf;
+pub mod dpkg_selections;
 // Being split into a folder in parallel; its missing docs (the module
 // struct, enums and plan types outside the Params) come with that split.
 #[allow(missing_docs)]
@@ -20,18 +22,31 @@ pub mod docker_install;
 // struct, enums and plan types outside the Params) come with that split.
 #[allow(missing_docs)]
 pub mod elasticsearch_cluster;
+pub mod fetch;
 pub mod file;
+pub mod find;
 pub mod get_url;
+pub mod getent;
+pub mod git;
 pub mod group;
 pub mod hostname;
+pub mod known_hosts;
 pub mod lineinfile;
 pub mod mount;
+pub mod package_facts;
+pub mod pause;
 pub mod ping;
+pub mod pip;
 pub mod reboot;
+pub mod replace;
+pub mod script;
+pub mod service_facts;
+pub mod slurp;
 pub mod stat;
 pub mod sysctl;
 pub mod sysctl_tuning;
 pub mod systemd;
+pub mod tempfile;
 pub mod unarchive;
 pub mod uri;
 pub mod user;
@@ -40,3 +55,4 @@ pub mod user;
 #[allow(missing_docs)]
 pub mod volume_backup;
 pub mod wait_for;
+pub mod wait_for_connection;
