@@ -12,6 +12,7 @@ mod engine;
 mod fleet_ansible_parity;
 mod fleet_compose_deploy;
 mod fleet_docker_install;
+mod fleet_docker_modules;
 mod fleet_elasticsearch_cluster;
 mod fleet_faults;
 mod fleet_jobs;

@@ -21,6 +21,8 @@
 //!   runs at once. (The reboot fault uses `herd-07` under its lock.)
 //! - `herd-26`: the scheduled-backup job's failing Docker host
 //!   (`fleet_jobs.rs` stops its dockerd).
+//! - `herd-27`: the `community.docker` modules (`fleet_docker_modules.rs`,
+//!   Docker from [`Fleet::ensure_docker`]).
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -39,7 +41,7 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub(crate) const FLEET_SIZE: usize = 26;
+pub(crate) const FLEET_SIZE: usize = 27;
 
 pub(crate) struct FleetHost {
     pub name: String,

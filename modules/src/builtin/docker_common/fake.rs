@@ -115,7 +115,7 @@ impl FakeDocker {
                 while let Some(w) = it.next() {
                     match *w {
                         "--alias" => {
-                            aliases.push(it.next().copied().unwrap_or_default().to_string())
+                            aliases.push(it.next().copied().unwrap_or_default().to_string());
                         }
                         "--ip" => ip = it.next().copied(),
                         other => words.push(other),

@@ -157,25 +157,171 @@ fn set_env(env: &mut Vec<Value>, pair: &str) {
     env.push(json!(pair));
 }
 
+/// What `docker create`'s flags said, before the image fills the rest.
+struct Draft {
+    name: String,
+    cfg: Map<String, Value>,
+    host: Value,
+    env: Vec<String>,
+    labels: Map<String, Value>,
+    exposed: Map<String, Value>,
+    anon: Map<String, Value>,
+    health: Map<String, Value>,
+    entrypoint: Option<Value>,
+    aliases: Vec<String>,
+    ip: Option<String>,
+}
+
+impl Draft {
+    fn new() -> Draft {
+        Draft {
+            name: String::new(),
+            cfg: Map::new(),
+            host: json!({
+                "Binds": null, "Mounts": [], "PortBindings": {}, "NetworkMode": "bridge",
+                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "Init": null,
+                "Privileged": false, "ReadonlyRootfs": false, "AutoRemove": false,
+                "CapAdd": null, "CapDrop": null, "Dns": [], "ExtraHosts": null,
+                "LogConfig": {"Type": "json-file", "Config": {}}, "Memory": 0, "NanoCpus": 0,
+            }),
+            env: Vec::new(),
+            labels: Map::new(),
+            exposed: Map::new(),
+            anon: Map::new(),
+            health: Map::new(),
+            entrypoint: None,
+            aliases: Vec::new(),
+            ip: None,
+        }
+    }
+
+    /// A flag without a value; false when `f` is not one.
+    fn switch(&mut self, f: &str) -> bool {
+        match f {
+            "--init" => self.host["Init"] = json!(true),
+            "--privileged" => self.host["Privileged"] = json!(true),
+            "--read-only" => self.host["ReadonlyRootfs"] = json!(true),
+            "--rm" => self.host["AutoRemove"] = json!(true),
+            "--tty" => {
+                self.cfg.insert("Tty".into(), json!(true));
+            }
+            "--interactive" => {
+                self.cfg.insert("OpenStdin".into(), json!(true));
+            }
+            "--no-healthcheck" => {
+                self.health.insert("Test".into(), json!(["NONE"]));
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn publish(&mut self, v: &str) {
+        let (rest, cport) = v.rsplit_once(':').unwrap_or(("", v));
+        let (hip, hport) = rest.split_once(':').unwrap_or(("", rest));
+        let key = if cport.contains('/') {
+            cport.to_string()
+        } else {
+            format!("{cport}/tcp")
+        };
+        self.exposed.insert(key.clone(), json!({}));
+        let mut list = self.host["PortBindings"][&key]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        list.push(json!({"HostIp": hip, "HostPort": hport}));
+        self.host["PortBindings"][&key] = json!(list);
+    }
+
+    fn mount(&mut self, v: &str) {
+        let mut m = json!({"ReadOnly": false});
+        for part in v.split(',') {
+            match part.split_once('=') {
+                Some(("type", t)) => m["Type"] = json!(t),
+                Some(("source", s)) => m["Source"] = json!(s),
+                Some(("target", t)) => m["Target"] = json!(t),
+                _ if part == "readonly" => m["ReadOnly"] = json!(true),
+                _ => {}
+            }
+        }
+        if let Some(a) = self.host["Mounts"].as_array_mut() {
+            a.push(m);
+        }
+    }
+
+    fn push_host(&mut self, key: &str, v: &str) {
+        let mut l = self.host[key].as_array().cloned().unwrap_or_default();
+        l.push(json!(v));
+        self.host[key] = json!(l);
+    }
+
+    /// A flag with a value; an error for one the fake does not know.
+    fn flag(&mut self, f: &str, v: &str) -> Result<(), String> {
+        match f {
+            "--name" => self.name = v.to_string(),
+            "--entrypoint" => self.entrypoint = Some(json!([v])),
+            "--env" => self.env.push(v.to_string()),
+            "--label" => {
+                let (k, val) = v.split_once('=').unwrap_or((v, ""));
+                self.labels.insert(k.into(), json!(val));
+            }
+            "--publish" => self.publish(v),
+            "--expose" => {
+                self.exposed.insert(v.to_string(), json!({}));
+            }
+            "--volume" if v.contains(':') => self.push_host("Binds", v),
+            "--volume" => {
+                self.anon.insert(v.to_string(), json!({}));
+            }
+            "--mount" => self.mount(v),
+            "--network" => self.host["NetworkMode"] = json!(v),
+            "--network-alias" => self.aliases.push(v.to_string()),
+            "--ip" => self.ip = Some(v.to_string()),
+            "--restart" => self.host["RestartPolicy"] = restart_policy(v),
+            "--health-cmd" => {
+                self.health.insert("Test".into(), json!(["CMD-SHELL", v]));
+            }
+            "--health-interval" | "--health-timeout" | "--health-start-period" => {
+                let key = match f {
+                    "--health-interval" => "Interval",
+                    "--health-timeout" => "Timeout",
+                    _ => "StartPeriod",
+                };
+                self.health.insert(key.into(), json!(ns(v)));
+            }
+            "--health-retries" => {
+                self.health
+                    .insert("Retries".into(), json!(v.parse::<u64>().unwrap_or(0)));
+            }
+            "--user" | "--hostname" | "--workdir" => {
+                let key = match f {
+                    "--user" => "User",
+                    "--hostname" => "Hostname",
+                    _ => "WorkingDir",
+                };
+                self.cfg.insert(key.into(), json!(v));
+            }
+            "--log-driver" => self.host["LogConfig"]["Type"] = json!(v),
+            "--log-opt" => kv(&mut self.host["LogConfig"]["Config"], v),
+            "--cap-add" => self.push_host("CapAdd", v),
+            "--cap-drop" => self.push_host("CapDrop", v),
+            "--dns" => self.push_host("Dns", v),
+            "--add-host" => self.push_host("ExtraHosts", v),
+            "--memory" => self.host["Memory"] = json!(v.parse::<u64>().unwrap_or(0)),
+            "--cpus" => self.host["NanoCpus"] = json!(nano(v)),
+            "--stop-timeout" => {
+                self.cfg
+                    .insert("StopTimeout".into(), json!(v.parse::<u64>().unwrap_or(0)));
+            }
+            other => return Err(format!("fake: unknown create flag {other}")),
+        }
+        Ok(())
+    }
+}
+
 fn create(d: &mut FakeDocker, a: &[&str]) -> Run {
     let mut it = a.iter().copied();
-    let mut name = String::new();
-    let mut cfg = Map::new();
-    let mut host = json!({
-        "Binds": null, "Mounts": [], "PortBindings": {}, "NetworkMode": "bridge",
-        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "Init": null,
-        "Privileged": false, "ReadonlyRootfs": false, "AutoRemove": false,
-        "CapAdd": null, "CapDrop": null, "Dns": [], "ExtraHosts": null,
-        "LogConfig": {"Type": "json-file", "Config": {}}, "Memory": 0, "NanoCpus": 0,
-    });
-    let mut env: Vec<(bool, String)> = Vec::new();
-    let mut labels = Map::new();
-    let mut exposed = Map::new();
-    let mut anon = Map::new();
-    let mut health = Map::new();
-    let mut entrypoint: Option<Value> = None;
-    let mut aliases = Vec::new();
-    let mut ip = None;
+    let mut dr = Draft::new();
     let image = loop {
         let Some(f) = it.next() else {
             return fail("no image");
@@ -183,135 +329,26 @@ fn create(d: &mut FakeDocker, a: &[&str]) -> Run {
         if !f.starts_with('-') {
             break f.to_string();
         }
-        if matches!(
-            f,
-            "--init"
-                | "--privileged"
-                | "--read-only"
-                | "--tty"
-                | "--interactive"
-                | "--rm"
-                | "--no-healthcheck"
-        ) {
-            match f {
-                "--init" => host["Init"] = json!(true),
-                "--privileged" => host["Privileged"] = json!(true),
-                "--read-only" => host["ReadonlyRootfs"] = json!(true),
-                "--tty" => {
-                    cfg.insert("Tty".into(), json!(true));
-                }
-                "--interactive" => {
-                    cfg.insert("OpenStdin".into(), json!(true));
-                }
-                "--rm" => host["AutoRemove"] = json!(true),
-                _ => {
-                    health.insert("Test".into(), json!(["NONE"]));
-                }
-            }
+        if dr.switch(f) {
             continue;
         }
-        let v = it.next().unwrap_or_default();
-        match f {
-            "--name" => name = v.to_string(),
-            "--entrypoint" => entrypoint = Some(json!([v])),
-            "--env" => env.push((true, v.to_string())),
-            "--label" => {
-                let (k, val) = v.split_once('=').unwrap_or((v, ""));
-                labels.insert(k.into(), json!(val));
-            }
-            "--publish" => {
-                let (rest, cport) = v.rsplit_once(':').unwrap_or(("", v));
-                let (hip, hport) = rest.split_once(':').unwrap_or(("", rest));
-                let key = if cport.contains('/') {
-                    cport.to_string()
-                } else {
-                    format!("{cport}/tcp")
-                };
-                exposed.insert(key.clone(), json!({}));
-                let list = host["PortBindings"][&key]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let mut list = list;
-                list.push(json!({"HostIp": hip, "HostPort": hport}));
-                host["PortBindings"][&key] = json!(list);
-            }
-            "--expose" => {
-                exposed.insert(v.to_string(), json!({}));
-            }
-            "--volume" => {
-                if v.contains(':') {
-                    let mut b = host["Binds"].as_array().cloned().unwrap_or_default();
-                    b.push(json!(v));
-                    host["Binds"] = json!(b);
-                } else {
-                    anon.insert(v.to_string(), json!({}));
-                }
-            }
-            "--mount" => {
-                let mut m = json!({"ReadOnly": false});
-                for part in v.split(',') {
-                    match part.split_once('=') {
-                        Some(("type", t)) => m["Type"] = json!(t),
-                        Some(("source", s)) => m["Source"] = json!(s),
-                        Some(("target", t)) => m["Target"] = json!(t),
-                        _ if part == "readonly" => m["ReadOnly"] = json!(true),
-                        _ => {}
-                    }
-                }
-                if let Some(a) = host["Mounts"].as_array_mut() {
-                    a.push(m);
-                }
-            }
-            "--network" => host["NetworkMode"] = json!(v),
-            "--network-alias" => aliases.push(v.to_string()),
-            "--ip" => ip = Some(v.to_string()),
-            "--restart" => host["RestartPolicy"] = restart_policy(v),
-            "--health-cmd" => {
-                health.insert("Test".into(), json!(["CMD-SHELL", v]));
-            }
-            "--health-interval" => {
-                health.insert("Interval".into(), json!(ns(v)));
-            }
-            "--health-timeout" => {
-                health.insert("Timeout".into(), json!(ns(v)));
-            }
-            "--health-start-period" => {
-                health.insert("StartPeriod".into(), json!(ns(v)));
-            }
-            "--health-retries" => {
-                health.insert("Retries".into(), json!(v.parse::<u64>().unwrap_or(0)));
-            }
-            "--user" => {
-                cfg.insert("User".into(), json!(v));
-            }
-            "--hostname" => {
-                cfg.insert("Hostname".into(), json!(v));
-            }
-            "--workdir" => {
-                cfg.insert("WorkingDir".into(), json!(v));
-            }
-            "--log-driver" => host["LogConfig"]["Type"] = json!(v),
-            "--log-opt" => kv(&mut host["LogConfig"]["Config"], v),
-            "--cap-add" | "--cap-drop" | "--dns" | "--add-host" => {
-                let key = match f {
-                    "--cap-add" => "CapAdd",
-                    "--cap-drop" => "CapDrop",
-                    "--dns" => "Dns",
-                    _ => "ExtraHosts",
-                };
-                let mut l = host[key].as_array().cloned().unwrap_or_default();
-                l.push(json!(v));
-                host[key] = json!(l);
-            }
-            "--memory" => host["Memory"] = json!(v.parse::<u64>().unwrap_or(0)),
-            "--cpus" => host["NanoCpus"] = json!(nano(v)),
-            "--stop-timeout" => {
-                cfg.insert("StopTimeout".into(), json!(v.parse::<u64>().unwrap_or(0)));
-            }
-            other => return fail(format!("fake: unknown create flag {other}")),
+        if let Err(e) = dr.flag(f, it.next().unwrap_or_default()) {
+            return fail(e);
         }
     };
+    let Draft {
+        name,
+        cfg,
+        host,
+        env,
+        labels,
+        exposed,
+        anon,
+        health,
+        entrypoint,
+        aliases,
+        ip,
+    } = dr;
     let cmd: Vec<String> = it.map(str::to_string).collect();
     if d.containers.contains_key(&name) {
         return fail(format!(
@@ -323,7 +360,7 @@ fn create(d: &mut FakeDocker, a: &[&str]) -> Run {
     };
     let ic = &img["Config"];
     let mut env_list: Vec<Value> = ic["Env"].as_array().cloned().unwrap_or_default();
-    for (_, e) in &env {
+    for e in &env {
         set_env(&mut env_list, e);
     }
     let mut all_labels = ic["Labels"].as_object().cloned().unwrap_or_default();

@@ -284,8 +284,6 @@ fn options(
             o.push((name, kind, w, or_empty(kind, &have)));
         }
     };
-    let compat = p.container_default_behavior == DefaultBehavior::Compatibility;
-    let flag = |v: Option<bool>| v.or(compat.then_some(false)).map(Value::Bool);
     add(
         "command",
         Kind::List,
@@ -379,6 +377,24 @@ fn options(
         p.working_dir.clone().map(Value::String),
         at(c, "Config.WorkingDir").clone(),
     );
+    host_options(p, s, c, &mut o);
+    o
+}
+
+/// The options of the host config and the flags (see [`options`]).
+fn host_options(
+    p: &DockerContainerParams,
+    s: &Spec,
+    c: &Value,
+    o: &mut Vec<(&'static str, Kind, Value, Value)>,
+) {
+    let mut add = |name, kind, want: Option<Value>, have: Value| {
+        if let Some(w) = want {
+            o.push((name, kind, w, or_empty(kind, &have)));
+        }
+    };
+    let compat = p.container_default_behavior == DefaultBehavior::Compatibility;
+    let flag = |v: Option<bool>| v.or(compat.then_some(false)).map(Value::Bool);
     let bool_at = |path: &str| json!(at(c, path).as_bool().unwrap_or(false));
     add(
         "init",
@@ -470,7 +486,6 @@ fn options(
         p.stop_timeout.map(|t| json!(t)),
         at(c, "Config.StopTimeout").clone(),
     );
-    o
 }
 
 /// What differs between the container `c` and the task.

@@ -361,14 +361,10 @@ pub(crate) fn duration_ns(s: &str) -> Option<u64> {
             continue;
         }
         let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
+        // `ms`, `us`, `ns`: a unit of two letters.
+        if matches!(c, 'm' | 'u' | 'n') && chars.peek() == Some(&'s') {
             unit.push('s');
             chars.next();
-        } else if c == 'u' || c == 'n' {
-            if chars.peek() == Some(&'s') {
-                unit.push('s');
-                chars.next();
-            }
         }
         let n: u64 = num.parse().ok()?;
         num.clear();
