@@ -193,10 +193,20 @@ impl Drop for RegistryCleanup<'_> {
 }
 
 /// Debian's docker-registry on the host, answering on 127.0.0.1:5000
-/// (dockerd trusts a registry on localhost without TLS).
+/// (dockerd trusts a registry on localhost without TLS). Debian's config
+/// asks for an htpasswd file of bcrypt hashes, which nothing on the host
+/// can make: the test's config has no auth, so any login is accepted.
 const START_REGISTRY: &str = r#"set -eu
-command -v docker-registry >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
-systemctl start docker-registry
+command -v docker-registry >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null 2>&1
+cat > /etc/docker/registry/config.yml <<'EOC'
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+http:
+  addr: 127.0.0.1:5000
+EOC
+systemctl restart docker-registry
 for i in $(seq 30); do curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 && break; sleep 1; done
 curl -fsS http://127.0.0.1:5000/v2/ >/dev/null
 "#;
