@@ -78,7 +78,12 @@ impl EngineAction {
 }
 
 /// Collections whose modules we implement under their short names.
-const COLLECTION_PREFIXES: &[&str] = &["ansible.builtin.", "ansible.legacy.", "ansible.posix."];
+const COLLECTION_PREFIXES: &[&str] = &[
+    "ansible.builtin.",
+    "ansible.legacy.",
+    "ansible.posix.",
+    "community.docker.",
+];
 
 /// The short name for `name` (`ansible.builtin.copy` -> `copy`).
 pub fn short_name(name: &str) -> &str {

@@ -17,6 +17,7 @@ mod fleet_builtin_more;
 mod fleet_compose_deploy;
 mod fleet_connection_vars;
 mod fleet_docker_install;
+mod fleet_docker_modules;
 mod fleet_elasticsearch_cluster;
 mod fleet_faults;
 mod fleet_jobs;

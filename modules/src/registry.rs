@@ -51,6 +51,16 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::apt_repository::AptRepository,
     &builtin::deb822_repository::Deb822Repository,
     &builtin::docker_install::DockerInstall,
+    &builtin::docker_network::DockerNetwork,
+    &builtin::docker_volume::DockerVolume,
+    &builtin::docker_container::DockerContainer,
+    &builtin::docker_image::DockerImage,
+    &builtin::docker_info::DockerContainerInfo,
+    &builtin::docker_info::DockerImageInfo,
+    &builtin::docker_info::DockerHostInfo,
+    &builtin::docker_prune::DockerPrune,
+    &builtin::docker_login::DockerLogin,
+    &builtin::docker_compose_v2::DockerComposeV2,
     &builtin::get_url::GetUrl,
     &builtin::uri::Uri,
     &builtin::unarchive::Unarchive,
@@ -307,6 +317,40 @@ mod tests {
             (
                 "deb822_repository",
                 json!({"name": "x", "uris": ["http://x/"], "suites": "stable", "components": "main", "enabled": "yes"}),
+            ),
+            (
+                "docker_network",
+                json!({"name": "n", "ipam_config": [{"subnet": "172.30.0.0/24"}], "connected": "web", "appends": "yes", "labels": {"a": 1}}),
+            ),
+            (
+                "docker_volume",
+                json!({"name": "v", "driver_options": {"type": "tmpfs"}, "recreate": "options-changed"}),
+            ),
+            (
+                "docker_container",
+                json!({"name": "web", "image": "nginx", "ports": ["8080:80"], "env": {"A": "1"}, "volumes": "/a:/b:ro", "restart_policy": "always", "pull": "yes", "memory": "1g", "cpus": "1.5", "healthcheck": {"test": "true", "retries": "3"}, "comparisons": {"*": "strict"}}),
+            ),
+            (
+                "docker_image",
+                json!({"name": "app", "tag": "v2", "source": "build", "build": {"path": "/opt/app", "args": {"V": 2}, "nocache": "yes"}, "archive_path": "/tmp/app.tar", "force_source": "true"}),
+            ),
+            (
+                "docker_prune",
+                json!({"containers": "yes", "images": true, "images_filters": {"dangling": false}, "builder_cache": true}),
+            ),
+            (
+                "docker_login",
+                json!({"registry": "localhost:5000", "username": "u", "password": "p", "reauthorize": "no"}),
+            ),
+            (
+                "docker_compose_v2",
+                json!({"project_src": "/opt/shop", "pull": "always", "build": "never", "recreate": "auto", "remove_orphans": "yes", "services": "web", "state": "present"}),
+            ),
+            ("docker_container_info", json!({"name": "web"})),
+            ("docker_image_info", json!({"name": ["nginx", "redis:7"]})),
+            (
+                "docker_host_info",
+                json!({"containers": "yes", "images": true, "disk_usage": false}),
             ),
             (
                 "docker_install",

@@ -59,9 +59,10 @@ readonly BASE_PACKAGES=(
 # ansible-playbook against a host (the speed benchmark and the parity test
 # install it); herd never needs it.
 # docker.io and busybox-static are for the Docker modules' tests (busybox
-# is the rootfs their images are built from with `docker import`).
-# git and python3-venv are what the git and pip modules run on a host.
-readonly REPO_PACKAGES=(hello tree cron unzip python3 docker.io busybox-static git python3-venv)
+# is the rootfs their images are built from with `docker import`);
+# git and python3-venv are what the git and pip modules run on a host;
+# docker-registry runs a registry on a host for the pull and login tests.
+readonly REPO_PACKAGES=(hello tree cron unzip python3 docker.io busybox-static git python3-venv docker-registry)
 # Packages from a newer release, fetched with their own apt state: bookworm
 # has only compose v1 (python); trixie's docker-compose is the v2 CLI
 # plugin, a Go binary that needs nothing but libc6 (>= 2.34).

@@ -27,6 +27,8 @@
 //!   `deploy`; `herd-28` is the one-master Elasticsearch cluster it joins.
 //! - `herd-29`: the ansible.builtin modules of `fleet_builtin_more.rs`
 //!   (replace, find, fetch, script, git, pip, debconf, ...).
+//! - `herd-30`: the `community.docker` modules (`fleet_docker_modules.rs`,
+//!   Docker from [`Fleet::ensure_docker`]).
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -45,7 +47,7 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub(crate) const FLEET_SIZE: usize = 29;
+pub(crate) const FLEET_SIZE: usize = 30;
 
 pub(crate) struct FleetHost {
     pub name: String,

@@ -13,11 +13,20 @@ pub mod copy;
 pub mod cron;
 pub mod deb822_repository;
 pub mod debconf;
+pub(crate) mod docker_common;
+pub mod docker_compose_v2;
+pub mod docker_container;
+pub mod docker_image;
+pub mod docker_info;
 pub mod dpkg_selections;
 // Being split into a folder in parallel; its missing docs (the module
 // struct, enums and plan types outside the Params) come with that split.
 #[allow(missing_docs)]
 pub mod docker_install;
+pub mod docker_login;
+pub mod docker_network;
+pub mod docker_prune;
+pub mod docker_volume;
 // Being split into a folder in parallel; its missing docs (the module
 // struct, enums and plan types outside the Params) come with that split.
 #[allow(missing_docs)]
