@@ -31,6 +31,7 @@ pub mod stat;
 pub mod sysctl;
 pub mod sysctl_tuning;
 pub mod systemd;
+pub mod ufw;
 pub mod unarchive;
 pub mod uri;
 pub mod user;
