@@ -11,6 +11,7 @@ mod doc;
 mod engine;
 mod fleet_ansible_parity;
 mod fleet_compose_deploy;
+mod fleet_corpus;
 mod fleet_docker_install;
 mod fleet_elasticsearch_cluster;
 mod fleet_faults;

@@ -60,7 +60,10 @@ readonly BASE_PACKAGES=(
 # install it); herd never needs it.
 # docker.io and busybox-static are for the Docker modules' tests (busybox
 # is the rootfs their images are built from with `docker import`).
-readonly REPO_PACKAGES=(hello tree cron unzip python3 docker.io busybox-static)
+# aptitude, vim, git and ufw are what the corpus case do-setup installs
+# (python3-apt is what Ansible's apt module needs on the host)
+# (tests/fleet_corpus.rs).
+readonly REPO_PACKAGES=(hello tree cron unzip python3 python3-apt docker.io busybox-static aptitude vim git ufw)
 # Packages from a newer release, fetched with their own apt state: bookworm
 # has only compose v1 (python); trixie's docker-compose is the v2 CLI
 # plugin, a Go binary that needs nothing but libc6 (>= 2.34).

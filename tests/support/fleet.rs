@@ -21,6 +21,8 @@
 //!   runs at once. (The reboot fault uses `herd-07` under its lock.)
 //! - `herd-26`: the scheduled-backup job's failing Docker host
 //!   (`fleet_jobs.rs` stops its dockerd).
+//! - `herd-27`..`herd-34`: Ansible corpus cases (`fleet_corpus.rs`), a
+//!   pair per case: ansible-playbook on the odd host, herd on the even.
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -39,7 +41,7 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub(crate) const FLEET_SIZE: usize = 26;
+pub(crate) const FLEET_SIZE: usize = 34;
 
 pub(crate) struct FleetHost {
     pub name: String,

@@ -261,13 +261,23 @@ pub struct UfwParams {
     #[serde(default, deserialize_with = "de_bool")]
     pub log: bool,
     /// Source address or network; `any` when unset.
-    #[serde(default, alias = "from", alias = "src", deserialize_with = "de_opt_string")]
+    #[serde(
+        default,
+        alias = "from",
+        alias = "src",
+        deserialize_with = "de_opt_string"
+    )]
     pub from_ip: Option<String>,
     /// Source port or range.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub from_port: Option<String>,
     /// Destination address or network; `any` when unset.
-    #[serde(default, alias = "to", alias = "dest", deserialize_with = "de_opt_string")]
+    #[serde(
+        default,
+        alias = "to",
+        alias = "dest",
+        deserialize_with = "de_opt_string"
+    )]
     pub to_ip: Option<String>,
     /// Destination port or range.
     #[serde(default, alias = "port", deserialize_with = "de_opt_string")]
@@ -318,9 +328,7 @@ fn check(p: &UfwParams) -> Result<(), ModuleError> {
     if p.interface.is_some() && p.direction.is_none() {
         return Err(invalid("interface", "interface needs direction"));
     }
-    if p.default.is_some()
-        && matches!(p.direction, Some(Direction::In | Direction::Out))
-    {
+    if p.default.is_some() && matches!(p.direction, Some(Direction::In | Direction::Out)) {
         return Err(invalid(
             "direction",
             "for default, direction must be incoming, outgoing or routed",
@@ -343,10 +351,7 @@ fn check(p: &UfwParams) -> Result<(), ModuleError> {
             ));
         }
         if p.insert.is_some() && p.insert_relative_to != InsertRelativeTo::Zero {
-            return Err(invalid(
-                "insert_relative_to",
-                "only `zero` is supported",
-            ));
+            return Err(invalid("insert_relative_to", "only `zero` is supported"));
         }
     }
     Ok(())
@@ -633,8 +638,8 @@ tuples differ afterwards; `reloaded` and `reset` always report one."##;
             }
         }
         let after = host.run(SNAPSHOT, None)?.stdout_str();
-        let changed = before != after
-            || matches!(p.state, Some(UfwState::Reloaded | UfwState::Reset));
+        let changed =
+            before != after || matches!(p.state, Some(UfwState::Reloaded | UfwState::Reset));
         let status = after
             .split("--- rules")
             .next()
@@ -832,7 +837,8 @@ mod tests {
             ["add rule: limit in on eth0 from 10.0.0.0/8 to any port 22 proto tcp comment ssh in"]
         );
         let mut fw = fresh();
-        fw.added.push("allow from any to any port 80 proto tcp".into());
+        fw.added
+            .push("allow from any to any port 80 proto tcp".into());
         let del = json!({"rule": "allow", "port": "80", "proto": "tcp", "delete": true});
         let (_, out, h) = converge(&del, fw);
         assert!(out.changed && h.added.is_empty());
@@ -861,8 +867,11 @@ mod tests {
         assert!(out.changed);
         // A plan alone (check mode) runs no ufw command that changes anything.
         let mut h = ufw_fake(fresh());
-        let plan = dplan(&json!({"rule": "allow", "name": "OpenSSH", "state": "enabled"}), &mut h)
-            .expect("plan");
+        let plan = dplan(
+            &json!({"rule": "allow", "name": "OpenSSH", "state": "enabled"}),
+            &mut h,
+        )
+        .expect("plan");
         assert_eq!(plan.changes.len(), 2);
         assert!(h.added.is_empty() && !h.active);
         assert!(h.scripts.iter().all(|s| !s.starts_with("LANG=C ufw")));
@@ -883,11 +892,13 @@ mod tests {
             let err = dplan(&bad, &mut h).expect_err("refused");
             assert!(matches!(err, ModuleError::Params(_)), "{bad}: {err}");
         }
-        assert!(dplan(&json!({"rule": "allow", "if_in": "a", "if_out": "b", "route": true}), &mut h)
-            .is_ok());
+        assert!(dplan(
+            &json!({"rule": "allow", "if_in": "a", "if_out": "b", "route": true}),
+            &mut h
+        )
+        .is_ok());
         let mut none = FakeHost::new().answer(Match::Any, 0, "NOUFW yes\n", "");
-        let err = dplan(&json!({"state": "enabled"}), &mut none)
-            .expect_err("no ufw");
+        let err = dplan(&json!({"state": "enabled"}), &mut none).expect_err("no ufw");
         assert!(err.to_string().contains("not installed"), "{err}");
         let mut failing = FakeHost::new()
             .answer(
@@ -897,8 +908,15 @@ mod tests {
                 "ERROR: Could not find a profile matching 'x'\n",
             )
             .answer(Match::Any, 0, "", "");
-        let err = dapply(&json!({"rule": "allow", "name": "x"}), Plan::default(), &mut failing)
-            .expect_err("fails");
-        assert_eq!(err.to_string(), "ERROR: Could not find a profile matching 'x'");
+        let err = dapply(
+            &json!({"rule": "allow", "name": "x"}),
+            Plan::default(),
+            &mut failing,
+        )
+        .expect_err("fails");
+        assert_eq!(
+            err.to_string(),
+            "ERROR: Could not find a profile matching 'x'"
+        );
     }
 }

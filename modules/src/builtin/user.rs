@@ -765,13 +765,21 @@ mod tests {
             .iter()
             .find(|s| s.contains("cp -a /etc/skel /home/tset"))
             .expect("the skeleton is copied");
-        assert!(made.contains("chown -R -- tset:\"$g\" /home/tset"), "{made}");
+        assert!(
+            made.contains("chown -R -- tset:\"$g\" /home/tset"),
+            "{made}"
+        );
         assert!(made.contains("UMASK"), "{made}");
         // Not with `create_home: false`, nor for a home that exists.
         let no = json!({"name": "tset", "comment": "NyetUser", "create_home": false});
         assert!(m.plan(&no, &mut h).expect("plan").is_empty());
         let mut there = FakeHost::new()
-            .answer(Match::contains("getent passwd"), 0, probe.replace("NOHOME yes\n", ""), "")
+            .answer(
+                Match::contains("getent passwd"),
+                0,
+                probe.replace("NOHOME yes\n", ""),
+                "",
+            )
             .answer(Match::Any, 0, "", "");
         assert!(m.plan(&params, &mut there).expect("plan").is_empty());
     }
