@@ -85,8 +85,15 @@ const COLLECTION_PREFIXES: &[&str] = &[
     "community.docker.",
 ];
 
+/// Modules of other collections we implement, by FQCN: only these, as
+/// the rest of those collections share no names with ours.
+const COLLECTION_MODULES: &[(&str, &str)] = &[("community.general.ufw", "ufw")];
+
 /// The short name for `name` (`ansible.builtin.copy` -> `copy`).
 pub fn short_name(name: &str) -> &str {
+    if let Some((_, short)) = COLLECTION_MODULES.iter().find(|(fqcn, _)| *fqcn == name) {
+        return short;
+    }
     COLLECTION_PREFIXES
         .iter()
         .find_map(|p| name.strip_prefix(p))
@@ -359,4 +366,23 @@ pub struct IncludeVarsParams {
     #[serde(default)]
     pub ignore_unknown_extensions: bool,
     pub hash_behaviour: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_map_to_the_modules_we_implement() {
+        assert_eq!(short_name("ansible.builtin.copy"), "copy");
+        assert_eq!(short_name("ansible.posix.authorized_key"), "authorized_key");
+        assert_eq!(short_name("community.general.ufw"), "ufw");
+        assert_eq!(short_name("community.general.npm"), "community.general.npm");
+        let modules = Registry::builtin();
+        assert!(matches!(
+            lookup(&modules, "community.general.ufw"),
+            Some(Action::Module(m)) if m.name() == "ufw"
+        ));
+        assert!(lookup(&modules, "community.general.npm").is_none());
+    }
 }

@@ -16,6 +16,7 @@ mod fleet_bootstrap;
 mod fleet_builtin_more;
 mod fleet_compose_deploy;
 mod fleet_connection_vars;
+mod fleet_corpus;
 mod fleet_docker_install;
 mod fleet_docker_modules;
 mod fleet_elasticsearch_cluster;

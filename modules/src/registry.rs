@@ -68,6 +68,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::volume_backup::VolumeBackup,
     &builtin::ping::Ping,
     &builtin::async_status::AsyncStatus,
+    &builtin::ufw::Ufw,
 ];
 
 /// Every built-in module, in a stable order.
@@ -355,6 +356,10 @@ mod tests {
             (
                 "docker_install",
                 json!({"source": "distro", "compose": "yes", "users": "deploy, ci", "daemon": {"log-opts": {"max-size": "50m"}, "iptables": false}, "registry_mirrors": ["http://mirror:5000"], "insecure_registries": "mirror:5000", "metrics_addr": "127.0.0.1:9323", "min_version": "20.10", "restart_timeout": "30"}),
+            ),
+            (
+                "ufw",
+                json!({"rule": "allow", "port": 443, "proto": "tcp", "src": "10.0.0.0/8", "log": "yes", "comment": "https"}),
             ),
         ] {
             let m = find(name).unwrap_or_else(|| panic!("{name} not registered"));

@@ -61,8 +61,11 @@ readonly BASE_PACKAGES=(
 # docker.io and busybox-static are for the Docker modules' tests (busybox
 # is the rootfs their images are built from with `docker import`);
 # git and python3-venv are what the git and pip modules run on a host;
-# docker-registry runs a registry on a host for the pull and login tests.
-readonly REPO_PACKAGES=(hello tree cron unzip python3 docker.io busybox-static git python3-venv docker-registry)
+# docker-registry runs a registry on a host for the pull and login tests;
+# aptitude, vim, git and ufw are what the corpus case do-setup installs
+# (python3-apt is what Ansible's apt module needs on the host)
+# (tests/fleet_corpus.rs).
+readonly REPO_PACKAGES=(hello tree cron unzip python3 python3-apt docker.io busybox-static git python3-venv docker-registry aptitude vim ufw)
 # Packages from a newer release, fetched with their own apt state: bookworm
 # has only compose v1 (python); trixie's docker-compose is the v2 CLI
 # plugin, a Go binary that needs nothing but libc6 (>= 2.34).

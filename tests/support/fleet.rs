@@ -29,6 +29,8 @@
 //!   (replace, find, fetch, script, git, pip, debconf, ...).
 //! - `herd-30`: the `community.docker` modules (`fleet_docker_modules.rs`,
 //!   Docker from [`Fleet::ensure_docker`]).
+//! - `herd-31`..`herd-38`: Ansible corpus cases (`fleet_corpus.rs`), a
+//!   pair per case: ansible-playbook on the odd host, herd on the even.
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -47,7 +49,7 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub(crate) const FLEET_SIZE: usize = 30;
+pub(crate) const FLEET_SIZE: usize = 38;
 
 pub(crate) struct FleetHost {
     pub name: String,

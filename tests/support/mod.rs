@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub(crate) mod ansible;
 pub(crate) mod fleet;
 
 /// The repository root: examples and fixtures are found from here.

@@ -11,8 +11,8 @@
 //!
 //! Differences from Ansible: `update_cache` (without a fresh enough
 //! `cache_valid_time`) counts as a planned change, so check mode reports it,
-//! but the task reports changed only when packages changed or nothing else
-//! was asked for (as Ansible does); `upgrade`, `build-dep` and `fixed` are
+//! but the task reports changed only when packages changed or, when nothing
+//! else was asked for, when the lists' time moved (as Ansible does); `upgrade`, `build-dep` and `fixed` are
 //! not supported; version wildcards (`pkg=1.*`) and `pkg>=1` are not
 //! understood; `deb` takes a path on the host or an http(s) or ftp URL
 //! fetched with curl or wget on the host.
@@ -384,6 +384,17 @@ fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://") || s.starts_with("ftp://")
 }
 
+/// The time the lists were last updated, as Ansible reads it: apt's
+/// success stamp when there is one, else the lists directory's mtime.
+fn lists_mtime(host: &mut dyn Host) -> Result<String, ModuleError> {
+    let out = host.run(
+        "for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
+         if [ -e \"$f\" ]; then stat -c %Y \"$f\"; break; fi; done\n",
+        None,
+    )?;
+    Ok(out.stdout_str().trim().to_string())
+}
+
 fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, ModuleError> {
     let mut s = String::from("echo NOW $(date +%s)\n");
     // The lists' age counts only when there are lists: a fresh image has an
@@ -719,7 +730,9 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
         .get("autoremove")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let mut cache_updated = false;
     if update {
+        let before = lists_mtime(host)?;
         let tries = p.update_cache_retries.unwrap_or(5).max(1);
         let max_delay = p.update_cache_retry_max_delay.unwrap_or(12);
         let mut last = Ok(());
@@ -739,7 +752,10 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
             }
         }
         last?;
-        result.insert("cache_updated".into(), json!(true));
+        // As Ansible: the lists were updated when their time moved (apt
+        // leaves them alone when the repositories have nothing new).
+        cache_updated = lists_mtime(host)? != before;
+        result.insert("cache_updated".into(), json!(cache_updated));
         // The new lists may change what `latest` means; look again.
         let facts = probe(host, p, &names)?;
         acts = decide(p, &names, &facts)?;
@@ -806,8 +822,8 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
         run_apt(host, &["apt-get".into(), verb.into()], &mut log)?;
     }
     // Ansible: refreshing the lists alone is a change only when nothing
-    // else was asked for.
-    if update && names.is_empty() && p.deb.is_none() && !p.autoremove {
+    // else was asked for, and only when they did change.
+    if cache_updated && names.is_empty() && p.deb.is_none() && !p.autoremove {
         changed = true;
     }
     result.insert(
@@ -1005,6 +1021,41 @@ mod tests {
 
     /// `package` takes apt's parameters (in any spelling apt takes) and
     /// hands them on; a parameter neither module knows is still an error.
+    #[test]
+    fn update_cache_alone_changes_only_when_the_lists_time_moves() {
+        use crate::testing::{ok, FakeHost};
+        use crate::DynModule;
+        struct Lists {
+            mtime: u64,
+            update_moves_it: bool,
+        }
+        let run = |update_moves_it: bool| {
+            let mut h = FakeHost::with_state(Lists {
+                mtime: 100,
+                update_moves_it,
+            })
+            .handle(crate::testing::Match::Any, |h, script, _| {
+                if script.starts_with("for f in /var/lib/apt/periodic") {
+                    return ok(format!("{}\n", h.mtime));
+                }
+                if script.contains("apt-get update") && h.update_moves_it {
+                    h.mtime += 1;
+                }
+                if script.starts_with("echo NOW") {
+                    return ok("NOW 1000\n");
+                }
+                ok("")
+            });
+            let params = json!({"update_cache": true});
+            let plan = DynModule::plan(&Apt, &params, &mut h).expect("plan");
+            assert_eq!(plan.changes, ["update the package lists"]);
+            let out = DynModule::apply(&Apt, &params, plan, &mut h).expect("apply");
+            (out.changed, out.result["cache_updated"].clone())
+        };
+        assert_eq!(run(true), (true, json!(true)));
+        assert_eq!(run(false), (false, json!(false)));
+    }
+
     #[test]
     fn package_passes_apt_parameters_through() {
         use crate::module::parse_params;

@@ -357,7 +357,10 @@ impl Filters {
             None => None,
             Some(m) => Some(match u32::from_str_radix(m, 8) {
                 Ok(n) => n & 0o7777,
-                Err(_) => apply_symbolic(m, 0, false).map_err(|e| invalid("mode", e.to_string()))? & 0o7777,
+                Err(_) => {
+                    apply_symbolic(m, 0, false).map_err(|e| invalid("mode", e.to_string()))?
+                        & 0o7777
+                }
             }),
         };
         if let Some(e) = p.encoding.as_deref() {

@@ -56,6 +56,7 @@ pub mod sysctl;
 pub mod sysctl_tuning;
 pub mod systemd;
 pub mod tempfile;
+pub mod ufw;
 pub mod unarchive;
 pub mod uri;
 pub mod user;

@@ -154,6 +154,8 @@ struct Found {
     /// With `generate_ssh_key`: the key's path, public key and fingerprint
     /// when it exists.
     ssh_key: Option<(String, String, String)>,
+    /// The existing user's home directory does not exist.
+    home_missing: bool,
 }
 
 /// Shell lines that set `k` to the SSH key's path: a relative
@@ -193,6 +195,11 @@ fn probe(host: &mut dyn Host, p: &UserParams) -> Result<Found, ModuleError> {
         tag_lines("S", &format!("getent shadow -- {n}")),
         tag_lines("G", "getent group"),
     );
+    // The home the user has now: a missing one is made again (below).
+    script.push_str(&format!(
+        "h=$(getent passwd -- {n} | cut -d: -f6)\n\
+         if [ -n \"$h\" ] && [ ! -e \"$h\" ]; then echo NOHOME yes; fi\n"
+    ));
     if p.generate_ssh_key {
         script.push_str(&key_path_script(p));
         script.push_str(&format!("if [ -e \"$k\" ]; then {KEY_FACTS}fi\n"));
@@ -206,6 +213,7 @@ fn probe(host: &mut dyn Host, p: &UserParams) -> Result<Found, ModuleError> {
         shadow: tagged(&text, "S").and_then(shadow_password),
         groups: tagged_all(&text, "G").filter_map(Group::parse).collect(),
         ssh_key: key_facts(&text),
+        home_missing: tagged(&text, "NOHOME").is_some(),
     };
     Ok(found)
 }
@@ -385,6 +393,31 @@ fn useradd(p: &UserParams, f: &Found) -> Command {
     (argv, vec![format!("create user {}", p.name)])
 }
 
+/// Make `home` for the existing user as Ansible does: a copy of the
+/// skeleton (`/etc/skel` unless `skeleton` says), else an empty directory;
+/// mode `HOME_MODE` from /etc/login.defs, else 0777 less its `UMASK`, else
+/// 0755; everything in it owned by the user and its primary group. Does
+/// nothing when `home` exists by then (a `usermod -d` of the same task
+/// may not have made it).
+fn make_home(p: &UserParams, home: &str, host: &mut dyn Host) -> Result<(), ModuleError> {
+    let skel = quote(p.skeleton.as_deref().unwrap_or("/etc/skel"));
+    let h = quote(home);
+    let owner = quote(&p.name);
+    let script = format!(
+        "[ -e {h} ] && exit 0\n\
+         if [ -d {skel} ]; then mkdir -p \"$(dirname {h})\" && cp -a {skel} {h}; else mkdir -p {h}; fi\n\
+         m=$(sed -n 's/^HOME_MODE[[:space:]]*\\([0-7][0-7]*\\)[[:space:]]*$/\\1/p' /etc/login.defs 2>/dev/null | head -n 1)\n\
+         if [ -z \"$m\" ]; then\n\
+         u=$(sed -n 's/^UMASK[[:space:]]*\\([0-7][0-7]*\\)[[:space:]]*$/\\1/p' /etc/login.defs 2>/dev/null | tail -n 1)\n\
+         if [ -n \"$u\" ]; then m=$(printf '%o' $(( 0777 & ~0$u ))); else m=755; fi\n\
+         fi\n\
+         chmod \"$m\" {h}\n\
+         g=$(id -g -- {owner})\n\
+         chown -R -- {owner}:\"$g\" {h}\n"
+    );
+    crate::textfile::run_checked(host, "create the home directory", &script)
+}
+
 /// `usermod` for what differs on an existing user, `None` when nothing does.
 fn usermod(p: &UserParams, f: &Found, u: &Passwd, wanted_group: Option<&Group>) -> Option<Command> {
     let mut changes = Vec::new();
@@ -524,13 +557,29 @@ impl Module for User {
             plan.changes = changes;
             argv = Some(a);
         }
+        // As Ansible: an existing user whose home directory is missing gets
+        // one (from the skeleton) whenever `create_home` is on, the default,
+        // even on a task that changes nothing else.
+        let mkhome = match &found.user {
+            Some(u)
+                if p.state == UserState::Present
+                    && p.create_home
+                    && found.home_missing
+                    && p.home.as_ref().is_none_or(|h| *h == u.home) =>
+            {
+                plan.changes
+                    .push(format!("create home directory {}", u.home));
+                Some(u.home.clone())
+            }
+            _ => None,
+        };
         // As Ansible: an existing key is left alone.
         let keygen = p.generate_ssh_key && p.state == UserState::Present && found.ssh_key.is_none();
         if keygen {
             plan.changes
                 .push(format!("generate SSH key {}", p.ssh_key_file));
         }
-        plan.state = json!({"argv": argv, "keygen": keygen});
+        plan.state = json!({"argv": argv, "keygen": keygen, "mkhome": mkhome});
         Ok(plan)
     }
 
@@ -549,6 +598,9 @@ impl Module for User {
                 ModuleError::Failed { msg, .. } => ModuleError::failed(msg),
                 other => other,
             })?;
+        }
+        if let Some(home) = plan.state["mkhome"].as_str() {
+            make_home(p, home, host)?;
         }
         let mut key = None;
         if plan.state["keygen"].as_bool().unwrap_or(false) {
@@ -585,6 +637,7 @@ mod tests {
             shadow: Some(shadow.to_string()),
             groups: groups.iter().filter_map(|g| Group::parse(g)).collect(),
             ssh_key: None,
+            home_missing: false,
         }
     }
 
@@ -601,6 +654,7 @@ mod tests {
             shadow: None,
             groups: GROUPS.iter().filter_map(|g| Group::parse(g)).collect(),
             ssh_key: None,
+            home_missing: false,
         };
         let p = params(
             json!({"name": "alice", "uid": "1500", "groups": "adm, sudo",
@@ -688,6 +742,46 @@ mod tests {
         let facts =
             key_facts("SSHFILE /k/id\nSSHPUB ssh-ed25519 AAAA c\nSSHFP 256 SHA256:x c (ED25519)\n");
         assert_eq!(facts.map(|f| f.1), Some("ssh-ed25519 AAAA c".to_string()));
+    }
+
+    #[test]
+    fn a_missing_home_is_made_again_as_ansible_does() {
+        use crate::testing::{FakeHost, Match};
+        // Made with `createhome=no`; a later task with the default
+        // `create_home` gives it a home from the skeleton.
+        let probe = "P tset:x:1002:100:NyetUser:/home/tset:/sbin/nologin\n\
+                     G users:x:100:\nNOHOME yes\n";
+        let mut h = FakeHost::new()
+            .answer(Match::contains("getent passwd"), 0, probe, "")
+            .answer(Match::Any, 0, "", "");
+        let m: &dyn crate::DynModule = &User;
+        let params = json!({"name": "tset", "comment": "NyetUser"});
+        let plan = m.plan(&params, &mut h).expect("plan");
+        assert_eq!(plan.changes, ["create home directory /home/tset"]);
+        let out = m.apply(&params, plan, &mut h).expect("apply");
+        assert!(out.changed);
+        let made = h
+            .scripts
+            .iter()
+            .find(|s| s.contains("cp -a /etc/skel /home/tset"))
+            .expect("the skeleton is copied");
+        assert!(
+            made.contains("chown -R -- tset:\"$g\" /home/tset"),
+            "{made}"
+        );
+        assert!(made.contains("UMASK"), "{made}");
+        // Not with `create_home: false`, nor for a home that exists.
+        let no = json!({"name": "tset", "comment": "NyetUser", "create_home": false});
+        assert!(m.plan(&no, &mut h).expect("plan").is_empty());
+        let mut there = FakeHost::new()
+            .answer(
+                Match::contains("getent passwd"),
+                0,
+                probe.replace("NOHOME yes\n", ""),
+                "",
+            )
+            .answer(Match::Any, 0, "", "");
+        assert!(m.plan(&params, &mut there).expect("plan").is_empty());
     }
 
     #[test]
