@@ -40,9 +40,10 @@ readonly SUBNET_PREFIX="10.77.$FLEET_ID"
 readonly BRIDGE_ADDR="$SUBNET_PREFIX.1"
 readonly REPO_PORT=8080
 readonly MAX_HOSTS=99
-# Seconds to wait for every host's sshd after starting them, and for a host
-# to shut down cleanly before it is killed.
-readonly BOOT_TIMEOUT="${HERD_FLEET_BOOT_TIMEOUT:-120}"
+# Seconds to wait for every host's sshd after starting them (default: 120,
+# plus 5 per host beyond 20, as the hosts boot side by side on the same few
+# cores), and for a host to shut down cleanly before it is killed.
+readonly BOOT_TIMEOUT_SET="${HERD_FLEET_BOOT_TIMEOUT:-}"
 readonly STOP_TIMEOUT=10
 # Cgroup subtree that holds one child group per host (see start_host).
 readonly CGROUP_NAME="herd-fleet${FLEET_TAG:+-$FLEET_TAG}"
@@ -678,10 +679,11 @@ await_host_ssh() {
 }
 
 # Wait until every host's sshd accepts our key: all hosts are polled at
-# once, the whole wait is bounded by BOOT_TIMEOUT seconds.
+# once, the whole wait is bounded by HERD_FLEET_BOOT_TIMEOUT seconds (or the default above).
 wait_for_hosts() {
-  local count=$1 deadline i name ready_dir failed=()
-  deadline=$(( $(date +%s) + BOOT_TIMEOUT ))
+  local count=$1 deadline i name ready_dir failed=() boot_timeout
+  boot_timeout=${BOOT_TIMEOUT_SET:-$(( 120 + (count > 20 ? (count - 20) * 5 : 0) ))}
+  deadline=$(( $(date +%s) + boot_timeout ))
   ready_dir="$STATE_DIR/ready"
   rm -rf "$ready_dir"; mkdir -p "$ready_dir"
   local -a waiters=()
@@ -703,7 +705,7 @@ wait_for_hosts() {
         tail -n 10 "$(host_dir "$name")/console.log" >&2 || true
       fi
     done
-    die "hosts not answering ssh within ${BOOT_TIMEOUT}s: ${failed[*]} (console logs: $STATE_DIR/hosts/NAME/console.log)"
+    die "hosts not answering ssh within ${boot_timeout}s: ${failed[*]} (console logs: $STATE_DIR/hosts/NAME/console.log)"
   fi
 }
 
