@@ -7,6 +7,7 @@ mod support;
 mod ansible_cfg;
 mod ansible_inventory;
 mod cli;
+mod completions;
 mod doc;
 mod engine;
 mod fleet_ansible_parity;
