@@ -17,6 +17,7 @@ mod fleet_elasticsearch_cluster;
 mod fleet_faults;
 mod fleet_jobs;
 mod fleet_jump;
+mod fleet_package;
 mod fleet_secrets;
 mod fleet_ssh;
 mod fleet_sysctl_tuning;
