@@ -51,7 +51,9 @@ for shell in bash fish; do
 done
 
 mkdir -p "$CARGO_TARGET_DIR/debian"
-deb=$(cargo deb --locked --no-build --output "$CARGO_TARGET_DIR/debian" | tail -n 1)
+# Stripped in the package: the release profile's line tables are for
+# backtraces of development builds, and make the binary many times larger.
+deb=$(cargo deb --locked --no-build --strip --output "$CARGO_TARGET_DIR/debian" | tail -n 1)
 [[ -f "$deb" ]] || die "cargo deb did not say where the package is (got: $deb)"
 log "package: $deb ($(du -h "$deb" | cut -f1)), in $((SECONDS - start)) s"
 printf '%s\n' "$deb"

@@ -37,13 +37,18 @@ fn build_deb() -> PathBuf {
     deb
 }
 
-/// The host's playbook: a file written from a variable, read back.
+/// The host's playbook: a directory and a file written from a variable,
+/// read back.
 const LOCAL_PLAYBOOK: &str = "\
 - hosts: localhost
   gather_facts: no
   vars:
     greeting: hello from the packaged herd
   tasks:
+    - name: Its directory
+      file:
+        path: /root/herdtest-pkg/out
+        state: directory
     - name: Write the greeting
       copy:
         dest: /root/herdtest-pkg/out/greeting.txt
@@ -153,7 +158,7 @@ fn the_deb_installs_on_a_fleet_host_and_runs_a_playbook_there() {
     let first = host_run(f);
     assert_eq!(
         (&first["changed"], &first["failed"]),
-        (&1.into(), &0.into()),
+        (&2.into(), &0.into()),
         "{first}"
     );
     assert_eq!(
@@ -163,7 +168,7 @@ fn the_deb_installs_on_a_fleet_host_and_runs_a_playbook_there() {
     let second = host_run(f);
     assert_eq!(
         (&second["changed"], &second["failed"], &second["ok"]),
-        (&0.into(), &0.into(), &3.into()),
+        (&0.into(), &0.into(), &4.into()),
         "{second}"
     );
 }
