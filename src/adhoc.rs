@@ -26,11 +26,12 @@ use crate::playbook::Playbook;
 #[derive(Debug, Args)]
 pub struct AdhocArgs {
     /// Host pattern (`all`, `web`, `web:&prod`, `db*`).
+    #[arg(add = crate::completions::host_pattern_completer())]
     pub pattern: String,
     #[command(flatten)]
     pub inventory: InventoryOpts,
     /// Module to run.
-    #[arg(short = 'm', long = "module-name", default_value = "command")]
+    #[arg(short = 'm', long = "module-name", default_value = "command", add = crate::completions::module_completer())]
     pub module: String,
     /// The module's arguments: `k=v k2=v2`, a JSON/YAML mapping, or the
     /// command for command/shell/raw.
@@ -40,7 +41,7 @@ pub struct AdhocArgs {
     #[arg(short = 'o', long = "one-line")]
     pub one_line: bool,
     /// Further limit the selected hosts to a pattern.
-    #[arg(short = 'l', long = "limit")]
+    #[arg(short = 'l', long = "limit", add = crate::completions::host_pattern_completer())]
     pub limit: Option<String>,
     /// Extra variables, as for `run` (repeatable).
     #[arg(short = 'e', long = "extra-vars")]

@@ -193,9 +193,15 @@ pub enum AppError {
     StepWithoutTerminal,
     #[error(transparent)]
     Doc(#[from] crate::doc_cmd::DocError),
+    /// `herd completions` could not write its script.
+    #[error("cannot write the completion script: {0}")]
+    Completions(std::io::Error),
 }
 
 pub fn main() -> ExitCode {
+    // Before anything is printed: a shell asking for completions gets
+    // only candidates, and the process ends there.
+    crate::completions::complete_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -263,6 +269,10 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
         Command::Vault(_) => None,
         // Documentation reads no configuration, inventory or vault.
         Command::Doc(a) => return Ok(crate::doc_cmd::run(a)?),
+        // Neither does printing a completion script.
+        Command::Completions(a) => {
+            return crate::completions::run(a).map_err(AppError::Completions)
+        }
     };
     if let Some(inventory) = inventory {
         // Before anything is loaded: every YAML loader decrypts with these.
@@ -303,6 +313,7 @@ pub fn run_command(command: Command) -> Result<u8, AppError> {
         }
         Command::Adhoc(a) => crate::adhoc::run(*a, |args, job| cmd_run(args, &config, job)),
         Command::Doc(args) => Ok(crate::doc_cmd::run(&args)?),
+        Command::Completions(args) => crate::completions::run(&args).map_err(AppError::Completions),
     }
 }
 

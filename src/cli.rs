@@ -31,12 +31,16 @@ pub enum Command {
     Adhoc(Box<crate::adhoc::AdhocArgs>),
     /// Show a module's documentation; without MODULE, list the modules.
     Doc(DocArgs),
+    /// Print a shell completion script (bash, zsh, fish) that completes
+    /// subcommands, flags and the inventory's host and group names.
+    Completions(crate::completions::CompletionsArgs),
 }
 
 /// `herd doc [MODULE] [--format text|json|markdown]`.
 #[derive(Debug, Args)]
 pub struct DocArgs {
     /// The module, by short or long name (`copy`, `ansible.builtin.copy`).
+    #[arg(add = crate::completions::module_completer())]
     pub module: Option<String>,
     /// How to print it.
     #[arg(long, value_enum, default_value_t = DocFormat::Text)]
@@ -83,7 +87,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub inventory: InventoryOpts,
     /// Further limit the selected hosts to a pattern.
-    #[arg(short = 'l', long = "limit")]
+    #[arg(short = 'l', long = "limit", add = crate::completions::host_pattern_completer())]
     pub limit: Option<String>,
     /// Extra variables: `k=v k2=v2`, YAML/JSON, or `@file` (repeatable).
     #[arg(short = 'e', long = "extra-vars")]
@@ -205,9 +209,9 @@ pub struct InventoryArgs {
     #[arg(long)]
     pub graph: bool,
     /// Print one host's variables as JSON.
-    #[arg(long)]
+    #[arg(long, add = crate::completions::host_completer())]
     pub host: Option<String>,
     /// Only hosts matching this pattern.
-    #[arg(short = 'l', long = "limit")]
+    #[arg(short = 'l', long = "limit", add = crate::completions::host_pattern_completer())]
     pub limit: Option<String>,
 }

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod adhoc;
 pub mod app;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod connection;
 pub mod diagnostic;

@@ -147,20 +147,34 @@ pub fn open(
     settings: &ConnectSettings,
 ) -> Result<Opened, HostError> {
     match transport(name, vars, play).as_str() {
-        "local" => Ok(Opened {
-            host: Box::new(
-                LocalHost::new(name).with_max_output(
-                    settings
-                        .max_output
-                        .unwrap_or(herdsman_modules::DEFAULT_MAX_OUTPUT),
+        "local" => {
+            // -vvv: which transport each host got.
+            tracing::info!(host = name, "local connection");
+            Ok(Opened {
+                host: Box::new(
+                    LocalHost::new(name).with_max_output(
+                        settings
+                            .max_output
+                            .unwrap_or(herdsman_modules::DEFAULT_MAX_OUTPUT),
+                    ),
                 ),
-            ),
-            ignored_options: Vec::new(),
-        }),
+                ignored_options: Vec::new(),
+            })
+        }
         "ssh" | "paramiko" | "smart" => {
             let (target, options, ignored) = ssh_settings(name, vars, play, settings);
             let via = jump_route(&target, &options, settings)?;
+            let started = std::time::Instant::now();
             let host = SshHost::connect_via(&target, &options, via).map_err(HostError::from)?;
+            // -vvv: where each host was reached, as whom, and how fast.
+            tracing::info!(
+                host = name,
+                "ssh connection to {}@{}:{} in {} ms",
+                target.user,
+                target.address,
+                target.port,
+                started.elapsed().as_millis()
+            );
             Ok(Opened {
                 host: Box::new(host),
                 ignored_options: ignored,

@@ -120,6 +120,15 @@ impl Host for TaskHost<'_> {
         let out = self.run_uncounted(script, stdin);
         self.counters.execs += 1;
         self.counters.exec_time += started.elapsed();
+        // -vvvv: each round trip, by size and outcome; never the script's
+        // text, which can hold secrets.
+        tracing::debug!(
+            host = self.inner.name(),
+            bytes = script.len(),
+            rc = out.as_ref().map_or(-1, |o| o.rc),
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "command"
+        );
         out
     }
 

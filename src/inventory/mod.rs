@@ -177,6 +177,17 @@ impl Inventory {
     /// (`-i web1,web2:2222,`), as in Ansible. Every error found is returned,
     /// each with `path:line:col`; a broken file stops at its first error.
     pub fn load(sources: &[PathBuf]) -> Result<Inventory, Vec<Diagnostic>> {
+        Self::load_sources(sources, true)
+    }
+
+    /// The hosts and groups of `sources` without their `group_vars/` and
+    /// `host_vars/` (which add no names): what shell completion needs, with
+    /// no vault password and no time spent on variables.
+    pub fn load_names(sources: &[PathBuf]) -> Result<Inventory, Vec<Diagnostic>> {
+        Self::load_sources(sources, false)
+    }
+
+    fn load_sources(sources: &[PathBuf], vars: bool) -> Result<Inventory, Vec<Diagnostic>> {
         let mut inv = Inventory::default();
         let mut errors = Vec::new();
         let mut vars_bases = Vec::new();
@@ -201,7 +212,7 @@ impl Inventory {
             inv.sources.push(source.clone());
         }
         inv.reconcile();
-        if errors.is_empty() {
+        if vars && errors.is_empty() {
             for base in vars_bases {
                 if let Err(mut e) = inv.read_vars_dir(&base, false) {
                     errors.append(&mut e);
