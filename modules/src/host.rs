@@ -274,10 +274,16 @@ pub fn default_write_file<H: Host + ?Sized>(
 ) -> Result<(), HostError> {
     let p = quote(path);
     // The temp file goes on any exit, a stopped command's too: a shell
-    // killed by a signal it does not trap skips its EXIT trap.
+    // killed by a signal it does not trap skips its EXIT trap. The size
+    // check: a run cut short (herd stopped mid-write, the channel closed)
+    // can end stdin early instead of signalling the shell; `cat` then ends
+    // normally, and without the check the partial temp file would replace
+    // the old one.
     let mut script = format!(
         "set -e; d=$(dirname -- {p}); t=$(mktemp \"$d/.herd.XXXXXX\"); \
-         trap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM; cat > \"$t\"; "
+         trap 'rm -f \"$t\"' EXIT; trap 'exit 143' HUP INT TERM; cat > \"$t\"; \
+         test \"$(wc -c < \"$t\")\" -eq {len} || {{ echo 'the file arrived incomplete' >&2; exit 74; }}; ",
+        len = content.len()
     );
     // A replaced file keeps its owner and group unless others are given,
     // as an in-place edit would (failing quietly when not root).
@@ -387,6 +393,43 @@ mod tests {
         )
         .expect_err("stopped");
         assert!(matches!(err, HostError::Command { rc: 143, .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old\n");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["data"]);
+    }
+
+    /// Runs the write's script with stdin that ends early (a closed
+    /// channel, not a signal): `cat` ends normally.
+    struct CutShort;
+
+    impl Host for CutShort {
+        fn name(&self) -> &str {
+            "cut"
+        }
+        fn run(&mut self, script: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, HostError> {
+            let data = stdin.unwrap_or_default();
+            LocalHost::new("cut").run(script, Some(&data[..data.len() / 2]))
+        }
+    }
+
+    #[test]
+    fn a_write_whose_input_ends_early_leaves_the_old_file_and_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data");
+        std::fs::write(&path, "old\n").expect("write");
+        let content = vec![b'n'; 1 << 16];
+        let err = default_write_file(
+            &mut CutShort,
+            &path.display().to_string(),
+            &content,
+            &FileAttrs::default(),
+        )
+        .expect_err("cut short");
+        assert!(matches!(err, HostError::Command { rc: 74, .. }), "{err}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "old\n");
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .expect("dir")
