@@ -147,3 +147,45 @@ fn a_limit_matching_no_host_is_an_error_like_ansible() {
         .run()
         .expect_code(0);
 }
+
+/// `-vvv` adds a line per connection and `-vvvv` a line per command, on
+/// stderr; a stderr that is not a terminal (a pipe here, a cron job's log
+/// in production) gets them without colour codes.
+#[test]
+fn the_verbose_levels_log_connections_and_commands_without_colour_codes_in_a_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::support::write_files(
+        dir.path(),
+        &[
+            ("inventory.ini", "box ansible_connection=local\n"),
+            (
+                "site.yml",
+                "- hosts: box\n  gather_facts: no\n  tasks:\n    - command: \"true\"\n",
+            ),
+        ],
+    );
+    let run_at = |level: &str| {
+        Herd::play()
+            .playbook("site.yml")
+            .inventory("inventory.ini")
+            .args([level])
+            .env_remove("HERD_LOG")
+            .current_dir(dir.path())
+            .run()
+            .expect_code(0)
+            .stderr()
+    };
+    let v = run_at("-v");
+    assert!(!v.contains("local connection"), "{v}");
+    let vvv = run_at("-vvv");
+    assert!(vvv.contains("local connection"), "{vvv}");
+    let vvvv = run_at("-vvvv");
+    assert!(vvvv.contains("local connection"), "{vvvv}");
+    assert!(
+        vvvv.lines().count() > vvv.lines().count(),
+        "{vvv}\n---\n{vvvv}"
+    );
+    for err in [&vvv, &vvvv] {
+        assert!(!err.contains('\u{1b}'), "colour codes in a pipe: {err:?}");
+    }
+}
