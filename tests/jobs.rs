@@ -523,6 +523,49 @@ fn sorted_lines(text: &str) -> Vec<String> {
     v
 }
 
+/// setup returns the facts by their `ansible_` names, in ad-hoc output and
+/// in a registered result; what ansible-core 2.18 printed for the same
+/// commands on a Debian 12 host: `"ansible_distribution_major_version":
+/// "12"` in both.
+#[test]
+fn setup_returns_its_facts_by_their_ansible_names_like_ansible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(
+        dir.path(),
+        &[
+            ("inventory.ini", "box ansible_connection=local\n"),
+            (
+                "site.yml",
+                "- hosts: box\n  gather_facts: no\n  tasks:\n    - setup:\n        filter: ansible_distribution_major*\n      register: r\n    - assert:\n        that:\n          - r.ansible_facts.ansible_distribution_major_version is defined\n          - r.ansible_facts | length == 1\n          - ansible_facts.distribution_major_version is defined\n",
+            ),
+        ],
+    );
+    let adhoc = adhoc_in(
+        dir.path(),
+        &[
+            "box",
+            "-m",
+            "setup",
+            "-a",
+            "filter=ansible_distribution_major*",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        adhoc
+            .stdout()
+            .contains("\"ansible_distribution_major_version\": "),
+        "{}",
+        adhoc.stdout()
+    );
+    crate::support::Herd::play()
+        .playbook("site.yml")
+        .inventory("inventory.ini")
+        .current_dir(dir.path())
+        .run()
+        .expect_code(0);
+}
+
 #[test]
 fn adhoc_ping_and_shell_print_one_line_per_host_like_ansible() {
     let dir = tempfile::tempdir().expect("tempdir");

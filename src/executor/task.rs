@@ -982,10 +982,17 @@ impl PlayRunner<'_> {
                     .unwrap_or_default();
                 let facts = crate::executor::facts::filter_facts(facts, &filter);
                 self.run.set_facts(&owner, facts.clone());
+                // The result holds the facts by their `ansible_` names, as
+                // setup returns them (`r.ansible_facts.ansible_distribution`);
+                // the host's `ansible_facts` variable has them unprefixed.
+                let returned: Map<String, Value> = facts
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "ansible_facts")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 let mut o = ItemOutcome::new(Status::Ok);
-                if let Some(inner) = facts.get("ansible_facts") {
-                    o.result.insert("ansible_facts".into(), inner.clone());
-                }
+                o.result
+                    .insert("ansible_facts".into(), Value::Object(returned));
                 o
             }
             Err(e) => {
