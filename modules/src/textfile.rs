@@ -476,6 +476,26 @@ impl Edit {
         host.write_file(&self.write_path, &content, &file_attrs(&want, self.mode))?;
         Ok(backup_file)
     }
+
+    /// The whole `apply` of a module that planned an [`Edit`] (blockinfile,
+    /// replace): make it, and report the plan's result with the backup's
+    /// name as `backup_file`.
+    pub fn apply_planned(
+        module: &'static str,
+        plan: &crate::Plan,
+        host: &mut dyn Host,
+        want: &WantedAttrs,
+        backup_wanted: bool,
+        validate_cmd: Option<&str>,
+    ) -> Result<crate::Outcome, ModuleError> {
+        let edit = Edit::from_state(module, &plan.state)?;
+        let backup = edit.apply(host, module, want, backup_wanted, validate_cmd)?;
+        let mut result = plan.result.clone();
+        if let Some(b) = backup {
+            result.insert("backup_file".into(), json!(b));
+        }
+        Ok(crate::Outcome::changed_with_result_msg(result))
+    }
 }
 
 /// Run a script under `set -e`; a failure is a host command error.

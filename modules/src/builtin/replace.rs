@@ -274,19 +274,14 @@ impl Module for Replace {
         plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        let edit = Edit::from_state(Self::NAME, &plan.state)?;
-        let backup = edit.apply(
-            host,
+        Edit::apply_planned(
             Self::NAME,
+            &plan,
+            host,
             &Self::want(p),
             p.backup,
             p.validate.as_deref(),
-        )?;
-        let mut result = plan.result.clone();
-        if let Some(b) = backup {
-            result.insert("backup_file".into(), json!(b));
-        }
-        Ok(Outcome::changed_with_result_msg(result))
+        )
     }
 }
 
