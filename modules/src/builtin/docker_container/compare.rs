@@ -53,6 +53,7 @@ pub(crate) const COMPARABLE: &[&str] = &[
     "auto_remove",
     "capabilities",
     "cap_drop",
+    "volumes_from",
     "dns_servers",
     "etc_hosts",
     "log_driver",
@@ -438,6 +439,12 @@ fn host_options(
         Kind::Set,
         p.cap_drop.as_ref().map(|v| caps(&json!(v))),
         caps(at(c, "HostConfig.CapDrop")),
+    );
+    add(
+        "volumes_from",
+        Kind::Set,
+        p.volumes_from.as_ref().map(|v| json!(v)),
+        at(c, "HostConfig.VolumesFrom").clone(),
     );
     add(
         "dns_servers",

@@ -243,6 +243,10 @@ pub struct DockerContainerParams {
     #[serde(default, deserialize_with = "de_opt_list")]
     #[schemars(with = "crate::doc::shapes::StringOrList")]
     pub capabilities: Option<Vec<String>>,
+    /// Containers whose volumes this one mounts too (`NAME`, or `NAME:ro`).
+    #[serde(default, deserialize_with = "de_opt_list")]
+    #[schemars(with = "crate::doc::shapes::StringOrList")]
+    pub volumes_from: Option<Vec<String>>,
     /// Capabilities to drop.
     #[serde(default, deserialize_with = "de_opt_list")]
     #[schemars(with = "crate::doc::shapes::StringOrList")]

@@ -352,6 +352,9 @@ impl Spec {
         for c in p.cap_drop.iter().flatten() {
             opt("--cap-drop", c);
         }
+        for v in p.volumes_from.iter().flatten() {
+            opt("--volumes-from", v);
+        }
         for d in p.dns_servers.iter().flatten() {
             opt("--dns", d);
         }

@@ -237,3 +237,17 @@ fn image_references_get_latest() {
     assert_eq!(image_ref("localhost:5000/app:2"), "localhost:5000/app:2");
     assert_eq!(image_ref("app@sha256:ab"), "app@sha256:ab");
 }
+
+/// `volumes_from` (afd-docker-flask's data container) is passed at create
+/// and compared as a set, so a second run plans nothing.
+#[test]
+fn volumes_from_is_created_and_then_left_alone() {
+    let mut h = fake::host();
+    let mut params = web();
+    params["volumes_from"] = json!("data");
+    let (_, out) = fake::converge(&DockerContainer, &mut h, &params);
+    assert_eq!(
+        out.result["container"]["HostConfig"]["VolumesFrom"],
+        json!(["data"])
+    );
+}
