@@ -10,8 +10,8 @@
 # ansible.builtin modules (its sysctl step is lineinfile + command, because
 # herd has no sysctl module yet and the full `ansible` package is ten times
 # the size). The corpus test (tests/fleet_corpus.rs) runs public projects
-# that also use ansible.posix and community.general modules: those two
-# collections are taken from the `ansible` package on PyPI (the only place
+# that also use ansible.posix and community.general modules, and the
+# module parity tests use community.docker too: those collections are taken from the `ansible` package on PyPI (the only place
 # they are published besides Galaxy) into $COLLECTIONS, the rest of that
 # package is not kept.
 set -euo pipefail
@@ -24,7 +24,7 @@ readonly PIP_TIMEOUT=60
 readonly COLLECTIONS="${HERD_BENCH_COLLECTIONS:-$(dirname "$VENV")/collections}"
 # The `ansible` release built for ansible-core 2.18.
 readonly ANSIBLE_SPEC="${HERD_ANSIBLE_SPEC:-ansible==11.*}"
-readonly KEEP_COLLECTIONS=(ansible/posix community/general)
+readonly KEEP_COLLECTIONS=(ansible/posix community/general community/docker)
 
 log() { printf '[setup-ansible] %s\n' "$*" >&2; }
 die() { printf '[setup-ansible] error: %s\n' "$*" >&2; exit 1; }

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::ansible::{ansible_cfg, require_collection, run_ansible, INSTALL_PYTHON};
 use crate::support::fleet::fleet;
+use crate::support::state::{assert_same_state, snapshot, ACCOUNT_FILES};
 use crate::support::{repo, write_files};
 
 /// One corpus case and what the comparison needs to know about it.
@@ -50,42 +51,6 @@ struct Case {
     reads_home_key: bool,
 }
 
-/// Everything a case may leave behind, one line per fact, in a stable
-/// order; the paths to list follow as arguments.
-const STATE_SCRIPT: &str = r#"set -e
-echo '# packages'
-dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' | sort
-echo '# users'
-getent passwd | sort
-echo '# groups'
-getent group | sort
-echo '# enabled'
-systemctl list-unit-files --state=enabled --no-legend --plain | awk '{print $1}' | sort
-echo '# running'
-systemctl list-units --type=service --state=running --no-legend --plain | awk '{print $1}' | sort
-echo '# files'
-for p in "$@"; do
-  if [ -e "$p" ] || [ -L "$p" ]; then
-    find "$p" -printf 'path %p %y %m %u %g %l\n'
-    find "$p" -type f -exec sha256sum {} + | sed 's/^/sha256 /'
-  else
-    echo "absent $p"
-  fi
-done | sort
-"#;
-
-/// Files `user`/`group` tasks write.
-const ACCOUNT_FILES: &[&str] = &[
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/shadow",
-    "/etc/gshadow",
-    "/etc/subuid",
-    "/etc/subgid",
-    "/home",
-    "/var/mail",
-];
-
 /// The corpus's cases directory: `../shared/corpus/cases` from the
 /// repository root, or `$HERD_CORPUS/cases` for a checkout kept elsewhere
 /// (a worktree); fails (never skips) when it is missing.
@@ -110,21 +75,6 @@ fn entry_playbook(case_dir: &Path) -> PathBuf {
     let first = text.lines().next().unwrap_or_default().trim();
     assert!(!first.is_empty(), "{} names no playbook", entry.display());
     case_dir.join(first)
-}
-
-/// The state script's output on `host`, for `paths`.
-fn state(host: &str, paths: &[&str]) -> String {
-    let quoted: Vec<String> = paths.iter().map(|p| format!("'{p}'")).collect();
-    let script = STATE_SCRIPT.replace('\'', r"'\''");
-    fleet().ssh_ok(
-        host,
-        &format!("sh -c '{script}' state {}", quoted.join(" ")),
-    )
-}
-
-/// Lines of `a` not in `b`.
-fn only_in<'a>(a: &'a str, b: &str) -> Vec<&'a str> {
-    a.lines().filter(|l| !b.lines().any(|o| o == *l)).collect()
 }
 
 fn run_case(case: &Case) {
@@ -214,26 +164,13 @@ fn run_case(case: &Case) {
         case.name
     );
 
-    let by_ansible = state(case.ansible_host, case.paths);
-    let by_herd = state(case.herd_host, case.paths);
+    let by_ansible = snapshot(case.ansible_host, case.paths);
     assert!(
         by_ansible.contains("ii  python3 "),
         "{}: the state listing looks empty:\n{by_ansible}",
         case.name
     );
-    let (only_ansible, only_herd) = (
-        only_in(&by_ansible, &by_herd),
-        only_in(&by_herd, &by_ansible),
-    );
-    assert!(
-        only_ansible.is_empty() && only_herd.is_empty(),
-        "{}: state differs\n--- only with ansible ({})\n{}\n--- only with herd ({})\n{}",
-        case.name,
-        case.ansible_host,
-        only_ansible.join("\n"),
-        case.herd_host,
-        only_herd.join("\n")
-    );
+    assert_same_state(case.name, case.ansible_host, case.herd_host, case.paths);
 }
 
 #[test]

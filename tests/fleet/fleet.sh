@@ -66,7 +66,12 @@ readonly BASE_PACKAGES=(
 # aptitude, vim, git and ufw are what the corpus case do-setup installs
 # (python3-apt is what Ansible's apt module needs on the host)
 # (tests/fleet_corpus.rs).
-readonly REPO_PACKAGES=(hello tree cron unzip python3 python3-apt docker.io busybox-static git python3-venv docker-registry aptitude vim ufw)
+# acl, at, rsync, iptables, locales, kmod, zip, bzip2 and xz-utils are what
+# the community.general / ansible.posix modules run on a host (setfacl, at,
+# rsync for synchronize, locale-gen, modprobe, archive's formats);
+# python3-requests is what community.docker's modules need under Ansible.
+readonly REPO_PACKAGES=(hello tree cron unzip python3 python3-apt docker.io busybox-static git python3-venv docker-registry aptitude vim ufw
+  acl at rsync iptables locales kmod zip bzip2 xz-utils python3-requests)
 # Packages from a newer release, fetched with their own apt state: bookworm
 # has only compose v1 (python); trixie's docker-compose is the v2 CLI
 # plugin, a Go binary that needs nothing but libc6 (>= 2.34).

@@ -31,6 +31,14 @@
 //!   Docker from [`Fleet::ensure_docker`]).
 //! - `herd-31`..`herd-38`: Ansible corpus cases (`fleet_corpus.rs`), a
 //!   pair per case: ansible-playbook on the odd host, herd on the even.
+//! - `herd-39`..`herd-50`: module parity tests, ansible-playbook on the odd
+//!   host of a pair and herd on the even: `herd-39`/`herd-40`
+//!   community.general (timezone, locale_gen, sudoers, pam_limits,
+//!   ini_file, modprobe), `herd-41`/`herd-42` archive, alternatives,
+//!   ansible.posix acl and at, iptables, `herd-43`/`herd-44`
+//!   ansible.posix.synchronize, `herd-45`/`herd-46` apt, user and copy
+//!   additions, `herd-47`/`herd-48` the ansible.builtin parity playbook,
+//!   `herd-49`/`herd-50` the community.docker parity playbook.
 //!
 //! With `HERD_FLEET_REUSE=1` a fleet that is already up is used and left
 //! up (for development, where one fleet serves many test runs).
@@ -49,7 +57,7 @@ use serde_json::Value;
 
 use crate::support::{repo, write_files, Herd};
 
-pub(crate) const FLEET_SIZE: usize = 38;
+pub(crate) const FLEET_SIZE: usize = 50;
 
 pub(crate) struct FleetHost {
     pub name: String,
