@@ -62,7 +62,8 @@ pub struct Config {
     pub corpus: Option<PathBuf>,
     /// Where inputs that panic, hang or crash are saved.
     pub findings: PathBuf,
-    /// An input slower than this is a hang.
+    /// An input that works longer than this (its thread's CPU time) is a
+    /// hang.
     pub hang_after: Duration,
     /// The watchdog saves an input running this long and exits the process.
     pub kill_after: Duration,
@@ -308,10 +309,16 @@ impl Fuzzer {
                 .started
                 .store(epoch.elapsed().as_nanos() as u64 + 1, Ordering::SeqCst);
             let start = Instant::now();
+            let cpu_start = thread_cpu_time();
             FUZZING.with(|f| *f.borrow_mut() = Some(String::new()));
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| (t.run)(scratch, &input)));
             let message = FUZZING.with(|f| f.borrow_mut().take()).unwrap_or_default();
             let elapsed = start.elapsed();
+            // The hang limit counts this thread's CPU time, not the wall
+            // clock: on a shared machine a busy neighbour stretches the
+            // wall time of a fast input, but not the work it does. An input
+            // that blocks without working is the watchdog's (`kill_after`).
+            let worked = thread_cpu_time().saturating_sub(cpu_start);
             watch.started.store(0, Ordering::SeqCst);
             delta.inputs += 1;
             match result {
@@ -336,9 +343,13 @@ impl Fuzzer {
                     );
                 }
             }
-            if elapsed > self.config.hang_after {
+            if worked > self.config.hang_after {
                 delta.hangs += 1;
-                let note = format!("took {} ms", elapsed.as_millis());
+                let note = format!(
+                    "took {} ms of CPU time ({} ms wall)",
+                    worked.as_millis(),
+                    elapsed.as_millis()
+                );
                 let path = self.save("hangs", target, index, &note);
                 eprintln!(
                     "fuzz: {} #{index} {note} (saved {})",
@@ -480,6 +491,23 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// CPU time used by the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 #[cfg(test)]
