@@ -400,3 +400,44 @@ fn a_role_entry_connection_applies_to_the_role_tasks() {
     .expect_code(0);
     assert_eq!(run.stat("far", "changed"), 1, "{}", run.stdout());
 }
+
+/// A command that ran and exited non-zero changed the host, as Ansible
+/// reports it: `changed: true` in the failed result, counted when the
+/// failure is ignored, and a change when `failed_when` clears the failure
+/// (unless `changed_when` says otherwise). Counts from ansible-playbook
+/// 2.18 on the same tasks: changed=2 ignored=2, every task ok.
+#[test]
+fn a_failed_command_still_counts_as_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_in(
+        dir.path(),
+        "[one]\na ansible_connection=local\n",
+        r#"- hosts: one
+  gather_facts: no
+  tasks:
+    - command: /bin/false
+      register: r
+      failed_when: false
+    - command: /bin/true
+      register: s
+      failed_when: true
+      ignore_errors: true
+    - command: /bin/false
+      register: t
+      changed_when: false
+      ignore_errors: true
+    - name: registered
+      debug:
+        msg: "{{ [r.changed, r.failed, s.changed, s.failed, t.changed, t.failed] | join(' ') }}"
+"#,
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(
+        run.result("registered", "a")["output"]["msg"],
+        "True False True True False True"
+    );
+    assert_eq!(run.stat("a", "changed"), 2);
+    assert_eq!(run.stat("a", "ignored"), 2);
+    assert_eq!(run.stat("a", "ok"), 4);
+}

@@ -76,7 +76,7 @@ impl ItemOutcome {
         let mut m = self.result.clone();
         m.insert(
             "changed".into(),
-            Value::Bool(self.status == Status::Changed),
+            Value::Bool(self.status == Status::Changed || self.also_changed),
         );
         m.insert(
             "failed".into(),
@@ -561,7 +561,9 @@ impl PlayRunner<'_> {
             if let Some(conds) = &task.changed_when {
                 match all_true(templar, "changed_when", conds, &ctx) {
                     Ok(changed) => {
-                        if !o.is_failed() {
+                        if o.is_failed() {
+                            o.also_changed = changed;
+                        } else {
                             o.status = if changed { Status::Changed } else { Status::Ok };
                         }
                     }
@@ -577,13 +579,22 @@ impl PlayRunner<'_> {
             if let Some(conds) = &task.failed_when {
                 match any_true(templar, "failed_when", conds, &ctx) {
                     Ok(true) => {
+                        // A change stays a change of the failed result.
+                        o.also_changed |= o.status == Status::Changed;
                         o.status = Status::Failed;
                         o.msg
                             .get_or_insert_with(|| "failed_when condition was met".into());
                     }
                     Ok(false) => {
                         if o.status == Status::Failed {
-                            o.status = Status::Ok;
+                            // A command that exited non-zero still ran:
+                            // changed, as Ansible reports it.
+                            o.status = if o.also_changed {
+                                Status::Changed
+                            } else {
+                                Status::Ok
+                            };
+                            o.also_changed = false;
                             o.msg = None;
                         }
                     }
@@ -1377,6 +1388,9 @@ pub fn module_outcome(
                 Status::Ok
             };
             if out.failed {
+                // A command that ran and failed still changed the host
+                // (`changed: true` with `rc` 1, as Ansible reports it).
+                o.also_changed = out.changed;
                 let stderr = o
                     .result
                     .get("stderr")
