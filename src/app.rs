@@ -479,6 +479,7 @@ fn connect_settings(args: &RunArgs, config: &AnsibleConfig) -> Result<ConnectSet
     Ok(ConnectSettings {
         remote_user: args.user.clone(),
         config_remote_user: config.remote_user.clone(),
+        config_remote_port: config.remote_port,
         ssh_args: config.ssh_args.clone(),
         private_key: args
             .private_key

@@ -58,6 +58,8 @@ pub struct AnsibleConfig {
     /// `[defaults] inventory`; used when no `-i` is given.
     pub inventory: Vec<PathBuf>,
     pub remote_user: Option<String>,
+    /// `[defaults] remote_port`: below a play's or task's `port`.
+    pub remote_port: Option<u16>,
     pub forks: Option<u16>,
     /// `[defaults] host_key_checking`. Ansible's `True` means an unknown key
     /// is not trusted without asking; herd never asks, so `True` maps to
@@ -311,6 +313,12 @@ const SETTINGS: &[Setting] = &[
         ini: &[("defaults", "remote_user")],
         env: &["ANSIBLE_REMOTE_USER"],
         kind: Kind::Str,
+    },
+    Setting {
+        name: "remote_port",
+        ini: &[("defaults", "remote_port")],
+        env: &["ANSIBLE_REMOTE_PORT"],
+        kind: Kind::Int,
     },
     Setting {
         name: "forks",
@@ -646,6 +654,14 @@ impl AnsibleConfig {
         match (name, value) {
             ("inventory", Typed::Paths(p)) => self.inventory = p,
             ("remote_user", Typed::Str(s)) => self.remote_user = Some(s),
+            ("remote_port", Typed::Int(n)) => {
+                self.remote_port = Some(
+                    u16::try_from(n)
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| bad("a port number from 1 to 65535"))?,
+                );
+            }
             ("forks", Typed::Int(n)) => {
                 self.forks = Some(
                     u16::try_from(n)
@@ -1018,6 +1034,7 @@ mod tests {
                 "DEFAULT_REMOTE_USER",
                 config.remote_user.as_ref().map(|v| json!(v)),
             ),
+            ("DEFAULT_REMOTE_PORT", config.remote_port.map(|v| json!(v))),
             ("DEFAULT_FORKS", config.forks.map(|v| json!(v))),
             (
                 "HOST_KEY_CHECKING",
@@ -1102,6 +1119,7 @@ mod tests {
         let wanted = [
             "DEFAULT_HOST_LIST",
             "DEFAULT_REMOTE_USER",
+            "DEFAULT_REMOTE_PORT",
             "DEFAULT_FORKS",
             "HOST_KEY_CHECKING",
             "DEFAULT_PRIVATE_KEY_FILE",

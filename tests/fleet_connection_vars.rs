@@ -1,8 +1,12 @@
 //! Task-level connection settings against ansible-playbook on a real host
 //! (`herd-05`, read only: every task is `raw: id -un`): the `remote_user`
 //! keyword on tasks, blocks and the play (over `-u`), `ansible_user` and
-//! the become variables in task `vars`, `include_vars` and `set_fact`, and
-//! `meta: reset_connection`. Both tools run the same playbook; the users
+//! the become variables in task `vars`, `include_vars` and `set_fact`,
+//! `meta: reset_connection`, the `port` keyword between `ansible_port` and
+//! ansible.cfg's `remote_port` (2999, where nothing listens), and a
+//! delegate's user from its inventory and from task `vars` (a delegate
+//! takes its port from its own variables or ansible.cfg, never from the
+//! `port` keyword). Both tools run the same playbook; the users
 //! each task ran as must be the same, and are what ansible-core 2.18 gave
 //! when this test was written ([`ANSIBLE_USERS`]).
 
@@ -18,6 +22,7 @@ const DEFAULT_ANSIBLE: &str = "/var/cache/herd-bench/venv/bin/ansible-playbook";
 const PLAYBOOK: &str = r#"- hosts: target
   gather_facts: no
   remote_user: root
+  port: 22
   tasks:
     - name: play keyword over -u
       raw: id -un
@@ -71,24 +76,55 @@ const PLAYBOOK: &str = r#"- hosts: target
       raw: id -un
       become: true
       register: j
+    - name: delegated, the delegate's inventory user
+      raw: id -un
+      delegate_to: helper
+      register: k
+    - name: delegated, a task variable reaches the delegate
+      raw: id -un
+      delegate_to: helper
+      vars:
+        ansible_user: root
+      register: l
+    - name: ansible_port over the task's port
+      raw: id -un
+      port: 2999
+      vars:
+        ansible_port: 22
+      register: m
+    - name: task port over the play's
+      raw: id -un
+      port: 2999
+      ignore_unreachable: true
+      register: n
+    - name: delegated, the play's port does not reach the delegate
+      raw: id -un
+      delegate_to: helper_no_port
+      ignore_unreachable: true
+      register: o
     - name: users
       debug:
-        msg: "{{ [a, b, c, d, e, f, g, h, i, j] | map(attribute='stdout') | map('trim') | map('replace', 'deploy_pw', 'deploy-pw') | join(' ') }}"
+        msg: "{{ [a, b, c, d, e, f, g, h, i, j, k, l, m] | map(attribute='stdout') | map('trim') | map('replace', 'deploy_pw', 'deploy-pw') | join(' ') }} {{ n.unreachable | default(false) }} {{ o.unreachable | default(false) }}"
 "#;
 
-/// The users ansible-playbook 2.18 ran tasks `a`..`j` as (`deploy_pw` is
+/// The users ansible-playbook 2.18 ran tasks `a`..`m` as, then whether
+/// `n` and `o` were unreachable (`deploy_pw` is
 /// also that user's password, which herd would censor in the output, so
 /// the playbook prints it as `deploy-pw`).
-const ANSIBLE_USERS: &str = "root deploy deploy deploy-pw deploy deploy root deploy deploy-pw root";
+const ANSIBLE_USERS: &str =
+    "root deploy deploy deploy-pw deploy deploy root deploy deploy-pw root deploy root deploy-pw True True";
 
 fn setup(f: &Fleet, dir: &Path) {
     let inventory = format!(
-        "target ansible_host={} ansible_ssh_private_key_file={}\n",
-        f.address(HOST),
-        f.key.display()
+        "target ansible_host={addr} ansible_ssh_private_key_file={key}\n\
+         helper ansible_host={addr} ansible_ssh_private_key_file={key} ansible_user=deploy \
+         ansible_port=22\n\
+         helper_no_port ansible_host={addr} ansible_ssh_private_key_file={key}\n",
+        addr = f.address(HOST),
+        key = f.key.display()
     );
     let cfg = format!(
-        "[defaults]\nhost_key_checking = True\nretry_files_enabled = False\n\n\
+        "[defaults]\nhost_key_checking = True\nretry_files_enabled = False\nremote_port = 2999\n\n\
          [ssh_connection]\nssh_args = -o ControlMaster=auto -o ControlPersist=60s \
          -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o ConnectTimeout=10\n\
          control_path_dir = {}\n",

@@ -297,6 +297,26 @@ fn throttle_and_ignore_unreachable_match_ansible() {
     }
 }
 
+#[test]
+fn task_and_block_any_errors_fatal_match_ansible() {
+    // A failure inside a block with a rescue sends every host to the
+    // rescue (only the failed one counts as rescued); a failure outside
+    // one fails every host and ends the run, the next play included.
+    let run = same_as_ansible("any-errors-fatal");
+    assert_eq!(run.stat("one", "rescued"), 1);
+    assert_eq!(run.stat("two", "rescued"), 0);
+    assert!(run.results("after the failure").is_empty());
+    assert_eq!(run.results("everyone goes on").len(), 3);
+    assert!(run.results("the next play").is_empty());
+}
+
+#[test]
+fn play_run_once_applies_to_every_task_of_the_play() {
+    let run = same_as_ansible("play-run-once");
+    assert_eq!(run.results("once for the play").len(), 1);
+    assert_eq!(run.results("a task can still run everywhere").len(), 3);
+}
+
 // ---- delegate_facts -----------------------------------------------------------------
 
 #[test]

@@ -28,6 +28,8 @@ pub struct ConnectSettings {
     pub remote_user: Option<String>,
     /// ansible.cfg `remote_user`: below a play's `remote_user`.
     pub config_remote_user: Option<String>,
+    /// ansible.cfg `remote_port`: below a play's or task's `port`.
+    pub config_remote_port: Option<u16>,
     /// ansible.cfg `[ssh_connection] ssh_args`: placed before
     /// `ansible_ssh_common_args` on Ansible's ssh command line, so its
     /// options win as ssh's first-given value does.
@@ -69,6 +71,8 @@ impl std::fmt::Debug for ConnectSettings {
 pub struct PlayConnection<'a> {
     pub connection: Option<&'a str>,
     pub remote_user: Option<&'a str>,
+    /// The `port` keyword in force (task, block, role or play).
+    pub port: Option<u16>,
 }
 
 /// An opened connection and the options it could not honour.
@@ -334,8 +338,12 @@ pub fn ssh_settings(
         .or_else(|| from_args.host_name.clone())
         .or_else(|| from_file.host_name.clone())
         .unwrap_or_else(|| name.to_string());
+    // As for the user: variables, then the `port` keyword, then
+    // ansible.cfg's `remote_port`, then ssh's own configuration.
     let port = var_string(vars, &["ansible_port", "ansible_ssh_port"])
         .and_then(|p| p.parse().ok())
+        .or(play.port)
+        .or(settings.config_remote_port)
         .or(from_args.port)
         .or(from_file.port)
         .unwrap_or(22);
@@ -546,6 +554,7 @@ mod tests {
         let play = PlayConnection {
             connection: None,
             remote_user: Some("playuser"),
+            port: None,
         };
         let (t, _, _) = ssh_settings("db1", &Map::new(), play, &settings);
         assert_eq!(t.user, "playuser");
@@ -583,7 +592,34 @@ mod tests {
         let play = PlayConnection {
             connection: Some("local"),
             remote_user: None,
+            port: None,
         };
         assert_eq!(transport("db1", &Map::new(), play), "local");
+    }
+
+    #[test]
+    fn port_keyword_sits_between_ansible_port_and_remote_port() {
+        let settings = ConnectSettings {
+            config_remote_port: Some(2200),
+            ..ConnectSettings::default()
+        };
+        let (t, _, _) = ssh_settings("db1", &Map::new(), PlayConnection::default(), &settings);
+        assert_eq!(t.port, 2200, "ansible.cfg remote_port");
+        let keyword = PlayConnection {
+            port: Some(2201),
+            ..PlayConnection::default()
+        };
+        let (t, _, _) = ssh_settings("db1", &Map::new(), keyword, &settings);
+        assert_eq!(t.port, 2201, "the keyword beats ansible.cfg");
+        let v = vars(json!({"ansible_port": 2202}));
+        let (t, _, _) = ssh_settings("db1", &v, keyword, &settings);
+        assert_eq!(t.port, 2202, "the variable beats the keyword");
+        let (t, _, _) = ssh_settings("db1", &Map::new(), keyword, &ConnectSettings::default());
+        assert_eq!(t.port, 2201);
+        assert_ne!(
+            session_key("db1", &Map::new(), keyword, &settings),
+            session_key("db1", &Map::new(), PlayConnection::default(), &settings),
+            "another port is another session"
+        );
     }
 }

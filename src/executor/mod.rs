@@ -288,6 +288,10 @@ pub struct HostState {
     /// skipped, not unreachable), and those the host completed.
     pub roles_ran: std::collections::HashSet<String>,
     pub roles_done: std::collections::HashSet<String>,
+    /// Failed by `any_errors_fatal` because another host failed: inside a
+    /// block with a `rescue` the host runs the rescue, but is not counted
+    /// as rescued (it had no failure of its own), as in Ansible.
+    pub swept: bool,
 }
 
 impl HostState {

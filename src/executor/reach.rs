@@ -3,8 +3,8 @@
 //! `ansible_password`, `ansible_ssh_private_key_file`, `ansible_become_*`,
 //! ...) as they stand for this task, whichever level set them (inventory,
 //! play/block/task `vars`, `vars_files`, `include_vars`, `set_fact`, `-e`),
-//! and the `connection`/`remote_user` keywords of the task, its blocks and
-//! the play. The connection table keys sessions by what this yields (see
+//! and the `connection`/`remote_user`/`port` keywords of the task, its
+//! blocks and roles, and the play. The connection table keys sessions by what this yields (see
 //! [`crate::connection::open::session_key`]), so a task that connects
 //! differently from the open session gets a session of its own, and after
 //! `meta: reset_connection` the next task connects with the variables then
@@ -50,6 +50,7 @@ pub(crate) struct Reach {
     pub vars: Map<String, Value>,
     pub connection: Option<String>,
     pub remote_user: Option<String>,
+    pub port: Option<u16>,
 }
 
 impl Reach {
@@ -57,6 +58,7 @@ impl Reach {
         PlayConnection {
             connection: self.connection.as_deref(),
             remote_user: self.remote_user.as_deref(),
+            port: self.port,
         }
     }
 }
@@ -108,11 +110,23 @@ impl PlayRunner<'_> {
         let vars = match delegate {
             None => from_context(self.inventory_vars_of(i), ctx, templar)?,
             Some(d) => {
+                let layered = self.delegate_vars(d, task);
                 let mut vars = self.run.inventory().host_vars(d);
                 for name in CONNECTION_VARS {
-                    if let Some(Value::String(text)) = vars.get(*name) {
-                        let rendered = templar.render_str(name, text, ctx)?;
-                        vars.insert((*name).to_string(), Value::String(rendered));
+                    let value = match layered.get(*name) {
+                        Some(Value::String(text)) => {
+                            Some(Value::String(templar.render_str(name, text, ctx)?))
+                        }
+                        other => other.cloned(),
+                    }
+                    .filter(|v| !v.is_null() && v.as_str() != Some(OMIT));
+                    match value {
+                        Some(v) => {
+                            vars.insert((*name).to_string(), v);
+                        }
+                        None => {
+                            vars.remove(*name);
+                        }
                     }
                 }
                 vars
@@ -129,8 +143,35 @@ impl PlayRunner<'_> {
                 None => Ok(None),
             }
         };
+        // A delegate takes its port from its own variables, else from
+        // ansible.cfg: Ansible resets the keyword's port for a delegate so
+        // it never inherits the original host's.
+        let port_keyword = if delegate.is_some() {
+            None
+        } else {
+            keyword(
+                "port",
+                task.and_then(|t| t.port.as_ref()),
+                self.play.port.as_ref(),
+            )?
+        };
+        let port = match port_keyword {
+            Some(text) => Some(
+                text.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| TemplateError::Render {
+                        name: "port".into(),
+                        line: 0,
+                        reason: format!("`port` must be a port number (1 to 65535), not `{text}`"),
+                    })?,
+            ),
+            None => None,
+        };
         Ok(Reach {
             vars,
+            port,
             connection: keyword(
                 "connection",
                 task.and_then(|t| t.connection.as_ref()),
@@ -142,6 +183,34 @@ impl PlayRunner<'_> {
                 self.play.remote_user.as_ref(),
             )?,
         })
+    }
+
+    /// The variables of delegate `d` for `task`, layered as Ansible layers
+    /// a delegated host's: its own inventory variables, facts, included
+    /// variables and `set_fact`s, with the play's, role's and task's
+    /// variables and `-e` at their places. So `ansible_user` in the task's
+    /// `vars` (or `-e`) reaches the delegate, and the original host's
+    /// inventory variables do not.
+    fn delegate_vars(&self, d: &str, task: Option<&Task>) -> Map<String, Value> {
+        let role = task.and_then(|t| t.role.as_deref());
+        let mut all = self.role_defaults(role);
+        super::vars::overlay(&mut all, &self.run.inventory().host_vars(d));
+        if let Ok(pv) = self.play_vars.read() {
+            super::vars::overlay(&mut all, &pv);
+        }
+        self.overlay_role_vars(&mut all, role);
+        if let Some(t) = task {
+            super::vars::overlay(&mut all, &t.vars);
+        }
+        super::vars::overlay(&mut all, &self.run.included_vars_of(d));
+        // Gathered facts carry no connection variable names, so every fact
+        // can sit where `set_fact` does.
+        super::vars::overlay(&mut all, &self.run.facts_of(d));
+        if let Some(role) = role {
+            super::vars::overlay(&mut all, &role.params);
+        }
+        super::vars::overlay(&mut all, &self.opts.extra_vars);
+        all
     }
 
     /// [`PlayRunner::reach`] for the play's own fact gathering: play-level

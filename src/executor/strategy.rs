@@ -45,6 +45,7 @@ impl PlayRunner<'_> {
             if active.is_empty() {
                 return;
             }
+            let down_before = self.down_hosts(batch);
             match &task.kind {
                 TaskKind::Block { block, .. } if task.role_include => {
                     self.run_role_include(task, block, &active);
@@ -73,7 +74,7 @@ impl PlayRunner<'_> {
                     }
                 }
             }
-            self.apply_failure_limits(batch);
+            self.apply_failure_limits(task, batch, &down_before);
         }
     }
 
@@ -83,10 +84,13 @@ impl PlayRunner<'_> {
         self.run_list_linear(block, entered);
         let failed = self.failed_hosts(entered);
         if !rescue.is_empty() && !failed.is_empty() {
-            self.set_failed(&failed, false);
             for &i in &failed {
-                self.count_rescued(i);
+                let swept = self.hosts[i].lock().map(|h| h.swept).unwrap_or(false);
+                if !swept {
+                    self.count_rescued(i);
+                }
             }
+            self.set_failed(&failed, false);
             self.run_list_linear(rescue, &failed);
         }
         if !always.is_empty() {
@@ -148,10 +152,27 @@ impl PlayRunner<'_> {
             .collect()
     }
 
+    /// The hosts of `batch` that are failed or unreachable.
+    fn down_hosts(&self, batch: &[usize]) -> Vec<usize> {
+        batch
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.hosts[i]
+                    .lock()
+                    .map(|h| h.failed || h.unreachable)
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
     fn set_failed(&self, hosts: &[usize], failed: bool) {
         for &i in hosts {
             if let Ok(mut h) = self.hosts[i].lock() {
                 h.failed = failed;
+                if !failed {
+                    h.swept = false;
+                }
             }
         }
     }
@@ -365,29 +386,40 @@ impl PlayRunner<'_> {
     }
 
     /// `any_errors_fatal` and `max_fail_percentage`, checked after each task.
-    fn apply_failure_limits(&self, batch: &[usize]) {
-        let failed = batch
-            .iter()
-            .filter(|&&i| {
-                self.hosts[i]
-                    .lock()
-                    .map(|h| h.failed || h.unreachable)
-                    .unwrap_or(false)
-            })
-            .count();
+    ///
+    /// `any_errors_fatal` (the task's, a block's or role's around it, else
+    /// the play's; a `run_once` task counts as one too): when this task
+    /// failed a host or left it unreachable, every other host still running
+    /// fails too, as Ansible's linear strategy marks them. A host inside a
+    /// block with a `rescue` then runs the rescue; the others stop, and so
+    /// the play (and the run) ends when no host is left.
+    fn apply_failure_limits(&self, task: &Task, batch: &[usize], down_before: &[usize]) {
+        let down = self.down_hosts(batch);
+        let failed = down.len();
         if failed == 0 {
             return;
         }
-        let abort = self.play.any_errors_fatal
-            || self
-                .play
-                .max_fail_percentage
-                .is_some_and(|pct| (failed as f64) * 100.0 / (batch.len() as f64) > pct);
+        let fatal = (task.any_errors_fatal.unwrap_or(self.play.any_errors_fatal) || task.run_once)
+            && down.iter().any(|i| !down_before.contains(i));
+        if fatal {
+            for &i in batch {
+                if let Ok(mut h) = self.hosts[i].lock() {
+                    if h.active() {
+                        h.failed = true;
+                        h.swept = true;
+                    }
+                }
+            }
+        }
+        let abort = self
+            .play
+            .max_fail_percentage
+            .is_some_and(|pct| (failed as f64) * 100.0 / (batch.len() as f64) > pct);
         if abort {
             if !self.ended() {
                 self.sink.send(Event::Warning {
                     message: format!(
-                        "{failed} of {} hosts failed; stopping play `{}` (any_errors_fatal / max_fail_percentage)",
+                        "{failed} of {} hosts failed; stopping play `{}` (max_fail_percentage)",
                         batch.len(),
                         self.play_name()
                     ),

@@ -86,6 +86,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "gather_facts",
     "connection",
     "remote_user",
+    "port",
     "pre_tasks",
     "tasks",
     "post_tasks",
@@ -109,16 +110,15 @@ const PLAY_KEYWORDS: &[&str] = &[
     "module_defaults",
     "throttle",
     "ignore_unreachable",
+    "run_once",
 ];
 
 /// Ansible play keywords we know but do not run, with what to do instead.
 const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     ("debugger", "the task debugger is not supported"),
-    ("port", "set `ansible_port` in the inventory"),
     ("gather_timeout", "facts are gathered as a whole"),
     ("fact_path", "local facts are not supported"),
     ("become_exe", "only plain sudo is supported"),
-    ("run_once", "set `run_once` on tasks"),
     (
         "user",
         "this old keyword was removed from Ansible; use `remote_user`",
@@ -152,7 +152,9 @@ const TASK_KEYWORDS: &[&str] = &[
     "become_method",
     "become_flags",
     "remote_user",
+    "port",
     "connection",
+    "any_errors_fatal",
     "tags",
     "retries",
     "until",
@@ -197,8 +199,6 @@ const NOT_ON_BLOCK: &[&str] = &[
 
 /// Ansible task keywords we know but do not run, with what to do instead.
 const TASK_UNSUPPORTED: &[(&str, &str)] = &[
-    ("any_errors_fatal", "set `any_errors_fatal` on the play"),
-    ("port", "set `ansible_port` in the inventory"),
     ("become_exe", "only plain sudo is supported"),
     ("debugger", "the task debugger is not supported"),
     (
@@ -268,12 +268,14 @@ struct Inherited {
     become_flags: Option<String>,
     become_user: Option<String>,
     remote_user: Option<String>,
+    port: Option<String>,
     connection: Option<String>,
     ignore_errors: Option<String>,
     no_log: Option<String>,
     check_mode: Option<bool>,
     diff: Option<bool>,
     run_once: Option<bool>,
+    any_errors_fatal: Option<bool>,
     delegate_to: Option<String>,
     timeout: Option<Value>,
     throttle: Option<Value>,
@@ -346,6 +348,7 @@ struct Own {
     become_flags: Option<String>,
     become_user: Option<String>,
     remote_user: Option<String>,
+    port: Option<String>,
     connection: Option<String>,
     tags: Vec<String>,
     retries: Option<Value>,
@@ -353,6 +356,7 @@ struct Own {
     delay: Option<Value>,
     timeout: Option<Value>,
     run_once: Option<bool>,
+    any_errors_fatal: Option<bool>,
     throttle: Option<Value>,
     ignore_unreachable: Option<bool>,
     delegate_facts: Option<bool>,
@@ -410,6 +414,7 @@ impl Own {
                 .collect(),
             become_user: self.become_user.clone().or_else(|| inh.become_user.clone()),
             remote_user: self.remote_user.clone().or_else(|| inh.remote_user.clone()),
+            port: self.port.clone().or_else(|| inh.port.clone()),
             connection: self.connection.clone().or_else(|| inh.connection.clone()),
             ignore_errors: self
                 .ignore_errors
@@ -419,6 +424,7 @@ impl Own {
             check_mode: self.check_mode.or(inh.check_mode),
             diff: self.diff.or(inh.diff),
             run_once: self.run_once.or(inh.run_once),
+            any_errors_fatal: self.any_errors_fatal.or(inh.any_errors_fatal),
             throttle: self.throttle.clone().or_else(|| inh.throttle.clone()),
             ignore_unreachable: self.ignore_unreachable.or(inh.ignore_unreachable),
             delegate_facts: self.delegate_facts.or(inh.delegate_facts),
@@ -452,12 +458,14 @@ impl Own {
         task.become_flags = eff.become_flags;
         task.become_user = eff.become_user;
         task.remote_user = eff.remote_user;
+        task.port = eff.port;
         task.connection = eff.connection;
         task.tags = eff.tags;
         task.retries = self.retries;
         task.until = self.until;
         task.delay = self.delay;
         task.run_once = eff.run_once.unwrap_or(false);
+        task.any_errors_fatal = eff.any_errors_fatal;
         task.throttle = eff.throttle;
         task.ignore_unreachable = eff.ignore_unreachable.unwrap_or(false);
         task.delegate_facts = eff.delegate_facts.unwrap_or(false);
@@ -779,6 +787,10 @@ impl Loader {
                     play.remote_user = self.text(v, "remote_user");
                     collect_checks(v, "remote_user", &mut checks);
                 }
+                "port" => {
+                    play.port = self.text(v, "port");
+                    collect_checks(v, "port", &mut checks);
+                }
                 "pre_tasks" | "tasks" | "post_tasks" | "handlers" => sections.push((
                     PLAY_KEYWORDS
                         .iter()
@@ -822,6 +834,8 @@ impl Loader {
                 "throttle" => {
                     inherited.throttle = self.number_or_template(v, "throttle", &mut checks);
                 }
+                // A play's `run_once` is every task's, as in Ansible.
+                "run_once" => inherited.run_once = self.boolean(v, "run_once"),
                 "ignore_unreachable" => {
                     inherited.ignore_unreachable = self.boolean(v, "ignore_unreachable");
                 }
@@ -1748,6 +1762,10 @@ impl Loader {
                     own.remote_user = self.text(v, "remote_user");
                     collect_checks(v, "remote_user", checks);
                 }
+                "port" => {
+                    own.port = self.text(v, "port");
+                    collect_checks(v, "port", checks);
+                }
                 "connection" => {
                     own.connection = self.text(v, "connection");
                     collect_checks(v, "connection", checks);
@@ -1759,6 +1777,9 @@ impl Loader {
                 "async" => own.async_ = self.number_or_template(v, "async", checks),
                 "poll" => own.poll = self.number_or_template(v, "poll", checks),
                 "run_once" => own.run_once = self.boolean(v, "run_once"),
+                "any_errors_fatal" => {
+                    own.any_errors_fatal = self.boolean(v, "any_errors_fatal");
+                }
                 "throttle" => own.throttle = self.number_or_template(v, "throttle", checks),
                 "ignore_unreachable" => {
                     own.ignore_unreachable = self.boolean(v, "ignore_unreachable");

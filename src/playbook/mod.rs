@@ -265,6 +265,7 @@ mod tests {
             put(&mut m, "become", json!(t.become_.map(|b| b.to_string())));
             put(&mut m, "become_user", json!(t.become_user));
             put(&mut m, "remote_user", json!(t.remote_user));
+            put(&mut m, "port", json!(t.port));
             put(&mut m, "connection", json!(t.connection));
             put(&mut m, "tags", json!(t.tags));
             put(&mut m, "retries", json!(t.retries));
@@ -303,6 +304,7 @@ mod tests {
                 );
                 put(&mut m, "connection", json!(p.connection));
                 put(&mut m, "remote_user", json!(p.remote_user));
+                put(&mut m, "port", json!(p.port));
                 let serial: Vec<String> = p
                     .serial
                     .iter()

@@ -57,6 +57,9 @@ pub struct Play {
     pub vars_prompt: Vec<VarPrompt>,
     pub connection: Option<String>,
     pub remote_user: Option<String>,
+    /// `port`: the SSH port, below `ansible_port` and above ansible.cfg's
+    /// `remote_port` (a number or a template).
+    pub port: Option<String>,
     pub pre_tasks: Vec<Task>,
     pub tasks: Vec<Task>,
     pub post_tasks: Vec<Task>,
@@ -157,6 +160,7 @@ impl Play {
             vars_prompt: Vec::new(),
             connection: None,
             remote_user: None,
+            port: None,
             pre_tasks: Vec::new(),
             tasks: Vec::new(),
             post_tasks: Vec::new(),
@@ -306,6 +310,9 @@ pub struct Task {
     /// `remote_user` on the task or a block around it: the user to
     /// connect as, below `ansible_user` and above the play's `remote_user`.
     pub remote_user: Option<String>,
+    /// `port` on the task or a block or role around it, as for
+    /// `remote_user`: below `ansible_port`, above the play's `port`.
+    pub port: Option<String>,
     /// `connection` on the task or a block around it (`ssh`, `local`),
     /// below `ansible_connection` and above the play's `connection`.
     pub connection: Option<String>,
@@ -321,6 +328,9 @@ pub struct Task {
     /// `poll:` seconds between status checks of an `async` task (default
     /// 10); 0: start it and go on (fire and forget).
     pub poll: Option<Value>,
+    /// `any_errors_fatal` on the task or a block or role around it; `None`
+    /// follows the play's.
+    pub any_errors_fatal: Option<bool>,
     pub run_once: bool,
     /// `throttle`: at most this many hosts run the task at once (a number
     /// or a template); none or 0: `forks`.
@@ -393,6 +403,7 @@ impl Task {
             become_flags: None,
             become_user: None,
             remote_user: None,
+            port: None,
             connection: None,
             tags: Vec::new(),
             retries: None,
@@ -405,6 +416,7 @@ impl Task {
             ignore_unreachable: false,
             delegate_facts: false,
             run_once: false,
+            any_errors_fatal: None,
             delegate_to: None,
             environment: Map::new(),
             no_log: None,

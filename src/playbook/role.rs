@@ -96,6 +96,7 @@ const ROLE_TASK_KEYWORDS: &[&str] = &[
     "become",
     "become_user",
     "remote_user",
+    "port",
     "connection",
     "become_method",
     "environment",
@@ -106,21 +107,16 @@ const ROLE_TASK_KEYWORDS: &[&str] = &[
     "run_once",
     "delegate_to",
     "timeout",
+    "throttle",
+    "module_defaults",
+    "become_flags",
+    "ignore_unreachable",
+    "delegate_facts",
+    "any_errors_fatal",
 ];
 
 /// Role keywords Ansible knows that herd does not run on a role.
-const ROLE_UNSUPPORTED: &[&str] = &[
-    "port",
-    "any_errors_fatal",
-    "throttle",
-    "module_defaults",
-    "debugger",
-    "become_flags",
-    "become_exe",
-    "ignore_unreachable",
-    "collections",
-    "delegate_facts",
-];
+const ROLE_UNSUPPORTED: &[&str] = &["debugger", "become_exe", "collections"];
 
 /// `include_role`/`import_role` arguments.
 const ROLE_ACTION_ARGS: &[&str] = &[
