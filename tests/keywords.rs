@@ -337,6 +337,24 @@ fn become_method_su_and_become_flags_match_ansible() {
     assert_eq!(run.results("show")[0]["output"]["msg"], "nobody");
 }
 
+#[test]
+fn become_exe_from_play_task_and_variable_matches_ansible() {
+    let run = same_as_ansible("become-exe");
+    assert_eq!(
+        run.results("show")[0]["output"]["msg"],
+        recorded_debug("become-exe", "show")
+    );
+}
+
+#[test]
+fn become_variables_beat_become_keywords_as_in_ansible() {
+    let run = same_as_ansible("become-vars");
+    assert_eq!(
+        run.results("show")[0]["output"]["msg"],
+        recorded_debug("become-vars", "show")
+    );
+}
+
 // ---- async, poll and async_status ------------------------------------------
 
 /// What ansible-playbook's `debug` printed for `task` in `case`.

@@ -21,6 +21,8 @@ pub struct BecomeHow {
     pub method: BecomeMethod,
     /// Replaces the method's default flags (sudo: `-H`), as in Ansible.
     pub flags: Option<String>,
+    /// `become_exe`: the program to run instead of `sudo` or `su`.
+    pub exe: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -174,8 +176,9 @@ impl TaskHost<'_> {
             None => self.inner.run(&script, stdin),
             Some(b) if self.become_how.method == BecomeMethod::Su => {
                 let flags = self.become_how.flags.as_deref().unwrap_or("");
+                let su = self.become_how.exe.as_deref().map_or("su".into(), quote);
                 let wrapped = format!(
-                    "if [ \"$(id -un)\" = {user} ]; then /bin/sh -c {s}; else su {flags} {user} -c {inner}; fi",
+                    "if [ \"$(id -un)\" = {user} ]; then /bin/sh -c {s}; else {su} {flags} {user} -c {inner}; fi",
                     user = quote(&b.user),
                     s = quote(&script),
                     inner = quote(&format!("/bin/sh -c {}", quote(&script))),
@@ -206,8 +209,9 @@ impl TaskHost<'_> {
                 // password line instead.
                 // `become_flags` replace sudo's default `-H`.
                 let flags = self.become_how.flags.as_deref().unwrap_or("-H");
+                let exe = self.become_how.exe.as_deref().map_or("sudo".into(), quote);
                 let (same_user, sudo, input) = match &b.password {
-                    None => ("", "sudo -n", stdin.map(<[u8]>::to_vec)),
+                    None => ("", format!("{exe} -n"), stdin.map(<[u8]>::to_vec)),
                     // sudo reads the password up to the first newline:
                     // the rest would become the command's input.
                     Some(pw) if pw.contains(['\n', '\0']) => return Err(HostError::Command {
@@ -222,7 +226,11 @@ impl TaskHost<'_> {
                         input.extend_from_slice(pw.as_bytes());
                         input.push(b'\n');
                         input.extend_from_slice(stdin.unwrap_or_default());
-                        ("IFS= read -r _; ", "sudo -S -k -p ''", Some(input))
+                        (
+                            "IFS= read -r _; ",
+                            format!("{exe} -S -k -p ''"),
+                            Some(input),
+                        )
                     }
                 };
                 let wrapped = format!(

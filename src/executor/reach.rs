@@ -41,6 +41,7 @@ pub(crate) const CONNECTION_VARS: &[&str] = &[
     "ansible_become_pass",
     "ansible_become_method",
     "ansible_become_flags",
+    "ansible_become_exe",
 ];
 
 /// Where a task connects: the host's connection variables, rendered, and

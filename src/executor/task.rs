@@ -139,8 +139,9 @@ impl PlayRunner<'_> {
         }
     }
 
-    /// `become_method` and `become_flags`: the task's, the play's, then the
-    /// host's `ansible_become_method`/`ansible_become_flags`.
+    /// `become_method`, `become_flags` and `become_exe`: the host's
+    /// `ansible_become_*` variable, else the task's keyword, else the
+    /// play's (variables beat keywords, as in Ansible).
     fn become_how(
         &self,
         task: &Task,
@@ -150,14 +151,16 @@ impl PlayRunner<'_> {
         use crate::connection::task_host::{BecomeHow, BecomeMethod};
         let templar = &self.project.templar;
         let pick = |own: &Option<String>, play: &Option<String>, var: &str| {
-            own.clone()
+            vars.get(var)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| own.clone())
                 .or_else(|| play.clone())
-                .or_else(|| vars.get(var).and_then(Value::as_str).map(str::to_string))
         };
         let render = |what: &str, text: Option<String>| match text {
             Some(t) => templar
                 .render_str(what, &t, ctx)
-                .map(Some)
+                .map(|s| Some(s).filter(|s| s != OMIT))
                 .map_err(|e| Box::new(ItemOutcome::template_failed(task, what, &e))),
             None => Ok(None),
         };
@@ -186,7 +189,17 @@ impl PlayRunner<'_> {
                 )))
             }
         };
-        Ok(BecomeHow { method, flags })
+        let exe = render(
+            "become_exe",
+            pick(
+                &task.become_exe,
+                &self.play.become_exe,
+                "ansible_become_exe",
+            ),
+        )?
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty());
+        Ok(BecomeHow { method, flags, exe })
     }
 
     /// Who a `setup`/`set_fact` task's facts belong to, and (for `setup`)
@@ -1230,25 +1243,34 @@ impl PlayRunner<'_> {
         let var_text = |name: &str| -> Result<Option<String>, template::TemplateError> {
             Ok(vars.get(name).map(value_text))
         };
-        let var_become = vars.get("ansible_become").map(truthy_json).unwrap_or(false);
-        let on = match self.templated_become(task, ctx)? {
-            Some(on) => on,
-            None => task
-                .become_
-                .or(self.play.become_)
-                .unwrap_or(self.opts.become_ || var_become),
+        // As in Ansible, a variable (`ansible_become`, `ansible_become_user`,
+        // from the inventory or the task's vars) beats the keyword, which
+        // beats the command line.
+        let on = match vars.get("ansible_become") {
+            Some(v) => truthy_json(v),
+            None => match self.templated_become(task, ctx)? {
+                Some(on) => on,
+                None => task
+                    .become_
+                    .or(self.play.become_)
+                    .unwrap_or(self.opts.become_),
+            },
         };
         if !on {
             return Ok(None);
         }
-        let user = task
+        let keyword_user = task
             .become_user
             .clone()
-            .or_else(|| self.play.become_user.clone())
-            .or_else(|| self.opts.become_user.clone());
-        let user = match user {
-            Some(user) => templar.render_str("become_user", &user, ctx)?,
-            None => var_text("ansible_become_user")?.unwrap_or_else(|| "root".into()),
+            .or_else(|| self.play.become_user.clone());
+        let user = match (var_text("ansible_become_user")?, keyword_user) {
+            (Some(user), _) => user,
+            (None, Some(user)) => templar.render_str("become_user", &user, ctx)?,
+            (None, None) => self
+                .opts
+                .become_user
+                .clone()
+                .unwrap_or_else(|| "root".into()),
         };
         let password = match var_text("ansible_become_password")? {
             Some(p) => Some(p),

@@ -83,6 +83,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "become_user",
     "become_method",
     "become_flags",
+    "become_exe",
     "gather_facts",
     "connection",
     "remote_user",
@@ -118,7 +119,6 @@ const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     ("debugger", "the task debugger is not supported"),
     ("gather_timeout", "facts are gathered as a whole"),
     ("fact_path", "local facts are not supported"),
-    ("become_exe", "only plain sudo is supported"),
     (
         "user",
         "this old keyword was removed from Ansible; use `remote_user`",
@@ -151,6 +151,7 @@ const TASK_KEYWORDS: &[&str] = &[
     "become_user",
     "become_method",
     "become_flags",
+    "become_exe",
     "remote_user",
     "port",
     "connection",
@@ -199,7 +200,6 @@ const NOT_ON_BLOCK: &[&str] = &[
 
 /// Ansible task keywords we know but do not run, with what to do instead.
 const TASK_UNSUPPORTED: &[(&str, &str)] = &[
-    ("become_exe", "only plain sudo is supported"),
     ("debugger", "the task debugger is not supported"),
     (
         "sudo",
@@ -266,6 +266,7 @@ struct Inherited {
     module_defaults: Vec<ModuleDefaults>,
     become_method: Option<String>,
     become_flags: Option<String>,
+    become_exe: Option<String>,
     become_user: Option<String>,
     remote_user: Option<String>,
     port: Option<String>,
@@ -346,6 +347,7 @@ struct Own {
     module_defaults: Vec<ModuleDefaults>,
     become_method: Option<String>,
     become_flags: Option<String>,
+    become_exe: Option<String>,
     become_user: Option<String>,
     remote_user: Option<String>,
     port: Option<String>,
@@ -406,6 +408,7 @@ impl Own {
                 .become_flags
                 .clone()
                 .or_else(|| inh.become_flags.clone()),
+            become_exe: self.become_exe.clone().or_else(|| inh.become_exe.clone()),
             module_defaults: inh
                 .module_defaults
                 .iter()
@@ -456,6 +459,7 @@ impl Own {
         task.become_expr = eff.become_expr;
         task.become_method = eff.become_method;
         task.become_flags = eff.become_flags;
+        task.become_exe = eff.become_exe;
         task.become_user = eff.become_user;
         task.remote_user = eff.remote_user;
         task.port = eff.port;
@@ -778,6 +782,10 @@ impl Loader {
                 "become_flags" => {
                     play.become_flags = self.text(v, "become_flags");
                     collect_checks(v, "become_flags", &mut checks);
+                }
+                "become_exe" => {
+                    play.become_exe = self.text(v, "become_exe");
+                    collect_checks(v, "become_exe", &mut checks);
                 }
                 "gather_facts" => play.gather_facts = self.boolean(v, "gather_facts"),
                 "connection" => {
@@ -1757,6 +1765,10 @@ impl Loader {
                 "become_flags" => {
                     own.become_flags = self.text(v, "become_flags");
                     collect_checks(v, "become_flags", checks);
+                }
+                "become_exe" => {
+                    own.become_exe = self.text(v, "become_exe");
+                    collect_checks(v, "become_exe", checks);
                 }
                 "remote_user" => {
                     own.remote_user = self.text(v, "remote_user");

@@ -49,6 +49,9 @@ pub struct Play {
     /// `become_method` (`sudo` or `su`) and `become_flags`.
     pub become_method: Option<String>,
     pub become_flags: Option<String>,
+    /// `become_exe`: the sudo or su program to run (a path), when it is
+    /// not the one on the host's PATH.
+    pub become_exe: Option<String>,
     pub become_user: Option<String>,
     pub gather_facts: Option<bool>,
     /// `gather_subset` (empty: `all`).
@@ -154,6 +157,7 @@ impl Play {
             become_expr: None,
             become_method: None,
             become_flags: None,
+            become_exe: None,
             become_user: None,
             gather_facts: None,
             gather_subset: Vec::new(),
@@ -306,6 +310,9 @@ pub struct Task {
     /// `become_method` (`sudo` or `su`) and `become_flags`.
     pub become_method: Option<String>,
     pub become_flags: Option<String>,
+    /// `become_exe`: the sudo or su program to run (a path), when it is
+    /// not the one on the host's PATH.
+    pub become_exe: Option<String>,
     pub become_user: Option<String>,
     /// `remote_user` on the task or a block around it: the user to
     /// connect as, below `ansible_user` and above the play's `remote_user`.
@@ -401,6 +408,7 @@ impl Task {
             become_expr: None,
             become_method: None,
             become_flags: None,
+            become_exe: None,
             become_user: None,
             remote_user: None,
             port: None,

@@ -110,13 +110,14 @@ const ROLE_TASK_KEYWORDS: &[&str] = &[
     "throttle",
     "module_defaults",
     "become_flags",
+    "become_exe",
     "ignore_unreachable",
     "delegate_facts",
     "any_errors_fatal",
 ];
 
 /// Role keywords Ansible knows that herd does not run on a role.
-const ROLE_UNSUPPORTED: &[&str] = &["debugger", "become_exe", "collections"];
+const ROLE_UNSUPPORTED: &[&str] = &["debugger", "collections"];
 
 /// `include_role`/`import_role` arguments.
 const ROLE_ACTION_ARGS: &[&str] = &[
