@@ -338,6 +338,15 @@ fn become_method_su_and_become_flags_match_ansible() {
 }
 
 #[test]
+fn play_fact_path_is_where_gathering_reads_local_facts() {
+    let run = same_as_ansible("fact-path");
+    assert_eq!(
+        run.results("show")[0]["output"]["msg"],
+        recorded_debug("fact-path", "show")
+    );
+}
+
+#[test]
 fn become_exe_from_play_task_and_variable_matches_ansible() {
     let run = same_as_ansible("become-exe");
     assert_eq!(

@@ -169,11 +169,29 @@ impl PlayRunner<'_> {
         });
     }
 
-    /// Facts of host `i` for the play's `gather_subset` and the default
-    /// `facts.d` directory, over the connection the play's variables give.
+    /// Facts of host `i` for the play's `gather_subset` and `fact_path`
+    /// (rendered with the play's variables; default `facts.d`), over the
+    /// connection the play's variables give.
     pub fn gather_one(&self, i: usize) -> Result<Map<String, Value>, GatherError> {
         let reach = self.play_reach(i).map_err(GatherError::Template)?;
-        self.gather_from(&self.names[i], &reach, &self.play.gather_subset, None)
+        let fact_path = match &self.play.fact_path {
+            Some(text) => {
+                let ctx = self.context_in_role(i, &Map::new(), None, &Map::new());
+                Some(
+                    self.project
+                        .templar
+                        .render_str("fact_path", text, &ctx)
+                        .map_err(GatherError::Template)?,
+                )
+            }
+            None => None,
+        };
+        self.gather_from(
+            &self.names[i],
+            &reach,
+            &self.play.gather_subset,
+            fact_path.as_deref(),
+        )
     }
 
     /// Facts of the host named `name` (any inventory host: a delegated

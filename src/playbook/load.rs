@@ -85,6 +85,7 @@ const PLAY_KEYWORDS: &[&str] = &[
     "become_flags",
     "become_exe",
     "gather_facts",
+    "fact_path",
     "connection",
     "remote_user",
     "port",
@@ -118,7 +119,6 @@ const PLAY_KEYWORDS: &[&str] = &[
 const PLAY_UNSUPPORTED: &[(&str, &str)] = &[
     ("debugger", "the task debugger is not supported"),
     ("gather_timeout", "facts are gathered as a whole"),
-    ("fact_path", "local facts are not supported"),
     (
         "user",
         "this old keyword was removed from Ansible; use `remote_user`",
@@ -788,6 +788,7 @@ impl Loader {
                     collect_checks(v, "become_exe", &mut checks);
                 }
                 "gather_facts" => play.gather_facts = self.boolean(v, "gather_facts"),
+                "fact_path" => play.fact_path = self.text(v, "fact_path"),
                 "connection" => {
                     play.connection = self.choice(v, "connection", &["ssh", "local", "smart"]);
                 }

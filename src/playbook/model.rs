@@ -54,6 +54,9 @@ pub struct Play {
     pub become_exe: Option<String>,
     pub become_user: Option<String>,
     pub gather_facts: Option<bool>,
+    /// `fact_path`: where the play's fact gathering reads local facts
+    /// (`*.fact`) from, instead of `/etc/ansible/facts.d`.
+    pub fact_path: Option<String>,
     /// `gather_subset` (empty: `all`).
     pub gather_subset: Vec<String>,
     /// `vars_prompt`: asked before the run, on the terminal.
@@ -160,6 +163,7 @@ impl Play {
             become_exe: None,
             become_user: None,
             gather_facts: None,
+            fact_path: None,
             gather_subset: Vec::new(),
             vars_prompt: Vec::new(),
             connection: None,
