@@ -106,6 +106,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// What a read-only module reports: no change, and the result its
+    /// `plan` already read (so `apply` makes no second round trip).
+    pub fn read_in_plan(plan: Plan) -> Self {
+        Outcome {
+            changed: false,
+            result: plan.result,
+            ..Outcome::default()
+        }
+    }
+
     /// A change, reported with the result's own `msg` (the text-file
     /// modules put their Ansible message there).
     pub fn changed_with_result_msg(mut result: Map<String, Value>) -> Self {

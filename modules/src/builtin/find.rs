@@ -800,15 +800,11 @@ impl Module for Find {
 
     fn apply(
         &self,
-        p: &Self::Params,
-        _plan: Plan,
-        host: &mut dyn Host,
+        _p: &Self::Params,
+        plan: Plan,
+        _host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        Ok(Outcome {
-            changed: false,
-            result: Self::result(p, host)?,
-            ..Outcome::default()
-        })
+        Ok(Outcome::read_in_plan(plan))
     }
 }
 

@@ -208,14 +208,10 @@ impl Module for ServiceFacts {
     fn apply(
         &self,
         _p: &Self::Params,
-        _plan: Plan,
-        host: &mut dyn Host,
+        plan: Plan,
+        _host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        Ok(Outcome {
-            changed: false,
-            result: Self::result(host)?,
-            ..Outcome::default()
-        })
+        Ok(Outcome::read_in_plan(plan))
     }
 }
 
