@@ -866,6 +866,9 @@ fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
             )));
         }
         let out = sim.stdout_str();
+        // Nothing to upgrade: Ansible still returns apt's output.
+        result.insert("msg".into(), json!(out));
+        output_result(&mut result, &(out.clone(), sim.stderr_str()));
         if upgrade_changed(&out) {
             let (inst, remv) = parse_simulation(&out);
             let mut line = format!("upgrade ({})", join(&argv[..1]));
@@ -882,6 +885,7 @@ fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
             let argv = cleanup_argv(p, "autoclean", true);
             let sim = host.run(&join(&argv), None)?;
             let out = sim.stdout_str();
+            output_result(&mut result, &(out.clone(), sim.stderr_str()));
             if sim.success() && cleanup_changed("autoclean", &out) {
                 plan.changes.push(
                     "autoclean: delete package files that can no longer be downloaded".into(),
@@ -889,6 +893,8 @@ fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
             }
             steps.cleanup = Some("autoclean".into());
         } else if p.autoremove {
+            // Ansible returns apt's output even when nothing was removed.
+            output_result(&mut result, &Default::default());
             if !facts.autoremove.is_empty() {
                 plan.changes
                     .push(format!("autoremove {}", facts.autoremove.join(", ")));
