@@ -132,6 +132,11 @@ pub(super) fn plan_controller(
     tree: &[TreeEntry],
     host: &mut dyn Host,
 ) -> Result<Plan, ModuleError> {
+    if p.validate.is_some() || p.backup {
+        return Err(ModuleError::failed(
+            "validate and backup are not supported when copying a controller directory",
+        ));
+    }
     let dest = p.dest.trim_end_matches('/').to_string();
     let dest = if dest.is_empty() { "/".into() } else { dest };
     let files: Vec<(usize, &TreeEntry)> = tree.iter().enumerate().filter(|(_, e)| !e.dir).collect();
