@@ -14,6 +14,7 @@ mod engine;
 mod fleet_ansible_parity;
 mod fleet_async;
 mod fleet_bootstrap;
+mod fleet_builtin_gaps;
 mod fleet_builtin_more;
 mod fleet_compose_deploy;
 mod fleet_connection_vars;

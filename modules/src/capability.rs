@@ -36,6 +36,14 @@ pub enum ControllerInput {
         /// Ansible does) unless this parameter is given and false
         /// (`decrypt: false`); `None`: the file is passed as it is.
         decrypt: Option<&'static str>,
+        /// A directory `param` names is passed whole under this parameter:
+        /// a list of `{path, dir: true}` for its subdirectories and
+        /// `{path, b64, mode}` for its files (symlinks followed, each file
+        /// decrypted as above), `path` relative to the destination: under
+        /// the directory's own name, or without it when `param` ends in
+        /// `/` (its contents), as Ansible's copy walks a directory. `None`:
+        /// a directory is an error.
+        tree: Option<&'static str>,
     },
     /// `param` names one file or a list of files, each found in the file
     /// and template search paths and read; one named `*.j2` is rendered as

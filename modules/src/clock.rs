@@ -30,6 +30,13 @@ pub fn delta(d: Duration) -> String {
     )
 }
 
+/// `YYYY-MM-DD` (UTC) of a day counted from 1970-01-01, as the shadow
+/// tools take a date (`usermod -e`).
+pub fn date_of_day(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
 /// calendar (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -55,5 +62,6 @@ mod tests {
         assert_eq!(timestamp(t), "2024-03-01 00:00:00.000042");
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01 00:00:00.000000");
         assert_eq!(delta(Duration::from_millis(3_723_500)), "1:02:03.500000");
+        assert_eq!(date_of_day(19_783), "2024-03-01");
     }
 }

@@ -71,6 +71,15 @@ pub fn yes() -> bool {
 
 /// A non-negative number given as a number or a numeric string (`"300"`).
 pub fn de_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    finite_number(d, true)
+}
+
+/// A finite number from a number or a numeric string, `None` for null;
+/// `non_negative` refuses one below zero.
+fn finite_number<'de, D: Deserializer<'de>>(
+    d: D,
+    non_negative: bool,
+) -> Result<Option<f64>, D::Error> {
     let v = Value::deserialize(d)?;
     let x = match &v {
         Value::Null => return Ok(None),
@@ -79,9 +88,10 @@ pub fn de_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Err
         _ => None,
     };
     match x {
-        Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+        Some(x) if x.is_finite() && (x >= 0.0 || !non_negative) => Ok(Some(x)),
         _ => Err(serde::de::Error::custom(format!(
-            "expected a non-negative number, got {}",
+            "expected a {}number, got {}",
+            if non_negative { "non-negative " } else { "" },
             kind(&v)
         ))),
     }
@@ -99,6 +109,25 @@ pub fn de_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Err
     x.map(Some).ok_or_else(|| {
         serde::de::Error::custom(format!("expected a non-negative integer, got {}", kind(&v)))
     })
+}
+
+/// A signed integer given as a number or a numeric string (`-1` days).
+pub fn de_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    let x = match &v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    x.map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {}", kind(&v))))
+}
+
+/// A number, negative or not, given as a number or a numeric string
+/// (`expires: -1`).
+pub fn de_opt_signed_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    finite_number(d, false)
 }
 
 /// A string that YAML may have typed as a number or boolean (`owner: 1000`).

@@ -52,6 +52,7 @@ impl Module for Probe {
             host_side: &[HostSide::Set("remote_src")],
             checked_before_run: true,
             decrypt: Some("decrypt"),
+            tree: None,
         },
         ControllerInput::Directory { param: "into" },
     ];
@@ -217,4 +218,36 @@ fn a_declared_controller_file_is_checked_before_the_run() {
     };
     let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(messages, ["file `missing.txt` not found"]);
+}
+
+/// A controller directory reaches `copy` as a tree: the directory itself
+/// without a trailing slash, its contents with one; a second run changes
+/// nothing.
+#[test]
+fn a_controller_directory_is_copied_whole() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (one, two) = (out.path().join("one"), out.path().join("two"));
+    let (dir, playbook, inventory) = project_dir(&format!(
+        "    - copy: src=site dest={}\n    - copy: src=site/ dest={}/ directory_mode=0750\n",
+        one.display(),
+        two.display()
+    ));
+    let site = dir.path().join("files/site");
+    std::fs::create_dir_all(site.join("sub")).expect("mkdir");
+    std::fs::write(site.join("a.txt"), "a\n").expect("write");
+    std::fs::write(site.join("sub/b.txt"), "b\n").expect("write");
+    let first = run_with_probe(playbook.clone(), inventory.clone());
+    assert!(
+        first.iter().all(|(s, _)| *s == Status::Changed),
+        "{first:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(one.join("site/sub/b.txt"))
+            .ok()
+            .as_deref(),
+        Some("b\n")
+    );
+    assert!(two.join("a.txt").exists() && !two.join("site").exists());
+    let again = run_with_probe(playbook, inventory);
+    assert!(again.iter().all(|(s, _)| *s == Status::Ok), "{again:?}");
 }

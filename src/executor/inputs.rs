@@ -77,6 +77,7 @@ pub fn resolve(
                 ship,
                 host_side,
                 decrypt,
+                tree,
                 ..
             } => {
                 let how = FileInput {
@@ -84,6 +85,7 @@ pub fn resolve(
                     ship,
                     host_side,
                     decrypt,
+                    tree,
                 };
                 file(map, module.name(), &how, cx)?;
             }
@@ -105,6 +107,7 @@ struct FileInput {
     ship: Ship,
     host_side: &'static [HostSide],
     decrypt: Option<&'static str>,
+    tree: Option<&'static str>,
 }
 
 /// One file `param` names, unless `host_side` says it is on the host:
@@ -121,6 +124,7 @@ fn file(
         ship,
         host_side,
         decrypt,
+        tree,
     } = *how;
     let remote = host_side.iter().any(|side| match side {
         HostSide::Set(flag) => map.get(*flag).is_some_and(truthy_json),
@@ -130,23 +134,21 @@ fn file(
             .and_then(Value::as_str)
             .is_some_and(|s| s.contains("://")),
     });
-    let Some(mut bytes) = take_controller_src(map, module, param, remote, cx)? else {
-        return Ok(());
-    };
     let wanted = decrypt.is_some_and(|flag| map.get(flag).is_none_or(truthy_json));
-    if wanted {
-        if let Some(text) = std::str::from_utf8(&bytes)
-            .ok()
-            .filter(|t| crate::vault::is_encrypted(t))
-        {
-            let what = map
-                .get(SRC_PATH_PARAM)
-                .and_then(Value::as_str)
-                .unwrap_or(param)
-                .to_string();
-            bytes = crate::vault::keyring().decrypt_bytes(&what, text)?;
+    if let Some(into) = tree.filter(|_| !remote) {
+        if take_controller_tree(map, module, param, into, wanted, cx)? {
+            return Ok(());
         }
     }
+    let Some(bytes) = take_controller_src(map, module, param, remote, cx)? else {
+        return Ok(());
+    };
+    let what = map
+        .get(SRC_PATH_PARAM)
+        .and_then(Value::as_str)
+        .unwrap_or(param)
+        .to_string();
+    let bytes = decrypted(bytes, &what, wanted)?;
     match ship {
         Ship::Text { text, binary } => match String::from_utf8(bytes) {
             Ok(t) => map.insert(text.into(), Value::from(t)),
@@ -154,6 +156,141 @@ fn file(
         },
         Ship::Base64 { into } => map.insert(into.into(), Value::from(base64_encode(&bytes))),
     };
+    Ok(())
+}
+
+/// `bytes` decrypted when they are vault-encrypted and decrypting is
+/// `wanted`; `what` names the file in errors.
+fn decrypted(bytes: Vec<u8>, what: &str, wanted: bool) -> Result<Vec<u8>, InputError> {
+    if wanted {
+        if let Some(text) = std::str::from_utf8(&bytes)
+            .ok()
+            .filter(|t| crate::vault::is_encrypted(t))
+        {
+            return Ok(crate::vault::keyring().decrypt_bytes(what, text)?);
+        }
+    }
+    Ok(bytes)
+}
+
+/// When `param` names a controller directory: its tree passed under
+/// `into` (see [`ControllerInput::File`]), `param` replaced by
+/// [`SRC_PATH_PARAM`] (ending in `/` when `param` does), and `true`.
+fn take_controller_tree(
+    map: &mut Map<String, Value>,
+    module: &'static str,
+    param: &str,
+    into: &str,
+    decrypt: bool,
+    cx: &InputContext<'_>,
+) -> Result<bool, InputError> {
+    let Some(src) = map.get(param).and_then(Value::as_str).map(str::to_string) else {
+        return Ok(false);
+    };
+    let search = [cx.first, &playbook::file_search_paths(cx.playbook_dir)].concat();
+    let Some(dir) = playbook::find_in(&search, &src).filter(|p| p.is_dir()) else {
+        return Ok(false);
+    };
+    // As Ansible: `src/` copies the contents, `src` the directory itself.
+    let prefix = if src.ends_with('/') {
+        String::new()
+    } else {
+        dir.file_name()
+            .map(|n| format!("{}/", n.to_string_lossy()))
+            .unwrap_or_default()
+    };
+    let mut entries = Vec::new();
+    let mut ancestors = Vec::new();
+    walk_tree(
+        module,
+        &src,
+        &dir,
+        &prefix,
+        decrypt,
+        &mut ancestors,
+        &mut entries,
+    )?;
+    let shown = dir.display().to_string();
+    let shown = match (src.ends_with('/'), shown.ends_with('/')) {
+        (true, false) => format!("{shown}/"),
+        (false, true) => shown.trim_end_matches('/').to_string(),
+        _ => shown,
+    };
+    map.remove(param);
+    map.insert(SRC_PATH_PARAM.into(), Value::from(shown));
+    map.insert(into.into(), Value::Array(entries));
+    Ok(true)
+}
+
+/// The files and subdirectories under `dir`, in name order, each as a
+/// tree entry under `prefix`. Symlinks are followed (Ansible's
+/// `local_follow` default); one that leads back to a directory being
+/// walked is left out.
+fn walk_tree(
+    module: &'static str,
+    src: &str,
+    dir: &Path,
+    prefix: &str,
+    decrypt: bool,
+    ancestors: &mut Vec<PathBuf>,
+    out: &mut Vec<Value>,
+) -> Result<(), InputError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read_err = |source| InputError::Read {
+        module,
+        src: src.to_string(),
+        source,
+    };
+    let real = std::fs::canonicalize(dir).map_err(read_err)?;
+    ancestors.push(real);
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    names.sort();
+    for path in names {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rel = format!("{prefix}{name}");
+        // Following symlinks: a dangling one is left out, as Ansible's
+        // walk makes it a link it cannot copy either.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let real = std::fs::canonicalize(&path).map_err(read_err)?;
+            if ancestors.contains(&real) {
+                continue;
+            }
+            out.push(serde_json::json!({"path": rel, "dir": true}));
+            walk_tree(
+                module,
+                src,
+                &path,
+                &format!("{rel}/"),
+                decrypt,
+                ancestors,
+                out,
+            )?;
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&path).map_err(read_err)?;
+            let bytes = decrypted(bytes, &path.display().to_string(), decrypt)?;
+            out.push(serde_json::json!({
+                "path": rel,
+                "b64": base64_encode(&bytes),
+                "mode": meta.permissions().mode() & 0o7777,
+            }));
+        } else {
+            return Err(InputError::NotRegular {
+                module,
+                src: path.display().to_string(),
+            });
+        }
+    }
+    ancestors.pop();
     Ok(())
 }
 

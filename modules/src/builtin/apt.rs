@@ -9,13 +9,23 @@
 //! mode names them. Apply refreshes the lists first when asked, probes again
 //! if it did (candidates may have moved), and runs one `apt-get` per action.
 //!
+//! The steps and what each reports follow Ansible's order: `clean` first
+//! (alone: always a change); then the lists (alone: changed when their time
+//! moved, with `cache_updated` and `cache_update_time`); then `upgrade`
+//! (`apt-get upgrade --with-new-pkgs` or `dist-upgrade`, or aptitude's
+//! `safe-upgrade`/`full-upgrade` when aptitude is installed and
+//! `force_apt_get` is not set; changed unless apt reports nothing to do),
+//! or a `deb`, or, without packages, `autoclean` or else `autoremove`
+//! (changed when apt deletes or removes something); then the packages, with
+//! `--auto-remove` under `autoremove`.
+//!
 //! Differences from Ansible: `update_cache` (without a fresh enough
 //! `cache_valid_time`) counts as a planned change, so check mode reports it,
 //! but the task reports changed only when packages changed or, when nothing
-//! else was asked for, when the lists' time moved (as Ansible does); `upgrade`, `build-dep` and `fixed` are
+//! else was asked for, when the lists' time moved (as Ansible does); `build-dep` and `fixed` are
 //! not supported; version wildcards (`pkg=1.*`) and `pkg>=1` are not
 //! understood; `deb` takes a path on the host or an http(s) or ftp URL
-//! fetched with curl or wget on the host.
+//! fetched with curl or wget on the host; no `diff`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -124,7 +134,9 @@ pub struct AptParams {
     /// Only upgrade installed packages; never install a missing one.
     #[serde(default, deserialize_with = "de_bool")]
     pub only_upgrade: bool,
-    /// Not supported (an error when set to anything but `no`).
+    /// Upgrade every installed package: `yes`/`safe` (`apt-get upgrade --with-new-pkgs`, or
+    /// aptitude's `safe-upgrade` when it is installed), `full` (aptitude's `full-upgrade`, else
+    /// `apt-get dist-upgrade`), `dist` (`apt-get dist-upgrade`), `no` (the default).
     pub upgrade: Option<Value>,
     /// Seconds to wait for the dpkg lock (default 60).
     #[serde(default, deserialize_with = "de_opt_u64")]
@@ -132,7 +144,7 @@ pub struct AptParams {
     /// Accepted and ignored.
     #[serde(default, deserialize_with = "de_opt_bool")]
     pub policy_rc_d: Option<bool>,
-    /// Accepted and ignored.
+    /// Refuse an install or upgrade that would remove packages (`--no-remove`).
     #[serde(default, deserialize_with = "de_bool")]
     pub fail_on_autoremove: bool,
 }
@@ -367,8 +379,127 @@ struct Facts {
     dpkg: std::collections::HashMap<String, Installed>,
     candidates: std::collections::HashMap<String, Option<String>>,
     cache_age: Option<f64>,
+    /// The lists' time as Ansible reports `cache_update_time` (0: none).
+    cache_time: u64,
     deb: Option<Wanted>,
     autoremove: Vec<String>,
+    /// aptitude is installed (Ansible's `upgrade` prefers it).
+    aptitude: bool,
+}
+
+/// What `upgrade` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpgradeMode {
+    /// `yes` or `safe`.
+    Safe,
+    /// `full`.
+    Full,
+    /// `dist`.
+    Dist,
+}
+
+/// `upgrade` as Ansible takes it (`yes`/`no` also as booleans).
+fn upgrade_mode(v: Option<&Value>) -> Result<Option<UpgradeMode>, ModuleError> {
+    let word = match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Bool(true)) => return Ok(Some(UpgradeMode::Safe)),
+        Some(Value::String(s)) => s.to_ascii_lowercase(),
+        Some(other) => other.to_string(),
+    };
+    match word.as_str() {
+        "no" | "false" => Ok(None),
+        "yes" | "true" | "safe" => Ok(Some(UpgradeMode::Safe)),
+        "full" => Ok(Some(UpgradeMode::Full)),
+        "dist" => Ok(Some(UpgradeMode::Dist)),
+        _ => Err(invalid(
+            "upgrade",
+            format!("value of upgrade must be one of: dist, full, no, safe, yes, got: {word}"),
+        )),
+    }
+}
+
+/// What apt-get (and aptitude) print when an upgrade has nothing to do.
+const APT_GET_ZERO: &str = "\n0 upgraded, 0 newly installed, 0 to remove";
+const APTITUDE_ZERO: &str = "\n0 packages upgraded, 0 newly installed, 0 to remove";
+
+/// The upgrade command, as Ansible builds it; `simulate` for the plan.
+fn upgrade_argv(p: &AptParams, mode: UpgradeMode, aptitude: bool, simulate: bool) -> Vec<String> {
+    let use_aptitude = aptitude && p.force_apt_get != Some(true) && mode != UpgradeMode::Dist;
+    let mut v = vec![if use_aptitude { "aptitude" } else { "apt-get" }.to_string()];
+    v.extend(common_opts(p));
+    if use_aptitude {
+        if p.force {
+            v.extend(["--assume-yes".into(), "--allow-untrusted".into()]);
+        }
+    } else {
+        if p.force {
+            v.extend([
+                "--allow-unauthenticated".into(),
+                "--allow-downgrades".into(),
+            ]);
+        }
+        if p.fail_on_autoremove {
+            v.push("--no-remove".into());
+        }
+        if p.allow_downgrade && !p.force {
+            v.push("--allow-downgrades".into());
+        }
+    }
+    if p.allow_unauthenticated && !p.force {
+        v.push("--allow-unauthenticated".into());
+    }
+    if simulate {
+        v.push("--simulate".into());
+    }
+    match (mode, use_aptitude) {
+        (UpgradeMode::Safe, true) => v.push("safe-upgrade".into()),
+        (UpgradeMode::Full, true) => v.push("full-upgrade".into()),
+        (UpgradeMode::Safe, false) => v.extend(["upgrade".into(), "--with-new-pkgs".into()]),
+        (UpgradeMode::Full | UpgradeMode::Dist, false) => v.push("dist-upgrade".into()),
+        (UpgradeMode::Dist, true) => unreachable!("dist always uses apt-get"),
+    }
+    if p.autoremove && !use_aptitude {
+        v.push("--auto-remove".into());
+    }
+    if let Some(r) = &p.default_release {
+        v.extend(["-t".into(), r.clone()]);
+    }
+    v
+}
+
+/// Whether an upgrade's output says it changed something.
+fn upgrade_changed(out: &str) -> bool {
+    !out.contains(APT_GET_ZERO) && !out.contains(APTITUDE_ZERO)
+}
+
+/// `apt-get autoclean` or `autoremove`, as Ansible's cleanup runs them.
+fn cleanup_argv(p: &AptParams, op: &str, simulate: bool) -> Vec<String> {
+    let mut v = vec!["apt-get".to_string()];
+    v.extend(common_opts(p));
+    if p.purge {
+        v.push("--purge".into());
+    }
+    if p.force {
+        v.extend([
+            "--allow-unauthenticated".into(),
+            "--allow-downgrades".into(),
+        ]);
+    }
+    v.push(op.into());
+    if simulate {
+        v.push("--simulate".into());
+    }
+    v
+}
+
+/// Whether a cleanup's output says it deleted or removed something.
+fn cleanup_changed(op: &str, out: &str) -> bool {
+    if op == "autoclean" {
+        out.lines().any(|l| l.starts_with("Del "))
+    } else {
+        out.contains("The following packages will be REMOVED")
+            || out.lines().any(|l| l.starts_with("Remv "))
+    }
 }
 
 fn fetch_snippet(url: &str) -> String {
@@ -397,6 +528,13 @@ fn lists_mtime(host: &mut dyn Host) -> Result<String, ModuleError> {
 
 fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, ModuleError> {
     let mut s = String::from("echo NOW $(date +%s)\n");
+    s.push_str(
+        "for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
+         if [ -e \"$f\" ]; then echo CTIME $(stat -c %Y \"$f\"); break; fi; done\n",
+    );
+    if p.upgrade.is_some() {
+        s.push_str("if command -v aptitude >/dev/null 2>&1; then echo APTITUDE yes; fi\n");
+    }
     // The lists' age counts only when there are lists: a fresh image has an
     // empty, recently touched lists directory, which would pass any
     // `cache_valid_time` while apt knows no package at all.
@@ -437,7 +575,7 @@ fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, 
         s.push_str(&format!("apt-cache policy -- {} 2>/dev/null\n", join(&all)));
         s.push_str("echo ENDPOLICY\n");
     }
-    if p.autoremove {
+    if p.autoremove && names.is_empty() {
         s.push_str(
             "apt-get -s -q autoremove 2>/dev/null | sed -n 's/^Remv \\([^ ]*\\).*/AUTORM \\1/p'\n",
         );
@@ -479,6 +617,10 @@ fn probe(host: &mut dyn Host, p: &AptParams, names: &[Wanted]) -> Result<Facts, 
             (Some(n), Some(c)) => Some(n - c),
             _ => None,
         },
+        cache_time: tagged(&text, "CTIME")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        aptitude: tagged(&text, "APTITUDE").is_some(),
         deb,
         autoremove: text
             .lines()
@@ -604,6 +746,12 @@ fn install_argv(p: &AptParams, pkgs: &[String], simulate: bool) -> Vec<String> {
     if p.only_upgrade {
         v.push("--only-upgrade".into());
     }
+    if p.autoremove {
+        v.push("--auto-remove".into());
+    }
+    if p.fail_on_autoremove {
+        v.push("--no-remove".into());
+    }
     v.push("install".into());
     v.push("--".into());
     v.extend(pkgs.iter().cloned());
@@ -615,6 +763,12 @@ fn remove_argv(p: &AptParams, pkgs: &[String]) -> Vec<String> {
     v.extend(common_opts(p));
     if p.purge {
         v.push("--purge".into());
+    }
+    if p.autoremove {
+        v.push("--auto-remove".into());
+    }
+    if p.allow_change_held_packages || p.force {
+        v.push("--allow-change-held-packages".into());
     }
     v.push("remove".into());
     v.push("--".into());
@@ -629,28 +783,148 @@ fn cache_valid(p: &AptParams, f: &Facts) -> bool {
     }
 }
 
+/// The steps a task takes, in Ansible's order, decided by the plan.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Steps {
+    /// `apt-get clean` first.
+    clean: bool,
+    /// Refresh the lists.
+    update: bool,
+    /// The task ends after `clean` (nothing but cleaning was asked for).
+    clean_only: bool,
+    /// The task ends after the lists (nothing but them was asked for).
+    lists_only: bool,
+    /// Upgrade every package, and the task ends there.
+    upgrade: Option<UpgradeMode>,
+    /// aptitude runs the upgrade.
+    aptitude: bool,
+    /// `autoclean` or `autoremove` without packages, and the task ends there.
+    cleanup: Option<String>,
+    /// What to do with the named packages (or the `deb`).
+    actions: Actions,
+    /// The lists' time before anything ran.
+    cache_time: u64,
+}
+
 fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
-    if let Some(u) = p.upgrade.as_ref().filter(|u| {
-        !matches!(u, Value::Bool(false) | Value::Null)
-            && !matches!(u.as_str(), Some("no" | "false"))
-    }) {
-        return Err(invalid("upgrade", format!("upgrade={u} is not supported")));
-    }
+    let upgrade = upgrade_mode(p.upgrade.as_ref())?;
     let names = wanted(p.name.as_ref())?;
-    if names.is_empty() && p.deb.is_none() && !p.update_cache && !p.autoremove {
+    let given_upgrade = p.upgrade.as_ref().is_some_and(|u| !u.is_null());
+    let exclusive = [
+        ("deb", p.deb.is_some()),
+        ("package", !names.is_empty()),
+        ("upgrade", given_upgrade),
+    ];
+    if exclusive.iter().filter(|(_, set)| *set).count() > 1 {
         return Err(ModuleError::failed(
-            "one of the following is required: name, package, deb, update_cache, autoremove",
+            "parameters are mutually exclusive: deb|package|upgrade",
         ));
     }
-    let facts = probe(host, p, &names)?;
-    let acts = decide(p, &names, &facts)?;
-    let mut plan = Plan::default();
-    let update = p.update_cache && !cache_valid(p, &facts);
-    if update {
-        plan.changes.push("update the package lists".into());
+    if names.is_empty() && p.deb.is_none() && !p.update_cache && !p.autoremove && !given_upgrade {
+        return Err(ModuleError::failed(
+            "one of the following is required: autoremove, deb, package, update_cache, upgrade",
+        ));
     }
+    if p.deb.is_some() && p.state != PkgState::Present {
+        return Err(ModuleError::failed("deb only supports state=present"));
+    }
+    let facts = probe(host, p, &names)?;
+    let mut steps = Steps {
+        cache_time: facts.cache_time,
+        ..Steps::default()
+    };
+    let mut plan = Plan::default();
+    let nothing_else = names.is_empty() && upgrade.is_none() && p.deb.is_none();
+    if p.clean {
+        steps.clean = true;
+        steps.clean_only = nothing_else;
+        plan.changes.push("clean the package cache".into());
+    }
+    let lists_asked = p.update_cache || p.cache_valid_time.is_some_and(|t| t > 0.0);
+    if !steps.clean_only && lists_asked {
+        steps.update = !cache_valid(p, &facts);
+        steps.lists_only = nothing_else;
+        if steps.update {
+            plan.changes.push("update the package lists".into());
+        }
+    }
+    let mut result = Map::new();
+    if steps.clean_only {
+    } else if steps.lists_only {
+        result.insert("cache_updated".into(), json!(steps.update));
+        result.insert("cache_update_time".into(), json!(steps.cache_time));
+    } else if let Some(mode) = upgrade {
+        steps.upgrade = Some(mode);
+        steps.aptitude = facts.aptitude;
+        let argv = upgrade_argv(p, mode, facts.aptitude, true);
+        let sim = host.run(&format!("{}{}", env_prefix(), join(&argv)), None)?;
+        if !sim.success() {
+            return Err(ModuleError::failed(format!(
+                "'{}' failed: {}",
+                join(&argv),
+                sim.stderr_str().trim_end()
+            )));
+        }
+        let out = sim.stdout_str();
+        // Nothing to upgrade: Ansible still returns apt's output.
+        result.insert("msg".into(), json!(out));
+        output_result(&mut result, &(out.clone(), sim.stderr_str()));
+        if upgrade_changed(&out) {
+            let (inst, remv) = parse_simulation(&out);
+            let mut line = format!("upgrade ({})", join(&argv[..1]));
+            if !inst.is_empty() {
+                line.push_str(&format!(": install {}", inst.join(", ")));
+            }
+            if !remv.is_empty() {
+                line.push_str(&format!("; remove {}", remv.join(", ")));
+            }
+            plan.changes.push(line);
+        }
+    } else if p.deb.is_none() && names.is_empty() {
+        if p.autoclean {
+            let argv = cleanup_argv(p, "autoclean", true);
+            let sim = host.run(&join(&argv), None)?;
+            let out = sim.stdout_str();
+            output_result(&mut result, &(out.clone(), sim.stderr_str()));
+            if sim.success() && cleanup_changed("autoclean", &out) {
+                plan.changes.push(
+                    "autoclean: delete package files that can no longer be downloaded".into(),
+                );
+            }
+            steps.cleanup = Some("autoclean".into());
+        } else if p.autoremove {
+            // Ansible returns apt's output even when nothing was removed.
+            output_result(&mut result, &Default::default());
+            if !facts.autoremove.is_empty() {
+                plan.changes
+                    .push(format!("autoremove {}", facts.autoremove.join(", ")));
+            }
+            steps.cleanup = Some("autoremove".into());
+        }
+    } else {
+        let acts = decide(p, &names, &facts)?;
+        plan_packages(p, host, &facts, &acts, &mut plan)?;
+        if p.deb.is_none() && p.state != PkgState::Absent {
+            result.insert("cache_updated".into(), json!(steps.update));
+            result.insert("cache_update_time".into(), json!(steps.cache_time));
+        }
+        steps.actions = acts;
+    }
+    plan.result = result;
+    plan.keep_state(&steps)?;
+    Ok(plan)
+}
+
+/// The change lines for the named packages (and the `deb`): everything that
+/// would come or go with them, for check mode.
+fn plan_packages(
+    p: &AptParams,
+    host: &mut dyn Host,
+    facts: &Facts,
+    acts: &Actions,
+    plan: &mut Plan,
+) -> Result<(), ModuleError> {
     if !acts.install.is_empty() {
-        // Name everything that would come along, for check mode.
         let sim = host.run(&join(&install_argv(p, &acts.install, true)), None)?;
         let (inst, _) = parse_simulation(&sim.stdout_str());
         if sim.success() && !inst.is_empty() {
@@ -669,7 +943,6 @@ fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         ));
     }
     if !acts.remove.is_empty() {
-        // Name everything that would go with them (reverse dependencies).
         let mut argv = remove_argv(p, &acts.remove);
         argv.insert(1, "-s".into());
         let sim = host.run(&join(&argv), None)?;
@@ -682,16 +955,7 @@ fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let verb = if p.purge { "purge" } else { "remove" };
         plan.changes.push(format!("{verb} {}", names.join(", ")));
     }
-    if p.autoremove && !facts.autoremove.is_empty() {
-        plan.changes
-            .push(format!("autoremove {}", facts.autoremove.join(", ")));
-    }
-    let mut result = Map::new();
-    result.insert("cache_updated".into(), json!(false));
-    plan.result = result;
-    plan.state =
-        json!({"update": update, "actions": acts, "autoremove": !facts.autoremove.is_empty()});
-    Ok(plan)
+    Ok(())
 }
 
 fn run_apt(
@@ -715,117 +979,10 @@ fn run_apt(
     })
 }
 
-fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, ModuleError> {
-    let names = wanted(p.name.as_ref())?;
-    let st = &plan.state;
-    let update = st.get("update").and_then(Value::as_bool).unwrap_or(false);
-    let mut acts: Actions = st
-        .get("actions")
-        .cloned()
-        .and_then(|a| serde_json::from_value(a).ok())
-        .ok_or_else(|| ModuleError::failed("apt: apply called without a plan"))?;
-    let mut log = (String::new(), String::new());
-    let mut result = Map::new();
-    let mut autoremove = st
-        .get("autoremove")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let mut cache_updated = false;
-    if update {
-        let before = lists_mtime(host)?;
-        let tries = p.update_cache_retries.unwrap_or(5).max(1);
-        let max_delay = p.update_cache_retry_max_delay.unwrap_or(12);
-        let mut last = Ok(());
-        for i in 0..tries {
-            last = run_apt(
-                host,
-                &["apt-get".into(), "update".into(), "-q".into()],
-                &mut log,
-            );
-            if last.is_ok() {
-                break;
-            }
-            if i + 1 < tries {
-                let delay = (1u64 << i.min(6)).min(max_delay);
-                crate::cancel::sleep(std::time::Duration::from_secs(delay))
-                    .map_err(super::super::cancel::Cancel::into_error)?;
-            }
-        }
-        last?;
-        // As Ansible: the lists were updated when their time moved (apt
-        // leaves them alone when the repositories have nothing new).
-        cache_updated = lists_mtime(host)? != before;
-        result.insert("cache_updated".into(), json!(cache_updated));
-        // The new lists may change what `latest` means; look again.
-        let facts = probe(host, p, &names)?;
-        acts = decide(p, &names, &facts)?;
-        autoremove = !facts.autoremove.is_empty();
-    }
-    let mut changed = false;
-    if !acts.install.is_empty() {
-        run_apt(host, &install_argv(p, &acts.install, false), &mut log)?;
-        changed = true;
-    }
-    if acts.deb {
-        if let Some(deb) = &p.deb {
-            let path = if is_url(deb) {
-                None
-            } else if deb.starts_with('/') {
-                Some(deb.clone())
-            } else {
-                Some(format!("./{deb}"))
-            };
-            let mut argv = install_argv(p, &[], false);
-            argv.pop();
-            match path {
-                Some(path) => {
-                    argv.push(path);
-                    run_apt(host, &argv, &mut log)?;
-                }
-                None => {
-                    let script = format!(
-                        "set -e\nd=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT; trap 'exit 143' HUP INT TERM; d=\"$d/package.deb\"\n{}{}{} \"$d\"\n",
-                        fetch_snippet(deb),
-                        env_prefix(),
-                        join(&argv)
-                    );
-                    let out = host.run(&script, None)?;
-                    log.0.push_str(&out.stdout_str());
-                    log.1.push_str(&out.stderr_str());
-                    if !out.success() {
-                        return Err(ModuleError::failed(format!(
-                            "installing {deb} failed: {}",
-                            out.stderr_str().trim_end()
-                        )));
-                    }
-                }
-            }
-            changed = true;
-        }
-    }
-    if !acts.remove.is_empty() {
-        run_apt(host, &remove_argv(p, &acts.remove), &mut log)?;
-        changed = true;
-    }
-    if p.autoremove && autoremove {
-        let mut argv = vec!["apt-get".to_string()];
-        argv.extend(common_opts(p));
-        if p.purge {
-            argv.push("--purge".into());
-        }
-        argv.push("autoremove".into());
-        run_apt(host, &argv, &mut log)?;
-        changed = true;
-    }
-    if p.autoclean || p.clean {
-        let verb = if p.clean { "clean" } else { "autoclean" };
-        run_apt(host, &["apt-get".into(), verb.into()], &mut log)?;
-    }
-    // Ansible: refreshing the lists alone is a change only when nothing
-    // else was asked for, and only when they did change.
-    if cache_updated && names.is_empty() && p.deb.is_none() && !p.autoremove {
-        changed = true;
-    }
+/// `stdout`, `stderr` and their `_lines`, as Ansible registers them.
+fn output_result(result: &mut Map<String, Value>, log: &(String, String)) {
+    result.insert("stdout".into(), json!(log.0));
+    result.insert("stderr".into(), json!(log.1));
     result.insert(
         "stdout_lines".into(),
         json!(log.0.lines().collect::<Vec<_>>()),
@@ -834,14 +991,158 @@ fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, 
         "stderr_lines".into(),
         json!(log.1.lines().collect::<Vec<_>>()),
     );
-    result.insert("stdout".into(), json!(log.0));
-    result.insert("stderr".into(), json!(log.1));
+}
+
+fn done(changed: bool, result: Map<String, Value>) -> Result<Outcome, ModuleError> {
     Ok(Outcome {
         changed,
         result,
         msg: None,
         failed: false,
     })
+}
+
+/// Refresh the lists with Ansible's retries; whether their time moved, and
+/// the time after.
+fn update_lists(
+    p: &AptParams,
+    host: &mut dyn Host,
+    log: &mut (String, String),
+) -> Result<(bool, u64), ModuleError> {
+    let before = lists_mtime(host)?;
+    let tries = p.update_cache_retries.unwrap_or(5).max(1);
+    let max_delay = p.update_cache_retry_max_delay.unwrap_or(12);
+    let mut last = Ok(());
+    for i in 0..tries {
+        last = run_apt(host, &["apt-get".into(), "update".into(), "-q".into()], log);
+        if last.is_ok() {
+            break;
+        }
+        if i + 1 < tries {
+            let delay = (1u64 << i.min(6)).min(max_delay);
+            crate::cancel::sleep(std::time::Duration::from_secs(delay))
+                .map_err(super::super::cancel::Cancel::into_error)?;
+        }
+    }
+    last?;
+    // As Ansible: the lists were updated when their time moved (apt
+    // leaves them alone when the repositories have nothing new).
+    let after = lists_mtime(host)?;
+    Ok((after != before, after.parse().unwrap_or(0)))
+}
+
+fn apply_apt(p: &AptParams, plan: Plan, host: &mut dyn Host) -> Result<Outcome, ModuleError> {
+    let names = wanted(p.name.as_ref())?;
+    let steps: Steps = plan.state_as()?;
+    let mut log = (String::new(), String::new());
+    let mut result = Map::new();
+    if steps.clean {
+        run_apt(host, &["apt-get".into(), "clean".into()], &mut log)?;
+        if steps.clean_only {
+            result.insert("msg".into(), json!(log.0));
+            output_result(&mut result, &log);
+            return done(true, result);
+        }
+    }
+    let (mut cache_updated, mut cache_time) = (false, steps.cache_time);
+    if steps.update {
+        (cache_updated, cache_time) = update_lists(p, host, &mut log)?;
+    }
+    if steps.lists_only {
+        result.insert("cache_updated".into(), json!(cache_updated));
+        result.insert("cache_update_time".into(), json!(cache_time));
+        return done(cache_updated, result);
+    }
+    if let Some(mode) = steps.upgrade {
+        log = Default::default();
+        run_apt(
+            host,
+            &upgrade_argv(p, mode, steps.aptitude, false),
+            &mut log,
+        )?;
+        let changed = upgrade_changed(&log.0);
+        result.insert("msg".into(), json!(log.0));
+        output_result(&mut result, &log);
+        return done(changed, result);
+    }
+    if let Some(op) = &steps.cleanup {
+        log = Default::default();
+        run_apt(host, &cleanup_argv(p, op, false), &mut log)?;
+        output_result(&mut result, &log);
+        return done(cleanup_changed(op, &log.0), result);
+    }
+    let mut acts = steps.actions;
+    if steps.update {
+        // The new lists may change what `latest` means; look again.
+        let facts = probe(host, p, &names)?;
+        acts = decide(p, &names, &facts)?;
+    }
+    // Ansible reports the output of the package step only.
+    log = Default::default();
+    let mut changed = false;
+    if !acts.install.is_empty() {
+        run_apt(host, &install_argv(p, &acts.install, false), &mut log)?;
+        changed = true;
+    }
+    if acts.deb {
+        install_deb(p, host, &mut log)?;
+        changed = true;
+    }
+    if !acts.remove.is_empty() {
+        run_apt(host, &remove_argv(p, &acts.remove), &mut log)?;
+        changed = true;
+    }
+    if changed {
+        output_result(&mut result, &log);
+    }
+    if p.deb.is_none() && p.state != PkgState::Absent {
+        result.insert("cache_updated".into(), json!(cache_updated));
+        result.insert("cache_update_time".into(), json!(cache_time));
+    }
+    done(changed, result)
+}
+
+fn install_deb(
+    p: &AptParams,
+    host: &mut dyn Host,
+    log: &mut (String, String),
+) -> Result<(), ModuleError> {
+    let Some(deb) = &p.deb else {
+        return Ok(());
+    };
+    let path = if is_url(deb) {
+        None
+    } else if deb.starts_with('/') {
+        Some(deb.clone())
+    } else {
+        Some(format!("./{deb}"))
+    };
+    let mut argv = install_argv(p, &[], false);
+    argv.pop();
+    match path {
+        Some(path) => {
+            argv.push(path);
+            run_apt(host, &argv, log)
+        }
+        None => {
+            let script = format!(
+                "set -e\nd=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT; trap 'exit 143' HUP INT TERM; d=\"$d/package.deb\"\n{}{}{} \"$d\"\n",
+                fetch_snippet(deb),
+                env_prefix(),
+                join(&argv)
+            );
+            let out = host.run(&script, None)?;
+            log.0.push_str(&out.stdout_str());
+            log.1.push_str(&out.stderr_str());
+            if !out.success() {
+                return Err(ModuleError::failed(format!(
+                    "installing {deb} failed: {}",
+                    out.stderr_str().trim_end()
+                )));
+            }
+            Ok(())
+        }
+    }
 }
 
 impl Module for Apt {
@@ -857,7 +1158,12 @@ impl Module for Apt {
 "##;
     const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[
         ("cache_updated", "Whether the lists were refreshed."),
+        (
+            "cache_update_time",
+            "The lists' time (seconds since the epoch), as apt's success stamp or the lists directory says.",
+        ),
         ("stdout", "apt-get's output."),
+        ("stderr", "apt-get's error output."),
     ];
     type Params = AptParams;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
@@ -986,8 +1292,10 @@ mod tests {
             ),
             candidates: parse_policy("hello:\n  Candidate: 2.10-4\n"),
             cache_age: Some(10.0),
+            cache_time: 990,
             deb: None,
             autoremove: vec![],
+            aptitude: false,
         };
         let p = |v: Value| crate::module::parse_params::<AptParams>("apt", &v).expect("params");
         let names = |p: &AptParams| wanted(p.name.as_ref()).expect("names");
@@ -1078,5 +1386,201 @@ mod tests {
         .expect_err("unknown");
         assert!(err.to_string().contains("update_cach"), "{err}");
         assert!(parse_params::<PackageParams>("package", &json!({"name": "tree"})).is_err());
+    }
+
+    /// A host with a model of dpkg: packages and their status, one upgrade
+    /// pending, orphans `autoremove` would take.
+    #[derive(Default)]
+    struct Dpkg {
+        pkgs: std::collections::BTreeMap<String, &'static str>,
+        upgradable: bool,
+        orphans: Vec<String>,
+    }
+
+    fn dpkg_host(d: Dpkg) -> crate::testing::FakeHost<Dpkg> {
+        use crate::testing::{ok, FakeHost, Match};
+        FakeHost::with_state(d)
+            .handle(Match::prefix("echo NOW"), |h, script, _| {
+                let mut out = String::from("NOW 1000\nCTIME 990\nDPKG\n");
+                for (name, status) in &h.pkgs {
+                    out.push_str(&format!("PKG {name} install ok {status} 1.0\n"));
+                }
+                if script.contains("autoremove") {
+                    for o in &h.orphans {
+                        out.push_str(&format!("AUTORM {o}\n"));
+                    }
+                }
+                ok(out)
+            })
+            .handle(Match::contains("upgrade"), |h, script, _| {
+                let out = if h.upgradable {
+                    "Inst hello [1.0] (1.1 local [amd64])\n1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n"
+                } else {
+                    "Reading package lists...\n0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n"
+                };
+                if !script.contains("--simulate") {
+                    h.upgradable = false;
+                }
+                ok(out)
+            })
+            .handle(Match::contains(" autoremove"), |h, script, _| {
+                let gone = std::mem::take(&mut h.orphans);
+                let out = if gone.is_empty() {
+                    String::new()
+                } else {
+                    format!("The following packages will be REMOVED:\n  {}\n", gone.join(" "))
+                };
+                if script.contains("--simulate") {
+                    h.orphans = gone;
+                } else {
+                    for g in gone {
+                        h.pkgs.remove(&g);
+                    }
+                }
+                ok(out)
+            })
+            .handle(Match::contains(" remove -- "), |h, script, _| {
+                let w = crate::shell_quote::split(script).unwrap_or_default();
+                let simulate = w.iter().any(|a| a == "-s");
+                let purge = w.iter().any(|a| a == "--purge");
+                let names: Vec<String> =
+                    w.iter().skip_while(|a| *a != "--").skip(1).cloned().collect();
+                let mut out = String::new();
+                for n in names {
+                    out.push_str(&format!("Remv {n} [1.0]\n"));
+                    if !simulate {
+                        if purge {
+                            h.pkgs.remove(&n);
+                        } else {
+                            h.pkgs.insert(n, "config-files");
+                        }
+                    }
+                }
+                ok(out)
+            })
+            .handle(Match::contains(" install -- "), |h, script, _| {
+                let w = crate::shell_quote::split(script).unwrap_or_default();
+                let simulate = w.iter().any(|a| a == "-s");
+                let names: Vec<String> =
+                    w.iter().skip_while(|a| *a != "--").skip(1).cloned().collect();
+                let mut out = String::new();
+                for n in names {
+                    out.push_str(&format!("Inst {n} (1.0 local [amd64])\n"));
+                    if !simulate {
+                        h.pkgs.insert(n, "installed");
+                    }
+                }
+                ok(out)
+            })
+    }
+
+    fn converge(h: &mut crate::testing::FakeHost<Dpkg>, params: Value) -> (Plan, Outcome) {
+        use crate::DynModule;
+        let plan = DynModule::plan(&Apt, &params, h).expect("plan");
+        let out = DynModule::apply(&Apt, &params, plan.clone(), h).expect("apply");
+        assert!(
+            DynModule::plan(&Apt, &params, h).expect("plan").is_empty(),
+            "plan after apply"
+        );
+        (plan, out)
+    }
+
+    #[test]
+    fn upgrade_changes_until_apt_has_nothing_left() {
+        use crate::DynModule;
+        let mut h = dpkg_host(Dpkg {
+            upgradable: true,
+            ..Dpkg::default()
+        });
+        // Check mode: the simulation names what would come, the host is as it was.
+        let params = json!({"upgrade": "dist"});
+        let plan = DynModule::plan(&Apt, &params, &mut h).expect("plan");
+        assert_eq!(plan.changes, ["upgrade (apt-get): install hello"]);
+        assert!(h.upgradable);
+        let (_, out) = converge(&mut h, params);
+        assert!(out.changed);
+        assert!(out.result["stdout"]
+            .as_str()
+            .is_some_and(|s| s.contains("1 upgraded")));
+        assert!(out.result.contains_key("msg"));
+        let ran = h
+            .scripts
+            .iter()
+            .find(|s| s.contains("dist-upgrade") && !s.contains("--simulate"));
+        assert!(ran.is_some(), "{:?}", h.scripts);
+        // `yes` is apt-get's upgrade with new packages, as Ansible runs it
+        // without aptitude; `no` asks for nothing else.
+        let p = |v: Value| crate::module::parse_params::<AptParams>("apt", &v).expect("params");
+        let argv = upgrade_argv(
+            &p(json!({"upgrade": true, "autoremove": true})),
+            UpgradeMode::Safe,
+            false,
+            false,
+        );
+        assert!(
+            join(&argv).ends_with("upgrade --with-new-pkgs --auto-remove"),
+            "{argv:?}"
+        );
+        let argv = upgrade_argv(
+            &p(json!({"upgrade": "full"})),
+            UpgradeMode::Full,
+            true,
+            true,
+        );
+        assert!(
+            join(&argv).ends_with("--simulate full-upgrade") && argv[0] == "aptitude",
+            "{argv:?}"
+        );
+        assert!(upgrade_mode(Some(&json!("no"))).ok() == Some(None));
+        assert!(upgrade_mode(Some(&json!("sideways"))).is_err());
+        let e = DynModule::plan(&Apt, &json!({"upgrade": "yes", "name": "x"}), &mut h)
+            .expect_err("exclusive");
+        assert!(e.to_string().contains("mutually exclusive"), "{e}");
+    }
+
+    #[test]
+    fn autoremove_and_purge_converge() {
+        use crate::DynModule;
+        let mut pkgs = std::collections::BTreeMap::new();
+        pkgs.insert("hello".to_string(), "installed");
+        pkgs.insert("tree".to_string(), "installed");
+        pkgs.insert("libold".to_string(), "installed");
+        let mut h = dpkg_host(Dpkg {
+            pkgs,
+            orphans: vec!["libold".into()],
+            ..Dpkg::default()
+        });
+        let params = json!({"autoremove": true});
+        let plan = DynModule::plan(&Apt, &params, &mut h).expect("plan");
+        assert_eq!(plan.changes, ["autoremove libold"]);
+        assert!(h.pkgs.contains_key("libold"), "check mode leaves it");
+        let (_, out) = converge(&mut h, params);
+        assert!(out.changed && !h.pkgs.contains_key("libold"));
+        assert!(out.result.contains_key("stdout") && !out.result.contains_key("cache_updated"));
+        // Purge takes the configuration too; a removed package's
+        // leftover configuration is purged on a later purge.
+        let (_, out) = converge(&mut h, json!({"name": "hello", "state": "absent"}));
+        assert!(out.changed);
+        assert_eq!(h.pkgs.get("hello"), Some(&"config-files"));
+        let (plan, _) = converge(
+            &mut h,
+            json!({"name": ["hello", "tree"], "state": "absent", "purge": true}),
+        );
+        assert_eq!(plan.changes, ["purge hello, tree"]);
+        assert!(h.pkgs.is_empty());
+        // Installing reports the lists' time, as Ansible does, and without
+        // recommends when asked.
+        let (_, out) = converge(&mut h, json!({"name": "tree", "install_recommends": false}));
+        assert_eq!(out.result["cache_update_time"], json!(990));
+        assert_eq!(out.result["cache_updated"], json!(false));
+        assert!(h
+            .scripts
+            .iter()
+            .any(|s| s.contains("--no-install-recommends install -- tree")));
+        // Nothing to install: no output keys, the lists' keys still there.
+        let plan = DynModule::plan(&Apt, &json!({"name": "tree"}), &mut h).expect("plan");
+        assert!(plan.is_empty());
+        assert_eq!(plan.result["cache_update_time"], json!(990));
+        assert!(!plan.result.contains_key("stdout"));
     }
 }

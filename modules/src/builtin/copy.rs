@@ -13,8 +13,12 @@
 //! the owner/group lookups. Apply is one `write_file`, plus one trip each for
 //! `backup` and `validate` when asked.
 //!
-//! Differences from Ansible: a directory `src` (recursive copy) is not
-//! supported; `mode: preserve` only has an effect with `remote_src`;
+//! A directory `src` is copied by [`super::copy_tree`]: a controller one
+//! arrives from the engine as `_tree`, a `remote_src` one is found by the
+//! same probe (its source stat says directory).
+//!
+//! Differences from Ansible: `mode: preserve` on a single file only has
+//! an effect with `remote_src`;
 //! `local_follow`, `attributes` and SELinux options are accepted and
 //! ignored. A vault-encrypted `src` is decrypted by the engine
 //! (`ControllerInput::File::decrypt`).
@@ -46,8 +50,12 @@ pub struct CopyParams {
     /// Set by the engine: the controller path the content was read from.
     #[serde(rename = "_src_path")]
     pub src_path: Option<String>,
+    /// Set by the engine: a controller directory's files and subdirectories.
+    #[serde(rename = "_tree")]
+    pub tree: Option<Vec<super::copy_tree::TreeEntry>>,
     /// The file to copy: a controller path (read by the engine), or with `remote_src` a path on
-    /// the host. A directory is not copied recursively.
+    /// the host. A directory is copied recursively: ending in `/`, its contents go into `dest`,
+    /// else the directory itself.
     pub src: Option<String>,
     /// `src` is a path on the host, not on the controller.
     #[serde(default, deserialize_with = "de_bool")]
@@ -62,7 +70,8 @@ pub struct CopyParams {
     /// (`u=rw,g=r,o=r`); unset leaves them as they are (a new file gets the umask's).
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub mode: Option<Mode>,
-    /// Permissions of the directory created for a `dest` that ends in `/`.
+    /// Permissions of the directories created (for a `dest` that ends in `/`, or for a directory
+    /// `src`), and of a controller directory's subdirectories.
     #[serde(default, deserialize_with = "de_opt_mode")]
     pub directory_mode: Option<Mode>,
     /// Keep a timestamped copy of the file (`FILE.PID.YYYY-MM-DD@HH:MM:SS~`) before changing
@@ -194,6 +203,7 @@ impl Module for Copy {
         host_side: &[HostSide::Set("remote_src")],
         checked_before_run: true,
         decrypt: Some("decrypt"),
+        tree: Some("_tree"),
     }];
     const DOC_SHORT: &'static str = "Copy a file or a string to the host.";
     const DOC_LONG: &'static str = r##"The file is written only when its content or attributes differ, atomically (a temp file in the same directory, then rename). `--diff` shows the content change. Owner, group and mode are set as `file` sets them."##;
@@ -220,6 +230,9 @@ impl Module for Copy {
     type Params = CopyParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
+        if let Some(tree) = &p.tree {
+            return super::copy_tree::plan_controller(p, tree, host);
+        }
         let src = source(p)?;
         let base = basename(p);
         let mut setup = format!("p={}", quote_path(&p.dest));
@@ -262,6 +275,9 @@ impl Module for Copy {
             Source::Remote(s) => {
                 let st = parse_stat(&dest.text, "SS")?
                     .ok_or_else(|| ModuleError::failed(format!("Source {s} not found")))?;
+                if st.kind == crate::probe::Kind::Dir {
+                    return super::copy_tree::plan_remote(p, s, host);
+                }
                 let sum = tagged(&dest.text, "SSUM").ok_or_else(|| {
                     ModuleError::failed(format!("Source {s} is not a readable regular file"))
                 })?;
@@ -354,6 +370,19 @@ impl Module for Copy {
         plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
+        match (
+            plan.state.get("tree").and_then(Value::as_str),
+            &p.tree,
+            &p.src,
+        ) {
+            (Some("controller"), Some(tree), _) => {
+                return super::copy_tree::apply_controller(p, tree, &plan, host)
+            }
+            (Some("remote"), _, Some(src)) => {
+                return super::copy_tree::apply_remote(p, src, &plan, host)
+            }
+            _ => {}
+        }
         let st = &plan.state;
         let (Some(path), Some(write_path), Some(Value::Object(result))) = (
             st.get("dest").and_then(Value::as_str),

@@ -10,6 +10,7 @@ pub mod blockinfile;
 pub mod command;
 pub mod compose_deploy;
 pub mod copy;
+pub mod copy_tree;
 pub mod cron;
 pub mod deb822_repository;
 pub mod debconf;

@@ -332,6 +332,7 @@ impl Module for Unarchive {
         ],
         checked_before_run: false,
         decrypt: Some("decrypt"),
+        tree: None,
     }];
     const DOC_SHORT: &'static str = "Extract a tar or zip archive on the host.";
     const DOC_LONG: &'static str = r##"The archive is compared with what is in `dest` (`tar --diff`, or member sizes for zip) and extracted only when they differ."##;

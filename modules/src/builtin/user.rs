@@ -9,18 +9,21 @@
 //! `password` is an already-hashed string compared with the shadow entry;
 //! it never appears in changes, messages or results. `generate_ssh_key`
 //! runs `ssh-keygen` when the key file is missing (an existing key is left
-//! alone, as in Ansible). Not supported (an unknown parameter): `expires`,
-//! `password_lock`, `login_class`, `seuser`.
+//! alone, as in Ansible). `expires`, `password_lock` and the password
+//! ageing fields (`password_expire_max`/`_min`/`_warn`, set with `chage`
+//! after the `useradd`/`usermod`) are compared with the shadow entry as
+//! Ansible compares them. Not supported (an unknown parameter):
+//! `login_class`, `seuser`, `password_expire_account_disable`.
 
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::account::{
-    de_opt_list, run_argv, shadow_password, tag_lines, tagged_all, Group, Passwd,
+use crate::account::{de_opt_list, run_argv, tag_lines, tagged_all, Group, Passwd};
+use crate::params::{
+    de_bool, de_opt_bool, de_opt_i64, de_opt_signed_f64, de_opt_string, de_opt_u64, yes,
 };
-use crate::params::{de_bool, de_opt_string, de_opt_u64, yes};
 use crate::probe::tagged;
 use crate::shell_quote::{join, quote};
 use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
@@ -130,6 +133,22 @@ pub struct UserParams {
     pub ssh_key_comment: Option<String>,
     /// The key's passphrase (passed to ssh-keygen's `-N` on its command line).
     pub ssh_key_passphrase: Option<String>,
+    /// When the account expires, in seconds since the epoch (compared by
+    /// day, UTC); a negative number removes the expiry.
+    #[serde(default, deserialize_with = "de_opt_signed_f64")]
+    pub expires: Option<f64>,
+    /// Lock (`usermod -L`) or unlock (`usermod -U`) the password.
+    #[serde(default, deserialize_with = "de_opt_bool")]
+    pub password_lock: Option<bool>,
+    /// The most days a password may be used (`chage -M`).
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub password_expire_max: Option<i64>,
+    /// The fewest days between password changes (`chage -m`).
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub password_expire_min: Option<i64>,
+    /// Days of warning before the password expires (`chage -W`).
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub password_expire_warn: Option<i64>,
 }
 
 fn rsa() -> String {
@@ -146,10 +165,40 @@ pub struct User;
 /// The argv of the one command to run, and a change line per difference.
 type Command = (Vec<String>, Vec<String>);
 
+/// The fields of a shadow entry the module compares; an empty number
+/// field reads as -1, as Python's `spwd` gives it to Ansible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shadow {
+    password: String,
+    min: i64,
+    max: i64,
+    warn: i64,
+    expire: i64,
+}
+
+impl Shadow {
+    /// `name:password:lastchg:min:max:warn:inactive:expire:reserved`.
+    fn parse(line: &str) -> Option<Shadow> {
+        let f: Vec<&str> = line.split(':').collect();
+        let num = |i: usize| {
+            f.get(i)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(-1)
+        };
+        Some(Shadow {
+            password: f.get(1)?.to_string(),
+            min: num(3),
+            max: num(4),
+            warn: num(5),
+            expire: num(7),
+        })
+    }
+}
+
 /// What the probe found.
 struct Found {
     user: Option<Passwd>,
-    shadow: Option<String>,
+    shadow: Option<Shadow>,
     groups: Vec<Group>,
     /// With `generate_ssh_key`: the key's path, public key and fingerprint
     /// when it exists.
@@ -210,7 +259,7 @@ fn probe(host: &mut dyn Host, p: &UserParams) -> Result<Found, ModuleError> {
         user: tagged_all(&text, "P")
             .filter_map(Passwd::parse)
             .find(|p| p.name == name),
-        shadow: tagged(&text, "S").and_then(shadow_password),
+        shadow: tagged(&text, "S").and_then(Shadow::parse),
         groups: tagged_all(&text, "G").filter_map(Group::parse).collect(),
         ssh_key: key_facts(&text),
         home_missing: tagged(&text, "NOHOME").is_some(),
@@ -375,8 +424,11 @@ fn useradd(p: &UserParams, f: &Found) -> Command {
     if let Some(sh) = &p.shell {
         argv.extend([arg("-s"), sh.clone()]);
     }
+    if let Some(e) = p.expires {
+        argv.extend([arg("-e"), expiry_arg(e)]);
+    }
     if let Some(pw) = &p.password {
-        argv.extend([arg("-p"), pw.clone()]);
+        argv.extend([arg("-p"), locked_hash(p, pw)]);
     }
     if p.create_home {
         argv.push(arg("-m"));
@@ -454,18 +506,134 @@ fn usermod(p: &UserParams, f: &Found, u: &Passwd, wanted_group: Option<&Group>) 
         argv.extend([arg("-s"), sh.clone()]);
         changes.push(format!("shell {} -> {sh}", u.shell));
     }
+    // Without a readable shadow entry (not root) there is nothing to
+    // compare with: expiry, lock and password are left alone.
+    if let (Some(e), Some(sh)) = (p.expires, &f.shadow) {
+        let differs = if e < 0.0 {
+            sh.expire >= 0
+        } else {
+            sh.expire < 0 || sh.expire != expiry_day(e)
+        };
+        if differs {
+            argv.extend([arg("-e"), expiry_arg(e)]);
+            changes.push(format!(
+                "expires {} -> {}",
+                day_text(sh.expire),
+                expiry_text(e)
+            ));
+        }
+    }
+    let locked = f.shadow.as_ref().map(|sh| sh.password.starts_with('!'));
+    match (p.password_lock, locked) {
+        (Some(true), Some(false)) => {
+            argv.push(arg("-L"));
+            changes.push("lock password".into());
+        }
+        (Some(false), Some(true)) => {
+            // usermod refuses to unlock a user without a password; the
+            // task still reports a change, as Ansible's does.
+            argv.push(arg("-U"));
+            changes.push("unlock password".into());
+        }
+        _ => {}
+    }
     let pw_differs = match (&p.password, &f.shadow) {
         // A locked (`!`-prefixed) hash is the same password.
-        (Some(want), Some(have)) => want.trim_start_matches('!') != have.trim_start_matches('!'),
-        // Without a readable shadow entry (not root) there is
-        // nothing to compare with: leave the password alone.
+        (Some(want), Some(have)) => {
+            want.trim_start_matches('!') != have.password.trim_start_matches('!')
+        }
         _ => false,
     };
     if pw_differs && p.update_password == UpdatePassword::Always {
         if let Some(pw) = &p.password {
-            argv.extend([arg("-p"), pw.clone()]);
+            // -p cannot be combined with -L/-U: the hash carries the lock.
+            argv.retain(|a| a != "-L" && a != "-U");
+            argv.extend([arg("-p"), locked_hash(p, pw)]);
             changes.push("password changed".into());
         }
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    argv.extend([arg("--"), p.name.clone()]);
+    Some((argv, changes))
+}
+
+/// The day (since the epoch, UTC) `expires` falls on.
+fn expiry_day(e: f64) -> i64 {
+    (e.floor() as i64).div_euclid(86_400)
+}
+
+/// `expires` as `useradd`/`usermod -e` take it: a date, or empty to clear.
+fn expiry_arg(e: f64) -> String {
+    if e < 0.0 {
+        String::new()
+    } else {
+        crate::clock::date_of_day(expiry_day(e))
+    }
+}
+
+fn expiry_text(e: f64) -> String {
+    if e < 0.0 {
+        "never".into()
+    } else {
+        expiry_arg(e)
+    }
+}
+
+fn day_text(day: i64) -> String {
+    if day < 0 {
+        "never".into()
+    } else {
+        crate::clock::date_of_day(day)
+    }
+}
+
+/// The hash for `-p`: `!`-prefixed with `password_lock`, as Ansible sets a
+/// locked password in one command.
+fn locked_hash(p: &UserParams, pw: &str) -> String {
+    if p.password_lock == Some(true) {
+        format!("!{pw}")
+    } else {
+        pw.to_string()
+    }
+}
+
+/// `chage` for the ageing fields that differ from the shadow entry (all
+/// given ones for a user not created yet), with the change lines.
+fn chage(p: &UserParams, shadow: Option<&Shadow>) -> Option<Command> {
+    let mut argv = vec![arg("chage")];
+    let mut changes = Vec::new();
+    let fields = [
+        (
+            "-m",
+            "password_expire_min",
+            p.password_expire_min,
+            shadow.map(|s| s.min),
+        ),
+        (
+            "-M",
+            "password_expire_max",
+            p.password_expire_max,
+            shadow.map(|s| s.max),
+        ),
+        (
+            "-W",
+            "password_expire_warn",
+            p.password_expire_warn,
+            shadow.map(|s| s.warn),
+        ),
+    ];
+    for (flag, name, want, have) in fields {
+        let Some(want) = want else { continue };
+        if have == Some(want) {
+            continue;
+        }
+        argv.extend([arg(flag), want.to_string()]);
+        changes.push(match have {
+            Some(h) => format!("{name} {h} -> {want}"),
+            None => format!("{name} {want}"),
+        });
     }
     if changes.is_empty() {
         return None;
@@ -557,6 +725,16 @@ impl Module for User {
             plan.changes = changes;
             argv = Some(a);
         }
+        // As Ansible: the ageing fields are set after the user exists, and
+        // compared with its shadow entry (unreadable: nothing to compare).
+        let mut chage_argv = None;
+        if p.state == UserState::Present && (found.user.is_none() || found.shadow.is_some()) {
+            let shadow = found.shadow.as_ref().filter(|_| found.user.is_some());
+            if let Some((a, changes)) = chage(p, shadow) {
+                plan.changes.extend(changes);
+                chage_argv = Some(a);
+            }
+        }
         // As Ansible: an existing user whose home directory is missing gets
         // one (from the skeleton) whenever `create_home` is on, the default,
         // even on a task that changes nothing else.
@@ -579,7 +757,7 @@ impl Module for User {
             plan.changes
                 .push(format!("generate SSH key {}", p.ssh_key_file));
         }
-        plan.state = json!({"argv": argv, "keygen": keygen, "mkhome": mkhome});
+        plan.state = json!({"argv": argv, "keygen": keygen, "mkhome": mkhome, "chage": chage_argv});
         Ok(plan)
     }
 
@@ -601,6 +779,11 @@ impl Module for User {
         }
         if let Some(home) = plan.state["mkhome"].as_str() {
             make_home(p, home, host)?;
+        }
+        if let Ok(Some(argv)) =
+            serde_json::from_value::<Option<Vec<String>>>(plan.state["chage"].clone())
+        {
+            run_argv(host, &argv)?;
         }
         let mut key = None;
         if plan.state["keygen"].as_bool().unwrap_or(false) {
@@ -634,7 +817,7 @@ mod tests {
     fn found(user: &str, shadow: &str, groups: &[&str]) -> Found {
         Found {
             user: Passwd::parse(user),
-            shadow: Some(shadow.to_string()),
+            shadow: Shadow::parse(&format!("{}:{shadow}:19000:0:99999:7:::", "u")),
             groups: groups.iter().filter_map(|g| Group::parse(g)).collect(),
             ssh_key: None,
             home_missing: false,
@@ -791,5 +974,128 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap_or_default();
         assert!(!text.contains("secret"));
         assert_eq!(r.get("group"), Some(&json!(2)));
+    }
+
+    /// A host whose shadow entry for `bob` the fake's usermod and chage edit.
+    fn shadow_host() -> crate::testing::FakeHost<Vec<String>> {
+        use crate::testing::{ok, FakeHost, Match};
+        let entry: Vec<String> = "bob:$6$h:19000:0:99999:7:::"
+            .split(':')
+            .map(str::to_string)
+            .collect();
+        FakeHost::with_state(entry)
+            .handle(Match::contains("getent passwd"), |h, _, _| {
+                ok(format!(
+                    "P bob:x:1001:1001::/home/bob:/bin/sh\nS {}\nG bob:x:1001:\n",
+                    h.state.join(":")
+                ))
+            })
+            .handle(Match::prefix("usermod"), |h, script, _| {
+                let w = crate::shell_quote::split(script).unwrap_or_default();
+                let mut i = 1;
+                while i < w.len() {
+                    match w[i].as_str() {
+                        "-L" => h.state[1] = format!("!{}", h.state[1]),
+                        "-U" => h.state[1] = h.state[1].trim_start_matches('!').to_string(),
+                        "-e" => {
+                            i += 1;
+                            h.state[7] = match w[i].as_str() {
+                                "" => String::new(),
+                                "2030-01-01" => "21915".into(),
+                                other => panic!("unexpected date {other}"),
+                            };
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                ok("")
+            })
+            .handle(Match::prefix("chage"), |h, script, _| {
+                let w = crate::shell_quote::split(script).unwrap_or_default();
+                for pair in w.windows(2) {
+                    let field = match pair[0].as_str() {
+                        "-m" => 3,
+                        "-M" => 4,
+                        "-W" => 5,
+                        _ => continue,
+                    };
+                    h.state[field] = pair[1].clone();
+                }
+                ok("")
+            })
+    }
+
+    #[test]
+    fn expiry_lock_and_ageing_converge_and_check_mode_changes_nothing() {
+        let m: &dyn crate::DynModule = &User;
+        let mut h = shadow_host();
+        // 2030-01-01T12:00:00Z: compared by day.
+        let params = json!({"name": "bob", "expires": 1_893_499_200.5, "password_lock": true,
+            "password_expire_max": 90, "password_expire_min": 1, "password_expire_warn": 7});
+        let plan = m.plan(&params, &mut h).expect("plan");
+        assert_eq!(
+            plan.changes,
+            [
+                "expires never -> 2030-01-01",
+                "lock password",
+                "password_expire_min 0 -> 1",
+                "password_expire_max 99999 -> 90"
+            ]
+        );
+        // Check mode is the plan alone: the host is as it was.
+        assert_eq!(h.state[7], "");
+        let out = m.apply(&params, plan, &mut h).expect("apply");
+        assert!(out.changed);
+        assert!(h
+            .scripts
+            .iter()
+            .any(|s| s == "usermod -e 2030-01-01 -L -- bob"));
+        assert!(h.scripts.iter().any(|s| s == "chage -m 1 -M 90 -- bob"));
+        assert!(m.plan(&params, &mut h).expect("plan").is_empty());
+        // Clearing the expiry and unlocking.
+        let params = json!({"name": "bob", "expires": -1, "password_lock": false});
+        let plan = m.plan(&params, &mut h).expect("plan");
+        assert_eq!(
+            plan.changes,
+            ["expires 2030-01-01 -> never", "unlock password"]
+        );
+        m.apply(&params, plan, &mut h).expect("apply");
+        assert!(m.plan(&params, &mut h).expect("plan").is_empty());
+        assert_eq!(h.state[1], "$6$h");
+    }
+
+    #[test]
+    fn a_new_user_gets_expiry_lock_and_ageing() {
+        let f = Found {
+            user: None,
+            shadow: None,
+            groups: vec![],
+            ssh_key: None,
+            home_missing: false,
+        };
+        let p = params(json!({"name": "al", "expires": 0, "password": "$6$h",
+            "password_lock": true, "password_expire_warn": 3}));
+        let (argv, _) = User::command(&p, &f).expect("ok").expect("some");
+        assert_eq!(
+            argv,
+            [
+                "useradd",
+                "-e",
+                "1970-01-01",
+                "-p",
+                "!$6$h",
+                "-m",
+                "--",
+                "al"
+            ]
+        );
+        let (argv, _) = chage(&p, None).expect("chage");
+        assert_eq!(argv, ["chage", "-W", "3", "--", "al"]);
+        // A new hash with a lock is one -p with the lock in it, no -L.
+        let f = found("bob:x:1001:1001::/home/bob:/bin/sh", "$6$old", GROUPS);
+        let p = params(json!({"name": "bob", "password": "$6$new", "password_lock": true}));
+        let (argv, _) = User::command(&p, &f).expect("ok").expect("some");
+        assert_eq!(argv, ["usermod", "-p", "!$6$new", "--", "bob"]);
     }
 }

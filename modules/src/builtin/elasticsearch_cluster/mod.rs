@@ -91,6 +91,7 @@ impl Module for ElasticsearchCluster {
         host_side: &[],
         checked_before_run: false,
         decrypt: None,
+        tree: None,
     }];
     const DOC_SHORT: &'static str =
         "Install and configure one Elasticsearch node per host, form the cluster, roll restarts.";
