@@ -87,7 +87,15 @@ const COLLECTION_PREFIXES: &[&str] = &[
 
 /// Modules of other collections we implement, by FQCN: only these, as
 /// the rest of those collections share no names with ours.
-const COLLECTION_MODULES: &[(&str, &str)] = &[("community.general.ufw", "ufw")];
+const COLLECTION_MODULES: &[(&str, &str)] = &[
+    ("community.general.ufw", "ufw"),
+    ("community.general.ini_file", "ini_file"),
+    ("community.general.timezone", "timezone"),
+    ("community.general.locale_gen", "locale_gen"),
+    ("community.general.sudoers", "sudoers"),
+    ("community.general.pam_limits", "pam_limits"),
+    ("community.general.modprobe", "modprobe"),
+];
 
 /// The short name for `name` (`ansible.builtin.copy` -> `copy`).
 pub fn short_name(name: &str) -> &str {
