@@ -385,6 +385,18 @@ mod tests {
         assert_eq!(short_name("ansible.builtin.copy"), "copy");
         assert_eq!(short_name("ansible.posix.authorized_key"), "authorized_key");
         assert_eq!(short_name("community.general.ufw"), "ufw");
+        for m in [
+            "ini_file",
+            "timezone",
+            "locale_gen",
+            "sudoers",
+            "pam_limits",
+            "modprobe",
+        ] {
+            let fqcn = format!("community.general.{m}");
+            assert_eq!(short_name(&fqcn), m);
+            assert!(lookup(&Registry::builtin(), &fqcn).is_some(), "{fqcn}");
+        }
         assert_eq!(short_name("community.general.npm"), "community.general.npm");
         let modules = Registry::builtin();
         assert!(matches!(
