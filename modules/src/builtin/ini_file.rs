@@ -25,7 +25,6 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::account::de_opt_list;
 use crate::params::{de_bool, de_opt_bool, de_opt_mode, de_opt_string, Mode};
 use crate::probe::WantedAttrs;
 use crate::shell_quote::quote_path;
@@ -55,7 +54,8 @@ pub struct SectionHasValue {
     #[serde(default, deserialize_with = "de_opt_string")]
     pub value: Option<String>,
     /// ... with one of these values.
-    #[serde(default, deserialize_with = "de_opt_list")]
+    #[serde(default, deserialize_with = "de_opt_values")]
+    #[schemars(with = "Option<crate::doc::shapes::StringOrList>")]
     pub values: Option<Vec<String>>,
 }
 
@@ -79,7 +79,8 @@ pub struct IniFileParams {
     #[serde(default, deserialize_with = "de_opt_string")]
     pub value: Option<String>,
     /// The option's values, one line each.
-    #[serde(default, deserialize_with = "de_opt_list")]
+    #[serde(default, deserialize_with = "de_opt_values")]
+    #[schemars(with = "Option<crate::doc::shapes::StringOrList>")]
     pub values: Option<Vec<String>>,
     /// Keep a timestamped copy of the file before changing it (`backup_file`).
     #[serde(default, deserialize_with = "de_bool")]
@@ -136,6 +137,23 @@ pub struct IniFileParams {
 
 /// The `ini_file` module.
 pub struct IniFile;
+
+/// A list of strings as Ansible's `list` type reads it: items kept as
+/// they are (an empty value is a value), a string split at commas.
+fn de_opt_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let item = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(if *b { "True" } else { "False" }.to_string()),
+        _ => Err(serde::de::Error::custom("expected a list of strings")),
+    };
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s.split(',').map(str::to_string).collect())),
+        serde_json::Value::Array(a) => a.iter().map(item).collect::<Result<_, _>>().map(Some),
+        other => item(&other).map(|v| Some(vec![v])),
+    }
+}
 
 /// The section name the collection puts around the lines before the first
 /// section, so that they are edited like a section.
@@ -624,7 +642,9 @@ impl Module for IniFile {
         let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&raw);
         let before = std::str::from_utf8(raw)
             .map_err(|_| ModuleError::failed(format!("{} is not UTF-8 text", p.path)))?;
-        let (after, content_changed, msg) = do_ini(before, &req)?;
+        // Read as Python's text mode reads it: `\r\n` and `\r` end lines as `\n`.
+        let before = before.replace("\r\n", "\n").replace('\r', "\n");
+        let (after, content_changed, msg) = do_ini(&before, &req)?;
         let mut plan = Plan::default();
         plan.result.insert("path".into(), json!(p.path));
         plan.result.insert("msg".into(), json!(msg));
@@ -822,6 +842,33 @@ mod tests {
             )
             .0,
             format!("{two}[u]\nname = c\nx = 2\n")
+        );
+    }
+
+    /// An empty value is a value (`a = `), as in Ansible's list type; and
+    /// `\r\n` line ends are read as `\n`, as Python's text mode reads them.
+    #[test]
+    fn empty_values_and_crlf_files() {
+        assert_eq!(
+            edit(
+                "[s]\n",
+                json!({"section": "s", "option": "a", "values": [""]})
+            ),
+            ("[s]\na = \n".into(), true, "option added")
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = path_in(&dir, "crlf.ini");
+        std::fs::write(&f, "[s]\r\na = 1\r\n").expect("write");
+        let same = json!({"path": f, "section": "s", "option": "a", "value": "1"});
+        assert!(plan(&IniFile, &same).is_empty());
+        let (_, out) = converge(
+            &IniFile,
+            &json!({"path": f, "section": "s", "option": "b", "value": "2"}),
+        );
+        assert_eq!(out.msg.as_deref(), Some("option added"));
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap_or_default(),
+            "[s]\na = 1\nb = 2\n"
         );
     }
 
