@@ -296,10 +296,10 @@ const PLAYBOOK: &str = r#"- hosts: parity
       copy:
         dest: "/root/parity/{{ tag }}"
         content: |
-          ini1 {{ ini1.changed }} {{ ini1.msg }} {{ ini1.path }}
+          ini1 {{ ini1.changed }} {{ ini1.msg }} {{ ini1.path }} {{ ini1.state | default('-') }} {{ ini1.mode | default('-') }} {{ ini1.size | default('-') }} {{ ini1.owner | default('-') }}
           ini2 {{ ini2.changed }} {{ ini2.msg }}
           ini3 {{ ini3.changed }} {{ ini3.msg }}
-          ini4 {{ ini4.changed }} {{ ini4.msg }}
+          ini4 {{ ini4.changed }} {{ ini4.msg }} {{ ini4.state | default('-') }} {{ ini4.mode | default('-') }} {{ ini4.size | default('-') }} {{ ini4.group | default('-') }} {{ ini4.uid | default('-') }}
           ini5 {{ ini5.changed }} {{ ini5.msg }}
           ini6 {{ ini6.changed }} {{ ini6.msg }}
           ini7 {{ ini7.changed }} {{ ini7.msg }}
@@ -316,7 +316,7 @@ const PLAYBOOK: &str = r#"- hosts: parity
           lg3 {{ lg3.changed }}
           lg4 {{ lg4.changed }}
           {% endif %}
-          lg5 {{ lg5.failed }} {{ lg5.msg }}
+          lg5 {{ lg5.failed }} {{ lg5.msg }} {{ lg5.mechanism }} {{ lg5.name | join(',') }}
           su1 {{ su1.changed }}
           su2 {{ su2.changed }}
           su3 {{ su3.changed }}

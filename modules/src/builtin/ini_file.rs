@@ -617,6 +617,10 @@ impl Module for IniFile {
             "`OK`, `option changed`, `option added`, `section and option added`, `only section added`, `section removed`",
         ),
         ("path", "The file, as given."),
+        (
+            "state, mode, owner, group, uid, gid, size",
+            "The file's attributes (after the change), as Ansible adds them to a result with `path`.",
+        ),
         ("backup_file", "The backup's path, when one was made."),
     ];
     type Params = IniFileParams;
@@ -645,8 +649,15 @@ impl Module for IniFile {
         // Read as Python's text mode reads it: `\r\n` and `\r` end lines as `\n`.
         let before = before.replace("\r\n", "\n").replace('\r', "\n");
         let (after, content_changed, msg) = do_ini(&before, &req)?;
-        let mut plan = Plan::default();
-        plan.result.insert("path".into(), json!(p.path));
+        // The file's attributes, as Ansible adds them to a result with `path`.
+        let mut plan = Plan {
+            // (nothing about a file that does not exist, not even `state`).
+            result: match &dest.stat {
+                Some(st) => crate::probe::file_result("path", &p.path, Some(st)),
+                None => [("path".to_string(), json!(p.path))].into_iter().collect(),
+            },
+            ..Plan::default()
+        };
         plan.result.insert("msg".into(), json!(msg));
         if content_changed {
             plan.changes.push(format!("{msg} in {}", dest.path));
@@ -665,7 +676,18 @@ impl Module for IniFile {
         if !plan.is_empty() {
             let mode = textfile::resolve_mode(&want, &dest);
             let content = content_changed.then_some(after.as_bytes());
-            plan.state = Edit::new(&dest, content, mode).to_state();
+            let size = match content {
+                Some(c) => c.len() as u64,
+                None => dest.stat.as_ref().map_or(0, |st| st.size),
+            };
+            let mut written = textfile::written_result("path", &dest, &want, mode, size);
+            written.insert("path".into(), json!(p.path));
+            written.insert("msg".into(), json!(msg));
+            let mut state = Edit::new(&dest, content, mode).to_state();
+            if let Some(o) = state.as_object_mut() {
+                o.insert("written".into(), json!(written));
+            }
+            plan.state = state;
         }
         Ok(plan)
     }
@@ -676,6 +698,11 @@ impl Module for IniFile {
         plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
+        // The result is the written file's attributes, planned with the edit.
+        let mut plan = plan;
+        if let Some(w) = plan.state.get("written").and_then(|w| w.as_object()) {
+            plan.result = w.clone();
+        }
         Edit::apply_planned(Self::NAME, &plan, host, &Self::want(p), p.backup, None)
     }
 }
@@ -872,6 +899,39 @@ mod tests {
         );
     }
 
+    /// `follow` edits the link's target; without it the link is replaced
+    /// by the edited file, as the collection's rename over the path does.
+    #[test]
+    fn follow_edits_the_target_of_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = path_in(&dir, "real.ini");
+        let link = path_in(&dir, "link.ini");
+        std::fs::write(&target, "[s]\na = 1\n").expect("write");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        converge(
+            &IniFile,
+            &json!({"path": link, "section": "s", "option": "a", "value": "2", "follow": true}),
+        );
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap_or_default(),
+            "[s]\na = 2\n"
+        );
+        assert!(std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()));
+        converge(
+            &IniFile,
+            &json!({"path": link, "section": "s", "option": "a", "value": "3"}),
+        );
+        assert!(std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_file()));
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap_or_default(),
+            "[s]\na = 2\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&link).unwrap_or_default(),
+            "[s]\na = 3\n"
+        );
+    }
+
     #[test]
     fn refuses_what_the_collection_refuses() {
         let p: IniFileParams = crate::module::parse_params(
@@ -911,6 +971,9 @@ mod tests {
         let (_, out) = converge(&IniFile, &params);
         assert!(out.changed);
         assert_eq!(get(&out.result, "path"), &json!(f));
+        assert_eq!(get(&out.result, "mode"), "0600");
+        assert_eq!(get(&out.result, "state"), "file");
+        assert_eq!(get(&out.result, "size"), 18);
         assert_eq!(
             std::fs::read_to_string(&f).unwrap_or_default(),
             "\n[db]\nport = 5432\n"

@@ -123,6 +123,15 @@ fn set_locales(text: &str, names: &[String], enabled: bool) -> Result<String, Mo
     Ok(out)
 }
 
+/// The keys the collection returns, failures included.
+fn result_keys(p: &LocaleGenParams) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), json!(p.name));
+    m.insert("ubuntu_mode".into(), json!(false));
+    m.insert("mechanism".into(), json!("glibc"));
+    m
+}
+
 /// What the probe read, split by its markers.
 struct Found {
     mechanism: Option<String>,
@@ -217,16 +226,19 @@ impl Module for LocaleGen {
             .collect();
         let missing = not_present(&unlisted, &found.generated);
         if !missing.is_empty() {
-            return Err(ModuleError::failed(format!(
-                "The following locales you have entered are not available on your system: {}",
-                missing.join(", ")
-            )));
+            return Err(ModuleError::Failed {
+                msg: format!(
+                    "The following locales you have entered are not available on your system: {}",
+                    missing.join(", ")
+                ),
+                result: result_keys(p),
+            });
         }
         let present = not_present(&p.name, &found.generated).is_empty();
-        let mut plan = Plan::default();
-        plan.result.insert("name".into(), json!(p.name));
-        plan.result.insert("ubuntu_mode".into(), json!(false));
-        plan.result.insert("mechanism".into(), json!("glibc"));
+        let mut plan = Plan {
+            result: result_keys(p),
+            ..Plan::default()
+        };
         let want = p.state == LocaleState::Present;
         if present != want {
             let after = set_locales(&found.locale_gen, &p.name, want)?;
