@@ -87,7 +87,15 @@ const COLLECTION_PREFIXES: &[&str] = &[
 
 /// Modules of other collections we implement, by FQCN: only these, as
 /// the rest of those collections share no names with ours.
-const COLLECTION_MODULES: &[(&str, &str)] = &[("community.general.ufw", "ufw")];
+const COLLECTION_MODULES: &[(&str, &str)] = &[
+    ("community.general.ufw", "ufw"),
+    ("community.general.ini_file", "ini_file"),
+    ("community.general.timezone", "timezone"),
+    ("community.general.locale_gen", "locale_gen"),
+    ("community.general.sudoers", "sudoers"),
+    ("community.general.pam_limits", "pam_limits"),
+    ("community.general.modprobe", "modprobe"),
+];
 
 /// The short name for `name` (`ansible.builtin.copy` -> `copy`).
 pub fn short_name(name: &str) -> &str {
@@ -377,6 +385,18 @@ mod tests {
         assert_eq!(short_name("ansible.builtin.copy"), "copy");
         assert_eq!(short_name("ansible.posix.authorized_key"), "authorized_key");
         assert_eq!(short_name("community.general.ufw"), "ufw");
+        for m in [
+            "ini_file",
+            "timezone",
+            "locale_gen",
+            "sudoers",
+            "pam_limits",
+            "modprobe",
+        ] {
+            let fqcn = format!("community.general.{m}");
+            assert_eq!(short_name(&fqcn), m);
+            assert!(lookup(&Registry::builtin(), &fqcn).is_some(), "{fqcn}");
+        }
         assert_eq!(short_name("community.general.npm"), "community.general.npm");
         let modules = Registry::builtin();
         assert!(matches!(

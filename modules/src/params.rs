@@ -144,6 +144,11 @@ pub fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
     }
 }
 
+/// Like [`de_opt_string`], for a required parameter.
+pub fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    de_opt_string(d)?.ok_or_else(|| serde::de::Error::custom("expected a string, got null"))
+}
+
 /// A file mode as Ansible takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {

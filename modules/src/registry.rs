@@ -69,6 +69,12 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::ping::Ping,
     &builtin::async_status::AsyncStatus,
     &builtin::ufw::Ufw,
+    &builtin::ini_file::IniFile,
+    &builtin::timezone::Timezone,
+    &builtin::locale_gen::LocaleGen,
+    &builtin::sudoers::Sudoers,
+    &builtin::pam_limits::PamLimits,
+    &builtin::modprobe::Modprobe,
 ];
 
 /// Every built-in module, in a stable order.
@@ -366,6 +372,27 @@ mod tests {
     #[test]
     fn typical_parameters_of_the_more_builtins_are_accepted() {
         for (name, params) in [
+            (
+                "ini_file",
+                json!({"dest": "/etc/app.ini", "section": "db", "option": "port", "value": 5432, "no_extra_spaces": "yes", "mode": "0600"}),
+            ),
+            ("timezone", json!({"name": "Europe/Paris"})),
+            (
+                "locale_gen",
+                json!({"name": "de_DE.UTF-8", "state": "present"}),
+            ),
+            (
+                "sudoers",
+                json!({"name": "deploy", "user": "deploy", "commands": ["/bin/ls", "/bin/cat"], "nopassword": "no", "runas": "root"}),
+            ),
+            (
+                "pam_limits",
+                json!({"domain": "*", "limit_type": "-", "limit_item": "nofile", "value": 65535, "use_max": "yes"}),
+            ),
+            (
+                "modprobe",
+                json!({"name": "br_netfilter", "persistent": "present", "params": "a=1"}),
+            ),
             (
                 "ufw",
                 json!({"rule": "allow", "port": 443, "proto": "tcp", "src": "10.0.0.0/8", "log": "yes", "comment": "https"}),
