@@ -87,7 +87,11 @@ const COLLECTION_PREFIXES: &[&str] = &[
 
 /// Modules of other collections we implement, by FQCN: only these, as
 /// the rest of those collections share no names with ours.
-const COLLECTION_MODULES: &[(&str, &str)] = &[("community.general.ufw", "ufw")];
+const COLLECTION_MODULES: &[(&str, &str)] = &[
+    ("community.general.ufw", "ufw"),
+    ("community.general.archive", "archive"),
+    ("community.general.alternatives", "alternatives"),
+];
 
 /// The short name for `name` (`ansible.builtin.copy` -> `copy`).
 pub fn short_name(name: &str) -> &str {

@@ -69,6 +69,11 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::ping::Ping,
     &builtin::async_status::AsyncStatus,
     &builtin::ufw::Ufw,
+    &builtin::archive::Archive,
+    &builtin::alternatives::Alternatives,
+    &builtin::acl::Acl,
+    &builtin::at::At,
+    &builtin::iptables::Iptables,
 ];
 
 /// Every built-in module, in a stable order.
