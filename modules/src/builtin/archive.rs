@@ -7,14 +7,14 @@
 //! decides: several paths, a glob, a directory or `force_archive` make an
 //! archive of every entry under the common root (a directory itself is not
 //! a member, its content is), else the one file is compressed (or put in a
-//! one-member tar/zip). The candidate is built in a temp directory and its
-//! content signature compared with the existing `dest`'s, as the
-//! collection compares before and after its rewrite: for a tar, each
-//! member's header (`tar --full-time -tv`: mode, owner, size, mtime in
-//! seconds, name; content is not read, as the collection compares tar
-//! header checksums); for a zip, each member's name and CRC-32 (`unzip
-//! -v`, so zip archives need `unzip` on the host); for one compressed
-//! file, the decompressed content.
+//! one-member tar/zip). Whether the archive changed is decided as the
+//! collection decides, by comparing the content signature of `dest` before
+//! and after the rewrite: for a tar, each member's header (`tar --full-time
+//! -tv`: mode, owner, size, mtime in seconds, name; content is not read,
+//! as the collection compares tar header checksums); for a zip, each
+//! member's name and CRC-32 (`unzip -v`, so zip archives need `unzip` on
+//! the host); for one compressed file, the decompressed content (compared
+//! in the plan, on a candidate built in a temp directory).
 //!
 //! Apply builds the archive with the host's `tar` (and `gzip`/`bzip2`/
 //! `xz`) or `zip` next to `dest` and renames it into place, keeping an
@@ -22,9 +22,12 @@
 //! and sets `owner`/`group`/`mode`. Archives are not byte-identical to the
 //! collection's (Python's tarfile and zipfile write them there).
 //!
-//! Differences: Ansible's check mode reports every multi-path archive as
-//! changed; here check mode reports a change only when the archive would
-//! differ. A symlink to a directory given in `path` is archived as a link,
+//! An archive of several paths (or a directory, a glob, `force_archive`)
+//! is rewritten on every run, as the collection does, so its plan always
+//! has that rewrite and check mode reports it as a change, as the
+//! collection's check mode does; the run reports a change only when the
+//! members differ. One compressed file is compared before anything is
+//! written. A symlink to a directory given in `path` is archived as a link,
 //! not walked.
 
 use serde::Deserialize;
@@ -591,11 +594,16 @@ compressed file: its content) differ from the existing `dest`'s."##;
         let want = Self::want(p);
         let mut script = format!("export LC_ALL=C\n{}", stat_snippet("DEST", &dq, true));
         let builds = !d.targets.is_empty();
+        // An archive of several paths is rewritten on every run, and
+        // whether that changed it is only known afterwards (as in the
+        // collection, whose check mode reports it as a change); one
+        // compressed file is compared first.
+        let always = builds && d.must_archive;
         script.push_str(&format!(
             "if [ -e {dq} ]; then echo OLD; {}; fi\necho END\n",
             signature_script(&dq, p.format, d.must_archive)
         ));
-        if builds {
+        if builds && !always {
             script.push_str(&format!(
                 "t=$(mktemp -d) || exit 2\ntrap 'rm -rf \"$t\"' EXIT\n{}echo NEW\n{}\n",
                 build_script(&d, p.format),
@@ -603,7 +611,7 @@ compressed file: its content) differ from the existing `dest`'s."##;
             ));
         }
         let input = member_input(&d, p.format);
-        let out = host.run(&script, builds.then_some(input.as_slice()))?;
+        let out = host.run(&script, (builds && !always).then_some(input.as_slice()))?;
         if out.rc == 3 {
             return Err(ModuleError::failed(format!(
                 "Error when writing {} archive at {}: {}",
@@ -643,7 +651,13 @@ compressed file: its content) differ from the existing `dest`'s."##;
                 (Some(b), Some(a)) => b != a,
                 (Some(_), None) => true,
             };
-            if differs {
+            if always {
+                plan.changes.push(format!(
+                    "rewrite {} with {} member(s) (a change if its members differ)",
+                    d.dest,
+                    d.members.len()
+                ));
+            } else if differs {
                 let what = if d.must_archive {
                     "archive"
                 } else {
@@ -821,6 +835,23 @@ mod tests {
         assert_eq!(common_root(&["/a/b/x".into(), "/a/b/y".into()]), "/a/b/");
     }
 
+    /// An archive of several paths: plan, apply, and a second run that
+    /// rewrites it and reports no change (the plan always has the
+    /// rewrite, as the collection's check mode reports it).
+    fn rewrite_twice(params: &Value) -> (Plan, Outcome) {
+        let first = testing::plan(&Archive, params);
+        assert!(!first.is_empty());
+        let out = testing::apply(&Archive, params, first.clone());
+        let again = testing::plan(&Archive, params);
+        assert_eq!(again.changes.len(), 1, "{:?}", again.changes);
+        let second = testing::apply(&Archive, params, again);
+        assert!(
+            !second.changed,
+            "a rewrite of the same members is no change"
+        );
+        (first, out)
+    }
+
     #[test]
     fn a_tree_is_archived_once_with_exclusions() {
         if !have("tar") || !have("gzip") {
@@ -829,7 +860,7 @@ mod tests {
         let dir = tree();
         let params = json!({"path": path_in(&dir, "src"), "dest": path_in(&dir, "out.tgz"),
                             "exclusion_patterns": ["*.tmp"], "mode": "0600"});
-        let (plan, out) = testing::converge(&Archive, &params);
+        let (plan, out) = rewrite_twice(&params);
         assert!(
             plan.changes[0].contains("3 member(s)"),
             "{:?}",
@@ -865,7 +896,7 @@ mod tests {
         assert_eq!(names, ["src/a.txt", "src/sub/", "src/sub/c.txt"]);
         // A changed member's header (its size) is a change again.
         std::fs::write(dir.path().join("src/a.txt"), "alpha beta\n").expect("write");
-        let (_, out) = testing::converge(&Archive, &params);
+        let (_, out) = rewrite_twice(&params);
         assert!(out.changed);
     }
 
@@ -901,17 +932,20 @@ mod tests {
                             "dest": path_in(&dir, "out.zip"), "format": "zip"});
         let plan = testing::plan(&Archive, &params);
         assert!(!plan.is_empty());
+        assert_eq!(get(&plan.result, "dest_state"), "absent");
         assert!(
             !dir.path().join("out.zip").exists(),
             "plan wrote the archive"
         );
-        let (_, out) = testing::converge(&Archive, &params);
+        let (_, out) = rewrite_twice(&params);
         assert_eq!(
             get(&out.result, "arcroot"),
             &json!(format!("{}/", path_in(&dir, "src")))
         );
+        // A member's content (its CRC) changed: a change again.
         std::fs::write(dir.path().join("src/a.txt"), "changed\n").expect("write");
-        assert!(!testing::plan(&Archive, &params).is_empty());
+        let plan = testing::plan(&Archive, &params);
+        assert!(testing::apply(&Archive, &params, plan).changed);
     }
 
     #[test]
