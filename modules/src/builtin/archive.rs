@@ -644,7 +644,21 @@ compressed file: its content) differ from the existing `dest`'s."##;
         } else {
             "absent"
         };
-        plan.result = Self::result(&d, &[], state);
+        // A run of the collection rewrites one compressed file too, so an
+        // unchanged one still reports it archived (its check mode reports
+        // `absent` and nothing archived: the plan cannot tell the two).
+        let (archived, state): (Vec<String>, &str) = if builds && !always {
+            let members = d.members.iter().map(|(full, _)| full.clone()).collect();
+            match p.format {
+                Format::Zip | Format::Tar => (members, "archive"),
+                _ => (members, "compress"),
+            }
+        } else {
+            (Vec::new(), state)
+        };
+        // Ansible adds the facts of `dest` to every result.
+        plan.result = file_result("dest", &d.dest, st.as_ref());
+        plan.result.extend(Self::result(&d, &archived, state));
         if builds {
             let differs = match (&d.before, &after) {
                 (None, _) => true,
