@@ -293,7 +293,7 @@ fn acl_lines(out: &str) -> Vec<String> {
         .filter(|l| !l.starts_with('#'))
         .map(|l| l.trim().to_string())
         .collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
+    if lines.last().is_some_and(String::is_empty) {
         lines.pop();
     }
     lines

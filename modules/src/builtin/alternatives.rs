@@ -161,11 +161,11 @@ fn same_set(a: &[Subcommand], b: &[Subcommand]) -> bool {
     a.iter().all(|s| b.contains(s)) && b.iter().all(|s| a.contains(s))
 }
 
-/// The decisions of a plan: the commands, the messages and the diff.
-fn decide(
-    p: &AlternativesParams,
-    d: &Display,
-) -> Result<(Vec<Vec<String>>, Vec<String>, Value), ModuleError> {
+/// A plan's decisions: the commands, the messages and the diff.
+type Decisions = (Vec<Vec<String>>, Vec<String>, Value);
+
+/// The decisions of a plan.
+fn decide(p: &AlternativesParams, d: &Display) -> Result<Decisions, ModuleError> {
     let ua = "update-alternatives".to_string();
     let current = |path: &str| {
         d.alternatives

@@ -722,10 +722,7 @@ mod tests {
                 .next()
                 .unwrap_or_default();
             let w = crate::shell_quote::split(line).unwrap_or_default();
-            let rest = w
-                .get(5..)
-                .map(|r| crate::shell_quote::join(r))
-                .unwrap_or_default();
+            let rest = w.get(5..).map(crate::shell_quote::join).unwrap_or_default();
             let chain = w.get(4).cloned().unwrap_or_default();
             let rc = match w[3].as_str() {
                 "-C" => i32::from(!h.rules.contains(&rest)),
@@ -734,10 +731,7 @@ mod tests {
                     0
                 }
                 "-I" => {
-                    let rest = w
-                        .get(6..)
-                        .map(|r| crate::shell_quote::join(r))
-                        .unwrap_or_default();
+                    let rest = w.get(6..).map(crate::shell_quote::join).unwrap_or_default();
                     h.rules.insert(0, rest);
                     0
                 }
