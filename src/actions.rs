@@ -95,6 +95,8 @@ const COLLECTION_MODULES: &[(&str, &str)] = &[
     ("community.general.sudoers", "sudoers"),
     ("community.general.pam_limits", "pam_limits"),
     ("community.general.modprobe", "modprobe"),
+    ("community.general.archive", "archive"),
+    ("community.general.alternatives", "alternatives"),
 ];
 
 /// The short name for `name` (`ansible.builtin.copy` -> `copy`).

@@ -24,6 +24,7 @@ mod fleet_docker_modules;
 mod fleet_elasticsearch_cluster;
 mod fleet_faults;
 mod fleet_general_a;
+mod fleet_general_b;
 mod fleet_jobs;
 mod fleet_jump;
 mod fleet_package;

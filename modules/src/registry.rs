@@ -75,6 +75,11 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::sudoers::Sudoers,
     &builtin::pam_limits::PamLimits,
     &builtin::modprobe::Modprobe,
+    &builtin::archive::Archive,
+    &builtin::alternatives::Alternatives,
+    &builtin::acl::Acl,
+    &builtin::at::At,
+    &builtin::iptables::Iptables,
 ];
 
 /// Every built-in module, in a stable order.

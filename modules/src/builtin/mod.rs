@@ -1,10 +1,14 @@
 //! The built-in modules. Each file owns one module (or a family, like
 //! command/shell/raw) and its idempotency test.
 
+pub mod acl;
+pub mod alternatives;
 pub mod apt;
 pub mod apt_key;
 pub mod apt_repository;
+pub mod archive;
 pub mod async_status;
+pub mod at;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
@@ -41,6 +45,7 @@ pub mod git;
 pub mod group;
 pub mod hostname;
 pub mod ini_file;
+pub mod iptables;
 pub mod known_hosts;
 pub mod lineinfile;
 pub mod locale_gen;
