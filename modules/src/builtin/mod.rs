@@ -52,6 +52,7 @@ pub mod script;
 pub mod service_facts;
 pub mod slurp;
 pub mod stat;
+pub mod synchronize;
 pub mod sysctl;
 pub mod sysctl_tuning;
 pub mod systemd;
