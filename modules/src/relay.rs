@@ -321,25 +321,30 @@ mod tests {
         );
     }
 
-    /// The controller's side with a stand-in relay (`sh` reading the
-    /// descriptor) and the local transport: the command runs, its output
-    /// comes back through the socket.
+    /// The controller's side with a stand-in relay (`sh` writing to the
+    /// descriptor) and the local transport: the announced command runs on
+    /// the host with what followed the header as its input.
     #[test]
     fn a_program_reaches_the_host_through_the_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("got");
+        let remote = format!("cat > {}", crate::quote(&file.display().to_string()));
         let mut host = crate::local::LocalHost::new("local");
         let out = run_through(&mut host, |fd| {
             let mut c = Command::new("/bin/sh");
-            // Announce `tr a-z A-Z`, send "hello", read the answer back.
-            c.arg("-c").arg(format!(
-                "printf '9\\ntr a-z A-Z' >&{fd}; printf hello >&{fd}; \
-                 exec {fd}>&-; true"
-            ));
+            c.arg("-c")
+                .arg(format!(
+                    "printf '%s\\n%s' \"${{#1}}\" \"$1\" >&{fd}; printf hello >&{fd}; exec {fd}>&-; true"
+                ))
+                .arg("relay")
+                .arg(&remote);
             c
         })
         .expect("ran");
         assert_eq!(out.rc, 0);
-        assert_eq!(out.remote_command.as_deref(), Some("tr a-z A-Z"));
+        assert_eq!(out.remote_command.as_deref(), Some(remote.as_str()));
         assert_eq!(out.remote.expect("remote ran").rc, 0);
+        assert_eq!(std::fs::read_to_string(&file).expect("written"), "hello");
     }
 
     #[test]

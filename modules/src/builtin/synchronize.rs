@@ -522,3 +522,296 @@ needs sudo without a password, as in Ansible. Check mode runs rsync with `--dry-
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::LocalHost;
+    use crate::DynModule;
+    use serde_json::json;
+
+    fn params(v: Value) -> SynchronizeParams {
+        crate::module::parse_params::<SynchronizeParams>("synchronize", &v).expect("params")
+    }
+
+    fn cx() -> ControllerContext {
+        ControllerContext {
+            relay: vec!["/usr/bin/herd".into(), relay::SUBCOMMAND.into()],
+            search: vec!["/play/files".into(), "/play".into()],
+            ..ControllerContext::default()
+        }
+    }
+
+    #[test]
+    fn the_default_command_is_ansibles() {
+        let p = params(json!({"src": "/srv/site/", "dest": "/var/www"}));
+        let c = build_command(&p, &cx(), "web1", "RELAY 3").expect("built");
+        assert_eq!(
+            c.cmdstr,
+            "rsync --delay-updates -F --compress --archive --rsh='RELAY 3' \
+             --out-format='<<CHANGED>>%i %n%L' /srv/site/ web1:/var/www"
+        );
+        assert_eq!(
+            c.argv,
+            [
+                "rsync",
+                "--delay-updates",
+                "-F",
+                "--compress",
+                "--archive",
+                "--rsh=RELAY 3",
+                "--out-format=<<CHANGED>>%i %n%L",
+                "/srv/site/",
+                "web1:/var/www"
+            ]
+        );
+        assert!(c.uses_relay);
+    }
+
+    #[test]
+    fn every_flag_in_ansibles_order() {
+        let p = params(json!({
+            "src": "/data", "dest": "backup/", "mode": "pull", "delete": "yes",
+            "archive": false, "recursive": true, "links": true, "perms": "yes",
+            "times": false, "owner": true, "group": true, "checksum": true,
+            "compress": false, "existing_only": true, "dirs": true, "copy_links": true,
+            "rsync_timeout": "30", "partial": true, "delay_updates": false,
+            "rsync_opts": ["--exclude=*.tmp", "--exclude '*.bak'"],
+            "rsync_path": "sudo rsync", "link_dest": ["/snap/1"],
+        }));
+        let mut cx = cx();
+        cx.check_mode = true;
+        cx.remote_user = Some("deploy".into());
+        let c = build_command(&p, &cx, "web1", "R").expect("built");
+        assert_eq!(
+            c.cmdstr,
+            "rsync --timeout=30 --dry-run --delete-after --existing --checksum --copy-links \
+             --recursive --links --perms --owner --group --dirs --rsh=R \
+             --rsync-path='sudo rsync' --exclude=*.tmp --exclude '*.bak' --partial -H -vv \
+             --link-dest=/snap/1 --out-format='<<CHANGED>>%i %n%L' deploy@web1:/data \
+             /play/backup/"
+        );
+        // The options are split as Ansible's run_command splits them.
+        assert!(c.argv.contains(&"*.bak".to_string()), "{:?}", c.argv);
+        assert!(c.argv.contains(&"--rsync-path=sudo rsync".to_string()));
+    }
+
+    #[test]
+    fn archive_parts_switched_off_and_become() {
+        let p = params(
+            json!({"src": "/a", "dest": "/b", "links": "no", "owner": false,
+            "group": false, "perms": false, "times": false, "recursive": false}),
+        );
+        let mut cx = cx();
+        cx.become_user = Some("root".into());
+        let c = build_command(&p, &cx, "h", "R").expect("built");
+        assert!(
+            c.cmdstr.contains(
+                "--archive --no-recursive --no-links --no-perms --no-times --no-owner --no-group --rsh=R --rsync-path='sudo -u root rsync'"
+            ),
+            "{}",
+            c.cmdstr
+        );
+    }
+
+    #[test]
+    fn a_remote_shell_in_rsync_opts_replaces_the_relay() {
+        let p = params(json!({"src": "/a", "dest": "/b",
+            "rsync_opts": "--rsh=docker exec -i box"}));
+        let c = build_command(&p, &cx(), "h", "R").expect("built");
+        assert!(!c.uses_relay);
+        assert!(!c.cmdstr.contains("--rsh=R"), "{}", c.cmdstr);
+    }
+
+    #[test]
+    fn link_dest_into_its_own_source_is_refused() {
+        // Checked against the controller's side, as Ansible checks it (a
+        // `host:` dest never matches there).
+        let p = params(
+            json!({"src": "/a", "dest": "/snap/new/x", "link_dest": ["/snap"],
+            "mode": "pull"}),
+        );
+        let e = build_command(&p, &cx(), "h", "R").expect_err("recursion");
+        assert!(e.to_string().contains("would cause recursion"), "{e}");
+    }
+
+    #[test]
+    fn unclosed_quotes_in_rsync_opts_are_a_parameter_error() {
+        let p = params(json!({"src": "/a", "dest": "/b", "rsync_opts": ["--exclude='x"]}));
+        let e = build_command(&p, &cx(), "h", "R").expect_err("unsplittable");
+        assert!(matches!(e, ModuleError::Params(_)), "{e}");
+    }
+
+    #[test]
+    fn rsync_urls_and_unknown_parameters_are_refused() {
+        let p = params(json!({"src": "rsync://mirror/x", "dest": "/b"}));
+        assert!(build_command(&p, &cx(), "h", "R").is_err());
+        let e = crate::module::parse_params::<SynchronizeParams>(
+            "synchronize",
+            &json!({"src": "/a", "dest": "/b", "delet": true}),
+        )
+        .expect_err("unknown");
+        assert!(matches!(e, ParamError::Unknown { ref field, .. } if field == "delet"));
+    }
+
+    #[test]
+    fn itemized_output_decides_changed() {
+        let out = "<<CHANGED>>>f+++++++++ a.txt\n<<CHANGED>>cd+++++++++ sub/\n";
+        let i = read_itemized(out, false);
+        assert!(i.changed);
+        assert_eq!(i.lines, [">f+++++++++ a.txt", "cd+++++++++ sub/"]);
+        assert_eq!(i.msg, ">f+++++++++ a.txt\ncd+++++++++ sub/\n");
+        let none = read_itemized("", false);
+        assert!(!none.changed && none.lines.is_empty());
+        // With link_dest, -vv lists unchanged files too; a `.` item there
+        // is what Ansible reads as "no change".
+        assert!(!read_itemized("<<CHANGED>>.f        a.txt\n", true).changed);
+        assert!(read_itemized("<<CHANGED>>>f+++++++++ a.txt\n", true).changed);
+    }
+
+    #[test]
+    fn controller_paths_are_found_as_ansible_finds_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = dir.path().join("files");
+        std::fs::create_dir_all(files.join("site")).expect("mkdir");
+        let search = vec![
+            files.display().to_string(),
+            dir.path().display().to_string(),
+        ];
+        assert_eq!(
+            controller_path("site/", &search),
+            format!("{}/site/", files.display())
+        );
+        assert_eq!(
+            controller_path("out", &search),
+            format!("{}/out", dir.path().display())
+        );
+        assert_eq!(controller_path("/abs/x", &search), "/abs/x");
+        assert_eq!(remote_spec("::1", Some("u"), "/x"), "[u@::1]:/x");
+        assert_eq!(remote_spec("h", None, "other:/x"), "other:/x");
+        assert_eq!(remote_spec("h", Some("u"), "other:/x"), "u@other:/x");
+    }
+
+    #[test]
+    fn delegation_and_a_missing_context_are_refused() {
+        let mut host = LocalHost::new("local");
+        let p = json!({"src": "/a", "dest": "/b"});
+        let e = DynModule::plan(&Synchronize, &p, &mut host).expect_err("no context");
+        assert!(e.to_string().contains("controller context"), "{e}");
+        let mut c = cx();
+        c.delegated = true;
+        let p = json!({"src": "/a", "dest": "/b", "_controller": c});
+        let e = DynModule::plan(&Synchronize, &p, &mut host).expect_err("delegated");
+        assert!(e.to_string().contains("delegate_to"), "{e}");
+    }
+
+    /// A relay made of `sh` and `cat` (the real one is the herd binary):
+    /// announce the command after the host argument, then copy both ways.
+    /// No single quotes: rsync splits `--rsh` honouring quotes but not the
+    /// shell's `'\''`. A background job's stdin is /dev/null, hence fd 3;
+    /// the relay ends when the host's side does, as ssh does.
+    fn shell_relay() -> Vec<String> {
+        let script = r#"fd=$1; shift; shift; cmd="$*"; exec 3<&0; \
+            { printf "%s\n%s" "${#cmd}" "$cmd"; exec cat <&3; } >&$fd & \
+            cat <&$fd; kill $! 2>/dev/null; true"#;
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            script.replace("\\\n            ", " "),
+            "relay".into(),
+        ]
+    }
+
+    fn rsync_available() -> bool {
+        Command::new("rsync")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    #[test]
+    fn pushes_a_tree_through_the_host_then_has_nothing_to_do() {
+        if !rsync_available() {
+            eprintln!("rsync is not installed; skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+        std::fs::write(src.join("a"), "alpha\n").expect("write");
+        std::fs::write(src.join("sub/b"), "beta\n").expect("write");
+        std::os::unix::fs::symlink("a", src.join("link")).expect("symlink");
+        let dest = dir.path().join("dest");
+        let mut c = ControllerContext {
+            relay: shell_relay(),
+            check_mode: true,
+            ..ControllerContext::default()
+        };
+        let mut host = LocalHost::new("local");
+        let p = |c: &ControllerContext| {
+            json!({"src": format!("{}/", src.display()), "dest": dest.display().to_string(),
+                   "_controller": c})
+        };
+        // Check mode: rsync's dry run says what would change, nothing is written.
+        let plan = DynModule::plan(&Synchronize, &p(&c), &mut host).expect("check plan");
+        assert!(!plan.is_empty());
+        assert!(
+            plan.changes.iter().any(|l| l.contains("sub/b")),
+            "{:?}",
+            plan.changes
+        );
+        assert!(plan.result["cmd"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--dry-run"));
+        assert!(!dest.exists(), "check mode wrote");
+        // A real run copies the tree and reports the change.
+        c.check_mode = false;
+        let plan = DynModule::plan(&Synchronize, &p(&c), &mut host).expect("plan");
+        let out = DynModule::apply(&Synchronize, &p(&c), plan, &mut host).expect("apply");
+        assert!(out.changed);
+        assert_eq!(out.result["rc"], 0);
+        assert_eq!(
+            std::fs::read_to_string(dest.join("sub/b")).expect("copied"),
+            "beta\n"
+        );
+        assert_eq!(
+            std::fs::read_link(dest.join("link")).expect("link"),
+            std::path::Path::new("a")
+        );
+        // Then nothing to do, in check mode and out of it.
+        c.check_mode = true;
+        let again = DynModule::plan(&Synchronize, &p(&c), &mut host).expect("plan again");
+        assert!(again.is_empty(), "{:?}", again.changes);
+        assert_eq!(again.result["changed"], false);
+        c.check_mode = false;
+        let plan = DynModule::plan(&Synchronize, &p(&c), &mut host).expect("plan");
+        let out = DynModule::apply(&Synchronize, &p(&c), plan, &mut host).expect("apply");
+        assert!(!out.changed, "{:?}", out.result);
+        assert_eq!(out.result["stdout_lines"], json!([]));
+    }
+
+    #[test]
+    fn a_failing_rsync_fails_the_task_with_its_message() {
+        if !rsync_available() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = ControllerContext {
+            relay: shell_relay(),
+            ..ControllerContext::default()
+        };
+        let p = json!({"src": dir.path().join("missing").display().to_string(),
+                       "dest": dir.path().join("d").display().to_string(), "_controller": c});
+        let mut host = LocalHost::new("local");
+        let plan = DynModule::plan(&Synchronize, &p, &mut host).expect("plan");
+        match DynModule::apply(&Synchronize, &p, plan, &mut host) {
+            Err(ModuleError::Failed { msg, result }) => {
+                assert!(msg.contains("missing"), "{msg}");
+                assert_ne!(result["rc"], 0);
+                assert!(result["cmd"].as_str().unwrap_or("").starts_with("rsync "));
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+}
