@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_remote_command_follows_the_host() {
-        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let w = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
         assert_eq!(
             remote_command_of(&w(&["web1", "rsync", "--server", "-a", "."])).as_deref(),
             Some("rsync --server -a .")
