@@ -41,7 +41,9 @@ use crate::{Host, Module, ModuleError, Outcome, ParamError, Plan};
 /// What marks an itemized line in rsync's output (`--out-format`).
 const CHANGED_MARKER: &str = "<<CHANGED>>";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 /// The `mode` parameter's values.
 pub enum SyncMode {
