@@ -202,6 +202,11 @@ pub fn main() -> ExitCode {
     // Before anything is printed: a shell asking for completions gets
     // only candidates, and the process ends there.
     crate::completions::complete_if_asked();
+    // A controller program's remote shell (synchronize's rsync): a relay
+    // to the host's session, not a run.
+    if let Some(code) = herdsman_modules::relay::run_if_asked() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

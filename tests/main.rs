@@ -30,6 +30,7 @@ mod fleet_jump;
 mod fleet_package;
 mod fleet_secrets;
 mod fleet_ssh;
+mod fleet_synchronize;
 mod fleet_sysctl_tuning;
 mod fleet_system_a;
 mod fleet_system_b;

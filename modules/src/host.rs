@@ -92,6 +92,15 @@ pub enum HostError {
         /// The task's `timeout:`.
         seconds: u64,
     },
+    /// The transport cannot do this (a stream to a host that only runs
+    /// whole commands).
+    #[error("the {transport} transport cannot {what}")]
+    Unsupported {
+        /// The transport.
+        transport: &'static str,
+        /// What was asked.
+        what: &'static str,
+    },
 }
 
 /// `SIGINT`, `SIGTERM`, ... for messages.
@@ -151,6 +160,26 @@ pub trait Host: Send {
         dest: &mut dyn Write,
     ) -> Result<Option<u64>, FetchFileError> {
         default_fetch_file(self, path, dest)
+    }
+
+    /// Run `command` on the host as the login shell runs a remote command
+    /// (what `ssh host COMMAND` does), its stdin read from `peer` and its
+    /// stdout written to `peer` while it runs, until it exits and its
+    /// output has all been delivered; `peer` is then shut down for
+    /// writing. The result holds the exit status and standard error
+    /// (stdout went to `peer`). For a controller program that speaks to a
+    /// program on the host over a pipe (rsync). Become and the task's
+    /// environment do not apply: the command is the program's own.
+    fn stream(
+        &mut self,
+        command: &str,
+        peer: std::os::unix::net::UnixStream,
+    ) -> Result<ExecOutput, HostError> {
+        let _ = (command, peer);
+        Err(HostError::Unsupported {
+            transport: "this",
+            what: "carry a stream to a command",
+        })
     }
 }
 

@@ -23,6 +23,7 @@ pub mod module;
 pub mod params;
 pub mod probe;
 pub mod registry;
+pub mod relay;
 pub mod shell_quote;
 #[cfg(test)]
 mod testing;

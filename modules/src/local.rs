@@ -146,6 +146,52 @@ impl Host for LocalHost {
             stderr,
         })
     }
+
+    fn stream(
+        &mut self,
+        command: &str,
+        peer: std::os::unix::net::UnixStream,
+    ) -> Result<ExecOutput, HostError> {
+        self.stream_local(command, peer)
+    }
+}
+
+impl LocalHost {
+    /// [`Host::stream`] here: the command's stdin and stdout are `peer`
+    /// itself, so nothing is copied.
+    fn stream_local(
+        &mut self,
+        command: &str,
+        peer: std::os::unix::net::UnixStream,
+    ) -> Result<ExecOutput, HostError> {
+        use std::os::unix::process::CommandExt;
+        let input = std::os::fd::OwnedFd::from(peer.try_clone()?);
+        let output = std::os::fd::OwnedFd::from(peer);
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::from(input))
+            .stdout(Stdio::from(output))
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        let mut stderr = Vec::new();
+        if let Some(pipe) = child.stderr.take() {
+            if read_bounded(pipe, self.max_output, &mut stderr)? {
+                stop(&mut child);
+                return Err(HostError::OutputLimit {
+                    stream: "stderr",
+                    limit: self.max_output,
+                });
+            }
+        }
+        let status = child.wait()?;
+        Ok(ExecOutput {
+            rc: status.code().unwrap_or(-1),
+            stdout: Vec::new(),
+            stderr,
+        })
+    }
 }
 
 /// Stop a command and everything it started: SIGTERM to its process

@@ -237,6 +237,11 @@ pub trait Module: Sync + Send {
     const CONTROLLER_INPUTS: &'static [ControllerInput] = &[];
     /// How the module runs under a task's `async:` (see [`AsyncSupport`]).
     const ASYNC: AsyncSupport = AsyncSupport::Foreground;
+    /// The module runs a program on the controller that reaches the host
+    /// through the task's connection ([`Host::stream`] behind a relay, see
+    /// [`crate::relay`]): the engine passes a
+    /// [`crate::relay::ControllerContext`] as `_controller`.
+    const CONTROLLER_PROCESS: bool = false;
 
     /// One line for `herd doc`'s list: what the module does. Every
     /// registered module has one (the docs test checks).
@@ -279,6 +284,8 @@ pub trait DynModule: Sync + Send {
     fn async_support(&self) -> AsyncSupport;
     /// See [`Module::BYPASS_HOST_LOOP`].
     fn bypasses_host_loop(&self) -> bool;
+    /// See [`Module::CONTROLLER_PROCESS`].
+    fn controller_process(&self) -> bool;
     /// The module's documentation, built from its `Params` and `DOC_*` consts.
     fn doc(&self) -> crate::doc::ModuleDoc;
     /// See [`Module::plan`]; the parameters are parsed first.
@@ -316,6 +323,9 @@ impl<M: Module> DynModule for M {
     }
     fn bypasses_host_loop(&self) -> bool {
         M::BYPASS_HOST_LOOP
+    }
+    fn controller_process(&self) -> bool {
+        M::CONTROLLER_PROCESS
     }
     fn doc(&self) -> crate::doc::ModuleDoc {
         crate::doc::module_doc::<M>()

@@ -36,6 +36,7 @@ static MODULES: &[&dyn DynModule] = &[
     &builtin::group::GroupModule,
     &builtin::sysctl::Sysctl,
     &builtin::sysctl_tuning::SysctlTuning,
+    &builtin::synchronize::Synchronize,
     &builtin::compose_deploy::ComposeDeploy,
     &builtin::elasticsearch_cluster::ElasticsearchCluster,
     &builtin::authorized_key::AuthorizedKey,

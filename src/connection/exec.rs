@@ -160,6 +160,194 @@ fn drain_nonblocking(
     })
 }
 
+/// Run the exec'd `channel` to completion with its stdin read from `peer`
+/// and its stdout written to `peer` as they flow (a controller program
+/// speaking to its counterpart on the host); standard error is collected.
+/// `peer`'s write side is shut down once the command's stdout ends. Same
+/// keepalives, cancellation and stderr limit as [`drain`]; `limits.timeout`
+/// is a limit on silence in both directions, not on the whole run, since
+/// a transfer may rightly take long.
+pub fn pump(
+    session: &Session,
+    sock: RawFd,
+    channel: &mut Channel,
+    peer: &std::os::unix::net::UnixStream,
+    limits: &Limits,
+) -> Result<Finished, DrainError> {
+    session.set_blocking(false);
+    let result = peer
+        .set_nonblocking(true)
+        .map_err(DrainError::Io)
+        .and_then(|()| pump_nonblocking(session, sock, channel, peer, limits));
+    session.set_blocking(true);
+    result
+}
+
+/// Bytes held in each direction before reading more of it.
+const PUMP_BUF: usize = 256 * 1024;
+
+fn pump_nonblocking(
+    session: &Session,
+    sock: RawFd,
+    channel: &mut Channel,
+    mut peer: &std::os::unix::net::UnixStream,
+    limits: &Limits,
+) -> Result<Finished, DrainError> {
+    use std::os::fd::AsRawFd;
+    let start = Instant::now();
+    let mut alive = Keepalive::new(session, limits.keepalive, limits.keepalive_count, start);
+    let mut last_moved = start;
+    let mut to_channel: Vec<u8> = Vec::new();
+    let mut to_peer: Vec<u8> = Vec::new();
+    let mut stderr = Vec::new();
+    let (mut sent, mut received) = (0u64, 0u64);
+    let (mut peer_eof, mut eof_sent, mut out_eof, mut peer_shut) = (false, false, false, false);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let mut progress = false;
+        // Peer -> the command's stdin.
+        if !peer_eof && to_channel.len() < PUMP_BUF {
+            match peer.read(&mut buf) {
+                Ok(0) => {
+                    peer_eof = true;
+                    progress = true;
+                }
+                Ok(n) => {
+                    to_channel.extend_from_slice(&buf[..n]);
+                    progress = true;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                // The peer went away: nothing more to send.
+                Err(_) => peer_eof = true,
+            }
+        }
+        if !to_channel.is_empty() {
+            match channel.write(&to_channel) {
+                Ok(n) => {
+                    to_channel.drain(..n);
+                    sent += n as u64;
+                    progress |= n > 0;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                // The command closed its stdin: what it did not read is
+                // its business.
+                Err(_) => to_channel.clear(),
+            }
+        }
+        if peer_eof && to_channel.is_empty() && !eof_sent {
+            match channel.send_eof() {
+                Ok(()) => {
+                    eof_sent = true;
+                    progress = true;
+                }
+                Err(e) if is_would_block(&e) => {}
+                Err(_) => eof_sent = true,
+            }
+        }
+        // The command's stdout -> peer.
+        if !out_eof && to_peer.len() < PUMP_BUF {
+            let before = to_peer.len();
+            let (_, done) = read_some(channel.stream(0), &mut buf, &mut to_peer)?;
+            received += (to_peer.len() - before) as u64;
+            progress |= to_peer.len() > before || done;
+            out_eof = done;
+        }
+        if !to_peer.is_empty() {
+            match peer.write(&to_peer) {
+                Ok(n) => {
+                    to_peer.drain(..n);
+                    progress |= n > 0;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                // The peer is gone: drop what it would have read.
+                Err(_) => to_peer.clear(),
+            }
+        }
+        if out_eof && to_peer.is_empty() && !peer_shut {
+            let _ = peer.shutdown(std::net::Shutdown::Write);
+            peer_shut = true;
+        }
+        let before = stderr.len();
+        let (_, err_done) = read_some(channel.stderr(), &mut buf, &mut stderr)?;
+        received += (stderr.len() - before) as u64;
+        progress |= stderr.len() > before;
+        if over_limit(0, stderr.len(), limits.max_output).is_some() {
+            return Err(DrainError::OutputLimit { stream: "stderr" });
+        }
+        if out_eof && err_done && peer_shut && channel.eof() {
+            break;
+        }
+        let now = Instant::now();
+        if progress {
+            alive.heard(now);
+            last_moved = now;
+        }
+        if limits
+            .timeout
+            .is_some_and(|t| now.duration_since(last_moved) >= t)
+        {
+            return Err(DrainError::Timeout);
+        }
+        if limits.cancellable {
+            if let Some(c) = cancel::check() {
+                return Err(DrainError::Cancelled(c));
+            }
+        }
+        alive.tick(now)?;
+        if !progress {
+            let wait = next_wait(now, None, alive.next);
+            let mut events = libc::POLLIN;
+            if !to_peer.is_empty() {
+                events |= libc::POLLOUT;
+            }
+            if peer_eof || to_channel.len() >= PUMP_BUF {
+                events &= !libc::POLLIN;
+            }
+            let session_events = match session.block_directions() {
+                BlockDirections::Outbound => libc::POLLOUT,
+                BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+                BlockDirections::Inbound | BlockDirections::None => libc::POLLIN,
+            };
+            quickack(sock);
+            let mut fds = [
+                libc::pollfd {
+                    fd: sock,
+                    events: session_events,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: peer.as_raw_fd(),
+                    events,
+                    revents: 0,
+                },
+            ];
+            let ms = wait.as_millis().clamp(0, i32::MAX as u128) as libc::c_int;
+            // SAFETY: `fds` is a valid array of two pollfds for the whole call.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            if rc < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != ErrorKind::Interrupted {
+                    return Err(DrainError::Io(err));
+                }
+            } else if fds[0].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                alive.heard(Instant::now());
+            }
+        }
+    }
+    let close_deadline = after(Instant::now(), limits.close_wait);
+    let closed = wait_closed(session, sock, channel, close_deadline)?;
+    let rc = if closed { exit_code(channel) } else { -1 };
+    Ok(Finished {
+        bytes_sent: sent,
+        bytes_received: received,
+        output: ExecOutput {
+            rc,
+            stdout: Vec::new(),
+            stderr,
+        },
+    })
+}
+
 /// Run one framed command on the persistent shell's `channel`: write
 /// `input` (no EOF: the shell reads the next command after it), read both
 /// streams into `reader` until it has seen both markers. Same timeout and

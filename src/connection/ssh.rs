@@ -794,6 +794,42 @@ impl SshHost {
         }
     }
 
+    /// [`Host::stream`]: `command` on its own exec channel, pumped to and
+    /// from `peer`. The command timeout bounds silence, not the transfer.
+    fn stream_exec(&mut self, command: &str, peer: &UnixStream) -> Result<ExecOutput, HostError> {
+        let started = Instant::now();
+        let mut channel = self.open_channel()?;
+        let Some(conn) = &self.conn else {
+            return Err(self.unreachable("session lost", "not connected"));
+        };
+        let fd = conn.sock.as_raw_fd();
+        let deadline = exec::after(Instant::now(), self.options.connect_timeout);
+        if let Err(e) = exec::complete(&conn.session, fd, deadline, || channel.exec(command)) {
+            self.drop_conn();
+            drop(channel);
+            return Err(self.unreachable("exec failed", e));
+        }
+        let limits = Limits {
+            timeout: self.options.command_timeout,
+            keepalive: self.options.keepalive_interval,
+            keepalive_count: self.options.keepalive_count_max,
+            close_wait: self.options.connect_timeout,
+            max_output: self.options.max_output,
+            cancellable: true,
+        };
+        let result = exec::pump(&conn.session, fd, &mut channel, peer, &limits);
+        self.stats.execs += 1;
+        match result {
+            Ok(done) => {
+                self.stats.exec_time += started.elapsed();
+                self.stats.bytes_sent += done.bytes_sent;
+                self.stats.bytes_received += done.bytes_received;
+                Ok(done.output)
+            }
+            Err(e) => Err(self.command_failed(channel, e, started)),
+        }
+    }
+
     /// A command's channel (its own exec channel or the persistent shell)
     /// failed while the command ran.
     ///
@@ -1053,6 +1089,13 @@ impl Host for SshHost {
             }
             SftpWrite::Unavailable => ExecOnly(self).write_file(path, content, attrs),
         }
+    }
+
+    fn stream(&mut self, command: &str, peer: UnixStream) -> Result<ExecOutput, HostError> {
+        if let Some(cancel) = herdsman_modules::cancel::check() {
+            return Err(cancel.into_error());
+        }
+        self.stream_exec(command, &peer)
     }
 }
 

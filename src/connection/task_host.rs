@@ -2,6 +2,7 @@
 //! Every command and file transfer of a module passes through here, whatever
 //! the transport, so this is also where `--profile` counts round trips.
 
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use herdsman_modules::host::{default_read_file, default_write_file};
@@ -162,6 +163,18 @@ impl Host for TaskHost<'_> {
         } else {
             default_write_file(self, path, content, attrs)
         }
+    }
+
+    /// The program on the host is the controller program's own command
+    /// (`rsync --server ...`): become and the environment are not put
+    /// around it, as Ansible's ssh would not (become goes in the command,
+    /// `rsync_path: sudo rsync`).
+    fn stream(&mut self, command: &str, peer: UnixStream) -> Result<ExecOutput, HostError> {
+        let started = Instant::now();
+        let out = self.inner.stream(command, peer);
+        self.counters.execs += 1;
+        self.counters.exec_time += started.elapsed();
+        out
     }
 }
 

@@ -127,7 +127,17 @@ fn project_dir(tasks: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
 /// Run the playbook with the built-ins plus the probe; every task's
 /// change lines, in order.
 fn run_with_probe(playbook: PathBuf, inventory: PathBuf) -> Vec<(Status, Vec<String>)> {
-    let modules = Registry::builtin().with(&PROBE);
+    run_with(&PROBE, playbook, inventory)
+}
+
+/// Run the playbook with the built-ins plus `module`; every task's
+/// status and change lines, in order.
+fn run_with(
+    module: &'static dyn herdsman_modules::DynModule,
+    playbook: PathBuf,
+    inventory: PathBuf,
+) -> Vec<(Status, Vec<String>)> {
+    let modules = Registry::builtin().with(module);
     let project = match load_project_with(&[playbook], &[inventory], modules) {
         Ok(p) => p,
         Err(e) => panic!("{e:?}"),
@@ -250,4 +260,97 @@ fn a_controller_directory_is_copied_whole() {
     assert!(two.join("a.txt").exists() && !two.join("site").exists());
     let again = run_with_probe(playbook, inventory);
     assert!(again.iter().all(|(s, _)| *s == Status::Ok), "{again:?}");
+}
+
+/// Reports, as its plan's change lines, the controller context the engine
+/// passed it for declaring `CONTROLLER_PROCESS`.
+struct ControllerProbe;
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ControllerProbeParams {
+    #[serde(rename = "_controller")]
+    controller: Option<herdsman_modules::relay::ControllerContext>,
+}
+
+impl Module for ControllerProbe {
+    const NAME: &'static str = "controller_probe";
+    type Params = ControllerProbeParams;
+    const CONTROLLER_PROCESS: bool = true;
+
+    fn plan(&self, p: &ControllerProbeParams, _host: &mut dyn Host) -> Result<Plan, ModuleError> {
+        let Some(cx) = &p.controller else {
+            return Ok(Plan::empty().change("no controller context"));
+        };
+        let search: Vec<String> = cx
+            .search
+            .iter()
+            .map(|d| {
+                let d = Path::new(d);
+                let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
+                format!("{}:{}", d.is_absolute(), name.unwrap_or_default())
+            })
+            .collect();
+        Ok(Plan::empty()
+            .change(format!("relay: {}", cx.relay[1..].join(" ")))
+            .change(format!("check: {}", cx.check_mode))
+            .change(format!("sudo: {:?}", cx.become_user))
+            .change(format!("delegated: {}", cx.delegated))
+            .change(format!("search: {}", search.join(" "))))
+    }
+
+    fn apply(
+        &self,
+        _p: &ControllerProbeParams,
+        _plan: Plan,
+        _host: &mut dyn Host,
+    ) -> Result<Outcome, ModuleError> {
+        Ok(Outcome::default())
+    }
+}
+
+static CONTROLLER_PROBE: ControllerProbe = ControllerProbe;
+
+#[test]
+fn a_controller_process_module_is_told_how_to_reach_the_host() {
+    let (dir, playbook, inventory) = project_dir(
+        "    - controller_probe: {}
+      check_mode: true
+    - controller_probe: {}
+      become: true
+      become_user: deploy
+      delegate_to: localhost
+",
+    );
+    let changes: Vec<Vec<String>> = run_with(&CONTROLLER_PROBE, playbook, inventory)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    let relay = format!("relay: {}", herdsman_modules::relay::SUBCOMMAND);
+    let search = format!(
+        "search: true:files true:{}",
+        dir.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    assert_eq!(
+        changes,
+        [
+            vec![
+                relay.clone(),
+                "check: true".into(),
+                "sudo: None".into(),
+                "delegated: false".into(),
+                search.clone(),
+            ],
+            vec![
+                relay,
+                "check: false".into(),
+                "sudo: Some(\"deploy\")".into(),
+                "delegated: true".into(),
+                search,
+            ],
+        ]
+    );
 }

@@ -1132,6 +1132,27 @@ impl PlayRunner<'_> {
             Err(e) => return ItemOutcome::template_failed(task, "connection variables", &e),
         };
         let target_vars = &reach.vars;
+        let become_ = match self.become_for(task, target_vars, ctx) {
+            Ok(b) => b,
+            Err(e) => return ItemOutcome::template_failed(task, "become", &e),
+        };
+        let check = task
+            .check_mode
+            .unwrap_or(self.play.check_mode.unwrap_or(self.opts.check));
+        let become_how = match self.become_how(task, target_vars, ctx) {
+            Ok(how) => how,
+            Err(o) => return *o,
+        };
+        if m.controller_process() {
+            let sudo = (become_how.method == crate::connection::task_host::BecomeMethod::Sudo)
+                .then_some(())
+                .and(become_.as_ref());
+            let mut cx = self.controller_context(task, target_vars, sudo, check);
+            cx.delegated = delegate.is_some();
+            if let (Value::Object(map), Ok(cx)) = (&mut params, serde_json::to_value(cx)) {
+                map.insert(herdsman_modules::relay::PARAM.into(), cx);
+            }
+        }
         let (conn, connect_time) =
             self.connection_timed(&target, target_vars, reach.play_connection());
         let conn = match conn {
@@ -1145,10 +1166,6 @@ impl PlayRunner<'_> {
         };
         let Ok(mut guard) = conn.lock() else {
             return ItemOutcome::failed("connection lock poisoned");
-        };
-        let become_ = match self.become_for(task, target_vars, ctx) {
-            Ok(b) => b,
-            Err(e) => return ItemOutcome::template_failed(task, "become", &e),
         };
         let env = match self.environment_for(task, ctx) {
             Ok(env) => env,
@@ -1178,13 +1195,7 @@ impl PlayRunner<'_> {
                 ))
             }
         };
-        match self.become_how(task, target_vars, ctx) {
-            Ok(how) => host.set_become_how(how),
-            Err(o) => return *o,
-        }
-        let check = task
-            .check_mode
-            .unwrap_or(self.play.check_mode.unwrap_or(self.opts.check));
+        host.set_become_how(become_how);
         let mut o = match async_spec {
             None => module_outcome(m, &params, &mut host, check),
             Some(spec) => super::async_task::run(m, &params, &mut host, check, spec),
@@ -1203,6 +1214,39 @@ impl PlayRunner<'_> {
         }
         o.delegated_to = delegate;
         o
+    }
+
+    /// What a module that runs a controller program is told (see
+    /// [`herdsman_modules::relay`]): how to start the relay (this very
+    /// binary), check mode, the sudo user when the task becomes, where
+    /// relative controller paths are found, and the connection's user.
+    fn controller_context(
+        &self,
+        task: &Task,
+        vars: &Map<String, Value>,
+        sudo: Option<&Become>,
+        check: bool,
+    ) -> herdsman_modules::relay::ControllerContext {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "herd".into());
+        let mut search: Vec<String> = super::roles::role_dirs(task, "files")
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        search.push(self.playbook.dir.join("files").display().to_string());
+        search.push(self.playbook.dir.display().to_string());
+        herdsman_modules::relay::ControllerContext {
+            relay: vec![exe, herdsman_modules::relay::SUBCOMMAND.into()],
+            check_mode: check,
+            become_user: sudo.map(|b| b.user.clone()),
+            search,
+            remote_user: vars
+                .get("ansible_user")
+                .map(value_text)
+                .filter(|u| !u.is_empty()),
+            delegated: false,
+        }
     }
 
     /// The inventory as a module that asked for it sees it: every group's

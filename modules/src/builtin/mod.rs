@@ -63,6 +63,7 @@ pub mod service_facts;
 pub mod slurp;
 pub mod stat;
 pub mod sudoers;
+pub mod synchronize;
 pub mod sysctl;
 pub mod sysctl_tuning;
 pub mod systemd;
