@@ -10,9 +10,9 @@
 //! if it did (candidates may have moved), and runs one `apt-get` per action.
 //!
 //! Differences from Ansible: `update_cache` (without a fresh enough
-//! `cache_valid_time`) counts as a planned change, so check mode reports it,
-//! but the task reports changed only when packages changed or, when nothing
-//! else was asked for, when the lists' time moved (as Ansible does); `upgrade`, `build-dep` and `fixed` are
+//! `cache_valid_time`) counts as a planned change, but the task reports
+//! changed (check mode included) only when packages changed or, when
+//! nothing else was asked for, when the lists' time moved (as Ansible does); `upgrade`, `build-dep` and `fixed` are
 //! not supported; version wildcards (`pkg=1.*`) and `pkg>=1` are not
 //! understood; `deb` takes a path on the host or an http(s) or ftp URL
 //! fetched with curl or wget on the host.
@@ -691,6 +691,9 @@ fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
     plan.result = result;
     plan.state =
         json!({"update": update, "actions": acts, "autoremove": !facts.autoremove.is_empty()});
+    // With packages asked for, Ansible counts only what happens to them:
+    // the lists' update alone is no change in check mode either.
+    plan.not_a_change = update && plan.changes.len() == 1 && (!names.is_empty() || p.deb.is_some());
     Ok(plan)
 }
 
