@@ -143,9 +143,11 @@ logs in every run."##;
         let server = p.server();
         let config = read_config(p, host)?;
         let stored = config.as_deref().and_then(|c| stored_auth(c, &server));
-        let mut plan = Plan::default();
         // Apply rewrites the file from what was read here.
-        plan.state = json!({ "config": config });
+        let mut plan = Plan {
+            state: json!({ "config": config }),
+            ..Plan::default()
+        };
         if p.state == NetworkState::Absent {
             if stored.is_some() {
                 plan.changes.push(format!("log out of {server}"));
