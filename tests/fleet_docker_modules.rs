@@ -8,8 +8,8 @@
 //!
 //! A first run makes the network, the volume and a container using both
 //! (ports, env and env_file, labels, health check, log options, restart
-//! policy; the network task says `appends: true`, as without it the
-//! collection's rule disconnects every container it does not list); a
+//! policy; the network task says `appends: true`, which keeps containers
+//! it does not list connected); a
 //! second run changes nothing; check mode of a changed env
 //! changes nothing; the real run recreates the container; `stopped` stops
 //! it; `absent` removes all three.

@@ -28,6 +28,8 @@ mod fleet_general_b;
 mod fleet_jobs;
 mod fleet_jump;
 mod fleet_package;
+mod fleet_parity_builtin;
+mod fleet_parity_docker;
 mod fleet_secrets;
 mod fleet_ssh;
 mod fleet_synchronize;

@@ -379,6 +379,27 @@ pub fn written_result(
     m
 }
 
+/// What a file the module creates looks like before its attributes are
+/// set: mode 0644 (umask 022), owned by whoever the module runs as.
+pub fn fresh_file_stat(dest: &Dest) -> crate::probe::FileStat {
+    let (uid, gid, owner, group) = dest.me.clone();
+    crate::probe::FileStat {
+        kind: crate::probe::Kind::File,
+        mode: 0o644,
+        uid,
+        gid,
+        owner,
+        group,
+        size: 0,
+        inode: 0,
+        dev: 0,
+        nlink: 1,
+        atime: 0,
+        mtime: 0,
+        ctime: 0,
+    }
+}
+
 /// A planned edit of a text file (lineinfile, blockinfile), kept in
 /// `Plan.state` so apply needs no second probe.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

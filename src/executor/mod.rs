@@ -178,9 +178,31 @@ impl RunState {
         }
     }
 
-    pub fn set_facts(&self, host: &str, values: Map<String, Value>) {
+    /// Facts of `host`: each name as a variable, and also under
+    /// `ansible_facts`, where Ansible keeps a module's or set_fact's facts
+    /// (`ansible_facts.services` after service_facts). A gathered set
+    /// brings its own `ansible_facts`, merged over what is there. Names
+    /// with the `ansible_` prefix stay out of it: the context tells a
+    /// gathered `ansible_X` (below play vars) from a set one by whether
+    /// `X` is in `ansible_facts`.
+    pub fn set_facts(&self, host: &str, mut values: Map<String, Value>) {
         if let Ok(mut f) = self.facts.write() {
             let entry = f.entry(host.to_string()).or_default();
+            let inner = entry
+                .entry("ansible_facts")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(inner) = inner {
+                match values.remove("ansible_facts") {
+                    Some(Value::Object(gathered)) => inner.extend(gathered),
+                    _ => {
+                        for (k, v) in &values {
+                            if !k.starts_with("ansible_") {
+                                inner.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                }
+            }
             for (k, v) in values {
                 entry.insert(k, v);
             }

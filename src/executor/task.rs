@@ -570,14 +570,18 @@ impl PlayRunner<'_> {
             return o;
         }
         if task.changed_when.is_some() || task.failed_when.is_some() {
-            let ctx = self.with_registered(task, i, &o);
+            let ctx = self.with_registered(task, i, ctx, &o);
+            // As in Ansible, `changed_when` judges a failed result too, and
+            // `failed_when` then decides whether it failed.
+            let mut changed = o.status == Status::Changed || o.also_changed;
             if let Some(conds) = &task.changed_when {
                 match all_true(templar, "changed_when", conds, &ctx) {
-                    Ok(changed) => {
+                    Ok(c) => {
+                        changed = c;
                         if o.is_failed() {
-                            o.also_changed = changed;
+                            o.also_changed = c;
                         } else {
-                            o.status = if changed { Status::Changed } else { Status::Ok };
+                            o.status = if c { Status::Changed } else { Status::Ok };
                         }
                     }
                     Err(e) => {
@@ -592,21 +596,14 @@ impl PlayRunner<'_> {
             if let Some(conds) = &task.failed_when {
                 match any_true(templar, "failed_when", conds, &ctx) {
                     Ok(true) => {
-                        // A change stays a change of the failed result.
-                        o.also_changed |= o.status == Status::Changed;
                         o.status = Status::Failed;
+                        o.also_changed = changed;
                         o.msg
                             .get_or_insert_with(|| "failed_when condition was met".into());
                     }
                     Ok(false) => {
                         if o.status == Status::Failed {
-                            // A command that exited non-zero still ran:
-                            // changed, as Ansible reports it.
-                            o.status = if o.also_changed {
-                                Status::Changed
-                            } else {
-                                Status::Ok
-                            };
+                            o.status = if changed { Status::Changed } else { Status::Ok };
                             o.also_changed = false;
                             o.msg = None;
                         }
@@ -676,12 +673,21 @@ impl PlayRunner<'_> {
 
     /// The context with this result registered under the task's `register`
     /// name, for `changed_when`/`failed_when`/`until`.
-    fn with_registered(&self, task: &Task, i: usize, o: &ItemOutcome) -> minijinja::Value {
+    fn with_registered(
+        &self,
+        task: &Task,
+        i: usize,
+        ctx: &minijinja::Value,
+        o: &ItemOutcome,
+    ) -> minijinja::Value {
         let mut extra = Map::new();
         if let Some(reg) = &task.register {
             extra.insert(reg.clone(), o.registered());
         }
-        self.task_context(i, task, &extra)
+        // The item's own variables (the loop variable, `index_var`,
+        // `ansible_loop`) are only in `ctx`: a condition on a loop
+        // result sees them, as in Ansible.
+        minijinja::value::merge_maps([self.task_context(i, task, &extra), ctx.clone()])
     }
 
     fn perform_until(
@@ -722,7 +728,7 @@ impl PlayRunner<'_> {
             if o.status == Status::Unreachable || o.aborts_loop {
                 return o;
             }
-            let rctx = self.with_registered(task, i, &o);
+            let rctx = self.with_registered(task, i, ctx, &o);
             match all_true(templar, "until", until, &rctx) {
                 Ok(true) => return o,
                 Ok(false) if attempt >= retries => {
@@ -1052,7 +1058,22 @@ impl PlayRunner<'_> {
         if let Some(dir) = src.parent() {
             first.push(dir.to_path_buf());
         }
-        let content = match self.project.templar.render_file_in(&src, ctx, &first) {
+        // The variables Ansible's template action adds for the template
+        // alone, over the task's own (`ansible_managed` is Ansible's
+        // default string: its strftime/{file} forms come from ansible.cfg,
+        // which sets nothing here).
+        let template_ctx = minijinja::context! {
+            ansible_managed => "Ansible managed",
+            template_path => p.src.clone(),
+            template_fullpath => src.display().to_string(),
+            template_destpath => p.dest.clone(),
+            ..ctx.clone()
+        };
+        let content = match self
+            .project
+            .templar
+            .render_file_in(&src, &template_ctx, &first)
+        {
             Ok(c) => c,
             Err(e) => {
                 let mut o = ItemOutcome::failed(format!(
@@ -1453,10 +1474,11 @@ pub fn module_outcome(
             } else {
                 Status::Ok
             };
+            // A failed command still changed the host (Ansible's result
+            // says `changed: true`): `failed_when` turning the failure off
+            // leaves a change.
+            o.also_changed = out.failed && out.changed;
             if out.failed {
-                // A command that ran and failed still changed the host
-                // (`changed: true` with `rc` 1, as Ansible reports it).
-                o.also_changed = out.changed;
                 let stderr = o
                     .result
                     .get("stderr")

@@ -69,9 +69,10 @@ readonly BASE_PACKAGES=(
 # acl, at, rsync, iptables, locales, kmod, zip, bzip2 and xz-utils are what
 # the community.general / ansible.posix modules run on a host (setfacl, at,
 # rsync for synchronize, locale-gen, modprobe, archive's formats);
-# python3-requests is what community.docker's modules need under Ansible.
+# python3-requests is what community.docker's modules need under Ansible,
+# and python3-yaml what docker_compose_v2's `definition` needs there.
 readonly REPO_PACKAGES=(hello tree cron unzip python3 python3-apt docker.io busybox-static git python3-venv docker-registry aptitude vim ufw
-  acl at rsync iptables locales kmod zip bzip2 xz-utils python3-requests)
+  acl at rsync iptables locales kmod zip bzip2 xz-utils python3-requests python3-yaml)
 # Packages from a newer release, fetched with their own apt state: bookworm
 # has only compose v1 (python); trixie's docker-compose is the v2 CLI
 # plugin, a Go binary that needs nothing but libc6 (>= 2.34).

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 pub(crate) mod ansible;
 pub(crate) mod fleet;
+pub(crate) mod parity;
 pub(crate) mod state;
 
 /// The repository root: examples and fixtures are found from here.

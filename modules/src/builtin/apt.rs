@@ -20,9 +20,10 @@
 //! `--auto-remove` under `autoremove`.
 //!
 //! Differences from Ansible: `update_cache` (without a fresh enough
-//! `cache_valid_time`) counts as a planned change, so check mode reports it,
-//! but the task reports changed only when packages changed or, when nothing
-//! else was asked for, when the lists' time moved (as Ansible does); `build-dep` and `fixed` are
+//! `cache_valid_time`) counts as a planned change, but the task reports
+//! changed (check mode included) only when packages changed or, when
+//! nothing else was asked for, when the lists' time moved (as Ansible
+//! does); `build-dep` and `fixed` are
 //! not supported; version wildcards (`pkg=1.*`) and `pkg>=1` are not
 //! understood; `deb` takes a path on the host or an http(s) or ftp URL
 //! fetched with curl or wget on the host; no `diff`.
@@ -904,6 +905,9 @@ fn plan_apt(p: &AptParams, host: &mut dyn Host) -> Result<Plan, ModuleError> {
     } else {
         let acts = decide(p, &names, &facts)?;
         plan_packages(p, host, &facts, &acts, &mut plan)?;
+        // With packages asked for, Ansible counts only what happens to
+        // them: the lists' update alone is no change in check mode either.
+        plan.not_a_change = steps.update && plan.changes.len() == 1;
         if p.deb.is_none() && p.state != PkgState::Absent {
             result.insert("cache_updated".into(), json!(steps.update));
             result.insert("cache_update_time".into(), json!(steps.cache_time));

@@ -418,9 +418,18 @@ YAML) and removed after."##;
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let base = p.base()?;
         let sub = join(&p.command());
-        let (script, stdin) = p.script(&format!("{base} --dry-run {sub} 2>&1"))?;
+        // The project's containers as they are, for a result with nothing
+        // to do (the collection lists them in every result).
+        let (script, stdin) = p.script(&format!(
+            "{base} --dry-run {sub} 2>&1 || exit $?\necho @@herd-compose-ps\n{base} ps --all --format json"
+        ))?;
         let out = host.run(&script, stdin.as_deref())?;
-        let text = out.stdout_str();
+        let all = out.stdout_str();
+        let (text, ps) = all
+            .split_once("@@herd-compose-ps\n")
+            .map_or((all.clone(), String::new()), |(a, b)| {
+                (a.to_string(), b.to_string())
+            });
         if !out.success() {
             return Err(HostError::Command {
                 action: "run docker compose --dry-run",
@@ -443,6 +452,7 @@ YAML) and removed after."##;
             )
         }));
         plan.result.insert("actions".into(), Value::Array(acts));
+        plan.result.insert("containers".into(), containers(&ps));
         Ok(plan)
     }
 

@@ -4,17 +4,21 @@
 //! The plan reads the docker config file (one round trip) and compares the
 //! stored `auths` entry with the task's credentials, so a second run with
 //! the same ones changes nothing; `reauthorize` logs in every run. Apply
-//! runs `docker login --password-stdin` (the password goes on standard
-//! input, never on a command line) or `docker logout`.
+//! checks the credentials with `docker login --password-stdin` (the
+//! password goes on standard input, never on a command line) against a
+//! throwaway config directory, then writes the config file itself as the
+//! collection does: the file named by `config_path` (not a `config.json`
+//! beside it), keys sorted, four-space indentation, mode 0600. Logging out
+//! removes the entry from the file.
 
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::docker_common::{self as dc, docker};
+use super::docker_common::docker;
 use super::docker_network::NetworkState;
 use crate::params::de_bool;
-use crate::shell_quote::quote_path;
+use crate::shell_quote::{quote, quote_path};
 use crate::{Host, HostError, Module, ModuleError, Outcome, ParamError, Plan};
 
 const HUB: &str = "https://index.docker.io/v1/";
@@ -131,14 +135,19 @@ logs in every run."##;
 "##;
     const DOC_RETURNS: &'static [(&'static str, &'static str)] = &[(
         "login_result",
-        "`serveraddress` and `username` of the login (never the password).",
+        "`IdentityToken` and `Status` of a login; `serveraddress` and `username` when the stored credentials matched (never the password).",
     )];
     type Params = DockerLoginParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
         let server = p.server();
-        let stored = read_config(p, host)?.and_then(|c| stored_auth(&c, &server));
-        let mut plan = Plan::default();
+        let config = read_config(p, host)?;
+        let stored = config.as_deref().and_then(|c| stored_auth(c, &server));
+        // Apply rewrites the file from what was read here.
+        let mut plan = Plan {
+            state: json!({ "config": config }),
+            ..Plan::default()
+        };
         if p.state == NetworkState::Absent {
             if stored.is_some() {
                 plan.changes.push(format!("log out of {server}"));
@@ -166,39 +175,55 @@ logs in every run."##;
     ) -> Result<Outcome, ModuleError> {
         let server = p.server();
         let mut result: Map<String, Value> = plan.result;
-        // `docker login`/`logout` read and write the config next to the
-        // file asked for.
-        let dir = p.config();
-        let dir = dir.rsplit_once('/').map_or(".", |(d, _)| d).to_string();
-        let config = ["--config".to_string(), dir];
-        if p.state == NetworkState::Absent {
-            let mut a = docker(&[]);
-            a.extend(config);
-            a.extend(["logout".into(), server]);
-            dc::apply(host, "log out of the registry", &[a], None, None)?;
+        let old = plan
+            .state
+            .get("config")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let auth = if p.state == NetworkState::Absent {
+            None
         } else {
             let user = p.username.as_deref().ok_or_else(|| missing("username"))?;
             let pass = p.password.as_deref().ok_or_else(|| missing("password"))?;
-            let mut a = docker(&[]);
-            a.extend(config);
-            a.extend([
-                "login".into(),
-                "--username".into(),
-                user.to_string(),
-                "--password-stdin".into(),
-                server.clone(),
-            ]);
-            dc::apply(
-                host,
-                "log in to the registry",
-                &[a],
-                None,
-                Some(pass.as_bytes()),
-            )?;
+            // The registry checks the credentials: `docker login` with a
+            // config directory of its own, thrown away; the task's file is
+            // written below, as the collection writes it.
+            let mut login = docker(&["--config", "\"$d\"", "login", "--username"]);
+            login.push(quote(user));
+            login.extend(["--password-stdin".into(), quote(&server)]);
+            let script = format!(
+                "d=$(mktemp -d) || exit 1\n{} >/dev/null; rc=$?\nrm -rf \"$d\"\nexit $rc\n",
+                login.join(" ")
+            );
+            let out = host.run(&script, Some(pass.as_bytes()))?;
+            if !out.success() {
+                return Err(ModuleError::failed(format!(
+                    "Logging into {server} for user {user} failed - {}",
+                    out.stderr_str().trim_end()
+                )));
+            }
             result.insert(
                 "login_result".into(),
-                json!({"serveraddress": server, "username": user}),
+                json!({"IdentityToken": "", "Status": "Login Succeeded"}),
             );
+            Some(base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+        };
+        let text = config_text(old.as_deref(), &server, auth);
+        let path = quote_path(&p.config());
+        let out = host.run(
+            &format!(
+                "set -e\nf={path}\nmkdir -p \"$(dirname -- \"$f\")\"\n\
+                 t=$(mktemp \"$f.XXXXXX\")\ncat > \"$t\"\nchmod 0600 \"$t\"\nmv -f \"$t\" \"$f\"\n"
+            ),
+            Some(text.as_bytes()),
+        )?;
+        if !out.success() {
+            return Err(HostError::Command {
+                action: "write the docker config",
+                rc: out.rc,
+                stderr: out.stderr_str(),
+            }
+            .into());
         }
         result.insert("changed".into(), json!(true));
         Ok(Outcome {
@@ -210,6 +235,57 @@ logs in every run."##;
     }
 }
 
+/// The docker config with `server`'s `auths` entry set to `auth` (or
+/// removed), as the collection writes it: what was there (an unreadable
+/// file counts as empty) with `auths` always present, keys sorted,
+/// indented by four spaces, no final newline.
+fn config_text(old: Option<&str>, server: &str, auth: Option<String>) -> String {
+    let mut config = match old.map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => m,
+        _ => Map::new(),
+    };
+    let auths = config
+        .entry("auths")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !auths.is_object() {
+        *auths = Value::Object(Map::new());
+    }
+    if let Value::Object(auths) = auths {
+        match auth {
+            Some(a) => {
+                auths.insert(server.to_string(), json!({ "auth": a }));
+            }
+            None => {
+                auths.shift_remove(server);
+            }
+        }
+    }
+    let sorted = sorted_keys(Value::Object(config));
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    // Serializing a Value into memory cannot fail.
+    let _ = serde::Serialize::serialize(&sorted, &mut ser);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn sorted_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sorted_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,8 +294,8 @@ mod tests {
 
     fn host_with(config: Option<&str>) -> FakeHost<()> {
         match config {
-            Some(c) => FakeHost::new().answer(Match::contains("config.json"), 0, c, ""),
-            None => FakeHost::new().answer(Match::contains("config.json"), 66, "", ""),
+            Some(c) => FakeHost::new().answer(Match::contains("then cat"), 0, c, ""),
+            None => FakeHost::new().answer(Match::contains("then cat"), 66, "", ""),
         }
         .answer(Match::contains("docker"), 0, "Login Succeeded\n", "")
     }
@@ -252,16 +328,39 @@ mod tests {
         assert_eq!(plan.changes, ["log in to localhost:5000 as deploy"]);
         let out = DynModule::apply(&DockerLogin, &p, plan, &mut h).expect("apply");
         assert!(out.changed);
-        let login = h.scripts.last().expect("login");
+        let at = h
+            .scripts
+            .iter()
+            .position(|s| s.contains("login"))
+            .expect("login");
+        let login = &h.scripts[at];
         assert!(login.contains("--password-stdin localhost:5000"), "{login}");
-        assert!(!login.contains("s3cret"));
+        assert!(h.scripts.iter().all(|s| !s.contains("s3cret")));
+        assert_eq!(h.inputs[at].as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(out.result["login_result"]["Status"], "Login Succeeded");
+        // The file is written as the collection writes it.
+        let written = h.inputs.last().and_then(Clone::clone).unwrap_or_default();
+        let auth = base64::engine::general_purpose::STANDARD.encode("deploy:s3cret");
         assert_eq!(
-            h.inputs.last().and_then(Clone::clone).as_deref(),
-            Some(&b"s3cret"[..])
+            String::from_utf8_lossy(&written),
+            format!("{{\n    \"auths\": {{\n        \"localhost:5000\": {{\n            \"auth\": \"{auth}\"\n        }}\n    }}\n}}")
+        );
+    }
+
+    #[test]
+    fn logout_keeps_the_other_entries_sorted() {
+        let text = config_text(
+            Some(r#"{"psFormat": "x", "auths": {"b": {"auth": "B"}, "a": {"auth": "A"}}}"#),
+            "b",
+            None,
         );
         assert_eq!(
-            out.result["login_result"]["serveraddress"],
-            "localhost:5000"
+            text,
+            "{\n    \"auths\": {\n        \"a\": {\n            \"auth\": \"A\"\n        }\n    },\n    \"psFormat\": \"x\"\n}"
+        );
+        assert_eq!(
+            config_text(Some("not json"), "b", None),
+            "{\n    \"auths\": {}\n}"
         );
     }
 

@@ -9,7 +9,8 @@
 //! the task's are allowed). A difference, or `force`, removes and makes the
 //! network again (its containers disconnected first). Containers named in
 //! `connected` that exist are connected; without `appends`, containers
-//! not named are disconnected, as the collection does. Apply runs the
+//! not named are disconnected (a task naming none leaves them), as the
+//! collection does. Apply runs the
 //! commands and the final `inspect` in one more round trip.
 
 use std::collections::BTreeMap;
@@ -287,7 +288,8 @@ the network (disconnecting its containers) and makes it again.
 
 Containers named in `connected` that exist are connected. Without
 `appends: true` every other container is disconnected, as the collection
-does: a task without `connected` disconnects all of them."##;
+does; a task without `connected` leaves the attached containers as they
+are (and connects them again to a recreated network)."##;
     const DOC_EXAMPLE: &'static str = r##"- community.docker.docker_network:
     name: backend
     ipam_config:
@@ -366,7 +368,17 @@ does: a task without `connected` disconnects all of them."##;
                 state.connect.push(c.clone());
             }
         }
-        if !p.appends {
+        // Without `connected` the collection takes the containers attached
+        // now as the list: none is disconnected, and a recreated network
+        // gets them back.
+        let implicit = connected.is_empty();
+        if implicit && state.recreate {
+            for c in state.attached.clone() {
+                plan.changes.push(format!("connect container {c}"));
+                state.connect.push(c);
+            }
+        }
+        if !p.appends && !implicit {
             for c in now.iter().filter(|c| !connected.contains(c)) {
                 plan.changes.push(format!("disconnect container {c}"));
                 state.disconnect.push(c.clone());
@@ -490,6 +502,9 @@ mod tests {
         let (plan, out) = converge(&mut h, &json!({"name": "n", "containers": "web"}));
         assert_eq!(plan.changes, ["disconnect container db"]);
         assert_eq!(attached(&out.result["network"]), ["web"]);
+        // No `connected`: the attached containers stay.
+        let plan = fake::plan(&DockerNetwork, &mut h, &json!({"name": "n"}));
+        assert!(plan.is_empty(), "{:?}", plan.changes);
     }
 
     #[test]

@@ -802,6 +802,10 @@ fn finish_plan(
         if state != FileState::Absent {
             plan.result = merged(file_result("path", path, st), plan.result);
         }
+        // A link's result names it `dest`, changed or not, as Ansible's.
+        if matches!(state, FileState::Link | FileState::Hard) {
+            plan.result.insert("dest".into(), json!(path));
+        }
         plan.result.insert("changed".into(), json!(false));
     } else {
         let before = if result_follow {

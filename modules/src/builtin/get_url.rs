@@ -378,8 +378,12 @@ impl Module for GetUrl {
             plan.changes.extend(want.diff(&dest.path, st).0);
             let mut r = crate::probe::file_result("dest", &dest.path, Some(st));
             r.insert("url".into(), json!(redact(&p.url)));
-            r.insert("checksum_dest".into(), json!(dest.sha1));
-            r.insert("checksum_src".into(), json!(dest.sha1));
+            // Ansible reads the checksums only when `checksum` is given
+            // (without one it asks the server with If-Modified-Since).
+            if checksum.is_some() {
+                r.insert("checksum_dest".into(), json!(dest.sha1));
+                r.insert("checksum_src".into(), json!(dest.sha1));
+            }
             r.insert("msg".into(), json!("file already exists"));
             result = r;
         }
@@ -452,7 +456,8 @@ impl Module for GetUrl {
         s.push_str(&format!(
             "if [ -f {dw} ] && [ \"$(sha1sum < {dw})\" = \"$n\" ]; then echo SAME; else\n\
              if [ -e {dw} ]; then chown --reference={dw} \"$o\" 2>/dev/null || true; chmod --reference={dw} \"$o\"; else chmod 0644 \"$o\"; fi\n\
-             mv -f \"$o\" {dw} || exit 1; echo MOVED; fi\n{attrs}"
+             mv -f \"$o\" {dw} || exit 1; echo MOVED; fi\n{attrs}\n\
+             echo \"ATTRS $(stat -c '%a %u %g %U %G' {dw})\"\n"
         ));
         let out = host.run(&format!("set -u\n{s}"), Some(&stdin))?;
         let text = out.stdout_str();
@@ -493,6 +498,22 @@ impl Module for GetUrl {
             st.get("old_sha1").cloned().unwrap_or(Value::Null),
         );
         result.insert("size".into(), json!(size));
+        // Ansible's common file keys of the destination.
+        let attrs: Vec<&str> = tagged(&text, "ATTRS").unwrap_or("").split(' ').collect();
+        if let [m, uid, gid, owner, group] = attrs[..] {
+            let num = |s: &str| s.parse::<u64>().unwrap_or(0);
+            result.insert("state".into(), json!("file"));
+            result.insert(
+                "mode".into(),
+                json!(crate::params::mode_str(
+                    u32::from_str_radix(m, 8).unwrap_or(0)
+                )),
+            );
+            result.insert("owner".into(), json!(owner));
+            result.insert("group".into(), json!(group));
+            result.insert("uid".into(), json!(num(uid)));
+            result.insert("gid".into(), json!(num(gid)));
+        }
         result.insert("elapsed".into(), json!(start.elapsed().as_secs()));
         result.insert("msg".into(), json!(format!("OK ({size} bytes)")));
         if let Ok(c) = code.parse::<u16>() {

@@ -445,7 +445,16 @@ impl Module for LineInFile {
             Some(st) => want.diff(&path, st).0,
             None => Vec::new(),
         };
-        let attrs_changed = !attr_changes.is_empty();
+        // A file `create` makes starts as the umask makes it (0644, the
+        // runner's owner and group); Ansible then sets the wanted
+        // attributes and says so in `msg` when they differ from that.
+        let new_file_attrs = dest.stat.is_none()
+            && msg.is_some()
+            && !want
+                .diff(&path, &textfile::fresh_file_stat(&dest))
+                .0
+                .is_empty();
+        let attrs_changed = !attr_changes.is_empty() || new_file_attrs;
         plan.changes.extend(attr_changes);
         let msg = match (msg, attrs_changed) {
             (Some(m), true) => format!("{m} and ownership, perms or SE linux context changed"),

@@ -435,6 +435,14 @@ impl Module for Pip {
         let cmd = format!("{pip} {} {}", state_args(p.state), req.args.join(" "));
         let mut plan = Plan::default();
         plan.result.insert("cmd".into(), json!(cmd));
+        // What was asked for, in every result (one with nothing to do
+        // too), as Ansible's.
+        plan.result.insert("name".into(), json!(p.name));
+        plan.result.insert("version".into(), json!(p.version));
+        plan.result.insert("state".into(), json!(p.state));
+        plan.result
+            .insert("requirements".into(), json!(p.requirements));
+        plan.result.insert("virtualenv".into(), json!(req.env));
         if venv_missing {
             plan.changes.push(format!(
                 "create virtualenv {}",

@@ -114,13 +114,41 @@ impl Module for Tempfile {
         _plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        let out = host.run(&Self::command(p)?, None)?;
+        // The new path, then its attributes: Ansible's result carries the
+        // common file keys (`state`, `mode`, `owner`, ...) of what it made.
+        let script = format!(
+            "p=$({}) || exit 1; printf '%s\\n' \"$p\"; stat -c '%a %u %g %s %U %G' -- \"$p\"",
+            Self::command(p)?
+        );
+        let out = host.run(&script, None)?;
         if !out.success() {
             return Err(ModuleError::failed(out.stderr_str().trim_end().to_string()));
         }
-        let path = out.stdout_str().trim_end_matches('\n').to_string();
+        let text = out.stdout_str();
+        let mut lines = text.lines();
+        let path = lines.next().unwrap_or_default().to_string();
         let mut result = serde_json::Map::new();
         result.insert("path".into(), json!(path));
+        let attrs: Vec<&str> = lines.next().unwrap_or_default().split(' ').collect();
+        if let [mode, uid, gid, size, owner, group] = attrs[..] {
+            let state = match p.state {
+                TempState::File => "file",
+                TempState::Directory => "directory",
+            };
+            let num = |s: &str| s.parse::<u64>().unwrap_or(0);
+            result.insert("state".into(), json!(state));
+            result.insert(
+                "mode".into(),
+                json!(crate::params::mode_str(
+                    u32::from_str_radix(mode, 8).unwrap_or(0)
+                )),
+            );
+            result.insert("owner".into(), json!(owner));
+            result.insert("group".into(), json!(group));
+            result.insert("uid".into(), json!(num(uid)));
+            result.insert("gid".into(), json!(num(gid)));
+            result.insert("size".into(), json!(num(size)));
+        }
         Ok(Outcome {
             changed: true,
             result,
@@ -161,6 +189,9 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&p).map(|m| m.permissions().mode() & 0o777);
         assert_eq!(mode.ok(), Some(0o600));
+        assert_eq!(get(&out.result, "state"), "file");
+        assert_eq!(get(&out.result, "mode"), "0600");
+        assert_eq!(get(&out.result, "size"), 0);
         let again = apply(&Tempfile, &params, plan(&Tempfile, &params));
         assert_ne!(get(&again.result, "path"), p.as_str());
         let params = json!({"path": d, "state": "directory"});
@@ -179,16 +210,24 @@ mod tests {
 
     #[test]
     fn default_dir_and_errors() {
-        let mut h =
-            FakeHost::new().answer(Match::prefix("mktemp"), 0, "/tmp/ansible.abcdefgh\n", "");
+        let mut h = FakeHost::new().answer(
+            Match::contains("mktemp"),
+            0,
+            "/tmp/ansible.abcdefgh\n600 0 0 0 root root\n",
+            "",
+        );
         let params = json!({});
         let pl = DynModule::plan(&Tempfile, &params, &mut h).expect("plan");
         assert!(h.scripts.is_empty(), "the plan asks the host nothing");
         let out = DynModule::apply(&Tempfile, &params, pl, &mut h).expect("apply");
         assert_eq!(get(&out.result, "path"), "/tmp/ansible.abcdefgh");
-        assert_eq!(
-            h.scripts,
-            ["mktemp -p \"${TMPDIR:-/tmp}\" --suffix='' -- ansible.XXXXXXXX"]
+        assert_eq!(get(&out.result, "owner"), "root");
+        assert_eq!(h.scripts.len(), 1);
+        assert!(
+            h.scripts[0]
+                .starts_with("p=$(mktemp -p \"${TMPDIR:-/tmp}\" --suffix='' -- ansible.XXXXXXXX)"),
+            "{}",
+            h.scripts[0]
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let none = json!({"path": path_in(&dir, "none")});

@@ -361,9 +361,18 @@ collection's `pull_check_mode_behavior: image_not_present`)."##;
         check(p)?;
         let found = probe(p, host)?;
         let (d, changes) = decide(p, &found, false)?;
+        // The collection updates limits (memory, CPUs, restart policy)
+        // only outside check mode and reports the update only when it
+        // runs: a task whose only difference is one of those is no change
+        // in check mode, and a change when applied.
+        let only_update = !d.update.is_empty() && {
+            let mut rest = d.clone();
+            rest.update.clear();
+            !rest.acts()
+        };
         let mut plan = Plan {
             changes,
-            not_a_change: d.pull && !d.pull_is_change && !d.acts(),
+            not_a_change: (d.pull && !d.pull_is_change && !d.acts()) || only_update,
             ..Plan::default()
         };
         if let Some(c) = &found.container {

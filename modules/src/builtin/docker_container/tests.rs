@@ -78,6 +78,8 @@ fn memory_cpus_and_restart_policy_are_updated_in_place() {
         plan.changes,
         ["update container web (restart_policy, memory)"]
     );
+    // Check mode reports an update alone as no change, as the collection.
+    assert!(plan.not_a_change);
     assert!(!h.calls.iter().any(|c| c[1] == "rm"), "{:?}", h.calls);
 }
 
