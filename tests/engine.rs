@@ -441,3 +441,26 @@ fn a_failed_command_still_counts_as_changed() {
     assert_eq!(run.stat("a", "ignored"), 2);
     assert_eq!(run.stat("a", "ok"), 4);
 }
+
+/// A module without check mode in Ansible (`uri`: `check_mode: support:
+/// none`) is skipped under `--check` without touching the host (nothing
+/// listens on the port it names), with Ansible's message; `check_mode:
+/// false` on the task still runs it.
+#[test]
+fn check_mode_skips_a_module_that_has_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_in(
+        dir.path(),
+        "[one]\na ansible_connection=local\n",
+        "- hosts: one\n  gather_facts: no\n  tasks:\n    - name: request\n      uri:\n        url: http://127.0.0.1:9/\n      register: r\n    - name: show\n      debug:\n        msg: \"{{ r.skipped | default(false) }}\"\n",
+        &["--check"],
+    )
+    .expect_code(0);
+    let request = &run.results("request")[0];
+    assert_eq!(request["status"], "skipped");
+    assert_eq!(
+        request["msg"],
+        "remote module (uri) does not support check mode"
+    );
+    assert_eq!(run.results("show")[0]["output"]["msg"], true);
+}

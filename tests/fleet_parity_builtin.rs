@@ -59,7 +59,6 @@ git clone -q --bare . /root/parity-src/up.git
 "#;
 
 #[test]
-#[ignore = "the --check round differs: what uri, pip, unarchive, known_hosts and apt register in check mode is not yet Ansible's (COMPATIBILITY.md); the first and second rounds match"]
 fn builtin_playbook_leaves_the_same_state_as_ansible() {
     let f = fleet();
     let _a = f.lock("herd-47");

@@ -351,6 +351,9 @@ fn uri_reads_json_checks_status_and_writes_dest() {
           X-Herd: b
       register: r
     - name: check it
+      # uri has no check mode (as in Ansible): under --check it is
+      # skipped and there is nothing to check.
+      when: r is not skipped
       assert:
         that:
           - r.status == 200
@@ -454,9 +457,10 @@ fn unarchive_extracts_tarballs_and_zips_once() {
     assert_eq!(out, "one\ntwo\none\n644\n755\n");
     pb.converge(host, 0);
 
-    // A changed file is put back; check mode only says so.
+    // A changed file is put back. Check mode skips a tarball, as Ansible
+    // does (its gtar handler has no check mode), and changes nothing.
     f.ssh_ok(host, "echo edited > /tmp/herdtest-b-un/t/app/one.txt");
-    pb.check().converge(host, 1);
+    pb.check().converge(host, 0);
     assert_eq!(
         f.ssh_ok(host, "cat /tmp/herdtest-b-un/t/app/one.txt"),
         "edited\n"

@@ -55,6 +55,14 @@ pub struct Plan {
     /// `creates`/`removes`): reported as skipped with this message, as
     /// Ansible's action plugins skip.
     pub skip: Option<String>,
+    /// What check mode registers in place of `result`, where Ansible's
+    /// module returns less (or other values) in check mode than in a run
+    /// that changes nothing (`pip`, `unarchive`, `known_hosts`, `apt`).
+    pub check_result: Option<Map<String, Value>>,
+    /// Check mode skips the task with this message, where Ansible's module
+    /// has no check mode for what this task asks (`unarchive` of a tar
+    /// archive: "does not support check mode when using gtar").
+    pub check_skip: Option<String>,
 }
 
 impl Plan {
@@ -242,6 +250,10 @@ pub trait Module: Sync + Send {
     /// [`crate::relay`]): the engine passes a
     /// [`crate::relay::ControllerContext`] as `_controller`.
     const CONTROLLER_PROCESS: bool = false;
+    /// Whether the module runs in check mode. `false` is Ansible's
+    /// `check_mode: support: none` (`uri`): check mode skips the task
+    /// without touching the host, with Ansible's message.
+    const CHECK_MODE: bool = true;
 
     /// One line for `herd doc`'s list: what the module does. Every
     /// registered module has one (the docs test checks).
@@ -286,6 +298,8 @@ pub trait DynModule: Sync + Send {
     fn bypasses_host_loop(&self) -> bool;
     /// See [`Module::CONTROLLER_PROCESS`].
     fn controller_process(&self) -> bool;
+    /// See [`Module::CHECK_MODE`].
+    fn check_mode(&self) -> bool;
     /// The module's documentation, built from its `Params` and `DOC_*` consts.
     fn doc(&self) -> crate::doc::ModuleDoc;
     /// See [`Module::plan`]; the parameters are parsed first.
@@ -326,6 +340,9 @@ impl<M: Module> DynModule for M {
     }
     fn controller_process(&self) -> bool {
         M::CONTROLLER_PROCESS
+    }
+    fn check_mode(&self) -> bool {
+        M::CHECK_MODE
     }
     fn doc(&self) -> crate::doc::ModuleDoc {
         crate::doc::module_doc::<M>()

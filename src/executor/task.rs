@@ -1431,15 +1431,32 @@ pub fn module_outcome(
     host: &mut dyn herdsman_modules::Host,
     check: bool,
 ) -> ItemOutcome {
+    if check && !m.check_mode() {
+        let mut o = ItemOutcome::new(Status::Skipped);
+        o.msg = Some(format!(
+            "remote module ({}) does not support check mode",
+            m.name()
+        ));
+        return o;
+    }
     let plan = match m.plan(params, host) {
         Ok(p) => p,
         Err(e) => return error_outcome(e),
     };
     let mut o = ItemOutcome::new(Status::Ok);
-    o.result = plan.result.clone();
+    o.result = match (&plan.check_result, check) {
+        (Some(r), true) => r.clone(),
+        _ => plan.result.clone(),
+    };
     if let Some(msg) = plan.skip {
         o.status = Status::Skipped;
         o.msg = Some(msg);
+        return o;
+    }
+    if let (true, Some(msg)) = (check, plan.check_skip.clone()) {
+        o.status = Status::Skipped;
+        o.msg = Some(msg);
+        o.result = Map::new();
         return o;
     }
     if plan.is_empty() {

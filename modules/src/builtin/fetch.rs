@@ -10,9 +10,9 @@
 //! absolute from the playbook's directory
 //! ([`ControllerInput::Directory`]), as Ansible's `path_dwim` does.
 //!
-//! Differences from Ansible: in check mode a fetch that would copy reports
-//! changed (Ansible skips every fetch in check mode); a copy whose checksum
-//! does not match is not left in place.
+//! Check mode skips every fetch, as Ansible does (herd's message is the
+//! generic "does not support check mode"). Differences from Ansible: a copy
+//! whose checksum does not match is not left in place.
 
 use std::io::Write as _;
 
@@ -189,6 +189,8 @@ fn not_fetched(
 
 impl Module for Fetch {
     const NAME: &'static str = "fetch";
+    // Ansible's fetch skips itself in check mode.
+    const CHECK_MODE: bool = false;
     const CONTROLLER_INPUTS: &'static [ControllerInput] =
         &[ControllerInput::Directory { param: "dest" }];
     const DOC_SHORT: &'static str = "Copy a file from the host to the controller.";

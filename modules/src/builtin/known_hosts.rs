@@ -281,6 +281,8 @@ impl Module for KnownHosts {
         r.insert("path".into(), json!(p.path));
         r.insert("hash_host".into(), json!(p.hash_host));
         r.insert("state".into(), json!(p.state));
+        // Ansible's check mode returns `changed` alone.
+        plan.check_result = Some(Map::new());
         let present = p.state == KnownState::Present;
         if !replace && found == present {
             return Ok(plan);

@@ -443,6 +443,13 @@ impl Module for Pip {
         plan.result
             .insert("requirements".into(), json!(p.requirements));
         plan.result.insert("virtualenv".into(), json!(req.env));
+        // Ansible's check mode returns `changed` and the listing command
+        // only (`changed` alone when it cannot tell without running pip).
+        let mut check_result = Map::new();
+        if !req.opaque {
+            check_result.insert("cmd".into(), json!(cmd));
+        }
+        plan.check_result = Some(check_result);
         if venv_missing {
             plan.changes.push(format!(
                 "create virtualenv {}",

@@ -438,6 +438,14 @@ impl Module for Unarchive {
             result.insert("files".into(), json!(files));
         }
         let mut plan = Plan::default();
+        if !matches!(fmt, Some(Format::Zip)) {
+            // Ansible unpacks tar archives with gtar, which has no check
+            // mode: check mode skips the task.
+            plan.check_skip = Some(
+                "remote module (ansible.legacy.unarchive) does not support check mode when using gtar"
+                    .into(),
+            );
+        }
         if !diffs.is_empty() {
             plan.changes
                 .push(format!("extract {} into {}", name_of(p), p.dest));

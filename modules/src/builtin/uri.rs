@@ -462,6 +462,8 @@ fn reads_only(p: &UriParams) -> bool {
 
 impl Module for Uri {
     const NAME: &'static str = "uri";
+    // Ansible's uri has no check mode: check mode skips it.
+    const CHECK_MODE: bool = false;
     const DOC_SHORT: &'static str = "Make an HTTP request from the host and register the response.";
     const DOC_LONG: &'static str = r##"The host makes the request with its curl or wget. The response's headers become top-level keys of the result (lowercased, `-` as `_`)."##;
     const DOC_EXAMPLE: &'static str = r##"- uri:
