@@ -757,15 +757,40 @@ impl SshHost {
     /// A command on its own exec channel: commands with stdin, and all of
     /// them when the persistent shell is off.
     fn run_exec(&mut self, script: &str, stdin: &[u8]) -> Result<ExecOutput, HostError> {
-        let started = Instant::now();
         let command = format!("/bin/sh -c {}", quote(script));
+        self.exec_channel(&command, |session, fd, channel, limits| {
+            exec::drain(session, fd, channel, stdin, limits)
+        })
+    }
+
+    /// [`Host::stream`]: `command` on its own exec channel, pumped to and
+    /// from `peer`. The command timeout bounds silence, not the transfer.
+    fn stream_exec(&mut self, command: &str, peer: &UnixStream) -> Result<ExecOutput, HostError> {
+        self.exec_channel(command, |session, fd, channel, limits| {
+            exec::pump(session, fd, channel, peer, limits)
+        })
+    }
+
+    /// `command` on a new exec channel, its bytes moved by `transfer`
+    /// (drained with stdin, or pumped to a peer), counted in the stats.
+    fn exec_channel(
+        &mut self,
+        command: &str,
+        transfer: impl FnOnce(
+            &Session,
+            RawFd,
+            &mut ssh2::Channel,
+            &Limits,
+        ) -> Result<exec::Finished, exec::DrainError>,
+    ) -> Result<ExecOutput, HostError> {
+        let started = Instant::now();
         let mut channel = self.open_channel()?;
         let Some(conn) = &self.conn else {
             return Err(self.unreachable("session lost", "not connected"));
         };
         let fd = conn.sock.as_raw_fd();
         let deadline = exec::after(Instant::now(), self.options.connect_timeout);
-        if let Err(e) = exec::complete(&conn.session, fd, deadline, || channel.exec(&command)) {
+        if let Err(e) = exec::complete(&conn.session, fd, deadline, || channel.exec(command)) {
             // The request may have reached the host: do not run it again.
             // Socket first: freeing an unclosed channel on a live socket
             // would wait for the server's close.
@@ -773,15 +798,8 @@ impl SshHost {
             drop(channel);
             return Err(self.unreachable("exec failed", e));
         }
-        let limits = Limits {
-            timeout: self.options.command_timeout,
-            keepalive: self.options.keepalive_interval,
-            keepalive_count: self.options.keepalive_count_max,
-            close_wait: self.options.connect_timeout,
-            max_output: self.options.max_output,
-            cancellable: true,
-        };
-        let result = exec::drain(&conn.session, fd, &mut channel, stdin, &limits);
+        let limits = self.command_limits();
+        let result = transfer(&conn.session, fd, &mut channel, &limits);
         self.stats.execs += 1;
         match result {
             Ok(done) => {
@@ -794,39 +812,16 @@ impl SshHost {
         }
     }
 
-    /// [`Host::stream`]: `command` on its own exec channel, pumped to and
-    /// from `peer`. The command timeout bounds silence, not the transfer.
-    fn stream_exec(&mut self, command: &str, peer: &UnixStream) -> Result<ExecOutput, HostError> {
-        let started = Instant::now();
-        let mut channel = self.open_channel()?;
-        let Some(conn) = &self.conn else {
-            return Err(self.unreachable("session lost", "not connected"));
-        };
-        let fd = conn.sock.as_raw_fd();
-        let deadline = exec::after(Instant::now(), self.options.connect_timeout);
-        if let Err(e) = exec::complete(&conn.session, fd, deadline, || channel.exec(command)) {
-            self.drop_conn();
-            drop(channel);
-            return Err(self.unreachable("exec failed", e));
-        }
-        let limits = Limits {
+    /// The limits of a task's command: the command timeout, keepalives, the
+    /// output cap, and cancellable by an interrupt.
+    fn command_limits(&self) -> Limits {
+        Limits {
             timeout: self.options.command_timeout,
             keepalive: self.options.keepalive_interval,
             keepalive_count: self.options.keepalive_count_max,
             close_wait: self.options.connect_timeout,
             max_output: self.options.max_output,
             cancellable: true,
-        };
-        let result = exec::pump(&conn.session, fd, &mut channel, peer, &limits);
-        self.stats.execs += 1;
-        match result {
-            Ok(done) => {
-                self.stats.exec_time += started.elapsed();
-                self.stats.bytes_sent += done.bytes_sent;
-                self.stats.bytes_received += done.bytes_received;
-                Ok(done.output)
-            }
-            Err(e) => Err(self.command_failed(channel, e, started)),
         }
     }
 
@@ -969,14 +964,7 @@ impl SshHost {
         let fd = conn.sock.as_raw_fd();
         let frame = shell::frame(script);
         let mut reader = shell::FrameReader::new(&frame.marker);
-        let limits = Limits {
-            timeout: self.options.command_timeout,
-            keepalive: self.options.keepalive_interval,
-            keepalive_count: self.options.keepalive_count_max,
-            close_wait: self.options.connect_timeout,
-            max_output: self.options.max_output,
-            cancellable: true,
-        };
+        let limits = self.command_limits();
         let result = exec::drain_frame(
             &conn.session,
             fd,
