@@ -14,6 +14,12 @@ use crate::support::fleet::fleet;
 
 /// Everything a run may leave behind, one line per fact, in a stable
 /// order; the paths to list follow as arguments.
+///
+/// systemd's time, locale and host-name daemons are left out of the
+/// running services: D-Bus starts them for each `timedatectl` (or
+/// `localectl`, `hostnamectl`) call and they exit after 30 idle seconds,
+/// so whether one still runs says how long ago a tool called, not what
+/// state it left.
 const STATE_SCRIPT: &str = r#"set -e
 echo '# packages'
 dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' | sort
@@ -24,7 +30,8 @@ getent group | sort
 echo '# enabled'
 systemctl list-unit-files --state=enabled --no-legend --plain | awk '{print $1}' | sort
 echo '# running'
-systemctl list-units --type=service --state=running --no-legend --plain | awk '{print $1}' | sort
+systemctl list-units --type=service --state=running --no-legend --plain | awk '{print $1}' \
+  | grep -vxE 'systemd-(timedated|localed|hostnamed)\.service' | sort
 echo '# files'
 for p in "$@"; do
   if [ -e "$p" ] || [ -L "$p" ]; then
