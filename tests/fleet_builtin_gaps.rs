@@ -11,9 +11,8 @@
 
 use std::path::Path;
 
-use crate::support::ansible::{ansible_cfg, run_ansible, INSTALL_PYTHON};
 use crate::support::fleet::fleet;
-use crate::support::state::{assert_same_state, snapshot};
+use crate::support::parity::{Parity, Round};
 use crate::support::write_files;
 
 const ANSIBLE_HOST: &str = "herd-45";
@@ -40,7 +39,7 @@ printf '#!/bin/sh\n' > /srv/bg-src/sub/deep/c.sh
 chmod 0755 /srv/bg-src/sub/deep/c.sh
 "#;
 
-const PLAYBOOK: &str = r#"- hosts: target
+const PLAYBOOK: &str = r#"- hosts: all
   gather_facts: false
   tasks:
     - name: install hello
@@ -189,70 +188,35 @@ fn apt_user_and_directory_copies_match_ansible() {
     let _h = f.lock(HERD_HOST);
     let dir = tempfile::tempdir().expect("tempdir");
     project(dir.path());
-    for host in [ANSIBLE_HOST, HERD_HOST] {
-        f.ssh_ok(host, INSTALL_PYTHON);
-        f.ssh_ok(host, PREPARE);
+    let counts = Parity {
+        label: "builtin gaps",
+        playbook: dir.path().join("site.yml"),
+        ansible_host: ANSIBLE_HOST,
+        herd_host: HERD_HOST,
+        prepare: PREPARE,
+        paths: &[
+            "/etc/passwd",
+            "/etc/group",
+            "/etc/shadow",
+            "/home",
+            "/srv/bg",
+            "/root/parity",
+        ],
+        rounds: &[
+            // Check mode from the fresh start changes as many tasks, and
+            // nothing on the hosts.
+            Round::check("check")
+                .vars(&["run=check"])
+                .leaves_hosts_unchanged(),
+            Round::apply("first").vars(&["run=1"]),
+            Round::apply("second").vars(&["run=2"]),
+        ],
+        ..Parity::default()
     }
-    let ansible_inv = f
-        .inventory()
-        .group("target")
-        .root("bg", ANSIBLE_HOST, "")
-        .write(dir.path(), "ansible.ini");
-    let herd_inv = f
-        .inventory()
-        .group("target")
-        .root("bg", HERD_HOST, "")
-        .write(dir.path(), "herd.ini");
-    let cfg = ansible_cfg(f, dir.path(), "implicit");
-    let playbook = dir.path().join("site.yml");
-    let both = |extra: &[&str]| {
-        let extra: Vec<String> = extra.iter().map(|s| (*s).to_string()).collect();
-        std::thread::scope(|s| {
-            let a = s.spawn(|| {
-                run_ansible(&cfg, &ansible_inv, &playbook, dir.path(), &extra, &[], "bg")
-            });
-            let h = f
-                .herd()
-                .inventory(&herd_inv)
-                .args(&extra)
-                .playbook(&playbook)
-                .current_dir(dir.path())
-                .run()
-                .expect_code(0)
-                .stat("bg", "changed");
-            (a.join().expect("ansible run panicked"), h)
-        })
-    };
-    let paths = &[
-        "/etc/passwd",
-        "/etc/group",
-        "/etc/shadow",
-        "/home",
-        "/srv/bg",
-        "/root/parity",
-    ];
-    // Check mode from the fresh start changes as many tasks, and nothing.
-    let before = snapshot(HERD_HOST, paths);
-    let (ansible_check, herd_check) = both(&["--check", "-e", "run=check"]);
+    .run();
     assert_eq!(
-        herd_check, ansible_check,
-        "check mode changes as many tasks"
+        counts[2],
+        (1, 1),
+        "a second run changes only the results file"
     );
-    assert_eq!(
-        snapshot(HERD_HOST, paths),
-        before,
-        "check mode changed the host"
-    );
-    let (ansible_first, herd_first) = both(&["-e", "run=1"]);
-    assert_eq!(
-        herd_first, ansible_first,
-        "a first run changes as many tasks"
-    );
-    let (ansible_second, herd_second) = both(&["-e", "run=2"]);
-    assert_eq!(
-        herd_second, ansible_second,
-        "a second run changes as many tasks"
-    );
-    assert_eq!(herd_second, 1, "a second run changes only the results file");
-    assert_same_state("builtin gaps", ANSIBLE_HOST, HERD_HOST, paths);
 }

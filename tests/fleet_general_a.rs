@@ -13,15 +13,12 @@
 //! under both tools (ignored by the play); loading and `persistent` are
 //! covered by the module's unit tests.
 
-use crate::support::ansible::{ansible_cfg, require_collection, run_ansible, INSTALL_PYTHON};
 use crate::support::fleet::fleet;
-use crate::support::state::assert_same_state;
+use crate::support::parity::{Parity, Round};
 use crate::support::write_files;
 
 const ANSIBLE_HOST: &str = "herd-39";
 const HERD_HOST: &str = "herd-40";
-/// The inventory name both tools use.
-const NAME: &str = "parity";
 
 /// The same start on both hosts: python3 (for ansible), the locales and
 /// kmod packages, and what an earlier run of this test left undone.
@@ -57,7 +54,7 @@ const PATHS: &[&str] = &[
 /// herd reports them, the collection does not.
 const LOCALE_CHECK_CHANGES: u64 = 3;
 
-const PLAYBOOK: &str = r#"- hosts: parity
+const PLAYBOOK: &str = r#"- hosts: all
   gather_facts: false
   tasks:
     - name: results directory
@@ -333,63 +330,29 @@ const PLAYBOOK: &str = r#"- hosts: parity
 
 #[test]
 fn community_general_system_modules_match_ansible() {
-    require_collection("community.general");
     let f = fleet();
     let _a = f.lock(ANSIBLE_HOST);
     let _h = f.lock(HERD_HOST);
     let dir = tempfile::tempdir().expect("tempdir");
-    for host in [ANSIBLE_HOST, HERD_HOST] {
-        f.ssh_ok(host, INSTALL_PYTHON);
-        f.ssh_ok(host, PREPARE);
-    }
     write_files(dir.path(), &[("play.yml", PLAYBOOK)]);
-    let playbook = dir.path().join("play.yml");
-    let ansible_inv = f
-        .inventory()
-        .root(NAME, ANSIBLE_HOST, "")
-        .write(dir.path(), "ansible.ini");
-    let herd_inv = f
-        .inventory()
-        .root(NAME, HERD_HOST, "")
-        .write(dir.path(), "herd.ini");
-    let cfg = ansible_cfg(f, dir.path(), "explicit");
-
-    let both = |tag: &str, check: bool| {
-        let mut extra = vec!["-e".to_string(), format!("tag={tag}")];
-        if check {
-            extra.push("--check".into());
-        }
-        std::thread::scope(|s| {
-            let a = s.spawn(|| {
-                run_ansible(&cfg, &ansible_inv, &playbook, dir.path(), &extra, &[], NAME)
-            });
-            let h = f
-                .herd()
-                .inventory(&herd_inv)
-                .args(&extra)
-                .playbook(&playbook)
-                .run()
-                .expect_code(0)
-                .stat(NAME, "changed");
-            (a.join().expect("ansible run panicked"), h)
-        })
-    };
-
-    let (ansible_check, herd_check) = both("check", true);
-    assert_eq!(
-        herd_check,
-        ansible_check + LOCALE_CHECK_CHANGES,
-        "a check run from the start: herd reports the locale_gen changes the collection does not"
-    );
-    let (ansible_first, herd_first) = both("first", false);
-    assert_eq!(
-        herd_first, ansible_first,
-        "a first run changes as many tasks"
-    );
-    let (ansible_second, herd_second) = both("second", false);
-    assert_eq!(
-        herd_second, ansible_second,
-        "a second run changes as many tasks"
-    );
-    assert_same_state("general_a", ANSIBLE_HOST, HERD_HOST, PATHS);
+    Parity {
+        label: "general_a",
+        playbook: dir.path().join("play.yml"),
+        ansible_host: ANSIBLE_HOST,
+        herd_host: HERD_HOST,
+        prepare: PREPARE,
+        paths: PATHS,
+        collections: &["community.general"],
+        rounds: &[
+            // From the start, herd reports the locale_gen changes the
+            // collection does not.
+            Round::check("check")
+                .vars(&["tag=check"])
+                .herd_extra_changes(LOCALE_CHECK_CHANGES),
+            Round::apply("first").vars(&["tag=first"]),
+            Round::apply("second").vars(&["tag=second"]),
+        ],
+        ..Parity::default()
+    }
+    .run();
 }

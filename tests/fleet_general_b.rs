@@ -10,9 +10,8 @@
 //! and comments) and the `at` queue (how many jobs and what they run; job
 //! times differ).
 
-use crate::support::ansible::{ansible_cfg, require_collection, run_ansible};
 use crate::support::fleet::fleet;
-use crate::support::state::assert_same_state;
+use crate::support::parity::{Parity, Round};
 use crate::support::write_files;
 
 const ANSIBLE_HOST: &str = "herd-41";
@@ -256,94 +255,28 @@ const PATHS: &[&str] = &[
 
 #[test]
 fn general_b_modules_leave_the_same_state_with_ansible_and_herd() {
-    require_collection("community.general");
-    require_collection("ansible.posix");
     let f = fleet();
     let _a = f.lock(ANSIBLE_HOST);
     let _h = f.lock(HERD_HOST);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::thread::scope(|s| {
-        let other = s.spawn(|| {
-            f.ssh_ok(ANSIBLE_HOST, INSTALL);
-            f.ssh_ok(ANSIBLE_HOST, RESET);
-        });
-        f.ssh_ok(HERD_HOST, INSTALL);
-        f.ssh_ok(HERD_HOST, RESET);
-        other.join().expect("preparing the ansible host panicked");
-    });
     write_files(dir.path(), &[("play.yml", PLAYBOOK)]);
-    let playbook = dir.path().join("play.yml");
-    let ansible_inv = f
-        .inventory()
-        .root("target", ANSIBLE_HOST, "")
-        .write(dir.path(), "ansible.ini");
-    let herd_inv = f
-        .inventory()
-        .root("target", HERD_HOST, "")
-        .write(dir.path(), "herd.ini");
-    let cfg = ansible_cfg(f, dir.path(), "explicit");
-
-    let both = |run: &str, check: bool| -> (u64, u64, String) {
-        let mut extra = vec!["-e".to_string(), format!("run={run}")];
-        if check {
-            extra.push("--check".into());
-        }
-        std::thread::scope(|s| {
-            let a = s.spawn(|| {
-                run_ansible(
-                    &cfg,
-                    &ansible_inv,
-                    &playbook,
-                    dir.path(),
-                    &extra,
-                    &[],
-                    "target",
-                )
-            });
-            let run = f
-                .herd()
-                .inventory(&herd_inv)
-                .args(&extra)
-                .playbook(&playbook)
-                .current_dir(dir.path())
-                .run()
-                .expect_code(0);
-            // The tasks herd changed, for the message when counts differ.
-            let changed: Vec<String> = run
-                .events()
-                .iter()
-                .filter(|e| e["event"] == "host_result" && e["changed"] == true)
-                .map(|e| e["task"].as_str().unwrap_or_default().to_string())
-                .collect();
-            let h = run.stat("target", "changed");
-            (
-                a.join().expect("ansible run panicked"),
-                h,
-                changed.join("; "),
-            )
-        })
-    };
-    let (ansible_first, herd_first, tasks) = both("1", false);
-    assert_eq!(
-        herd_first, ansible_first,
-        "a first run changes as many tasks: herd changed {tasks}"
-    );
-    let (ansible_second, herd_second, tasks) = both("2", false);
-    assert_eq!(
-        herd_second, ansible_second,
-        "a second run changes as many tasks: herd changed {tasks}"
-    );
-    let (ansible_check, herd_check, tasks) = both("3", true);
-    assert_eq!(
-        herd_check, ansible_check,
-        "a check run reports as many changes: herd changed {tasks}"
-    );
-
-    eprintln!(
-        "changed on each run, ansible/herd: first {ansible_first}/{herd_first}, second \
-         {ansible_second}/{herd_second}, check {ansible_check}/{herd_check}"
-    );
-    assert_same_state("general-b", ANSIBLE_HOST, HERD_HOST, PATHS);
+    let prepare = format!("{INSTALL}\n{RESET}");
+    Parity {
+        label: "general-b",
+        playbook: dir.path().join("play.yml"),
+        ansible_host: ANSIBLE_HOST,
+        herd_host: HERD_HOST,
+        prepare: &prepare,
+        paths: PATHS,
+        collections: &["community.general", "ansible.posix"],
+        rounds: &[
+            Round::apply("first").vars(&["run=1"]),
+            Round::apply("second").vars(&["run=2"]),
+            Round::check("check").vars(&["run=3"]),
+        ],
+        ..Parity::default()
+    }
+    .run();
     let seen_a = f.ssh_ok(ANSIBLE_HOST, OBSERVE);
     let seen_h = f.ssh_ok(HERD_HOST, OBSERVE);
     assert!(seen_a.contains("HERDAT-a"), "{seen_a}");

@@ -77,9 +77,8 @@ fn builtin_playbook_leaves_the_same_state_as_ansible() {
         extra_vars: vec![format!("repo_url={}", f.repo_url)],
         ansible_vars: vec![format!("fetch_dest={}", fetch_ansible.display())],
         herd_vars: vec![format!("fetch_dest={}", fetch_herd.display())],
-        collect: "",
         paths: &paths,
-        collections: &[],
+        ..Parity::default()
     }
     .run();
     let ansible_tree = tree(&fetch_ansible);

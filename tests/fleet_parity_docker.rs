@@ -118,12 +118,10 @@ fn docker_playbook_leaves_the_same_state_as_ansible() {
         ansible_host: "herd-49",
         herd_host: "herd-50",
         prepare: PREPARE,
-        extra_vars: Vec::new(),
-        ansible_vars: Vec::new(),
-        herd_vars: Vec::new(),
         collect: COLLECT,
         paths: &["/root/parity"],
         collections: &["community.docker"],
+        ..Parity::default()
     }
     .run();
 }

@@ -11,14 +11,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::ansible::{ansible_cfg, require_collection, run_ansible, INSTALL_PYTHON};
 use crate::support::fleet::fleet;
-use crate::support::state::assert_same_state;
+use crate::support::parity::{Parity, Round};
 use crate::support::write_files;
 
 const ANSIBLE_HOST: &str = "herd-43";
 const HERD_HOST: &str = "herd-44";
-const NAME: &str = "web";
 
 /// Each synchronize task registers its result and writes `changed`, `rc`
 /// and the itemized line count under /root/parity, named by the run
@@ -191,83 +189,48 @@ fn listing(dir: &Path) -> String {
 
 #[test]
 fn synchronize_pushes_and_pulls_as_ansible_does() {
-    require_collection("ansible.posix");
     let f = fleet();
     let _a = f.lock(ANSIBLE_HOST);
     let _h = f.lock(HERD_HOST);
     let dir = tempfile::tempdir().expect("tempdir");
     make_tree(dir.path());
     write_files(dir.path(), &[("site.yml", PLAYBOOK)]);
-    let playbook = dir.path().join("site.yml");
-    for host in [ANSIBLE_HOST, HERD_HOST] {
-        f.ssh_ok(host, INSTALL_PYTHON);
-        f.ssh_ok(host, PREPARE);
-    }
-    let ansible_inv = f
-        .inventory()
-        .root(NAME, ANSIBLE_HOST, "")
-        .write(dir.path(), "ansible.ini");
-    let herd_inv = f
-        .inventory()
-        .root(NAME, HERD_HOST, "")
-        .write(dir.path(), "herd.ini");
-    let cfg = ansible_cfg(f, dir.path(), "explicit");
-    let src_dir = dir.path().display().to_string();
     let pull = |tool: &str| dir.path().join(format!("pulled-{tool}"));
-    let vars = |tool: &str, run: &str| -> Vec<String> {
-        [
-            format!("src_dir={src_dir}"),
-            format!("pull_dir={}", pull(tool).display()),
-            format!("run={run}"),
-        ]
-        .into_iter()
-        .flat_map(|v| ["-e".to_string(), v])
-        .collect()
-    };
-
-    let both = |run: &str, check: bool| {
-        let mut a_args = vars("ansible", run);
-        let mut h_args = vars("herd", run);
-        if check {
-            a_args.push("--check".into());
-            h_args.push("--check".into());
+    let src_dir = format!("src_dir={}", dir.path().display());
+    let pull_var = |tool: &str| format!("pull_dir={}", pull(tool).display());
+    let check_pulled_nothing = |round: &Round| {
+        if round.check {
+            for tool in ["ansible", "herd"] {
+                assert!(!pull(tool).exists(), "check mode pulled nothing ({tool})");
+            }
         }
-        std::thread::scope(|s| {
-            let a = s.spawn(|| {
-                run_ansible(
-                    &cfg,
-                    &ansible_inv,
-                    &playbook,
-                    dir.path(),
-                    &a_args,
-                    &[],
-                    NAME,
-                )
-            });
-            let h = f
-                .herd()
-                .inventory(&herd_inv)
-                .args(&h_args)
-                .playbook(&playbook)
-                .current_dir(dir.path())
-                .run()
-                .expect_code(0)
-                .stat(NAME, "changed");
-            (a.join().expect("ansible run panicked"), h)
-        })
     };
+    let counts = Parity {
+        label: "synchronize",
+        playbook: dir.path().join("site.yml"),
+        ansible_host: ANSIBLE_HOST,
+        herd_host: HERD_HOST,
+        prepare: PREPARE,
+        extra_vars: vec![src_dir],
+        ansible_vars: vec![pull_var("ansible")],
+        herd_vars: vec![pull_var("herd")],
+        paths: PATHS,
+        collections: &["ansible.posix"],
+        rounds: &[
+            Round::check("check").vars(&["run=check"]),
+            Round::apply("first").vars(&["run=1"]),
+            Round::apply("second").vars(&["run=2"]),
+        ],
+        after_round: Some(&check_pulled_nothing),
+        ..Parity::default()
+    }
+    .run();
+    assert_eq!(
+        counts,
+        [(5, 5), (5, 5), (0, 0)],
+        "every synchronize has something to do at first, and nothing on a second run"
+    );
 
-    let (a, h) = both("check", true);
-    assert_eq!(h, a, "a --check run changes as many tasks under herd");
-    assert_eq!(a, 5, "every synchronize has something to do at first");
-    assert!(!pull("herd").exists(), "check mode pulled nothing");
-    let (a, h) = both("1", false);
-    assert_eq!(h, a, "a first run changes as many tasks under herd");
-    assert_eq!(a, 5);
-    let (a, h) = both("2", false);
-    assert_eq!((a, h), (0, 0), "a second run changes nothing");
-
-    assert_same_state("synchronize", ANSIBLE_HOST, HERD_HOST, PATHS);
     let by_ansible = listing(&pull("ansible"));
     assert!(
         by_ansible.contains("./current l 777 conf.d/app.conf"),
