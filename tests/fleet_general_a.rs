@@ -1,7 +1,7 @@
 //! community.general's `ini_file`, `timezone`, `locale_gen`, `sudoers`,
-//! `pam_limits` and `modprobe` under ansible-playbook and under herd, on
-//! two fleet hosts put in the same start state: one playbook using all
-//! six, run first with `--check`, then twice for real. Both tools must
+//! `pam_limits`, `modprobe` and `ufw` under ansible-playbook and under
+//! herd, on two fleet hosts put in the same start state: one playbook
+//! using all seven, run first with `--check`, then twice for real. Both tools must
 //! change as many tasks on each run, and leave the same files behind,
 //! the registered results included (the playbook writes them under
 //! `/root/parity`, one file per run).
@@ -33,6 +33,11 @@ if ! cmp -s /root/locale.gen.orig /etc/locale.gen || [ -e /usr/lib/locale/locale
 fi
 rm -rf /root/parity /etc/herd-parity-base.ini /etc/herd-parity-new.ini /etc/sudoers.d/herd-parity-*
 timedatectl set-timezone Etc/UTC
+# ufw as installed: off, no rules, default policies and logging.
+if command -v ufw >/dev/null; then ufw --force disable >/dev/null; fi
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq ufw >/dev/null 2>&1 || true
+rm -rf /etc/ufw /etc/default/ufw
+DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq ufw >/dev/null
 "#;
 
 /// The files the play's modules write.
@@ -48,7 +53,14 @@ const PATHS: &[&str] = &[
     "/etc/localtime",
     "/etc/modules-load.d",
     "/etc/modprobe.d",
+    "/etc/ufw/user.rules",
+    "/etc/ufw/user6.rules",
+    "/etc/ufw/ufw.conf",
+    "/etc/default/ufw",
 ];
+
+/// What ufw itself reports, written where it is compared.
+const COLLECT: &str = "ufw status verbose > /root/parity/ufw-status";
 
 /// `locale_gen` tasks that change in a check run from the start state:
 /// herd reports them, the collection does not.
@@ -288,6 +300,34 @@ const PLAYBOOK: &str = r#"- hosts: all
       register: mp2
       ignore_errors: true
 
+    - name: ufw lets ssh in before it is enabled
+      community.general.ufw: {rule: allow, port: "22", proto: tcp}
+      register: uf1
+    - name: ufw rate-limits a port, with a comment
+      community.general.ufw: {rule: limit, port: "2222", proto: tcp, comment: herd parity}
+      register: uf2
+    - name: ufw denies a network one port
+      ufw: {rule: deny, from_ip: 10.99.0.0/16, to_port: "5432", proto: udp}
+      register: uf3
+    - name: ufw rejects outgoing smtp on an interface
+      ufw: {rule: reject, direction: out, interface: lo, port: "25", proto: tcp}
+      register: uf4
+    - name: ufw allows an application profile
+      ufw: {rule: allow, name: OpenSSH}
+      register: uf5
+    - name: ufw deletes a rule that is not there
+      ufw: {rule: allow, port: "8080", proto: tcp, delete: true}
+      register: uf6
+    - name: ufw enabled
+      ufw: {state: enabled}
+      register: uf7
+    - name: ufw rejects what else comes in
+      ufw: {default: reject, direction: incoming}
+      register: uf8
+    - name: ufw logs more
+      ufw: {logging: medium}
+      register: uf9
+
     - name: results
       check_mode: false
       copy:
@@ -326,6 +366,7 @@ const PLAYBOOK: &str = r#"- hosts: all
           pl6 {{ pl6.failed }} {{ pl6.msg }}
           mp1 {{ mp1.failed }} {{ mp1.msg }} {{ mp1.name }} {{ mp1.state }}
           mp2 {{ mp2.failed }} {{ mp2.msg }} {{ mp2.name }} {{ mp2.state }}
+          uf {{ uf1.changed }} {{ uf2.changed }} {{ uf3.changed }} {{ uf4.changed }} {{ uf5.changed }} {{ uf6.changed }} {{ uf7.changed }} {{ uf8.changed }} {{ uf9.changed }}
 "#;
 
 #[test]
@@ -342,6 +383,7 @@ fn community_general_system_modules_match_ansible() {
         herd_host: HERD_HOST,
         prepare: PREPARE,
         paths: PATHS,
+        collect: COLLECT,
         collections: &["community.general"],
         rounds: &[
             // From the start, herd reports the locale_gen changes the
