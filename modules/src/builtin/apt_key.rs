@@ -299,12 +299,7 @@ impl Module for AptKey {
                 )?;
             }
         }
-        Ok(Outcome {
-            changed: true,
-            result: plan.result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(plan.result))
     }
 }
 

@@ -802,12 +802,7 @@ compressed file: its content) differ from the existing `dest`'s."##;
         let mut result = file_result("dest", &d.dest, st.as_ref());
         result.extend(Self::result(&d, &archived, &dest_state));
         result.insert("changed".into(), Value::Bool(changed));
-        Ok(Outcome {
-            changed,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, result))
     }
 }
 

@@ -429,12 +429,7 @@ impl Module for File {
             result.insert("state".into(), json!(state));
         }
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 /// What every state's part of the plan reads: the parameters, the path

@@ -191,12 +191,7 @@ impl Module for Hostname {
         }
         let mut result = plan.result;
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

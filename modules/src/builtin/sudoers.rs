@@ -280,12 +280,7 @@ impl Module for Sudoers {
         }
         let mut result = serde_json::Map::new();
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

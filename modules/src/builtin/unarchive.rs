@@ -539,12 +539,7 @@ impl Module for Unarchive {
                 result,
             });
         }
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

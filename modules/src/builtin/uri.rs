@@ -534,12 +534,7 @@ impl Module for Uri {
             )?;
         }
         result.insert("changed".into(), json!(wrote));
-        Ok(Outcome {
-            changed: wrote,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(wrote, result))
     }
 }
 

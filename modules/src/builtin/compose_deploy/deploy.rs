@@ -188,12 +188,10 @@ impl ComposeDeploy {
                 &format!("rm -f -- {}", quote(&l)),
             )?;
         }
-        Ok(Outcome {
-            changed: true,
-            result: Map::from_iter([("changed".to_string(), json!(true))]),
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(Map::from_iter([(
+            "changed".to_string(),
+            json!(true),
+        )])))
     }
 
     pub(super) fn apply_recreate(
@@ -248,12 +246,7 @@ impl ComposeDeploy {
                 prune(host, &mut result)?;
             }
             result.insert("changed".into(), json!(true));
-            return Ok(Outcome {
-                changed: true,
-                result,
-                msg: None,
-                failed: false,
-            });
+            return Ok(Outcome::changed(result));
         };
         if !previous {
             result.insert("rolled_back".into(), json!(false));
@@ -426,11 +419,6 @@ impl ComposeDeploy {
             prune(host, &mut result)?;
         }
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }

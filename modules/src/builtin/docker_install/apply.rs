@@ -270,10 +270,5 @@ fn finish(
         }
     }
     result.insert("changed".into(), json!(true));
-    Ok(Outcome {
-        changed: true,
-        result,
-        msg: None,
-        failed: false,
-    })
+    Ok(Outcome::changed(result))
 }
