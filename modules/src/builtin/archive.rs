@@ -380,11 +380,7 @@ fn member_input(d: &Decided, format: Format) -> Vec<u8> {
 
 impl Archive {
     fn want(p: &ArchiveParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 
     fn decide(p: &ArchiveParams, host: &mut dyn Host) -> Result<Decided, ModuleError> {

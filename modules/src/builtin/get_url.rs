@@ -320,11 +320,7 @@ fn resolve_checksum(
 
 impl GetUrl {
     fn want(p: &GetUrlParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 }
 
