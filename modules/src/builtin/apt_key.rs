@@ -278,10 +278,7 @@ impl Module for AptKey {
                         quote(if dir.is_empty() { "/" } else { &dir })
                     ),
                 )?;
-                let attrs = FileAttrs {
-                    mode: Some("0644".into()),
-                    ..FileAttrs::default()
-                };
+                let attrs = FileAttrs::with_mode("0644");
                 host.write_file(&path, &key, &attrs)?;
             }
             KeyState::Absent => {

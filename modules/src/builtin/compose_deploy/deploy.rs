@@ -41,10 +41,7 @@ fn write_project(host: &mut dyn Host, w: &Want, stale: &[String]) -> Result<(), 
     for (n, c) in &w.files {
         host.write_file(&w.path(n), c.as_bytes(), &FileAttrs::default())?;
     }
-    let secret = FileAttrs {
-        mode: Some("0600".into()),
-        ..FileAttrs::default()
-    };
+    let secret = FileAttrs::with_mode("0600");
     host.write_file(&w.path(".env"), w.env_text.as_bytes(), &secret)?;
     host.write_file(
         &w.path(MANIFEST),
