@@ -124,6 +124,18 @@ pub struct FileAttrs {
     pub mode: Option<String>,
 }
 
+impl FileAttrs {
+    /// A fixed mode, for a file the module owns outright (a sudoers
+    /// drop-in, an apt key, a unit file); owner and group are left to the
+    /// write (a replaced file keeps its own).
+    pub fn with_mode(mode: &str) -> Self {
+        FileAttrs {
+            mode: Some(mode.to_string()),
+            ..FileAttrs::default()
+        }
+    }
+}
+
 /// A target host as modules see it: run commands, read and write files. The SSH and local
 /// transports implement it; modules never see which.
 pub trait Host: Send {

@@ -114,14 +114,36 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A change with its registered result and nothing else to say: the
+    /// usual end of an `apply` that only runs when the plan found work.
+    /// A module with a message or a failure of its own builds the struct.
+    pub fn changed(result: Map<String, Value>) -> Self {
+        Self::changed_if(true, result)
+    }
+
+    /// No change, with the result `apply` read (a module that only looks,
+    /// or one that waited for something). When that result is the plan's
+    /// own, [`Outcome::read_in_plan`] says so.
+    pub fn unchanged(result: Map<String, Value>) -> Self {
+        Self::changed_if(false, result)
+    }
+
+    /// A result whose `changed` is only known once `apply` has run (an
+    /// `apply` that found the host already right, or whose command said
+    /// whether it did anything). No message, not failed.
+    pub fn changed_if(changed: bool, result: Map<String, Value>) -> Self {
+        Outcome {
+            changed,
+            result,
+            msg: None,
+            failed: false,
+        }
+    }
+
     /// What a read-only module reports: no change, and the result its
     /// `plan` already read (so `apply` makes no second round trip).
     pub fn read_in_plan(plan: Plan) -> Self {
-        Outcome {
-            changed: false,
-            result: plan.result,
-            ..Outcome::default()
-        }
+        Self::unchanged(plan.result)
     }
 
     /// A change, reported with the result's own `msg` (the text-file

@@ -266,6 +266,20 @@ pub struct WantedAttrs {
 }
 
 impl WantedAttrs {
+    /// A task's `owner`, `group` and `mode` where no source file exists
+    /// whose mode `preserve` could keep: there `preserve` asks for nothing.
+    pub fn ignoring_preserve(
+        owner: &Option<String>,
+        group: &Option<String>,
+        mode: &Option<Mode>,
+    ) -> Self {
+        WantedAttrs {
+            owner: owner.clone(),
+            group: group.clone(),
+            mode: mode.clone().filter(|m| *m != Mode::Preserve),
+        }
+    }
+
     /// The change lines needed to bring `st` to these attributes, and the
     /// numeric mode to set (symbolic modes are resolved against `st`).
     pub fn diff(&self, path: &str, st: &FileStat) -> (Vec<String>, Option<u32>) {

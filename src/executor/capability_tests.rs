@@ -94,10 +94,7 @@ impl Module for Probe {
         _plan: Plan,
         _host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        Ok(Outcome {
-            changed: true,
-            ..Outcome::default()
-        })
+        Ok(Outcome::changed(serde_json::Map::new()))
     }
 }
 

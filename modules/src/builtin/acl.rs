@@ -383,12 +383,7 @@ package). A change is decided by `setfacl --test`, as the collection does."##;
         let mut result = plan.result;
         result.insert("acl".into(), json!(acl));
         result.insert("changed".into(), Value::Bool(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

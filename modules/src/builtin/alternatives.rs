@@ -368,12 +368,7 @@ the group in auto mode, `absent` removes it. `link` is needed when the name is n
         }
         let mut result = plan.result;
         result.insert("changed".into(), Value::Bool(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

@@ -998,12 +998,7 @@ fn output_result(result: &mut Map<String, Value>, log: &(String, String)) {
 }
 
 fn done(changed: bool, result: Map<String, Value>) -> Result<Outcome, ModuleError> {
-    Ok(Outcome {
-        changed,
-        result,
-        msg: None,
-        failed: false,
-    })
+    Ok(Outcome::changed_if(changed, result))
 }
 
 /// Refresh the lists with Ansible's retries; whether their time moved, and

@@ -278,10 +278,7 @@ impl Module for AptKey {
                         quote(if dir.is_empty() { "/" } else { &dir })
                     ),
                 )?;
-                let attrs = FileAttrs {
-                    mode: Some("0644".into()),
-                    ..FileAttrs::default()
-                };
+                let attrs = FileAttrs::with_mode("0644");
                 host.write_file(&path, &key, &attrs)?;
             }
             KeyState::Absent => {
@@ -299,12 +296,7 @@ impl Module for AptKey {
                 )?;
             }
         }
-        Ok(Outcome {
-            changed: true,
-            result: plan.result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(plan.result))
     }
 }
 

@@ -313,12 +313,7 @@ impl Module for AptRepository {
             }
             result.insert("cache_updated".into(), Value::Bool(true));
         }
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

@@ -380,11 +380,7 @@ fn member_input(d: &Decided, format: Format) -> Vec<u8> {
 
 impl Archive {
     fn want(p: &ArchiveParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 
     fn decide(p: &ArchiveParams, host: &mut dyn Host) -> Result<Decided, ModuleError> {
@@ -802,12 +798,7 @@ compressed file: its content) differ from the existing `dest`'s."##;
         let mut result = file_result("dest", &d.dest, st.as_ref());
         result.extend(Self::result(&d, &archived, &dest_state));
         result.insert("changed".into(), Value::Bool(changed));
-        Ok(Outcome {
-            changed,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, result))
     }
 }
 

@@ -110,17 +110,9 @@ impl Module for AsyncStatus {
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
         match p.mode {
-            StatusMode::Cleanup => Ok(Outcome {
-                changed: false,
-                result: async_job::cleanup(host, &p.jid)?,
-                ..Outcome::default()
-            }),
+            StatusMode::Cleanup => Ok(Outcome::unchanged(async_job::cleanup(host, &p.jid)?)),
             // The plan's result is the report; the change is the job's.
-            StatusMode::Status => Ok(Outcome {
-                changed: true,
-                result: Map::new(),
-                ..Outcome::default()
-            }),
+            StatusMode::Status => Ok(Outcome::changed(Map::new())),
         }
     }
 }

@@ -290,12 +290,7 @@ every run unless `unique` finds a queued job that runs the same text."##;
             }
         }
         result.insert("changed".into(), Value::Bool(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

@@ -424,12 +424,7 @@ impl Module for AuthorizedKey {
         host.write_file(&pl.write_path, pl.content.as_bytes(), &attrs)?;
         let mut result: Map<String, Value> = plan.result;
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

@@ -186,11 +186,7 @@ fn edit(p: &BlockInFileParams, mut lines: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, 
 
 impl BlockInFile {
     fn want(p: &BlockInFileParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 }
 

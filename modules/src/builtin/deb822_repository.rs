@@ -330,12 +330,7 @@ impl Module for Deb822Repository {
                 &format!("rm -f -- {}", quote(&path)),
             )?,
         }
-        Ok(Outcome {
-            changed: true,
-            result: plan.result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(plan.result))
     }
 }
 

@@ -275,11 +275,7 @@ impl Module for Debconf {
         if let Some(Value::Object(c)) = result.get_mut("current") {
             c.insert(a.question.clone(), json!(a.value));
         }
-        Ok(Outcome {
-            changed: true,
-            result,
-            ..Outcome::default()
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

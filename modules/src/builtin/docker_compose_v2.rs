@@ -490,12 +490,7 @@ YAML) and removed after."##;
         r.insert("stdout".into(), json!(before));
         r.insert("stderr".into(), json!(events));
         r.insert("changed".into(), json!(changed));
-        Ok(Outcome {
-            changed,
-            result: r,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, r))
     }
 }
 

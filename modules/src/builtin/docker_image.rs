@@ -331,12 +331,7 @@ hold this image (read from the archive's `manifest.json`)."##;
             a.push(reference);
             dc::apply(host, "remove the image", &[a], None, None)?;
             result.insert("changed".into(), json!(true));
-            return Ok(Outcome {
-                changed: true,
-                result,
-                msg: None,
-                failed: false,
-            });
+            return Ok(Outcome::changed(result));
         }
         let mut cmds = Vec::new();
         if st.fetch {
@@ -361,12 +356,7 @@ hold this image (read from the archive's `manifest.json`)."##;
         let changed = st.tag || st.save || ((st.fetch || st.push) && !same);
         result.insert("image".into(), image);
         result.insert("changed".into(), json!(changed));
-        Ok(Outcome {
-            changed,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, result))
     }
 }
 

@@ -424,12 +424,7 @@ are (and connects them again to a recreated network)."##;
             result.insert("network".into(), net);
         }
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

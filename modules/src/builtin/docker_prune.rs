@@ -245,12 +245,7 @@ was reclaimed."##;
             }
         }
         r.insert("changed".into(), json!(changed));
-        Ok(Outcome {
-            changed,
-            result: r,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, r))
     }
 }
 

@@ -160,12 +160,7 @@ keeps an existing volume and its data, as the collection does."##;
             result.insert("volume".into(), v);
         }
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

@@ -129,11 +129,7 @@ impl Module for DpkgSelections {
             )));
         }
         let result: Map<String, serde_json::Value> = plan.result;
-        Ok(Outcome {
-            changed: true,
-            result,
-            ..Outcome::default()
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

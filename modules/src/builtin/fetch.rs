@@ -318,11 +318,7 @@ impl Module for Fetch {
         r.insert("remote_md5sum".into(), Value::Null);
         r.insert("checksum".into(), json!(sha1));
         r.insert("remote_checksum".into(), json!(t.remote_sha1));
-        Ok(Outcome {
-            changed: true,
-            result: r,
-            ..Outcome::default()
-        })
+        Ok(Outcome::changed(r))
     }
 }
 

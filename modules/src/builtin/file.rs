@@ -328,11 +328,7 @@ impl Module for File {
     type Params = FileParams;
 
     fn plan(&self, p: &Self::Params, host: &mut dyn Host) -> Result<Plan, ModuleError> {
-        let want = WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        };
+        let want = WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode);
         let (mtime, atime) = time_actions(p)?;
         let explicit_times =
             matches!(mtime, TimeAction::At(_)) || matches!(atime, TimeAction::At(_));
@@ -429,12 +425,7 @@ impl Module for File {
             result.insert("state".into(), json!(state));
         }
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 /// What every state's part of the plan reads: the parameters, the path

@@ -320,11 +320,7 @@ fn resolve_checksum(
 
 impl GetUrl {
     fn want(p: &GetUrlParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 }
 
@@ -425,12 +421,7 @@ impl Module for GetUrl {
         let attrs = want.apply_script(&dw, mode, false);
         if !download {
             textfile::run_checked(host, "set attributes", &attrs)?;
-            return Ok(Outcome {
-                changed: true,
-                result,
-                msg: None,
-                failed: false,
-            });
+            return Ok(Outcome::changed(result));
         }
         let start = std::time::Instant::now();
         let prefix = format!("o=$(mktemp \"$(dirname -- {dw})/.herd.get_url.XXXXXX\") || exit 1\n");
@@ -522,12 +513,7 @@ impl Module for GetUrl {
         if let Some(b) = backup_file {
             result.insert("backup_file".into(), json!(b));
         }
-        Ok(Outcome {
-            changed: moved || attrs_changed,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(moved || attrs_changed, result))
     }
 }
 

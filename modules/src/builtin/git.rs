@@ -603,11 +603,7 @@ impl Module for Git {
         if !p.clone {
             // Ansible reports the remote's revision as a change and
             // clones nothing.
-            return Ok(Outcome {
-                changed: true,
-                result,
-                ..Outcome::default()
-            });
+            return Ok(Outcome::changed(result));
         }
         let out = host.run(&apply_script(p, &w), None)?;
         if !out.success() {
@@ -634,11 +630,7 @@ impl Module for Git {
                 )),
             );
         }
-        Ok(Outcome {
-            changed: !plan_only_branch,
-            result,
-            ..Outcome::default()
-        })
+        Ok(Outcome::changed_if(!plan_only_branch, result))
     }
 }
 

@@ -172,10 +172,7 @@ impl Module for Hostname {
             host.write_file(
                 FILE,
                 format!("{name}\n").as_bytes(),
-                &FileAttrs {
-                    mode: Some("0644".into()),
-                    ..FileAttrs::default()
-                },
+                &FileAttrs::with_mode("0644"),
             )?;
             run_checked(
                 host,
@@ -191,12 +188,7 @@ impl Module for Hostname {
         }
         let mut result = plan.result;
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

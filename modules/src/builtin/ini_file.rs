@@ -538,11 +538,7 @@ fn invalid(path: &str, reason: &str) -> ModuleError {
 
 impl IniFile {
     fn want(p: &IniFileParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 
     fn request(p: &IniFileParams) -> Result<Request, ModuleError> {

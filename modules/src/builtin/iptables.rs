@@ -683,12 +683,7 @@ saved: use `iptables-save` to keep rules across reboots."##;
         let mut result = plan.result;
         result.insert("changed".into(), Value::Bool(true));
         result.insert("failed".into(), Value::Bool(false));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

@@ -347,11 +347,7 @@ impl Module for KnownHosts {
         let edit = Edit::from_state(Self::NAME, &plan.state)?;
         edit.apply(host, Self::NAME, &WantedAttrs::default(), false, None)?;
         let result: Map<String, Value> = plan.result;
-        Ok(Outcome {
-            changed: true,
-            result,
-            ..Outcome::default()
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

@@ -328,11 +328,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 impl LineInFile {
     fn want(p: &LineInFileParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 
     fn check(p: &LineInFileParams) -> Result<Option<Regex>, ModuleError> {

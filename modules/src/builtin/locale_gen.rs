@@ -288,12 +288,7 @@ impl Module for LocaleGen {
         let mut result = plan.result.clone();
         let changed = before != Some(after);
         result.insert("changed".into(), json!(changed));
-        Ok(Outcome {
-            changed,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, result))
     }
 }
 

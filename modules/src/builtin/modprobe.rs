@@ -447,12 +447,7 @@ impl Module for Modprobe {
         if !warnings.is_empty() {
             result.insert("warnings".into(), json!(warnings));
         }
-        Ok(Outcome {
-            changed,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, result))
     }
 }
 

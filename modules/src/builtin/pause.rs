@@ -171,11 +171,7 @@ impl Module for Pause {
         plan: Plan,
         _host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        Ok(Outcome {
-            changed: false,
-            result: plan.result,
-            ..Outcome::default()
-        })
+        Ok(Outcome::read_in_plan(plan))
     }
 }
 

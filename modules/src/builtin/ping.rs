@@ -70,11 +70,7 @@ impl Module for Ping {
         _plan: Plan,
         host: &mut dyn Host,
     ) -> Result<Outcome, ModuleError> {
-        Ok(Outcome {
-            changed: false,
-            result: self.result(p, host)?,
-            ..Outcome::default()
-        })
+        Ok(Outcome::unchanged(self.result(p, host)?))
     }
 }
 

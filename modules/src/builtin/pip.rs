@@ -541,11 +541,7 @@ impl Module for Pip {
         }
         let created = text.lines().any(|l| l == "VENV_CREATED");
         let changed = created || between(&text, "before") != between(&text, "after");
-        Ok(Outcome {
-            changed,
-            result,
-            ..Outcome::default()
-        })
+        Ok(Outcome::changed_if(changed, result))
     }
 }
 

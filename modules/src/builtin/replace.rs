@@ -157,11 +157,7 @@ fn substitute(p: &ReplaceParams, content: &[u8]) -> Result<Substituted, ModuleEr
 
 impl Replace {
     fn want(p: &ReplaceParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 }
 

@@ -269,23 +269,11 @@ impl Module for Sudoers {
             )?;
         } else {
             let content = Self::content(p)?;
-            host.write_file(
-                &file,
-                content.as_bytes(),
-                &FileAttrs {
-                    mode: Some("0440".into()),
-                    ..FileAttrs::default()
-                },
-            )?;
+            host.write_file(&file, content.as_bytes(), &FileAttrs::with_mode("0440"))?;
         }
         let mut result = serde_json::Map::new();
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

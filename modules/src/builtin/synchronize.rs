@@ -516,12 +516,7 @@ needs sudo without a password, as in Ansible. Check mode runs rsync with `--dry-
     ) -> Result<Outcome, ModuleError> {
         let cx = context(p)?;
         let (items, result) = run_rsync(p, cx, host)?;
-        Ok(Outcome {
-            changed: items.changed,
-            msg: None,
-            result,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(items.changed, result))
     }
 }
 

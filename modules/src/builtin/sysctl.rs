@@ -302,12 +302,7 @@ impl Module for Sysctl {
             result.insert("warnings".into(), json!(warnings));
         }
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

@@ -869,12 +869,7 @@ and listed in `/etc/modules-load.d/<name>.conf`; `net.ipv4.ip_forward`),
         }
         result.insert("keys".into(), keys_result(&keys));
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

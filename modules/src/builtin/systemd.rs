@@ -403,12 +403,7 @@ fn apply_systemd(
         };
         return Err(ModuleError::Failed { msg, result });
     }
-    Ok(Outcome {
-        changed: !plan.not_a_change,
-        result: plan.result,
-        msg: None,
-        failed: false,
-    })
+    Ok(Outcome::changed_if(!plan.not_a_change, plan.result))
 }
 
 impl Module for Systemd {

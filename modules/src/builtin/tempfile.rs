@@ -149,11 +149,7 @@ impl Module for Tempfile {
             result.insert("gid".into(), json!(num(gid)));
             result.insert("size".into(), json!(num(size)));
         }
-        Ok(Outcome {
-            changed: true,
-            result,
-            ..Outcome::default()
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

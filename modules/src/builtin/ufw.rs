@@ -650,12 +650,7 @@ tuples differ afterwards; `reloaded` and `reset` always report one."##;
         result.insert("commands".into(), json!(ran));
         result.insert("changed".into(), Value::Bool(changed));
         result.insert("msg".into(), json!(status));
-        Ok(Outcome {
-            changed,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, result))
     }
 }
 

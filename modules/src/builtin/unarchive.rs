@@ -300,11 +300,7 @@ pub fn real_differences(lines: &[&str], mode_given: bool) -> Vec<String> {
 
 impl Unarchive {
     fn want(p: &UnarchiveParams) -> WantedAttrs {
-        WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| *m != Mode::Preserve),
-        }
+        WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode)
     }
 }
 
@@ -539,12 +535,7 @@ impl Module for Unarchive {
                 result,
             });
         }
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

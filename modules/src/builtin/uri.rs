@@ -517,11 +517,7 @@ impl Module for Uri {
     ) -> Result<Outcome, ModuleError> {
         let dest = p.dest.as_deref().map(quote_path);
         let (mut result, wrote) = perform(p, host, dest.as_deref())?;
-        let want = WantedAttrs {
-            owner: p.owner.clone(),
-            group: p.group.clone(),
-            mode: p.mode.clone().filter(|m| !matches!(m, Mode::Preserve)),
-        };
+        let want = WantedAttrs::ignoring_preserve(&p.owner, &p.group, &p.mode);
         if let (Some(d), true) = (&dest, wrote) {
             let mode = want
                 .mode
@@ -534,12 +530,7 @@ impl Module for Uri {
             )?;
         }
         result.insert("changed".into(), json!(wrote));
-        Ok(Outcome {
-            changed: wrote,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(wrote, result))
     }
 }
 

@@ -801,12 +801,7 @@ impl Module for User {
                 .or(found.as_ref().and_then(|f| f.ssh_key.as_ref())),
         );
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }
 

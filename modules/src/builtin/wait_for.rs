@@ -391,11 +391,7 @@ impl Module for WaitFor {
     ) -> Result<Outcome, ModuleError> {
         // Never reached through the engine (the plan is always empty).
         let plan = Module::plan(self, p, host)?;
-        Ok(Outcome {
-            changed: false,
-            result: plan.result,
-            ..Outcome::default()
-        })
+        Ok(Outcome::read_in_plan(plan))
     }
 }
 

@@ -86,11 +86,7 @@ impl Module for WaitForConnection {
                 Ok(out) if out.success() && out.stdout_str().trim() == "pong" => {
                     let mut result = Map::new();
                     result.insert("elapsed".into(), json!(start.elapsed().as_secs()));
-                    return Ok(Outcome {
-                        changed: false,
-                        result,
-                        ..Outcome::default()
-                    });
+                    return Ok(Outcome::unchanged(result));
                 }
                 Ok(_) => last_error = "ping test failed".to_string(),
                 Err(e @ (HostError::TaskTimeout { .. } | HostError::Interrupted { .. })) => {

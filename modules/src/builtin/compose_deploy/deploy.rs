@@ -41,10 +41,7 @@ fn write_project(host: &mut dyn Host, w: &Want, stale: &[String]) -> Result<(), 
     for (n, c) in &w.files {
         host.write_file(&w.path(n), c.as_bytes(), &FileAttrs::default())?;
     }
-    let secret = FileAttrs {
-        mode: Some("0600".into()),
-        ..FileAttrs::default()
-    };
+    let secret = FileAttrs::with_mode("0600");
     host.write_file(&w.path(".env"), w.env_text.as_bytes(), &secret)?;
     host.write_file(
         &w.path(MANIFEST),
@@ -188,12 +185,10 @@ impl ComposeDeploy {
                 &format!("rm -f -- {}", quote(&l)),
             )?;
         }
-        Ok(Outcome {
-            changed: true,
-            result: Map::from_iter([("changed".to_string(), json!(true))]),
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(Map::from_iter([(
+            "changed".to_string(),
+            json!(true),
+        )])))
     }
 
     pub(super) fn apply_recreate(
@@ -248,12 +243,7 @@ impl ComposeDeploy {
                 prune(host, &mut result)?;
             }
             result.insert("changed".into(), json!(true));
-            return Ok(Outcome {
-                changed: true,
-                result,
-                msg: None,
-                failed: false,
-            });
+            return Ok(Outcome::changed(result));
         };
         if !previous {
             result.insert("rolled_back".into(), json!(false));
@@ -426,11 +416,6 @@ impl ComposeDeploy {
             prune(host, &mut result)?;
         }
         result.insert("changed".into(), json!(true));
-        Ok(Outcome {
-            changed: true,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed(result))
     }
 }

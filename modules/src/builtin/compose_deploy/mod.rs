@@ -364,15 +364,10 @@ rendered as a template, as `template` does; compose's own `${VAR}` and
                     .ok_or_else(|| invalid("switch", "missing"))?;
                 let project = format!("{}-{}", p.project, live.word());
                 self.switch_to(sw, live, &project, host)?;
-                Outcome {
-                    changed: true,
-                    result: Map::from_iter([
-                        ("changed".to_string(), json!(true)),
-                        ("color".to_string(), json!(live.word())),
-                    ]),
-                    msg: None,
-                    failed: false,
-                }
+                Outcome::changed(Map::from_iter([
+                    ("changed".to_string(), json!(true)),
+                    ("color".to_string(), json!(live.word())),
+                ]))
             }
             Planned::Restart { color } => {
                 let w = &ws
@@ -393,12 +388,7 @@ rendered as a template, as `template` does; compose's own `${VAR}` and
                         "the health gate failed after the restart: {why}"
                     )));
                 }
-                Outcome {
-                    changed: true,
-                    result: Map::from_iter([("changed".to_string(), json!(true))]),
-                    msg: None,
-                    failed: false,
-                }
+                Outcome::changed(Map::from_iter([("changed".to_string(), json!(true))]))
             }
         };
         for (k, v) in plan.result {

@@ -416,12 +416,7 @@ collection's `pull_check_mode_behavior: image_not_present`)."##;
             result.insert("container".into(), c);
         }
         result.insert("changed".into(), json!(changed));
-        Ok(Outcome {
-            changed,
-            result,
-            msg: None,
-            failed: false,
-        })
+        Ok(Outcome::changed_if(changed, result))
     }
 }
 

@@ -66,10 +66,7 @@ pub(super) fn apply(
 
 /// Docker's repository: the key, then the source that names it.
 fn add_repository(planned: &Planned, host: &mut dyn Host) -> Result<(), ModuleError> {
-    let readable = FileAttrs {
-        mode: Some("0644".into()),
-        ..FileAttrs::default()
-    };
+    let readable = FileAttrs::with_mode("0644");
     match &planned.key {
         Some(KeyAction::Write(k)) => {
             textfile::run_checked(
@@ -270,10 +267,5 @@ fn finish(
         }
     }
     result.insert("changed".into(), json!(true));
-    Ok(Outcome {
-        changed: true,
-        result,
-        msg: None,
-        failed: false,
-    })
+    Ok(Outcome::changed(result))
 }

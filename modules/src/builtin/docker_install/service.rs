@@ -177,10 +177,7 @@ pub(super) fn write_daemon(host: &mut dyn Host, text: Option<&str>) -> Result<()
     match text {
         Some(t) => {
             textfile::run_checked(host, "create /etc/docker", "mkdir -p /etc/docker")?;
-            let attrs = FileAttrs {
-                mode: Some("0644".into()),
-                ..FileAttrs::default()
-            };
+            let attrs = FileAttrs::with_mode("0644");
             host.write_file(DAEMON_JSON, t.as_bytes(), &attrs)?;
         }
         None => textfile::run_checked(

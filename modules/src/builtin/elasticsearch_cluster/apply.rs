@@ -74,12 +74,7 @@ pub(super) fn apply(p: &EsParams, plan: Plan, host: &mut dyn Host) -> Result<Out
         result.insert("warnings".into(), Value::Array(warnings));
     }
     result.insert("changed".into(), json!(true));
-    Ok(Outcome {
-        changed: true,
-        result,
-        msg: None,
-        failed: false,
-    })
+    Ok(Outcome::changed(result))
 }
 
 /// The task fails with what it has found so far in its result.

@@ -779,10 +779,7 @@ fn write_manifest(run: &Run, host: &mut dyn Host, written: &[Written]) -> Result
     host.write_file(
         &format!("{}/{}", run.bd, run.manifest),
         text.as_bytes(),
-        &FileAttrs {
-            mode: Some("0600".into()),
-            ..Default::default()
-        },
+        &FileAttrs::with_mode("0600"),
     )?;
     Ok(())
 }
