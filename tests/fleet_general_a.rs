@@ -33,10 +33,11 @@ if ! cmp -s /root/locale.gen.orig /etc/locale.gen || [ -e /usr/lib/locale/locale
 fi
 rm -rf /root/parity /etc/herd-parity-base.ini /etc/herd-parity-new.ini /etc/sudoers.d/herd-parity-*
 timedatectl set-timezone Etc/UTC
-# ufw as installed: off, no rules, default policies and logging.
+# ufw as installed: off, no rules, default policies and logging (a
+# purge removes ufw's files and leaves the application profiles other
+# packages put in /etc/ufw, such as openssh-server's).
 if command -v ufw >/dev/null; then ufw --force disable >/dev/null; fi
-DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq ufw >/dev/null 2>&1 || true
-rm -rf /etc/ufw /etc/default/ufw
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq ufw >/dev/null
 DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq ufw >/dev/null
 "#;
 

@@ -4,9 +4,12 @@
 //!
 //! The plan is one probe: `ufw status` (active or not), the default
 //! policies from `/etc/default/ufw`, `LOGLEVEL` from `/etc/ufw/ufw.conf`,
-//! and for a rule `ufw --dry-run RULE`, which says "Skipping ..." for a
-//! rule that is already there (or "Could not delete non-existent rule"
-//! for one `delete` finds absent); any other answer is a change. Policies
+//! and for a rule `ufw --dry-run RULE` with the current rule tuples. The
+//! dry run says "Skipping ..." for a rule that is already there, and
+//! otherwise prints the rules files as they would be: a change when their
+//! tuples differ from the current ones (on the rule address's family when
+//! it names one), as the collection's check mode decides. So deleting an
+//! absent rule is no change. Policies
 //! and logging are read from ufw's own files rather than from `ufw status
 //! verbose`, which shows them only while the firewall is active.
 //!
@@ -453,6 +456,9 @@ struct Found {
     loglevel: String,
     /// `ufw --dry-run RULE`'s output, when the task has a rule.
     dry_run: Option<String>,
+    /// The rule tuples of the user rules files now, when the task has a
+    /// rule (what its dry run is compared with).
+    tuples: Vec<String>,
 }
 
 fn value_of(file: &str, key: &str) -> String {
@@ -485,7 +491,7 @@ fn probe(p: &UfwParams, host: &mut dyn Host) -> Result<Found, ModuleError> {
         let mut argv = vec!["ufw".to_string(), "--dry-run".to_string()];
         argv.extend(rule_words(p, action));
         script.push_str(&format!(
-            "echo DRY\n{} 2>&1 | sed 's/^/| /'\n",
+            "echo DRY\n{} 2>&1 | sed 's/^/| /'\n{RULE_TUPLES} | sed 's/^/~ /'\n",
             join(argv.as_slice())
         ));
     }
@@ -503,12 +509,18 @@ fn probe(p: &UfwParams, host: &mut dyn Host) -> Result<Found, ModuleError> {
             .collect::<Vec<_>>()
             .join("\n")
     });
+    let tuples = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("~ "))
+        .map(str::to_string)
+        .collect();
     Ok(Found {
         // "Status: inactive" also contains "active": compare the word.
         active: get("STATUS") == "Status: active",
         policies: [get("IN"), get("OUT"), get("FWD")],
         loglevel: get("LOG"),
         dry_run,
+        tuples,
     })
 }
 
@@ -521,6 +533,66 @@ fn dry_run_is_noop(out: &str) -> bool {
         && lines.iter().all(|l| {
             l.starts_with("Skipping") || l.starts_with("Could not delete non-existent rule")
         })
+}
+
+/// An address family, as the collection tells one from an address or a
+/// rule tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The family of a rule's `from_ip`/`to_ip` (`any` has none).
+    fn of_address(addr: Option<&str>) -> Option<Family> {
+        let ip = addr?.split('/').next()?;
+        if ip.parse::<std::net::Ipv4Addr>().is_ok() {
+            Some(Family::V4)
+        } else if ip.parse::<std::net::Ipv6Addr>().is_ok() {
+            Some(Family::V6)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a rule tuple names an address of this family.
+    fn in_tuple(self, tuple: &str) -> bool {
+        tuple
+            .split_whitespace()
+            .filter_map(|w| w.split('/').next())
+            .any(|w| match self {
+                Family::V4 => w.parse::<std::net::Ipv4Addr>().is_ok(),
+                Family::V6 => w.parse::<std::net::Ipv6Addr>().is_ok(),
+            })
+    }
+}
+
+/// Whether a rule's dry run shows a change, decided as the collection's
+/// check mode decides: not when ufw only skipped it; otherwise when the
+/// rule tuples the dry run prints (the rules files as they would be)
+/// differ from the current ones, compared only on the family of the
+/// rule's address when it names one. So deleting an absent rule, whose
+/// dry run prints the rules unchanged, is no change.
+fn dry_run_changes(p: &UfwParams, dry: &str, current: &[String]) -> bool {
+    if dry_run_is_noop(dry) {
+        return false;
+    }
+    let family = [p.from_ip.as_deref(), p.to_ip.as_deref()]
+        .into_iter()
+        .map(Family::of_address)
+        .fold(None, |seen, f| match (seen, f) {
+            (Some(Family::V4), _) | (_, Some(Family::V4)) => Some(Family::V4),
+            (seen, f) => seen.or(f),
+        });
+    let keep = |t: &&str| family.is_none_or(|f| f.in_tuple(t));
+    let would: Vec<&str> = dry
+        .lines()
+        .filter(|l| l.starts_with("### tuple"))
+        .filter(keep)
+        .collect();
+    let now: Vec<&str> = current.iter().map(String::as_str).filter(keep).collect();
+    would != now
 }
 
 /// One line per change the task would make, from what the probe found.
@@ -544,7 +616,7 @@ fn changes(p: &UfwParams, found: &Found) -> Vec<String> {
         }
     }
     if let (Some(action), Some(dry)) = (p.rule, &found.dry_run) {
-        if !dry_run_is_noop(dry) {
+        if dry_run_changes(p, dry, &found.tuples) {
             let what = if p.delete { "delete" } else { "add" };
             changes.push(format!("{what} rule: {}", rule_words(p, action).join(" ")));
         }
@@ -563,12 +635,24 @@ fn changes(p: &UfwParams, found: &Found) -> Vec<String> {
     changes
 }
 
-/// `ufw status verbose` and the rule tuples of every user rules file:
-/// what Ansible compares before and after to decide `changed`.
-const SNAPSHOT: &str = "export LANG=C\nufw status verbose\necho '--- rules'\n\
-    grep -h '^### tuple' /lib/ufw/user.rules /lib/ufw/user6.rules /etc/ufw/user.rules \
-    /etc/ufw/user6.rules /var/lib/ufw/user.rules /var/lib/ufw/user6.rules 2>/dev/null\n\
-    exit 0\n";
+/// The command listing the rule tuples of every user rules file ufw may
+/// keep, in the collection's order (a macro, so both scripts below are
+/// built at compile time).
+macro_rules! rule_tuples {
+    () => {
+        "grep -h '^### tuple' /lib/ufw/user.rules /lib/ufw/user6.rules /etc/ufw/user.rules \
+         /etc/ufw/user6.rules /var/lib/ufw/user.rules /var/lib/ufw/user6.rules 2>/dev/null"
+    };
+}
+const RULE_TUPLES: &str = rule_tuples!();
+
+/// `ufw status verbose` and the rule tuples: what Ansible compares before
+/// and after to decide `changed`.
+const SNAPSHOT: &str = concat!(
+    "export LANG=C\nufw status verbose\necho '--- rules'\n",
+    rule_tuples!(),
+    "\nexit 0\n"
+);
 
 impl Module for Ufw {
     const NAME: &'static str = "ufw";
@@ -578,7 +662,8 @@ impl Module for Ufw {
 A task may set the state, a default policy, a rule and logging at once; they run in that order.
 
 A rule is planned with `ufw --dry-run`: ufw's "Skipping adding existing rule" means there is
-nothing to do. The task reports a change when `ufw status verbose` or the rules files' rule
+nothing to do, and otherwise the rule tuples it prints are compared with the current ones (so
+deleting an absent rule is nothing to do). The task reports a change when `ufw status verbose` or the rules files' rule
 tuples differ afterwards; `reloaded` and `reset` always report one."##;
     const DOC_EXAMPLE: &'static str = r##"- ufw:
     rule: allow
@@ -706,13 +791,26 @@ mod tests {
                     let words = crate::shell_quote::split(dry.split(" 2>&1").next().unwrap_or(""))
                         .unwrap_or_default();
                     let key = rule_key(&words[2..]);
-                    let there = h.added.contains(&key);
+                    let delete = words.contains(&"delete".to_string());
                     out.push_str("DRY\n");
-                    out.push_str(match (words.contains(&"delete".to_string()), there) {
-                        (false, true) => "| Skipping adding existing rule\n",
-                        (true, false) => "| Could not delete non-existent rule\n",
-                        _ => "| ### tuple ### allow any 22 0.0.0.0/0 any 0.0.0.0/0 in\n",
-                    });
+                    // As ufw's dry run: a skip for a rule that is there,
+                    // else the rules as they would be (for deleting an
+                    // absent rule, as they are).
+                    if !delete && h.added.contains(&key) {
+                        out.push_str("| Skipping adding existing rule\n");
+                    } else {
+                        let mut would = h.added.clone();
+                        would.retain(|r| !delete || *r != key);
+                        if !delete {
+                            would.push(key);
+                        }
+                        for r in would {
+                            out.push_str(&format!("| ### tuple ### {r}\n| Rules updated\n"));
+                        }
+                    }
+                    for r in &h.added {
+                        out.push_str(&format!("~ ### tuple ### {r}\n"));
+                    }
                 }
                 return Ok(crate::testing::exec(0, out, ""));
             }
@@ -837,6 +935,58 @@ mod tests {
         let del = json!({"rule": "allow", "port": "80", "proto": "tcp", "delete": true});
         let (_, out, h) = converge(&del, fw);
         assert!(out.changed && h.added.is_empty());
+    }
+
+    #[test]
+    fn deleting_an_absent_rule_is_no_change_even_in_check_mode() {
+        // ufw's dry run of such a delete prints the rules unchanged and
+        // "Rules updated", not "Could not delete ..." (ufw 0.36).
+        let del = json!({"rule": "allow", "port": "8080", "proto": "tcp", "delete": true});
+        for start in [
+            Vec::new(),
+            vec!["allow from any to any port 22 proto tcp".to_string()],
+        ] {
+            let mut fw = fresh();
+            fw.added = start.clone();
+            let mut h = ufw_fake(fw);
+            let plan = dplan(&del, &mut h).expect("plan");
+            assert!(plan.is_empty(), "{start:?}: {:?}", plan.changes);
+        }
+    }
+
+    #[test]
+    fn a_dry_run_is_compared_on_the_rule_address_family() {
+        let v4 = "### tuple ### deny udp 5432 0.0.0.0/0 any 10.99.0.0/16 in";
+        let v6 = "### tuple ### allow tcp 22 ::/0 any ::/0 in";
+        assert_eq!(Family::of_address(Some("10.99.0.0/16")), Some(Family::V4));
+        assert_eq!(Family::of_address(Some("fd00::1")), Some(Family::V6));
+        assert_eq!(Family::of_address(Some("any")), None);
+        assert!(Family::V4.in_tuple(v4) && !Family::V4.in_tuple(v6));
+        assert!(Family::V6.in_tuple(v6) && !Family::V6.in_tuple(v4));
+        let p = |v: Value| serde_json::from_value::<UfwParams>(v).expect("params");
+        let from_v4 = p(json!({"rule": "deny", "from_ip": "10.99.0.0/16", "port": "5432"}));
+        // A v4 rule whose dry run lists only the v4 file: the v6 tuple
+        // now in place is not a difference, the new v4 tuple is.
+        let current = [v6.to_string()];
+        assert!(!dry_run_changes(&from_v4, "Rules updated\n", &current));
+        assert!(dry_run_changes(
+            &from_v4,
+            &format!("{v4}\nRules updated\n"),
+            &current
+        ));
+        assert!(!dry_run_changes(
+            &from_v4,
+            &format!("{v4}\nRules updated\n"),
+            &[v4.to_string(), v6.to_string()]
+        ));
+        // Without an address every tuple counts.
+        let any = p(json!({"rule": "allow", "port": "22", "proto": "tcp"}));
+        assert!(dry_run_changes(&any, "Rules updated\n", &current));
+        assert!(!dry_run_changes(
+            &any,
+            "Skipping adding existing rule\nSkipping adding existing rule (v6)\n",
+            &[]
+        ));
     }
 
     #[test]
