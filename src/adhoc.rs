@@ -392,6 +392,7 @@ mod tests {
             output: Some(output),
             changes: Vec::new(),
             censored: false,
+            result: None,
         }
     }
 

@@ -190,6 +190,59 @@ fn log_file_appends_the_event_stream_with_a_run_id_while_stdout_stays_human() {
     assert!(lines.iter().any(|l| l["event"] == "recap"));
 }
 
+#[test]
+fn the_log_keeps_each_result_so_a_failed_command_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(
+        dir.path(),
+        &[
+            ("inventory.ini", TWO_HOSTS),
+            (
+                "site.yml",
+                "- hosts: all\n  gather_facts: no\n  tasks:\n    - name: dump\n      \
+                 shell: echo dumped {{ inventory_hostname }}; echo 'no space left' >&2; \
+                 exit {{ 0 if inventory_hostname == 'a' else 3 }}\n    - name: secret\n      \
+                 command: echo hidden-7f3c\n      no_log: true\n",
+            ),
+        ],
+    );
+    let log = dir.path().join("run.jsonl");
+    let flag = log.display().to_string();
+    crate::support::Herd::new([
+        "run",
+        "site.yml",
+        "-i",
+        "inventory.ini",
+        "--log-file",
+        &flag,
+    ])
+    .current_dir(dir.path())
+    .run()
+    .expect_code(2);
+    let lines = log_lines(&log);
+    let result = |host: &str, task: &str| -> Value {
+        lines
+            .iter()
+            .find(|l| l["event"] == "host_result" && l["host"] == host && l["task"] == task)
+            .unwrap_or_else(|| panic!("no result of {task} on {host}: {lines:?}"))
+            .clone()
+    };
+    let failed = result("b", "dump");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let r = &failed["result"];
+    assert_eq!(r["rc"], 3, "{failed}");
+    assert_eq!(r["stdout"], "dumped b", "{failed}");
+    assert_eq!(r["stderr"], "no space left", "{failed}");
+    assert_eq!((&r["failed"], &r["changed"]), (&true.into(), &true.into()));
+    assert_eq!(result("a", "dump")["result"]["rc"], 0);
+    // no_log keeps the result out of the log.
+    let hidden = result("a", "secret");
+    assert_eq!(hidden["censored"], true, "{hidden}");
+    assert!(hidden.get("result").is_none(), "{hidden}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(!text.contains("hidden-7f3c"), "{text}");
+}
+
 fn metric(text: &str, line_start: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(line_start))

@@ -164,6 +164,7 @@ impl PlayRunner<'_> {
                     output: None,
                     changes: Vec::new(),
                     censored: false,
+                    result: None,
                 }));
             });
         });

@@ -373,6 +373,7 @@ impl PlayRunner<'_> {
                 output: None,
                 changes: Vec::new(),
                 censored: false,
+                result: None,
             }));
         }
         if !included.is_empty() {
@@ -567,6 +568,7 @@ fn simple_result(
         output: None,
         changes: Vec::new(),
         censored: false,
+        result: None,
     }
 }
 

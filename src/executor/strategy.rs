@@ -337,6 +337,7 @@ impl PlayRunner<'_> {
             output: None,
             changes: Vec::new(),
             censored: false,
+            result: None,
         }));
     }
 
@@ -359,6 +360,7 @@ impl PlayRunner<'_> {
             output: None,
             changes: Vec::new(),
             censored: false,
+            result: None,
         }));
     }
 

@@ -484,6 +484,7 @@ impl PlayRunner<'_> {
             output,
             changes,
             censored: censor,
+            result: (!censor).then(|| o.registered()),
         }));
         if !censor {
             let ms = start.elapsed().as_millis() as u64;

@@ -49,6 +49,13 @@ pub struct HostResult {
     /// and nothing else of the result is here.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub censored: bool,
+    /// The module's result as `register:` stores it (`rc`, `stdout`,
+    /// `stderr`, ...), for machine-read logs: a cron job's log keeps why
+    /// a command failed. Absent when `no_log` hid the result and for
+    /// results decided before the task ran (a skip by tag, an unreachable
+    /// host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +129,9 @@ impl Event {
                 }
                 if let Some(o) = &mut r.output {
                     secrets.redact_value(o);
+                }
+                if let Some(v) = &mut r.result {
+                    secrets.redact_value(v);
                 }
                 r.changes.iter_mut().for_each(s);
             }

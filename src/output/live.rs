@@ -270,6 +270,7 @@ mod tests {
             output: None,
             changes: Vec::new(),
             censored: false,
+            result: None,
         })
     }
 
