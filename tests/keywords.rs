@@ -279,6 +279,16 @@ fn module_defaults_fill_in_unset_arguments_innermost_first() {
 // ---- throttle and ignore_unreachable ---------------------------------------------
 
 #[test]
+fn collections_on_a_role_entry_is_a_keyword_not_a_parameter() {
+    let run = same_as_ansible("role-entry-collections");
+    let shown = &run.results("shelf : the role's parameter and no collections variable")[0];
+    assert_eq!(
+        shown["output"]["msg"], "books no collections variable",
+        "{shown}"
+    );
+}
+
+#[test]
 fn throttle_and_ignore_unreachable_match_ansible() {
     let run = same_as_ansible("throttle-unreachable");
     assert_eq!(run.stat("ghost", "ignored"), 1);
