@@ -154,17 +154,7 @@ fn log_file_appends_the_event_stream_with_a_run_id_while_stdout_stays_human() {
     let log = dir.path().join("runs.jsonl");
     let flag = log.display().to_string();
     for _ in 0..2 {
-        let run = crate::support::Herd::new([
-            "run",
-            "site.yml",
-            "-i",
-            "inventory.ini",
-            "--log-file",
-            &flag,
-        ])
-        .current_dir(dir.path())
-        .run()
-        .expect_code(2);
+        let run = herd_in(dir.path(), &["--log-file", &flag]).expect_code(2);
         assert!(run.stdout().contains("PLAY RECAP"), "{}", run.stdout());
     }
     let lines = log_lines(&log);
@@ -208,17 +198,7 @@ fn the_log_keeps_each_result_so_a_failed_command_says_why() {
     );
     let log = dir.path().join("run.jsonl");
     let flag = log.display().to_string();
-    crate::support::Herd::new([
-        "run",
-        "site.yml",
-        "-i",
-        "inventory.ini",
-        "--log-file",
-        &flag,
-    ])
-    .current_dir(dir.path())
-    .run()
-    .expect_code(2);
+    herd_in(dir.path(), &["--log-file", &flag]).expect_code(2);
     let lines = log_lines(&log);
     let result = |host: &str, task: &str| -> Value {
         lines

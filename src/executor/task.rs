@@ -454,6 +454,7 @@ impl PlayRunner<'_> {
         start: Instant,
     ) {
         let show_diff = task.diff.unwrap_or(self.opts.diff);
+        let registered = (!censor).then(|| o.registered());
         let (msg, diffs, output, changes) = if censor {
             (Some(NO_LOG_MSG.to_string()), Vec::new(), None, Vec::new())
         } else {
@@ -467,7 +468,7 @@ impl PlayRunner<'_> {
                 // Ad-hoc runs show the module's whole result, as `ansible`.
                 o.output
                     .clone()
-                    .or_else(|| crate::adhoc::active().then(|| o.registered())),
+                    .or_else(|| crate::adhoc::active().then(|| registered.clone()).flatten()),
                 o.changes.clone(),
             )
         };
@@ -484,7 +485,7 @@ impl PlayRunner<'_> {
             output,
             changes,
             censored: censor,
-            result: (!censor).then(|| o.registered()),
+            result: registered,
         }));
         if !censor {
             let ms = start.elapsed().as_millis() as u64;

@@ -560,11 +560,7 @@ impl Family {
     fn in_tuple(self, tuple: &str) -> bool {
         tuple
             .split_whitespace()
-            .filter_map(|w| w.split('/').next())
-            .any(|w| match self {
-                Family::V4 => w.parse::<std::net::Ipv4Addr>().is_ok(),
-                Family::V6 => w.parse::<std::net::Ipv6Addr>().is_ok(),
-            })
+            .any(|w| Family::of_address(Some(w)) == Some(self))
     }
 }
 
@@ -578,13 +574,11 @@ fn dry_run_changes(p: &UfwParams, dry: &str, current: &[String]) -> bool {
     if dry_run_is_noop(dry) {
         return false;
     }
-    let family = [p.from_ip.as_deref(), p.to_ip.as_deref()]
+    // An IPv4 address on either side wins, as in the collection.
+    let named = [p.from_ip.as_deref(), p.to_ip.as_deref()].map(Family::of_address);
+    let family = [Family::V4, Family::V6]
         .into_iter()
-        .map(Family::of_address)
-        .fold(None, |seen, f| match (seen, f) {
-            (Some(Family::V4), _) | (_, Some(Family::V4)) => Some(Family::V4),
-            (seen, f) => seen.or(f),
-        });
+        .find(|f| named.contains(&Some(*f)));
     let keep = |t: &&str| family.is_none_or(|f| f.in_tuple(t));
     let would: Vec<&str> = dry
         .lines()
